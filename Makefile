@@ -1,0 +1,34 @@
+# Two commands for a fresh machine: `make demo` and `make test`. Everything else
+# (virtual environment, Python packages, Debian's graphviz) is set up on the way.
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+DB ?= demo.db
+
+.PHONY: setup system-deps demo test bench images clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+system-deps:
+	@command -v dot >/dev/null 2>&1 || { echo "installing graphviz (dot)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq graphviz >/dev/null; }
+
+setup: $(STAMP) system-deps
+
+demo: setup
+	$(PY) -m coltiva.demo --db $(DB)
+
+test: setup
+	$(PY) -m pytest -n 2 -p no:cacheprovider
+
+bench: setup
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis $(DB) $(DB)-wal $(DB)-shm

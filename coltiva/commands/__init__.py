@@ -1,0 +1,1 @@
+"""One module per `coltiva` subcommand, each exposing `command`."""

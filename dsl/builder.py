@@ -1,0 +1,394 @@
+"""Syntax tree to journey model: one Lark transformer, positions kept as spans."""
+
+from __future__ import annotations
+
+from lark import Token, Transformer, Tree, v_args
+
+from . import model as m
+from .diagnostics import Diagnostic, Severity
+
+__all__ = ["build_journey", "decode_string", "encode_string"]
+
+
+def decode_string(token: str) -> str:
+    """A quoted literal to its text: `\\"` and `\\\\` are escapes; other backslashes stay (regexes)."""
+    body = token[1:-1]
+    out = []
+    i = 0
+    while i < len(body):
+        ch = body[i]
+        if ch == "\\" and i + 1 < len(body) and body[i + 1] in '"\\':
+            out.append(body[i + 1])
+            i += 2
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def encode_string(text: str) -> str:
+    """The inverse of decode_string: the shortest quoted literal that reads back as `text`."""
+    out = ['"']
+    for i, ch in enumerate(text):
+        if ch == '"':
+            out.append('\\"')
+        elif ch == "\\":
+            nxt = text[i + 1] if i + 1 < len(text) else None
+            out.append("\\\\" if nxt in (None, "\\", '"') else "\\")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def _unit(word: str) -> str:
+    return word[:-1] if word.endswith("s") else word
+
+
+class _Builder(Transformer):
+    def __init__(self, path: str):
+        super().__init__(visit_tokens=False)
+        self.path = path
+        self.diagnostics: list[Diagnostic] = []
+
+    # -- helpers -------------------------------------------------------------
+    def _span(self, meta) -> m.Span:
+        if getattr(meta, "empty", True):
+            return m.Span(self.path, 0, 0, 0, 0)
+        return m.Span(self.path, meta.line, meta.column, meta.end_line, meta.end_column)
+
+    def _tok_span(self, tok: Token) -> m.Span:
+        return m.Span(self.path, tok.line, tok.column, tok.end_line, tok.end_column)
+
+    @staticmethod
+    def _tokens(children, kind=None):
+        return [c for c in children if isinstance(c, Token) and (kind is None or c.type == kind)]
+
+    # -- words -----------------------------------------------------------------
+    @v_args(meta=True)
+    def duration(self, meta, children):
+        amount, unit = children
+        return m.Duration(int(amount), _unit(str(unit)), self._span(meta))
+
+    def points(self, children):
+        return int(children[0])
+
+    def string(self, children):
+        return decode_string(children[0])
+
+    def number(self, children):
+        text = str(children[0])
+        return float(text) if "." in text else int(text)
+
+    def true(self, _):
+        return True
+
+    def false(self, _):
+        return False
+
+    def list(self, children):
+        return tuple(children)
+
+    # -- conditions ----------------------------------------------------------
+    @v_args(meta=True)
+    def compare(self, meta, children):
+        field, op, value = children
+        op = "==" if str(op) == "=" else str(op)
+        return m.Compare(str(field), op, value, self._span(meta))
+
+    def _string_compare(self, op):
+        @v_args(meta=True)
+        def build(meta, children):
+            field, text = children
+            return m.Compare(str(field), op, decode_string(text), self._span(meta))
+
+        return build
+
+    @v_args(meta=True)
+    def starts_with(self, meta, children):
+        return self._string_compare("starts with")(meta, children)
+
+    @v_args(meta=True)
+    def ends_with(self, meta, children):
+        return self._string_compare("ends with")(meta, children)
+
+    @v_args(meta=True)
+    def contains(self, meta, children):
+        return self._string_compare("contains")(meta, children)
+
+    @v_args(meta=True)
+    def matches(self, meta, children):
+        return self._string_compare("matches")(meta, children)
+
+    @v_args(meta=True)
+    def in_(self, meta, children):
+        return m.Compare(str(children[0]), "in", children[1], self._span(meta))
+
+    @v_args(meta=True)
+    def not_in(self, meta, children):
+        return m.Compare(str(children[0]), "not in", children[1], self._span(meta))
+
+    @v_args(meta=True)
+    def is_set(self, meta, children):
+        return m.Compare(str(children[0]), "is set", None, self._span(meta))
+
+    @v_args(meta=True)
+    def all_of(self, meta, children):
+        return m.AllOf(tuple(children), self._span(meta))
+
+    @v_args(meta=True)
+    def any_of(self, meta, children):
+        return m.AnyOf(tuple(children), self._span(meta))
+
+    @v_args(meta=True)
+    def not_(self, meta, children):
+        return m.Not(children[0], self._span(meta))
+
+    def where(self, children):
+        return ("where", children[0])
+
+    # -- blocks ----------------------------------------------------------------
+    @v_args(meta=True)
+    def header(self, meta, children):
+        return ("header", decode_string(children[0]), self._span(meta))
+
+    @v_args(meta=True)
+    def include(self, meta, children):
+        return m.Include(decode_string(children[0]), self._span(meta))
+
+    @v_args(meta=True)
+    def cap(self, meta, children):
+        return ("cap", int(children[0]), children[1])
+
+    @v_args(meta=True)
+    def score_rule(self, meta, children):
+        event = str(children[0])
+        condition = None
+        cap_count = cap_window = None
+        points = 0
+        for c in children[1:]:
+            if isinstance(c, tuple) and c[0] == "where":
+                condition = c[1]
+            elif isinstance(c, tuple) and c[0] == "cap":
+                cap_count, cap_window = c[1], c[2]
+            elif isinstance(c, int):
+                points = c
+        return m.ScoreRule(event, points, condition, cap_count, cap_window, self._span(meta))
+
+    @v_args(meta=True)
+    def decay(self, meta, children):
+        return m.Decay(children[0], self._span(meta))
+
+    def scoring(self, children):
+        return ("scoring", children)
+
+    @v_args(meta=True)
+    def fit_rule(self, meta, children):
+        return m.FitRule(children[0], children[1], self._span(meta))
+
+    def fit(self, children):
+        return ("fit", children)
+
+    @v_args(meta=True)
+    def content_item(self, meta, children):
+        kind, cid, *title = children
+        return m.ContentItem(
+            str(kind), decode_string(cid), decode_string(title[0]) if title else None, self._span(meta)
+        )
+
+    def content(self, children):
+        return ("content", children)
+
+    def _event_rule(self, cls, meta, children):
+        condition = children[1][1] if len(children) > 1 else None
+        return cls(str(children[0]), condition, self._span(meta))
+
+    @v_args(meta=True)
+    def exit_rule(self, meta, children):
+        return self._event_rule(m.ExitRule, meta, children)
+
+    @v_args(meta=True)
+    def enroll_rule(self, meta, children):
+        return self._event_rule(m.EnrollRule, meta, children)
+
+    @v_args(meta=True)
+    def frequency_cap(self, meta, children):
+        return m.FrequencyCap(int(children[0]), children[1], self._span(meta))
+
+    # -- stages ----------------------------------------------------------------
+    def exit_target(self, _):
+        return m.EXIT
+
+    def _target(self, value) -> str:
+        return str(value)
+
+    def _target_span(self, value, meta) -> m.Span:
+        if isinstance(value, Token):
+            return self._tok_span(value)
+        span = self._span(meta)  # `exit`: the last word of the line
+        return m.Span(self.path, span.end_line, max(span.end_column - 4, 1), span.end_line, span.end_column)
+
+    def initial(self, _):
+        return ("initial",)
+
+    def final(self, _):
+        return ("final",)
+
+    def handoff(self, _):
+        return ("handoff",)
+
+    def on_entry(self, _):
+        return None
+
+    def after(self, children):
+        return children[0]
+
+    @v_args(meta=True)
+    def send(self, meta, children):
+        kind, cid, when = children
+        return m.Send(str(kind), decode_string(cid), when, self._span(meta))
+
+    @v_args(meta=True)
+    def on_event(self, meta, children):
+        event = str(children[0])
+        condition = children[1][1] if len(children) == 3 else None
+        return m.EventTrigger(event, self._target(children[-1]), condition, self._span(meta),
+                              self._target_span(children[-1], meta))
+
+    @v_args(meta=True)
+    def on_score(self, meta, children):
+        op, value, target = children
+        op = "==" if str(op) == "=" else str(op)
+        number = float(value) if "." in str(value) else int(value)
+        if op in ("==", "!="):
+            self.diagnostics.append(
+                Diagnostic(
+                    "C010", Severity.ERROR,
+                    f"a score threshold compares with >=, >, <= or <, not {op}",
+                    self._span(meta),
+                    "scores change by points and decay; write e.g. `when score >= 20 -> next`",
+                )
+            )
+        return m.ScoreTrigger(op, number, self._target(target), self._span(meta), self._target_span(target, meta))
+
+    @v_args(meta=True)
+    def on_idle(self, meta, children):
+        return m.TimeTrigger(children[0], "idle", self._target(children[1]), self._span(meta),
+                             self._target_span(children[1], meta))
+
+    @v_args(meta=True)
+    def on_in_stage(self, meta, children):
+        return m.TimeTrigger(children[0], "in stage", self._target(children[1]), self._span(meta),
+                             self._target_span(children[1], meta))
+
+    @v_args(meta=True)
+    def hold(self, meta, children):
+        stall, every, kind, cid, times, then = children
+        return m.HoldLoop(
+            stall, every, str(kind), decode_string(cid), int(times), self._target(then), self._span(meta),
+            self._target_span(then, meta),
+        )
+
+    @v_args(meta=True)
+    def stage(self, meta, children):
+        sid = children[0]
+        label = None
+        items = children[1:]
+        if items and isinstance(items[0], Token) and items[0].type == "STRING":
+            label = decode_string(items[0])
+            items = items[1:]
+        flags = {"initial": False, "final": False, "handoff": False}
+        sends, triggers, holds = [], [], []
+        for item in items:
+            if isinstance(item, tuple):
+                flags[item[0]] = True
+            elif isinstance(item, m.Send):
+                sends.append(item)
+            elif isinstance(item, m.HoldLoop):
+                holds.append(item)
+            else:
+                triggers.append(item)
+        for extra in holds[1:]:
+            self.diagnostics.append(
+                Diagnostic(
+                    "C011", Severity.ERROR, f"stage `{sid}` has more than one holding loop",
+                    extra.span, "keep one `hold` line per stage",
+                )
+            )
+        return m.Stage(
+            id=str(sid),
+            label=label,
+            initial=flags["initial"],
+            final=flags["final"],
+            handoff=flags["handoff"],
+            sends=tuple(sends),
+            triggers=tuple(triggers),
+            hold=holds[0] if holds else None,
+            span=self._span(meta),
+            id_span=self._tok_span(sid),
+        )
+
+    @v_args(meta=True)
+    def start(self, meta, children):
+        return children
+
+
+def build_journey(tree: Tree, path: str) -> tuple[m.Journey, list[Diagnostic]]:
+    """Build the model of one file (includes not yet resolved)."""
+    builder = _Builder(path)
+    items = builder.transform(tree)
+    diagnostics = builder.diagnostics
+    name = None
+    header_span = m.Span(path, 1, 1, 1, 1)
+    stages, scoring, fit, exits, enrollments, caps, contents, includes = ([] for _ in range(8))
+    decay = None
+    for item in items:
+        if isinstance(item, tuple) and item[0] == "header":
+            if name is not None:
+                diagnostics.append(
+                    Diagnostic("C012", Severity.ERROR, "the journey is named twice", item[2],
+                               "keep one `journey \"...\"` line at the top of the file")
+                )
+                continue
+            name, header_span = item[1], item[2]
+        elif isinstance(item, tuple) and item[0] == "scoring":
+            for rule in item[1]:
+                if isinstance(rule, m.Decay):
+                    if decay is not None:
+                        diagnostics.append(
+                            Diagnostic("C013", Severity.ERROR, "score decay is declared twice", rule.span,
+                                       f"keep one `decay half-life` line (first at line {decay.span.line})")
+                        )
+                        continue
+                    decay = rule
+                else:
+                    scoring.append(rule)
+        elif isinstance(item, tuple) and item[0] == "fit":
+            fit.extend(item[1])
+        elif isinstance(item, tuple) and item[0] == "content":
+            contents.extend(item[1])
+        elif isinstance(item, m.Stage):
+            stages.append(item)
+        elif isinstance(item, m.ExitRule):
+            exits.append(item)
+        elif isinstance(item, m.EnrollRule):
+            enrollments.append(item)
+        elif isinstance(item, m.FrequencyCap):
+            caps.append(item)
+        elif isinstance(item, m.Include):
+            includes.append(item)
+    journey = m.Journey(
+        name=name,
+        stages=tuple(stages),
+        scoring=tuple(scoring),
+        decay=decay,
+        fit=tuple(fit),
+        exits=tuple(exits),
+        enrollments=tuple(enrollments),
+        caps=tuple(caps),
+        contents=tuple(contents),
+        includes=tuple(includes),
+        path=path,
+        span=header_span,
+    )
+    return journey, diagnostics

@@ -1,0 +1,56 @@
+"""Every check a journey gets before it runs: small named functions, run in one pass.
+
+Each check takes the merged journey and yields diagnostics; `run_checks` runs all
+of them, so a marketer sees every problem at once, not the first one.
+"""
+
+from __future__ import annotations
+
+from ..diagnostics import Diagnostic, sort_key
+from ..model import Journey
+from . import graph, names
+
+__all__ = ["CHECKS", "GRAPH_CHECKS", "run_checks"]
+
+# Checks that read the stage graph: their findings would only echo a broken name.
+GRAPH_CHECKS = (
+    graph.check_unreachable,
+    graph.check_traps,
+    graph.check_cascades,
+    graph.check_content_twice,
+)
+NAME_ERRORS = {"C030", "C031", "C032", "C033", "C052"}
+
+CHECKS = (
+    names.check_has_stages,
+    names.check_duplicate_stages,
+    names.check_initial_stage,
+    names.check_unknown_targets,
+    names.check_self_targets,
+    names.check_durations,
+    names.check_counts,
+    names.check_content_library,
+    names.check_event_typos,
+    names.check_regexes,
+    graph.check_unreachable,
+    graph.check_dead_ends,
+    graph.check_traps,
+    graph.check_final_way_out,
+    graph.check_initial_final,
+    graph.check_event_overlaps,
+    graph.check_threshold_overlaps,
+    graph.check_cascades,
+    graph.check_content_twice,
+    graph.check_unsendable_content,
+    graph.check_hold_never_starts,
+    graph.check_thresholds_reachable,
+)
+
+
+def run_checks(journey: Journey) -> list[Diagnostic]:
+    found: list[Diagnostic] = []
+    for check in CHECKS:
+        if check in GRAPH_CHECKS and any(d.code in NAME_ERRORS for d in found):
+            continue
+        found.extend(check(journey))
+    return sorted(found, key=sort_key)

@@ -1,0 +1,225 @@
+"""Checks on names and values: what is declared, what is referred to, what is well-formed."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections import Counter
+
+from ..diagnostics import Diagnostic, Severity
+from ..model import (
+    EXIT,
+    AllOf,
+    AnyOf,
+    Compare,
+    Condition,
+    EventTrigger,
+    Journey,
+    Not,
+    Span,
+    TimeTrigger,
+)
+
+__all__ = [
+    "did_you_mean",
+    "check_has_stages",
+    "check_duplicate_stages",
+    "check_initial_stage",
+    "check_unknown_targets",
+    "check_self_targets",
+    "check_durations",
+    "check_counts",
+    "check_content_library",
+    "check_event_typos",
+    "check_regexes",
+]
+
+E, W = Severity.ERROR, Severity.WARNING
+
+
+def did_you_mean(name: str, candidates) -> str | None:
+    match = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return f"did you mean `{match[0]}`?" if match else None
+
+
+def check_has_stages(j: Journey):
+    if not j.stages:
+        yield Diagnostic("C052", E, "the journey has no stages", j.span,
+                         "add at least `stage start` with `initial`, and a `final` stage")
+
+
+def check_duplicate_stages(j: Journey):
+    first: dict[str, Span] = {}
+    for s in j.stages:
+        if s.id in first:
+            yield Diagnostic("C031", E, f"stage `{s.id}` is declared twice", s.id_span,
+                             f"the first `{s.id}` is at {first[s.id]}; rename one of them")
+        else:
+            first[s.id] = s.id_span
+
+
+def check_initial_stage(j: Journey):
+    if not j.stages:
+        return
+    initials = [s for s in j.stages if s.initial]
+    if not initials:
+        yield Diagnostic("C032", E, "no stage is marked `initial`", j.stages[0].id_span,
+                         f"add `initial` under the stage where new leads start, e.g. `{j.stages[0].id}`")
+    for extra in initials[1:]:
+        yield Diagnostic("C033", E, f"stage `{extra.id}` is a second initial stage", extra.id_span,
+                         f"leads start in `{initials[0].id}`; keep `initial` on one stage only")
+
+
+def check_unknown_targets(j: Journey):
+    known = {s.id for s in j.stages}
+    for s in j.stages:
+        targets = [(t.target, t.target_span) for t in s.triggers]
+        if s.hold is not None:
+            targets.append((s.hold.then, s.hold.target_span))
+        for target, span in targets:
+            if target != EXIT and target not in known:
+                yield Diagnostic("C030", E, f"unknown stage `{target}`", span,
+                                 did_you_mean(target, known) or "declare it with `stage " + target + "`")
+
+
+def check_self_targets(j: Journey):
+    for s in j.stages:
+        for t in s.triggers:
+            if t.target == s.id:
+                yield Diagnostic("C039", E, f"a trigger of `{s.id}` leads back to `{s.id}` itself", t.span,
+                                 "a lead is already there; remove the trigger or point it at another stage")
+        if s.hold is not None and s.hold.then == s.id:
+            yield Diagnostic("C039", E, f"the holding loop of `{s.id}` ends in `{s.id}` itself", s.hold.span,
+                             "a loop must end somewhere else, e.g. `then -> dormant` or `then exit`")
+
+
+def _durations(j: Journey):
+    for r in j.scoring:
+        if r.cap_window is not None:
+            yield r.cap_window
+    if j.decay is not None:
+        yield j.decay.half_life
+    for c in j.caps:
+        yield c.window
+    for s in j.stages:
+        for send in s.sends:
+            if send.after is not None:
+                yield send.after
+        for t in s.triggers:
+            if isinstance(t, TimeTrigger):
+                yield t.after
+        if s.hold is not None:
+            yield s.hold.stall_after
+            yield s.hold.every
+
+
+def check_durations(j: Journey):
+    for d in _durations(j):
+        if d.amount <= 0:
+            yield Diagnostic("C049", E, f"a duration must be positive, not `{d}`", d.span,
+                             "for something immediate use `on entry`; otherwise write e.g. `1 day`")
+
+
+def check_counts(j: Journey):
+    for r in j.scoring:
+        if r.cap_count is not None and r.cap_count <= 0:
+            yield Diagnostic("C056", E, "`at most 0` makes this rule count never", r.span,
+                             "remove the rule, or allow at least 1")
+    for c in j.caps:
+        if c.count <= 0:
+            yield Diagnostic("C056", E, "`at most 0 messages` would block every message", c.span,
+                             "allow at least 1 message per window")
+    for s in j.stages:
+        if s.hold is not None and s.hold.times <= 0:
+            yield Diagnostic("C056", E, "a holding loop must send at least once", s.hold.span,
+                             "write e.g. `3 times`")
+
+
+def check_content_library(j: Journey):
+    if not j.contents:
+        return
+    library: dict[str, object] = {}
+    for item in j.contents:
+        if item.id in library:
+            yield Diagnostic("C035", E, f"content `{item.id}` is declared twice", item.span,
+                             f"the first is at {library[item.id].span}")  # type: ignore[attr-defined]
+        else:
+            library[item.id] = item
+    for s in j.stages:
+        sends = [(x.kind, x.content, x.span) for x in s.sends]
+        if s.hold is not None:
+            sends.append((s.hold.kind, s.hold.content, s.hold.span))
+        for kind, cid, span in sends:
+            item = library.get(cid)
+            if item is None:
+                yield Diagnostic("C034", E, f"unknown content `{cid}`", span,
+                                 did_you_mean(cid, library) or "declare it in the `content` block")
+            elif item.kind != kind:  # type: ignore[attr-defined]
+                yield Diagnostic("C036", E, f"`{cid}` is a {item.kind}, not a {kind}", span,  # type: ignore[attr-defined]
+                                 f"write `send {item.kind} \"{cid}\"`")  # type: ignore[attr-defined]
+
+
+def _event_uses(j: Journey):
+    for r in j.scoring:
+        yield r.event, r.span
+    for r in j.exits:
+        yield r.event, r.span
+    for r in j.enrollments:
+        yield r.event, r.span
+    for s in j.stages:
+        for t in s.triggers:
+            if isinstance(t, EventTrigger):
+                yield t.event, t.span
+
+
+def check_event_typos(j: Journey):
+    uses = list(_event_uses(j))
+    counts = Counter(name for name, _ in uses)
+    order = {name: i for i, (name, _) in reversed(list(enumerate(uses)))}
+    for name, span in uses:
+        for other in counts:
+            if other == name:
+                continue
+            ratio = difflib.SequenceMatcher(None, name, other).ratio()
+            more_used = (counts[other], -order[other]) > (counts[name], -order[name])
+            if ratio >= 0.85 and more_used:
+                yield Diagnostic("C037", W, f"event type `{name}` looks like a typo", span,
+                                 f"did you mean `{other}`? (used {counts[other]} time(s) elsewhere)")
+                break
+
+
+def _conditions(j: Journey):
+    for r in j.scoring:
+        yield r.condition
+    for f in j.fit:
+        yield f.condition
+    for r in j.exits + j.enrollments:  # type: ignore[operator]
+        yield r.condition
+    for s in j.stages:
+        for t in s.triggers:
+            if isinstance(t, EventTrigger):
+                yield t.condition
+
+
+def _compares(c: Condition | None):
+    if c is None:
+        return
+    if isinstance(c, Compare):
+        yield c
+    elif isinstance(c, (AllOf, AnyOf)):
+        for p in c.parts:
+            yield from _compares(p)
+    elif isinstance(c, Not):
+        yield from _compares(c.part)
+
+
+def check_regexes(j: Journey):
+    for cond in _conditions(j):
+        for c in _compares(cond):
+            if c.op == "matches":
+                try:
+                    re.compile(str(c.value))
+                except re.error as err:
+                    yield Diagnostic("C038", E, f"`{c.value}` is not a valid pattern: {err.msg}", c.span,
+                                     'patterns are regular expressions, e.g. "director|vp" or "^/pricing"')
+

@@ -1,0 +1,29 @@
+"""One root error for everything Coltiva raises on a user's behalf.
+
+A user's mistake is reported, never raised as a bare traceback: the CLI catches
+`ColtivaError` and prints its message.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ColtivaError", "JourneyError", "EventError", "StoreError"]
+
+
+class ColtivaError(Exception):
+    """Root of every error Coltiva reports to a user."""
+
+
+class JourneyError(ColtivaError):
+    """A journey that cannot be used; `diagnostics` says why, with positions."""
+
+    def __init__(self, message: str, diagnostics=()):
+        super().__init__(message)
+        self.diagnostics = tuple(diagnostics)
+
+
+class EventError(ColtivaError):
+    """An event that cannot be applied (kept aside in quarantine, never fatal for a run)."""
+
+
+class StoreError(ColtivaError):
+    """The store refuses an operation, e.g. a changed journey with leads already in it."""

@@ -1,0 +1,143 @@
+"""Files to one journey: read, parse, resolve `include`s (with cycle detection), merge.
+
+`parse_journey` gives one file's model exactly as written (what the formatter
+needs); `load_journey` gives the merged, checked journey (what everything else
+needs), with every diagnostic of every file involved.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import model as m
+from .builder import build_journey
+from .comments import collect_comments
+from .diagnostics import Diagnostic, Severity, has_errors, sort_key
+from .parser import parse_text
+
+__all__ = ["Loaded", "parse_journey", "load_journey", "load_text"]
+
+
+@dataclass
+class Loaded:
+    """A loading result: the journey (None if unusable), diagnostics, and the sources read."""
+
+    journey: m.Journey | None
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.journey is not None and not has_errors(self.diagnostics)
+
+
+def parse_journey(text: str, path: str = "<string>") -> tuple[m.Journey | None, list[Diagnostic]]:
+    """One file's model as written (includes unresolved), with its syntax diagnostics."""
+    tree, diagnostics = parse_text(text, path)
+    if tree is None:
+        return None, diagnostics
+    journey, more = build_journey(tree, path)
+    journey = dataclasses.replace(journey, comments=tuple(collect_comments(text)))
+    return journey, diagnostics + more
+
+
+def _merge(base: m.Journey, part: m.Journey) -> m.Journey:
+    return dataclasses.replace(
+        base,
+        stages=base.stages + part.stages,
+        scoring=base.scoring + part.scoring,
+        decay=base.decay or part.decay,
+        fit=base.fit + part.fit,
+        exits=base.exits + part.exits,
+        enrollments=base.enrollments + part.enrollments,
+        caps=base.caps + part.caps,
+        contents=base.contents + part.contents,
+    )
+
+
+def _display(path: Path) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)
+
+
+def _resolve(
+    journey: m.Journey,
+    directory: Path,
+    stack: tuple[Path, ...],
+    loaded: Loaded,
+) -> m.Journey:
+    for inc in journey.includes:
+        target = (directory / inc.path).resolve()
+        if target in stack:
+            chain = " -> ".join(_display(p) for p in stack + (target,))
+            loaded.diagnostics.append(
+                Diagnostic("C021", Severity.ERROR, f"include cycle: {chain}", inc.span,
+                           "an included file must not include, directly or not, the file that includes it")
+            )
+            continue
+        try:
+            text = target.read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as err:
+            reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+            loaded.diagnostics.append(
+                Diagnostic("C020", Severity.ERROR, f"cannot read included file `{inc.path}`: {reason}",
+                           inc.span, f"the path is relative to {_display(directory) or '.'}/")
+            )
+            continue
+        name = _display(target)
+        loaded.sources[name] = text
+        part, diagnostics = parse_journey(text, name)
+        loaded.diagnostics.extend(diagnostics)
+        if part is None:
+            continue
+        if part.name is not None:
+            loaded.diagnostics.append(
+                Diagnostic("C022", Severity.WARNING, "an included file's `journey` name is ignored",
+                           part.span, "only the including file names the journey")
+            )
+        part = _resolve(part, target.parent, stack + (target,), loaded)
+        journey = _merge(journey, part)
+    return journey
+
+
+def load_text(text: str, path: str = "<string>", directory: Path | None = None, check: bool = True) -> Loaded:
+    """Load a journey from text; `directory` resolves includes (default: the current one)."""
+    from .checks import run_checks
+
+    loaded = Loaded(None, [], {path: text})
+    journey, diagnostics = parse_journey(text, path)
+    loaded.diagnostics.extend(diagnostics)
+    if journey is None:
+        return loaded
+    base = directory if directory is not None else Path.cwd()
+    own = (base / Path(path).name).resolve() if path != "<string>" else base.resolve() / "<string>"
+    journey = _resolve(journey, base, (own,), loaded)
+    if journey.name is None:
+        loaded.diagnostics.append(
+            Diagnostic("C023", Severity.ERROR, "the journey has no name",
+                       m.Span(path, 1, 1, 1, 2), 'start the file with a line like `journey "Webinar follow-up"`')
+        )
+    if check and not has_errors(loaded.diagnostics):
+        loaded.diagnostics.extend(run_checks(journey))
+    loaded.journey = journey
+    loaded.diagnostics.sort(key=sort_key)
+    return loaded
+
+
+def load_journey(path: str | os.PathLike, check: bool = True) -> Loaded:
+    """Read, parse, resolve includes and check one journey file."""
+    p = Path(path)
+    name = str(path)
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as err:
+        from .errors import ColtivaError
+
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else "not UTF-8 text"
+        raise ColtivaError(f"{name}: cannot read: {reason}") from None
+    return load_text(text, name, p.parent, check=check)

@@ -1,0 +1,311 @@
+"""The journey model: the one truth that the checker, compiler, engine and renderers read.
+
+Every node is a frozen dataclass. Source positions (`span`) and comments are kept
+for messages and for the formatter, but excluded from equality, so that a journey
+and its formatted copy compare equal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+__all__ = [
+    "Span",
+    "Duration",
+    "Compare",
+    "AllOf",
+    "AnyOf",
+    "Not",
+    "Condition",
+    "ScoreRule",
+    "Decay",
+    "FitRule",
+    "ExitRule",
+    "EnrollRule",
+    "FrequencyCap",
+    "ContentItem",
+    "Include",
+    "Send",
+    "EventTrigger",
+    "ScoreTrigger",
+    "TimeTrigger",
+    "Trigger",
+    "HoldLoop",
+    "Stage",
+    "Comment",
+    "Journey",
+    "EXIT",
+    "UNIT_SECONDS",
+]
+
+#: A trigger or holding loop whose target is EXIT removes the lead from the journey.
+EXIT = "exit"
+
+UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400, "week": 604800}
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """Where a node was written: 1-based line and column, end exclusive."""
+
+    file: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+NOWHERE = Span("<generated>", 0, 0, 0, 0)
+
+
+def _span() -> Span:
+    return field(default=NOWHERE, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Duration:
+    """An amount of a unit, kept as written so the formatter can give it back."""
+
+    amount: int
+    unit: str  # singular: minute, hour, day, week
+    span: Span = _span()
+
+    @property
+    def seconds(self) -> int:
+        return self.amount * UNIT_SECONDS[self.unit]
+
+    def __str__(self) -> str:
+        return f"{self.amount} {self.unit}{'' if self.amount == 1 else 's'}"
+
+
+Value = Union[str, int, float, bool, tuple]
+
+
+@dataclass(frozen=True, slots=True)
+class Compare:
+    """`field op value` on event data or lead attributes; `field` may be dotted."""
+
+    field: str
+    op: str  # == != > >= < <= "starts with" "ends with" contains matches in "not in" "is set"
+    value: Value | None
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class AllOf:
+    parts: tuple["Condition", ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class AnyOf:
+    parts: tuple["Condition", ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    part: "Condition"
+    span: Span = _span()
+
+
+Condition = Union[Compare, AllOf, AnyOf, Not]
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreRule:
+    """Points for an event; `cap_count` per `cap_window` limits how often it counts."""
+
+    event: str
+    points: int
+    condition: Condition | None = None
+    cap_count: int | None = None
+    cap_window: Duration | None = None
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Decay:
+    half_life: Duration
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class FitRule:
+    """Profile points: they follow the lead's attributes and never decay."""
+
+    condition: Condition
+    points: int
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class ExitRule:
+    event: str
+    condition: Condition | None = None
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class EnrollRule:
+    event: str
+    condition: Condition | None = None
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class FrequencyCap:
+    count: int
+    window: Duration
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class ContentItem:
+    kind: str
+    id: str
+    title: str | None = None
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Include:
+    path: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Content sent in a stage: on entry (`after` is None) or a delay after entry."""
+
+    kind: str
+    content: str
+    after: Duration | None = None
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class EventTrigger:
+    event: str
+    target: str
+    condition: Condition | None = None
+    span: Span = _span()
+    target_span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreTrigger:
+    op: str  # >= > <= <
+    value: int | float
+    target: str
+    span: Span = _span()
+    target_span: Span = _span()
+
+    @property
+    def upward(self) -> bool:
+        return self.op in (">=", ">")
+
+
+@dataclass(frozen=True, slots=True)
+class TimeTrigger:
+    """`after N idle` (no activity for N) or `after N in stage` (N since entry)."""
+
+    after: Duration
+    mode: str  # "idle" | "in stage"
+    target: str
+    span: Span = _span()
+    target_span: Span = _span()
+
+
+Trigger = Union[EventTrigger, ScoreTrigger, TimeTrigger]
+
+
+@dataclass(frozen=True, slots=True)
+class HoldLoop:
+    """Keep-warm content for a stalled lead, then a way out (`then` is a stage or EXIT)."""
+
+    stall_after: Duration
+    every: Duration
+    kind: str
+    content: str
+    times: int
+    then: str
+    span: Span = _span()
+    target_span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    id: str
+    label: str | None = None
+    initial: bool = False
+    final: bool = False
+    handoff: bool = False
+    sends: tuple[Send, ...] = ()
+    triggers: tuple[Trigger, ...] = ()
+    hold: HoldLoop | None = None
+    span: Span = _span()
+    id_span: Span = _span()
+
+    @property
+    def title(self) -> str:
+        return self.label if self.label is not None else self.id
+
+    def targets(self) -> list[str]:
+        """Every stage (or EXIT) this stage can lead to, in declaration order."""
+        out = [t.target for t in self.triggers]
+        if self.hold is not None:
+            out.append(self.hold.then)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Comment:
+    line: int
+    column: int
+    text: str  # including the leading '#'
+
+
+@dataclass(frozen=True, slots=True)
+class Journey:
+    """One journey file, or after `load`, the file with its includes merged in."""
+
+    name: str | None
+    stages: tuple[Stage, ...] = ()
+    scoring: tuple[ScoreRule, ...] = ()
+    decay: Decay | None = None
+    fit: tuple[FitRule, ...] = ()
+    exits: tuple[ExitRule, ...] = ()
+    enrollments: tuple[EnrollRule, ...] = ()
+    caps: tuple[FrequencyCap, ...] = ()
+    contents: tuple[ContentItem, ...] = ()
+    includes: tuple[Include, ...] = ()
+    path: str = field(default="<string>", compare=False)
+    span: Span = _span()
+    comments: tuple[Comment, ...] = field(default=(), compare=False, repr=False)
+
+    def stage(self, stage_id: str) -> Stage | None:
+        for s in self.stages:
+            if s.id == stage_id:
+                return s
+        return None
+
+    @property
+    def initial(self) -> Stage | None:
+        for s in self.stages:
+            if s.initial:
+                return s
+        return None
+
+    def event_types(self) -> set[str]:
+        """Every event type the journey reacts to."""
+        types = {r.event for r in self.scoring}
+        types |= {r.event for r in self.exits}
+        types |= {r.event for r in self.enrollments}
+        for s in self.stages:
+            types |= {t.event for t in s.triggers if isinstance(t, EventTrigger)}
+        return types

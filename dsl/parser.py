@@ -1,0 +1,241 @@
+"""Text to syntax tree, with syntax errors phrased for a marketer.
+
+The Lark parser is built once per process (LALR, contextual lexer, positions
+propagated). A syntax error is matched against a corpus of typical mistakes
+(`dsl.mistakes`) to say what is wrong and how to fix it; then the offending
+line is blanked and parsing resumes, so one run reports every broken line.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+from pathlib import Path
+
+from lark import Lark, Token, Tree
+from lark.exceptions import (
+    UnexpectedCharacters,
+    UnexpectedEOF,
+    UnexpectedInput,
+    UnexpectedToken,
+)
+from lark.indenter import DedentError, Indenter
+
+from .diagnostics import Diagnostic, Severity
+from .model import Span
+
+__all__ = ["parse_text", "grammar_parser", "MAX_SYNTAX_ERRORS"]
+
+MAX_SYNTAX_ERRORS = 20
+
+# Words that start a statement, for "did you mean" on a misspelled one.
+KEYWORDS = ["journey", "include", "scoring", "fit", "content", "exit", "enroll", "at", "stage",
+            "initial", "final", "send", "on", "when", "after", "hold", "handoff", "decay"]
+
+
+class JourneyIndenter(Indenter):
+    NL_type = "_NL"
+    OPEN_PAREN_types: list[str] = []
+    CLOSE_PAREN_types: list[str] = []
+    INDENT_type = "_INDENT"
+    DEDENT_type = "_DEDENT"
+    tab_len = 8
+
+
+@functools.cache
+def grammar_parser() -> Lark:
+    """The one parser of the process: building it costs ~100 ms, parsing is cheap."""
+    return Lark.open(
+        "journey.lark",
+        rel_to=__file__,
+        parser="lalr",
+        lexer="contextual",
+        postlex=JourneyIndenter(),
+        propagate_positions=True,
+        maybe_placeholders=False,
+    )
+
+
+# Friendly names for terminals in "expected ..." messages.
+_TERMINAL_WORDS = {
+    "_NL": "the end of the line",
+    "_INDENT": "an indented line",
+    "_DEDENT": "the end of the block",
+    "STRING": 'a quoted text like "welcome"',
+    "STAGE_ID": "a stage id",
+    "EVENT": "an event type like email.opened",
+    "FIELD": "a field name like path or company.size",
+    "KIND": "a content kind like email or ebook",
+    "POINTS": "points like +5 or -10",
+    "INT": "a whole number",
+    "AMOUNT": "a number",
+    "NUMBER": "a number",
+    "UNIT": "minutes, hours, days or weeks",
+    "CMP": "a comparison (>=, >, <=, <, ==, !=)",
+    "$END": "the end of the file",
+}
+
+
+def _describe_expected(expected) -> str:
+    parser = grammar_parser()
+    words = []
+    for name in sorted(expected):
+        if name in _TERMINAL_WORDS:
+            words.append(_TERMINAL_WORDS[name])
+            continue
+        try:
+            pattern = parser.get_terminal(name).pattern
+        except KeyError:
+            words.append(name)
+            continue
+        words.append(f"`{pattern.value}`" if pattern.type == "str" else name)
+    words = sorted(set(words))
+    if len(words) > 8:
+        words = words[:8] + ["..."]
+    return ", ".join(words)
+
+
+def _token_text(token: Token) -> str:
+    if token.type == "_NL":
+        return "end of line"
+    if token.type == "_INDENT":
+        return "indentation"
+    if token.type == "_DEDENT":
+        return "end of the block"
+    if token.type == "$END":
+        return "end of file"
+    return f"`{token}`"
+
+
+def _line_span(path: str, lines: list[str], line: int, column: int, width: int = 1) -> Span:
+    return Span(path, line, column, line, column + max(width, 1))
+
+
+def _error_position(err: UnexpectedInput, lines: list[str]) -> tuple[int, int, int]:
+    """(line, column, width) to underline; indentation tokens point at the next line."""
+    if isinstance(err, UnexpectedToken):
+        tok = err.token
+        if tok.type == "_NL" and tok.line is not None:
+            return tok.line, tok.column, 1  # the line ended too early: point at its end
+        if tok.type in ("_INDENT", "_DEDENT") and tok.end_line is not None:
+            line = min(tok.end_line, len(lines))
+            text = lines[line - 1]
+            col = len(text) - len(text.lstrip()) + 1
+            return line, col, max(len(text.strip()), 1)
+        if tok.type == "$END" or tok.line is None:
+            line = len(lines)
+            return line, len(lines[line - 1]) + 1 if lines else 1, 1
+        return tok.line, tok.column, max(len(str(tok)), 1)
+    line = getattr(err, "line", None) or len(lines)
+    column = getattr(err, "column", None) or 1
+    return line, column, 1
+
+
+def _diagnose(err: Exception, path: str, lines: list[str]) -> Diagnostic:
+    from .mistakes import explain_mistake
+
+    if isinstance(err, DedentError):
+        # DedentError carries no position; find the first line whose indent matches no block
+        line, col = _find_bad_dedent(lines)
+        return Diagnostic(
+            "C009",
+            Severity.ERROR,
+            "this line's indentation matches no enclosing block",
+            _line_span(path, lines, line, col, len(lines[line - 1].strip()) if lines else 1),
+            "indent every line of a block by the same amount (two spaces is the convention)",
+        )
+    line, col, width = _error_position(err, lines)
+    span = _line_span(path, lines, line, col, width)
+    known = explain_mistake(err) if isinstance(err, UnexpectedInput) else None
+    if known is not None:
+        code, message, hint = known
+        if code == "C019":
+            word = lines[line - 1][col - 1 :].split(" ", 1)[0] if line <= len(lines) else ""
+            guess = difflib.get_close_matches(word, KEYWORDS, n=1, cutoff=0.7)
+            if guess:
+                message, hint = f"unknown word `{word}`", f"did you mean `{guess[0]}`?"
+        return Diagnostic(code, Severity.ERROR, message, span, hint)
+    if isinstance(err, UnexpectedCharacters):
+        ch = lines[line - 1][col - 1] if line <= len(lines) and col <= len(lines[line - 1]) else "?"
+        if ch == '"':
+            return Diagnostic(
+                "C008", Severity.ERROR, "this text has no closing quote", span,
+                'close the text with a double quote on the same line, e.g. "welcome"',
+            )
+        return Diagnostic(
+            "C001", Severity.ERROR, f"unexpected character `{ch}`", span,
+            f"expected {_describe_expected(err.allowed)}" if err.allowed else None,
+        )
+    if isinstance(err, UnexpectedEOF):
+        return Diagnostic(
+            "C001", Severity.ERROR, "the file ends in the middle of a statement", span,
+            f"expected {_describe_expected(err.expected)}",
+        )
+    assert isinstance(err, UnexpectedToken)
+    return Diagnostic(
+        "C001", Severity.ERROR, f"unexpected {_token_text(err.token)}", span,
+        f"expected {_describe_expected(err.expected)}",
+    )
+
+
+def _find_bad_dedent(lines: list[str]) -> tuple[int, int]:
+    stack = [0]
+    for number, text in enumerate(lines, 1):
+        body = text.split("#", 1)[0] if '"' not in text else text
+        if not body.strip():
+            continue
+        indent = len(text.expandtabs(8)) - len(text.expandtabs(8).lstrip())
+        if indent > stack[-1]:
+            stack.append(indent)
+        else:
+            while indent < stack[-1]:
+                stack.pop()
+            if indent != stack[-1]:
+                return number, 1
+    return max(len(lines), 1), 1
+
+
+def _blank(lines: list[str], line: int) -> None:
+    """Blank a broken line, and the indented body under it if it was a block header."""
+    if not (1 <= line <= len(lines)):
+        return
+    text = lines[line - 1]
+    indent = len(text) - len(text.lstrip())
+    lines[line - 1] = ""
+    if text.strip() and not text.lstrip().startswith("#"):
+        nxt = line
+        while nxt < len(lines):
+            following = lines[nxt]
+            if following.strip() and len(following) - len(following.lstrip()) <= indent:
+                break
+            lines[nxt] = ""
+            nxt += 1
+
+
+def parse_text(text: str, path: str = "<string>") -> tuple[Tree | None, list[Diagnostic]]:
+    """Parse one file. Returns the tree (None on syntax errors) and every syntax error."""
+    if not text.endswith("\n"):
+        text += "\n"
+    original = text.splitlines()
+    work = list(original)
+    diagnostics: list[Diagnostic] = []
+    parser = grammar_parser()
+    seen_lines: set[int] = set()
+    while len(diagnostics) < MAX_SYNTAX_ERRORS:
+        try:
+            tree = parser.parse("\n".join(work) + "\n")
+        except (UnexpectedInput, DedentError) as err:
+            diag = _diagnose(err, path, original)
+            if diag.span.line in seen_lines:
+                break  # blanking did not help; stop instead of looping
+            seen_lines.add(diag.span.line)
+            diagnostics.append(diag)
+            _blank(work, diag.span.line)
+            continue
+        return (tree if not diagnostics else None), diagnostics
+    return None, diagnostics
+
+
+def read_source(path: str | Path) -> str:
+    """Read a journey file as UTF-8 (BOM tolerated)."""
+    return Path(path).read_text(encoding="utf-8-sig")
