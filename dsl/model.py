@@ -18,6 +18,7 @@ __all__ = [
     "AnyOf",
     "Not",
     "Condition",
+    "compares",
     "ScoreRule",
     "Decay",
     "FitRule",
@@ -114,6 +115,19 @@ class Not:
 
 
 Condition = Union[Compare, AllOf, AnyOf, Not]
+
+
+def compares(c: "Condition | None"):
+    """Every comparison inside a condition, left to right."""
+    if c is None:
+        return
+    if isinstance(c, Compare):
+        yield c
+    elif isinstance(c, (AllOf, AnyOf)):
+        for p in c.parts:
+            yield from compares(p)
+    elif isinstance(c, Not):
+        yield from compares(c.part)
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +264,8 @@ class Stage:
     hold: HoldLoop | None = None
     span: Span = _span()
     id_span: Span = _span()
+    #: (flag, span) for each `initial`/`final`/`handoff` line: the formatter keeps their comments.
+    flag_spans: tuple[tuple[str, Span], ...] = field(default=(), compare=False, repr=False)
 
     @property
     def title(self) -> str:
@@ -287,6 +303,8 @@ class Journey:
     path: str = field(default="<string>", compare=False)
     span: Span = _span()
     comments: tuple[Comment, ...] = field(default=(), compare=False, repr=False)
+    #: (kind, span) for each `scoring`/`fit`/`content` header line: the formatter keeps their comments.
+    block_spans: tuple[tuple[str, Span], ...] = field(default=(), compare=False, repr=False)
 
     def stage(self, stage_id: str) -> Stage | None:
         for s in self.stages:

@@ -1,0 +1,202 @@
+"""A checked journey becomes one `CompiledJourney`: a shared transitions Machine plus lookup tables.
+
+One `Machine(model=None, auto_transitions=False)` per journey version, driven
+with `machine.events[name].trigger(ctx)`: a per-lead Machine would cost ~34 KiB
+and ~1.3 ms per lead. Stages are states (plus EXITED); every trigger is a named
+transition whose conditions read the step context; entry and exit callbacks
+send content, hand off to sales and note what is cancelled (see engine.step).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field, replace
+
+from transitions import Machine
+
+from dsl.diagnostics import has_errors
+from dsl.errors import JourneyError
+from dsl.model import EXIT, EventTrigger, Journey, ScoreTrigger, TimeTrigger, compares
+
+from .conditions import Predicate, compile_condition
+from .record import EXITED
+
+__all__ = ["CompiledJourney", "StagePlan", "compile_journey", "journey_version", "THRESHOLD_TESTS"]
+
+THRESHOLD_TESTS = {
+    ">=": lambda s, v: s >= v,
+    ">": lambda s, v: s > v,
+    "<=": lambda s, v: s <= v,
+    "<": lambda s, v: s < v,
+}
+
+
+@dataclass
+class StagePlan:
+    """What one stage does, precomputed so a step is dictionary lookups."""
+
+    id: str
+    final: bool
+    handoff: bool
+    sends: list = field(default_factory=list)        # (offset, bit, kind, content) in declaration order
+    events: dict = field(default_factory=dict)       # type -> [(transition name, predicate)]
+    thresholds: list = field(default_factory=list)   # (transition name, op, value)
+    timeouts: list = field(default_factory=list)     # (transition name, "idle"|"in stage", seconds)
+    hold: tuple | None = None                        # (stall, every, times, kind, content, transition name)
+
+
+@dataclass
+class CompiledJourney:
+    name: str
+    version: str
+    journey: Journey
+    machine: Machine
+    initial: str
+    stages: dict[str, StagePlan]
+    content_bits: dict[str, int]
+    score_rules: dict[str, list]            # type -> [(rule index, predicate, points, cap count, cap seconds)]
+    exit_rules: dict[str, list[Predicate]]
+    enroll_rules: dict[str, list[Predicate]] | None
+    fit_rules: list                         # (predicate over attributes, points)
+    fit_fields: frozenset[str]
+    half_life: int | None
+    caps: list                              # (count, seconds)
+    event_types: frozenset[str]
+    callbacks: object = None                # engine.step.Callbacks, bound at compile time
+    rules: dict = field(default_factory=dict)  # transition name or "score#i" -> readable rule with its line
+
+    def stage_ids(self) -> list[str]:
+        return [s.id for s in self.journey.stages]
+
+
+def journey_version(journey: Journey) -> str:
+    """A content hash of the model: positions, comments and file name do not change it."""
+    canonical = repr(replace(journey, path="", includes=()))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
+
+
+def _plan_stage(stage, bits: dict[str, int]) -> StagePlan:
+    plan = StagePlan(stage.id, stage.final, stage.handoff)
+    for send in stage.sends:
+        offset = 0 if send.after is None else send.after.seconds
+        plan.sends.append((offset, bits[send.content], send.kind, send.content))
+    for i, t in enumerate(stage.triggers):
+        name = f"{stage.id}#{i}"
+        if isinstance(t, EventTrigger):
+            plan.events.setdefault(t.event, []).append((name, compile_condition(t.condition)))
+        elif isinstance(t, ScoreTrigger):
+            plan.thresholds.append((name, t.op, float(t.value)))
+        elif isinstance(t, TimeTrigger):
+            plan.timeouts.append((name, t.mode, t.after.seconds))
+    if stage.hold is not None:
+        h = stage.hold
+        plan.hold = (h.stall_after.seconds, h.every.seconds, h.times, h.kind, h.content, f"{stage.id}#hold")
+    return plan
+
+
+def _target_state(target: str) -> str:
+    return EXITED if target == EXIT else target
+
+
+def _build_machine(journey: Journey, callbacks) -> Machine:
+    states = []
+    for s in journey.stages:
+        states.append({"name": s.id, "on_enter": [callbacks.on_enter], "on_exit": [callbacks.on_exit]})
+    states.append({"name": EXITED, "on_enter": [callbacks.on_exit_journey]})
+    machine = Machine(
+        model=None,
+        states=states,
+        initial=journey.initial.id,
+        auto_transitions=False,
+        send_event=False,
+        ignore_invalid_triggers=False,
+    )
+    for s in journey.stages:
+        for i, t in enumerate(s.triggers):
+            name = f"{s.id}#{i}"
+            conditions = []
+            if isinstance(t, EventTrigger) and t.condition is not None:
+                predicate = compile_condition(t.condition)
+                conditions.append(lambda ctx, p=predicate: p(ctx.event.data))
+            elif isinstance(t, ScoreTrigger):
+                test, value = THRESHOLD_TESTS[t.op], float(t.value)
+                conditions.append(lambda ctx, test=test, value=value: test(ctx.score_now(), value))
+            machine.add_transition(name, s.id, _target_state(t.target), conditions=conditions)
+        if s.hold is not None:
+            machine.add_transition(f"{s.id}#hold", s.id, _target_state(s.hold.then))
+    machine.add_transition("exit", [s.id for s in journey.stages], EXITED)
+    return machine
+
+
+def _rules_by_type(rules, build) -> dict[str, list]:
+    table: dict[str, list] = {}
+    for i, rule in enumerate(rules):
+        table.setdefault(rule.event, []).append(build(i, rule))
+    return table
+
+
+def compile_journey(journey: Journey, diagnostics=()) -> CompiledJourney:
+    """Compile a journey that checked without errors; refuse one that did not."""
+    if has_errors(diagnostics) or journey.initial is None:
+        raise JourneyError(f"journey {journey.name!r} has errors; run `coltiva check` on it", diagnostics)
+    from .step import Callbacks
+
+    bits: dict[str, int] = {}
+    for s in journey.stages:
+        for send in s.sends:
+            if send.content not in bits:
+                bits[send.content] = 1 << len(bits)
+    callbacks = Callbacks()
+    cj = CompiledJourney(
+        name=journey.name or journey.path,
+        version=journey_version(journey),
+        journey=journey,
+        machine=_build_machine(journey, callbacks),
+        initial=journey.initial.id,
+        stages={s.id: _plan_stage(s, bits) for s in journey.stages},
+        content_bits=bits,
+        score_rules=_rules_by_type(
+            journey.scoring,
+            lambda i, r: (i, compile_condition(r.condition) if r.condition else None, r.points, r.cap_count,
+                          r.cap_window.seconds if r.cap_window else None),
+        ),
+        exit_rules=_rules_by_type(journey.exits, lambda i, r: compile_condition(r.condition)),
+        enroll_rules=_rules_by_type(journey.enrollments, lambda i, r: compile_condition(r.condition))
+        if journey.enrollments else None,
+        fit_rules=[(compile_condition(f.condition), f.points) for f in journey.fit],
+        fit_fields=frozenset(_fit_fields(journey)),
+        half_life=journey.decay.half_life.seconds if journey.decay else None,
+        caps=[(c.count, c.window.seconds) for c in journey.caps],
+        event_types=frozenset(journey.event_types()),
+    )
+    cj.rules = _describe_rules(journey)
+    callbacks.bind(cj)
+    cj.callbacks = callbacks
+    return cj
+
+
+def _describe_rules(journey: Journey) -> dict[str, str]:
+    """Readable names for explain: the rule as a marketer wrote it, with its line."""
+    out = {"exit": "an exit rule matched (" + ", ".join(f"exit on {r.event}" for r in journey.exits) + ")"}
+    for i, r in enumerate(journey.scoring):
+        out[f"score#{i}"] = f"{r.event} {r.points:+d} (line {r.span.line})"
+    for s in journey.stages:
+        for i, t in enumerate(s.triggers):
+            if isinstance(t, EventTrigger):
+                what = f"on {t.event}" + (" where ..." if t.condition is not None else "")
+            elif isinstance(t, ScoreTrigger):
+                what = f"when score {t.op} {t.value:g}"
+            else:
+                what = f"after {t.after} {t.mode}"
+            out[f"{s.id}#{i}"] = f"{s.id}: {what} -> {t.target} (line {t.span.line})"
+        if s.hold is not None:
+            out[f"{s.id}#hold"] = f"{s.id}: holding loop ended -> {s.hold.then} (line {s.hold.span.line})"
+    return out
+
+
+def _fit_fields(journey: Journey):
+    for f in journey.fit:
+        for c in compares(f.condition):
+            yield c.field.split(".", 1)[0]
+            yield c.field
+

@@ -1,0 +1,101 @@
+"""Conditions of the model compiled once into plain Python predicates over a dict.
+
+A field is looked up as a flat key first (`"company.size"`), then as a path into
+nested objects (`company` -> `size`). Comparisons are strict about types: a
+number never equals a string, and an absent field satisfies nothing except
+`not ...` and `!=`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Callable
+
+from dsl.model import AllOf, AnyOf, Compare, Condition, Not
+
+__all__ = ["compile_condition", "lookup", "Predicate", "ALWAYS"]
+
+Predicate = Callable[[dict], bool]
+_MISSING = object()
+
+
+def ALWAYS(_data: dict) -> bool:
+    return True
+
+
+def lookup(data: dict, field: str):
+    if field in data:
+        return data[field]
+    if "." not in field:
+        return _MISSING
+    node = data
+    for part in field.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return _MISSING
+        node = node[part]
+    return node
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _compare(c: Compare) -> Predicate:
+    field, op, value = c.field, c.op, c.value
+    if op == "is set":
+        return lambda d: lookup(d, field) not in (_MISSING, None)
+    if op in ("==", "!="):
+        numeric = _is_number(value)
+
+        def equal(d) -> bool:
+            v = lookup(d, field)
+            if numeric:
+                return _is_number(v) and v == value
+            return type(v) is type(value) and v == value
+
+        return equal if op == "==" else (lambda d: not equal(d))
+    if op in (">", ">=", "<", "<="):
+        test = {">": float.__gt__, ">=": float.__ge__, "<": float.__lt__, "<=": float.__le__}[op]
+        bound = float(value)  # type: ignore[arg-type]
+
+        def ordered(d) -> bool:
+            v = lookup(d, field)
+            return _is_number(v) and test(float(v), bound)
+
+        return ordered
+    if op in ("in", "not in"):
+        options = tuple(value)  # type: ignore[arg-type]
+
+        def member(d) -> bool:
+            v = lookup(d, field)
+            return any((_is_number(v) and _is_number(o) and v == o) or (type(v) is type(o) and v == o)
+                       for o in options)
+
+        return member if op == "in" else (lambda d: not member(d))
+    text = str(value)
+    if op == "starts with":
+        return lambda d: isinstance(v := lookup(d, field), str) and v.startswith(text)
+    if op == "ends with":
+        return lambda d: isinstance(v := lookup(d, field), str) and v.endswith(text)
+    if op == "contains":
+        return lambda d: isinstance(v := lookup(d, field), str) and text in v
+    if op == "matches":
+        pattern = re.compile(text)
+        return lambda d: isinstance(v := lookup(d, field), str) and pattern.search(v) is not None
+    raise ValueError(f"unknown operator {op!r}")  # the grammar cannot produce one
+
+
+def compile_condition(c: Condition | None) -> Predicate:
+    if c is None:
+        return ALWAYS
+    if isinstance(c, Compare):
+        return _compare(c)
+    if isinstance(c, Not):
+        inner = compile_condition(c.part)
+        return lambda d: not inner(d)
+    parts = tuple(compile_condition(p) for p in c.parts)
+    if isinstance(c, AllOf):
+        return lambda d: all(p(d) for p in parts)
+    if isinstance(c, AnyOf):
+        return lambda d: any(p(d) for p in parts)
+    raise TypeError(f"not a condition: {c!r}")

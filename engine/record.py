@@ -1,0 +1,112 @@
+"""The lead record: everything the engine knows about one lead in one journey.
+
+A small `__slots__` object (no per-lead Machine): the journey's one shared
+`transitions.Machine` moves it by setting `state`. Timers are not stored: they
+are derived from the record (`engine.timers`), so nothing can fall out of sync.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Lead", "Action", "EXITED"]
+
+#: The machine state of a lead that left the journey (unsubscribed, `-> exit`).
+EXITED = "exit"
+
+
+class Lead:
+    __slots__ = (
+        "state",     # stage id, or EXITED
+        "entered",   # when it entered the current stage (epoch seconds)
+        "active",    # its last activity (last event) in this journey
+        "score",     # behavioural score as of `score_at` (decays from there)
+        "score_at",
+        "fit",       # profile points from attributes (never decay)
+        "attrs",     # the attributes fit rules read, or None
+        "sent",      # bit set of content already sent (never twice)
+        "hold",      # holding-loop sends in the current stall
+        "hold_at",   # time of the last holding-loop send
+        "caps",      # {score rule index: recent counted times} for capped rules, or None
+        "sends",     # recent send times, for frequency caps, or None
+        "seq",       # actions emitted so far (the occurrence in idempotency keys)
+        "due",       # next time something is due, or None (cached from engine.timers)
+        "clock",     # the lead's own time: its last step
+    )
+
+    def __init__(self, state: str, now: int):
+        self.state = state
+        self.entered = now
+        self.active = now
+        self.score = 0.0
+        self.score_at = now
+        self.fit = 0
+        self.attrs = None
+        self.sent = 0
+        self.hold = 0
+        self.hold_at = None
+        self.caps = None
+        self.sends = None
+        self.seq = 0
+        self.due = None
+        self.clock = now
+
+    def copy(self) -> "Lead":
+        new = Lead.__new__(Lead)
+        for name in Lead.__slots__:
+            setattr(new, name, getattr(self, name))
+        if self.attrs is not None:
+            new.attrs = dict(self.attrs)
+        if self.caps is not None:
+            new.caps = dict(self.caps)
+        return new
+
+    def to_list(self) -> list:
+        """A JSON-ready form for the store; `from_list` is its exact inverse."""
+        caps = None if self.caps is None else {str(k): list(v) for k, v in self.caps.items()}
+        return [
+            self.state, self.entered, self.active, self.score, self.score_at, self.fit, self.attrs,
+            self.sent, self.hold, self.hold_at, caps, None if self.sends is None else list(self.sends),
+            self.seq, self.due, self.clock,
+        ]
+
+    @classmethod
+    def from_list(cls, data: list) -> "Lead":
+        new = cls.__new__(cls)
+        (new.state, new.entered, new.active, new.score, new.score_at, new.fit, new.attrs, new.sent,
+         new.hold, new.hold_at, caps, sends, new.seq, new.due, new.clock) = data
+        new.score = float(new.score)
+        new.caps = None if caps is None else {int(k): tuple(v) for k, v in caps.items()}
+        new.sends = None if sends is None else tuple(sends)
+        return new
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Lead) and self.to_list() == other.to_list()
+
+    def __repr__(self) -> str:
+        return f"Lead(state={self.state!r}, score={self.score:.3f}@{self.score_at}, due={self.due})"
+
+
+class Action:
+    """What the engine asks the world to do; `key` makes delivery idempotent downstream."""
+
+    __slots__ = ("kind", "journey", "version", "lead", "time", "key", "data")
+
+    def __init__(self, kind: str, journey: str, version: str, lead: str, time: int, key: str, data: dict):
+        self.kind = kind
+        self.journey = journey
+        self.version = version
+        self.lead = lead
+        self.time = time
+        self.key = key
+        self.data = data
+
+    def to_json(self) -> dict:
+        from .events import format_time
+
+        return {"key": self.key, "kind": self.kind, "journey": self.journey, "version": self.version,
+                "lead": self.lead, "time": format_time(self.time), **self.data}
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Action) and self.to_json() == other.to_json()
+
+    def __repr__(self) -> str:
+        return f"Action({self.kind}, {self.lead}, {self.key})"

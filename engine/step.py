@@ -1,0 +1,337 @@
+"""The step: (compiled journey, lead record, event or `now`) -> (new record, actions). Pure.
+
+Stores and runners wrap these functions and never change their meaning. The
+order inside one step (docs/engine.md):
+
+1. timers due up to the event's time fire first, each at its own due time;
+2. exit rules (the lead leaves, everything due is cancelled);
+3. attributes update fit points; the event's score rules add points (caps per window);
+4. the event counts as activity: idle clocks and holding loops restart;
+5. transitions: event triggers in declaration order (first match wins), then
+   score thresholds in declaration order; entering a stage sends its on-entry
+   content and may cascade through thresholds (bounded).
+
+Time only comes from events and from `now`: nothing here reads the clock.
+"""
+
+from __future__ import annotations
+
+from .events import Event
+from .record import EXITED, Action, Lead
+from .timers import CROSSING, HOLD_END, HOLD_SEND, SEND, TIMEOUT, next_timer, release_time, score_at
+
+__all__ = ["step_event", "advance", "Callbacks", "EngineBug", "MAX_CASCADE", "MAX_TIMERS_PER_STEP"]
+
+MAX_TIMERS_PER_STEP = 100_000
+
+
+class EngineBug(RuntimeError):
+    """An invariant broke (e.g. timers that never settle): a bug in Coltiva, not the user's fault."""
+
+
+def MAX_CASCADE(cj) -> int:
+    return len(cj.stages) + 1
+
+
+class Context:
+    """The state of one step, handed to the machine's callbacks."""
+
+    __slots__ = ("cj", "rec", "lead", "time", "event", "actions", "trace", "entry", "prev", "trigger")
+
+    def __init__(self, cj, rec: Lead, lead: str, time: int, trace):
+        self.cj = cj
+        self.rec = rec
+        self.lead = lead
+        self.time = time
+        self.event = None
+        self.actions: list[Action] = []
+        self.trace = trace
+        self.entry = None
+        self.prev = None
+        self.trigger = None
+
+    def score_now(self) -> float:
+        return score_at(self.cj, self.rec, self.time)
+
+    def emit(self, kind: str, rule: str, data: dict) -> None:
+        rec, cj = self.rec, self.cj
+        rec.seq += 1
+        key = f"{self.lead}|{cj.name}@{cj.version}|{rule}|{rec.seq}"
+        self.actions.append(Action(kind, cj.name, cj.version, self.lead, self.time, key, data))
+
+    # -- tracing for `coltiva explain` (None in normal runs: no cost) -----------
+    def begin(self, label: str) -> None:
+        if self.trace is None:
+            return
+        self.entry = {
+            "time": self.time, "input": label, "notes": [],
+            "stage": [self.rec.state, None], "score": [round(self.score_now(), 2), None],
+            "first_action": len(self.actions),
+        }
+        self.trace.append(self.entry)
+
+    def note(self, text: str) -> None:
+        if self.entry is not None:
+            self.entry["notes"].append(text)
+
+    def end(self) -> None:
+        entry = self.entry
+        if entry is None:
+            return
+        entry["stage"][1] = self.rec.state
+        entry["score"][1] = round(self.score_now(), 2)
+        entry["actions"] = [a.to_json() for a in self.actions[entry.pop("first_action"):]]
+        self.entry = None
+
+
+class Callbacks:
+    """Entry and exit callbacks of the journey's Machine; they receive the step Context."""
+
+    def bind(self, cj) -> None:
+        self.cj = cj
+
+    def on_exit(self, ctx: Context) -> None:
+        rec = ctx.rec
+        ctx.prev = rec.state
+        if ctx.trace is not None:
+            plan = self.cj.stages[rec.state]
+            pending = [content for _, bit, _, content in plan.sends if not rec.sent & bit]
+            if pending:
+                ctx.note(f"cancelled (stage left before they were sent): {', '.join(pending)}")
+
+    def on_enter(self, ctx: Context) -> None:
+        rec = ctx.rec
+        plan = self.cj.stages[rec.state]
+        rec.entered = ctx.time
+        rec.hold = 0
+        rec.hold_at = None
+        ctx.emit("stage", f"stage:{plan.id}", {"from": ctx.prev, "to": plan.id, "rule": ctx.trigger})
+        ctx.note(f"entered {plan.id}")
+        if plan.handoff:
+            ctx.emit("handoff", f"handoff:{plan.id}", {"stage": plan.id, "score": round(ctx.score_now(), 2)})
+        for offset, bit, kind, content in plan.sends:
+            if offset == 0:
+                _try_send(ctx, bit, kind, content)
+
+    def on_exit_journey(self, ctx: Context) -> None:
+        ctx.emit("exit", "exit", {"from": ctx.prev, "rule": ctx.trigger})
+        ctx.note("left the journey; everything still due is cancelled")
+
+
+def _send_allowed(ctx: Context) -> bool:
+    release = release_time(ctx.cj, ctx.rec)
+    return release is None or release <= ctx.time
+
+
+def _record_send(ctx: Context) -> None:
+    cj, rec, t = ctx.cj, ctx.rec, ctx.time
+    if not cj.caps:
+        return
+    horizon = t - max(window for _, window in cj.caps)
+    kept = tuple(x for x in (rec.sends or ()) if x > horizon)
+    rec.sends = kept + (t,)
+
+
+def _try_send(ctx: Context, bit: int, kind: str, content: str) -> None:
+    rec = ctx.rec
+    if rec.sent & bit:
+        ctx.note(f"not sent again: {kind} {content!r} was already sent")
+        return
+    if not _send_allowed(ctx):
+        ctx.note(f"deferred by the frequency cap: {kind} {content!r}")
+        return
+    rec.sent |= bit
+    _record_send(ctx)
+    ctx.emit("send", f"send:{content}", {"stage": rec.state, "content_kind": kind, "content": content})
+
+
+def _fire(ctx: Context, name: str) -> bool:
+    """Drive the shared Machine: it checks the transition's conditions and runs the callbacks."""
+    ctx.trigger = ctx.cj.rules.get(name, name)
+    ctx.note(f"rule fired: {ctx.trigger}")
+    return ctx.cj.machine.events[name].trigger(ctx.rec, ctx)
+
+
+def _thresholds(ctx: Context) -> bool:
+    rec = ctx.rec
+    if rec.state == EXITED:
+        return False
+    thresholds = ctx.cj.stages[rec.state].thresholds
+    if not thresholds:
+        return False
+    score = ctx.score_now()
+    for name, op, value in thresholds:
+        if (score >= value if op == ">=" else score > value if op == ">" else
+                score <= value if op == "<=" else score < value):
+            return _fire(ctx, name)
+    return False
+
+
+def _cascade(ctx: Context) -> None:
+    """After a move, thresholds of the new stage may move the lead again (bounded)."""
+    for _ in range(MAX_CASCADE(ctx.cj)):
+        if not _thresholds(ctx):
+            return
+    ctx.note("cascade stopped at its bound")
+
+
+def _fire_due(ctx: Context, until: int) -> None:
+    cj, rec = ctx.cj, ctx.rec
+    for _ in range(MAX_TIMERS_PER_STEP):
+        if rec.state == EXITED:
+            return
+        timer = next_timer(cj, rec)
+        if timer is None or timer[0] > until:
+            return
+        due, order, payload = timer
+        ctx.time = rec.clock = due if due > rec.clock else rec.clock
+        if order == SEND:
+            bit, kind, content = payload
+            ctx.begin(f"timer: send {kind} {content!r}")
+            _try_send(ctx, bit, kind, content)
+            if not rec.sent & bit and release_time(cj, rec) is None:
+                raise EngineBug(f"send of {content!r} neither sent nor deferred")
+        elif order == HOLD_SEND:
+            stall, every, times, kind, content, name = payload
+            ctx.begin(f"timer: holding loop of {rec.state} ({rec.hold + 1}/{times})")
+            if _send_allowed(ctx):
+                rec.hold += 1
+                rec.hold_at = ctx.time
+                _record_send(ctx)
+                ctx.emit("send", f"hold:{rec.state}:{content}",
+                         {"stage": rec.state, "content_kind": kind, "content": content, "edition": rec.hold})
+            else:
+                ctx.note(f"deferred by the frequency cap: holding-loop {kind} {content!r}")
+        elif order == HOLD_END:
+            ctx.begin(f"timer: holding loop of {rec.state} ran out")
+            _fire(ctx, payload)
+            _cascade(ctx)
+        elif order == TIMEOUT:
+            ctx.begin(f"timer: {cj.rules.get(payload, payload)}")
+            _fire(ctx, payload)
+            _cascade(ctx)
+        elif order == CROSSING:
+            ctx.begin("timer: score decay crossed a threshold")
+            _cascade(ctx)
+        ctx.end()
+    raise EngineBug("timers did not settle within one step")
+
+
+def _update_fit(cj, rec: Lead, attributes: dict | None) -> None:
+    if not attributes or not cj.fit_rules:
+        return
+    relevant = {k: v for k, v in attributes.items() if k in cj.fit_fields}
+    if not relevant:
+        return
+    attrs = dict(rec.attrs) if rec.attrs else {}
+    attrs.update(relevant)
+    rec.attrs = attrs
+    rec.fit = sum(points for predicate, points in cj.fit_rules if predicate(attrs))
+
+
+def _apply_score(ctx: Context, event: Event) -> None:
+    cj, rec, t = ctx.cj, ctx.rec, ctx.time
+    rules = cj.score_rules.get(event.type)
+    if not rules:
+        return
+    for index, predicate, points, cap_count, cap_seconds in rules:
+        if predicate is not None and not predicate(event.data):
+            continue
+        if cap_count is not None:
+            hits = tuple(x for x in (rec.caps or {}).get(index, ()) if x > t - cap_seconds)
+            if len(hits) >= cap_count:
+                ctx.note(f"capped: {cj.rules[f'score#{index}']}")
+                continue
+            caps = dict(rec.caps) if rec.caps else {}
+            caps[index] = hits + (t,)
+            rec.caps = caps
+        rec.score = score_at(cj, rec, t) - rec.fit + points
+        rec.score_at = t
+        ctx.note(f"scored: {cj.rules[f'score#{index}']}")
+
+
+def _matches_any(rules, event: Event) -> bool:
+    return any(predicate(event.data) for predicate in rules.get(event.type, ()))
+
+
+def _react(ctx: Context, event: Event) -> None:
+    """Exit rules, scoring, activity, then transitions: the event's own part of a step."""
+    cj, rec = ctx.cj, ctx.rec
+    ctx.event = event
+    if _matches_any(cj.exit_rules, event):
+        _fire(ctx, "exit")
+        return
+    _update_fit(cj, rec, event.attributes)
+    _apply_score(ctx, event)
+    rec.active = ctx.time
+    if rec.hold:
+        ctx.note("activity: the holding loop restarts from zero")
+        rec.hold = 0
+    for name, predicate in cj.stages[rec.state].events.get(event.type, ()):
+        if predicate(event.data):
+            _fire(ctx, name)
+            break
+    _cascade(ctx)
+
+
+def _enroll(cj, lead: str, event: Event, trace) -> tuple[Lead | None, list[Action]]:
+    if cj.enroll_rules is not None and not _matches_any(cj.enroll_rules, event):
+        return None, []  # not (yet) enrolled: a later event may enroll it
+    rec = Lead(cj.initial, event.time)
+    ctx = Context(cj, rec, lead, event.time, trace)
+    ctx.begin(f"event {event.id}: {event.type} (enrolls the lead)")
+    if _matches_any(cj.exit_rules, event):
+        rec.state = EXITED
+        ctx.note("first event is an exit event: the lead is never enrolled")
+        ctx.end()
+        return rec, []
+    ctx.event = event
+    _update_fit(cj, rec, event.attributes)
+    _apply_score(ctx, event)
+    ctx.trigger = "enrolled"
+    cj.callbacks.on_enter(ctx)
+    for name, predicate in cj.stages[rec.state].events.get(event.type, ()):
+        if predicate(event.data):
+            _fire(ctx, name)
+            break
+    _cascade(ctx)
+    ctx.end()
+    timer = next_timer(cj, rec)
+    rec.due = None if timer is None else timer[0]
+    return rec, ctx.actions
+
+
+def step_event(cj, rec: Lead | None, lead: str, event: Event, trace: list | None = None):
+    """Apply one event to one lead: returns (new record or None if not enrolled, actions)."""
+    if rec is None:
+        return _enroll(cj, lead, event, trace)
+    rec = rec.copy()
+    if rec.state == EXITED:
+        return rec, []
+    ctx = Context(cj, rec, lead, rec.clock, trace)
+    t = event.time
+    if rec.due is not None and rec.due <= t:
+        _fire_due(ctx, t)
+    ctx.time = t if t > rec.clock else rec.clock
+    ctx.begin(f"event {event.id}: {event.type}")
+    if t < rec.clock:
+        ctx.note(f"late by {rec.clock - t} s: applied at the lead's clock")
+    rec.clock = ctx.time
+    if rec.state != EXITED:
+        _react(ctx, event)
+    ctx.end()
+    timer = next_timer(cj, rec)
+    rec.due = None if timer is None else timer[0]
+    return rec, ctx.actions
+
+
+def advance(cj, rec: Lead, lead: str, now: int, trace: list | None = None):
+    """Fire everything due up to `now` (a tick). A lead with nothing due is returned unchanged."""
+    if rec.due is None or rec.due > now:
+        return rec, []
+    rec = rec.copy()
+    ctx = Context(cj, rec, lead, rec.clock, trace)
+    _fire_due(ctx, now)
+    timer = next_timer(cj, rec)
+    rec.due = None if timer is None else timer[0]
+    return rec, ctx.actions

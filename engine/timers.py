@@ -1,0 +1,98 @@
+"""What is due for a lead, and when: derived from its record, never stored separately.
+
+Deriving timers (instead of keeping a timer list per lead) means a timer can
+never outlive the state that created it: leaving a stage cancels its content
+and loops by construction. The record caches only the earliest due time
+(`Lead.due`), which the store indexes so a tick touches only leads with
+something due.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .record import EXITED, Lead
+
+__all__ = ["next_timer", "score_at", "release_time", "SEND", "HOLD_SEND", "HOLD_END", "TIMEOUT", "CROSSING"]
+
+# Ties at one instant fire in this order.
+SEND, HOLD_SEND, HOLD_END, TIMEOUT, CROSSING = range(5)
+
+
+def behaviour_at(cj, rec: Lead, t: int) -> float:
+    """The behavioural part of the score at `t`: exact exponential decay from `score_at`."""
+    if cj.half_life is None or t == rec.score_at or rec.score == 0.0:
+        return rec.score
+    return rec.score * 2.0 ** (-(t - rec.score_at) / cj.half_life)
+
+
+def score_at(cj, rec: Lead, t: int) -> float:
+    return rec.fit + behaviour_at(cj, rec, t)
+
+
+def release_time(cj, rec: Lead) -> int | None:
+    """The earliest time the frequency caps allow another send (None: no cap is full)."""
+    if not cj.caps or not rec.sends:
+        return None
+    release = None
+    for count, window in cj.caps:
+        recent = sorted(rec.sends)
+        if len(recent) >= count:
+            candidate = recent[len(recent) - count] + window
+            release = candidate if release is None or candidate > release else release
+    return release
+
+
+def _crossing(cj, rec: Lead, op: str, value: float) -> int | None:
+    """When decay alone makes `score op value` true, if it ever does (to the next whole second)."""
+    if cj.half_life is None or rec.score == 0.0:
+        return None
+    ratio = (value - rec.fit) / rec.score
+    if not (0.0 < ratio < 1.0):
+        return None
+    moving_down = rec.score > 0
+    if moving_down != (op in ("<", "<=")):
+        return None
+    when = rec.score_at - cj.half_life * math.log2(ratio)
+    return max(math.floor(when) + 1, rec.clock + 1)
+
+
+def next_timer(cj, rec: Lead):
+    """(due, order, kind, payload) of the earliest thing due, or None."""
+    if rec.state == EXITED:
+        return None
+    plan = cj.stages[rec.state]
+    best = None
+    release = release_time(cj, rec)
+
+    def consider(due, order, payload):
+        nonlocal best
+        key = (due, order)
+        if best is None or key < best[:2]:
+            best = (due, order, payload)
+
+    for offset, bit, kind, content in plan.sends:
+        if rec.sent & bit:
+            continue
+        due = rec.entered + offset
+        if release is not None and release > due:
+            due = release
+        consider(due, SEND, (bit, kind, content))
+    idle_since = rec.active if rec.active > rec.entered else rec.entered
+    if plan.hold is not None:
+        stall, every, times, kind, content, name = plan.hold
+        if rec.hold < times:
+            due = idle_since + stall if rec.hold == 0 else rec.hold_at + every
+            if release is not None and release > due:
+                due = release
+            consider(due, HOLD_SEND, plan.hold)
+        else:
+            consider(rec.hold_at + every, HOLD_END, name)
+    for name, mode, seconds in plan.timeouts:
+        consider((idle_since if mode == "idle" else rec.entered) + seconds, TIMEOUT, name)
+    if plan.thresholds and cj.half_life is not None:
+        for name, op, value in plan.thresholds:
+            due = _crossing(cj, rec, op, value)
+            if due is not None:
+                consider(due, CROSSING, name)
+    return best
