@@ -179,15 +179,17 @@ class _Builder(Transformer):
     def decay(self, meta, children):
         return m.Decay(children[0], self._span(meta))
 
-    def scoring(self, children):
-        return ("scoring", children)
+    @v_args(meta=True)
+    def scoring(self, meta, children):
+        return ("scoring", children, self._span(meta))
 
     @v_args(meta=True)
     def fit_rule(self, meta, children):
         return m.FitRule(children[0], children[1], self._span(meta))
 
-    def fit(self, children):
-        return ("fit", children)
+    @v_args(meta=True)
+    def fit(self, meta, children):
+        return ("fit", children, self._span(meta))
 
     @v_args(meta=True)
     def content_item(self, meta, children):
@@ -196,8 +198,9 @@ class _Builder(Transformer):
             str(kind), decode_string(cid), decode_string(title[0]) if title else None, self._span(meta)
         )
 
-    def content(self, children):
-        return ("content", children)
+    @v_args(meta=True)
+    def content(self, meta, children):
+        return ("content", children, self._span(meta))
 
     def _event_rule(self, cls, meta, children):
         condition = children[1][1] if len(children) > 1 else None
@@ -228,14 +231,17 @@ class _Builder(Transformer):
         span = self._span(meta)  # `exit`: the last word of the line
         return m.Span(self.path, span.end_line, max(span.end_column - 4, 1), span.end_line, span.end_column)
 
-    def initial(self, _):
-        return ("initial",)
+    @v_args(meta=True)
+    def initial(self, meta, _):
+        return ("initial", self._span(meta))
 
-    def final(self, _):
-        return ("final",)
+    @v_args(meta=True)
+    def final(self, meta, _):
+        return ("final", self._span(meta))
 
-    def handoff(self, _):
-        return ("handoff",)
+    @v_args(meta=True)
+    def handoff(self, meta, _):
+        return ("handoff", self._span(meta))
 
     def on_entry(self, _):
         return None
@@ -298,10 +304,11 @@ class _Builder(Transformer):
             label = decode_string(items[0])
             items = items[1:]
         flags = {"initial": False, "final": False, "handoff": False}
-        sends, triggers, holds = [], [], []
+        sends, triggers, holds, flag_spans = [], [], [], []
         for item in items:
             if isinstance(item, tuple):
                 flags[item[0]] = True
+                flag_spans.append(item)
             elif isinstance(item, m.Send):
                 sends.append(item)
             elif isinstance(item, m.HoldLoop):
@@ -326,6 +333,7 @@ class _Builder(Transformer):
             hold=holds[0] if holds else None,
             span=self._span(meta),
             id_span=self._tok_span(sid),
+            flag_spans=tuple(flag_spans),
         )
 
     @v_args(meta=True)
@@ -342,7 +350,10 @@ def build_journey(tree: Tree, path: str) -> tuple[m.Journey, list[Diagnostic]]:
     header_span = m.Span(path, 1, 1, 1, 1)
     stages, scoring, fit, exits, enrollments, caps, contents, includes = ([] for _ in range(8))
     decay = None
+    block_spans = []
     for item in items:
+        if isinstance(item, tuple) and item[0] in ("scoring", "fit", "content"):
+            block_spans.append((item[0], item[2]))
         if isinstance(item, tuple) and item[0] == "header":
             if name is not None:
                 diagnostics.append(
@@ -390,5 +401,6 @@ def build_journey(tree: Tree, path: str) -> tuple[m.Journey, list[Diagnostic]]:
         includes=tuple(includes),
         path=path,
         span=header_span,
+        block_spans=tuple(block_spans),
     )
     return journey, diagnostics
