@@ -1,0 +1,57 @@
+"""What the engine commands share: the --db option, loading journeys, reading times."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from dsl.errors import ColtivaError
+from dsl.loader import load_journey
+
+from ..output import err_console, print_diagnostic
+
+__all__ = ["db_option", "compile_files", "parse_when", "open_store"]
+
+db_option = click.option("--db", default="coltiva.db", show_default=True, type=click.Path(dir_okay=False),
+                         help="The SQLite store (created if missing).")
+
+
+def compile_files(paths) -> list:
+    """Load, check and compile journey files; print every diagnostic; exit 1 on errors."""
+    from engine.compiler import compile_journey
+
+    compiled = []
+    failed = False
+    for path in paths:
+        loaded = load_journey(path)
+        if loaded.diagnostics:
+            out = err_console()
+            for d in loaded.diagnostics:
+                print_diagnostic(out, d, loaded.sources)
+        if not loaded.ok:
+            failed = True
+            continue
+        compiled.append((compile_journey(loaded.journey, loaded.diagnostics), loaded.sources))
+    if failed:
+        click.echo("coltiva: journeys with errors are not run; fix them first (see above)", err=True)
+        sys.exit(1)
+    return compiled
+
+
+def parse_when(text: str) -> int:
+    from engine.events import parse_time
+
+    try:
+        return parse_time(text)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None
+
+
+def open_store(db: str, must_exist: bool = True):
+    from engine.store import Store
+
+    if must_exist and not Path(db).exists():
+        raise ColtivaError(f"{db}: no such store (run `coltiva run ... --db {db}` first)")
+    return Store(db)

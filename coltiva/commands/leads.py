@@ -1,0 +1,39 @@
+"""`coltiva leads`: how many leads are in each stage of each journey (the funnel)."""
+
+from __future__ import annotations
+
+import click
+from rich.table import Table
+
+from ..output import console
+from ._common import db_option, open_store
+
+__all__ = ["command"]
+
+
+@click.command("leads")
+@db_option
+def command(db):
+    """Leads per stage, in the journey's order, with the exited ones last."""
+    with open_store(db) as store:
+        counts = store.stage_counts()
+        journeys = store.journeys()
+    out = console()
+    if not journeys:
+        out.print("no journeys in this store yet")
+        return
+    for cj in journeys:
+        per_stage = counts.get(cj.name, {})
+        total = sum(per_stage.values())
+        table = Table(title=f"{cj.name} (version {cj.version})")
+        table.add_column("stage")
+        table.add_column("label")
+        table.add_column("leads", justify="right")
+        table.add_column("share", justify="right")
+        for stage in cj.journey.stages:
+            n = per_stage.get(stage.id, 0)
+            table.add_row(stage.id, stage.title, f"{n:,}", f"{n / total:.0%}" if total else "-")
+        n = per_stage.get("exit", 0)
+        table.add_row("exit", "left the journey", f"{n:,}", f"{n / total:.0%}" if total else "-")
+        table.add_row("", "total", f"{total:,}", "")
+        out.print(table)

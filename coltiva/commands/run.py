@@ -1,0 +1,56 @@
+"""`coltiva run JOURNEY... --events FILE|-`: step every lead, durably, batch by batch."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ..output import console, err_console
+from ._common import compile_files, db_option, open_store
+
+__all__ = ["command", "print_summary"]
+
+
+def print_summary(summary, title: str) -> None:
+    table = Table(title=title, show_header=False)
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for label, value in [("lines read", summary.lines), ("events applied", summary.applied),
+                         ("duplicates ignored", summary.duplicates), ("kept aside (quarantine)", summary.quarantined),
+                         ("leads advanced by time", summary.ticked_leads)]:
+        table.add_row(label, f"{value:,}")
+    for kind in sorted(summary.actions):
+        table.add_row(f"actions: {kind}", f"{summary.actions[kind]:,}")
+    console().print(table)
+
+
+@click.command("run")
+@click.argument("journeys", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--events", "events", required=True, type=click.File("r", encoding="utf-8", errors="replace"),
+              help="JSON Lines, one event a line (see docs/events.md); - for standard input.")
+@db_option
+@click.option("--batch", default=5000, show_default=True, help="Events per transaction.")
+def command(journeys, events, db, batch):
+    """Run events through journeys. Malformed events are kept aside, duplicates ignored."""
+    from engine.runner import Runner
+
+    compiled = compile_files(journeys)
+    with open_store(db, must_exist=False) as store:
+        for cj, sources in compiled:
+            store.register(cj, sources)
+        runner = Runner(store, [cj for cj, _ in compiled], batch_size=batch)
+        source = "-" if events.name == "<stdin>" else events.name
+        if err_console().is_terminal:
+            with Progress(TextColumn("stepping leads"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                          console=err_console(), transient=True) as bar:
+                task = bar.add_task("run", total=None)
+                summary = runner.run_lines(events, source, progress=lambda n: bar.advance(task, n))
+        else:
+            summary = runner.run_lines(events, source)
+    print_summary(summary, f"run: {', '.join(cj.name for cj, _ in compiled)}")
+    if summary.quarantined:
+        click.echo(f"{summary.quarantined} event(s) kept aside: see `coltiva quarantine --db {db}`", err=True)
+    sys.exit(0)

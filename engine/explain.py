@@ -1,0 +1,53 @@
+"""Why a lead is where it is: replay its logged inputs through the pure step, with tracing on.
+
+Nothing extra is stored per step: the input log and the step function are
+enough to rebuild every step exactly. The replayed record is compared with the
+stored one, so `explain` also proves the store agrees with the journey.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from .events import Event, parse_time
+from .record import Lead
+from .step import advance, step_event
+from .store import Store
+
+__all__ = ["Explanation", "explain_lead"]
+
+
+@dataclass
+class Explanation:
+    journey: str
+    version: str
+    steps: list[dict]
+    stored: Lead
+    replayed: Lead | None
+
+    @property
+    def consistent(self) -> bool:
+        return self.replayed == self.stored
+
+
+def explain_lead(store: Store, lead: str) -> list[Explanation]:
+    records = dict(store.lead_journeys(lead))
+    inputs = store.lead_inputs(lead)
+    out = []
+    for cj in store.journeys():
+        if cj.name not in records:
+            continue
+        rec: Lead | None = None
+        trace: list[dict] = []
+        for kind, time, payload in inputs:
+            if kind == "tick":
+                if rec is not None:
+                    rec, _ = advance(cj, rec, lead, time, trace)
+                continue
+            obj = json.loads(payload)
+            event = Event(obj["id"], obj["lead"], obj["type"], parse_time(obj["time"]), obj.get("data"),
+                          obj.get("attributes"))
+            rec, _ = step_event(cj, rec, lead, event, trace)
+        out.append(Explanation(cj.name, cj.version, trace, records[cj.name], rec))
+    return out

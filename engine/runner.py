@@ -1,0 +1,162 @@
+"""Runs events and ticks through journeys, in batches, on a store.
+
+The runner only wraps the pure step: it parses lines, drops events whose id was
+seen, keeps malformed lines aside, steps each event through each journey, and
+commits each batch atomically. The meaning of a run never depends on the batch
+size, on the process, or on a restart in between.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+from .compiler import CompiledJourney
+from .events import Event, Malformed, parse_event
+from .record import Lead
+from .step import advance, step_event
+from .store import Store
+
+__all__ = ["Runner", "Summary", "BUILTIN_TYPES", "DEFAULT_BATCH"]
+
+#: Event types every journey understands: `lead.updated` carries attributes only.
+BUILTIN_TYPES = frozenset({"lead.updated"})
+DEFAULT_BATCH = 5000
+
+
+@dataclass
+class Summary:
+    lines: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    ticked_leads: int = 0
+    actions: Counter = field(default_factory=Counter)
+
+    def add(self, other: "Summary") -> None:
+        self.lines += other.lines
+        self.applied += other.applied
+        self.duplicates += other.duplicates
+        self.quarantined += other.quarantined
+        self.ticked_leads += other.ticked_leads
+        self.actions.update(other.actions)
+
+
+class Runner:
+    def __init__(self, store: Store, journeys: list[CompiledJourney], batch_size: int = DEFAULT_BATCH):
+        self.store = store
+        self.journeys = journeys
+        self.batch_size = max(1, batch_size)
+        self.known_types = frozenset().union(*(j.event_types for j in journeys)) | BUILTIN_TYPES
+        self.cache: dict[tuple[str, str], Lead | None] = {}
+
+    # -- events ------------------------------------------------------------------
+    def run_lines(self, lines: Iterable[str], source: str = "-", progress=None) -> Summary:
+        total = Summary()
+        batch: list[tuple[int, str]] = []
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            batch.append((number, line.rstrip("\n")))
+            if len(batch) >= self.batch_size:
+                total.add(self._run_batch(batch, source))
+                if progress:
+                    progress(len(batch))
+                batch = []
+        if batch:
+            total.add(self._run_batch(batch, source))
+            if progress:
+                progress(len(batch))
+        return total
+
+    def _leads(self, keys: set[tuple[str, str]]) -> None:
+        missing: dict[str, list[str]] = {}
+        for journey, lead in keys:
+            if (journey, lead) not in self.cache:
+                missing.setdefault(journey, []).append(lead)
+        for journey, leads in missing.items():
+            found = self.store.load_leads(journey, leads)
+            for lead in leads:
+                self.cache[(journey, lead)] = found.get(lead)
+
+    def _run_batch(self, batch: list[tuple[int, str]], source: str) -> Summary:
+        summary = Summary(lines=len(batch))
+        events: list[Event] = []
+        quarantine = []
+        for number, line in batch:
+            parsed = parse_event(line, self.known_types)
+            if isinstance(parsed, Malformed):
+                quarantine.append((source, number, parsed.reason, parsed.raw))
+            else:
+                events.append(parsed)
+        summary.quarantined = len(quarantine)
+        seen = self.store.seen([e.id for e in events])
+        fresh: list[Event] = []
+        for e in events:
+            if e.id in seen:
+                summary.duplicates += 1
+            else:
+                seen.add(e.id)
+                fresh.append(e)
+        self._leads({(j.name, e.lead) for j in self.journeys for e in fresh})
+        dirty: dict[tuple[str, str], tuple[str, str, str, Lead]] = {}
+        actions, transitions = [], []
+        for e in fresh:
+            for j in self.journeys:
+                key = (j.name, e.lead)
+                old = self.cache[key]
+                new, acts = step_event(j, old, e.lead, e)
+                if new is not None:
+                    self.cache[key] = new
+                    dirty[key] = (j.name, e.lead, j.version, new)
+                self._collect(acts, actions, transitions)
+        summary.applied = len(fresh)
+        for a in actions:
+            summary.actions[a.kind] += 1
+        inputs = [("event", e.id, e.lead, e.time, json.dumps(e.to_json(), ensure_ascii=False)) for e in fresh]
+        self.store.write_batch(inputs=inputs, quarantine=quarantine, leads=dirty.values(), actions=actions,
+                               transitions=transitions)
+        return summary
+
+    @staticmethod
+    def _collect(acts, actions: list, transitions: list) -> None:
+        for a in acts:
+            actions.append(a)
+            if a.kind == "stage":
+                transitions.append((a.journey, a.lead, a.data["from"], a.data["to"], a.time, a.data["rule"]))
+            elif a.kind == "exit":
+                transitions.append((a.journey, a.lead, a.data["from"], "exit", a.time, a.data["rule"]))
+
+    # -- time --------------------------------------------------------------------
+    def tick(self, now: int, progress=None) -> Summary:
+        """Fire everything due up to `now`; only leads with something due are read."""
+        total = Summary()
+        due = self.store.due_leads(now)
+        by_name = {j.name: j for j in self.journeys}
+        first = True
+        for start in range(0, max(len(due), 1), self.batch_size):
+            chunk = [k for k in due[start:start + self.batch_size] if k[0] in by_name]
+            self._leads(set(chunk))
+            dirty, actions, transitions = [], [], []
+            for journey, lead in chunk:
+                j = by_name[journey]
+                rec = self.cache[(journey, lead)]
+                if rec is None:
+                    continue
+                new, acts = advance(j, rec, lead, now)
+                if new is not rec:
+                    self.cache[(journey, lead)] = new
+                    dirty.append((journey, lead, j.version, new))
+                self._collect(acts, actions, transitions)
+            total.ticked_leads += len(dirty)
+            for a in actions:
+                total.actions[a.kind] += 1
+            inputs = [("tick", None, None, now, None)] if first else []
+            first = False
+            self.store.write_batch(inputs=inputs, leads=dirty, actions=actions, transitions=transitions)
+            if progress:
+                progress(len(chunk))
+        return total
+

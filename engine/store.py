@@ -1,0 +1,262 @@
+"""The durable store: one SQLite file (WAL) holding everything a run needs to resume exactly.
+
+Tables: journeys by version, lead records (with an index on the next due time),
+the input log (every event applied and every tick, in order: seen ids and the
+source of `explain`'s replay), the outbox, quarantined events, and the history
+of stage transitions. A batch is one transaction: the states and the actions
+they caused commit together, so a crash can neither lose nor repeat an action.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import pickle
+import sqlite3
+from pathlib import Path
+
+from dsl.errors import StoreError
+
+from .compiler import CompiledJourney, compile_journey
+from .record import Lead
+
+__all__ = ["Store", "DEFAULT_DB", "journey_counts"]
+
+DEFAULT_DB = "coltiva.db"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS journeys (
+    seq INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    version TEXT NOT NULL,
+    model BLOB NOT NULL,
+    sources TEXT NOT NULL,
+    UNIQUE (name, version)
+);
+CREATE TABLE IF NOT EXISTS leads (
+    journey TEXT NOT NULL,
+    lead TEXT NOT NULL,
+    version TEXT NOT NULL,
+    state TEXT NOT NULL,
+    due INTEGER,
+    record TEXT NOT NULL,
+    PRIMARY KEY (journey, lead)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS leads_by_due ON leads (due) WHERE due IS NOT NULL;
+CREATE TABLE IF NOT EXISTS inputs (
+    seq INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    event_id TEXT UNIQUE,
+    lead TEXT,
+    time INTEGER NOT NULL,
+    event TEXT
+);
+CREATE INDEX IF NOT EXISTS inputs_by_lead ON inputs (lead) WHERE lead IS NOT NULL;
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    journey TEXT NOT NULL,
+    lead TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    time INTEGER NOT NULL,
+    action TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS quarantine (
+    seq INTEGER PRIMARY KEY,
+    source TEXT NOT NULL,
+    line_no INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    raw TEXT NOT NULL,
+    UNIQUE (source, line_no, raw)
+);
+CREATE TABLE IF NOT EXISTS transitions (
+    seq INTEGER PRIMARY KEY,
+    journey TEXT NOT NULL,
+    lead TEXT NOT NULL,
+    src TEXT,
+    dst TEXT NOT NULL,
+    time INTEGER NOT NULL,
+    rule TEXT
+);
+"""
+
+
+class Store:
+    """A SQLite store. Use as a context manager; every write goes through `batch()`."""
+
+    def __init__(self, path: str | Path = DEFAULT_DB):
+        self.path = str(path)
+        try:
+            self.db = sqlite3.connect(self.path, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as err:
+            raise StoreError(f"{self.path}: not a Coltiva store ({err})") from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- journeys ----------------------------------------------------------------
+    def register(self, cj: CompiledJourney, sources: dict[str, str]) -> None:
+        """Record a journey version; refuse a changed journey while leads are in it."""
+        row = self.db.execute(
+            "SELECT version, sources FROM journeys WHERE name = ? ORDER BY seq DESC LIMIT 1", (cj.name,)
+        ).fetchone()
+        if row is not None and row[0] == cj.version:
+            return
+        if row is not None:
+            in_flight = self.db.execute("SELECT COUNT(*) FROM leads WHERE journey = ?", (cj.name,)).fetchone()[0]
+            if in_flight:
+                raise StoreError(_changed_message(cj, row[0], json.loads(row[1]), sources, in_flight, self.path))
+        self.db.execute(
+            "INSERT OR IGNORE INTO journeys (name, version, model, sources) VALUES (?, ?, ?, ?)",
+            (cj.name, cj.version, pickle.dumps(cj.journey), json.dumps(sources, ensure_ascii=False)),
+        )
+
+    def journeys(self) -> list[CompiledJourney]:
+        """The current version of every journey in the store, compiled."""
+        rows = self.db.execute(
+            "SELECT name, model FROM journeys WHERE seq IN (SELECT MAX(seq) FROM journeys GROUP BY name) ORDER BY seq"
+        ).fetchall()
+        return [compile_journey(pickle.loads(model)) for _, model in rows]
+
+    # -- leads -------------------------------------------------------------------
+    def load_leads(self, journey: str, leads: list[str]) -> dict[str, Lead]:
+        found: dict[str, Lead] = {}
+        for start in range(0, len(leads), 500):
+            chunk = leads[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for lead, record in self.db.execute(
+                f"SELECT lead, record FROM leads WHERE journey = ? AND lead IN ({marks})", (journey, *chunk)
+            ):
+                found[lead] = Lead.from_list(json.loads(record))
+        return found
+
+    def due_leads(self, now: int) -> list[tuple[str, str]]:
+        return self.db.execute(
+            "SELECT journey, lead FROM leads WHERE due IS NOT NULL AND due <= ? ORDER BY journey, lead", (now,)
+        ).fetchall()
+
+    def seen(self, event_ids: list[str]) -> set[str]:
+        seen: set[str] = set()
+        for start in range(0, len(event_ids), 500):
+            chunk = event_ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            seen.update(r[0] for r in self.db.execute(
+                f"SELECT event_id FROM inputs WHERE event_id IN ({marks})", chunk))
+        return seen
+
+    # -- one atomic batch --------------------------------------------------------
+    def write_batch(self, *, inputs=(), quarantine=(), leads=(), actions=(), transitions=()) -> None:
+        """Everything one batch changed, in one transaction (the outbox pattern)."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany("INSERT INTO inputs (kind, event_id, lead, time, event) VALUES (?, ?, ?, ?, ?)", inputs)
+            db.executemany(
+                "INSERT OR IGNORE INTO quarantine (source, line_no, reason, raw) VALUES (?, ?, ?, ?)", quarantine)
+            db.executemany(
+                "INSERT OR REPLACE INTO leads (journey, lead, version, state, due, record) VALUES (?, ?, ?, ?, ?, ?)",
+                [(j, lead, v, rec.state, rec.due, json.dumps(rec.to_list(), separators=(",", ":")))
+                 for j, lead, v, rec in leads],
+            )
+            db.executemany(
+                "INSERT INTO outbox (key, journey, lead, kind, time, action) VALUES (?, ?, ?, ?, ?, ?)",
+                [(a.key, a.journey, a.lead, a.kind, a.time, json.dumps(a.to_json(), ensure_ascii=False))
+                 for a in actions],
+            )
+            db.executemany(
+                "INSERT INTO transitions (journey, lead, src, dst, time, rule) VALUES (?, ?, ?, ?, ?, ?)", transitions)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    # -- reading -----------------------------------------------------------------
+    def stage_counts(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for journey, state, n in self.db.execute(
+            "SELECT journey, state, COUNT(*) FROM leads GROUP BY journey, state"
+        ):
+            out.setdefault(journey, {})[state] = n
+        return out
+
+    def transition_counts(self, journey: str) -> dict[tuple[str, str], int]:
+        return {
+            (src, dst): n
+            for src, dst, n in self.db.execute(
+                "SELECT src, dst, COUNT(*) FROM transitions WHERE journey = ? AND src IS NOT NULL GROUP BY src, dst",
+                (journey,),
+            )
+        }
+
+    def actions(self, since: int | None = None, after: int = 0, kind: str | None = None):
+        sql = "SELECT seq, action FROM outbox WHERE seq > ?"
+        args: list = [after]
+        if since is not None:
+            sql += " AND time >= ?"
+            args.append(since)
+        if kind is not None:
+            sql += " AND kind = ?"
+            args.append(kind)
+        for seq, action in self.db.execute(sql + " ORDER BY seq", args):
+            yield seq, json.loads(action)
+
+    def quarantined(self):
+        yield from self.db.execute("SELECT seq, source, line_no, reason, raw FROM quarantine ORDER BY seq")
+
+    def lead_inputs(self, lead: str):
+        """The lead's events and every tick, in the order they were applied (for replay)."""
+        return self.db.execute(
+            "SELECT kind, time, event FROM inputs WHERE lead = ? OR kind = 'tick' ORDER BY seq", (lead,)
+        ).fetchall()
+
+    def lead_journeys(self, lead: str) -> list[tuple[str, Lead]]:
+        return [(j, Lead.from_list(json.loads(r)))
+                for j, r in self.db.execute("SELECT journey, record FROM leads WHERE lead = ?", (lead,))]
+
+    def dump(self) -> dict:
+        """Everything that defines the store's meaning, for equality tests."""
+        q = self.db.execute
+        return {
+            "leads": q("SELECT journey, lead, version, state, due, record FROM leads ORDER BY journey, lead").fetchall(),
+            "inputs": q("SELECT kind, event_id, lead, time, event FROM inputs ORDER BY seq").fetchall(),
+            "outbox": q("SELECT key, journey, lead, kind, time, action FROM outbox ORDER BY seq").fetchall(),
+            "quarantine": q("SELECT source, line_no, reason, raw FROM quarantine ORDER BY seq").fetchall(),
+            "transitions": q("SELECT journey, lead, src, dst, time, rule FROM transitions ORDER BY seq").fetchall(),
+        }
+
+
+def _changed_message(cj, old_version, old_sources, new_sources, in_flight, path) -> str:
+    old_main = next(iter(old_sources.values()), "").splitlines()
+    new_main = next(iter(new_sources.values()), "").splitlines()
+    diff = [line for line in difflib.unified_diff(old_main, new_main, "stored", "file", n=0, lineterm="")
+            if not line.startswith(("---", "+++"))][:20]
+    body = "\n".join("    " + line for line in diff) or "    (an included file changed)"
+    return (
+        f"journey {cj.name!r} changed (version {old_version} -> {cj.version}) while {in_flight} lead(s) are in it.\n"
+        f"  what changed:\n{body}\n"
+        f"  Coltiva does not yet move leads in flight to a new version. Restore the file as it was, "
+        f"or run the new version in a new store (--db), or give it a new `journey` name."
+    )
+
+
+def journey_counts(db_path: str, journey_name: str) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
+    """Leads per stage now, and transitions taken per (source, target): the diagram overlay."""
+    if not Path(db_path).exists():
+        raise StoreError(f"{db_path}: no such store")
+    with Store(db_path) as store:
+        stages = store.stage_counts().get(journey_name, {})
+        if not stages and not store.db.execute(
+            "SELECT 1 FROM journeys WHERE name = ?", (journey_name,)
+        ).fetchone():
+            raise StoreError(f"{db_path}: no journey named {journey_name!r} in this store")
+        return stages, store.transition_counts(journey_name)
+
