@@ -1,0 +1,241 @@
+"""The renderer-neutral diagram: what a reviewer must see, before any drawing.
+
+Every renderer (Graphviz, Mermaid, the HTML review page) reads this one model,
+built from the one journey model, so they cannot disagree about what a journey
+says. The counts overlay and the diff marks are applied to it, not to a renderer.
+Text here is plain; each renderer escapes it for its own format.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from dsl.model import EXIT, EventTrigger, HoldLoop, Journey, ScoreTrigger, Stage, TimeTrigger, Trigger
+
+from . import text as t
+
+__all__ = [
+    "EDGE_KINDS",
+    "MARKS",
+    "EXIT_KEY",
+    "Line",
+    "Node",
+    "Edge",
+    "Section",
+    "Diagram",
+    "node_key",
+    "stage_node",
+    "stage_edges",
+    "trigger_edge",
+    "hold_edges",
+    "SECTION_OF",
+    "exit_node",
+    "rule_sections",
+    "legend_for",
+    "number_edges",
+    "build_diagram",
+]
+
+#: Edge kinds, each drawn differently: event (solid), score thresholds up and
+#: down, time (dashed), holding loop (dotted self-loop) and where it ends.
+EDGE_KINDS = ("event", "score-up", "score-down", "time", "hold", "hold-end", "exit-rule")
+MARKS = ("added", "removed", "changed")
+EXIT_KEY = "x_exit"
+
+_LEGEND = {
+    "event": "event trigger (with its condition)",
+    "score-up": "score rises to a threshold",
+    "score-down": "score falls below a threshold",
+    "time": "time: idle for, or in stage for",
+    "hold": "holding loop for a stalled lead",
+    "hold-end": "where a holding loop ends",
+    "exit-rule": "global exit rule (counted only)",
+}
+
+
+#: The panel section each kind of global rule is listed in.
+SECTION_OF = {"scoring": "Scoring", "decay": "Scoring", "fit": "Fit (profile points)",
+              "exit": "Exit rules", "enroll": "Enroll rules", "cap": "Frequency caps"}
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of a node or panel: `text`, an optional `detail`, and a diff mark."""
+
+    text: str
+    detail: str = ""
+    mark: str | None = None
+
+
+@dataclass(frozen=True)
+class Node:
+    key: str
+    stage: str | None  # the stage id; None for the Exit node
+    label: str
+    kind: str  # "stage" | "exit"
+    order: int
+    badges: tuple[str, ...] = ()  # "initial", "final", "sales-ready", "exit"
+    lines: tuple[Line, ...] = ()
+    mark: str | None = None
+    note: str = ""
+    count: int | None = None
+
+
+@dataclass(frozen=True)
+class Edge:
+    key: str
+    source: str  # node keys
+    target: str
+    kind: str
+    label: str
+    detail: str = ""
+    mark: str | None = None
+    note: str = ""
+    count: int | None = None
+    share: float | None = None
+    shared_by: int = 1
+    ref: object = field(default=None, compare=False, repr=False)  # the trigger or hold loop drawn
+
+    @property
+    def transition(self) -> tuple[str, str]:
+        """(source stage id, target stage id or "exit"): the store's key for this edge."""
+        return _stage_of(self.source), _stage_of(self.target)
+
+
+@dataclass(frozen=True)
+class Section:
+    title: str
+    lines: tuple[Line, ...]
+
+
+@dataclass(frozen=True)
+class Diagram:
+    title: str
+    nodes: tuple[Node, ...]
+    edges: tuple[Edge, ...]
+    panel: tuple[Section, ...]
+    legend: tuple[tuple[str, str], ...]
+    mode: str = "plain"  # "plain" | "diff"
+    counted: bool = False
+
+    def node(self, key: str) -> Node | None:
+        return next((n for n in self.nodes if n.key == key), None)
+
+
+def node_key(stage_id: str) -> str:
+    """Renderer node names: prefixed, so no stage id can clash with Exit or the panel."""
+    return EXIT_KEY if stage_id == EXIT else f"s_{stage_id}"
+
+
+def _stage_of(key: str) -> str:
+    return EXIT if key == EXIT_KEY else key[2:]
+
+
+def stage_node(stage: Stage, order: int, titles: dict[tuple[str, str], str]) -> Node:
+    """A stage with its badges and its content in order, each with its offset."""
+    badges = []
+    if stage.initial:
+        badges.append("initial")
+    if stage.handoff:
+        badges.append("sales-ready")
+    if stage.final:
+        badges.append("final")
+    if EXIT in stage.targets():
+        badges.append("exit")
+    lines = tuple(
+        Line(f"{t.offset_text(s)} · {t.send_text(s)}", titles.get((s.kind, s.content), ""))
+        for s in stage.sends
+    )
+    return Node(node_key(stage.id), stage.id, stage.title, "stage", order, tuple(badges), lines)
+
+
+def exit_node(order: int) -> Node:
+    return Node(EXIT_KEY, None, "Exit", "exit", order, ("exit",), (Line("leaves the journey"),))
+
+
+def trigger_edge(stage: Stage, trigger: Trigger) -> Edge:
+    src, dst = node_key(stage.id), node_key(trigger.target)
+    if isinstance(trigger, EventTrigger):
+        detail = "" if trigger.condition is None else f"where {t.condition_text(trigger.condition)}"
+        return Edge("", src, dst, "event", t.trigger_event(trigger), detail, ref=trigger)
+    if isinstance(trigger, ScoreTrigger):
+        kind = "score-up" if trigger.upward else "score-down"
+        return Edge("", src, dst, kind, t.trigger_event(trigger), ref=trigger)
+    if isinstance(trigger, TimeTrigger):
+        return Edge("", src, dst, "time", t.trigger_event(trigger), ref=trigger)
+    raise TypeError(f"unknown trigger {trigger!r}")
+
+
+def hold_edges(stage: Stage, hold: HoldLoop) -> list[Edge]:
+    src = node_key(stage.id)
+    loop = Edge("", src, src, "hold", t.hold_text(hold), t.hold_detail(hold), ref=hold)
+    end = Edge("", src, node_key(hold.then), "hold-end", t.hold_end_text(hold), ref=hold)
+    return [loop, end]
+
+
+def stage_edges(stage: Stage) -> list[Edge]:
+    """Every way out of a stage, in declaration order; keys are given by the caller."""
+    edges = [trigger_edge(stage, trig) for trig in stage.triggers]
+    if stage.hold is not None:
+        edges.extend(hold_edges(stage, stage.hold))
+    return edges
+
+
+def rule_sections(journey: Journey, mark=None, removed=None) -> tuple[Section, ...]:
+    """The side panel: the global rules that act in every stage.
+
+    `mark(rule)` gives a diff mark per rule; `removed` maps a section title to
+    ghost lines (rules of the old version), both used by the diff view only.
+    """
+    mark = mark or (lambda rule: None)
+    removed = removed or {}
+    sections = []
+    scoring = [Line(t.score_rule_text(r), mark=mark(r)) for r in journey.scoring]
+    if journey.decay is not None:
+        scoring.append(Line(f"decay half-life {journey.decay.half_life}", mark=mark(journey.decay)))
+    pairs = [
+        ("Scoring", scoring),
+        ("Fit (profile points)", [Line(t.fit_rule_text(r), mark=mark(r)) for r in journey.fit]),
+        ("Exit rules", [Line(t.exit_rule_text(r), mark=mark(r)) for r in journey.exits]),
+        ("Enroll rules", [Line(t.enroll_rule_text(r), mark=mark(r)) for r in journey.enrollments]),
+        ("Frequency caps", [Line(t.cap_text(c), mark=mark(c)) for c in journey.caps]),
+    ]
+    for title, lines in pairs:
+        lines = lines + list(removed.get(title, ()))
+        if lines:
+            sections.append(Section(title, tuple(lines)))
+    return tuple(sections)
+
+
+def legend_for(edges, mode: str = "plain", counted: bool = False) -> tuple[tuple[str, str], ...]:
+    """Only the edge kinds the diagram uses, in a fixed order, plus diff marks or counts."""
+    used = {e.kind for e in edges}
+    legend = [(kind, _LEGEND[kind]) for kind in EDGE_KINDS if kind in used]
+    if mode == "diff":
+        legend += [("added", "added in the new version"), ("removed", "removed (ghost)"),
+                   ("changed", "changed")]
+    if counted:
+        legend.append(("counts", "leads in stage now; leads that took an edge (share of those who left)"))
+    return tuple(legend)
+
+
+def number_edges(edges) -> tuple[Edge, ...]:
+    """Stable keys e0, e1, … in drawing order (SVG ids and tests rely on them)."""
+    return tuple(replace(e, key=f"e{i}") for i, e in enumerate(edges))
+
+
+def build_diagram(journey: Journey) -> Diagram:
+    """The whole journey: stages in declaration (buying-process) order, Exit last."""
+    titles = {(c.kind, c.id): c.title for c in journey.contents if c.title}
+    nodes = [stage_node(s, i, titles) for i, s in enumerate(journey.stages)]
+    edges = [e for s in journey.stages for e in stage_edges(s)]
+    if any(e.target == EXIT_KEY for e in edges):
+        nodes.append(exit_node(len(nodes)))
+    edges = number_edges(edges)
+    return Diagram(
+        title=journey.name or "(unnamed journey)",
+        nodes=tuple(nodes),
+        edges=edges,
+        panel=rule_sections(journey),
+        legend=legend_for(edges),
+    )

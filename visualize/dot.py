@@ -1,0 +1,224 @@
+"""The Graphviz renderer: a Diagram to DOT, then SVG, PNG or PDF through `dot`.
+
+Stages run left to right in declaration (buying-process) order: an invisible
+chain fixes the ranks and edges that go back are laid out forward with
+`dir=back`, so `dot` never reorders the stages to break a cycle. Every text goes
+into an HTML-like label through `_h`, so no label, id or condition can become
+markup; every node and edge gets an `id` and `class` that the SVG keeps, so
+tests and stylesheets can tell edge kinds apart without reading pixels.
+"""
+
+from __future__ import annotations
+
+import html
+import subprocess
+
+import graphviz
+
+from dsl.errors import ColtivaError
+
+from .diagram import Diagram, Edge, Line, Node
+
+__all__ = ["FORMATS", "EDGE_STYLE", "to_graphviz", "to_dot", "render_bytes"]
+
+FORMATS = ("svg", "png", "pdf", "dot")
+FONT = "DejaVu Sans,Helvetica,Arial,sans-serif"
+
+#: How each edge kind looks; colour and line style both differ, so a reader
+#: without colour still tells a threshold from a timer.
+EDGE_STYLE = {
+    "event": {"style": "solid", "color": "#344054", "penwidth": "1.3"},
+    "score-up": {"style": "bold", "color": "#1a7f37", "penwidth": "2.6"},
+    "score-down": {"style": "bold", "color": "#d9480f", "penwidth": "2.6", "arrowhead": "empty"},
+    "time": {"style": "dashed", "color": "#1d4ed8", "penwidth": "1.4"},
+    "hold": {"style": "dotted", "color": "#7c3aed", "penwidth": "2"},
+    "hold-end": {"style": "dotted", "color": "#7c3aed", "penwidth": "2", "arrowhead": "vee"},
+    "exit-rule": {"style": "dashed", "color": "#98a2b3", "penwidth": "1"},
+}
+MARK_COLOR = {"added": "#1a7f37", "removed": "#d92d20", "changed": "#dc6803"}
+MARK_FILL = {"added": "#e7f6ec", "removed": "#ffffff", "changed": "#fff4e5"}
+MARK_SIGN = {"added": "+ ", "removed": "− ", "changed": "~ "}
+BADGE = {
+    "initial": ("INITIAL", "#1d4ed8"),
+    "final": ("FINAL", "#344054"),
+    "sales-ready": ("SALES-READY · handoff", "#b54708"),
+    "exit": ("EXIT", "#d92d20"),
+}
+_GHOST = "#98a2b3"
+
+
+def _h(text: str) -> str:
+    """Plain text to HTML-label text: markup characters become entities."""
+    return html.escape(" ".join(str(text).split()), quote=True)
+
+
+def _line(line: Line, colour: str | None = None) -> str:
+    colour = MARK_COLOR.get(line.mark, colour)
+    sign = MARK_SIGN.get(line.mark, "")
+    body = _h(sign + line.text)
+    if line.mark == "removed":
+        body = f"<S>{body}</S>"
+    if line.detail:
+        body += f'<BR/><FONT POINT-SIZE="9" COLOR="#667085">{_h(line.detail)}</FONT>'
+    if colour:
+        body = f'<FONT COLOR="{colour}">{body}</FONT>'
+    return f'<TR><TD ALIGN="LEFT" BALIGN="LEFT">{body}</TD></TR>'
+
+
+def _node_label(node: Node) -> str:
+    rows = []
+    if node.badges:
+        cells = "".join(
+            f'<TD BGCOLOR="{BADGE[b][1]}"><FONT COLOR="white" POINT-SIZE="9"><B>{_h(BADGE[b][0])}</B></FONT></TD>'
+            for b in node.badges
+        )
+        rows.append(f'<TR><TD><TABLE BORDER="0" CELLSPACING="2" CELLPADDING="2"><TR>{cells}</TR></TABLE></TD></TR>')
+    sign = MARK_SIGN.get(node.mark, "")
+    rows.append(f'<TR><TD><FONT POINT-SIZE="14"><B>{_h(sign + node.label)}</B></FONT></TD></TR>')
+    if node.stage is not None:
+        rows.append(f'<TR><TD><FONT POINT-SIZE="9" COLOR="#667085">{_h(node.stage)}</FONT></TD></TR>')
+    if node.note:
+        rows.append(f'<TR><TD><FONT POINT-SIZE="9" COLOR="{MARK_COLOR["changed"]}">{_h(node.note)}</FONT></TD></TR>')
+    if node.lines:
+        rows.append("<HR/>")
+        rows.extend(_line(line, _GHOST if node.mark == "removed" else None) for line in node.lines)
+    if node.count is not None:
+        rows.append("<HR/>")
+        rows.append(f'<TR><TD><B>{node.count} lead{"" if node.count == 1 else "s"} now</B></TD></TR>')
+    return f'<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="3">{"".join(rows)}</TABLE>>'
+
+
+def _counts_text(edge: Edge) -> str:
+    if edge.count is None:
+        return ""
+    text = f"{edge.count} lead{'' if edge.count == 1 else 's'}"
+    if edge.share is not None:
+        text += f" · {edge.share:.0%}"
+    if edge.shared_by > 1:
+        text += f" (shared by {edge.shared_by} triggers)"
+    return text
+
+
+def _edge_label(edge: Edge, colour: str) -> str:
+    sign = MARK_SIGN.get(edge.mark, "")
+    parts = [f'<FONT COLOR="{colour}"><B>{_h(sign + edge.label)}</B></FONT>']
+    if edge.detail:
+        parts.append(f'<FONT POINT-SIZE="9">{_h(edge.detail)}</FONT>')
+    if edge.note:
+        parts.append(f'<FONT POINT-SIZE="9" COLOR="{MARK_COLOR["changed"]}">{_h(edge.note)}</FONT>')
+    counts = _counts_text(edge)
+    if counts:
+        parts.append(f'<FONT POINT-SIZE="10"><B>{_h(counts)}</B></FONT>')
+    return "<" + "<BR/>".join(parts) + ">"
+
+
+def _node_attrs(node: Node, diff: bool) -> dict[str, str]:
+    attrs = {"shape": "box", "style": "rounded,filled", "margin": "0.08",
+             "fillcolor": "#f8fafc", "color": "#475467", "penwidth": "1.2"}
+    if node.kind == "exit":
+        attrs.update(fillcolor="#fef3f2", color="#d92d20", shape="box", style="rounded,filled,bold")
+    elif "final" in node.badges:
+        attrs.update(peripheries="2")
+    elif "sales-ready" in node.badges:
+        attrs.update(fillcolor="#fffaeb", color="#b54708", penwidth="2")
+    if diff:
+        attrs.update(color=MARK_COLOR.get(node.mark, _GHOST), fillcolor=MARK_FILL.get(node.mark, "#ffffff"))
+        if node.mark:
+            attrs["penwidth"] = "2.5"
+        if node.mark == "removed":
+            attrs["style"] = "rounded,dashed"
+            attrs["fontcolor"] = _GHOST
+    classes = ["stage" if node.kind == "stage" else "exit"] + [f"badge-{b}" for b in node.badges]
+    if node.mark:
+        classes.append(f"mark-{node.mark}")
+    attrs["class"] = " ".join(classes)
+    attrs["id"] = f"stage-{node.stage}" if node.stage is not None else "exit"
+    return attrs
+
+
+def _edge_attrs(edge: Edge, diff: bool) -> dict[str, str]:
+    attrs = dict(EDGE_STYLE[edge.kind])
+    if diff:
+        attrs["color"] = MARK_COLOR.get(edge.mark, _GHOST)
+        if edge.mark == "removed":
+            attrs["style"] = "dashed"
+    classes = [f"edge-{edge.kind}"] + ([f"mark-{edge.mark}"] if edge.mark else [])
+    attrs.update({"id": f"edge-{edge.key}", "class": " ".join(classes), "fontcolor": "#344054",
+                  "label": _edge_label(edge, attrs["color"])})
+    return attrs
+
+
+def _panel_label(diagram: Diagram) -> str:
+    rows = ['<TR><TD ALIGN="LEFT" BGCOLOR="#eef2f6"><B>Rules for every stage</B></TD></TR>']
+    for section in diagram.panel:
+        rows.append(f'<TR><TD ALIGN="LEFT"><B>{_h(section.title)}</B></TD></TR>')
+        rows.extend(_line(line) for line in section.lines)
+    if not diagram.panel:
+        rows.append('<TR><TD ALIGN="LEFT">no global rules</TD></TR>')
+    return f'<<TABLE BORDER="1" COLOR="#98a2b3" CELLBORDER="0" CELLSPACING="0" CELLPADDING="3">{"".join(rows)}</TABLE>>'
+
+
+def _legend_label(diagram: Diagram) -> str:
+    rows = ['<TR><TD ALIGN="LEFT" COLSPAN="2" BGCOLOR="#eef2f6"><B>Legend</B></TD></TR>']
+    for kind, meaning in diagram.legend:
+        if kind in EDGE_STYLE:
+            style = EDGE_STYLE[kind]
+            dash = {"solid": "———", "bold": "━━━", "dashed": "– – –", "dotted": "·······"}[style["style"]]
+            sample = f'<FONT COLOR="{style["color"]}"><B>{dash}</B></FONT>'
+        elif kind in MARK_COLOR:
+            sample = f'<FONT COLOR="{MARK_COLOR[kind]}"><B>{_h(MARK_SIGN[kind] + kind)}</B></FONT>'
+        else:
+            sample = "<B>n</B>"
+        rows.append(f'<TR><TD ALIGN="LEFT">{sample}</TD><TD ALIGN="LEFT">{_h(meaning)}</TD></TR>')
+    return f'<<TABLE BORDER="1" COLOR="#98a2b3" CELLBORDER="0" CELLSPACING="0" CELLPADDING="3">{"".join(rows)}</TABLE>>'
+
+
+def to_graphviz(diagram: Diagram) -> graphviz.Digraph:
+    """The diagram as a graphviz.Digraph, ready to render with the real `dot`."""
+    diff = diagram.mode == "diff"
+    g = graphviz.Digraph("journey")
+    g.attr(rankdir="LR", nodesep="0.45", ranksep="1.0", newrank="true", fontname=FONT,
+           label=f'<<FONT POINT-SIZE="18"><B>{_h(diagram.title)}</B></FONT>>', labelloc="t",
+           labeljust="l", id="journey", bgcolor="white", pad="0.3")
+    g.attr("node", fontname=FONT, fontsize="11")
+    g.attr("edge", fontname=FONT, fontsize="10", arrowsize="0.8")
+    order = {n.key: n.order for n in diagram.nodes}
+    nodes = sorted(diagram.nodes, key=lambda n: n.order)
+    for node in nodes:
+        g.node(node.key, _node_label(node), **_node_attrs(node, diff))
+    # The invisible chain: one rank per stage, in declaration order.
+    for a, b in zip(nodes, nodes[1:]):
+        g.edge(a.key, b.key, style="invis", weight="20", **{"class": "layout"})
+    for edge in diagram.edges:
+        attrs = _edge_attrs(edge, diff)
+        if order[edge.target] < order[edge.source]:
+            g.edge(edge.target, edge.source, dir="back", arrowtail=attrs.pop("arrowhead", "normal"), **attrs)
+        else:
+            g.edge(edge.source, edge.target, **attrs)
+    with g.subgraph(name="cluster_rules") as side:
+        side.attr(label="", style="invis", id="rules-panel")
+        side.node("p_rules", _panel_label(diagram), shape="plain", id="rules", **{"class": "panel"})
+        side.node("p_legend", _legend_label(diagram), shape="plain", id="legend", **{"class": "legend"})
+        side.edge("p_rules", "p_legend", style="invis", **{"class": "layout"})
+    if nodes:
+        g.edge(nodes[-1].key, "p_rules", style="invis", weight="1", **{"class": "layout"})
+    return g
+
+
+def to_dot(diagram: Diagram) -> str:
+    return to_graphviz(diagram).source
+
+
+def render_bytes(diagram: Diagram, fmt: str) -> bytes:
+    """SVG, PNG, PDF (through `dot`) or DOT source, as bytes."""
+    if fmt not in FORMATS:
+        raise ColtivaError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    if fmt == "dot":
+        return to_dot(diagram).encode("utf-8")
+    try:
+        return to_graphviz(diagram).pipe(format=fmt)
+    except graphviz.ExecutableNotFound:
+        raise ColtivaError("the `dot` program is missing: install Graphviz (make system-deps)") from None
+    except (subprocess.CalledProcessError, graphviz.CalledProcessError) as err:
+        stderr = err.stderr.decode("utf-8", "replace") if isinstance(err.stderr, bytes) else str(err.stderr)
+        raise ColtivaError(f"dot failed to draw the journey: {stderr.strip()}") from None

@@ -1,0 +1,161 @@
+"""Model parts as short plain text, the words every renderer and the diff share.
+
+One wording for a trigger, a send or a rule keeps the diagram, the Mermaid
+text, the review page and the diff summary saying the same thing. The text is
+plain (never escaped here): each renderer escapes for its own format.
+"""
+
+from __future__ import annotations
+
+from dsl.builder import encode_string
+from dsl.model import (
+    EXIT,
+    AllOf,
+    AnyOf,
+    Compare,
+    Condition,
+    Duration,
+    EnrollRule,
+    EventTrigger,
+    ExitRule,
+    FitRule,
+    FrequencyCap,
+    HoldLoop,
+    Not,
+    ScoreRule,
+    ScoreTrigger,
+    Send,
+    TimeTrigger,
+    Trigger,
+)
+
+__all__ = [
+    "value_text",
+    "condition_text",
+    "duration_text",
+    "points_text",
+    "op_text",
+    "offset_text",
+    "send_text",
+    "trigger_text",
+    "trigger_event",
+    "hold_text",
+    "hold_detail",
+    "hold_end_text",
+    "score_rule_text",
+    "fit_rule_text",
+    "exit_rule_text",
+    "enroll_rule_text",
+    "cap_text",
+    "target_text",
+]
+
+_OPS = {">=": "≥", "<=": "≤", "!=": "≠", "==": "=", "=": "="}
+
+
+def value_text(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return encode_string(value)
+    if isinstance(value, tuple):
+        return "[" + ", ".join(value_text(v) for v in value) + "]"
+    return str(value)
+
+
+def condition_text(cond: Condition, nested: bool = False) -> str:
+    """A condition as the journey language writes it, parenthesised when nested."""
+    if isinstance(cond, Compare):
+        if cond.op == "is set":
+            return f"{cond.field} is set"
+        return f"{cond.field} {cond.op} {value_text(cond.value)}"
+    if isinstance(cond, Not):
+        return f"not {condition_text(cond.part, True)}"
+    if isinstance(cond, (AllOf, AnyOf)):
+        word = " and " if isinstance(cond, AllOf) else " or "
+        text = word.join(condition_text(p, True) for p in cond.parts)
+        return f"({text})" if nested else text
+    return str(cond)
+
+
+def duration_text(d: Duration) -> str:
+    return str(d)
+
+
+def points_text(points: int) -> str:
+    return f"{points:+d}"
+
+
+def op_text(op: str) -> str:
+    """Comparison operators as a reader writes them on paper (≥, ≤)."""
+    return _OPS.get(op, op)
+
+
+def offset_text(send: Send) -> str:
+    return "on entry" if send.after is None else f"after {send.after}"
+
+
+def send_text(send: Send) -> str:
+    return f"{send.kind} {send.content}"
+
+
+def target_text(target: str) -> str:
+    return "exit" if target == EXIT else target
+
+
+def trigger_event(trigger: Trigger) -> str:
+    """The first line of an edge label: what makes the lead move."""
+    if isinstance(trigger, EventTrigger):
+        return f"on {trigger.event}"
+    if isinstance(trigger, ScoreTrigger):
+        return f"score {op_text(trigger.op)} {trigger.value}"
+    if isinstance(trigger, TimeTrigger):
+        return f"after {trigger.after} {'idle' if trigger.mode == 'idle' else 'in stage'}"
+    return str(trigger)
+
+
+def trigger_text(trigger: Trigger) -> str:
+    """The whole trigger on one line, condition included."""
+    head = trigger_event(trigger)
+    if isinstance(trigger, EventTrigger) and trigger.condition is not None:
+        head += f" where {condition_text(trigger.condition)}"
+    return head
+
+
+def hold_text(hold: HoldLoop) -> str:
+    return f"hold: after {hold.stall_after} idle,"
+
+
+def hold_detail(hold: HoldLoop) -> str:
+    return f"every {hold.every} {hold.kind} {hold.content} ×{hold.times}"
+
+
+def hold_end_text(hold: HoldLoop) -> str:
+    return f"hold over ({hold.times} sent)"
+
+
+def _where(cond: Condition | None) -> str:
+    return "" if cond is None else f" where {condition_text(cond)}"
+
+
+def score_rule_text(rule: ScoreRule) -> str:
+    text = f"{rule.event}{_where(rule.condition)} {points_text(rule.points)}"
+    if rule.cap_count is not None and rule.cap_window is not None:
+        text += f", at most {rule.cap_count} per {rule.cap_window}"
+    return text
+
+
+def fit_rule_text(rule: FitRule) -> str:
+    return f"{condition_text(rule.condition)} {points_text(rule.points)}"
+
+
+def exit_rule_text(rule: ExitRule) -> str:
+    return f"exit on {rule.event}{_where(rule.condition)}"
+
+
+def enroll_rule_text(rule: EnrollRule) -> str:
+    return f"enroll on {rule.event}{_where(rule.condition)}"
+
+
+def cap_text(cap: FrequencyCap) -> str:
+    return f"at most {cap.count} message{'' if cap.count == 1 else 's'} per {cap.window}"
