@@ -7,7 +7,6 @@ import sys
 
 import click
 from rich.markup import escape
-from rich.table import Table
 
 from dsl.errors import ColtivaError
 
@@ -37,20 +36,25 @@ def command(lead, db, fmt):
         return
     out = console()
     for e in explanations:
-        table = Table(title=f"{lead} in {e.journey} (version {e.version})", show_lines=True)
-        for column in ("time", "input", "rules and notes", "score", "stage", "actions"):
-            table.add_column(column, overflow="fold")
+        out.rule(f"{escape(lead)} in {escape(e.journey)} (version {e.version})")
         for s in e.steps:
-            stage = s["stage"][0] if s["stage"][0] == s["stage"][1] else f"{s['stage'][0]} → {s['stage'][1]}"
-            score = f"{s['score'][0]:g}" if s["score"][0] == s["score"][1] else f"{s['score'][0]:g} → {s['score'][1]:g}"
-            actions = "\n".join(
-                f"{a['kind']} {a.get('content_kind', '')} {a.get('content', a.get('to', a.get('stage', '')))}".strip()
-                for a in s["actions"])
-            table.add_row(format_time(s["time"]), escape(s["input"]), escape("\n".join(s["notes"])), score,
-                          escape(str(stage)), escape(actions))
-        out.print(table)
+            before, after = s["stage"]
+            stage = before if before == after else f"{before} -> {after}"
+            low, high = s["score"]
+            score = f"{low:g}" if low == high else f"{low:g} -> {high:g}"
+            out.print(f"[bold]{format_time(s['time'])}[/bold]  {escape(s['input'])}")
+            for note in s["notes"]:
+                out.print(f"    {escape(note)}", style="dim" if note.startswith("entered") else None)
+            out.print(f"    score {score}   stage [bold]{escape(str(stage))}[/bold]")
+            for a in s["actions"]:
+                what = a.get("content") or a.get("to") or a.get("stage") or ""
+                extra = f" #{a['edition']}" if "edition" in a else ""
+                label = " ".join(x for x in (a.get("content_kind"), str(what)) if x)
+                out.print(f"    [green]=> {a['kind']}[/green] {escape(label)}{extra}")
         stored = e.stored
         out.print(f"now: stage [bold]{escape(stored.state)}[/bold], next due {format_time(stored.due)}")
-        if not e.consistent:
+        if e.consistent:
+            out.print("replay of the log matches the stored record", style="dim")
+        else:
             out.print("[red]warning: replaying the log does not give the stored record; "
                       "the store may have been edited by hand[/red]")
