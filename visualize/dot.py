@@ -48,8 +48,13 @@ _GHOST = "#98a2b3"
 
 
 def _h(text: str) -> str:
-    """Plain text to HTML-label text: markup characters become entities."""
-    return html.escape(" ".join(str(text).split()), quote=True)
+    """Plain text to HTML-label text: markup characters and backslashes become entities.
+
+    `dot` still reads backslash escapes inside an HTML-like label (`\\N` is the
+    node name, a doubled backslash is one), even when written as `&#92;`; so
+    every backslash is doubled to come out exactly as written.
+    """
+    return html.escape(" ".join(str(text).split()), quote=True).replace("\\", "\\\\")
 
 
 def _line(line: Line, colour: str | None = None) -> str:

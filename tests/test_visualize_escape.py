@@ -1,0 +1,112 @@
+"""Hostile text (labels, content ids, condition values, the journey name) stays text everywhere."""
+
+from __future__ import annotations
+
+import html.parser
+import re
+import subprocess
+
+import pytest
+
+from dsl import load_text
+from visualize.diagram import build_diagram
+from visualize.dot import render_bytes, to_dot
+from visualize.mermaid import mermaid_escape, to_mermaid
+from visualize.review import review_html
+
+from .visualize_helpers import SVG, svg_root, svg_texts
+
+EVIL = '<script>alert("x")</script> & {a|b} \\ end \\N \\n'
+SOURCE = r'''journey "<script>alert(1)</script> & \"q\" {x|y} \ name"
+
+scoring
+  page.visited where path == "<script>&\"{}|\\" +5
+
+exit on email.unsubscribed where reason == "</svg><script>x</script>"
+
+stage start "<script>alert(\"x\")</script> & {a|b} \ end \N \n"
+  initial
+  send email "<img src=x onerror=alert(1)>&{|}\\\"" on entry
+  on form.submitted where path == "<script>&\"{}|\\" -> done
+
+stage done "]]> <!-- --> &amp; \"done\""
+  final
+'''
+
+
+@pytest.fixture(scope="module")
+def journey():
+    loaded = load_text(SOURCE, "hostile.journey")
+    assert loaded.ok, loaded.diagnostics
+    stage = loaded.journey.stage("start")
+    assert stage.label == EVIL
+    return loaded.journey
+
+
+def test_svg_is_well_formed_and_keeps_hostile_text_as_text(journey):
+    svg = render_bytes(build_diagram(journey), "svg")
+    root = svg_root(svg)
+    assert not [el for el in root.iter() if el.tag.rsplit("}", 1)[-1].lower() in ("script", "img", "foreignobject")]
+    text = svg_texts(root)
+    assert EVIL in text
+    assert "<img src=x onerror=alert(1)>&{|}\\\"" in text.replace("on entry · email ", "")
+    assert 'path == "<script>&\\"{}|\\\\"' in text
+    assert journey.name in text
+    assert ']]> <!-- --> &amp; "done"' in text
+    assert root.find(f".//{SVG}g[@id='stage-start']") is not None
+
+
+def test_dot_source_is_accepted_by_dot_and_draws_the_same_text(journey, tmp_path):
+    source = to_dot(build_diagram(journey))
+    done = subprocess.run(["dot", "-Tsvg"], input=source.encode(), capture_output=True, check=True)
+    assert EVIL in svg_texts(svg_root(done.stdout))
+    assert "<script>" not in source  # only entities inside HTML-like labels
+
+
+class _Tags(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags, self.text = [], []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        for name, _ in attrs:
+            assert not name.startswith("on"), name
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def test_review_page_escapes_everything(journey):
+    diagram = build_diagram(journey)
+    page = review_html(journey, render_bytes(diagram, "svg").decode(), [], {"hostile.journey": SOURCE})
+    parser = _Tags()
+    parser.feed(page)
+    assert "script" not in parser.tags and "img" not in parser.tags
+    text = "".join(parser.text)
+    assert text.count(EVIL) >= 2  # in the diagram and in the content table
+    assert "<img src=x onerror=alert(1)>" in text
+
+
+_LINE = re.compile(
+    r"^(---|title: [^\n]*|stateDiagram-v2|    direction LR"
+    r"|    state \"[^\"<>]*\" as s_\w+|    (s_\w+|x_exit) : [^\"<>]*"
+    r"|    (\[\*\]|s_\w+) --> (\[\*\]|s_\w+|x_exit)( : [^\"<>]*)?"
+    r"|    state \"Exit\" as x_exit"
+    r"|    note left of s_\w+ : [^\"<>]*(<br/>[^\"<>]*)*"
+    r"|    classDef \w+ [^\"<>]*|    class (s_\w+|x_exit) \w+)$"
+)
+
+
+def test_mermaid_escapes_its_own_way(journey):
+    text = to_mermaid(build_diagram(journey))
+    for line in text.splitlines():
+        assert _LINE.match(line), line
+    assert mermaid_escape(EVIL) in text
+    assert "#60;script#62;" in text and "#34;" in text and "#38;" in text and "#123;" in text
+    assert "#124;" in text and "#92;" in text
+
+
+def test_mermaid_escape_keeps_letters_of_any_language():
+    assert mermaid_escape("Novità: Problema") == "Novità#58; Problema"
+    assert mermaid_escape('a "b" #c;') == "a #34;b#34; #35;c#59;"

@@ -1,0 +1,91 @@
+"""The live counts overlay: leads in each stage, leads and share per edge, from plain dicts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dsl import load_journey
+from visualize.diagram import build_diagram
+from visualize.dot import render_bytes
+from visualize.mermaid import to_mermaid
+from visualize.overlay import apply_counts
+
+from .visualize_helpers import SVG, run_cli, svg_root, svg_texts
+
+
+@pytest.fixture(scope="module")
+def diagram():
+    return build_diagram(load_journey("journeys/webinar_followup.journey").journey)
+
+
+STAGES = {"registered": 40, "attended": 25, "missed": 10, "sales_ready": 3, "done": 22}
+MOVES = {("registered", "attended"): 30, ("registered", "missed"): 10, ("attended", "sales_ready"): 8,
+         ("attended", "done"): 2, ("missed", "attended"): 5, ("missed", "done"): 4, ("sales_ready", "done"): 6,
+         ("sales_ready", "exit"): 1, ("gone_stage", "done"): 9}
+
+
+def _edge(d, source, target, kind):
+    return next(e for e in d.edges if e.transition == (source, target) and e.kind == kind)
+
+
+def test_stage_counts(diagram):
+    counted = apply_counts(diagram, STAGES, MOVES)
+    assert {n.stage: n.count for n in counted.nodes if n.stage} == STAGES
+    assert apply_counts(diagram, {}, {}).node("s_done").count == 0
+
+
+def test_edge_counts_and_shares(diagram):
+    counted = apply_counts(diagram, STAGES, MOVES)
+    e = _edge(counted, "registered", "attended", "event")
+    assert (e.count, e.share, e.shared_by) == (30, 0.75, 1)
+    assert _edge(counted, "registered", "missed", "event").share == 0.25
+    # two triggers lead from attended to sales_ready: they share the one count
+    both = [e for e in counted.edges if e.transition == ("attended", "sales_ready")]
+    assert len(both) == 2 and all((e.count, e.shared_by) == (8, 2) for e in both)
+    assert all(e.share == 0.8 for e in both)
+    hold_end = _edge(counted, "missed", "done", "hold-end")
+    assert hold_end.count == 4 and round(hold_end.share, 3) == round(4 / 9, 3)
+    assert _edge(counted, "missed", "missed", "hold").count is None  # a loop moves nobody
+
+
+def test_moves_through_a_global_exit_rule_get_their_own_edge(diagram):
+    counted = apply_counts(diagram, STAGES, MOVES)
+    e = _edge(counted, "sales_ready", "exit", "exit-rule")
+    assert e.count == 1 and counted.node("x_exit") is not None
+    assert "exit-rule" in dict(counted.legend)
+
+
+def test_counts_are_drawn(diagram):
+    counted = apply_counts(diagram, STAGES, MOVES)
+    root = svg_root(render_bytes(counted, "svg"))
+    text = svg_texts(root)
+    assert "40 leads now" in text and "22 leads now" in text
+    assert "30 leads · 75%" in text and "8 leads · 80% (shared by 2 triggers)" in text
+    assert root.find(f".//{SVG}g[@class='edge edge-exit-rule']") is not None
+    assert "40 leads now" in to_mermaid(counted)
+
+
+def test_render_and_review_with_a_real_store(tmp_path, capsys):
+    """End to end: `coltiva run` fills a store, `render --db` and `review --db` read its counts."""
+    events = tmp_path / "events.jsonl"
+    rows = [{"id": f"e{i}", "lead": f"lead{i}", "type": "webinar.registered", "time": "2026-03-01T09:00:00Z"}
+            for i in range(3)]
+    rows.append({"id": "a1", "lead": "lead0", "type": "webinar.attended", "time": "2026-03-02T09:00:00Z"})
+    events.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    db = tmp_path / "store.db"
+    code, _, err = run_cli(["run", "journeys/webinar_followup.journey", "--events", str(events),
+                            "--db", str(db)], capsys)
+    assert code == 0, err
+    svg = tmp_path / "counted.svg"
+    code, _, err = run_cli(["render", "journeys/webinar_followup.journey", "-o", str(svg), "--db", str(db)], capsys)
+    assert code == 0, err
+    text = svg_texts(svg_root(svg.read_bytes()))
+    assert "2 leads now" in text and "1 lead now" in text and "1 lead · 100%" in text
+    page = tmp_path / "review.html"
+    code, _, err = run_cli(["review", "journeys/webinar_followup.journey", "-o", str(page), "--db", str(db)], capsys)
+    assert code == 0, err
+    assert "Funnel" in page.read_text() and "3 lead(s) in the journey now." in page.read_text()
+    code, _, err = run_cli(["render", "journeys/saas_trial.journey", "-o", str(svg), "--db", str(db)], capsys)
+    assert code == 1 and "no journey named" in err and "Traceback" not in err
