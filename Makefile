@@ -18,6 +18,8 @@ $(STAMP): pyproject.toml
 system-deps:
 	@command -v dot >/dev/null 2>&1 || { echo "installing graphviz (dot)"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq graphviz >/dev/null; }
+	@[ -x /usr/bin/chromium ] || { echo "installing chromium (headless review-page tests)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
 setup: $(STAMP) system-deps
 
@@ -29,6 +31,11 @@ test: setup
 
 bench: setup
 	$(PY) -m bench
+
+images: setup
+	@mkdir -p docs/img
+	@for j in journeys/*.journey; do n=$$(basename $$j .journey); \
+	  $(PY) -m coltiva.cli render $$j -o docs/img/$$n.png || exit 1; done
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis $(DB) $(DB)-wal $(DB)-shm
