@@ -1,0 +1,320 @@
+"""Properties of runs over the example journeys: batch sizes, restarts, replays, duplicates, the machine."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from coltiva.sample import generate
+from engine.record import EXITED
+from engine.runner import Runner
+from engine.store import Store
+
+from .engine_helpers import DAY, DEMAND, HOUR, SAAS, T0, example, fresh_machine, iso
+
+JOURNEYS = [example(DEMAND), example(SAAS)]
+COMPILED = [cj for cj, _ in JOURNEYS]
+BY_NAME = {cj.name: cj for cj in COMPILED}
+KNOWN = frozenset().union(*(cj.event_types for cj in COMPILED)) | {"lead.updated"}
+
+FAST = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+# -- streams ------------------------------------------------------------------------------------
+
+_SAAS_TYPES = ["trial.started", "trial.started", "app.logged_in", "app.logged_in", "app.feature_used",
+               "app.invited_teammate", "page.visited", "subscription.started", "sales.rejected",
+               "trial.extended", "email.unsubscribed", "lead.updated", "form.submitted", "demo.requested",
+               "webinar.attended", "email.opened"]
+_DATA = {
+    "app.feature_used": st.sampled_from([{"feature": "reports"}, {"feature": "automation"}, {"feature": "chat"}]),
+    "page.visited": st.sampled_from([{"path": "/pricing"}, {"path": "/blog"}, {"path": "/pricing/team"}]),
+}
+_ATTRS = st.sampled_from([None, {"company": {"size": 80}, "plan": "team"}, {"company.size": 10},
+                          {"job": {"title": "VP Marketing"}, "country": "IT"}])
+
+
+@st.composite
+def handmade(draw) -> list[str]:
+    """A small stream over both journeys: a few leads, mostly in time order, some late events."""
+    n = draw(st.integers(1, 30))
+    t = T0
+    lines = []
+    for i in range(n):
+        t += draw(st.sampled_from([-DAY, 0, 1, HOUR, DAY, 2 * DAY, 3 * DAY, 9 * DAY, 20 * DAY]))
+        kind = draw(st.sampled_from(_SAAS_TYPES))
+        event = {"id": f"h{i}", "lead": draw(st.sampled_from(["p", "q", "r"])), "type": kind, "time": iso(t)}
+        if kind in _DATA:
+            event["data"] = draw(_DATA[kind])
+        attributes = draw(_ATTRS)
+        if attributes:
+            event["attributes"] = attributes
+        lines.append(json.dumps(event))
+    return lines
+
+
+@st.composite
+def sampled(draw) -> list[str]:
+    return generate(draw(st.integers(1, 6)), draw(st.sampled_from([30, 60, 120])), draw(st.integers(0, 10**6)))
+
+
+streams = st.one_of(handmade(), sampled())
+
+
+def _last_time(lines) -> int:
+    from engine.events import Event, parse_event
+
+    times = [e.time for e in map(parse_event, lines) if isinstance(e, Event)]
+    return max(times, default=T0)
+
+
+# -- running ------------------------------------------------------------------------------------
+
+class Scratch:
+    """SQLite files in a temporary directory (hypothesis examples cannot share pytest's tmp_path)."""
+
+    def __enter__(self):
+        self.dir = tempfile.TemporaryDirectory(dir="/dev/shm" if Path("/dev/shm").is_dir() else None)
+        self.n = 0
+        return self
+
+    def __exit__(self, *exc):
+        self.dir.cleanup()
+
+    def db(self) -> Path:
+        self.n += 1
+        return Path(self.dir.name) / f"s{self.n}.db"
+
+
+def open_store(path) -> Store:
+    store = Store(path)
+    for cj, sources in JOURNEYS:
+        store.register(cj, sources)
+    return store
+
+
+def run(path, lines, batch=5000, tick=None):
+    with open_store(path) as store:
+        runner = Runner(store, COMPILED, batch_size=batch)
+        runner.run_lines(lines, "events.jsonl")
+        if tick is not None:
+            runner.tick(tick)
+
+
+def dump(path) -> dict:
+    with Store(path) as store:
+        return store.dump()
+
+
+def without_line_numbers(d: dict) -> dict:
+    return {**d, "quarantine": [(source, reason, raw) for source, _, reason, raw in d["quarantine"]]}
+
+
+def outbox(d: dict) -> list[dict]:
+    return [json.loads(row[5]) for row in d["outbox"]]
+
+
+# -- checks on a finished store -----------------------------------------------------------------
+
+def assert_no_content_twice(d: dict) -> None:
+    seen = set()
+    editions = defaultdict(list)
+    keys = [row[0] for row in d["outbox"]]
+    assert len(keys) == len(set(keys)), "duplicate outbox keys"
+    for a in outbox(d):
+        if a["kind"] != "send":
+            continue
+        if "edition" in a:  # holding-loop editions: distinct within one stall of one stage
+            editions[(a["journey"], a["lead"], a["stage"], a["content"])].append(a)
+            continue
+        ident = (a["journey"], a["lead"], a["content"])
+        assert ident not in seen, f"sent twice: {ident}"
+        seen.add(ident)
+    for ident, sends in editions.items():
+        numbers = [a["edition"] for a in sends]
+        assert numbers[0] == 1, (ident, numbers)
+        for prev, cur in zip(numbers, numbers[1:]):  # 1, 2, ..., then 1 again only after a reset
+            assert cur == prev + 1 or cur == 1, (ident, numbers)
+        keys = [(a["edition"], a["time"]) for a in sends]
+        assert len(keys) == len(set(keys)), (ident, keys)
+
+
+def _rule_names(cj) -> dict[str, str]:
+    names = {}
+    for name, text in cj.rules.items():
+        if name.startswith("score#"):
+            continue
+        assert text not in names, f"two transitions describe themselves alike: {text}"
+        names[text] = name
+    return names
+
+
+def assert_stages_follow_a_fresh_machine(d: dict) -> None:
+    stored = {(j, lead): state for j, lead, _, state, _, _ in d["leads"]}
+    moves = defaultdict(list)
+    for a in outbox(d):
+        if a["kind"] in ("stage", "exit"):
+            moves[(a["journey"], a["lead"])].append(a)
+    assert set(moves) <= set(stored)
+    for key, state in stored.items():  # a first event that is an exit event: never enrolled, no action
+        assert key in moves or state == EXITED, key
+    for (journey, lead), acts in moves.items():
+        cj = BY_NAME[journey]
+        names = _rule_names(cj)
+        model = cj.journey
+        first = acts[0]
+        assert first["kind"] == "stage" and first["from"] is None and first["rule"] == "enrolled"
+        assert first["to"] == model.initial.id
+        machine, obj = fresh_machine(model)
+        for prev, a in zip(acts, acts[1:]):
+            to = a["to"] if a["kind"] == "stage" else EXITED
+            assert a["from"] == (prev["to"] if prev["kind"] == "stage" else EXITED), (lead, prev, a)
+            name = names[a["rule"]]
+            stage = next(s for s in model.stages if s.id == a["from"])
+            # the rule is a declared way out of `from` that leads to `to`
+            if name == "exit":
+                assert to == EXITED and model.exits
+            elif name.endswith("#hold"):
+                assert name == f"{stage.id}#hold" and stage.hold is not None
+            else:
+                owner, index = name.split("#")
+                assert owner == stage.id and int(index) < len(stage.triggers)
+            obj.trigger(name)
+            assert obj.state == to, (lead, name, obj.state, to)
+        assert obj.state == stored[(journey, lead)], (lead, obj.state, stored[(journey, lead)])
+
+
+# -- the properties -----------------------------------------------------------------------------
+
+@FAST
+@given(streams, st.integers(1, 40))
+def test_any_batch_size_gives_the_same_store(lines, batch):
+    tick = _last_time(lines) + 400 * DAY
+    with Scratch() as s:
+        one, other = s.db(), s.db()
+        run(one, lines, 5000, tick)
+        run(other, lines, batch, tick)
+        reference = dump(one)
+        assert dump(other) == reference
+        assert_no_content_twice(reference)
+        assert_stages_follow_a_fresh_machine(reference)
+
+
+@FAST
+@given(streams, st.data())
+def test_any_split_into_runs_gives_the_same_store(lines, data):
+    tick = _last_time(lines) + 400 * DAY
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(lines)), max_size=5)))
+    with Scratch() as s:
+        one, other = s.db(), s.db()
+        run(one, lines, 5000, tick)
+        bounds = [0, *cuts, len(lines)]
+        store = open_store(other)
+        runner = Runner(store, COMPILED)
+        for lo, hi in zip(bounds, bounds[1:]):
+            if data.draw(st.booleans(), label="new runner"):
+                store.close()
+                store = open_store(other)
+                runner = Runner(store, COMPILED)
+            runner.batch_size = data.draw(st.integers(1, 10), label="batch")
+            runner.run_lines(lines[lo:hi], "events.jsonl")
+        runner.tick(tick)
+        store.close()
+        # line numbers count from each call's first line; everything else is identical
+        assert without_line_numbers(dump(other)) == without_line_numbers(dump(one))
+
+
+@FAST
+@given(streams, st.data())
+def test_interrupted_and_resumed_equals_uninterrupted(lines, data):
+    k = data.draw(st.integers(0, len(lines)), label="k")
+    batch = data.draw(st.integers(1, 20), label="batch")
+    tick = _last_time(lines) + 400 * DAY
+    with Scratch() as s:
+        one, other = s.db(), s.db()
+        run(one, lines, batch, tick)
+        run(other, lines[:k], batch)  # the first process stops after k lines
+        run(other, lines, batch, tick)  # a new one runs the whole file again
+        assert dump(other) == dump(one)
+
+
+@FAST
+@given(streams, st.lists(st.tuples(st.integers(0, 40), st.integers(0, 200 * DAY)), max_size=4))
+def test_replaying_the_inputs_log_gives_the_same_leads_and_outbox(lines, ticks):
+    """Events interleaved with ticks; the inputs log, replayed in order into a fresh store, agrees."""
+    with Scratch() as s:
+        one, other = s.db(), s.db()
+        with open_store(one) as store:
+            runner = Runner(store, COMPILED, batch_size=7)
+            done = 0
+            for position, offset in sorted(ticks):
+                position = min(position, len(lines))
+                runner.run_lines(lines[done:position], "events.jsonl")
+                done = max(done, position)
+                runner.tick(T0 + offset)
+            runner.run_lines(lines[done:], "events.jsonl")
+            runner.tick(_last_time(lines) + 400 * DAY)
+            log = store.db.execute("SELECT kind, time, event FROM inputs ORDER BY seq").fetchall()
+        with open_store(other) as store:
+            runner = Runner(store, COMPILED, batch_size=3)
+            for kind, time, event in log:
+                if kind == "tick":
+                    runner.tick(time)
+                else:
+                    runner.run_lines([event], "replay")
+        a, b = dump(one), dump(other)
+        assert b["leads"] == a["leads"]
+        assert b["outbox"] == a["outbox"]
+        assert b["transitions"] == a["transitions"]
+        assert b["inputs"] == a["inputs"]
+
+
+@FAST
+@given(streams, st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 10)), min_size=1, max_size=10))
+def test_duplicates_anywhere_after_the_original_change_nothing(lines, copies):
+    from engine.events import Event, parse_event
+
+    valid = [i for i, text in enumerate(lines) if isinstance(parse_event(text, KNOWN), Event)]
+    noisy = list(lines)
+    if valid:
+        for pick, delay in copies:
+            i = valid[pick % len(valid)]
+            position = noisy.index(lines[i]) + 1 + delay  # somewhere after the first copy
+            noisy.insert(min(position, len(noisy)), lines[i])
+    tick = _last_time(lines) + 400 * DAY
+    with Scratch() as s:
+        one, other = s.db(), s.db()
+        run(one, lines, 4, tick)
+        run(other, noisy, 4, tick)
+        assert without_line_numbers(dump(other)) == without_line_numbers(dump(one))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 10**6))
+def test_no_content_twice_and_stages_follow_the_machine_on_a_bigger_sample(seed):
+    lines = generate(25, 150, seed)
+    with Scratch() as s:
+        db = s.db()
+        with open_store(db) as store:
+            runner = Runner(store, COMPILED, batch_size=64)
+            runner.run_lines(lines, "sample")
+            for days in (30, 90, 200, 400, 800):
+                runner.tick(T0 + days * DAY)
+        d = dump(db)
+    assert_no_content_twice(d)
+    assert_stages_follow_a_fresh_machine(d)
+
+
+@FAST
+@given(streams)
+def test_same_input_twice_gives_identical_outputs(lines):
+    tick = _last_time(lines) + 60 * DAY
+    with Scratch() as s:
+        one, other = s.db(), s.db()
+        run(one, lines, 9, tick)
+        run(other, lines, 9, tick)
+        assert dump(one) == dump(other)
