@@ -44,7 +44,7 @@ def release_time(cj, rec: Lead) -> int | None:
 
 
 def _crossing(cj, rec: Lead, op: str, value: float) -> int | None:
-    """When decay alone makes `score op value` true, if it ever does (to the next whole second)."""
+    """When decay alone makes `score op value` true, if it ever does (in whole seconds)."""
     if cj.half_life is None or rec.score == 0.0:
         return None
     ratio = (value - rec.fit) / rec.score
@@ -54,7 +54,9 @@ def _crossing(cj, rec: Lead, op: str, value: float) -> int | None:
     if moving_down != (op in ("<", "<=")):
         return None
     when = rec.score_at - cj.half_life * math.log2(ratio)
-    return max(math.floor(when) + 1, rec.clock + 1)
+    # a strict threshold holds just after the instant, a non-strict one at it
+    due = math.floor(when) + 1 if op in ("<", ">") else math.ceil(when)
+    return max(due, rec.clock + 1)
 
 
 def next_timer(cj, rec: Lead):
