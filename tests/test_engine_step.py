@@ -778,3 +778,26 @@ def test_decay_crossing_of_a_non_strict_threshold_fires_at_the_exact_instant():
     by_tick.tick(T0 + 2 * DAY)  # so must a tick to that instant: time alone, same meaning
     assert by_tick.state == "a", f"due {by_tick.rec.due}, expected {T0 + 2 * DAY}"
     assert by_tick.stages()[-1] == ("b", "a", T0 + 2 * DAY)
+
+
+ENROLL_EXIT = journey('''journey "enroll-exit"
+
+enroll on trial.started
+exit on email.unsubscribed
+
+stage a "A"
+  initial
+  send email "welcome" on entry
+  on go -> b
+
+stage b "B"
+  final
+''')
+
+
+def test_a_lead_whose_first_event_is_an_exit_event_is_never_enrolled_even_with_enroll_rules():
+    d = Driver(ENROLL_EXIT)
+    assert d.send("email.unsubscribed", T0) == []
+    # the lead unsubscribed: a later enrolling event must not start sending to it
+    assert d.send("trial.started", T0 + DAY) == []
+    assert d.of("send") == []

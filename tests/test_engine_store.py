@@ -196,3 +196,19 @@ def test_record_round_trips_through_the_store(tmp_path):
         rec = store.lead_journeys("L1")[0][1]
     assert Lead.from_list(json.loads(json.dumps(rec.to_list()))) == rec
     assert rec.score == 2.0
+
+
+def test_explain_is_consistent_for_a_journey_added_to_the_store_later(tmp_path):
+    """Events applied before a journey was registered never reached it; replay must not feed them to it."""
+    from engine.explain import explain_lead
+
+    db = tmp_path / "later.db"
+    run_store(db, [compiled()], [line("e1", "email.opened", T0), line("e2", "go", T0 + HOUR)])
+    run_store(db, [compiled(), compiled(OTHER)], [line("e3", "email.opened", T0 + 2 * HOUR)])
+    with Store(db) as store:
+        records = dict(store.lead_journeys("L1"))
+        explanations = {e.journey: e for e in explain_lead(store, "L1")}
+    assert records["other-journey"].state == "x"  # only e3 reached it: no `go` yet
+    assert explanations["store-test"].consistent
+    other = explanations["other-journey"]
+    assert other.consistent, f"stored {other.stored}, replayed {other.replayed}"
