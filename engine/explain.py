@@ -40,7 +40,9 @@ def explain_lead(store: Store, lead: str) -> list[Explanation]:
             continue
         rec: Lead | None = None
         trace: list[dict] = []
-        for kind, time, payload in inputs:
+        for kind, time, payload, reached in inputs:
+            if cj.name not in reached:
+                continue
             if kind == "tick":
                 if rec is not None:
                     rec, _ = advance(cj, rec, lead, time, trace)

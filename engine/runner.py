@@ -51,6 +51,8 @@ class Runner:
         self.batch_size = max(1, batch_size)
         self.known_types = frozenset().union(*(j.event_types for j in journeys)) | BUILTIN_TYPES
         self.cache: dict[tuple[str, str], Lead | None] = {}
+        # which journeys an input reached, logged with it so a replay feeds each journey exactly its inputs
+        self.reached = json.dumps([j.name for j in journeys], ensure_ascii=False)
 
     # -- events ------------------------------------------------------------------
     def run_lines(self, lines: Iterable[str], source: str = "-", progress=None) -> Summary:
@@ -115,7 +117,8 @@ class Runner:
         summary.applied = len(fresh)
         for a in actions:
             summary.actions[a.kind] += 1
-        inputs = [("event", e.id, e.lead, e.time, json.dumps(e.to_json(), ensure_ascii=False)) for e in fresh]
+        inputs = [("event", e.id, e.lead, e.time, json.dumps(e.to_json(), ensure_ascii=False), self.reached)
+                  for e in fresh]
         self.store.write_batch(inputs=inputs, quarantine=quarantine, leads=dirty.values(), actions=actions,
                                transitions=transitions)
         return summary
@@ -153,7 +156,7 @@ class Runner:
             total.ticked_leads += len(dirty)
             for a in actions:
                 total.actions[a.kind] += 1
-            inputs = [("tick", None, None, now, None)] if first else []
+            inputs = [("tick", None, None, now, None, self.reached)] if first else []
             first = False
             self.store.write_batch(inputs=inputs, leads=dirty, actions=actions, transitions=transitions)
             if progress:

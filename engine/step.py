@@ -275,14 +275,17 @@ def _react(ctx: Context, event: Event) -> None:
 
 
 def _enroll(cj, lead: str, event: Event, trace) -> tuple[Lead | None, list[Action]]:
-    if cj.enroll_rules is not None and not _matches_any(cj.enroll_rules, event):
+    # an exit event before enrollment is remembered, so no later event can enroll the lead
+    exiting = _matches_any(cj.exit_rules, event)
+    if not exiting and cj.enroll_rules is not None and not _matches_any(cj.enroll_rules, event):
         return None, []  # not (yet) enrolled: a later event may enroll it
     rec = Lead(cj.initial, event.time)
     ctx = Context(cj, rec, lead, event.time, trace)
-    ctx.begin(f"event {event.id}: {event.type} (enrolls the lead)")
-    if _matches_any(cj.exit_rules, event):
+    ctx.begin(f"event {event.id}: {event.type} (enrolls the lead)" if not exiting else
+              f"event {event.id}: {event.type}")
+    if exiting:
         rec.state = EXITED
-        ctx.note("first event is an exit event: the lead is never enrolled")
+        ctx.note("an exit event before enrollment: the lead is never enrolled")
         ctx.end()
         return rec, []
     ctx.event = event

@@ -49,7 +49,8 @@ CREATE TABLE IF NOT EXISTS inputs (
     event_id TEXT UNIQUE,
     lead TEXT,
     time INTEGER NOT NULL,
-    event TEXT
+    event TEXT,
+    journeys TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS inputs_by_lead ON inputs (lead) WHERE lead IS NOT NULL;
 CREATE TABLE IF NOT EXISTS outbox (
@@ -159,7 +160,8 @@ class Store:
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.executemany("INSERT INTO inputs (kind, event_id, lead, time, event) VALUES (?, ?, ?, ?, ?)", inputs)
+            db.executemany(
+                "INSERT INTO inputs (kind, event_id, lead, time, event, journeys) VALUES (?, ?, ?, ?, ?, ?)", inputs)
             db.executemany(
                 "INSERT OR IGNORE INTO quarantine (source, line_no, reason, raw) VALUES (?, ?, ?, ?)", quarantine)
             db.executemany(
@@ -213,10 +215,10 @@ class Store:
         yield from self.db.execute("SELECT seq, source, line_no, reason, raw FROM quarantine ORDER BY seq")
 
     def lead_inputs(self, lead: str):
-        """The lead's events and every tick, in the order they were applied (for replay)."""
-        return self.db.execute(
-            "SELECT kind, time, event FROM inputs WHERE lead = ? OR kind = 'tick' ORDER BY seq", (lead,)
-        ).fetchall()
+        """The lead's events and every tick, in applied order, with the journeys each reached (for replay)."""
+        return [(kind, time, event, json.loads(journeys)) for kind, time, event, journeys in self.db.execute(
+            "SELECT kind, time, event, journeys FROM inputs WHERE lead = ? OR kind = 'tick' ORDER BY seq", (lead,)
+        )]
 
     def lead_journeys(self, lead: str) -> list[tuple[str, Lead]]:
         return [(j, Lead.from_list(json.loads(r)))
@@ -227,7 +229,7 @@ class Store:
         q = self.db.execute
         return {
             "leads": q("SELECT journey, lead, version, state, due, record FROM leads ORDER BY journey, lead").fetchall(),
-            "inputs": q("SELECT kind, event_id, lead, time, event FROM inputs ORDER BY seq").fetchall(),
+            "inputs": q("SELECT kind, event_id, lead, time, event, journeys FROM inputs ORDER BY seq").fetchall(),
             "outbox": q("SELECT key, journey, lead, kind, time, action FROM outbox ORDER BY seq").fetchall(),
             "quarantine": q("SELECT source, line_no, reason, raw FROM quarantine ORDER BY seq").fetchall(),
             "transitions": q("SELECT journey, lead, src, dst, time, rule FROM transitions ORDER BY seq").fetchall(),
