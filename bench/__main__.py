@@ -1,0 +1,683 @@
+"""Coltiva benchmarks: one run, one table, every figure with its spread over repeated runs.
+
+    make bench                                   # = .venv/bin/python -m bench (size small, 3 repeats)
+    .venv/bin/python -m bench --size medium --repeat 3
+    .venv/bin/python -m bench --size large --repeat 1     # opt-in: 1M leads / 50M events
+    .venv/bin/python -m bench --only memory,durable       # a subset of the sections
+    .venv/bin/python -m bench --profile                   # cProfile of the in-memory and durable paths
+
+Sections (all on journeys/demand_generation.journey and bench.workload):
+  memory    events/s and µs/event of step_event over a dict of records (only the stepping is timed)
+  durable   the same events as JSON lines through Runner.run_lines on a SQLite store (batch commits)
+  bytes     bytes per lead in memory (tracemalloc over the records dict) and on disk
+  tick      Runner.tick on a 1M-lead store with 0, 0.1 %, 1 % and 10 % of the leads due
+  language  parse + check + compile of generated 10 / 100 / 1,000-stage journeys
+  baselines a transitions.Machine per lead, one shared Machine with add_model, a bare dict loop,
+            and Coltiva itself, on the same subset of events
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import os
+import pstats
+import resource
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from bench.workload import DAY, SIZES, START, Spec, chunks, events, json_lines, lead_id  # noqa: E402
+from dsl.loader import load_journey, load_text  # noqa: E402
+from engine.compiler import compile_journey  # noqa: E402
+from engine.record import EXITED, Lead  # noqa: E402
+from engine.runner import Runner  # noqa: E402
+from engine.step import step_event  # noqa: E402
+from engine.store import Store  # noqa: E402
+from engine.timers import next_timer  # noqa: E402
+
+JOURNEY = ROOT / "journeys" / "demand_generation.journey"
+SECTIONS = ("memory", "durable", "bytes", "tick", "language", "baselines")
+CHUNK = 50_000          # events generated ahead of each timed stretch
+BATCH = 5_000           # durable batch (one transaction per batch), Runner's default
+TICK_LEADS = 1_000_000
+TICK_FRACTIONS = (0.0, 0.001, 0.01, 0.1)
+BASELINE_LEADS = 2_000
+GiB = 1 << 30
+
+console = Console(width=150)
+TTY = sys.stdout.isatty()
+
+
+def progress(text: str) -> None:
+    if TTY:
+        console.print(f"  {text} ...".ljust(70), end="\r")
+
+
+# -- helpers ----------------------------------------------------------------------------------
+def load_cj(path: Path = JOURNEY):
+    loaded = load_journey(path)
+    return loaded, compile_journey(loaded.journey, loaded.diagnostics)
+
+
+class Figure:
+    """One measured quantity over repeats: shown as median with min–max."""
+
+    def __init__(self, name: str, unit: str, values: list[float], fmt: str = "{:,.0f}", target=None,
+                 better: str = "high", note: str = ""):
+        self.name, self.unit, self.values, self.fmt = name, unit, values, fmt
+        self.target, self.better, self.note = target, better, note
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values)
+
+    def spread(self) -> str:
+        if len(self.values) < 2:
+            return "(1 run)"
+        lo, hi = min(self.values), max(self.values)
+        return f"{self.fmt.format(lo)} – {self.fmt.format(hi)}"
+
+    def status(self) -> str:
+        if self.target is None:
+            return ""
+        ok = self.median >= self.target if self.better == "high" else self.median <= self.target
+        return "[green]met[/green]" if ok else "[red]not met[/red]"
+
+    def target_text(self) -> str:
+        if self.target is None:
+            return ""
+        sign = "≥" if self.better == "high" else "≤"
+        return f"{sign} {self.fmt.lstrip('> ').format(self.target)} {self.unit}"
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def peak_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+# -- in memory --------------------------------------------------------------------------------
+def step_all(cj, evs, recs) -> int:
+    """The timed loop: step every event, keep records in a dict. Returns the number of actions."""
+    get = recs.get
+    n = 0
+    for e in evs:
+        rec, acts = step_event(cj, get(e.lead), e.lead, e)
+        if rec is not None:
+            recs[e.lead] = rec
+        n += len(acts)
+    return n
+
+
+def run_memory(cj, spec: Spec, subset: list | None = None):
+    """One in-memory run: (seconds stepping, actions, records). Generation is outside the clock."""
+    recs: dict[str, Lead] = {}
+    elapsed, actions = 0.0, 0
+    cut = lead_id(BASELINE_LEADS)
+    for block in chunks(events(spec), CHUNK):
+        if subset is not None:
+            subset.extend(e for e in block if e.lead < cut)
+        gc.collect()
+        start = time.perf_counter()
+        actions += step_all(cj, block, recs)
+        elapsed += time.perf_counter() - start
+    return elapsed, actions, recs
+
+
+def _fresh(key):
+    if isinstance(key, tuple):
+        return tuple("".join(list(k)) for k in key)
+    return "".join(list(key))
+
+
+def bytes_per_lead_memory(recs: dict) -> float:
+    """tracemalloc over a faithful rebuild of the records dict (fresh keys, fresh records)."""
+    import json
+
+    items = [(k, json.dumps(r.to_list())) for k, r in recs.items() if r is not None]
+    loads = json.loads
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    rebuilt = {_fresh(k): Lead.from_list(loads(data)) for k, data in items}
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    assert len(rebuilt) == len(items)
+    return (after - before) / len(items)
+
+
+# -- durable ----------------------------------------------------------------------------------
+def run_durable(cj, loaded, spec: Spec, workdir: Path):
+    """One durable run: (seconds in run_lines, db bytes, leads-table bytes, summary, rss growth)."""
+    path = workdir / "bench.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    store = Store(path)
+    store.register(cj, loaded.sources)
+    runner = Runner(store, [cj], BATCH)
+    gc.collect()
+    rss0 = rss_bytes()
+    elapsed = 0.0
+    total = None
+    for block in chunks(json_lines(spec), CHUNK):
+        start = time.perf_counter()
+        summary = runner.run_lines(block, "bench")
+        elapsed += time.perf_counter() - start
+        if total is None:
+            total = summary
+        else:
+            total.add(summary)
+    rss_growth = rss_bytes() - rss0
+    cache_per_lead = bytes_per_lead_memory(runner.cache)
+    peak = peak_rss_bytes()
+    leads_bytes = store.db.execute(
+        "SELECT SUM(pgsize) FROM dbstat WHERE name IN ('leads', 'leads_by_due')").fetchone()[0]
+    store.close()  # checkpoints the WAL into the file
+    size = sum(Path(str(path) + s).stat().st_size for s in ("", "-wal") if Path(str(path) + s).exists())
+    return elapsed, size, leads_bytes, total, (peak, cache_per_lead)
+
+
+# -- tick -------------------------------------------------------------------------------------
+def build_tick_store(cj, path: Path, leads: int) -> int:
+    """A 1M-lead store built by inserting lead rows directly, with controlled `due` values.
+
+    Every lead sits in `shown_interest` with its ebook ("after 7 days") pending. Ranks decide the
+    due time: the first 0.1 % are due at T-3, the next ones up to 1 % at T-2, up to 10 % at T-1, the
+    rest six days after T. A tick at T-4, T-3, T-2, T-1 then finds 0, 0.1 %, 1 %, 10 % due.
+    Returns T.
+    """
+    import json
+
+    T = START + 100 * DAY
+    store = Store(path)
+    store.register(cj, {})
+    store.close()
+
+    def record(due_at: int) -> tuple[str, int]:
+        rec = Lead("shown_interest", due_at - 7 * DAY)
+        rec.sent = cj.content_bits["welcome"]
+        rec.sends = (rec.entered,)
+        rec.score, rec.seq = 12.0, 3
+        due, _, _ = next_timer(cj, rec)
+        assert due == due_at, (due, due_at)
+        rec.due = due
+        return json.dumps(rec.to_list(), separators=(",", ":")), due
+
+    groups = [record(T - 3), record(T - 2), record(T - 1), record(T + 6 * DAY)]
+    bounds = [int(leads * f) for f in TICK_FRACTIONS[1:]]
+    # spread the due leads over the key space: rank = a permutation of the lead number
+    stride = 7_919  # prime, coprime with the sizes used
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=OFF")
+    db.execute("BEGIN")
+
+    def rows():
+        for k in range(leads):
+            rank = (k * stride) % leads
+            g = 0 if rank < bounds[0] else 1 if rank < bounds[1] else 2 if rank < bounds[2] else 3
+            text, due = groups[g]
+            yield (cj.name, lead_id(k), cj.version, "shown_interest", due, text)
+
+    db.executemany("INSERT INTO leads (journey, lead, version, state, due, record) VALUES (?, ?, ?, ?, ?, ?)",
+                   rows())
+    db.execute("COMMIT")
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    return T
+
+
+def run_tick(cj, base: Path, workdir: Path, now: int):
+    path = workdir / "tick.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    shutil.copyfile(base, path)
+    store = Store(path)
+    runner = Runner(store, [cj], BATCH)
+    gc.collect()
+    start = time.perf_counter()
+    summary = runner.tick(now)
+    elapsed = time.perf_counter() - start
+    store.close()
+    return elapsed, summary.ticked_leads
+
+
+# -- language ---------------------------------------------------------------------------------
+LANG_WORKER = """
+import json, sys, time
+from pathlib import Path
+root = Path(sys.argv[1]); sys.path.insert(0, str(root))
+import bench.bench_language as bl
+from dsl.loader import load_text
+from engine.compiler import compile_journey
+text = bl.generate(int(sys.argv[2]))
+for i in range(int(sys.argv[3]) + 1):  # the first run is a warm-up (the parser is built once per process)
+    start = time.perf_counter()
+    loaded = load_text(text, "generated.journey", root)
+    mid = time.perf_counter()
+    compile_journey(loaded.journey, loaded.diagnostics)
+    end = time.perf_counter()
+    if i:
+        print(json.dumps([mid - start, end - mid]), flush=True)
+"""
+
+
+def language_times(stages: int, repeat: int, timeout: float):
+    """(load+check seconds, compile seconds) per run, in a subprocess; fewer runs (maybe none) on timeout."""
+    try:
+        out = subprocess.run([sys.executable, "-c", LANG_WORKER, str(ROOT), str(stages), str(repeat)],
+                             capture_output=True, text=True, timeout=timeout, check=True).stdout
+    except subprocess.TimeoutExpired as err:
+        out = err.stdout.decode() if isinstance(err.stdout, bytes) else (err.stdout or "")
+    import json
+
+    return [tuple(json.loads(line)) for line in out.splitlines() if line.strip()]
+
+
+# -- baselines --------------------------------------------------------------------------------
+def event_table(cj):
+    """The journey's event transitions without scoring or timers: {(state, type): [(name, pred, dst)]}."""
+    table: dict[tuple[str, str], list] = {}
+    for s in cj.journey.stages:
+        plan = cj.stages[s.id]
+        for etype, rules in plan.events.items():
+            for name, pred in rules:
+                i = int(name.rsplit("#", 1)[1])
+                target = s.triggers[i].target
+                table.setdefault((s.id, etype), []).append((name, pred, EXITED if target == "exit" else target))
+    exits = set(cj.exit_rules)
+    return table, exits
+
+
+def machine_spec(cj):
+    from engine.record import EXITED as X
+
+    states = [s.id for s in cj.journey.stages] + [X]
+    table, _ = event_table(cj)
+    transitions = []
+    for (src, _etype), rules in table.items():
+        for name, _pred, dst in rules:
+            transitions.append({"trigger": name, "source": src, "dest": dst})
+    transitions.append({"trigger": "exit", "source": [s.id for s in cj.journey.stages], "dest": X})
+    return states, transitions
+
+
+def baseline_per_lead_machine(cj, evs) -> float:
+    """A transitions.Machine per lead (built when the lead first appears), same event transitions."""
+    from transitions import Machine
+
+    states, transitions = machine_spec(cj)
+    table, exits = event_table(cj)
+    initial = cj.initial
+
+    class Model:
+        pass
+
+    models: dict[str, Model] = {}
+    gc.collect()
+    start = time.perf_counter()
+    for e in evs:
+        m = models.get(e.lead)
+        if m is None:
+            m = models[e.lead] = Model()
+            Machine(model=m, states=states, transitions=transitions, initial=initial, auto_transitions=False)
+        if m.state == EXITED:
+            continue
+        if e.type in exits:
+            m.trigger("exit")
+            continue
+        for name, pred, _dst in table.get((m.state, e.type), ()):
+            if pred(e.data):
+                m.trigger(name)
+                break
+    return time.perf_counter() - start
+
+
+def per_lead_machine_bytes(cj, leads: int = 500) -> float:
+    """tracemalloc over `leads` models that each own a transitions.Machine."""
+    from transitions import Machine
+
+    states, transitions = machine_spec(cj)
+
+    class Model:
+        pass
+
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    keep = []
+    for _ in range(leads):
+        m = Model()
+        Machine(model=m, states=states, transitions=transitions, initial=cj.initial, auto_transitions=False)
+        keep.append(m)
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    return (after - before) / leads
+
+
+def baseline_shared_add_model(cj, evs) -> float:
+    """One shared Machine, one model per lead added with add_model (O(n) per add: O(n²) in all)."""
+    from transitions import Machine
+
+    states, transitions = machine_spec(cj)
+    table, exits = event_table(cj)
+    machine = Machine(model=None, states=states, transitions=transitions, initial=cj.initial,
+                      auto_transitions=False)
+
+    class Model:
+        pass
+
+    models: dict[str, Model] = {}
+    gc.collect()
+    start = time.perf_counter()
+    for e in evs:
+        m = models.get(e.lead)
+        if m is None:
+            m = models[e.lead] = Model()
+            machine.add_model(m)
+        if m.state == EXITED:
+            continue
+        if e.type in exits:
+            m.trigger("exit")
+            continue
+        for name, pred, _dst in table.get((m.state, e.type), ()):
+            if pred(e.data):
+                m.trigger(name)
+                break
+    return time.perf_counter() - start
+
+
+def baseline_dict_loop(cj, evs) -> float:
+    """The floor: a dict of states and a dict lookup per event, same event transitions."""
+    table, exits = event_table(cj)
+    initial = cj.initial
+    states: dict[str, str] = {}
+    gc.collect()
+    start = time.perf_counter()
+    for e in evs:
+        state = states.get(e.lead, initial)
+        if state == EXITED:
+            continue
+        if e.type in exits:
+            states[e.lead] = EXITED
+            continue
+        for _name, pred, dst in table.get((state, e.type), ()):
+            if pred(e.data):
+                state = dst
+                break
+        states[e.lead] = state
+    return time.perf_counter() - start
+
+
+def baseline_coltiva(cj, evs) -> float:
+    recs: dict = {}
+    gc.collect()
+    start = time.perf_counter()
+    step_all(cj, evs, recs)
+    return time.perf_counter() - start
+
+
+# -- profile ----------------------------------------------------------------------------------
+def profile(cj, loaded, spec: Spec, top: int) -> None:
+    evs = list(events(spec))
+    pr = cProfile.Profile()
+    recs: dict = {}
+    pr.enable()
+    step_all(cj, evs, recs)
+    pr.disable()
+    console.rule(f"in-memory stepping: {spec.events:,} events, {spec.leads:,} leads (cProfile, by own time)")
+    pstats.Stats(pr).sort_stats("tottime").print_stats(top)
+    lines = list(json_lines(spec))
+    with tempfile.TemporaryDirectory(prefix="coltiva-bench-") as tmp:
+        store = Store(Path(tmp) / "p.db")
+        store.register(cj, loaded.sources)
+        runner = Runner(store, [cj], BATCH)
+        pr = cProfile.Profile()
+        pr.enable()
+        runner.run_lines(lines, "bench")
+        pr.disable()
+        store.close()
+    console.rule(f"durable run_lines: {spec.events:,} events (cProfile, by own time)")
+    pstats.Stats(pr).sort_stats("tottime").print_stats(top)
+    # tick: 10 % of 100k due
+    with tempfile.TemporaryDirectory(prefix="coltiva-bench-") as tmp:
+        base = Path(tmp) / "base.db"
+        T = build_tick_store(cj, base, 100_000)
+        store = Store(base)
+        runner = Runner(store, [cj], BATCH)
+        pr = cProfile.Profile()
+        pr.enable()
+        runner.tick(T - 1)
+        pr.disable()
+        store.close()
+    console.rule("tick: 10,000 of 100,000 leads due (cProfile, by own time)")
+    pstats.Stats(pr).sort_stats("tottime").print_stats(top)
+
+
+# -- main -------------------------------------------------------------------------------------
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", choices=sorted(SIZES), default="small")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per figure (default 3)")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections: " + ", ".join(SECTIONS))
+    parser.add_argument("--profile", action="store_true", help="print cProfile of the hot paths and exit")
+    parser.add_argument("--profile-events", type=int, default=200_000)
+    parser.add_argument("--lang-timeout", type=float, default=60.0,
+                        help="seconds allowed per journey size in the language section (default 60)")
+    parser.add_argument("--workdir", default=None, help="where the SQLite files go (default: a temp dir)")
+    args = parser.parse_args(argv)
+    only = {s.strip() for s in args.only.split(",") if s.strip()}
+    unknown = only - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown section(s): {', '.join(sorted(unknown))}")
+    base_spec = SIZES[args.size]
+    spec = Spec(base_spec.leads, base_spec.events, base_spec.days, args.seed)
+    repeat = max(1, args.repeat)
+    loaded, cj = load_cj()
+
+    if args.profile:
+        n = args.profile_events
+        profile(cj, loaded, Spec(max(1, n // 50), n, 180, args.seed), 30)
+        return 0
+
+    tmp_ctx = tempfile.TemporaryDirectory(prefix="coltiva-bench-", dir=args.workdir)
+    workdir = Path(tmp_ctx.name)
+    figures: list[Figure | str] = []
+    notes: list[str] = []
+    began = time.perf_counter()
+    console.print(f"[bold]Coltiva bench[/bold] — size {args.size}: {spec.leads:,} leads, {spec.events:,} events "
+                  f"over {spec.days} days, seed {spec.seed}, {repeat} run(s) per figure; "
+                  f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+
+    mem_rate = None
+    durable_rate = None
+    durable_growth = None
+    subset: list = []
+    last_recs = None
+
+    # durable first, so the process's peak RSS is the durable run's
+    if "durable" in only or "bytes" in only:
+        rates, us, sizes, leads_b, growths = [], [], [], [], []
+        for r in range(repeat if "durable" in only else 1):
+            progress(f"durable run {r + 1}/{repeat}")
+            elapsed, size, lb, summary, growth = run_durable(cj, loaded, spec, workdir)
+            rates.append(summary.applied / elapsed)
+            us.append(1e6 * elapsed / summary.applied)
+            sizes.append(size / spec.leads)
+            leads_b.append(lb / spec.leads)
+            growths.append(growth)
+            if summary.quarantined:
+                notes.append(f"durable: {summary.quarantined} line(s) quarantined (generator bug?)")
+        durable_rate = statistics.median(rates)
+        if "durable" in only:
+            figures.append("Durable (SQLite, WAL, Runner.run_lines on JSON lines, "
+                           f"{BATCH:,} events per transaction)")
+            figures.append(Figure("events/s durable", "ev/s", rates, target=150_000))
+            figures.append(Figure("µs/event durable", "µs", us, "{:,.1f}", better="low"))
+            large = SIZES["large"]
+            figures.append(Figure("large (50M) durable, projected time", "s", [large.events / x for x in rates],
+                                  "{:,.0f}", target=600, better="low",
+                                  note="projected from this run's rate; measure with --size large"))
+            if spec.leads < large.leads:
+                proj = [peak + per * (large.leads - spec.leads) for peak, per in growths]
+                note = (f"projected: this run's peak RSS + Runner.cache "
+                        f"({statistics.median(p for _, p in growths):,.0f} B/lead, tracemalloc) × the extra leads")
+            else:
+                proj, note = [peak_rss_bytes()], "measured peak RSS"
+            figures.append(Figure("large (1M leads) durable, memory", "GiB", [p / GiB for p in proj],
+                                  "{:,.2f}", target=4.0, better="low", note=note))
+        if "bytes" in only:
+            figures.append("Bytes per lead")
+            figures.append(Figure("on disk, whole store / leads", "B", sizes, note="includes the input log, "
+                                  "outbox and transitions history of every event"))
+            figures.append(Figure("on disk, leads table + due index / leads", "B", leads_b))
+
+    if "memory" in only or "bytes" in only or "baselines" in only:
+        rates, us, acts = [], [], []
+        for r in range(repeat if "memory" in only else 1):
+            progress(f"in-memory run {r + 1}/{repeat}")
+            elapsed, actions, recs = run_memory(cj, spec, subset if r == 0 else None)
+            rates.append(spec.events / elapsed)
+            us.append(1e6 * elapsed / spec.events)
+            acts.append(actions)
+            last_recs = recs
+        mem_rate = statistics.median(rates)
+        if "memory" in only:
+            figures.append("In memory (step_event over a dict of records, six-stage journey)")
+            figures.append(Figure("events/s in memory", "ev/s", rates, target=500_000))
+            figures.append(Figure("µs/event in memory", "µs", us, "{:,.2f}", better="low"))
+            figures.append(Figure("actions per run", "", acts, note="sends, stage moves, handoffs, exits"))
+        if "bytes" in only:
+            b = bytes_per_lead_memory(last_recs)
+            figures.append("Bytes per lead (in memory)")
+            figures.append(Figure("in memory (tracemalloc, key + record)", "B", [b], target=300, better="low",
+                                  note=f"{len(last_recs):,} records"))
+
+    if "baselines" in only and subset:
+        figures.append(f"Baselines on the same events: the {len(subset):,} events of leads "
+                       f"L0000000–{lead_id(BASELINE_LEADS - 1)} (event transitions only, no scoring or timers)")
+        n = len(subset)
+        col = [baseline_coltiva(cj, subset) for _ in range(repeat)]
+        col_us = [1e6 * t / n for t in col]
+        med = statistics.median(col_us)
+        figures.append(Figure("Coltiva step_event (full semantics)", "µs/ev", col_us, "{:,.2f}"))
+        for label, fn, reps in (
+            ("transitions.Machine per lead", baseline_per_lead_machine, repeat),
+            ("shared Machine + add_model per lead", baseline_shared_add_model, repeat),
+            ("bare dict lookup loop (the floor)", baseline_dict_loop, repeat),
+        ):
+            progress(f"baseline: {label}")
+            vals = [1e6 * fn(cj, subset) / n for _ in range(reps)]
+            figures.append(Figure(label, "µs/ev", vals, "{:,.2f}",
+                                  note=f"{statistics.median(vals) / med:.2f}× Coltiva's time per event"))
+        figures.append(Figure("memory per lead, transitions.Machine per lead", "B", [per_lead_machine_bytes(cj)],
+                              note="tracemalloc over 500 models, each with its own Machine"))
+
+    if "tick" in only:
+        progress(f"building a {TICK_LEADS:,}-lead store for tick")
+        base = workdir / "tick-base.db"
+        start = time.perf_counter()
+        T = build_tick_store(cj, base, TICK_LEADS)
+        notes.append(f"tick store: {TICK_LEADS:,} lead rows inserted directly in "
+                     f"{time.perf_counter() - start:.1f} s ({base.stat().st_size / 1e6:,.0f} MB)")
+        figures.append(f"Runner.tick on a {TICK_LEADS:,}-lead store (fresh process cache, batch {BATCH:,})")
+        per_due = {}
+        for fraction, now in zip(TICK_FRACTIONS, (T - 4, T - 3, T - 2, T - 1)):
+            vals, ticked = [], 0
+            for r in range(repeat):
+                progress(f"tick {fraction:.1%} due, run {r + 1}/{repeat}")
+                elapsed, ticked = run_tick(cj, base, workdir, now)
+                vals.append(1000 * elapsed)
+            expected = int(TICK_LEADS * fraction)
+            if ticked != expected:
+                notes.append(f"tick {fraction:.1%}: advanced {ticked:,} leads, expected {expected:,}")
+            per_due[fraction] = statistics.median(vals)
+            figures.append(Figure(f"tick, {fraction:.1%} due ({expected:,} leads)", "ms", vals, "{:,.1f}",
+                                  target=50 if fraction == 0.01 else None, better="low",
+                                  note="" if not expected else
+                                  f"{1000 * statistics.median(vals) / expected:,.1f} µs per due lead"))
+        base.unlink()
+
+    if "language" in only:
+        if (ROOT / "bench" / "bench_language.py").exists():
+            figures.append("Language: parse + check + compile_journey (bench_language's generated journeys)")
+            for stages in (10, 100, 1000):
+                progress(f"language {stages} stages")
+                runs = language_times(stages, max(repeat, 5 if stages == 1000 else 10), args.lang_timeout)
+                if not runs:
+                    figures.append(Figure(f"{stages:,} stages: parse + check + compile", "ms",
+                                          [1000 * args.lang_timeout], "> {:,.0f}",
+                                          target=500 if stages == 1000 else None, better="low",
+                                          note=f"timed out after {args.lang_timeout:.0f} s (--lang-timeout)"))
+                    continue
+                total = [1000 * (a + b) for a, b in runs]
+                figures.append(Figure(f"{stages:,} stages: parse + check + compile", "ms", total, "{:,.1f}",
+                                      target=500 if stages == 1000 else None, better="low"))
+                figures.append(Figure(f"{stages:,} stages: of which compile_journey", "ms",
+                                      [1000 * b for _, b in runs], "{:,.1f}"))
+        else:
+            notes.append("bench/bench_language.py not found: language section skipped")
+
+    table = Table(title=f"Coltiva bench — {args.size} ({spec.leads:,} leads, {spec.events:,} events), "
+                        f"{repeat} run(s), median and min – max", show_lines=False)
+    for col, just in (("figure", "left"), ("median", "right"), ("unit", "left"), ("min – max", "right"),
+                      ("target", "right"), ("", "left"), ("note", "left")):
+        table.add_column(col, justify=just, overflow="fold")
+    groups: list[list] = []
+    for f in figures:
+        if isinstance(f, str):
+            groups.append([f])
+        else:
+            groups[-1].append(f)
+    order = ("In memory", "Durable", "Bytes", "Baselines", "Runner.tick", "Language")
+    groups.sort(key=lambda g: next((i for i, p in enumerate(order) if g[0].startswith(p)), len(order)))
+    figures = [f for g in groups for f in g]
+    for f in figures:
+        if isinstance(f, str):
+            table.add_section()
+            table.add_row(f"[bold]{f}[/bold]", "", "", "", "", "", "")
+            continue
+        table.add_row(f.name, f.fmt.format(f.median), f.unit, f.spread(), f.target_text(), f.status(), f.note)
+    console.print(" " * 60)
+    console.print(table)
+    targets = [f for f in figures if isinstance(f, Figure) and f.target is not None]
+    if targets:
+        met = sum(1 for f in targets if "not" not in f.status())
+        console.print(f"targets met: {met} of {len(targets)}")
+    for note in notes:
+        console.print(f"note: {note}")
+    console.print(f"bench took {time.perf_counter() - began:,.0f} s; peak RSS {peak_rss_bytes() / 1e6:,.0f} MB")
+    tmp_ctx.cleanup()
+
+    if "language" in only and (ROOT / "bench" / "bench_language.py").exists():
+        console.rule("bench/bench_language.py (the language developer's own table)")
+        sys.stdout.flush()
+        try:
+            subprocess.run([sys.executable, str(ROOT / "bench" / "bench_language.py")], cwd=ROOT, check=False,
+                           timeout=2 * args.lang_timeout)
+        except subprocess.TimeoutExpired:
+            console.print(f"bench_language.py did not finish within {2 * args.lang_timeout:.0f} s: stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
