@@ -5,6 +5,7 @@ from __future__ import annotations
 from lark import Token, Transformer, Tree, v_args
 
 from . import model as m
+from .comments import comment_start
 from .diagnostics import Diagnostic, Severity
 
 __all__ = ["build_journey", "decode_string", "encode_string"]
@@ -46,9 +47,10 @@ def _unit(word: str) -> str:
 
 
 class _Builder(Transformer):
-    def __init__(self, path: str):
+    def __init__(self, path: str, text: str = ""):
         super().__init__(visit_tokens=False)
         self.path = path
+        self.lines = text.splitlines()
         self.diagnostics: list[Diagnostic] = []
 
     # -- helpers -------------------------------------------------------------
@@ -228,8 +230,12 @@ class _Builder(Transformer):
     def _target_span(self, value, meta) -> m.Span:
         if isinstance(value, Token):
             return self._tok_span(value)
-        span = self._span(meta)  # `exit`: the last word of the line
-        return m.Span(self.path, span.end_line, max(span.end_column - 4, 1), span.end_line, span.end_column)
+        # `exit` has no token of its own: find the word on the statement's line, before any comment
+        span = self._span(meta)
+        line = self.lines[span.line - 1] if 0 < span.line <= len(self.lines) else ""
+        at = comment_start(line)
+        column = line[:at].rfind("exit") + 1 if at is not None else line.rfind("exit") + 1
+        return m.Span(self.path, span.line, max(column, 1), span.line, max(column, 1) + 4)
 
     @v_args(meta=True)
     def initial(self, meta, _):
@@ -341,9 +347,9 @@ class _Builder(Transformer):
         return children
 
 
-def build_journey(tree: Tree, path: str) -> tuple[m.Journey, list[Diagnostic]]:
+def build_journey(tree: Tree, path: str, text: str = "") -> tuple[m.Journey, list[Diagnostic]]:
     """Build the model of one file (includes not yet resolved)."""
-    builder = _Builder(path)
+    builder = _Builder(path, text)
     items = builder.transform(tree)
     diagnostics = builder.diagnostics
     name = None

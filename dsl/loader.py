@@ -39,7 +39,7 @@ def parse_journey(text: str, path: str = "<string>") -> tuple[m.Journey | None, 
     tree, diagnostics = parse_text(text, path)
     if tree is None:
         return None, diagnostics
-    journey, more = build_journey(tree, path)
+    journey, more = build_journey(tree, path, text)
     journey = dataclasses.replace(journey, comments=tuple(collect_comments(text)))
     return journey, diagnostics + more
 

@@ -50,13 +50,23 @@ class Lead:
         self.clock = now
 
     def copy(self) -> "Lead":
+        """A shallow copy: `attrs` and `caps` are replaced, never mutated, by the step (copy-on-write)."""
         new = Lead.__new__(Lead)
-        for name in Lead.__slots__:
-            setattr(new, name, getattr(self, name))
-        if self.attrs is not None:
-            new.attrs = dict(self.attrs)
-        if self.caps is not None:
-            new.caps = dict(self.caps)
+        new.state = self.state
+        new.entered = self.entered
+        new.active = self.active
+        new.score = self.score
+        new.score_at = self.score_at
+        new.fit = self.fit
+        new.attrs = self.attrs
+        new.sent = self.sent
+        new.hold = self.hold
+        new.hold_at = self.hold_at
+        new.caps = self.caps
+        new.sends = self.sends
+        new.seq = self.seq
+        new.due = self.due
+        new.clock = self.clock
         return new
 
     def to_list(self) -> list:
