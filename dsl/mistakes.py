@@ -71,10 +71,10 @@ MISTAKES: dict[tuple[str, str, str], list[str]] = {
      'write `stage shown_interest "Shown interest"`: the id first, then the label in quotes'): [
         'stage "Unaware"\n',
         "stage\n",
-        "stage shown interest\n",
     ],
     ("C015", "a journey name or stage label must be in double quotes",
-     'write e.g. `journey "Webinar follow-up"` or `stage unaware "Unaware"`'): [
+     'write e.g. `journey "Webinar follow-up"` or `stage shown_interest "Shown interest"` '
+     "(a stage id is one word: join words with `_`)"): [
         "journey Webinar\n",
         "stage a Unaware\n",
         "stage a Shown interest\n",
@@ -103,7 +103,6 @@ MISTAKES: dict[tuple[str, str, str], list[str]] = {
         "stage a\ninitial\n",
         "journey \"x\"\n  stage a\n",
         "scoring\nemail.opened +1\n",
-        "  journey \"x\"\n",
     ],
     ("C019", "this line is not a statement of the language here",
      "see docs/language.md: at the top level a line starts with journey, include, scoring, fit, content, "
@@ -113,7 +112,6 @@ MISTAKES: dict[tuple[str, str, str], list[str]] = {
         "stage a\n  sned email \"x\" on entry\n",
         "stage a\n  go to b\n",
         "stage a\n  handoff sales\n",
-        "stage a\n  initial yes\n",
     ],
 }
 
@@ -124,7 +122,9 @@ def _keys(err: UnexpectedInput) -> list[tuple]:
     position = getattr(state, "position", state)
     token = getattr(getattr(err, "token", None), "type", None)
     kind = type(err).__name__
-    return [(kind, position, token), (kind, position)]
+    # The token type is part of the key: one parser state may follow many statements
+    # (e.g. the end of every duration), and only the unexpected word tells them apart.
+    return [(kind, position, token)]
 
 
 @functools.cache

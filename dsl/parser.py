@@ -146,6 +146,11 @@ def _diagnose(err: Exception, path: str, lines: list[str]) -> Diagnostic:
         )
     line, col, width = _error_position(err, lines)
     span = _line_span(path, lines, line, col, width)
+    for explain in (_unexpected_indent, _unknown_statement, _single_quotes, _extra_words):
+        found = explain(err, lines, line, col)
+        if found is not None:
+            code, message, hint = found
+            return Diagnostic(code, Severity.ERROR, message, span, hint)
     known = explain_mistake(err) if isinstance(err, UnexpectedInput) else None
     if known is not None:
         code, message, hint = known
@@ -176,6 +181,71 @@ def _diagnose(err: Exception, path: str, lines: list[str]) -> Diagnostic:
         "C001", Severity.ERROR, f"unexpected {_token_text(err.token)}", span,
         f"expected {_describe_expected(err.expected)}",
     )
+
+
+# Terminals that start a statement (the words the parser names in `expected`).
+_STATEMENT_WORDS = {name: name.lower() for name in (
+    "JOURNEY", "INCLUDE", "SCORING", "FIT", "CONTENT", "EXIT", "ENROLL", "AT", "STAGE",
+    "INITIAL", "FINAL", "SEND", "ON", "WHEN", "AFTER", "HOLD", "HANDOFF", "DECAY")}
+_WORD_TOKENS = {"EVENT", "FIELD", "KIND", "STAGE_ID"}
+
+
+def _unexpected_indent(err, lines, line, col):
+    """A line indented deeper than the block it is in (or under a line that opens no block)."""
+    if not (isinstance(err, UnexpectedToken) and err.token.type == "_INDENT"):
+        return None
+    return (
+        "C018",
+        "this line is indented more than the line above it",
+        "the lines of one block start at the same column; only `scoring`, `fit`, `content` and "
+        "`stage` open a block, so indent by two spaces under them and nowhere else",
+    )
+
+
+def _unknown_statement(err, lines, line, col):
+    """The first word of a line is no statement the parser accepts there: a typo, most often."""
+    if not isinstance(err, UnexpectedToken) or err.token.type not in _WORD_TOKENS:
+        return None
+    if not (1 <= line <= len(lines)):
+        return None
+    text = lines[line - 1]
+    if col != len(text) - len(text.lstrip()) + 1:
+        return None  # not the first word of its line
+    allowed = sorted({_STATEMENT_WORDS[t] for t in err.expected if t in _STATEMENT_WORDS})
+    if not allowed:
+        return None
+    word = str(err.token)
+    guess = difflib.get_close_matches(word, allowed, n=1, cutoff=0.6)
+    if guess:
+        return "C019", f"unknown word `{word}`", f"did you mean `{guess[0]}`?"
+    if "." in word and col == 1:
+        return ("C018", f"`{word}` looks like a scoring rule outside a block",
+                "indent scoring rules by two spaces under `scoring`")
+    return ("C019", f"`{word}` does not start a statement here",
+            "a line here starts with " + ", ".join(f"`{w}`" for w in allowed) + " (see docs/language.md)")
+
+
+def _extra_words(err, lines, line, col):
+    """The statement was complete, but the line goes on."""
+    if not isinstance(err, UnexpectedToken) or set(err.expected) - {"_NL", "_DEDENT", "$END"}:
+        return None
+    if err.token.type in ("_NL", "_INDENT", "_DEDENT", "$END"):
+        return None
+    text = lines[line - 1] if 1 <= line <= len(lines) else ""
+    if col <= len(text) - len(text.lstrip()) + 1:
+        return None  # the first word of a line: not an extra word
+    return ("C001", f"the line should end before {_token_text(err.token)}",
+            "remove the extra words, or start a new line for a new statement")
+
+
+def _single_quotes(err, lines, line, col):
+    if not isinstance(err, UnexpectedCharacters):
+        return None
+    text = lines[line - 1] if 1 <= line <= len(lines) else ""
+    if col <= len(text) and text[col - 1] in "'\u2018\u2019\u201c\u201d":
+        return ("C057", "texts are written in straight double quotes",
+                f'write "..." instead of {text[col - 1]}...{text[col - 1]}, e.g. `send email "welcome" on entry`')
+    return None
 
 
 def _find_bad_dedent(lines: list[str]) -> tuple[int, int]:
@@ -210,6 +280,35 @@ def _blank(lines: list[str], line: int) -> None:
                 break
             lines[nxt] = ""
             nxt += 1
+    if indent > 0:
+        _blank_empty_header(lines, line, indent)
+
+
+def _is_code(text: str) -> bool:
+    return bool(text.strip()) and not text.lstrip().startswith("#")
+
+
+def _blank_empty_header(lines: list[str], line: int, indent: int) -> None:
+    """A block whose only lines were blanked would be a new error: blank its header too."""
+    header = line - 1
+    while header >= 1 and not (_is_code(lines[header - 1]) and _indent(lines[header - 1]) < indent):
+        header -= 1
+    if header < 1:
+        return
+    head_indent = _indent(lines[header - 1])
+    nxt = header
+    while nxt < len(lines):
+        following = lines[nxt]
+        if _is_code(following):
+            if _indent(following) <= head_indent:
+                break
+            return  # the block still has a line
+        nxt += 1
+    _blank(lines, header)
+
+
+def _indent(text: str) -> int:
+    return len(text) - len(text.lstrip())
 
 
 def parse_text(text: str, path: str = "<string>") -> tuple[Tree | None, list[Diagnostic]]:

@@ -15,6 +15,7 @@ __all__ = ["CHECKS", "GRAPH_CHECKS", "run_checks"]
 # Checks that read the stage graph: their findings would only echo a broken name.
 GRAPH_CHECKS = (
     graph.check_unreachable,
+    graph.check_stuck,
     graph.check_traps,
     graph.check_cascades,
     graph.check_content_twice,
@@ -34,11 +35,14 @@ CHECKS = (
     names.check_regexes,
     graph.check_unreachable,
     graph.check_dead_ends,
+    graph.check_stuck,
     graph.check_traps,
     graph.check_final_way_out,
     graph.check_initial_final,
     graph.check_event_overlaps,
+    graph.check_never_true,
     graph.check_threshold_overlaps,
+    graph.check_timer_overlaps,
     graph.check_cascades,
     graph.check_content_twice,
     graph.check_unsendable_content,
@@ -48,6 +52,7 @@ CHECKS = (
 
 
 def run_checks(journey: Journey) -> list[Diagnostic]:
+    """Every check, in one pass; graph checks are skipped when names are broken (they would echo them)."""
     found: list[Diagnostic] = []
     for check in CHECKS:
         if check in GRAPH_CHECKS and any(d.code in NAME_ERRORS for d in found):

@@ -8,16 +8,31 @@ import networkx as nx
 
 from ..diagnostics import Diagnostic, Severity
 from ..model import EXIT, EventTrigger, Journey, ScoreTrigger, Stage, TimeTrigger
-from .logic import contains, disjoint, intersect, threshold_interval
+from .liveness import (
+    HOLD,
+    dead_ways,
+    hold_blocker,
+    live_targets,
+    score_bounds,
+    shadowing_event,
+    shadowing_exit,
+    shadowing_threshold,
+    shadowing_timer,
+    threshold_unreachable,
+)
+from .logic import disjoint, intersect, never_true, threshold_interval
 
 __all__ = [
     "stage_graph",
     "check_unreachable",
     "check_dead_ends",
+    "check_stuck",
     "check_traps",
     "check_final_way_out",
     "check_event_overlaps",
+    "check_never_true",
     "check_threshold_overlaps",
+    "check_timer_overlaps",
     "check_cascades",
     "check_content_twice",
     "check_unsendable_content",
@@ -30,29 +45,30 @@ __all__ = [
 E, W = Severity.ERROR, Severity.WARNING
 
 
-def stage_graph(j: Journey) -> nx.DiGraph:
-    """Stages as nodes (plus EXIT), one edge per stage pair with every way between them."""
+def stage_graph(j: Journey, live: bool = True) -> nx.DiGraph:
+    """Stages as nodes (plus EXIT), an edge for each way between two stages.
+
+    With `live` (the default), ways that can never fire (see `liveness`) are left
+    out, and so are ways back to the stage itself (reported on their own).
+    """
     g = nx.DiGraph()
     known = {s.id for s in j.stages}
-    for s in j.stages:
-        g.add_node(s.id)
+    g.add_nodes_from(known)
     g.add_node(EXIT)
     for s in j.stages:
-        ways = [(t.target, t) for t in s.triggers]
-        if s.hold is not None:
-            ways.append((s.hold.then, s.hold))
-        for target, way in ways:
-            if target != EXIT and target not in known:
-                continue
-            if g.has_edge(s.id, target):
-                g[s.id][target]["ways"].append(way)
-            else:
-                g.add_edge(s.id, target, ways=[way])
+        targets = live_targets(j, s) if live else s.targets()
+        for target in targets:
+            if (target == EXIT or target in known) and target != s.id:
+                g.add_edge(s.id, target)
     return g
 
 
 def _fmt_score(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def _has_ways(s: Stage) -> bool:
+    return bool(s.triggers) or s.hold is not None
 
 
 def check_unreachable(j: Journey):
@@ -68,29 +84,53 @@ def check_unreachable(j: Journey):
 
 def check_dead_ends(j: Journey):
     for s in j.stages:
-        if not s.final and not s.triggers and s.hold is None:
+        if not s.final and not _has_ways(s):
             yield Diagnostic("C041", E, f"stage `{s.id}` has no way out", s.id_span,
                              "add a trigger (`on ...`, `when score ...`, `after ...`) or mark it `final`")
 
 
-def check_traps(j: Journey):
-    g = stage_graph(j)
-    goals = {s.id for s in j.stages if s.final} | {EXIT}
-    can_finish = set(goals)
-    for goal in goals:
-        can_finish |= nx.ancestors(g, goal)
+def check_stuck(j: Journey):
+    """A stage with ways out of which none can ever fire is as stuck as one with none."""
+    dead = dead_ways(j)
     for s in j.stages:
-        if s.final or s.id in can_finish or (not s.triggers and s.hold is None):
-            continue  # dead ends are reported by check_dead_ends
-        yield Diagnostic("C042", E, f"a lead in `{s.id}` can never reach a final stage or leave the journey",
-                         s.id_span,
+        if s.final or not _has_ways(s) or live_targets(j, s):
+            continue
+        ways = [(i, t.span.line) for i, t in enumerate(s.triggers)]
+        if s.hold is not None:
+            ways.append((HOLD, s.hold.span.line))
+        why = "; ".join(f"line {line}: {dead[(s.id, i)]}" for i, line in ways)
+        yield Diagnostic("C059", E, f"no lead can ever leave stage `{s.id}`: none of its ways out can fire",
+                         s.id_span, f"{why}; fix one of them or mark the stage `final`")
+
+
+def check_traps(j: Journey):
+    """A group of stages that lead only to each other, with no final stage and no exit among them."""
+    g = stage_graph(j)
+    g.remove_node(EXIT)
+    order = {s.id: n for n, s in enumerate(j.stages)}
+    finals = {s.id for s in j.stages if s.final}
+    exits = {s.id for s in j.stages if EXIT in live_targets(j, s)}
+    start = j.initial
+    reached = nx.descendants(g, start.id) | {start.id} if start is not None else set(order)
+    for group in nx.strongly_connected_components(g):
+        if group & finals or group & exits or not group & reached:
+            continue
+        if any(target not in group for s in group for target in g.successors(s)):
+            continue  # a way leads out of the group
+        if len(group) == 1 and not g.out_degree(next(iter(group))):
+            continue  # a stage with no way out: reported by check_dead_ends / check_stuck
+        names = sorted(group, key=order.__getitem__)
+        first = j.stages[order[names[0]]]
+        listed = ", ".join(f"`{n}`" for n in names)
+        yield Diagnostic("C042", E, f"a lead in {listed} can never reach a final stage or leave the journey",
+                         first.id_span,
                          "give this loop a way out: a trigger to a `final` stage, `-> exit`, "
                          "or a holding loop that ends with `then -> ...`")
 
 
 def check_final_way_out(j: Journey):
     for s in j.stages:
-        if s.final and (s.triggers or s.hold is not None):
+        if s.final and _has_ways(s):
             way = s.triggers[0].span if s.triggers else s.hold.span  # type: ignore[union-attr]
             yield Diagnostic("C043", E, f"final stage `{s.id}` has a way out", way,
                              "a final stage is where a journey ends: remove `final` or remove its triggers")
@@ -103,89 +143,213 @@ def check_initial_final(j: Journey):
                              "leads would enter and finish at once; is that intended?")
 
 
+def _event_overlap(s: Stage, i: int) -> EventTrigger | None:
+    """An earlier trigger to another stage that may take some of this trigger's events."""
+    later = s.triggers[i]
+    for earlier in s.triggers[:i]:
+        if (isinstance(earlier, EventTrigger) and earlier.event == later.event  # type: ignore[union-attr]
+                and earlier.target != later.target and not disjoint(earlier.condition, later.condition)):
+            return earlier
+    return None
+
+
 def check_event_overlaps(j: Journey):
     for s in j.stages:
-        events = [t for t in s.triggers if isinstance(t, EventTrigger)]
-        for i, later in enumerate(events):
-            for earlier in events[:i]:
-                if earlier.event != later.event:
-                    continue
-                if earlier.condition is None or earlier.condition == later.condition:
-                    same = earlier.target == later.target
-                    yield Diagnostic(
-                        "C044", W if same else E,
-                        f"this trigger never fires: line {earlier.span.line} already takes every "
-                        f"`{later.event}` in `{s.id}`", later.span,
-                        "remove it, or make the earlier one more specific with `where`",
-                    )
-                    break
-                if earlier.target != later.target and not disjoint(earlier.condition, later.condition):
-                    yield Diagnostic(
-                        "C045", W,
-                        f"`{later.event}` can match both this trigger and line {earlier.span.line} "
-                        f"(to `{earlier.target}`); the earlier one wins", later.span,
-                        "add `where` conditions that exclude each other to make the choice explicit",
-                    )
-                    break
+        for i, later in enumerate(s.triggers):
+            if not isinstance(later, EventTrigger):
+                continue
+            earlier = shadowing_event(s, i)
+            rule = shadowing_exit(j, later)
+            if earlier is not None:
+                yield Diagnostic(
+                    "C044", W if earlier.target == later.target else E,
+                    f"this trigger never fires: line {earlier.span.line} already takes every "
+                    f"`{later.event}` in `{s.id}`", later.span,
+                    "remove it, or make the earlier one more specific with `where`",
+                )
+            elif rule is not None:
+                yield Diagnostic(
+                    "C044", W if later.target == EXIT else E,
+                    f"this trigger never fires: `exit on {later.event}` (line {rule.span.line}) "  # type: ignore[attr-defined]
+                    "removes the lead first", later.span,
+                    "remove the trigger, or narrow the exit rule with `where`",
+                )
+            elif (overlap := _event_overlap(s, i)) is not None:
+                yield Diagnostic(
+                    "C045", W,
+                    f"`{later.event}` can match both this trigger and line {overlap.span.line} "
+                    f"(to `{overlap.target}`); the earlier one wins", later.span,
+                    "add `where` conditions that exclude each other to make the choice explicit",
+                )
+
+
+def _all_conditions(j: Journey):
+    for r in j.scoring:
+        yield r.condition
+    for f in j.fit:
+        yield f.condition
+    for r in j.exits + j.enrollments:  # type: ignore[operator]
+        yield r.condition
+    for s in j.stages:
+        for t in s.triggers:
+            if isinstance(t, EventTrigger):
+                yield t.condition
+
+
+def check_never_true(j: Journey):
+    for c in _all_conditions(j):
+        if c is not None and never_true(c):
+            yield Diagnostic("C058", W, "this condition can never be true", c.span,
+                             "its parts exclude each other (e.g. `plan == \"a\" and plan == \"b\"`); "
+                             "did you mean `or`?")
 
 
 def check_threshold_overlaps(j: Journey):
     for s in j.stages:
-        thresholds = [t for t in s.triggers if isinstance(t, ScoreTrigger)]
-        for i, later in enumerate(thresholds):
-            for earlier in thresholds[:i]:
-                a, b = threshold_interval(earlier), threshold_interval(later)
-                if contains(a, b):
-                    yield Diagnostic(
-                        "C044", W if earlier.target == later.target else E,
-                        f"this threshold never fires: line {earlier.span.line} "
-                        f"(`score {earlier.op} {_fmt_score(earlier.value)}`) always fires first", later.span,
-                        "order thresholds from the most to the least demanding, e.g. `>= 80` before `>= 40`",
-                    )
-                    break
+        for i, later in enumerate(s.triggers):
+            earlier = shadowing_threshold(s, i)
+            if earlier is None:
+                continue
+            yield Diagnostic(
+                "C044", W if earlier.target == later.target else E,
+                f"this threshold never fires: line {earlier.span.line} "
+                f"(`score {earlier.op} {_fmt_score(earlier.value)}`) always fires first", later.span,
+                "order thresholds from the most to the least demanding, e.g. `>= 80` before `>= 40`",
+            )
 
 
-def check_cascades(j: Journey):
-    """Threshold moves happen instantly on entry; a cycle of them whose ranges meet loops forever."""
-    known = {s.id: s for s in j.stages}
+def check_timer_overlaps(j: Journey):
+    for s in j.stages:
+        for i, later in enumerate(s.triggers):
+            earlier = shadowing_timer(s, i)
+            if earlier is None:
+                continue
+            yield Diagnostic(
+                "C044", W if earlier.target == later.target else E,
+                f"this timer never fires: line {earlier.span.line} (`after {earlier.after} {earlier.mode}`) "
+                "always fires first", later.span,
+                "a lead idle for a time has also been in the stage that long; make this timer shorter "
+                "or remove it",
+            )
+
+
+def _first_met(rules: list[tuple], score: float) -> str | None:
+    """Where a lead entering a stage with this score goes at once (first threshold met wins).
+
+    `rules` are the stage's thresholds as (low, low_closed, high, high_closed, target).
+    """
+    for low, low_closed, high, high_closed, target in rules:
+        if (low < score or (low_closed and low == score)) and (score < high or (high_closed and score == high)):
+            return target
+    return None
+
+
+def _threshold_rules(s: Stage) -> list[tuple]:
+    return [threshold_interval(t) + (t.target,) for t in s.triggers if isinstance(t, ScoreTrigger)]
+
+
+def _threshold_graph(j: Journey) -> nx.DiGraph:
+    known = {s.id for s in j.stages}
     g = nx.DiGraph()
     for s in j.stages:
         for t in s.triggers:
-            if isinstance(t, ScoreTrigger) and t.target in known and not g.has_edge(s.id, t.target):
-                g.add_edge(s.id, t.target, trigger=t)
-    reported = set()
-    for cycle in nx.simple_cycles(g, length_bound=len(known)):
-        interval = (-math.inf, False, math.inf, False)
-        for a, b in zip(cycle, cycle[1:] + cycle[:1]):
-            interval = intersect(interval, threshold_interval(g[a][b]["trigger"]))  # type: ignore[arg-type]
-            if interval is None:
-                break
-        key = frozenset(cycle)
-        if interval is None or key in reported:
+            if isinstance(t, ScoreTrigger) and t.target in known and t.target != s.id:
+                g.add_edge(s.id, t.target)
+    return g
+
+
+def _samples(stages: dict[str, Stage], group: set[str]):
+    """Scores to try, each with the stages a loop at that score must pass through.
+
+    The scores where a loop exists form a range; its lower end is a threshold value
+    of a stage on the loop (or there is none, and any low score shows the loop).
+    So trying each value v, and a score just above it, from the stages with a
+    threshold at v, finds every loop without trying every stage at every score.
+    """
+    by_value: dict[float, set[str]] = {}
+    for sid in group:
+        for t in stages[sid].triggers:
+            if isinstance(t, ScoreTrigger):
+                by_value.setdefault(float(t.value), set()).add(sid)
+    values = sorted(by_value)
+    yield values[0] - 1, sorted(group)
+    for a, b in zip(values, values[1:] + [values[-1] + 2]):
+        starts = sorted(by_value[a])
+        yield a, starts
+        yield (a + b) / 2, starts
+
+
+def _cascade_cycles(rules: dict[str, list], group: set[str], score: float, starts: list[str]):
+    """At a fixed score every stage has at most one instant move: follow them, yield each loop."""
+    done: set[str] = set()
+    for start in starts:
+        path: list[str] = []
+        on_path: dict[str, int] = {}
+        here: str | None = start
+        while here is not None and here in group and here not in done and here not in on_path:
+            on_path[here] = len(path)
+            path.append(here)
+            here = _first_met(rules[here], score)
+        if here is not None and here in on_path:
+            yield path[on_path[here]:]
+        done.update(path)
+
+
+def check_cascades(j: Journey):
+    """Threshold moves happen instantly on entry; a loop of them at one score would never stop."""
+    stages = {s.id: s for s in j.stages}
+    order = {s.id: n for n, s in enumerate(j.stages)}
+    reported: set[frozenset] = set()
+    for group in nx.strongly_connected_components(_threshold_graph(j)):
+        if len(group) < 2:
             continue
-        reported.add(key)
-        first = g[cycle[0]][cycle[1 % len(cycle)]]["trigger"]
-        path = " -> ".join(cycle + cycle[:1])
-        low = "" if interval[0] == -math.inf else ("[" if interval[1] else "(") + _fmt_score(interval[0])
-        high = "" if interval[2] == math.inf else _fmt_score(interval[2]) + ("]" if interval[3] else ")")
-        where = f"scores in {low or '(-inf'}, {high or 'inf)'}"
-        yield Diagnostic("C047", E, f"score thresholds can move a lead round in circles: {path}", first.span,
-                         f"for {where} every threshold on the way is met; make the ranges exclude each other")
+        rules = {sid: _threshold_rules(stages[sid]) for sid in group}
+        for score, starts in _samples(stages, group):
+            for cycle in _cascade_cycles(rules, group, score, starts):
+                if frozenset(cycle) in reported:
+                    continue
+                reported.add(frozenset(cycle))
+                turn = min(range(len(cycle)), key=lambda k: order[cycle[k]])
+                yield _cascade_diagnostic(stages, cycle[turn:] + cycle[:turn])
+
+
+def _cascade_diagnostic(stages: dict[str, Stage], cycle: list[str]) -> Diagnostic:
+    interval = (-math.inf, False, math.inf, False)
+    first = None
+    for a, b in zip(cycle, cycle[1:] + cycle[:1]):
+        t = next(t for t in stages[a].triggers if isinstance(t, ScoreTrigger) and t.target == b)
+        first = first or t
+        interval = intersect(interval, threshold_interval(t)) or interval  # type: ignore[arg-type]
+    path = " -> ".join(cycle + cycle[:1])
+    low = "(-inf" if interval[0] == -math.inf else ("[" if interval[1] else "(") + _fmt_score(interval[0])
+    high = "inf)" if interval[2] == math.inf else _fmt_score(interval[2]) + ("]" if interval[3] else ")")
+    return Diagnostic("C047", E, f"score thresholds can move a lead round in circles: {path}",
+                      first.span,  # type: ignore[union-attr]
+                      f"for scores in {low}, {high} every threshold on the way is met; "
+                      "make the ranges exclude each other")
 
 
 def check_content_twice(j: Journey):
-    g = stage_graph(j)
-    sends = [(s, x) for s in j.stages for x in s.sends]
-    for i, (stage_b, b) in enumerate(sends):
-        for stage_a, a in sends[:i]:
-            if a.content != b.content:
-                continue
-            if stage_a.id == stage_b.id or nx.has_path(g, stage_a.id, stage_b.id) or nx.has_path(
-                g, stage_b.id, stage_a.id
-            ):
-                yield Diagnostic("C048", W, f"content `{b.content}` is also sent at line {a.span.line}",
-                                 b.span, "a lead gets each content once: the second send is skipped for it")
-                break
+    """The same content sent by two `send` lines that one lead can meet on its way."""
+    g = stage_graph(j, live=False)
+    by_content: dict[str, list] = {}
+    for s in j.stages:
+        for x in s.sends:
+            by_content.setdefault(x.content, []).append((s, x))
+    below: dict[str, set] = {}
+
+    def reaches(a: str, b: str) -> bool:
+        if a not in below:
+            below[a] = nx.descendants(g, a)
+        return b in below[a]
+
+    for sends in by_content.values():
+        for i, (stage_b, b) in enumerate(sends):
+            for stage_a, a in sends[:i]:
+                if stage_a.id == stage_b.id or reaches(stage_a.id, stage_b.id) or reaches(stage_b.id, stage_a.id):
+                    yield Diagnostic("C048", W, f"content `{b.content}` is also sent at line {a.span.line}",
+                                     b.span, "a lead gets each content once: the second send is skipped for it")
+                    break
 
 
 def _in_stage_limit(s: Stage):
@@ -206,50 +370,27 @@ def check_unsendable_content(j: Journey):
 
 def check_hold_never_starts(j: Journey):
     for s in j.stages:
-        if s.hold is None:
-            continue
-        idles = [t for t in s.triggers if isinstance(t, TimeTrigger)]
-        for t in idles:
-            if t.mode == "idle" and t.after.seconds <= s.hold.stall_after.seconds:
-                yield Diagnostic("C051", W, "this holding loop never starts", s.hold.span,
-                                 f"leads idle for {t.after} already move on (line {t.span.line}); "
-                                 "stall sooner or wait longer there")
-                break
-
-
-def score_bounds(j: Journey) -> tuple[float, float]:
-    """The lowest and highest score a lead can ever have (inf when unbounded)."""
-    fit_max = sum(f.points for f in j.fit if f.points > 0)
-    fit_min = sum(f.points for f in j.fit if f.points < 0)
-    half_life = j.decay.half_life.seconds if j.decay is not None and j.decay.half_life.seconds > 0 else None
-
-    def extreme(rules) -> float:
-        total = 0.0
-        for r in rules:
-            if r.cap_count is None or r.cap_window is None or half_life is None:
-                return math.inf
-            window = max(r.cap_window.seconds, 1)
-            # capped points every window, decaying: a geometric series
-            total += r.cap_count * abs(r.points) / (1 - 2 ** (-window / half_life))
-        return total
-
-    high = fit_max + extreme([r for r in j.scoring if r.points > 0])
-    low = fit_min - extreme([r for r in j.scoring if r.points < 0])
-    return low, high
+        t = hold_blocker(s)
+        if t is not None:
+            yield Diagnostic("C051", W, "this holding loop never starts", s.hold.span,  # type: ignore[union-attr]
+                             f"leads idle for {t.after} already move on (line {t.span.line}); "
+                             "stall sooner or wait longer there")
 
 
 def check_thresholds_reachable(j: Journey):
-    low, high = score_bounds(j)
+    bounds = score_bounds(j)
+    low, high = bounds
     for s in j.stages:
         for t in s.triggers:
-            if not isinstance(t, ScoreTrigger):
+            if not isinstance(t, ScoreTrigger) or not threshold_unreachable(t, bounds):
                 continue
-            v = float(t.value)
-            if t.upward and (v > high or (t.op == ">" and v >= high)):
-                yield Diagnostic("C046", E, f"no lead can reach `score {t.op} {_fmt_score(v)}`", t.span,
-                                 f"the highest score the scoring rules allow is {_fmt_score(high)}; "
-                                 "lower the threshold or add scoring rules")
-            elif not t.upward and (v < low or (t.op == "<" and v <= low)):
-                yield Diagnostic("C046", E, f"no lead can go down to `score {t.op} {_fmt_score(v)}`", t.span,
+            v = _fmt_score(float(t.value))
+            if t.upward:
+                how = ("the journey has no scoring rules" if not j.scoring and not j.fit
+                       else f"the highest score the scoring and fit rules allow is {_fmt_score(high)}")
+                yield Diagnostic("C046", E, f"no lead can reach `score {t.op} {v}`", t.span,
+                                 f"{how}; lower the threshold or add scoring rules")
+            else:
+                yield Diagnostic("C046", E, f"no lead can go down to `score {t.op} {v}`", t.span,
                                  f"the lowest possible score is {_fmt_score(low)}; add negative points "
-                                 "or `decay`, or raise the threshold")
+                                 "(e.g. `email.unsubscribed -50`) or raise the threshold")

@@ -12,7 +12,7 @@ import math
 
 from ..model import AllOf, AnyOf, Compare, Condition, Not, ScoreTrigger
 
-__all__ = ["disjoint", "Interval", "threshold_interval", "intersect", "contains"]
+__all__ = ["disjoint", "never_true", "Interval", "threshold_interval", "intersect", "contains"]
 
 Interval = tuple[float, bool, float, bool]  # low, low_closed, high, high_closed
 
@@ -115,3 +115,15 @@ def disjoint(a: Condition | None, b: Condition | None) -> bool:
     if isinstance(a, Compare) and isinstance(b, Compare):
         return _compare_disjoint(a, b)
     return False
+
+
+def never_true(c: Condition | None) -> bool:
+    """True only if no input can satisfy the condition (e.g. `plan == "a" and plan == "b"`)."""
+    if c is None or isinstance(c, (Compare, Not)):
+        return False
+    if isinstance(c, AnyOf):
+        return all(never_true(p) for p in c.parts)
+    parts = c.parts
+    if any(never_true(p) for p in parts):
+        return True
+    return any(disjoint(a, b) for i, a in enumerate(parts) for b in parts[i + 1:])

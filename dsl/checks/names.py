@@ -135,6 +135,11 @@ def check_counts(j: Journey):
                              "write e.g. `3 times`")
 
 
+def _a(word: str) -> str:
+    """`an ebook`, `a case_study`: the article a marketer would write."""
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
+
+
 def check_content_library(j: Journey):
     if not j.contents:
         return
@@ -155,8 +160,9 @@ def check_content_library(j: Journey):
                 yield Diagnostic("C034", E, f"unknown content `{cid}`", span,
                                  did_you_mean(cid, library) or "declare it in the `content` block")
             elif item.kind != kind:  # type: ignore[attr-defined]
-                yield Diagnostic("C036", E, f"`{cid}` is a {item.kind}, not a {kind}", span,  # type: ignore[attr-defined]
-                                 f"write `send {item.kind} \"{cid}\"`")  # type: ignore[attr-defined]
+                yield Diagnostic("C036", E, f"`{cid}` is {_a(item.kind)}, not {_a(kind)}", span,  # type: ignore[attr-defined]
+                                 f"write `send {item.kind} \"{cid}\"`, or declare it as {_a(kind)} "  # type: ignore[attr-defined]
+                                 f"in the `content` block")
 
 
 def _event_uses(j: Journey):
@@ -172,20 +178,31 @@ def _event_uses(j: Journey):
                 yield t.event, t.span
 
 
+def _typo_of(name: str, counts: Counter, order: dict[str, int]) -> str | None:
+    """The better-used event type that `name` is most likely a misspelling of."""
+    matcher = difflib.SequenceMatcher(None, "", name)
+    for other in counts:
+        if other == name or (counts[other], -order[other]) <= (counts[name], -order[name]):
+            continue
+        matcher.set_seq1(other)
+        if matcher.real_quick_ratio() >= 0.85 and matcher.quick_ratio() >= 0.85 and matcher.ratio() >= 0.85:
+            return other
+    return None
+
+
 def check_event_typos(j: Journey):
+    """An event type used once that looks like one used more often: most likely a typo."""
     uses = list(_event_uses(j))
     counts = Counter(name for name, _ in uses)
-    order = {name: i for i, (name, _) in reversed(list(enumerate(uses)))}
+    order: dict[str, int] = {}
+    for i, (name, _) in enumerate(uses):
+        order.setdefault(name, i)
+    typos = {name: _typo_of(name, counts, order) for name in counts}
     for name, span in uses:
-        for other in counts:
-            if other == name:
-                continue
-            ratio = difflib.SequenceMatcher(None, name, other).ratio()
-            more_used = (counts[other], -order[other]) > (counts[name], -order[name])
-            if ratio >= 0.85 and more_used:
-                yield Diagnostic("C037", W, f"event type `{name}` looks like a typo", span,
-                                 f"did you mean `{other}`? (used {counts[other]} time(s) elsewhere)")
-                break
+        other = typos[name]
+        if other is not None:
+            yield Diagnostic("C037", W, f"event type `{name}` looks like a typo", span,
+                             f"did you mean `{other}`? (used {counts[other]} time(s) elsewhere)")
 
 
 def _conditions(j: Journey):

@@ -1,0 +1,189 @@
+"""Which ways out of a stage can never fire, and why.
+
+A way is a trigger (by its index in `stage.triggers`) or the holding loop
+(index `HOLD`). Each function here proves one reason a way is dead; nothing is
+marked dead without a proof, so the graph checks built on top stay free of false
+alarms. `dead_ways` gathers them once per journey (the checks share the result).
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..model import EventTrigger, Journey, ScoreTrigger, Stage, TimeTrigger
+from .logic import contains, disjoint, never_true, threshold_interval
+
+__all__ = [
+    "HOLD",
+    "shadowing_event",
+    "shadowing_exit",
+    "shadowing_threshold",
+    "shadowing_timer",
+    "hold_blocker",
+    "hold_end_blocker",
+    "score_bounds",
+    "threshold_unreachable",
+    "dead_ways",
+    "live_targets",
+]
+
+HOLD = -1
+
+
+def shadowing_event(s: Stage, i: int) -> EventTrigger | None:
+    """The earlier trigger of the stage that takes every event this one could take."""
+    later = s.triggers[i]
+    if not isinstance(later, EventTrigger):
+        return None
+    for earlier in s.triggers[:i]:
+        if isinstance(earlier, EventTrigger) and earlier.event == later.event:
+            if earlier.condition is None or earlier.condition == later.condition:
+                return earlier
+    return None
+
+
+def shadowing_exit(j: Journey, t) -> object | None:
+    """An `exit on` rule that removes the lead on every event this trigger could take."""
+    if not isinstance(t, EventTrigger):
+        return None
+    for rule in j.exits:
+        if rule.event == t.event and (rule.condition is None or rule.condition == t.condition):
+            return rule
+    return None
+
+
+def shadowing_threshold(s: Stage, i: int) -> ScoreTrigger | None:
+    """The earlier threshold met whenever this one is (so it always wins)."""
+    later = s.triggers[i]
+    if not isinstance(later, ScoreTrigger):
+        return None
+    for earlier in s.triggers[:i]:
+        if isinstance(earlier, ScoreTrigger) and contains(threshold_interval(earlier),
+                                                          threshold_interval(later)):
+            return earlier
+    return None
+
+
+def _timer_beats(first: TimeTrigger, first_index: int, other: TimeTrigger, other_index: int) -> bool:
+    """Whether `first` always fires before `other` could (idle time never exceeds time in stage)."""
+    if first.mode == "idle" and other.mode == "in stage":
+        return False  # activity postpones the idle timer; the stage timer may come first
+    a, b = first.after.seconds, other.after.seconds
+    return a < b or (a == b and first_index < other_index)
+
+
+def shadowing_timer(s: Stage, i: int) -> TimeTrigger | None:
+    """A timer of the stage that always fires before this one."""
+    t = s.triggers[i]
+    if not isinstance(t, TimeTrigger):
+        return None
+    for k, other in enumerate(s.triggers):
+        if k != i and isinstance(other, TimeTrigger) and _timer_beats(other, k, t, i):
+            return other
+    return None
+
+
+def hold_blocker(s: Stage) -> TimeTrigger | None:
+    """A timer that moves every stalled lead on before its holding loop starts."""
+    if s.hold is None:
+        return None
+    stall = s.hold.stall_after.seconds
+    for t in s.triggers:
+        if isinstance(t, TimeTrigger) and t.after.seconds <= stall:
+            return t
+    return None
+
+
+def hold_end_blocker(s: Stage) -> TimeTrigger | None:
+    """A timer that moves every stalled lead on before its holding loop ends (so `then` is never taken).
+
+    Both count from the lead's last activity (or its entry, if later); a stage timer
+    counts from entry, which is never later, so it fires no later either.
+    """
+    if s.hold is None:
+        return None
+    end = s.hold.stall_after.seconds + s.hold.times * s.hold.every.seconds
+    for t in s.triggers:
+        if isinstance(t, TimeTrigger) and t.after.seconds <= end:
+            return t
+    return None
+
+
+def score_bounds(j: Journey) -> tuple[float, float]:
+    """The lowest and highest score a lead can ever have (inf when unbounded)."""
+    fit_max = sum(f.points for f in j.fit if f.points > 0)
+    fit_min = sum(f.points for f in j.fit if f.points < 0)
+    half_life = j.decay.half_life.seconds if j.decay is not None and j.decay.half_life.seconds > 0 else None
+
+    def extreme(rules) -> float:
+        total = 0.0
+        for r in rules:
+            if r.cap_count is None or r.cap_window is None or half_life is None:
+                return math.inf
+            window = max(r.cap_window.seconds, 1)
+            # capped points every window, decaying: a geometric series
+            total += max(r.cap_count, 0) * abs(r.points) / (1 - 2 ** (-window / half_life))
+        return total
+
+    high = fit_max + extreme([r for r in j.scoring if r.points > 0])
+    low = fit_min - extreme([r for r in j.scoring if r.points < 0])
+    return low, high
+
+
+def threshold_unreachable(t: ScoreTrigger, bounds: tuple[float, float]) -> bool:
+    low, high = bounds
+    v = float(t.value)
+    if t.upward:
+        return v > high or (t.op == ">" and v >= high)
+    return v < low or (t.op == "<" and v <= low)
+
+
+def _dead_reason(j: Journey, s: Stage, i: int, bounds) -> str | None:
+    t = s.triggers[i]
+    if isinstance(t, EventTrigger):
+        if t.condition is not None and never_true(t.condition):
+            return "its condition can never be true"
+        if shadowing_event(s, i) is not None:
+            return f"line {shadowing_event(s, i).span.line} takes every `{t.event}` first"  # type: ignore[union-attr]
+        if shadowing_exit(j, t) is not None:
+            return f"`exit on {t.event}` removes the lead first"
+    elif isinstance(t, ScoreTrigger):
+        if threshold_unreachable(t, bounds):
+            return f"no lead can get `score {t.op} {t.value}`"
+        if shadowing_threshold(s, i) is not None:
+            return f"line {shadowing_threshold(s, i).span.line} always fires first"  # type: ignore[union-attr]
+    elif isinstance(t, TimeTrigger):
+        other = shadowing_timer(s, i)
+        if other is not None:
+            return f"line {other.span.line} (`after {other.after} {other.mode}`) always fires first"
+    return None
+
+
+_cache: list = []
+
+
+def dead_ways(j: Journey) -> dict[tuple[str, int], str]:
+    """(stage id, trigger index or HOLD) -> why that way can never be taken."""
+    if _cache and _cache[0] is j:
+        return _cache[1]
+    bounds = score_bounds(j)
+    dead: dict[tuple[str, int], str] = {}
+    for s in j.stages:
+        for i in range(len(s.triggers)):
+            reason = _dead_reason(j, s, i, bounds)
+            if reason is not None:
+                dead[(s.id, i)] = reason
+        blocker = hold_end_blocker(s)
+        if blocker is not None:
+            dead[(s.id, HOLD)] = f"line {blocker.span.line} moves stalled leads on before the loop ends"
+    _cache[:] = [j, dead]
+    return dead
+
+
+def live_targets(j: Journey, s: Stage) -> list[str]:
+    """Where a lead in `s` can actually go: the targets of the ways that can fire."""
+    dead = dead_ways(j)
+    out = [t.target for i, t in enumerate(s.triggers) if (s.id, i) not in dead]
+    if s.hold is not None and (s.id, HOLD) not in dead:
+        out.append(s.hold.then)
+    return out

@@ -1,0 +1,816 @@
+"""Broken journeys, each with the diagnostic a marketer must get: code, line, column, message.
+
+Every code the language has is produced here by at least one small journey; the
+CLI contract of `coltiva check` (exit codes, JSON, plain text when piped) is
+tested at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from dsl import load_text, render_plain
+from dsl.mistakes import MISTAKES
+from dsl.parser import parse_text
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load(text: str, directory: Path | None = None):
+    return load_text(textwrap.dedent(text).lstrip("\n"), "t.journey", directory)
+
+
+# id, journey text, code, line, column, message fragment, hint fragment (or None)
+CASES = [
+    # ---- syntax: a corpus of typical mistakes ------------------------------
+    ("missing arrow", """
+        journey "t"
+        stage a
+          initial
+          on form.submitted shown_interest
+        """, "C002", 4, 21, "needs `->`", "on form.submitted -> shown_interest"),
+    ("missing arrow after threshold", """
+        journey "t"
+        stage a
+          initial
+          when score >= 20 b
+        """, "C002", 4, 20, "needs `->`", None),
+    ("unquoted content id", """
+        journey "t"
+        stage a
+          initial
+          send ebook hidden-cost on entry
+        """, "C003", 4, 14, "must be in double quotes", 'send ebook "hidden-cost-of-x"'),
+    ("duration without unit", """
+        journey "t"
+        stage a
+          initial
+          send ebook "x" after 7
+        """, "C004", 4, 25, "needs a unit", "after 7 days"),
+    ("duration in months", """
+        journey "t"
+        stage a
+          initial
+          send ebook "x" after 2 months
+        """, "C004", 4, 26, "minutes, hours, days or weeks", None),
+    ("send without when", """
+        journey "t"
+        stage a
+          initial
+          send ebook "x"
+        """, "C005", 4, 17, "say when to send", "on entry"),
+    ("scoring rule without points", """
+        journey "t"
+        scoring
+          email.clicked
+        stage a
+          initial
+        """, "C006", 3, 16, "needs points", "email.clicked +3"),
+    ("hold without colon", """
+        journey "t"
+        stage a
+          initial
+          hold after 14 days idle every 14 days send newsletter "d", 6 times, then -> b
+        """, "C007", 4, 27, "holding loop reads", "`:` after `idle`"),
+    ("unterminated string", """
+        journey "t"
+        stage a
+          initial
+          send email "welcome on entry
+        """, "C008", 4, 14, "no closing quote", "double quote on the same line"),
+    ("dedent to no block", """
+        journey "t"
+        stage a
+          initial
+          on x -> b
+         on y -> b
+        """, "C009", 5, 1, "matches no enclosing block", "same amount"),
+    ("threshold with ==", """
+        journey "t"
+        stage a
+          initial
+          when score == 20 -> b
+        """, "C010", 4, 3, "not ==", "when score >= 20"),
+    ("two holding loops", """
+        journey "t"
+        stage a
+          initial
+          hold after 1 day idle: every 1 day send email "a", 2 times, then -> b
+          hold after 2 days idle: every 1 day send email "b", 2 times, then -> b
+        """, "C011", 5, 3, "more than one holding loop", "one `hold` line"),
+    ("named twice", """
+        journey "t"
+        journey "u"
+        """, "C012", 2, 1, "named twice", None),
+    ("decay twice", """
+        journey "t"
+        scoring
+          decay half-life 3 days
+          decay half-life 4 days
+        """, "C013", 4, 3, "decay is declared twice", "first at line 3"),
+    ("stage without id", """
+        journey "t"
+        stage "Unaware"
+          initial
+        """, "C014", 2, 7, "needs an id", 'stage shown_interest "Shown interest"'),
+    ("unquoted journey name", """
+        journey Webinar
+        """, "C015", 1, 9, "must be in double quotes", 'journey "Webinar follow-up"'),
+    ("two-word stage id", """
+        journey "t"
+        stage shown interest
+          initial
+        """, "C015", 2, 13, "double quotes", "join words with `_`"),
+    ("unquoted condition value", """
+        journey "t"
+        stage a
+          initial
+          on page.visited where path == /pricing -> b
+        """, "C016", 4, 33, "compares a field with a value", 'path starts with "/pricing"'),
+    ("threshold with is", """
+        journey "t"
+        stage a
+          initial
+          when score is 20 -> b
+        """, "C017", 4, 14, "when score >= 20", ">=, >, <=, <"),
+    ("unindented stage line", """
+        journey "t"
+        stage a
+        initial
+        """, "C018", 3, 1, "must be indented", "two spaces"),
+    ("over-indented line", """
+        journey "t"
+        stage a
+          initial
+          on x -> b
+            on y -> b
+        """, "C018", 5, 5, "indented more than the line above", "same column"),
+    ("misspelled keyword", """
+        journey "t"
+        stage a
+          initial
+          sned email "x" on entry
+        """, "C019", 4, 3, "unknown word `sned`", "did you mean `send`?"),
+    ("misspelled initial", """
+        journey "t"
+        stage a
+          intial
+        """, "C019", 3, 3, "unknown word `intial`", "did you mean `initial`?"),
+    ("not a statement", """
+        journey "t"
+        hello world
+        """, "C019", 2, 1, "`hello` does not start a statement", "`stage`"),
+    ("extra words", """
+        journey "t"
+        stage a
+          initial
+          on x -> b c
+        """, "C001", 4, 13, "should end before `c`", "remove the extra words"),
+    ("unclosed parenthesis", """
+        journey "t"
+        stage a
+          initial
+          on page.visited where (path == "/a" or path == "/b" -> b
+        """, "C001", 4, 55, "unexpected `->`", "`)`"),
+    ("single quotes", """
+        journey "t"
+        stage a
+          initial
+          send email 'welcome' on entry
+        """, "C057", 4, 14, "double quotes", 'send email "welcome" on entry'),
+    # ---- loader --------------------------------------------------------------
+    ("no name", """
+        stage a
+          initial
+          on x -> b
+        stage b
+          final
+        """, "C023", 1, 1, "has no name", 'journey "Webinar follow-up"'),
+    # ---- names ---------------------------------------------------------------
+    ("unknown stage", """
+        journey "t"
+        stage unaware
+          initial
+          on form.submitted -> shown_intrest
+        stage shown_interest
+          final
+        """, "C030", 4, 24, "unknown stage `shown_intrest`", "did you mean `shown_interest`?"),
+    ("unknown stage, no guess", """
+        journey "t"
+        stage a
+          initial
+          on x -> nowhere
+        stage b
+          final
+        """, "C030", 4, 11, "unknown stage `nowhere`", "stage nowhere"),
+    ("duplicate stage", """
+        journey "t"
+        stage a
+          initial
+          on x -> b
+        stage b
+          final
+        stage a
+          final
+        """, "C031", 7, 7, "declared twice", "t.journey:2:7"),
+    ("no initial stage", """
+        journey "t"
+        stage a
+          on x -> b
+        stage b
+          final
+        """, "C032", 2, 7, "no stage is marked `initial`", "e.g. `a`"),
+    ("two initial stages", """
+        journey "t"
+        stage a
+          initial
+          on x -> b
+        stage b
+          initial
+          on y -> c
+        stage c
+          final
+        """, "C033", 5, 7, "second initial stage", "leads start in `a`"),
+    ("unknown content with did you mean", """
+        journey "t"
+        content
+          email "welcome"
+          ebook "guide"
+        stage a
+          initial
+          send email "welcom" on entry
+          on x -> b
+        stage b
+          final
+        """, "C034", 7, 3, "unknown content `welcom`", "did you mean `welcome`?"),
+    ("content declared twice", """
+        journey "t"
+        content
+          email "w"
+          email "w"
+        stage a
+          initial
+          send email "w" on entry
+          on x -> b
+        stage b
+          final
+        """, "C035", 4, 3, "declared twice", "t.journey:3:3"),
+    ("wrong content kind", """
+        journey "t"
+        content
+          ebook "guide"
+        stage a
+          initial
+          send email "guide" on entry
+          on x -> b
+        stage b
+          final
+        """, "C036", 6, 3, "`guide` is an ebook, not an email", 'send ebook "guide"'),
+    ("event type typo", """
+        journey "t"
+        scoring
+          email.opened +1
+          email.opened +1 at most 3 per 1 day
+        stage a
+          initial
+          on email.opend -> b
+        stage b
+          final
+        """, "C037", 7, 3, "`email.opend` looks like a typo", "did you mean `email.opened`?"),
+    ("bad regex", """
+        journey "t"
+        fit
+          job.title matches "(director" +10
+        stage a
+          initial
+          on x -> b
+        stage b
+          final
+        """, "C038", 3, 3, "not a valid pattern", "regular expressions"),
+    ("self target", """
+        journey "t"
+        stage a
+          initial
+          on x -> a
+          on y -> b
+        stage b
+          final
+        """, "C039", 4, 3, "leads back to `a` itself", "another stage"),
+    ("hold ends in its own stage", """
+        journey "t"
+        stage a
+          initial
+          on y -> b
+          hold after 1 day idle: every 1 day send email "n", 2 times, then -> a
+        stage b
+          final
+        """, "C039", 5, 3, "holding loop of `a` ends in `a`", "then exit"),
+    # ---- graph -----------------------------------------------------------------
+    ("unreachable stage", """
+        journey "t"
+        stage a
+          initial
+          on x -> b
+        stage b
+          final
+        stage c
+          on y -> b
+        """, "C040", 7, 7, "no lead can ever reach stage `c`", "add a trigger"),
+    ("reached only through a trigger that never fires", """
+        journey "t"
+        stage a
+          initial
+          on x -> b
+          on x -> c
+        stage b
+          final
+        stage c
+          final
+        """, "C040", 8, 7, "reach stage `c`", None),
+    ("dead end", """
+        journey "t"
+        stage a
+          initial
+          on x -> b
+        stage b
+        """, "C041", 5, 7, "stage `b` has no way out", "mark it `final`"),
+    ("trap cycle", """
+        journey "t"
+        stage a
+          initial
+          on x -> b
+          on done -> won
+        stage b
+          on y -> c
+        stage c
+          on z -> b
+        stage won
+          final
+        """, "C042", 6, 7, "a lead in `b`, `c` can never reach a final stage", "`-> exit`"),
+    ("final with a way out", """
+        journey "t"
+        stage a
+          initial
+          on x -> b
+        stage b
+          final
+          on y -> a
+        """, "C043", 7, 3, "final stage `b` has a way out", "remove `final`"),
+    ("shadowed trigger, other target: error", """
+        journey "t"
+        stage a
+          initial
+          on x -> b
+          on x -> c
+        stage b
+          final
+        stage c
+          final
+        """, "C044", 5, 3, "never fires: line 4 already takes every `x`", "more specific with `where`"),
+    ("shadowed threshold", """
+        journey "t"
+        scoring
+          x +1
+        stage a
+          initial
+          when score >= 40 -> b
+          when score >= 80 -> c
+        stage b
+          final
+        stage c
+          final
+        """, "C044", 7, 3, "threshold never fires: line 6", "`>= 80` before `>= 40`"),
+    ("timer always beaten", """
+        journey "t"
+        stage a
+          initial
+          after 3 days in stage -> c
+          after 5 days idle -> b
+          on x -> b
+        stage b
+          final
+        stage c
+          final
+        """, "C044", 5, 3, "timer never fires: line 4", "shorter"),
+    ("exit rule takes the event first", """
+        journey "t"
+        exit on email.unsubscribed
+        stage a
+          initial
+          on email.unsubscribed -> b
+          on x -> b
+        stage b
+          final
+        """, "C044", 5, 3, "`exit on email.unsubscribed` (line 2) removes the lead first", "narrow the exit rule"),
+    ("overlapping conditions", """
+        journey "t"
+        stage a
+          initial
+          on page.visited where path starts with "/p" -> b
+          on page.visited where path contains "pricing" -> c
+        stage b
+          final
+        stage c
+          final
+        """, "C045", 5, 3, "can match both this trigger and line 4", "exclude each other"),
+    ("unreachable threshold up", """
+        journey "t"
+        scoring
+          email.opened +1 at most 2 per 30 days
+          decay half-life 30 days
+        stage a
+          initial
+          when score >= 100 -> b
+          on x -> b
+        stage b
+          final
+        """, "C046", 7, 3, "no lead can reach `score >= 100`", "highest score"),
+    ("unreachable threshold down", """
+        journey "t"
+        scoring
+          email.opened +1
+        stage a
+          initial
+          when score < 0 -> b
+          on x -> b
+        stage b
+          final
+        """, "C046", 6, 3, "no lead can go down to `score < 0`", "negative points"),
+    ("cascade loop", """
+        journey "t"
+        scoring
+          a +1
+          b -1
+        stage a
+          initial
+          when score >= 10 -> b
+        stage b
+          when score < 20 -> a
+          on y -> c
+        stage c
+          final
+        """, "C047", 7, 3, "round in circles: a -> b -> a", "[10, 20)"),
+    ("content sent twice on a path", """
+        journey "t"
+        stage a
+          initial
+          send email "welcome" on entry
+          on x -> b
+        stage b
+          send email "welcome" on entry
+          final
+        """, "C048", 7, 3, "`welcome` is also sent at line 4", "each content once"),
+    ("zero duration", """
+        journey "t"
+        stage a
+          initial
+          send email "w" after 0 days
+          on x -> b
+        stage b
+          final
+        """, "C049", 4, 24, "must be positive, not `0 days`", "on entry"),
+    ("negative duration", """
+        journey "t"
+        stage a
+          initial
+          after -1 days idle -> b
+        stage b
+          final
+        """, "C049", 4, 9, "must be positive, not `-1 days`", None),
+    ("unsendable content", """
+        journey "t"
+        stage a
+          initial
+          send email "late" after 10 days
+          after 3 days in stage -> b
+        stage b
+          final
+        """, "C050", 4, 3, "`late` is never sent", "sooner than 3 days"),
+    ("hold never starts", """
+        journey "t"
+        stage a
+          initial
+          after 3 days idle -> b
+          hold after 5 days idle: every 1 day send email "n", 2 times, then -> b
+        stage b
+          final
+        """, "C051", 5, 3, "never starts", "line 4"),
+    ("no stages", """
+        journey "t"
+        """, "C052", 1, 1, "no stages", "initial"),
+    ("initial and final", """
+        journey "t"
+        stage a
+          initial
+          final
+        """, "C053", 2, 7, "both initial and final", "intended"),
+    ("at most 0", """
+        journey "t"
+        scoring
+          x +1 at most 0 per 1 day
+        stage a
+          initial
+          on x -> b
+        stage b
+          final
+        """, "C056", 3, 3, "`at most 0`", "at least 1"),
+    ("hold zero times", """
+        journey "t"
+        stage a
+          initial
+          on x -> b
+          hold after 1 day idle: every 1 day send email "n", 0 times, then -> b
+        stage b
+          final
+        """, "C056", 5, 3, "at least once", "3 times"),
+    ("contradictory condition", """
+        journey "t"
+        stage a
+          initial
+          on x where plan == "a" and plan == "b" -> b
+          on y -> b
+        stage b
+          final
+        """, "C058", 4, 14, "can never be true", "did you mean `or`?"),
+    ("stage whose ways out never fire", """
+        journey "t"
+        scoring
+          x +1 at most 1 per 7 days
+          decay half-life 7 days
+        stage a
+          initial
+          on go -> b
+        stage b
+          when score >= 50 -> c
+          on y where plan == "a" and plan == "b" -> c
+        stage c
+          final
+        """, "C059", 8, 7, "no lead can ever leave stage `b`", "line 10: its condition can never be true"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_broken_journey(case):
+    name, text, code, line, column, message, hint = case
+    loaded = load(text)
+    found = [d for d in loaded.diagnostics if d.code == code]
+    assert found, f"{name}: no {code}; got " + "; ".join(
+        f"{d.code}@{d.span.line}:{d.span.column} {d.message}" for d in loaded.diagnostics)
+    at = [d for d in found if (d.span.line, d.span.column) == (line, column)]
+    assert at, f"{name}: {code} at " + ", ".join(f"{d.span.line}:{d.span.column}" for d in found)
+    d = at[0]
+    assert d.span.file == "t.journey"
+    assert message in d.message
+    if hint is not None:
+        assert d.hint and hint in d.hint, d.hint
+    assert d.hint, "every diagnostic says how to fix it"
+
+
+def test_there_are_enough_cases():
+    assert len(CASES) >= 45
+
+
+def _all_codes() -> set[str]:
+    codes = set()
+    for path in (ROOT / "dsl").rglob("*.py"):
+        codes |= set(re.findall(r'"(C0\d\d)"', path.read_text()))
+    return codes
+
+
+def test_every_code_is_produced_by_a_case():
+    produced = {c[2] for c in CASES} | {"C020", "C021", "C022"}  # the include codes: tests below
+    assert _all_codes() <= produced, sorted(_all_codes() - produced)
+
+
+def test_every_corpus_mistake_gets_its_code():
+    """Each example of the mistakes corpus is explained by its own entry, not a neighbour's."""
+    for (code, _, _), examples in MISTAKES.items():
+        for example in examples:
+            _, diagnostics = parse_text(example)
+            assert diagnostics and diagnostics[0].code == code, (example, diagnostics)
+
+
+# ---- includes ----------------------------------------------------------------
+
+def test_missing_include(tmp_path):
+    loaded = load('''
+        journey "t"
+        include "shared/nowhere.journey"
+        stage a
+          initial
+        ''', tmp_path)
+    [d] = [d for d in loaded.diagnostics if d.code == "C020"]
+    assert (d.span.line, d.span.column) == (2, 1)
+    assert "cannot read included file `shared/nowhere.journey`" in d.message
+    assert "relative to" in d.hint
+    assert not loaded.ok
+
+
+def test_include_cycle(tmp_path):
+    (tmp_path / "a.journey").write_text('include "b.journey"\nscoring\n  x +1\n')
+    (tmp_path / "b.journey").write_text('include "a.journey"\nscoring\n  y +1\n')
+    main = tmp_path / "main.journey"
+    main.write_text('journey "t"\ninclude "a.journey"\nstage s\n  initial\n  on x -> e\nstage e\n  final\n')
+    from dsl import load_journey
+
+    loaded = load_journey(main)
+    [d] = [d for d in loaded.diagnostics if d.code == "C021"]
+    assert d.span.file.endswith("b.journey") and (d.span.line, d.span.column) == (1, 1)
+    assert "include cycle" in d.message and "a.journey -> " in d.message
+    assert not loaded.ok
+
+
+def test_included_name_is_ignored_with_a_warning(tmp_path):
+    (tmp_path / "shared.journey").write_text('journey "shared"\nscoring\n  x +1\n')
+    loaded = load('''
+        journey "t"
+        include "shared.journey"
+        stage a
+          initial
+          on x -> b
+        stage b
+          final
+        ''', tmp_path)
+    [d] = loaded.diagnostics
+    assert d.code == "C022" and d.severity.value == "warning"
+    assert d.span.file.endswith("shared.journey") and d.span.line == 1
+    assert loaded.ok
+
+
+# ---- one pass, errors and warnings -------------------------------------------
+
+def test_many_syntax_errors_in_one_pass():
+    loaded = load('''
+        journey "t"
+        stage a
+          initial
+          send ebook hidden on entry
+          when score >= 10 b
+          sned email "x" on entry
+          on x -> b
+        stage b
+          final
+        ''')
+    assert [(d.code, d.span.line) for d in loaded.diagnostics] == [("C003", 4), ("C002", 5), ("C019", 6)]
+
+
+def test_many_check_errors_in_one_pass():
+    loaded = load('''
+        journey "t"
+        content
+          email "welcome"
+        stage a
+          initial
+          send email "welcom" on entry
+          send email "welcome" after 0 days
+          on x -> b
+        stage b
+          final
+        stage b
+          final
+        ''')
+    codes = sorted(d.code for d in loaded.diagnostics)
+    assert codes == ["C031", "C034", "C049"]
+
+
+def test_a_broken_line_in_a_block_does_not_cascade():
+    loaded = load('''
+        journey "t"
+        scoring
+          email.clicked
+        stage a
+          initial
+        ''')
+    assert [d.code for d in loaded.diagnostics] == ["C006"]
+
+
+def test_errors_stop_a_journey_warnings_do_not():
+    broken = load('''
+        journey "t"
+        stage a
+          initial
+          on x -> nowhere
+        ''')
+    assert not broken.ok
+    warned = load('''
+        journey "t"
+        stage a
+          initial
+          on x -> b
+          on x -> b
+        stage b
+          final
+        ''')
+    assert [d.code for d in warned.diagnostics] == ["C044"]
+    assert warned.diagnostics[0].severity.value == "warning"
+    assert warned.ok and warned.journey is not None
+
+
+def test_legitimate_journeys_are_quiet():
+    """Things that look odd but are right: no false alarm."""
+    loaded = load('''
+        journey "t"
+        scoring
+          page.visited where path starts with "/pricing" +15
+          email.unsubscribed -50
+        stage a "Ünaware — 未知"
+          initial
+          on page.visited where path == "/a" -> b
+          on page.visited where path == "/b" -> c
+          on form.submitted where plan in ["pro", "team"] -> b
+          on form.submitted where plan not in ["pro", "team"] -> c
+          when score >= 50 -> c
+          when score >= 20 -> b
+          after 30 days idle -> b
+          after 60 days in stage -> exit
+        stage b
+          when score < 10 -> a
+          on x -> c
+          hold after 7 days idle: every 7 days send email "n", 2 times, then exit
+        stage c
+          final
+        ''')
+    assert loaded.diagnostics == []
+
+
+# ---- rendering ----------------------------------------------------------------
+
+def test_rendered_block_exactly():
+    loaded = load('''
+        journey "t"
+        stage unaware
+          initial
+          on form.submitted -> shown_intrest
+        stage shown_interest
+          final
+        ''')
+    [d] = loaded.diagnostics
+    assert render_plain(d, loaded.sources) == (
+        "t.journey:4:24: error C030: unknown stage `shown_intrest`\n"
+        " 4 |   on form.submitted -> shown_intrest\n"
+        "   |                        ^^^^^^^^^^^^^\n"
+        "  = help: did you mean `shown_interest`?"
+    )
+
+
+def test_caret_follows_tabs():
+    loaded = load('journey "t"\nstage a\n\tinitial\n\ton x ->  nowhere\n')
+    [d] = [d for d in loaded.diagnostics if d.code == "C030"]
+    lines = render_plain(d, loaded.sources).split("\n")
+    assert lines[2] == " " * 3 + "| \t" + " " * 9 + "^" * 7
+
+
+# ---- the CLI contract of `coltiva check` ---------------------------------------
+
+def _check(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "coltiva.cli", "check", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd, timeout=60)
+
+
+@pytest.fixture
+def files(tmp_path):
+    clean = tmp_path / "clean.journey"
+    clean.write_text('journey "t"\nstage a\n  initial\n  on x -> b\nstage b\n  final\n')
+    warned = tmp_path / "warned.journey"
+    warned.write_text('journey "t"\nstage a\n  initial\n  on x -> b\n  on x -> b\nstage b\n  final\n')
+    broken = tmp_path / "broken.journey"
+    broken.write_text('journey "t"\nstage a\n  initial\n  on x -> shown_intrest\nstage shown_interest\n  final\n')
+    return {"clean": clean, "warned": warned, "broken": broken, "missing": tmp_path / "missing.journey"}
+
+
+def test_cli_exit_codes(files):
+    assert _check(files["clean"]).returncode == 0
+    assert _check(files["warned"]).returncode == 0
+    assert _check(files["broken"]).returncode == 1
+    assert _check(files["clean"], files["broken"]).returncode == 1
+    missing = _check(files["missing"])
+    assert missing.returncode == 2
+    assert "cannot read" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_cli_json(files):
+    result = _check("--format", "json", files["broken"], files["warned"])
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert report["errors"] == 1 and report["warnings"] == 1
+    [d] = report["files"][0]["diagnostics"]
+    assert {k: d[k] for k in ("code", "severity", "line", "column")} == {
+        "code": "C030", "severity": "error", "line": 4, "column": 11}
+    assert d["hint"] == "did you mean `shown_interest`?"
+    assert report["files"][1]["diagnostics"][0]["severity"] == "warning"
+
+
+def test_cli_plain_text_when_piped(files):
+    result = _check(files["broken"])
+    assert "\x1b[" not in result.stdout
+    assert "error C030: unknown stage `shown_intrest`" in result.stdout
+    assert "  on x -> shown_intrest" in result.stdout
+    assert " |           ^^^^^^^^^^^^^" in result.stdout
+    assert "= help: did you mean `shown_interest`?" in result.stdout
