@@ -321,6 +321,13 @@ class _Builder(Transformer):
                 holds.append(item)
             else:
                 triggers.append(item)
+        if str(sid) == m.EXIT:
+            self.diagnostics.append(
+                Diagnostic(
+                    "C024", Severity.ERROR, "`exit` is a reserved word: `-> exit` means leaving the journey",
+                    self._tok_span(sid), 'name the stage differently, e.g. `stage left "Left"`',
+                )
+            )
         for extra in holds[1:]:
             self.diagnostics.append(
                 Diagnostic(

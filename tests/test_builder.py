@@ -1,0 +1,24 @@
+"""Builder details that checks and messages rely on: reserved words and target positions."""
+
+from dsl.loader import load_text, parse_journey
+
+
+def test_a_stage_named_exit_is_refused():
+    loaded = load_text('journey "x"\nstage a\n  initial\n  on go -> exit\nstage exit "Exit"\n  final\n', "t.journey")
+    assert not loaded.ok
+    (d,) = [d for d in loaded.diagnostics if d.code == "C024"]
+    assert (d.span.line, d.span.column) == (5, 7)
+    assert "reserved" in d.message
+
+
+def test_exit_targets_point_at_the_word_exit():
+    text = (
+        'journey "x"\nstage a\n  initial\n  on go -> exit  # bye, exit\n'
+        '  hold after 1 day idle: every 1 day send email "exit", 2 times, then exit\n'
+    )
+    journey, diagnostics = parse_journey(text, "t.journey")
+    assert diagnostics == []
+    trigger_span = journey.stages[0].triggers[0].target_span
+    hold_span = journey.stages[0].hold.target_span
+    assert (trigger_span.line, trigger_span.column, trigger_span.end_column) == (4, 12, 16)
+    assert (hold_span.line, hold_span.column) == (5, text.splitlines()[4].rfind("exit") + 1)
