@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 
 from rich.console import Console
 from rich.markup import escape

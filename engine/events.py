@@ -7,10 +7,12 @@ dropped silently nor stop a run: `parse_event` returns either an Event or a
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 __all__ = ["Event", "Malformed", "parse_event", "parse_time", "format_time", "TYPE_PATTERN"]
 
@@ -64,10 +66,16 @@ def parse_time(text: str) -> int:
     return int(moment.timestamp())
 
 
+@functools.lru_cache(maxsize=8192)
+def _format_seconds(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
 def format_time(seconds: int | float | None) -> str:
+    """Epoch seconds to ISO 8601 UTC (a conversion of the given value: no clock is read)."""
     if seconds is None:
         return "-"
-    return datetime.fromtimestamp(int(seconds), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _format_seconds(int(seconds))
 
 
 def _field(obj: dict, name: str, kinds, what: str):

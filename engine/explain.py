@@ -7,10 +7,9 @@ stored one, so `explain` also proves the store agrees with the journey.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
-from .events import Event, parse_time
+from .events import parse_event
 from .record import Lead
 from .step import advance, step_event
 from .store import Store
@@ -47,9 +46,7 @@ def explain_lead(store: Store, lead: str) -> list[Explanation]:
                 if rec is not None:
                     rec, _ = advance(cj, rec, lead, time, trace)
                 continue
-            obj = json.loads(payload)
-            event = Event(obj["id"], obj["lead"], obj["type"], parse_time(obj["time"]), obj.get("data"),
-                          obj.get("attributes"))
+            event = parse_event(payload)  # the logged line was valid when it was applied
             rec, _ = step_event(cj, rec, lead, event, trace)
         out.append(Explanation(cj.name, cj.version, trace, records[cj.name], rec))
     return out

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import Iterable
 
 from .compiler import CompiledJourney
 from .events import Event, Malformed, parse_event
@@ -86,12 +86,14 @@ class Runner:
     def _run_batch(self, batch: list[tuple[int, str]], source: str) -> Summary:
         summary = Summary(lines=len(batch))
         events: list[Event] = []
+        raw: dict[int, str] = {}  # the line as received is what the input log keeps
         quarantine = []
         for number, line in batch:
             parsed = parse_event(line, self.known_types)
             if isinstance(parsed, Malformed):
                 quarantine.append((source, number, parsed.reason, parsed.raw))
             else:
+                raw[id(parsed)] = line
                 events.append(parsed)
         summary.quarantined = len(quarantine)
         seen = self.store.seen([e.id for e in events])
@@ -117,8 +119,7 @@ class Runner:
         summary.applied = len(fresh)
         for a in actions:
             summary.actions[a.kind] += 1
-        inputs = [("event", e.id, e.lead, e.time, json.dumps(e.to_json(), ensure_ascii=False), self.reached)
-                  for e in fresh]
+        inputs = [("event", e.id, e.lead, e.time, raw[id(e)], self.reached) for e in fresh]
         self.store.write_batch(inputs=inputs, quarantine=quarantine, leads=dirty.values(), actions=actions,
                                transitions=transitions)
         return summary

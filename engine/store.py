@@ -18,6 +18,7 @@ from pathlib import Path
 from dsl.errors import StoreError
 
 from .compiler import CompiledJourney, compile_journey
+from .events import format_time
 from .record import Lead
 
 __all__ = ["Store", "DEFAULT_DB", "journey_counts"]
@@ -57,10 +58,11 @@ CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY,
     key TEXT NOT NULL UNIQUE,
     journey TEXT NOT NULL,
+    version TEXT NOT NULL,
     lead TEXT NOT NULL,
     kind TEXT NOT NULL,
     time INTEGER NOT NULL,
-    action TEXT NOT NULL
+    data TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS quarantine (
     seq INTEGER PRIMARY KEY,
@@ -170,9 +172,9 @@ class Store:
                  for j, lead, v, rec in leads],
             )
             db.executemany(
-                "INSERT INTO outbox (key, journey, lead, kind, time, action) VALUES (?, ?, ?, ?, ?, ?)",
-                [(a.key, a.journey, a.lead, a.kind, a.time, json.dumps(a.to_json(), ensure_ascii=False))
-                 for a in actions],
+                "INSERT INTO outbox (key, journey, version, lead, kind, time, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(a.key, a.journey, a.version, a.lead, a.kind, a.time,
+                  json.dumps(a.data, ensure_ascii=False, separators=(",", ":"))) for a in actions],
             )
             db.executemany(
                 "INSERT INTO transitions (journey, lead, src, dst, time, rule) VALUES (?, ?, ?, ?, ?, ?)", transitions)
@@ -200,7 +202,8 @@ class Store:
         }
 
     def actions(self, since: int | None = None, after: int = 0, kind: str | None = None):
-        sql = "SELECT seq, action FROM outbox WHERE seq > ?"
+        """(position, action as JSON) in outbox order; the row's columns are not repeated in `data`."""
+        sql = "SELECT seq, key, kind, journey, version, lead, time, data FROM outbox WHERE seq > ?"
         args: list = [after]
         if since is not None:
             sql += " AND time >= ?"
@@ -208,8 +211,9 @@ class Store:
         if kind is not None:
             sql += " AND kind = ?"
             args.append(kind)
-        for seq, action in self.db.execute(sql + " ORDER BY seq", args):
-            yield seq, json.loads(action)
+        for seq, key, kind_, journey, version, lead, time, data in self.db.execute(sql + " ORDER BY seq", args):
+            yield seq, {"key": key, "kind": kind_, "journey": journey, "version": version, "lead": lead,
+                        "time": format_time(time), **json.loads(data)}
 
     def quarantined(self):
         yield from self.db.execute("SELECT seq, source, line_no, reason, raw FROM quarantine ORDER BY seq")
@@ -230,7 +234,8 @@ class Store:
         return {
             "leads": q("SELECT journey, lead, version, state, due, record FROM leads ORDER BY journey, lead").fetchall(),
             "inputs": q("SELECT kind, event_id, lead, time, event, journeys FROM inputs ORDER BY seq").fetchall(),
-            "outbox": q("SELECT key, journey, lead, kind, time, action FROM outbox ORDER BY seq").fetchall(),
+            "outbox": [(a["key"], a["journey"], a["lead"], a["kind"], a["time"], json.dumps(a, ensure_ascii=False))
+                       for _, a in self.actions()],
             "quarantine": q("SELECT source, line_no, reason, raw FROM quarantine ORDER BY seq").fetchall(),
             "transitions": q("SELECT journey, lead, src, dst, time, rule FROM transitions ORDER BY seq").fetchall(),
         }

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from functools import lru_cache
 from pathlib import Path
 
@@ -113,11 +112,8 @@ def dump(path) -> dict:
 
 
 def outbox(path) -> list[dict]:
-    con = sqlite3.connect(str(path))
-    try:
-        return [json.loads(a) for (a,) in con.execute("SELECT action FROM outbox ORDER BY seq")]
-    finally:
-        con.close()
+    with Store(path) as store:
+        return [action for _, action in store.actions()]
 
 
 def fresh_machine(model_journey) -> tuple[Machine, object]:
