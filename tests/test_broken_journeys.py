@@ -193,6 +193,14 @@ CASES = [
         stage b
           final
         """, "C023", 1, 1, "has no name", 'journey "Webinar follow-up"'),
+    ("stage named exit", """
+        journey "t"
+        stage a
+          initial
+          on x -> exit
+        stage exit
+          final
+        """, "C024", 5, 7, "`exit` is a reserved word", "name the stage differently"),
     # ---- names ---------------------------------------------------------------
     ("unknown stage", """
         journey "t"

@@ -313,13 +313,29 @@ def check_cascades(j: Journey):
                 yield _cascade_diagnostic(stages, cycle[turn:] + cycle[:turn])
 
 
+def _complement(t: ScoreTrigger):
+    """The scores where threshold `t` is not met, as an interval (None for `==`/`!=`)."""
+    inf, v = math.inf, float(t.value)
+    return {
+        ">=": (-inf, False, v, False),
+        ">": (-inf, False, v, True),
+        "<=": (v, False, inf, False),
+        "<": (v, True, inf, False),
+    }.get(t.op)
+
+
 def _cascade_diagnostic(stages: dict[str, Stage], cycle: list[str]) -> Diagnostic:
     interval = (-math.inf, False, math.inf, False)
     first = None
     for a, b in zip(cycle, cycle[1:] + cycle[:1]):
-        t = next(t for t in stages[a].triggers if isinstance(t, ScoreTrigger) and t.target == b)
-        first = first or t
-        interval = intersect(interval, threshold_interval(t)) or interval  # type: ignore[arg-type]
+        thresholds = [t for t in stages[a].triggers if isinstance(t, ScoreTrigger)]
+        k = next(k for k, t in enumerate(thresholds) if t.target == b)
+        first = first or thresholds[k]
+        interval = intersect(interval, threshold_interval(thresholds[k])) or interval  # type: ignore[arg-type]
+        for earlier in thresholds[:k]:  # an earlier threshold met first would lead elsewhere
+            outside = _complement(earlier)
+            if outside is not None:
+                interval = intersect(interval, outside) or interval
     path = " -> ".join(cycle + cycle[:1])
     low = "(-inf" if interval[0] == -math.inf else ("[" if interval[1] else "(") + _fmt_score(interval[0])
     high = "inf)" if interval[2] == math.inf else _fmt_score(interval[2]) + ("]" if interval[3] else ")")

@@ -1,0 +1,208 @@
+"""The checks' reasoning, piece by piece: conditions, thresholds, cascades, liveness, speed."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dsl import load_text
+from dsl.checks import CHECKS, run_checks
+from dsl.checks.liveness import dead_ways, score_bounds
+from dsl.checks.logic import disjoint, never_true
+from dsl.loader import parse_journey
+from dsl.model import AllOf, AnyOf, Compare, Not
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def journey(text: str):
+    j, diagnostics = parse_journey(textwrap.dedent(text).lstrip("\n"), "t.journey")
+    assert j is not None and not diagnostics, diagnostics
+    return j
+
+
+def codes(text: str) -> list[str]:
+    return [d.code for d in load_text(textwrap.dedent(text).lstrip("\n"), "t.journey").diagnostics]
+
+
+# ---- conditions ----------------------------------------------------------------
+
+def test_disjoint_conditions():
+    eq_a, eq_b = Compare("plan", "==", "a"), Compare("plan", "==", "b")
+    assert disjoint(eq_a, eq_b)
+    assert not disjoint(eq_a, Compare("other", "==", "b"))
+    assert disjoint(Compare("n", ">", 5), Compare("n", "<", 3))
+    assert not disjoint(Compare("n", ">=", 5), Compare("n", "<=", 5))
+    assert disjoint(Compare("p", "starts with", "/a"), Compare("p", "starts with", "/b"))
+    assert not disjoint(Compare("p", "starts with", "/a"), Compare("p", "starts with", "/ab"))
+    assert disjoint(Compare("c", "in", ("IT", "DE")), Compare("c", "not in", ("IT", "DE", "FR")))
+    assert disjoint(eq_a, Not(eq_a))
+    assert not disjoint(None, eq_a)
+
+
+def test_never_true():
+    assert never_true(AllOf((Compare("plan", "==", "a"), Compare("plan", "==", "b"))))
+    assert not never_true(AnyOf((Compare("plan", "==", "a"), Compare("plan", "==", "b"))))
+    assert never_true(AnyOf((AllOf((Compare("n", ">", 5), Compare("n", "<", 1))),
+                             AllOf((Compare("m", "==", 1), Not(Compare("m", "==", 1)))))))
+    assert not never_true(Compare("n", ">", 5))
+
+
+VALUES = st.one_of(st.sampled_from(["a", "b", "/a", "/ab", "x"]), st.integers(-3, 3))
+COMPARES = st.builds(
+    lambda field, op, v: Compare(field, op, v if op not in ("in", "not in") else (v, "a")),
+    st.sampled_from(["f", "g"]),
+    st.sampled_from(["==", "!=", ">", ">=", "<", "<=", "starts with", "in", "not in"]),
+    VALUES,
+).filter(lambda c: not (c.op in (">", ">=", "<", "<=") and isinstance(c.value, str))
+         and not (c.op == "starts with" and not isinstance(c.value, str)))
+CONDITIONS = st.recursive(COMPARES, lambda inner: st.one_of(
+    st.builds(lambda a, b: AllOf((a, b)), inner, inner),
+    st.builds(lambda a, b: AnyOf((a, b)), inner, inner),
+    st.builds(Not, inner)), max_leaves=4)
+DATA = st.fixed_dictionaries({}, optional={"f": VALUES, "g": VALUES})
+
+
+@given(CONDITIONS, CONDITIONS, DATA)
+def test_disjoint_is_sound_against_the_engine(a, b, data):
+    """When the checker says two conditions exclude each other, no event meets both."""
+    from engine.conditions import compile_condition
+
+    if disjoint(a, b):
+        assert not (compile_condition(a)(data) and compile_condition(b)(data))
+    if never_true(a):
+        assert not compile_condition(a)(data)
+
+
+# ---- scores ----------------------------------------------------------------------
+
+def test_score_bounds_with_caps_and_decay():
+    j = journey("""
+        scoring
+          email.opened +1 at most 2 per 30 days
+          email.bounced -5 at most 1 per 30 days
+          decay half-life 30 days
+        fit
+          company.size >= 200 +15
+          industry == "tobacco" -20
+        """)
+    low, high = score_bounds(j)
+    assert high == 15 + 2 / (1 - 0.5)  # two points a window, halved each window: a geometric series
+    assert low == -20 - 5 / (1 - 0.5)
+
+
+def test_uncapped_or_undecayed_points_are_unbounded():
+    assert score_bounds(journey("scoring\n  a +1\n  b -1\n")) == (float("-inf"), float("inf"))
+    assert score_bounds(journey("scoring\n  a +1 at most 1 per 1 day\n"))[1] == float("inf")
+
+
+def test_first_threshold_wins_so_no_false_cascade():
+    """a goes to c at 50+, so the a <-> b loop only exists below 50: reported there, with that range."""
+    text = """
+        journey "t"
+        scoring
+          a +1
+          b -1
+        stage a
+          initial
+          when score >= 50 -> c
+          when score >= 10 -> b
+        stage b
+          when score < 5 -> a
+          on y -> c
+        stage c
+          final
+        """
+    assert codes(text) == []
+    looping = text.replace("when score < 5 -> a", "when score < 60 -> a")
+    found = [d for d in load_text(textwrap.dedent(looping).lstrip("\n"), "t").diagnostics if d.code == "C047"]
+    assert len(found) == 1 and "[10, 50)" in found[0].hint
+
+
+def test_cascade_found_in_a_long_ring():
+    stages = "\n".join(f"stage s{k}\n  when score >= 10 -> s{(k + 1) % 50}\n  on done -> end" for k in range(50))
+    text = f'journey "t"\nscoring\n  a +1\n{stages}\nstage end\n  final\n'
+    text = text.replace("stage s0\n", "stage s0\n  initial\n", 1)
+    assert [d.code for d in load_text(text, "t").diagnostics] == ["C047"]
+
+
+# ---- liveness --------------------------------------------------------------------
+
+def test_dead_ways_are_proven_only():
+    j = journey("""
+        journey "t"
+        exit on bye
+        stage a
+          initial
+          on x -> b
+          on x where n > 1 -> c
+          on bye -> b
+          when score >= 10 -> b
+          after 5 days in stage -> b
+          after 9 days idle -> c
+          hold after 1 day idle: every 2 days send email "n", 3 times, then -> c
+        """)
+    dead = dead_ways(j)
+    assert set(dead) == {("a", 1), ("a", 2), ("a", 3), ("a", 5), ("a", -1)}
+    assert "line 5" in dead[("a", 1)]
+    assert "exit on bye" in dead[("a", 2)]
+    assert "no lead can get" in dead[("a", 3)]
+    assert "line 9" in dead[("a", 5)]  # idle 9 days never comes before 5 days in stage
+    assert "before the loop ends" in dead[("a", -1)]  # 1 + 3 x 2 days > 5 days in stage
+
+
+def test_trap_is_reported_once_per_group():
+    found = codes("""
+        journey "t"
+        stage a
+          initial
+          on x -> b
+          on q -> out
+        stage b
+          on y -> c
+        stage c
+          on z -> b
+        stage out
+          final
+        """)
+    assert found == ["C042"]
+
+
+def test_hold_leaving_the_journey_is_a_way_out():
+    assert codes("""
+        journey "t"
+        stage a
+          initial
+          hold after 1 day idle: every 1 day send email "n", 2 times, then exit
+        """) == []
+
+
+# ---- the examples, and the speed of a big journey ----------------------------------
+
+def test_examples_check_clean():
+    for path in sorted((ROOT / "journeys").glob("*.journey")):
+        loaded = load_text(path.read_text(encoding="utf-8"), str(path), path.parent)
+        assert loaded.diagnostics == [], (path, loaded.diagnostics)
+
+
+def test_checks_are_small_named_functions():
+    assert len(set(CHECKS)) == len(CHECKS)
+    assert all(check.__name__.startswith("check_") for check in CHECKS)
+
+
+def test_checks_of_a_thousand_stages_are_fast():
+    sys.path.insert(0, str(ROOT / "bench"))
+    from bench_language import generate
+
+    j, diagnostics = parse_journey(generate(1000), "big.journey")
+    assert j is not None and not diagnostics
+    start = time.perf_counter()
+    found = run_checks(j)
+    elapsed = time.perf_counter() - start
+    assert found == []
+    assert elapsed < 1.0, f"checks of 1,000 stages took {elapsed:.2f} s"
