@@ -125,6 +125,27 @@ def measure(stages: int, runs: int) -> dict:
     }
 
 
+def phases(text: str, runs: int = 5) -> tuple[float, float, float]:
+    """Median seconds of the three phases: Lark parse, model building, checks."""
+    from dsl.builder import build_journey
+    from dsl.checks import run_checks
+    from dsl.parser import parse_text
+
+    parse, build, check = [], [], []
+    for _ in range(runs):
+        a = time.perf_counter()
+        tree, _ = parse_text(text, "generated.journey")
+        b = time.perf_counter()
+        journey, _ = build_journey(tree, "generated.journey")
+        c = time.perf_counter()
+        run_checks(journey)
+        d = time.perf_counter()
+        parse.append(b - a)
+        build.append(c - b)
+        check.append(d - c)
+    return statistics.median(parse), statistics.median(build), statistics.median(check)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=0, help="runs per size (default: 30, 30, 9)")
@@ -150,6 +171,9 @@ def main(argv=None) -> int:
     for r in rows:
         print(f"{r['stages']:>7} {r['lines']:>6} {r['runs']:>5} {1000 * r['median']:>10.1f} "
               f"{1000 * r['min']:>8.1f} {1000 * r['max']:>8.1f} {1000 * r['iqr']:>7.1f}")
+    parse, build, check = phases(generate(1000))
+    print(f"1,000 stages by phase (median): parse {1000 * parse:.0f} ms, build the model {1000 * build:.0f} ms, "
+          f"checks {1000 * check:.0f} ms")
     big = rows[-1]
     verdict = "ok" if big["median"] < TARGET_SECONDS else "TOO SLOW"
     print(f"1,000 stages: median {1000 * big['median']:.0f} ms for parse + load + check "
