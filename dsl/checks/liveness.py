@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from ..model import EventTrigger, Journey, ScoreTrigger, Stage, TimeTrigger
-from .logic import contains, disjoint, never_true, threshold_interval
+from .logic import contains, never_true, threshold_interval
 
 __all__ = [
     "HOLD",

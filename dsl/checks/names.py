@@ -9,15 +9,11 @@ from collections import Counter
 from ..diagnostics import Diagnostic, Severity
 from ..model import (
     EXIT,
-    AllOf,
-    AnyOf,
-    Compare,
-    Condition,
     EventTrigger,
     Journey,
-    Not,
     Span,
     TimeTrigger,
+    compares,
 )
 
 __all__ = [
@@ -218,21 +214,9 @@ def _conditions(j: Journey):
                 yield t.condition
 
 
-def _compares(c: Condition | None):
-    if c is None:
-        return
-    if isinstance(c, Compare):
-        yield c
-    elif isinstance(c, (AllOf, AnyOf)):
-        for p in c.parts:
-            yield from _compares(p)
-    elif isinstance(c, Not):
-        yield from _compares(c.part)
-
-
 def check_regexes(j: Journey):
     for cond in _conditions(j):
-        for c in _compares(cond):
+        for c in compares(cond):
             if c.op == "matches":
                 try:
                     re.compile(str(c.value))
