@@ -58,12 +58,17 @@ def cli():
 
 def main(argv=None):
     """Entry point: a user's mistake ends with a message and an exit code, never a traceback."""
+    import sqlite3
+
     from dsl.errors import ColtivaError
 
     try:
         return cli.main(args=argv, prog_name="coltiva", standalone_mode=True)
     except ColtivaError as err:
         click.echo(f"coltiva: {err}", err=True)
+        sys.exit(1)
+    except sqlite3.Error as err:  # a full disk, a locked or read-only file: the store's words, not a traceback
+        click.echo(f"coltiva: the store failed: {err}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         click.echo("coltiva: interrupted", err=True)

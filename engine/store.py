@@ -24,6 +24,8 @@ from .record import Lead
 __all__ = ["Store", "DEFAULT_DB", "journey_counts"]
 
 DEFAULT_DB = "coltiva.db"
+#: Bumped whenever the tables change; a store of another version is refused, not half-used.
+SCHEMA_VERSION = 1
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS journeys (
@@ -93,9 +95,16 @@ class Store:
             self.db = sqlite3.connect(self.path, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.executescript(SCHEMA)
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            empty = self.db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0] == 0
         except sqlite3.DatabaseError as err:
             raise StoreError(f"{self.path}: not a Coltiva store ({err})") from None
+        if not empty and version != SCHEMA_VERSION:
+            self.db.close()
+            raise StoreError(f"{self.path}: made by another version of Coltiva (store format {version}, "
+                             f"this one reads {SCHEMA_VERSION}); use a new --db")
+        self.db.executescript(SCHEMA)
+        self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def close(self) -> None:
         self.db.close()
