@@ -657,7 +657,8 @@ def main(argv=None) -> int:
             table.add_row(f"[bold]{f}[/bold]", "", "", "", "", "", "")
             continue
         table.add_row(f.name, f.fmt.format(f.median), f.unit, f.spread(), f.target_text(), f.status(), f.note)
-    console.print(" " * 60)
+    if TTY:
+        console.print(" " * 70, end="\r")
     console.print(table)
     targets = [f for f in figures if isinstance(f, Figure) and f.target is not None]
     if targets:
