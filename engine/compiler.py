@@ -58,7 +58,7 @@ class CompiledJourney:
     exit_rules: dict[str, list[Predicate]]
     enroll_rules: dict[str, list[Predicate]] | None
     fit_rules: list                         # (predicate over attributes, points)
-    fit_fields: frozenset[str]
+    fit_fields: tuple[str, ...]             # in declaration order: records serialize the same in every process
     half_life: int | None
     caps: list                              # (count, seconds)
     event_types: frozenset[str]
@@ -164,7 +164,7 @@ def compile_journey(journey: Journey, diagnostics=()) -> CompiledJourney:
         enroll_rules=_rules_by_type(journey.enrollments, lambda i, r: compile_condition(r.condition))
         if journey.enrollments else None,
         fit_rules=[(compile_condition(f.condition), f.points) for f in journey.fit],
-        fit_fields=frozenset(_fit_fields(journey)),
+        fit_fields=tuple(dict.fromkeys(_fit_fields(journey))),
         half_life=journey.decay.half_life.seconds if journey.decay else None,
         caps=[(c.count, c.window.seconds) for c in journey.caps],
         event_types=frozenset(journey.event_types()),
@@ -195,8 +195,8 @@ def _describe_rules(journey: Journey) -> dict[str, str]:
 
 
 def _fit_fields(journey: Journey):
+    """The attribute fields fit rules read: only these are kept on a lead."""
     for f in journey.fit:
         for c in compares(f.condition):
-            yield c.field.split(".", 1)[0]
             yield c.field
 

@@ -13,10 +13,11 @@ from typing import Callable
 
 from dsl.model import AllOf, AnyOf, Compare, Condition, Not
 
-__all__ = ["compile_condition", "lookup", "Predicate", "ALWAYS"]
+__all__ = ["compile_condition", "lookup", "Predicate", "ALWAYS", "MISSING"]
 
 Predicate = Callable[[dict], bool]
-_MISSING = object()
+#: What `lookup` returns for an absent field (None is a value).
+MISSING = object()
 
 
 def ALWAYS(_data: dict) -> bool:
@@ -27,11 +28,11 @@ def lookup(data: dict, field: str):
     if field in data:
         return data[field]
     if "." not in field:
-        return _MISSING
+        return MISSING
     node = data
     for part in field.split("."):
         if not isinstance(node, dict) or part not in node:
-            return _MISSING
+            return MISSING
         node = node[part]
     return node
 
@@ -43,7 +44,7 @@ def _is_number(v) -> bool:
 def _compare(c: Compare) -> Predicate:
     field, op, value = c.field, c.op, c.value
     if op == "is set":
-        return lambda d: lookup(d, field) not in (_MISSING, None)
+        return lambda d: lookup(d, field) not in (MISSING, None)
     if op in ("==", "!="):
         numeric = _is_number(value)
 

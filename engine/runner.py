@@ -141,14 +141,12 @@ class Runner:
         by_name = {j.name: j for j in self.journeys}
         first = True
         for start in range(0, max(len(due), 1), self.batch_size):
-            chunk = [k for k in due[start:start + self.batch_size] if k[0] in by_name]
-            self._leads(set(chunk))
             dirty, actions, transitions = [], [], []
-            for journey, lead in chunk:
-                j = by_name[journey]
-                rec = self.cache[(journey, lead)]
-                if rec is None:
+            for journey, lead, stored in due[start:start + self.batch_size]:
+                j = by_name.get(journey)
+                if j is None:
                     continue
+                rec = self.cache.get((journey, lead)) or Lead.from_list(json.loads(stored))
                 new, acts = advance(j, rec, lead, now)
                 if new is not rec:
                     self.cache[(journey, lead)] = new
@@ -161,6 +159,6 @@ class Runner:
             first = False
             self.store.write_batch(inputs=inputs, leads=dirty, actions=actions, transitions=transitions)
             if progress:
-                progress(len(chunk))
+                progress(len(due[start:start + self.batch_size]))
         return total
 

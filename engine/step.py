@@ -16,6 +16,7 @@ Time only comes from events and from `now`: nothing here reads the clock.
 
 from __future__ import annotations
 
+from .conditions import MISSING, lookup
 from .events import Event
 from .record import EXITED, Action, Lead
 from .timers import CROSSING, HOLD_END, HOLD_SEND, SEND, TIMEOUT, next_timer, release_time, score_at
@@ -217,23 +218,33 @@ def _fire_due(ctx: Context, until: int) -> None:
     raise EngineBug("timers did not settle within one step")
 
 
-def _update_fit(cj, rec: Lead, attributes: dict | None) -> None:
+def _update_fit(cj, rec: Lead, attributes: dict | None) -> bool:
+    """Keep the attribute values fit rules read (flat, by field); True if fit points changed."""
     if not attributes or not cj.fit_rules:
-        return
-    relevant = {k: v for k, v in attributes.items() if k in cj.fit_fields}
+        return False
+    relevant = {}
+    for name in cj.fit_fields:
+        value = lookup(attributes, name)
+        if value is not MISSING:
+            relevant[name] = value
     if not relevant:
-        return
+        return False
     attrs = dict(rec.attrs) if rec.attrs else {}
     attrs.update(relevant)
     rec.attrs = attrs
-    rec.fit = sum(points for predicate, points in cj.fit_rules if predicate(attrs))
+    fit = sum(points for predicate, points in cj.fit_rules if predicate(attrs))
+    changed = fit != rec.fit
+    rec.fit = fit
+    return changed
 
 
-def _apply_score(ctx: Context, event: Event) -> None:
+def _apply_score(ctx: Context, event: Event) -> bool:
+    """Add the points of every matching rule whose cap allows it; True if the score changed."""
     cj, rec, t = ctx.cj, ctx.rec, ctx.time
     rules = cj.score_rules.get(event.type)
     if not rules:
-        return
+        return False
+    scored = False
     for index, predicate, points, cap_count, cap_seconds in rules:
         if predicate is not None and not predicate(event.data):
             continue
@@ -247,7 +258,9 @@ def _apply_score(ctx: Context, event: Event) -> None:
             rec.caps = caps
         rec.score = score_at(cj, rec, t) - rec.fit + points
         rec.score_at = t
+        scored = True
         ctx.note(f"scored: {cj.rules[f'score#{index}']}")
+    return scored
 
 
 def _matches_any(rules, event: Event) -> bool:
@@ -261,8 +274,8 @@ def _react(ctx: Context, event: Event) -> None:
     if _matches_any(cj.exit_rules, event):
         _fire(ctx, "exit")
         return
-    _update_fit(cj, rec, event.attributes)
-    _apply_score(ctx, event)
+    changed = _update_fit(cj, rec, event.attributes)
+    changed = _apply_score(ctx, event) or changed
     rec.active = ctx.time
     if rec.hold:
         ctx.note("activity: the holding loop restarts from zero")
@@ -270,8 +283,11 @@ def _react(ctx: Context, event: Event) -> None:
     for name, predicate in cj.stages[rec.state].events.get(event.type, ()):
         if predicate(event.data):
             _fire(ctx, name)
+            changed = True
             break
-    _cascade(ctx)
+    # thresholds held no earlier (decay crossings fire as timers): only a change can meet one now
+    if changed:
+        _cascade(ctx)
 
 
 def _enroll(cj, lead: str, event: Event, trace) -> tuple[Lead | None, list[Action]]:

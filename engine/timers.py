@@ -35,8 +35,8 @@ def release_time(cj, rec: Lead) -> int | None:
     if not cj.caps or not rec.sends:
         return None
     release = None
+    recent = rec.sends  # appended in time order, so already sorted
     for count, window in cj.caps:
-        recent = sorted(rec.sends)
         if len(recent) >= count:
             candidate = recent[len(recent) - count] + window
             release = candidate if release is None or candidate > release else release
@@ -64,22 +64,16 @@ def next_timer(cj, rec: Lead):
     if rec.state == EXITED:
         return None
     plan = cj.stages[rec.state]
-    best = None
-    release = release_time(cj, rec)
-
-    def consider(due, order, payload):
-        nonlocal best
-        key = (due, order)
-        if best is None or key < best[:2]:
-            best = (due, order, payload)
-
+    best = None  # (due, order, payload); the smallest (due, order) wins
+    release = release_time(cj, rec) if cj.caps else None
     for offset, bit, kind, content in plan.sends:
         if rec.sent & bit:
             continue
         due = rec.entered + offset
         if release is not None and release > due:
             due = release
-        consider(due, SEND, (bit, kind, content))
+        if best is None or due < best[0]:
+            best = (due, SEND, (bit, kind, content))
     idle_since = rec.active if rec.active > rec.entered else rec.entered
     if plan.hold is not None:
         stall, every, times, kind, content, name = plan.hold
@@ -87,14 +81,18 @@ def next_timer(cj, rec: Lead):
             due = idle_since + stall if rec.hold == 0 else rec.hold_at + every
             if release is not None and release > due:
                 due = release
-            consider(due, HOLD_SEND, plan.hold)
+            candidate = (due, HOLD_SEND, plan.hold)
         else:
-            consider(rec.hold_at + every, HOLD_END, name)
+            candidate = (rec.hold_at + every, HOLD_END, name)
+        if best is None or candidate[:2] < best[:2]:
+            best = candidate
     for name, mode, seconds in plan.timeouts:
-        consider((idle_since if mode == "idle" else rec.entered) + seconds, TIMEOUT, name)
+        due = (idle_since if mode == "idle" else rec.entered) + seconds
+        if best is None or (due, TIMEOUT) < best[:2]:
+            best = (due, TIMEOUT, name)
     if plan.thresholds and cj.half_life is not None:
         for name, op, value in plan.thresholds:
             due = _crossing(cj, rec, op, value)
-            if due is not None:
-                consider(due, CROSSING, name)
+            if due is not None and (best is None or (due, CROSSING) < best[:2]):
+                best = (due, CROSSING, name)
     return best
