@@ -42,13 +42,21 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from bench.workload import DAY, SIZES, START, Spec, chunks, events, json_lines, lead_id  # noqa: E402
-from dsl.loader import load_journey, load_text  # noqa: E402
+from dsl.loader import load_journey  # noqa: E402
 from engine.compiler import compile_journey  # noqa: E402
-from engine.record import EXITED, Lead  # noqa: E402
+from engine.record import Lead  # noqa: E402
 from engine.runner import Runner  # noqa: E402
-from engine.step import step_event  # noqa: E402
 from engine.store import Store  # noqa: E402
 from engine.timers import next_timer  # noqa: E402
+
+from bench.baselines import (  # noqa: E402
+    step_all,
+    baseline_coltiva,
+    baseline_dict_loop,
+    baseline_per_lead_machine,
+    baseline_shared_add_model,
+    per_lead_machine_bytes,
+)
 
 JOURNEY = ROOT / "journeys" / "demand_generation.journey"
 SECTIONS = ("memory", "durable", "bytes", "tick", "language", "baselines")
@@ -115,18 +123,6 @@ def peak_rss_bytes() -> int:
 
 
 # -- in memory --------------------------------------------------------------------------------
-def step_all(cj, evs, recs) -> int:
-    """The timed loop: step every event, keep records in a dict. Returns the number of actions."""
-    get = recs.get
-    n = 0
-    for e in evs:
-        rec, acts = step_event(cj, get(e.lead), e.lead, e)
-        if rec is not None:
-            recs[e.lead] = rec
-        n += len(acts)
-    return n
-
-
 def run_memory(cj, spec: Spec, subset: list | None = None):
     """One in-memory run: (seconds stepping, actions, records). Generation is outside the clock."""
     recs: dict[str, Lead] = {}
@@ -293,149 +289,6 @@ def language_times(stages: int, repeat: int, timeout: float):
 
 
 # -- baselines --------------------------------------------------------------------------------
-def event_table(cj):
-    """The journey's event transitions without scoring or timers: {(state, type): [(name, pred, dst)]}."""
-    table: dict[tuple[str, str], list] = {}
-    for s in cj.journey.stages:
-        plan = cj.stages[s.id]
-        for etype, rules in plan.events.items():
-            for name, pred in rules:
-                i = int(name.rsplit("#", 1)[1])
-                target = s.triggers[i].target
-                table.setdefault((s.id, etype), []).append((name, pred, EXITED if target == "exit" else target))
-    exits = set(cj.exit_rules)
-    return table, exits
-
-
-def machine_spec(cj):
-    from engine.record import EXITED as X
-
-    states = [s.id for s in cj.journey.stages] + [X]
-    table, _ = event_table(cj)
-    transitions = []
-    for (src, _etype), rules in table.items():
-        for name, _pred, dst in rules:
-            transitions.append({"trigger": name, "source": src, "dest": dst})
-    transitions.append({"trigger": "exit", "source": [s.id for s in cj.journey.stages], "dest": X})
-    return states, transitions
-
-
-def baseline_per_lead_machine(cj, evs) -> float:
-    """A transitions.Machine per lead (built when the lead first appears), same event transitions."""
-    from transitions import Machine
-
-    states, transitions = machine_spec(cj)
-    table, exits = event_table(cj)
-    initial = cj.initial
-
-    class Model:
-        pass
-
-    models: dict[str, Model] = {}
-    gc.collect()
-    start = time.perf_counter()
-    for e in evs:
-        m = models.get(e.lead)
-        if m is None:
-            m = models[e.lead] = Model()
-            Machine(model=m, states=states, transitions=transitions, initial=initial, auto_transitions=False)
-        if m.state == EXITED:
-            continue
-        if e.type in exits:
-            m.trigger("exit")
-            continue
-        for name, pred, _dst in table.get((m.state, e.type), ()):
-            if pred(e.data):
-                m.trigger(name)
-                break
-    return time.perf_counter() - start
-
-
-def per_lead_machine_bytes(cj, leads: int = 500) -> float:
-    """tracemalloc over `leads` models that each own a transitions.Machine."""
-    from transitions import Machine
-
-    states, transitions = machine_spec(cj)
-
-    class Model:
-        pass
-
-    gc.collect()
-    tracemalloc.start()
-    before = tracemalloc.get_traced_memory()[0]
-    keep = []
-    for _ in range(leads):
-        m = Model()
-        Machine(model=m, states=states, transitions=transitions, initial=cj.initial, auto_transitions=False)
-        keep.append(m)
-    after = tracemalloc.get_traced_memory()[0]
-    tracemalloc.stop()
-    return (after - before) / leads
-
-
-def baseline_shared_add_model(cj, evs) -> float:
-    """One shared Machine, one model per lead added with add_model (O(n) per add: O(n²) in all)."""
-    from transitions import Machine
-
-    states, transitions = machine_spec(cj)
-    table, exits = event_table(cj)
-    machine = Machine(model=None, states=states, transitions=transitions, initial=cj.initial,
-                      auto_transitions=False)
-
-    class Model:
-        pass
-
-    models: dict[str, Model] = {}
-    gc.collect()
-    start = time.perf_counter()
-    for e in evs:
-        m = models.get(e.lead)
-        if m is None:
-            m = models[e.lead] = Model()
-            machine.add_model(m)
-        if m.state == EXITED:
-            continue
-        if e.type in exits:
-            m.trigger("exit")
-            continue
-        for name, pred, _dst in table.get((m.state, e.type), ()):
-            if pred(e.data):
-                m.trigger(name)
-                break
-    return time.perf_counter() - start
-
-
-def baseline_dict_loop(cj, evs) -> float:
-    """The floor: a dict of states and a dict lookup per event, same event transitions."""
-    table, exits = event_table(cj)
-    initial = cj.initial
-    states: dict[str, str] = {}
-    gc.collect()
-    start = time.perf_counter()
-    for e in evs:
-        state = states.get(e.lead, initial)
-        if state == EXITED:
-            continue
-        if e.type in exits:
-            states[e.lead] = EXITED
-            continue
-        for _name, pred, dst in table.get((state, e.type), ()):
-            if pred(e.data):
-                state = dst
-                break
-        states[e.lead] = state
-    return time.perf_counter() - start
-
-
-def baseline_coltiva(cj, evs) -> float:
-    recs: dict = {}
-    gc.collect()
-    start = time.perf_counter()
-    step_all(cj, evs, recs)
-    return time.perf_counter() - start
-
-
-# -- profile ----------------------------------------------------------------------------------
 def profile(cj, loaded, spec: Spec, top: int) -> None:
     evs = list(events(spec))
     pr = cProfile.Profile()
