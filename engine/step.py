@@ -17,7 +17,7 @@ Time only comes from events and from `now`: nothing here reads the clock.
 from __future__ import annotations
 
 from .conditions import MISSING, lookup
-from .events import Event
+from .events import Event, format_time
 from .record import EXITED, Action, Lead
 from .timers import CROSSING, HOLD_END, HOLD_SEND, SEND, TIMEOUT, next_timer, release_time, score_at
 
@@ -133,7 +133,14 @@ def _record_send(ctx: Context) -> None:
     rec.sends = kept + (t,)
 
 
-def _try_send(ctx: Context, bit: int, kind: str, content: str) -> None:
+def _deferral(ctx: Context, meant: int | None) -> dict:
+    """A send later than it was meant (the frequency cap held it) says since when."""
+    if meant is None or ctx.time <= meant:
+        return {}
+    return {"deferred_from": format_time(meant)}
+
+
+def _try_send(ctx: Context, bit: int, kind: str, content: str, meant: int | None = None) -> None:
     rec = ctx.rec
     if rec.sent & bit:
         ctx.note(f"not sent again: {kind} {content!r} was already sent")
@@ -143,7 +150,8 @@ def _try_send(ctx: Context, bit: int, kind: str, content: str) -> None:
         return
     rec.sent |= bit
     _record_send(ctx)
-    ctx.emit("send", f"send:{content}", {"stage": rec.state, "content_kind": kind, "content": content})
+    ctx.emit("send", f"send:{content}",
+             {"stage": rec.state, "content_kind": kind, "content": content, **_deferral(ctx, meant)})
 
 
 def _fire(ctx: Context, name: str) -> bool:
@@ -187,20 +195,21 @@ def _fire_due(ctx: Context, until: int) -> None:
         due, order, payload = timer
         ctx.time = rec.clock = due if due > rec.clock else rec.clock
         if order == SEND:
-            bit, kind, content = payload
+            bit, kind, content, meant = payload
             ctx.begin(f"timer: send {kind} {content!r}")
-            _try_send(ctx, bit, kind, content)
+            _try_send(ctx, bit, kind, content, meant)
             if not rec.sent & bit and release_time(cj, rec) is None:
                 raise EngineBug(f"send of {content!r} neither sent nor deferred")
         elif order == HOLD_SEND:
-            stall, every, times, kind, content, name = payload
+            (stall, every, times, kind, content, name), meant = payload
             ctx.begin(f"timer: holding loop of {rec.state} ({rec.hold + 1}/{times})")
             if _send_allowed(ctx):
                 rec.hold += 1
                 rec.hold_at = ctx.time
                 _record_send(ctx)
                 ctx.emit("send", f"hold:{rec.state}:{content}",
-                         {"stage": rec.state, "content_kind": kind, "content": content, "edition": rec.hold})
+                         {"stage": rec.state, "content_kind": kind, "content": content, "edition": rec.hold,
+                          **_deferral(ctx, meant)})
             else:
                 ctx.note(f"deferred by the frequency cap: holding-loop {kind} {content!r}")
         elif order == HOLD_END:

@@ -60,7 +60,10 @@ def _crossing(cj, rec: Lead, op: str, value: float) -> int | None:
 
 
 def next_timer(cj, rec: Lead):
-    """(due, order, kind, payload) of the earliest thing due, or None."""
+    """(due, order, payload) of the earliest thing due, or None.
+
+    Sends carry the time they were meant for, so a send the frequency cap
+    deferred can say so."""
     if rec.state == EXITED:
         return None
     plan = cj.stages[rec.state]
@@ -69,19 +72,19 @@ def next_timer(cj, rec: Lead):
     for offset, bit, kind, content in plan.sends:
         if rec.sent & bit:
             continue
-        due = rec.entered + offset
+        meant = due = rec.entered + offset
         if release is not None and release > due:
             due = release
         if best is None or due < best[0]:
-            best = (due, SEND, (bit, kind, content))
+            best = (due, SEND, (bit, kind, content, meant))
     idle_since = rec.active if rec.active > rec.entered else rec.entered
     if plan.hold is not None:
         stall, every, times, kind, content, name = plan.hold
         if rec.hold < times:
-            due = idle_since + stall if rec.hold == 0 else rec.hold_at + every
+            meant = due = idle_since + stall if rec.hold == 0 else rec.hold_at + every
             if release is not None and release > due:
                 due = release
-            candidate = (due, HOLD_SEND, plan.hold)
+            candidate = (due, HOLD_SEND, (plan.hold, meant))
         else:
             candidate = (rec.hold_at + every, HOLD_END, name)
         if best is None or candidate[:2] < best[:2]:
