@@ -54,13 +54,14 @@ class CompiledJourney:
     initial: str
     stages: dict[str, StagePlan]
     content_bits: dict[str, int]
-    score_rules: dict[str, list]            # type -> [(rule index, predicate, points, cap count, cap seconds)]
+    score_rules: dict[str, list]            # type -> [(rule index, predicate, points, cap count, cap seconds, slot)]
     exit_rules: dict[str, list[Predicate]]
     enroll_rules: dict[str, list[Predicate]] | None
     fit_rules: list                         # (predicate over attributes, points)
     fit_fields: tuple[str, ...]             # in declaration order: records serialize the same in every process
     half_life: int | None
     caps: list                              # (count, seconds)
+    cap_slots: int                          # how many score rules have a cap
     event_types: frozenset[str]
     callbacks: object = None                # engine.step.Callbacks, bound at compile time
     rules: dict = field(default_factory=dict)  # transition name or "score#i" -> readable rule with its line
@@ -146,6 +147,8 @@ def compile_journey(journey: Journey, diagnostics=()) -> CompiledJourney:
         for send in s.sends:
             if send.content not in bits:
                 bits[send.content] = 1 << len(bits)
+    # each capped score rule gets a slot in a lead's `caps` tuple
+    cap_slots = {i: slot for slot, i in enumerate(i for i, r in enumerate(journey.scoring) if r.cap_count)}
     callbacks = Callbacks()
     cj = CompiledJourney(
         name=journey.name or journey.path,
@@ -158,8 +161,9 @@ def compile_journey(journey: Journey, diagnostics=()) -> CompiledJourney:
         score_rules=_rules_by_type(
             journey.scoring,
             lambda i, r: (i, compile_condition(r.condition) if r.condition else None, r.points, r.cap_count,
-                          r.cap_window.seconds if r.cap_window else None),
+                          r.cap_window.seconds if r.cap_window else None, cap_slots.get(i)),
         ),
+        cap_slots=len(cap_slots),
         exit_rules=_rules_by_type(journey.exits, lambda i, r: compile_condition(r.condition)),
         enroll_rules=_rules_by_type(journey.enrollments, lambda i, r: compile_condition(r.condition))
         if journey.enrollments else None,

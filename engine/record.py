@@ -7,6 +7,8 @@ are derived from the record (`engine.timers`), so nothing can fall out of sync.
 
 from __future__ import annotations
 
+from array import array
+
 __all__ = ["Lead", "Action", "EXITED"]
 
 #: The machine state of a lead that left the journey (unsubscribed, `-> exit`).
@@ -21,12 +23,12 @@ class Lead:
         "score",     # behavioural score as of `score_at` (decays from there)
         "score_at",
         "fit",       # profile points from attributes (never decay)
-        "attrs",     # the attributes fit rules read, or None
+        "attrs",     # the attribute values fit rules read, by the journey's fit fields, or None
         "sent",      # bit set of content already sent (never twice)
         "hold",      # holding-loop sends in the current stall
         "hold_at",   # time of the last holding-loop send
-        "caps",      # {score rule index: recent counted times} for capped rules, or None
-        "sends",     # recent send times, for frequency caps, or None
+        "caps",      # per capped score rule: its recent counted times (array), or None
+        "sends",     # recent send times (array), for frequency caps, or None
         "seq",       # actions emitted so far (the occurrence in idempotency keys)
         "due",       # next time something is due, or None (cached from engine.timers)
         "clock",     # the lead's own time: its last step
@@ -71,9 +73,10 @@ class Lead:
 
     def to_list(self) -> list:
         """A JSON-ready form for the store; `from_list` is its exact inverse."""
-        caps = None if self.caps is None else {str(k): list(v) for k, v in self.caps.items()}
+        caps = None if self.caps is None else [None if c is None else list(c) for c in self.caps]
         return [
-            self.state, self.entered, self.active, self.score, self.score_at, self.fit, self.attrs,
+            self.state, self.entered, self.active, self.score, self.score_at, self.fit,
+            None if self.attrs is None else list(self.attrs),
             self.sent, self.hold, self.hold_at, caps, None if self.sends is None else list(self.sends),
             self.seq, self.due, self.clock,
         ]
@@ -84,8 +87,9 @@ class Lead:
         (new.state, new.entered, new.active, new.score, new.score_at, new.fit, new.attrs, new.sent,
          new.hold, new.hold_at, caps, sends, new.seq, new.due, new.clock) = data
         new.score = float(new.score)
-        new.caps = None if caps is None else {int(k): tuple(v) for k, v in caps.items()}
-        new.sends = None if sends is None else tuple(sends)
+        new.attrs = None if new.attrs is None else tuple(new.attrs)
+        new.caps = None if caps is None else tuple(None if c is None else array("q", c) for c in caps)
+        new.sends = None if sends is None else array("q", sends)
         return new
 
     def __eq__(self, other) -> bool:

@@ -16,6 +16,8 @@ Time only comes from events and from `now`: nothing here reads the clock.
 
 from __future__ import annotations
 
+from array import array
+
 from .conditions import MISSING, lookup
 from .events import Event, format_time
 from .record import EXITED, Action, Lead
@@ -129,8 +131,9 @@ def _record_send(ctx: Context) -> None:
     if not cj.caps:
         return
     horizon = t - max(window for _, window in cj.caps)
-    kept = tuple(x for x in (rec.sends or ()) if x > horizon)
-    rec.sends = kept + (t,)
+    kept = array("q", [x for x in rec.sends if x > horizon]) if rec.sends else array("q")
+    kept.append(t)
+    rec.sends = kept
 
 
 def _deferral(ctx: Context, meant: int | None) -> dict:
@@ -228,20 +231,17 @@ def _fire_due(ctx: Context, until: int) -> None:
 
 
 def _update_fit(cj, rec: Lead, attributes: dict | None) -> bool:
-    """Keep the attribute values fit rules read (flat, by field); True if fit points changed."""
+    """Keep the attribute values fit rules read (a tuple by field); True if fit points changed."""
     if not attributes or not cj.fit_rules:
         return False
-    relevant = {}
-    for name in cj.fit_fields:
-        value = lookup(attributes, name)
-        if value is not MISSING:
-            relevant[name] = value
-    if not relevant:
+    incoming = [lookup(attributes, name) for name in cj.fit_fields]
+    if all(value is MISSING for value in incoming):
         return False
-    attrs = dict(rec.attrs) if rec.attrs else {}
-    attrs.update(relevant)
+    old = rec.attrs or (None,) * len(cj.fit_fields)
+    attrs = tuple(kept if new is MISSING else new for kept, new in zip(old, incoming))
     rec.attrs = attrs
-    fit = sum(points for predicate, points in cj.fit_rules if predicate(attrs))
+    view = {name: value for name, value in zip(cj.fit_fields, attrs) if value is not None}
+    fit = sum(points for predicate, points in cj.fit_rules if predicate(view))
     changed = fit != rec.fit
     rec.fit = fit
     return changed
@@ -254,17 +254,20 @@ def _apply_score(ctx: Context, event: Event) -> bool:
     if not rules:
         return False
     scored = False
-    for index, predicate, points, cap_count, cap_seconds in rules:
+    for index, predicate, points, cap_count, cap_seconds, slot in rules:
         if predicate is not None and not predicate(event.data):
             continue
         if cap_count is not None:
-            hits = tuple(x for x in (rec.caps or {}).get(index, ()) if x > t - cap_seconds)
+            old = rec.caps[slot] if rec.caps else None
+            horizon = t - cap_seconds
+            hits = array("q", [x for x in old if x > horizon]) if old else array("q")
             if len(hits) >= cap_count:
                 ctx.note(f"capped: {cj.rules[f'score#{index}']}")
                 continue
-            caps = dict(rec.caps) if rec.caps else {}
-            caps[index] = hits + (t,)
-            rec.caps = caps
+            hits.append(t)
+            caps = list(rec.caps) if rec.caps else [None] * cj.cap_slots
+            caps[slot] = hits
+            rec.caps = tuple(caps)
         rec.score = score_at(cj, rec, t) - rec.fit + points
         rec.score_at = t
         scored = True
