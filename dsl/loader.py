@@ -28,6 +28,8 @@ class Loaded:
     journey: m.Journey | None
     diagnostics: list[Diagnostic] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)
+    #: a shared block for `include` (no `journey` line, no stages): checked for syntax, never run
+    fragment: bool = False
 
     @property
     def ok(self) -> bool:
@@ -117,6 +119,11 @@ def load_text(text: str, path: str = "<string>", directory: Path | None = None, 
     base = directory if directory is not None else Path.cwd()
     own = (base / Path(path).name).resolve() if path != "<string>" else base.resolve() / "<string>"
     journey = _resolve(journey, base, (own,), loaded)
+    if journey.name is None and not journey.stages:
+        loaded.fragment = True  # scoring, fit or content shared by journeys that include it
+        loaded.journey = journey
+        loaded.diagnostics.sort(key=sort_key)
+        return loaded
     if journey.name is None:
         loaded.diagnostics.append(
             Diagnostic("C023", Severity.ERROR, "the journey has no name",

@@ -30,12 +30,17 @@ def compile_files(paths) -> list:
             out = err_console()
             for d in loaded.diagnostics:
                 print_diagnostic(out, d, loaded.sources)
+        if loaded.fragment:
+            click.echo(f"coltiva: {path} is a shared fragment (no `journey` line, no stages): "
+                       "include it from a journey and run that journey", err=True)
+            failed = True
+            continue
         if not loaded.ok:
             failed = True
             continue
         compiled.append((compile_journey(loaded.journey, loaded.diagnostics), loaded.sources))
     if failed:
-        click.echo("coltiva: journeys with errors are not run; fix them first (see above)", err=True)
+        click.echo("coltiva: nothing was run; fix the journeys above first", err=True)
         sys.exit(1)
     return compiled
 

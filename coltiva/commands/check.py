@@ -33,12 +33,16 @@ def command(files, fmt):
             click.echo(f"coltiva: {err}", err=True)
             report.append({"file": path, "readable": False, "diagnostics": []})
             continue
+        if loaded.fragment and fmt == "text" and not loaded.diagnostics:
+            out.print(f"{path}: a shared fragment for `include` (no journey line, no stages): syntax ok",
+                      markup=False)
         errors += sum(d.is_error for d in loaded.diagnostics)
         warnings += sum(not d.is_error for d in loaded.diagnostics)
         if fmt == "json":
             from dsl.diagnostics import to_json
 
-            report.append({"file": path, "readable": True, "diagnostics": [to_json(d) for d in loaded.diagnostics]})
+            report.append({"file": path, "readable": True, "fragment": loaded.fragment,
+                           "diagnostics": [to_json(d) for d in loaded.diagnostics]})
             continue
         for d in loaded.diagnostics:
             print_diagnostic(out, d, loaded.sources)
