@@ -16,6 +16,8 @@ from datetime import datetime
 
 __all__ = ["Event", "Malformed", "parse_event", "parse_time", "format_time", "TYPE_PATTERN"]
 
+#: Times outside [1970, 2200) are refused: a far-future typo would otherwise hold a lead's clock forever.
+EARLIEST, LATEST = 0, 7_258_118_400
 TYPE_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$")
 
 
@@ -59,11 +61,15 @@ def parse_time(text: str) -> int:
         raise ValueError("time must be a string in ISO 8601, e.g. 2026-03-01T09:30:00Z")
     try:
         moment = datetime.fromisoformat(text.strip().replace("z", "Z"))
-    except ValueError:
-        raise ValueError(f"time {text!r} is not ISO 8601 (e.g. 2026-03-01T09:30:00Z)") from None
+    except ValueError as err:
+        detail = f" ({err})" if "out of range" in str(err) or "must be in" in str(err) else ""
+        raise ValueError(f"time {text!r} is not a valid ISO 8601 time{detail} (e.g. 2026-03-01T09:30:00Z)") from None
     if moment.tzinfo is None:
         raise ValueError(f"time {text!r} has no zone; add Z or an offset like +01:00")
-    return int(moment.timestamp())
+    seconds = int(moment.timestamp())
+    if not EARLIEST <= seconds < LATEST:
+        raise ValueError(f"time {text!r} is out of range (1970 to 2199): a typo, or a placeholder date?")
+    return seconds
 
 
 @functools.lru_cache(maxsize=8192)
@@ -87,22 +93,39 @@ def _field(obj: dict, name: str, kinds, what: str):
     return value
 
 
-def parse_event(line: str, known_types: frozenset[str] | None = None) -> Event | Malformed:
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_event(line: str | bytes, known_types: frozenset[str] | None = None) -> Event | Malformed:
     """Validate one JSON line. `known_types`: event types some journey reacts to (None: any)."""
+    if isinstance(line, bytes):
+        try:
+            line = line.decode("utf-8")
+        except UnicodeDecodeError as err:
+            return Malformed(f"not valid UTF-8 (byte {err.start + 1} of the line)", line.decode("utf-8", "replace"))
+    if line.startswith("\ufeff"):
+        line = line[1:]  # a byte-order mark at the start of a file is not part of the event
     try:
-        obj = json.loads(line)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        return Malformed(f"not valid JSON: {err.msg} at column {err.colno}" if hasattr(err, "colno") else
-                         "not valid JSON", line)
+        obj = json.loads(line, parse_constant=_no_constant)
+    except json.JSONDecodeError as err:
+        return Malformed(f"not valid JSON ({err.msg.removesuffix(' at')}, column {err.colno})", line)
+    except ValueError as err:
+        return Malformed(f"not valid JSON ({err})", line)
     if not isinstance(obj, dict):
         return Malformed("an event must be a JSON object", line)
     try:
-        event_id = _field(obj, "id", (str, int), "a string")
-        lead = _field(obj, "lead", (str, int), "a string")
+        event_id = _field(obj, "id", (str, int), "a string or a whole number")
+        lead = _field(obj, "lead", (str, int), "a string or a whole number")
         kind = _field(obj, "type", str, "a string")
         time = parse_time(_field(obj, "time", str, "an ISO 8601 string"))
         if str(event_id) == "" or str(lead) == "":
             raise ValueError("`id` and `lead` must not be empty")
+        for name, value in (("id", event_id), ("lead", lead)):
+            try:
+                str(value).encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError(f"`{name}` is not valid Unicode (a lone surrogate escape)") from None
         known = known_types is not None and kind in known_types  # a journey's own types are well-formed
         if not known and not TYPE_PATTERN.match(kind):
             raise ValueError(f"type {kind!r} is not an event type like email.opened")

@@ -55,13 +55,14 @@ class Runner:
         self.reached = json.dumps([j.name for j in journeys], ensure_ascii=False)
 
     # -- events ------------------------------------------------------------------
-    def run_lines(self, lines: Iterable[str], source: str = "-", progress=None) -> Summary:
+    def run_lines(self, lines: Iterable[str | bytes], source: str = "-", progress=None) -> Summary:
+        """Lines of JSON (text, or bytes checked as UTF-8 line by line); blank lines are skipped."""
         total = Summary()
-        batch: list[tuple[int, str]] = []
+        batch: list[tuple[int, str | bytes]] = []
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
-            batch.append((number, line.rstrip("\n")))
+            batch.append((number, line.rstrip(b"\n" if isinstance(line, bytes) else "\n")))
             if len(batch) >= self.batch_size:
                 total.add(self._run_batch(batch, source))
                 if progress:
@@ -83,19 +84,20 @@ class Runner:
             for lead in leads:
                 self.cache[(journey, lead)] = found.get(lead)
 
-    def _run_batch(self, batch: list[tuple[int, str]], source: str) -> Summary:
+    def _run_batch(self, batch: list[tuple[int, str | bytes]], source: str) -> Summary:
         summary = Summary(lines=len(batch))
         events: list[Event] = []
         raw: dict[int, str] = {}  # the line as received is what the input log keeps
+        numbers: dict[int, int] = {}
         quarantine = []
         for number, line in batch:
             parsed = parse_event(line, self.known_types)
             if isinstance(parsed, Malformed):
                 quarantine.append((source, number, parsed.reason, parsed.raw))
             else:
-                raw[id(parsed)] = line
+                raw[id(parsed)] = line if isinstance(line, str) else line.decode("utf-8")
+                numbers[id(parsed)] = number
                 events.append(parsed)
-        summary.quarantined = len(quarantine)
         seen = self.store.seen([e.id for e in events])
         fresh: list[Event] = []
         for e in events:
@@ -105,23 +107,37 @@ class Runner:
                 seen.add(e.id)
                 fresh.append(e)
         self._leads({(j.name, e.lead) for j in self.journeys for e in fresh})
+        # records change in `pending` and reach the cache only once the batch is committed:
+        # a failed write leaves the cache as the store is, so a retry starts from the truth
+        pending: dict[tuple[str, str], Lead] = {}
         dirty: dict[tuple[str, str], tuple[str, str, str, Lead]] = {}
-        actions, transitions = [], []
+        actions, transitions, applied = [], [], []
         for e in fresh:
-            for j in self.journeys:
-                key = (j.name, e.lead)
-                old = self.cache[key]
-                new, acts = step_event(j, old, e.lead, e)
+            try:
+                results = []
+                for j in self.journeys:
+                    key = (j.name, e.lead)
+                    old = pending[key] if key in pending else self.cache[key]
+                    new, acts = step_event(j, old, e.lead, e)
+                    results.append((j, key, new, acts))
+            except Exception as err:  # a bug must not take the batch down: the event is kept aside
+                quarantine.append((source, numbers[id(e)], f"could not be applied ({type(err).__name__}: {err}); "
+                                   "this is a Coltiva bug, please report it", raw[id(e)]))
+                continue
+            for j, key, new, acts in results:  # all journeys or none
                 if new is not None:
-                    self.cache[key] = new
+                    pending[key] = new
                     dirty[key] = (j.name, e.lead, j.version, new)
                 self._collect(acts, actions, transitions)
-        summary.applied = len(fresh)
+            applied.append(e)
+        summary.applied = len(applied)
+        summary.quarantined = len(quarantine)
         for a in actions:
             summary.actions[a.kind] += 1
-        inputs = [("event", e.id, e.lead, e.time, raw[id(e)], self.reached) for e in fresh]
+        inputs = [("event", e.id, e.lead, e.time, raw[id(e)], self.reached) for e in applied]
         self.store.write_batch(inputs=inputs, quarantine=quarantine, leads=dirty.values(), actions=actions,
                                transitions=transitions)
+        self.cache.update(pending)
         return summary
 
     @staticmethod
@@ -142,6 +158,7 @@ class Runner:
         first = True
         for start in range(0, max(len(due), 1), self.batch_size):
             dirty, actions, transitions = [], [], []
+            pending: dict[tuple[str, str], Lead] = {}  # reaches the cache only after the commit
             for journey, lead, stored in due[start:start + self.batch_size]:
                 j = by_name.get(journey)
                 if j is None:
@@ -149,7 +166,7 @@ class Runner:
                 rec = self.cache.get((journey, lead)) or Lead.from_list(json.loads(stored))
                 new, acts = advance(j, rec, lead, now)
                 if new is not rec:
-                    self.cache[(journey, lead)] = new
+                    pending[(journey, lead)] = new
                     dirty.append((journey, lead, j.version, new))
                 self._collect(acts, actions, transitions)
             total.ticked_leads += len(dirty)
@@ -158,6 +175,7 @@ class Runner:
             inputs = [("tick", None, None, now, None, self.reached)] if first else []
             first = False
             self.store.write_batch(inputs=inputs, leads=dirty, actions=actions, transitions=transitions)
+            self.cache.update(pending)
             if progress:
                 progress(len(due[start:start + self.batch_size]))
         return total

@@ -10,7 +10,9 @@ they caused commit together, so a crash can neither lose nor repeat an action.
 from __future__ import annotations
 
 import difflib
+import fcntl
 import json
+import os
 import pickle
 import sqlite3
 from pathlib import Path
@@ -89,25 +91,69 @@ CREATE TABLE IF NOT EXISTS transitions (
 class Store:
     """A SQLite store. Use as a context manager; every write goes through `batch()`."""
 
-    def __init__(self, path: str | Path = DEFAULT_DB):
+    def __init__(self, path: str | Path = DEFAULT_DB, writer: bool = False):
         self.path = str(path)
+        self._lock = self._take_writer_lock() if writer else None
         try:
             self.db = sqlite3.connect(self.path, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             version = self.db.execute("PRAGMA user_version").fetchone()[0]
             empty = self.db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0] == 0
+        except sqlite3.OperationalError as err:
+            self._release()
+            raise StoreError(f"{self.path}: cannot open or create the store ({err})") from None
         except sqlite3.DatabaseError as err:
+            self._release()
             raise StoreError(f"{self.path}: not a Coltiva store ({err})") from None
         if not empty and version != SCHEMA_VERSION:
+            ours = self.db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name IN ('journeys', 'outbox')").fetchone()
             self.db.close()
+            self._release()
+            if not ours:
+                raise StoreError(f"{self.path}: an SQLite file, but not a Coltiva store; use another --db")
             raise StoreError(f"{self.path}: made by another version of Coltiva (store format {version}, "
                              f"this one reads {SCHEMA_VERSION}); use a new --db")
         self.db.executescript(SCHEMA)
         self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def _take_writer_lock(self):
+        """One writer per store: a second `run`, `tick` or `serve` is refused, not allowed to race.
+
+        A writer keeps lead records in memory between batches; a second writer on
+        the same file would make them stale. Readers (leads, explain, actions) need
+        no lock: SQLite's WAL lets them read while one process writes.
+        """
+        lock_path = self.path + ".lock"
+        try:
+            handle = open(lock_path, "a+")
+        except OSError as err:
+            raise StoreError(f"{self.path}: cannot create the store here ({err.strerror})") from None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise StoreError(
+                f"{self.path} is being written by {holder}: one writer at a time. "
+                "With `coltiva serve` running, send ticks to POST /tick instead of running `coltiva tick`."
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"coltiva (pid {os.getpid()})")
+        handle.flush()
+        return handle
+
     def close(self) -> None:
         self.db.close()
+        self._release()  # closing the lock file releases the lock
 
     def __enter__(self):
         return self

@@ -12,10 +12,12 @@ from dsl.loader import load_journey
 
 from ..output import err_console, print_diagnostic
 
-__all__ = ["db_option", "compile_files", "parse_when", "open_store"]
+__all__ = ["db_option", "db_read_option", "compile_files", "parse_when", "open_store"]
 
 db_option = click.option("--db", default="coltiva.db", show_default=True, type=click.Path(dir_okay=False),
                          help="The SQLite store (created if missing).")
+db_read_option = click.option("--db", default="coltiva.db", show_default=True, type=click.Path(dir_okay=False),
+                              help="The SQLite store (made by `coltiva run`).")
 
 
 def compile_files(paths) -> list:
@@ -24,6 +26,7 @@ def compile_files(paths) -> list:
 
     compiled = []
     failed = False
+    names: dict[str, str] = {}
     for path in paths:
         loaded = load_journey(path)
         if loaded.diagnostics:
@@ -38,7 +41,14 @@ def compile_files(paths) -> list:
         if not loaded.ok:
             failed = True
             continue
-        compiled.append((compile_journey(loaded.journey, loaded.diagnostics), loaded.sources))
+        cj = compile_journey(loaded.journey, loaded.diagnostics)
+        if cj.name in names:
+            click.echo(f"coltiva: {path} and {names[cj.name]} are both named {cj.name!r}: "
+                       "a journey's name is its identity in the store; give each journey its own name", err=True)
+            failed = True
+            continue
+        names[cj.name] = path
+        compiled.append((cj, loaded.sources))
     if failed:
         click.echo("coltiva: nothing was run; fix the journeys above first", err=True)
         sys.exit(1)
@@ -54,9 +64,10 @@ def parse_when(text: str) -> int:
         raise click.BadParameter(str(err)) from None
 
 
-def open_store(db: str, must_exist: bool = True):
+def open_store(db: str, must_exist: bool = True, writer: bool = False):
+    """Open the store; a writer takes the store's single-writer lock (see engine.store)."""
     from engine.store import Store
 
     if must_exist and not Path(db).exists():
         raise ColtivaError(f"{db}: no such store (run `coltiva run ... --db {db}` first)")
-    return Store(db)
+    return Store(db, writer=writer)

@@ -7,13 +7,13 @@ import sys
 
 import click
 
-from ._common import db_option, open_store, parse_when
+from ._common import db_read_option, open_store, parse_when
 
 __all__ = ["command"]
 
 
 @click.command("actions")
-@db_option
+@db_read_option
 @click.option("--since", default=None, help="Only actions at or after this ISO 8601 time.")
 @click.option("--after", "after", default=0, show_default=True, help="Only actions after this outbox position.")
 @click.option("--kind", type=click.Choice(["send", "handoff", "exit", "stage"]), default=None)

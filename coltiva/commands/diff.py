@@ -6,7 +6,7 @@ import click
 from rich.markup import escape
 
 from ..output import console
-from .render import format_for, load_or_exit, write_output
+from .render import draw, format_for, load_or_exit, write_output
 
 __all__ = ["command"]
 
@@ -36,13 +36,5 @@ def command(old, new, output, fmt):
     if output:
         from visualize.diff_diagram import build_diff_diagram
 
-        diagram = build_diff_diagram(diff)
-        if fmt == "mermaid":
-            from visualize.mermaid import to_mermaid
-
-            write_output(output, to_mermaid(diagram))
-        else:
-            from visualize.dot import render_bytes
-
-            write_output(output, render_bytes(diagram, fmt))
+        write_output(output, draw(build_diff_diagram(diff), fmt))
         click.echo(f"wrote {output} ({fmt})", err=True)

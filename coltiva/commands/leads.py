@@ -6,13 +6,13 @@ import click
 from rich.table import Table
 
 from ..output import console
-from ._common import db_option, open_store
+from ._common import db_read_option, open_store
 
 __all__ = ["command"]
 
 
 @click.command("leads")
-@db_option
+@db_read_option
 def command(db):
     """Leads per stage, in the journey's order, with the exited ones last."""
     with open_store(db) as store:

@@ -9,13 +9,13 @@ import click
 from rich.table import Table
 
 from ..output import console
-from ._common import db_option, open_store
+from ._common import db_read_option, open_store
 
 __all__ = ["command"]
 
 
 @click.command("quarantine")
-@db_option
+@db_read_option
 @click.option("--format", "fmt", type=click.Choice(["table", "jsonl"]), default="table", show_default=True)
 def command(db, fmt):
     """Each kept-aside line with its source, line number and reason."""

@@ -2,7 +2,7 @@
 
 The format follows the file extension (or `--format`), so a reviewer asks for
 `journey.svg` and gets an SVG. `--db` adds the live counts from the engine's
-store. The small helpers here (load, counts, write) are shared with `diff`
+store, with a warning when the store runs another version of the journey. The small helpers here (load, counts, write) are shared with `diff`
 and `review`, so the three commands fail the same way on the same mistake.
 """
 
@@ -16,10 +16,11 @@ import click
 
 from dsl.errors import ColtivaError
 from dsl.loader import Loaded, load_journey
+from dsl.model import EXIT
 
 from ..output import err_console, print_diagnostic
 
-__all__ = ["command", "load_or_exit", "store_counts", "write_output", "format_for"]
+__all__ = ["command", "load_or_exit", "counts_for", "write_output", "format_for", "draw"]
 
 EXTENSIONS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot",
               ".mmd": "mermaid", ".mermaid": "mermaid"}
@@ -37,18 +38,67 @@ def load_or_exit(path: str) -> Loaded:
     return loaded
 
 
-def store_counts(db: str, journey_name: str) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
-    """Leads per stage and moves per edge, from the engine's store (imported only when asked for)."""
+def counts_for(db: str, loaded: Loaded) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
+    """The store's counts for the journey drawn, with a warning on stderr when they may not match it.
+
+    The store keeps the version of the journey it runs; when the file drawn is
+    another version (an edited file, a branch), the counts are still drawn, but
+    the reader is told, and leads in stages the file no longer has are named.
+    A store that has no journey of this name is an error: nothing to draw.
+    """
+    if loaded.fragment:
+        raise ColtivaError(f"{loaded.journey.path}: a shared fragment has no leads; "
+                           "draw a journey that includes it with --db")
     if not Path(db).is_file():
         raise ColtivaError(f"{db}: no such database file")
+    journey = loaded.journey
     try:
-        from engine.store import journey_counts
+        from engine.compiler import journey_version
+        from engine.store import Store
     except ImportError as err:
         raise ColtivaError(f"the engine's store cannot count leads yet ({err})") from None
     try:
-        return journey_counts(db, journey_name)
+        with Store(db) as store:
+            try:
+                stored = store.journeys()
+            except (sqlite3.Error, ColtivaError):
+                raise
+            except Exception as err:  # a model pickled by another Coltiva: say so, no traceback
+                raise ColtivaError(f"{db}: cannot read the journeys in the store ({type(err).__name__}: {err})") \
+                    from None
+            current = next((cj for cj in stored if cj.name == journey.name), None)
+            if current is None:
+                names = ", ".join(repr(cj.name) for cj in stored) or "none"
+                raise ColtivaError(f"{db}: no journey named {journey.name!r} in this store (it has: {names})")
+            stage_counts = store.stage_counts().get(journey.name, {})
+            edge_counts = store.transition_counts(journey.name)
     except sqlite3.Error as err:
         raise ColtivaError(f"{db}: cannot read the store: {err}") from None
+    notes = []
+    version = journey_version(journey)
+    if current.version != version:
+        notes.append(f"the store runs version {current.version} of this journey; this file is version {version}: "
+                     "counts may not match")
+    known = {s.id for s in journey.stages} | {EXIT}
+    gone = {stage: n for stage, n in sorted(stage_counts.items()) if stage not in known and n}
+    if gone:
+        total = sum(gone.values())
+        notes.append(f"{total} lead{'' if total == 1 else 's'} {'is' if total == 1 else 'are'} in stages "
+                     f"this file does not have: {', '.join(gone)}")
+    for note in notes:
+        click.echo(f"coltiva: warning: {db}: {note}", err=True)
+    return stage_counts, edge_counts
+
+
+def draw(diagram, fmt: str) -> bytes | str:
+    """The diagram in `fmt`: Mermaid text, or what `dot` makes of it."""
+    if fmt == "mermaid":
+        from visualize.mermaid import to_mermaid
+
+        return to_mermaid(diagram)
+    from visualize.dot import render_bytes
+
+    return render_bytes(diagram, fmt)
 
 
 def format_for(output: str, fmt: str | None) -> str:
@@ -85,17 +135,10 @@ def command(journey, output, fmt, db):
 
     fmt = format_for(output, fmt)
     loaded = load_or_exit(journey)
-    diagram = build_diagram(loaded.journey)
+    diagram = build_diagram(loaded.journey, fragment=loaded.fragment)
     if db:
         from visualize.overlay import apply_counts
 
-        diagram = apply_counts(diagram, *store_counts(db, loaded.journey.name))
-    if fmt == "mermaid":
-        from visualize.mermaid import to_mermaid
-
-        write_output(output, to_mermaid(diagram))
-    else:
-        from visualize.dot import render_bytes
-
-        write_output(output, render_bytes(diagram, fmt))
+        diagram = apply_counts(diagram, *counts_for(db, loaded))
+    write_output(output, draw(diagram, fmt))
     click.echo(f"wrote {output} ({fmt})", err=True)

@@ -6,7 +6,7 @@ import click
 
 from dsl.errors import ColtivaError
 
-from .render import load_or_exit, store_counts, write_output
+from .render import counts_for, load_or_exit, write_output
 
 __all__ = ["command"]
 
@@ -17,21 +17,22 @@ __all__ = ["command"]
 @click.option("--db", type=click.Path(dir_okay=False), help="Add live counts and the funnel from this store.")
 def command(journey, output, db):
     """Write a review page: diagram, content per stage, scoring, checker warnings, funnel."""
-    from visualize.diagram import build_diagram
+    from visualize.diagram import build_diagram, diagram_title
     from visualize.dot import render_bytes
     from visualize.review import review_html
 
     if not output.lower().endswith((".html", ".htm")):
         raise ColtivaError(f"{output}: the review page is HTML; name it something.html")
     loaded = load_or_exit(journey)
-    diagram = build_diagram(loaded.journey)
+    diagram = build_diagram(loaded.journey, fragment=loaded.fragment)
     stage_counts = None
     if db:
         from visualize.overlay import apply_counts
 
-        stage_counts, edge_counts = store_counts(db, loaded.journey.name)
+        stage_counts, edge_counts = counts_for(db, loaded)
         diagram = apply_counts(diagram, stage_counts, edge_counts)
     svg = render_bytes(diagram, "svg").decode("utf-8")
-    page = review_html(loaded.journey, svg, loaded.diagnostics, loaded.sources, stage_counts)
+    page = review_html(loaded.journey, svg, loaded.diagnostics, loaded.sources, stage_counts,
+                       title=diagram_title(loaded.journey, loaded.fragment))
     write_output(output, page)
     click.echo(f"wrote {output}", err=True)

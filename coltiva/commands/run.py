@@ -29,7 +29,7 @@ def print_summary(summary, title: str) -> None:
 
 @click.command("run")
 @click.argument("journeys", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--events", "events", required=True, type=click.File("r", encoding="utf-8", errors="replace"),
+@click.option("--events", "events", required=True, type=click.File("rb"),
               help="JSON Lines, one event a line (see docs/events.md); - for standard input.")
 @db_option
 @click.option("--batch", default=5000, show_default=True, help="Events per transaction.")
@@ -38,7 +38,7 @@ def command(journeys, events, db, batch):
     from engine.runner import Runner
 
     compiled = compile_files(journeys)
-    with open_store(db, must_exist=False) as store:
+    with open_store(db, must_exist=False, writer=True) as store:
         for cj, sources in compiled:
             store.register(cj, sources)
         runner = Runner(store, [cj for cj, _ in compiled], batch_size=batch)

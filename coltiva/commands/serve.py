@@ -27,6 +27,7 @@ from ._common import compile_files, db_option, open_store
 __all__ = ["command", "MAX_BODY"]
 
 MAX_BODY = 64 * 1024 * 1024
+READ_TIMEOUT = 30  # seconds a client may take to send its request
 
 
 def _summary_json(summary) -> dict:
@@ -40,6 +41,7 @@ def make_handler(runner, store):
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "coltiva"
+        timeout = READ_TIMEOUT  # a client that stalls mid-request cannot hold the server
 
         def log_message(self, fmt, *args):  # one line per request on stderr, without the date
             sys.stderr.write(f"{self.command} {self.path} -> {args[1] if len(args) > 1 else ''}\n")
@@ -56,6 +58,21 @@ def make_handler(runner, store):
             self._send(status, json.dumps({"error": message}) + "\n")
 
         def do_GET(self):
+            self._safely(self._get)
+
+        def do_POST(self):
+            self._safely(self._post)
+
+        def _safely(self, handle) -> None:
+            """A failure answers 500 with the reason; the store's transaction was rolled back."""
+            try:
+                handle()
+            except (ConnectionError, TimeoutError):
+                raise
+            except Exception as err:
+                self._error(500, f"{type(err).__name__}: {err}; nothing of this request was kept, retry it")
+
+        def _get(self):
             url = urlparse(self.path)
             if url.path == "/health":
                 return self._send(200, "ok\n", "text/plain")
@@ -70,7 +87,7 @@ def make_handler(runner, store):
                 return self._send(200, "".join(line + "\n" for line in lines), "application/x-ndjson")
             return self._error(404, f"no such endpoint: GET {url.path}")
 
-        def do_POST(self):
+        def _post(self):
             from engine.events import parse_time
 
             url = urlparse(self.path)
@@ -82,13 +99,17 @@ def make_handler(runner, store):
                 return self._send(200, json.dumps(_summary_json(runner.tick(now))) + "\n")
             if url.path != "/events":
                 return self._error(404, f"no such endpoint: POST {url.path}")
+            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                return self._error(411, "send the events with a Content-Length (chunked bodies are not read)")
             try:
-                length = int(self.headers.get("Content-Length", "0"))
+                length = int(self.headers.get("Content-Length", ""))
             except ValueError:
-                return self._error(400, "bad Content-Length")
+                return self._error(411, "a Content-Length header is required")
+            if length < 0:
+                return self._error(400, "Content-Length must not be negative")
             if length > MAX_BODY:
                 return self._error(413, f"a request carries at most {MAX_BODY // (1024 * 1024)} MiB of events")
-            body = self.rfile.read(length).decode("utf-8", errors="replace")
+            body = self.rfile.read(length)
             summary = runner.run_lines(body.splitlines(), source=f"http request {next(requests)}")
             return self._send(200, json.dumps(_summary_json(summary)) + "\n")
 
@@ -105,7 +126,7 @@ def command(journeys, db, host, port):
     from engine.runner import Runner
 
     compiled = compile_files(journeys)
-    with open_store(db, must_exist=False) as store:
+    with open_store(db, must_exist=False, writer=True) as store:
         for cj, sources in compiled:
             store.register(cj, sources)
         runner = Runner(store, [cj for cj, _ in compiled])
