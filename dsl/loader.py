@@ -30,6 +30,8 @@ class Loaded:
     sources: dict[str, str] = field(default_factory=dict)
     #: a shared block for `include` (no `journey` line, no stages): checked for syntax, never run
     fragment: bool = False
+    #: every file merged so far, so a file reached by two includes is merged once
+    included: set = field(default_factory=set, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -75,6 +77,8 @@ def _resolve(
 ) -> m.Journey:
     for inc in journey.includes:
         target = (directory / inc.path).resolve()
+        if target in loaded.included and target not in stack:
+            continue  # already merged through another include: each file counts once
         if target in stack:
             chain = " -> ".join(_display(p) for p in stack + (target,))
             loaded.diagnostics.append(
@@ -93,6 +97,7 @@ def _resolve(
             continue
         name = _display(target)
         loaded.sources[name] = text
+        loaded.included.add(target)
         part, diagnostics = parse_journey(text, name)
         loaded.diagnostics.extend(diagnostics)
         if part is None:
@@ -119,12 +124,18 @@ def load_text(text: str, path: str = "<string>", directory: Path | None = None, 
     base = directory if directory is not None else Path.cwd()
     own = (base / Path(path).name).resolve() if path != "<string>" else base.resolve() / "<string>"
     journey = _resolve(journey, base, (own,), loaded)
-    if journey.name is None and not journey.stages:
+    empty = journey == m.Journey(name=None)
+    if journey.name is None and not journey.stages and not empty:
         loaded.fragment = True  # scoring, fit or content shared by journeys that include it
         loaded.journey = journey
         loaded.diagnostics.sort(key=sort_key)
         return loaded
-    if journey.name is None:
+    if empty:
+        loaded.diagnostics.append(
+            Diagnostic("C023", Severity.ERROR, "the file is empty", m.Span(path, 1, 1, 1, 2),
+                       'a journey starts with a line like `journey "Webinar follow-up"`, then its stages')
+        )
+    elif journey.name is None:
         loaded.diagnostics.append(
             Diagnostic("C023", Severity.ERROR, "the journey has no name",
                        m.Span(path, 1, 1, 1, 2), 'start the file with a line like `journey "Webinar follow-up"`')

@@ -10,6 +10,7 @@ send content, hand off to sales and note what is cancelled (see engine.step).
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from dataclasses import dataclass, field, replace
 
 from transitions import Machine
@@ -181,9 +182,14 @@ def compile_journey(journey: Journey, diagnostics=()) -> CompiledJourney:
 
 def _describe_rules(journey: Journey) -> dict[str, str]:
     """Readable names for explain: the rule as a marketer wrote it, with its line."""
+    def where(span) -> str:
+        if span.file not in (journey.path, "<string>") and span.file:
+            return f"{Path(span.file).name}:{span.line}"  # a rule from an included file
+        return f"line {span.line}"
+
     out = {"exit": "an exit rule matched (" + ", ".join(f"exit on {r.event}" for r in journey.exits) + ")"}
     for i, r in enumerate(journey.scoring):
-        out[f"score#{i}"] = f"{r.event} {r.points:+d} (line {r.span.line})"
+        out[f"score#{i}"] = f"{r.event} {r.points:+d} ({where(r.span)})"
     for s in journey.stages:
         for i, t in enumerate(s.triggers):
             if isinstance(t, EventTrigger):

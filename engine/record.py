@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from array import array
 
-__all__ = ["Lead", "Action", "EXITED"]
+__all__ = ["Lead", "Action", "EXITED", "NOT_ENROLLED", "DONE"]
 
 #: The machine state of a lead that left the journey (unsubscribed, `-> exit`).
 EXITED = "exit"
+#: A lead whose first event was an exit event: remembered so that no later event enrolls it.
+NOT_ENROLLED = "not_enrolled"
+#: States in which nothing more ever happens to a lead.
+DONE = frozenset({EXITED, NOT_ENROLLED})
 
 
 class Lead:

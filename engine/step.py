@@ -20,7 +20,7 @@ from array import array
 
 from .conditions import MISSING, lookup
 from .events import Event, format_time
-from .record import EXITED, Action, Lead
+from .record import DONE, EXITED, NOT_ENROLLED, Action, Lead
 from .timers import CROSSING, HOLD_END, HOLD_SEND, SEND, TIMEOUT, next_timer, release_time, score_at
 
 __all__ = ["step_event", "advance", "Callbacks", "EngineBug", "MAX_CASCADE", "MAX_TIMERS_PER_STEP"]
@@ -136,10 +136,21 @@ def _record_send(ctx: Context) -> None:
     rec.sends = kept
 
 
+def _span_of(seconds: int) -> str:
+    """A duration for people: the two largest units (e.g. "3 d 4 h")."""
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
+        if seconds >= size or (unit == "s" and not parts):
+            parts.append(f"{seconds // size} {unit}")
+            seconds %= size
+    return " ".join(parts[:2])
+
+
 def _deferral(ctx: Context, meant: int | None) -> dict:
     """A send later than it was meant (the frequency cap held it) says since when."""
     if meant is None or ctx.time <= meant:
         return {}
+    ctx.note(f"sent late: the frequency cap held it since {format_time(meant)}")
     return {"deferred_from": format_time(meant)}
 
 
@@ -307,15 +318,14 @@ def _enroll(cj, lead: str, event: Event, trace) -> tuple[Lead | None, list[Actio
     exiting = _matches_any(cj.exit_rules, event)
     if not exiting and cj.enroll_rules is not None and not _matches_any(cj.enroll_rules, event):
         return None, []  # not (yet) enrolled: a later event may enroll it
-    rec = Lead(cj.initial, event.time)
+    rec = Lead(NOT_ENROLLED if exiting else cj.initial, event.time)
     ctx = Context(cj, rec, lead, event.time, trace)
-    ctx.begin(f"event {event.id}: {event.type} (enrolls the lead)" if not exiting else
-              f"event {event.id}: {event.type}")
     if exiting:
-        rec.state = EXITED
+        ctx.begin(f"event {event.id}: {event.type}")
         ctx.note("an exit event before enrollment: the lead is never enrolled")
         ctx.end()
         return rec, []
+    ctx.begin(f"event {event.id}: {event.type} (enrolls the lead)")
     ctx.event = event
     _update_fit(cj, rec, event.attributes)
     _apply_score(ctx, event)
@@ -336,9 +346,9 @@ def step_event(cj, rec: Lead | None, lead: str, event: Event, trace: list | None
     """Apply one event to one lead: returns (new record or None if not enrolled, actions)."""
     if rec is None:
         return _enroll(cj, lead, event, trace)
+    if rec.state in DONE:
+        return rec, []  # left, or never enrolled: nothing more happens, and nothing is copied
     rec = rec.copy()
-    if rec.state == EXITED:
-        return rec, []
     ctx = Context(cj, rec, lead, rec.clock, trace)
     t = event.time
     if rec.due is not None and rec.due <= t:
@@ -346,7 +356,7 @@ def step_event(cj, rec: Lead | None, lead: str, event: Event, trace: list | None
     ctx.time = t if t > rec.clock else rec.clock
     ctx.begin(f"event {event.id}: {event.type}")
     if t < rec.clock:
-        ctx.note(f"late by {rec.clock - t} s: applied at the lead's clock")
+        ctx.note(f"late by {_span_of(rec.clock - t)}: applied at the lead's clock ({format_time(rec.clock)})")
     rec.clock = ctx.time
     if rec.state != EXITED:
         _react(ctx, event)

@@ -21,7 +21,7 @@ from dsl.errors import StoreError
 
 from .compiler import CompiledJourney, compile_journey
 from .events import format_time
-from .record import Lead
+from .record import NOT_ENROLLED, Lead
 
 __all__ = ["Store", "DEFAULT_DB", "journey_counts"]
 
@@ -172,7 +172,9 @@ class Store:
         if row is not None:
             in_flight = self.db.execute("SELECT COUNT(*) FROM leads WHERE journey = ?", (cj.name,)).fetchone()[0]
             if in_flight:
-                raise StoreError(_changed_message(cj, row[0], json.loads(row[1]), sources, in_flight, self.path))
+                old_model = pickle.loads(self.db.execute(
+                    "SELECT model FROM journeys WHERE name = ? AND version = ?", (cj.name, row[0])).fetchone()[0])
+                raise StoreError(_changed_message(cj, row[0], old_model, in_flight))
         self.db.execute(
             "INSERT OR IGNORE INTO journeys (name, version, model, sources) VALUES (?, ?, ?, ?)",
             (cj.name, cj.version, pickle.dumps(cj.journey), json.dumps(sources, ensure_ascii=False)),
@@ -298,12 +300,19 @@ class Store:
         }
 
 
-def _changed_message(cj, old_version, old_sources, new_sources, in_flight, path) -> str:
-    old_main = next(iter(old_sources.values()), "").splitlines()
-    new_main = next(iter(new_sources.values()), "").splitlines()
-    diff = [line for line in difflib.unified_diff(old_main, new_main, "stored", "file", n=0, lineterm="")
-            if not line.startswith(("---", "+++"))][:20]
-    body = "\n".join("    " + line for line in diff) or "    (an included file changed)"
+def _changed_message(cj, old_version, old_model, in_flight) -> str:
+    """Name what changed in meaning: the two models in canonical layout, without comments."""
+    from dataclasses import replace
+
+    from dsl.formatter import format_journey
+
+    def canonical(model) -> list[str]:
+        return format_journey(replace(model, comments=())).splitlines()
+
+    diff = [line for line in difflib.unified_diff(canonical(old_model), canonical(cj.journey), "stored", "file",
+                                                  n=0, lineterm="")
+            if not line.startswith(("---", "+++", "@@"))][:20]
+    body = "\n".join("    " + line for line in diff) or "    (nothing visible in the layout; an included file?)"
     return (
         f"journey {cj.name!r} changed (version {old_version} -> {cj.version}) while {in_flight} lead(s) are in it.\n"
         f"  what changed:\n{body}\n"
@@ -317,7 +326,8 @@ def journey_counts(db_path: str, journey_name: str) -> tuple[dict[str, int], dic
     if not Path(db_path).exists():
         raise StoreError(f"{db_path}: no such store")
     with Store(db_path) as store:
-        stages = store.stage_counts().get(journey_name, {})
+        stages = {stage: n for stage, n in store.stage_counts().get(journey_name, {}).items()
+                  if stage != NOT_ENROLLED}  # never in the journey: not in any stage of it
         if not stages and not store.db.execute(
             "SELECT 1 FROM journeys WHERE name = ?", (journey_name,)
         ).fetchone():

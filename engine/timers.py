@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from .record import EXITED, Lead
+from .record import DONE, Lead
 
 __all__ = ["next_timer", "score_at", "release_time", "SEND", "HOLD_SEND", "HOLD_END", "TIMEOUT", "CROSSING"]
 
@@ -64,7 +64,7 @@ def next_timer(cj, rec: Lead):
 
     Sends carry the time they were meant for, so a send the frequency cap
     deferred can say so."""
-    if rec.state == EXITED:
+    if rec.state in DONE:
         return None
     plan = cj.stages[rec.state]
     best = None  # (due, order, payload); the smallest (due, order) wins

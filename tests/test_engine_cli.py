@@ -88,8 +88,10 @@ def test_leads_shows_the_funnel(workspace):
         row = next(r for r in out.stdout.splitlines() if r.strip(" │|").startswith(stage + " "))
         return int(row.replace("│", " ").split()[-2].replace(",", ""))
 
-    # ana handed off; bob and dee still interested; cy's first event was an exit event
-    assert (count("interested"), count("sales"), count("customer"), count("exit")) == (2, 1, 0, 1)
+    # ana handed off; bob and dee still interested; cy's first event was an exit event: never enrolled
+    assert (count("interested"), count("sales"), count("customer"), count("exit")) == (2, 1, 0, 0)
+    never = next(r for r in out.stdout.splitlines() if "not_enrolled" in r)
+    assert never.replace("│", " ").split()[-1] == "1"
 
 
 def test_explain_names_the_rules_that_fired_and_is_consistent(workspace):

@@ -7,7 +7,7 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.record import EXITED
+from engine.record import EXITED, NOT_ENROLLED
 from engine.step import advance, step_event
 from engine.timers import score_at
 
@@ -668,10 +668,10 @@ def test_exit_rule_removes_the_lead_and_cancels_everything():
 def test_first_event_being_an_exit_event_never_enrolls():
     d = Driver(EXITS)
     assert d.send("email.unsubscribed", T0) == []
-    assert d.rec is None or d.rec.state == EXITED
+    assert d.rec.state == NOT_ENROLLED
     assert d.send("email.opened", T0 + 1) == []
     assert d.send("go", T0 + 2) == []
-    assert d.rec is None or d.rec.state == EXITED
+    assert d.rec.state == NOT_ENROLLED
     assert d.actions == []
 
 

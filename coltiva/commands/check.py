@@ -31,7 +31,7 @@ def command(files, fmt):
         except ColtivaError as err:
             unreadable = True
             click.echo(f"coltiva: {err}", err=True)
-            report.append({"file": path, "readable": False, "diagnostics": []})
+            report.append({"file": path, "readable": False, "reason": str(err), "diagnostics": []})
             continue
         if loaded.fragment and fmt == "text" and not loaded.diagnostics:
             out.print(f"{path}: a shared fragment for `include` (no journey line, no stages): syntax ok",
@@ -50,8 +50,11 @@ def command(files, fmt):
         json.dump({"files": report, "errors": errors, "warnings": warnings}, sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
     else:
-        verdict = "ok" if not errors else "failed"
-        summary = f"{len(files)} file(s) checked: {errors} error(s), {warnings} warning(s) — {verdict}"
+        unread = sum(not r["readable"] for r in report)
+        verdict = "ok" if not errors and not unreadable else "failed"
+        summary = f"{len(files)} file(s) checked: {errors} error(s), {warnings} warning(s)"
+        summary += f", {unread} unreadable" if unread else ""
+        summary += f" — {verdict}"
         out.print(summary, markup=False)
     if unreadable:
         sys.exit(2)

@@ -30,7 +30,8 @@ def command(lead, db, fmt):
     if not explanations:
         raise ColtivaError(f"no lead {lead!r} in {db}")
     if fmt == "json":
-        json.dump([{"journey": e.journey, "version": e.version, "consistent": e.consistent, "steps": e.steps}
+        steps = lambda e: [{**s, "time": format_time(s["time"])} for s in e.steps]  # noqa: E731 - ISO like actions
+        json.dump([{"journey": e.journey, "version": e.version, "consistent": e.consistent, "steps": steps(e)}
                    for e in explanations], sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
         return

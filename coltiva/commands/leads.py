@@ -23,7 +23,8 @@ def command(db):
         out.print("no journeys in this store yet")
         return
     for cj in journeys:
-        per_stage = counts.get(cj.name, {})
+        per_stage = dict(counts.get(cj.name, {}))
+        never = per_stage.pop("not_enrolled", 0)
         total = sum(per_stage.values())
         table = Table(title=f"{cj.name} (version {cj.version})")
         table.add_column("stage")
@@ -36,4 +37,6 @@ def command(db):
         n = per_stage.get("exit", 0)
         table.add_row("exit", "left the journey", f"{n:,}", f"{n / total:.0%}" if total else "-")
         table.add_row("", "total", f"{total:,}", "")
+        if never:
+            table.add_row("not_enrolled", "never enrolled: an exit event came first", f"{never:,}", "")
         out.print(table)

@@ -2,8 +2,9 @@
 
 The format follows the file extension (or `--format`), so a reviewer asks for
 `journey.svg` and gets an SVG. `--db` adds the live counts from the engine's
-store, with a warning when the store runs another version of the journey. The small helpers here (load, counts, write) are shared with `diff`
-and `review`, so the three commands fail the same way on the same mistake.
+store, with a warning when the store runs another version of the journey.
+The small helpers here (load, counts, draw, write) are shared with `diff` and
+`review`, so the three commands fail the same way on the same mistake.
 """
 
 from __future__ import annotations
