@@ -187,3 +187,97 @@ def test_render_command_reports_mistakes_without_traceback(tmp_path, capsys):
     code, _, err = run_cli(["render", "journeys/webinar_followup.journey", "-o", str(tmp_path / "x.svg"),
                             "--db", str(tmp_path / "none.db")], capsys)
     assert code == 1 and "no such database file" in err
+
+
+def test_a_shared_fragment_is_drawn_as_its_rules_titled_by_its_file(tmp_path, capsys):
+    for ext in ("svg", "mmd"):
+        out = tmp_path / f"frag.{ext}"
+        code, _, err = run_cli(["render", "journeys/shared/scoring.journey", "-o", str(out)], capsys)
+        assert code == 0, err
+        data = out.read_text(encoding="utf-8")
+        assert "(unnamed journey)" not in data
+        if ext == "svg":
+            text = svg_texts(svg_root(data))
+            assert "Shared fragment: scoring.journey" in text
+            assert "Rules for every stage" in text and "demo.requested +50" in text
+        else:
+            assert data.splitlines()[1] == 'title: "Shared fragment: scoring.journey"'
+            assert "demo.requested +50" in data
+    page = tmp_path / "frag.html"
+    code, _, err = run_cli(["review", "journeys/shared/scoring.journey", "-o", str(page)], capsys)
+    assert code == 0, err
+    assert "Shared fragment: scoring.journey" in page.read_text(encoding="utf-8")
+    code, _, err = run_cli(["render", "journeys/shared/scoring.journey", "-o", str(tmp_path / "x.svg"),
+                            "--db", str(tmp_path / "any.db")], capsys)
+    assert code == 1 and "shared fragment has no leads" in err and "Traceback" not in err
+
+
+def _huge_or_journey(tmp_path, n=3000):
+    """A trigger whose condition is an n-way `or`: about 75 KB of condition text."""
+    cond = " or ".join(f'company == "firm{i:04d}"' for i in range(n))
+    path = tmp_path / "huge.journey"
+    path.write_text(f'journey "Huge"\n\nscoring\n  page.visited where {cond} +5\n\n'
+                    f'stage a "A"\n  initial\n  on form.submitted where {cond} -> b\n\n'
+                    'stage b "B"\n  final\n', encoding="utf-8")
+    return path
+
+
+def test_a_3000_way_or_is_shortened_and_drawn(tmp_path, capsys):
+    from visualize.diagram import MAX_TEXT
+
+    path = _huge_or_journey(tmp_path)
+    diagram = build_diagram(_load(path))
+    edge = next(e for e in diagram.edges if e.kind == "event")
+    assert len(edge.detail) <= MAX_TEXT and edge.detail.endswith("…")
+    assert edge.detail.startswith('where company == "firm0000" or company == "firm0001"')
+    assert edge.full.endswith('company == "firm2999"')  # the whole condition is kept for the tooltip
+    panel_line = diagram.panel[0].lines[0]
+    assert len(panel_line.text) <= MAX_TEXT and panel_line.full.endswith('"firm2999" +5')
+    for ext in ("svg", "png", "mmd"):
+        out = tmp_path / f"huge.{ext}"
+        code, _, err = run_cli(["render", str(path), "-o", str(out)], capsys)
+        assert code == 0, err
+        assert "dot failed" not in err and "Traceback" not in err
+    root = svg_root((tmp_path / "huge.svg").read_bytes())
+    text = svg_texts(root)
+    assert 'where company == "firm0000"' in text and "firm2999" not in text
+    edge_group = root.find(f".//{SVG}g[@id='edge-e0']")
+    titles = [a.get("{http://www.w3.org/1999/xlink}title") or "" for a in edge_group.iter(f"{SVG}a")]
+    assert any(t.endswith('company == "firm2999"') for t in titles)
+    assert len((tmp_path / "huge.mmd").read_text(encoding="utf-8")) < 10_000
+    page = tmp_path / "huge.html"
+    code, _, err = run_cli(["review", str(path), "-o", str(page)], capsys)
+    assert code == 0, err
+
+
+def test_a_panel_of_many_long_rules_stays_under_dots_label_limit(tmp_path):
+    rules = "\n".join(f'  page.visited where path == "{"x" * 250}{i}" +{i % 9 + 1}' for i in range(400))
+    path = tmp_path / "many.journey"
+    path.write_text(f'journey "Many"\n\nscoring\n{rules}\n\nstage a "A"\n  initial\n  final\n', encoding="utf-8")
+    svg = render_bytes(build_diagram(_load(path)), "svg")
+    text = svg_texts(svg_root(svg))
+    assert "more lines not drawn (see coltiva review)" in text
+    assert "Rules for every stage" in text and "Legend" in text
+
+
+def test_when_dot_still_fails_the_command_says_so_in_one_line(tmp_path, capsys, monkeypatch):
+    """Without the shortening, dot refuses the 75 KB label: one line of message, exit 1, no stack."""
+    import visualize.diagram
+    import visualize.dot
+
+    monkeypatch.setattr(visualize.diagram, "shorten", lambda d: d)
+    monkeypatch.setattr(visualize.dot, "shorten", lambda d: d)
+    path = _huge_or_journey(tmp_path)
+    code, _, err = run_cli(["render", str(path), "-o", str(tmp_path / "huge.svg")], capsys)
+    assert code == 1
+    assert err.startswith("coltiva: dot failed to draw the journey") and err.count("\n") == 1, err
+    assert "Traceback" not in err and "String starting" not in err and "<FONT" not in err
+    assert not (tmp_path / "huge.svg").exists()
+
+
+def test_a_missing_dot_is_one_line_of_message(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no `dot` here
+    code, _, err = run_cli(["render", "journeys/webinar_followup.journey", "-o", str(tmp_path / "x.svg")], capsys)
+    assert code == 1 and "the `dot` program is missing" in err and "Traceback" not in err
+    code, _, err = run_cli(["render", "journeys/webinar_followup.journey", "-o", str(tmp_path / "x.mmd")], capsys)
+    assert code == 0, err  # Mermaid needs no dot

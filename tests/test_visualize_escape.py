@@ -110,3 +110,60 @@ def test_mermaid_escapes_its_own_way(journey):
 def test_mermaid_escape_keeps_letters_of_any_language():
     assert mermaid_escape("Novità: Problema") == "Novità#58; Problema"
     assert mermaid_escape('a "b" #c;') == "a #34;b#34; #35;c#59;"
+
+
+def _yaml_double_quoted(value: str) -> str:
+    """A strict little reader for one YAML double-quoted scalar: the only escapes are \\", \\\\ and \\uXXXX."""
+    assert value.startswith('"') and value.endswith('"') and len(value) >= 2, value
+    body, out, i = value[1:-1], [], 0
+    while i < len(body):
+        ch = body[i]
+        assert ch != '"', f"unescaped quote in {value!r}"
+        if ch == "\\":
+            nxt = body[i + 1]
+            if nxt in '"\\':
+                out.append(nxt)
+                i += 2
+            elif nxt == "u":
+                out.append(chr(int(body[i + 2:i + 6], 16)))
+                i += 6
+            else:
+                raise AssertionError(f"unknown escape \\{nxt} in {value!r}")
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
+def _front_matter_title(text: str) -> str:
+    lines = text.splitlines()
+    assert lines[0] == "---" and lines[2] == "---", lines[:3]
+    key, _, value = lines[1].partition(": ")
+    assert key == "title"
+    return _yaml_double_quoted(value)
+
+
+@pytest.mark.parametrize("name", [
+    "Demand & gen (B2B): EU",
+    'Q3 #1 push: "ABM" \\ EMEA # not a comment',
+    "Novità: già #42; {x|y} <b>",
+])
+def test_mermaid_title_is_a_quoted_yaml_string_that_round_trips(name):
+    source = f'journey "{name.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"\n\n' \
+             'stage a "A & B: c"\n  initial\n  final\n'
+    loaded = load_text(source, "t.journey")
+    assert loaded.ok, loaded.diagnostics
+    assert loaded.journey.name == name
+    text = to_mermaid(build_diagram(loaded.journey))
+    title_line = text.splitlines()[1]
+    assert title_line.startswith('title: "') and title_line.endswith('"')
+    assert "#38;" not in title_line and "#58;" not in title_line  # no Mermaid entities in the front matter
+    assert _front_matter_title(text) == name
+    # the diagram body keeps its own escaping
+    assert 'state "A #38; B#58; c (a)" as s_a' in text
+
+
+def test_mermaid_title_of_the_bug_report():
+    loaded = load_text('journey "Demand & gen (B2B): EU"\n\nstage a "A"\n  initial\n  final\n', "t.journey")
+    text = to_mermaid(build_diagram(loaded.journey))
+    assert text.splitlines()[1] == 'title: "Demand & gen (B2B): EU"'

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -89,3 +90,65 @@ def test_render_and_review_with_a_real_store(tmp_path, capsys):
     assert "Funnel" in page.read_text() and "3 lead(s) in the journey now." in page.read_text()
     code, _, err = run_cli(["render", "journeys/saas_trial.journey", "-o", str(svg), "--db", str(db)], capsys)
     assert code == 1 and "no journey named" in err and "Traceback" not in err
+
+
+def _store_with_leads(tmp_path, capsys):
+    """A store that ran webinar_followup: 2 leads in `registered`, 1 in `attended`, 1 never enrolled."""
+    events = tmp_path / "events.jsonl"
+    rows = [{"id": f"e{i}", "lead": f"lead{i}", "type": "webinar.registered", "time": "2026-03-01T09:00:00Z"}
+            for i in range(3)]
+    rows.append({"id": "a1", "lead": "lead0", "type": "webinar.attended", "time": "2026-03-02T09:00:00Z"})
+    rows.append({"id": "u1", "lead": "lead9", "type": "email.unsubscribed", "time": "2026-03-02T10:00:00Z"})
+    events.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    db = tmp_path / "store.db"
+    code, _, err = run_cli(["run", "journeys/webinar_followup.journey", "--events", str(events),
+                            "--db", str(db)], capsys)
+    assert code == 0, err
+    return db
+
+
+def test_same_version_draws_without_a_warning(tmp_path, capsys):
+    db = _store_with_leads(tmp_path, capsys)
+    code, _, err = run_cli(["render", "journeys/webinar_followup.journey", "-o", str(tmp_path / "a.svg"),
+                            "--db", str(db)], capsys)
+    assert code == 0, err
+    assert "coltiva: warning" not in err and "counts may not match" not in err
+
+
+def test_another_version_of_the_journey_is_drawn_with_a_warning(tmp_path, capsys):
+    """The file was edited since the store ran it: `attended` became `joined`. Counts are drawn, with a word."""
+    from engine.compiler import journey_version
+    from engine.store import Store
+
+    db = _store_with_leads(tmp_path, capsys)
+    source = open("journeys/webinar_followup.journey", encoding="utf-8").read()
+    edited = re.sub(r"(stage |-> )attended\b", r"\1joined", source)
+    assert edited != source and "stage joined" in edited
+    path = tmp_path / "webinar_followup.journey"
+    path.write_text(edited, encoding="utf-8")
+    with Store(str(db)) as store:
+        stored = next(cj.version for cj in store.journeys() if cj.name == "Webinar follow-up")
+    new = journey_version(load_journey(str(path)).journey)
+    assert stored != new
+
+    for cmd, out in (("render", tmp_path / "edited.svg"), ("render", tmp_path / "edited.mmd"),
+                     ("review", tmp_path / "edited.html")):
+        code, _, err = run_cli([cmd, str(path), "-o", str(out), "--db", str(db)], capsys)
+        assert code == 0, err
+        assert (f"the store runs version {stored} of this journey; this file is version {new}: "
+                "counts may not match") in err
+        assert "1 lead is in stages this file does not have: attended" in err
+        assert out.exists() and "Traceback" not in err
+    text = svg_texts(svg_root((tmp_path / "edited.svg").read_bytes()))
+    assert "2 leads now" in text  # still drawn: `registered` exists in both versions
+
+
+def test_a_store_without_this_journey_is_an_error(tmp_path, capsys):
+    db = _store_with_leads(tmp_path, capsys)
+    for cmd, out in (("render", "x.svg"), ("review", "x.html")):
+        code, _, err = run_cli([cmd, "journeys/saas_trial.journey", "-o", str(tmp_path / out), "--db", str(db)],
+                               capsys)
+        assert code == 1 and "Traceback" not in err
+        assert "no journey named" in err
+        assert "it has: 'Webinar follow-up'" in err
+        assert not (tmp_path / out).exists()

@@ -9,6 +9,7 @@ Text here is plain; each renderer escapes it for its own format.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from pathlib import PurePath
 
 from dsl.model import EXIT, EventTrigger, HoldLoop, Journey, ScoreTrigger, Stage, TimeTrigger, Trigger
 
@@ -34,6 +35,10 @@ __all__ = [
     "legend_for",
     "number_edges",
     "build_diagram",
+    "MAX_TEXT",
+    "clip",
+    "shorten",
+    "diagram_title",
 ]
 
 #: Edge kinds, each drawn differently: event (solid), score thresholds up and
@@ -41,6 +46,10 @@ __all__ = [
 EDGE_KINDS = ("event", "score-up", "score-down", "time", "hold", "hold-end", "exit-rule")
 MARKS = ("added", "removed", "changed")
 EXIT_KEY = "x_exit"
+#: The longest text a diagram draws in one place (a condition, a label, a rule).
+#: Longer text is cut with "…" and kept whole in `full` (a tooltip in SVG): a
+#: 3,000-way `or` is unreadable in a picture, and `dot` refuses HTML labels over 16 KB.
+MAX_TEXT = 300
 
 _LEGEND = {
     "event": "event trigger (with its condition)",
@@ -65,6 +74,7 @@ class Line:
     text: str
     detail: str = ""
     mark: str | None = None
+    full: str = ""  # the whole text and detail, when `shorten` cut them
 
 
 @dataclass(frozen=True)
@@ -79,6 +89,7 @@ class Node:
     mark: str | None = None
     note: str = ""
     count: int | None = None
+    full: str = ""  # the whole label and note, when `shorten` cut them
 
 
 @dataclass(frozen=True)
@@ -94,6 +105,7 @@ class Edge:
     count: int | None = None
     share: float | None = None
     shared_by: int = 1
+    full: str = ""  # the whole label, detail and note, when `shorten` cut them
     ref: object = field(default=None, compare=False, repr=False)  # the trigger or hold loop drawn
 
     @property
@@ -224,18 +236,76 @@ def number_edges(edges) -> tuple[Edge, ...]:
     return tuple(replace(e, key=f"e{i}") for i, e in enumerate(edges))
 
 
-def build_diagram(journey: Journey) -> Diagram:
-    """The whole journey: stages in declaration (buying-process) order, Exit last."""
+def clip(text: str, limit: int = MAX_TEXT) -> str:
+    """`text` on one line, cut to at most `limit` characters with "…" when longer."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
+
+
+def _joined(*parts: str) -> str:
+    return " ".join(" ".join(str(p).split()) for p in parts if p)
+
+
+def _short_line(line: Line) -> Line:
+    text, detail = clip(line.text), clip(line.detail)
+    if (text, detail) == (line.text, line.detail):
+        return line
+    return replace(line, text=text, detail=detail, full=line.full or _joined(line.text, line.detail))
+
+
+def _short_node(node: Node) -> Node:
+    label, note = clip(node.label), clip(node.note)
+    full = node.full
+    if (label, note) != (node.label, node.note):
+        full = full or _joined(node.label, node.note)
+    return replace(node, label=label, note=note, full=full, lines=tuple(_short_line(x) for x in node.lines))
+
+
+def _short_edge(edge: Edge) -> Edge:
+    label, detail, note = clip(edge.label), clip(edge.detail), clip(edge.note)
+    if (label, detail, note) == (edge.label, edge.detail, edge.note):
+        return edge
+    return replace(edge, label=label, detail=detail, note=note,
+                   full=edge.full or _joined(edge.label, edge.detail, edge.note))
+
+
+def shorten(diagram: Diagram) -> Diagram:
+    """Every text of the diagram cut to MAX_TEXT characters, the whole text kept in `full`.
+
+    Idempotent, so every builder and every renderer may call it.
+    """
+    return replace(
+        diagram,
+        title=clip(diagram.title),
+        nodes=tuple(_short_node(n) for n in diagram.nodes),
+        edges=tuple(_short_edge(e) for e in diagram.edges),
+        panel=tuple(Section(s.title, tuple(_short_line(x) for x in s.lines)) for s in diagram.panel),
+    )
+
+
+def diagram_title(journey: Journey, fragment: bool = False) -> str:
+    """The journey's name; a shared include fragment (no `journey` line) is named by its file."""
+    if fragment or (journey.name is None and not journey.stages):
+        return f"Shared fragment: {PurePath(journey.path or 'unnamed').name}"
+    return journey.name or "(unnamed journey)"
+
+
+def build_diagram(journey: Journey, fragment: bool = False) -> Diagram:
+    """The whole journey: stages in declaration (buying-process) order, Exit last.
+
+    A shared fragment (`fragment`, from dsl.loader's `Loaded.fragment`) has no
+    stages: it is drawn as its rules panel, titled by its file name.
+    """
     titles = {(c.kind, c.id): c.title for c in journey.contents if c.title}
     nodes = [stage_node(s, i, titles) for i, s in enumerate(journey.stages)]
     edges = [e for s in journey.stages for e in stage_edges(s)]
     if any(e.target == EXIT_KEY for e in edges):
         nodes.append(exit_node(len(nodes)))
     edges = number_edges(edges)
-    return Diagram(
-        title=journey.name or "(unnamed journey)",
+    return shorten(Diagram(
+        title=diagram_title(journey, fragment),
         nodes=tuple(nodes),
         edges=edges,
         panel=rule_sections(journey),
         legend=legend_for(edges),
-    )
+    ))

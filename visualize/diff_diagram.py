@@ -23,6 +23,7 @@ from .diagram import (
     legend_for,
     number_edges,
     rule_sections,
+    shorten,
     stage_edges,
     stage_node,
     trigger_edge,
@@ -125,11 +126,11 @@ def build_diff_diagram(diff: JourneyDiff) -> Diagram:
             ghosts.setdefault(SECTION_OF[c.kind], []).append(Line(_rule_text(c.old), mark="removed"))
     panel = rule_sections(new, mark=lambda rule: rule_marks.get(id(rule)), removed=ghosts)
     edges = number_edges(edges)
-    return Diagram(
+    return shorten(Diagram(
         title=f"{new.name or '(unnamed journey)'} — changes",
         nodes=tuple(nodes),
         edges=edges,
         panel=panel,
         legend=legend_for(edges, mode="diff"),
         mode="diff",
-    )
+    ))

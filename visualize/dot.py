@@ -17,7 +17,7 @@ import graphviz
 
 from dsl.errors import ColtivaError
 
-from .diagram import Diagram, Edge, Line, Node
+from .diagram import Diagram, Edge, Line, Node, shorten
 
 __all__ = ["FORMATS", "EDGE_STYLE", "to_graphviz", "to_dot", "render_bytes"]
 
@@ -45,6 +45,11 @@ BADGE = {
     "exit": ("EXIT", "#d92d20"),
 }
 _GHOST = "#98a2b3"
+#: `dot` refuses an HTML-like label longer than 16,384 bytes; a node or the
+#: rules panel stops listing lines well before that and says how many it left out.
+LABEL_BUDGET = 12_000
+#: The longest tooltip kept whole (the full text of a shortened label).
+TOOLTIP_LIMIT = 100_000
 
 
 def _h(text: str) -> str:
@@ -70,6 +75,31 @@ def _line(line: Line, colour: str | None = None) -> str:
     return f'<TR><TD ALIGN="LEFT" BALIGN="LEFT">{body}</TD></TR>'
 
 
+def _tooltip(texts) -> str | None:
+    """A plain-text tooltip (quoted DOT string, never HTML); backslashes doubled like `_h`."""
+    text = " | ".join(" ".join(str(x).split()) for x in texts if x)
+    if not text:
+        return None
+    if len(text) > TOOLTIP_LIMIT:
+        text = text[:TOOLTIP_LIMIT - 1] + "…"
+    return graphviz.nohtml(text.replace("\\", "\\\\"))
+
+
+def _line_rows(lines, colour: str | None = None, budget: int = LABEL_BUDGET) -> list[str]:
+    """One row per line, until `budget` bytes of label; then one row saying how many were left out."""
+    rows, used = [], 0
+    for i, line in enumerate(lines):
+        row = _line(line, colour)
+        if used + len(row) > budget:
+            more = len(lines) - i
+            rows.append(f'<TR><TD ALIGN="LEFT"><I>… {more} more line{"" if more == 1 else "s"} not drawn '
+                        f'(see coltiva review)</I></TD></TR>')
+            break
+        rows.append(row)
+        used += len(row)
+    return rows
+
+
 def _node_label(node: Node) -> str:
     rows = []
     if node.badges:
@@ -86,7 +116,7 @@ def _node_label(node: Node) -> str:
         rows.append(f'<TR><TD><FONT POINT-SIZE="9" COLOR="{MARK_COLOR["changed"]}">{_h(node.note)}</FONT></TD></TR>')
     if node.lines:
         rows.append("<HR/>")
-        rows.extend(_line(line, _GHOST if node.mark == "removed" else None) for line in node.lines)
+        rows.extend(_line_rows(node.lines, _GHOST if node.mark == "removed" else None))
     if node.count is not None:
         rows.append("<HR/>")
         rows.append(f'<TR><TD><B>{node.count} lead{"" if node.count == 1 else "s"} now</B></TD></TR>')
@@ -138,6 +168,9 @@ def _node_attrs(node: Node, diff: bool) -> dict[str, str]:
         classes.append(f"mark-{node.mark}")
     attrs["class"] = " ".join(classes)
     attrs["id"] = f"stage-{node.stage}" if node.stage is not None else "exit"
+    tooltip = _tooltip([node.full] + [line.full for line in node.lines])
+    if tooltip:
+        attrs["tooltip"] = tooltip
     return attrs
 
 
@@ -150,14 +183,18 @@ def _edge_attrs(edge: Edge, diff: bool) -> dict[str, str]:
     classes = [f"edge-{edge.kind}"] + ([f"mark-{edge.mark}"] if edge.mark else [])
     attrs.update({"id": f"edge-{edge.key}", "class": " ".join(classes), "fontcolor": "#344054",
                   "label": _edge_label(edge, attrs["color"])})
+    tooltip = _tooltip([edge.full])
+    if tooltip:
+        attrs["tooltip"] = tooltip
     return attrs
 
 
 def _panel_label(diagram: Diagram) -> str:
     rows = ['<TR><TD ALIGN="LEFT" BGCOLOR="#eef2f6"><B>Rules for every stage</B></TD></TR>']
+    budget = LABEL_BUDGET // max(1, len(diagram.panel))
     for section in diagram.panel:
         rows.append(f'<TR><TD ALIGN="LEFT"><B>{_h(section.title)}</B></TD></TR>')
-        rows.extend(_line(line) for line in section.lines)
+        rows.extend(_line_rows(section.lines, budget=budget))
     if not diagram.panel:
         rows.append('<TR><TD ALIGN="LEFT">no global rules</TD></TR>')
     return f'<<TABLE BORDER="1" COLOR="#98a2b3" CELLBORDER="0" CELLSPACING="0" CELLPADDING="3">{"".join(rows)}</TABLE>>'
@@ -180,6 +217,7 @@ def _legend_label(diagram: Diagram) -> str:
 
 def to_graphviz(diagram: Diagram) -> graphviz.Digraph:
     """The diagram as a graphviz.Digraph, ready to render with the real `dot`."""
+    diagram = shorten(diagram)
     diff = diagram.mode == "diff"
     g = graphviz.Digraph("journey")
     g.attr(rankdir="LR", nodesep="0.45", ranksep="1.0", newrank="true", fontname=FONT,
@@ -202,7 +240,9 @@ def to_graphviz(diagram: Diagram) -> graphviz.Digraph:
             g.edge(edge.source, edge.target, **attrs)
     with g.subgraph(name="cluster_rules") as side:
         side.attr(label="", style="invis", id="rules-panel")
-        side.node("p_rules", _panel_label(diagram), shape="plain", id="rules", **{"class": "panel"})
+        panel_tip = _tooltip([line.full for s in diagram.panel for line in s.lines])
+        side.node("p_rules", _panel_label(diagram), shape="plain", id="rules", **{"class": "panel"},
+                  **({"tooltip": panel_tip} if panel_tip else {}))
         side.node("p_legend", _legend_label(diagram), shape="plain", id="legend", **{"class": "legend"})
         side.edge("p_rules", "p_legend", style="invis", **{"class": "layout"})
     if nodes:
@@ -220,10 +260,24 @@ def render_bytes(diagram: Diagram, fmt: str) -> bytes:
         raise ColtivaError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
     if fmt == "dot":
         return to_dot(diagram).encode("utf-8")
+    source = to_dot(diagram).encode("utf-8")
     try:
-        return to_graphviz(diagram).pipe(format=fmt)
-    except graphviz.ExecutableNotFound:
+        # communicate() reads dot's error even when dot stops reading early (no broken pipe)
+        done = subprocess.run(["dot", f"-T{fmt}"], input=source, capture_output=True, check=False)
+    except FileNotFoundError:
         raise ColtivaError("the `dot` program is missing: install Graphviz (make system-deps)") from None
-    except (subprocess.CalledProcessError, graphviz.CalledProcessError) as err:
-        stderr = err.stderr.decode("utf-8", "replace") if isinstance(err.stderr, bytes) else str(err.stderr)
-        raise ColtivaError(f"dot failed to draw the journey: {stderr.strip()}") from None
+    except OSError as err:
+        raise ColtivaError(f"dot failed to draw the journey ({err.strerror or err})") from None
+    if done.returncode != 0 or not done.stdout:
+        stderr = done.stderr.decode("utf-8", "replace")
+        raise ColtivaError(f"dot failed to draw the journey{_first_line(stderr)}")
+    return done.stdout
+
+
+def _first_line(stderr: str) -> str:
+    """dot's first error line, short and on one line (never its whole output)."""
+    line = next((x.strip() for x in stderr.splitlines() if x.strip()), "")
+    line = line.removeprefix("Error:").strip()
+    if not line:
+        return ""
+    return ": " + (line if len(line) <= 200 else line[:199] + "…")

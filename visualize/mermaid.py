@@ -4,13 +4,17 @@ Mermaid has its own escaping: every ASCII character outside letters, digits,
 space and `-_.,/()+'` becomes a `#NNN;` entity code, which Mermaid draws as that
 character and never reads as syntax or markup. Stage ids are prefixed so no id
 can collide with a Mermaid keyword (`end`, `state`, `note`, `class`).
+
+The title is not diagram text but YAML front matter, where `#NNN;` codes are
+not decoded and ` #` starts a comment: it is written as a double-quoted YAML
+string instead (`yaml_quote`).
 """
 
 from __future__ import annotations
 
-from .diagram import EXIT_KEY, Diagram, Edge, Node
+from .diagram import EXIT_KEY, Diagram, Edge, Node, shorten
 
-__all__ = ["mermaid_escape", "to_mermaid"]
+__all__ = ["mermaid_escape", "yaml_quote", "to_mermaid"]
 
 _SAFE = set(" -_.,/()+'")
 _CLASSES = {
@@ -32,6 +36,19 @@ def mermaid_escape(text: str) -> str:
         keep = ch in _SAFE or (ch.isprintable() and (ch.isalnum() or ord(ch) > 127))
         out.append(ch if keep else f"#{ord(ch)};")
     return "".join(out)
+
+
+def yaml_quote(text: str) -> str:
+    """Plain text as a YAML double-quoted scalar, on one line: `"` and `\\` escaped, control characters as `\\uXXXX`."""
+    out = []
+    for ch in " ".join(str(text).split()):
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif not ch.isprintable() or ch in "\u2028\u2029\ufeff":
+            out.append(f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
 
 
 def _state_lines(node: Node) -> list[str]:
@@ -65,7 +82,8 @@ def _edge_line(edge: Edge) -> str:
 
 def to_mermaid(diagram: Diagram) -> str:
     """The diagram as Mermaid text; `[*]` marks the initial and the final stages."""
-    out = ["---", f"title: {mermaid_escape(diagram.title)}", "---", "stateDiagram-v2", "    direction LR"]
+    diagram = shorten(diagram)
+    out = ["---", f"title: {yaml_quote(diagram.title)}", "---", "stateDiagram-v2", "    direction LR"]
     for node in sorted(diagram.nodes, key=lambda n: n.order):
         out.extend(_state_lines(node))
     for node in diagram.nodes:
@@ -81,6 +99,11 @@ def to_mermaid(diagram: Diagram) -> str:
         rules = [f"{mermaid_escape(s.title)}: " + "; ".join(mermaid_escape(line.text) for line in s.lines)
                  for s in diagram.panel]
         out.append(f"    note left of {anchor} : " + "<br/>".join(rules))
+    elif diagram.panel and not diagram.nodes:  # a shared fragment: its rules are all there is to draw
+        out.append(f'    state "{mermaid_escape("Rules for every stage")}" as p_rules')
+        for s in diagram.panel:
+            for line in s.lines:
+                out.append(f"    p_rules : {mermaid_escape(f'{s.title}: {line.text}')}")
     for name, style in _CLASSES.items():
         out.append(f"    classDef {name} {style}")
     for node in diagram.nodes:

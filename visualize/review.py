@@ -118,9 +118,9 @@ def _funnel(journey: Journey, counts: dict[str, int]) -> str:
 
 
 def review_html(journey: Journey, svg: str, diagnostics: list[Diagnostic], sources: dict[str, str],
-                stage_counts: dict[str, int] | None = None) -> str:
+                stage_counts: dict[str, int] | None = None, title: str | None = None) -> str:
     """The whole page: diagram, content per stage, scoring, checker warnings, and the funnel if counted."""
-    name = journey.name or "(unnamed journey)"
+    name = title or journey.name or "(unnamed journey)"
     funnel = "" if stage_counts is None else f"<h2>Funnel</h2>{_funnel(journey, stage_counts)}"
     return f"""<!DOCTYPE html>
 <html lang="en">

@@ -55,6 +55,7 @@ def counts_for(db: str, loaded: Loaded) -> tuple[dict[str, int], dict[tuple[str,
     journey = loaded.journey
     try:
         from engine.compiler import journey_version
+        from engine.record import DONE, NOT_ENROLLED
         from engine.store import Store
     except ImportError as err:
         raise ColtivaError(f"the engine's store cannot count leads yet ({err})") from None
@@ -71,7 +72,8 @@ def counts_for(db: str, loaded: Loaded) -> tuple[dict[str, int], dict[tuple[str,
             if current is None:
                 names = ", ".join(repr(cj.name) for cj in stored) or "none"
                 raise ColtivaError(f"{db}: no journey named {journey.name!r} in this store (it has: {names})")
-            stage_counts = store.stage_counts().get(journey.name, {})
+            stage_counts = {stage: n for stage, n in store.stage_counts().get(journey.name, {}).items()
+                            if stage != NOT_ENROLLED}  # never in the journey: not in any stage of it
             edge_counts = store.transition_counts(journey.name)
     except sqlite3.Error as err:
         raise ColtivaError(f"{db}: cannot read the store: {err}") from None
@@ -80,7 +82,7 @@ def counts_for(db: str, loaded: Loaded) -> tuple[dict[str, int], dict[tuple[str,
     if current.version != version:
         notes.append(f"the store runs version {current.version} of this journey; this file is version {version}: "
                      "counts may not match")
-    known = {s.id for s in journey.stages} | {EXIT}
+    known = {s.id for s in journey.stages} | {EXIT} | set(DONE)
     gone = {stage: n for stage, n in sorted(stage_counts.items()) if stage not in known and n}
     if gone:
         total = sum(gone.values())
