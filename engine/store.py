@@ -21,9 +21,9 @@ from dsl.errors import StoreError
 
 from .compiler import CompiledJourney, compile_journey
 from .events import format_time
-from .record import NOT_ENROLLED, Lead
+from .record import Lead
 
-__all__ = ["Store", "DEFAULT_DB", "journey_counts"]
+__all__ = ["Store", "DEFAULT_DB", "SCHEMA_VERSION"]
 
 DEFAULT_DB = "coltiva.db"
 #: Bumped whenever the tables change; a store of another version is refused, not half-used.
@@ -319,18 +319,3 @@ def _changed_message(cj, old_version, old_model, in_flight) -> str:
         f"  Coltiva does not yet move leads in flight to a new version. Restore the file as it was, "
         f"or run the new version in a new store (--db), or give it a new `journey` name."
     )
-
-
-def journey_counts(db_path: str, journey_name: str) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
-    """Leads per stage now, and transitions taken per (source, target): the diagram overlay."""
-    if not Path(db_path).exists():
-        raise StoreError(f"{db_path}: no such store")
-    with Store(db_path) as store:
-        stages = {stage: n for stage, n in store.stage_counts().get(journey_name, {}).items()
-                  if stage != NOT_ENROLLED}  # never in the journey: not in any stage of it
-        if not stages and not store.db.execute(
-            "SELECT 1 FROM journeys WHERE name = ?", (journey_name,)
-        ).fetchone():
-            raise StoreError(f"{db_path}: no journey named {journey_name!r} in this store")
-        return stages, store.transition_counts(journey_name)
-

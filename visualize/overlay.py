@@ -1,7 +1,8 @@
 """Live counts on a diagram: leads in each stage now, leads that took each edge.
 
-The overlay reads two plain dicts (what `engine.store.journey_counts` returns),
-so it is tested without a store and works with any store that can count.
+The overlay reads two plain dicts (leads per stage and moves per edge, from
+`Store.stage_counts` and `Store.transition_counts`), so it is tested without a
+store and works with any store that can count.
 Several triggers between the same two stages share one count (the store counts
 moves, not triggers); their labels say so rather than pretend to split it.
 """
