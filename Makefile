@@ -1,5 +1,6 @@
 # Two commands for a fresh machine: `make demo` and `make test`. Everything else
-# (virtual environment, Python packages, Debian's graphviz) is set up on the way.
+# (virtual environment, Python packages, Debian's graphviz, and for the tests
+# Debian's chromium) is set up on the way.
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -7,7 +8,7 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DB ?= demo.db
 
-.PHONY: setup system-deps demo test bench images clean
+.PHONY: setup system-deps test-deps demo test bench images clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -15,9 +16,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
+# graphviz's `dot` draws diagrams (demo and tests); chromium is only for the tests
+# that open the review page headless.
 system-deps:
 	@command -v dot >/dev/null 2>&1 || { echo "installing graphviz (dot)"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq graphviz >/dev/null; }
+
+test-deps: system-deps
 	@[ -x /usr/bin/chromium ] || { echo "installing chromium (headless review-page tests)"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
@@ -26,7 +31,7 @@ setup: $(STAMP) system-deps
 demo: setup
 	$(PY) -m coltiva.demo --db $(DB)
 
-test: setup
+test: setup test-deps
 	$(PY) -m pytest -n 2 -p no:cacheprovider
 
 bench: setup
@@ -38,4 +43,4 @@ images: setup
 	  $(PY) -m coltiva.cli render $$j -o docs/img/$$n.png || exit 1; done
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis $(DB) $(DB)-wal $(DB)-shm
+	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis out $(DB) $(DB)-wal $(DB)-shm $(DB).lock
