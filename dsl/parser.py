@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import difflib
 import functools
+import re
+import unicodedata
 from pathlib import Path
 
 from lark import Lark, Token, Tree
@@ -131,25 +133,22 @@ def _error_position(err: UnexpectedInput, lines: list[str]) -> tuple[int, int, i
     return line, column, 1
 
 
-def _diagnose(err: Exception, path: str, lines: list[str]) -> Diagnostic:
+def _diagnose(err: Exception, path: str, lines: list[str], parsed: list[str] | None = None) -> Diagnostic:
+    """The diagnostic for a parse error; `lines` as written, `parsed` as parsed (broken lines blanked)."""
     from .mistakes import explain_mistake
 
     if isinstance(err, DedentError):
         # DedentError carries no position; find the first line whose indent matches no block
-        line, col = _find_bad_dedent(lines)
-        return Diagnostic(
-            "C009",
-            Severity.ERROR,
-            "this line's indentation matches no enclosing block",
-            _line_span(path, lines, line, col, len(lines[line - 1].strip()) if lines else 1),
-            "indent every line of a block by the same amount (two spaces is the convention)",
-        )
+        return _bad_dedent(path, lines, parsed if parsed is not None else lines)
     line, col, width = _error_position(err, lines)
     span = _line_span(path, lines, line, col, width)
-    for explain in (_unexpected_indent, _unknown_statement, _single_quotes, _extra_words):
+    for explain in (_unexpected_indent, _unknown_statement, _single_quotes, _glued_arrow,
+                    _non_ascii_name, _odd_number, _extra_words):
         found = explain(err, lines, line, col)
         if found is not None:
-            code, message, hint = found
+            code, message, hint, *where = found
+            if where:  # the explainer underlines a whole word: (column, width)
+                span = _line_span(path, lines, line, *where[0])
             return Diagnostic(code, Severity.ERROR, message, span, hint)
     known = explain_mistake(err) if isinstance(err, UnexpectedInput) else None
     if known is not None:
@@ -194,12 +193,11 @@ def _unexpected_indent(err, lines, line, col):
     """A line indented deeper than the block it is in (or under a line that opens no block)."""
     if not (isinstance(err, UnexpectedToken) and err.token.type == "_INDENT"):
         return None
-    return (
-        "C018",
-        "this line is indented more than the line above it",
-        "the lines of one block start at the same column; only `scoring`, `fit`, `content` and "
-        "`stage` open a block, so indent by two spaces under them and nowhere else",
-    )
+    hint = ("the lines of one block start at the same column; only `scoring`, `fit`, `content` and "
+            "`stage` open a block, so indent by two spaces under them and nowhere else")
+    if _mixes_tabs(lines):
+        hint = f"{TAB_HINT}; {hint}"
+    return "C018", "this line is indented more than the line above it", hint
 
 
 def _unknown_statement(err, lines, line, col):
@@ -248,21 +246,141 @@ def _single_quotes(err, lines, line, col):
     return None
 
 
+def _glued_arrow(err, lines, line, col):
+    """`on go->b`: event types may contain `-`, so `go-` is read as the event and `>` is left over."""
+    if not isinstance(err, (UnexpectedCharacters, UnexpectedToken)):
+        return None
+    text = lines[line - 1] if 1 <= line <= len(lines) else ""
+    if not (2 <= col <= len(text) and text[col - 1] == ">" and text[col - 2] == "-"):
+        return None
+    fixed = re.sub(r"\s*->\s*", " -> ", text.strip())
+    return ("C002", "put a space before `->`: a `-` right after an event type is read as part of its name",
+            f"write `{fixed}`", (col - 1, 2))
+
+
+_NAME_CHAR = re.compile(r"[\w.-]")
+
+
+def _ascii_name(word: str) -> str:
+    """`début` -> `debut`: accents dropped, anything else outside [A-Za-z0-9_] made `_`."""
+    plain = unicodedata.normalize("NFKD", word).encode("ascii", "ignore").decode()
+    plain = re.sub(r"[^A-Za-z0-9_.]+", "_", plain).strip("_") if plain else ""
+    if not plain or plain[0].isdigit():
+        plain = "stage_" + plain if plain else "my_stage"
+    return plain
+
+
+def _non_ascii_name(err, lines, line, col):
+    """`stage début`: names are ASCII words; only texts in quotes can be in any language."""
+    if not isinstance(err, UnexpectedCharacters):
+        return None
+    text = lines[line - 1] if 1 <= line <= len(lines) else ""
+    if not (1 <= col <= len(text)) or not _NAME_CHAR.match(text[col - 1]):
+        return None
+    start, end = col - 1, col - 1
+    while start > 0 and _NAME_CHAR.match(text[start - 1]):
+        start -= 1
+    while end < len(text) and _NAME_CHAR.match(text[end]):
+        end += 1
+    word = text[start:end]
+    if word.isascii():
+        return None
+    before = text[:start].split()
+    plain = _ascii_name(word)
+    where = (start + 1, end - start)
+    if before == ["stage"]:
+        return ("C014", f"a stage id is written with ASCII letters, digits and `_` only, not `{word}`",
+                f'write e.g. `stage {plain} "{word}"`: the label in quotes can be in any language', where)
+    if before[-1:] in (["->"], ["then"]):
+        return ("C014", f"a stage id is written with ASCII letters, digits and `_` only, not `{word}`",
+                f"write e.g. `-> {plain}` (and `stage {plain} \"{word}\"`: a label in quotes can be "
+                "in any language)", where)
+    if start == col - 1 and "STRING" in (err.allowed or ()):  # a text was expected: quote it
+        code = "C015" if before[:1] in (["journey"], ["include"], ["stage"]) else "C003"
+        what = "this text" if code == "C015" else "a content id"
+        return (code, f"{what} must be in double quotes: `\"{word}\"`",
+                f'write `{text[:start].strip()} "{word}"{text[end:].rstrip()}`', where)
+    return ("C001", f"names (event types, fields, content kinds) are written with ASCII letters, digits, "
+                    f"`_` and `.` only, not `{word}`",
+            f"write e.g. `{plain}`; only texts in quotes can be in any language", where)
+
+
+_AFTER_COMPARISON = re.compile(r"(==|!=|>=|<=|>|<|=)\s*$")
+
+
+def _odd_number(err, lines, line, col):
+    """`when score >= 1e400`, `>= 1,5`, `>= 20%`: a number is plain digits, with an optional `.5`."""
+    if not isinstance(err, (UnexpectedCharacters, UnexpectedToken)):
+        return None
+    if isinstance(err, UnexpectedToken) and err.token.type in ("_NL", "_INDENT", "_DEDENT", "$END"):
+        return None
+    text = lines[line - 1] if 1 <= line <= len(lines) else ""
+    start = col - 1
+    while start > 0 and not text[start - 1].isspace():
+        start -= 1
+    end = text.find(" ", start)
+    word = text[start:] if end < 0 else text[start:end]
+    if start == col - 1 or not re.match(r"[+-]?\.?\d", word) or not _AFTER_COMPARISON.search(text[:start]):
+        return None  # the error is not inside a number written after a comparison
+    where = (start + 1, len(word))
+    if text.strip().startswith("when"):
+        return ("C017", f"a threshold is a plain number like 20 or 12.5, not `{word}`",
+                "write e.g. `when score >= 20 -> next_stage`", where)
+    return ("C016", f"a number is written plainly, like 20 or 12.5, not `{word}`",
+            "write e.g. `where amount >= 100`; put other values in double quotes", where)
+
+
+#: What the parser does with a tab (lark's Indenter, `JourneyIndenter.tab_len`): 8 columns, wherever it stands.
+TAB_HINT = (f"this file mixes tabs and spaces: use spaces only (a tab counts as {JourneyIndenter.tab_len} "
+            "columns wherever it stands, so a tab and a few spaces rarely line up with spaces)")
+
+
+def _columns(text: str) -> int:
+    """The indentation of a line as the parser counts it (see `lark.indenter.Indenter.handle_NL`)."""
+    lead = text[: len(text) - len(text.lstrip(" \t"))]
+    return lead.count(" ") + lead.count("\t") * JourneyIndenter.tab_len
+
+
+def _mixes_tabs(lines: list[str]) -> bool:
+    leads = [t[: len(t) - len(t.lstrip(" \t"))] for t in lines if _is_code(t)]
+    return any("\t" in lead for lead in leads) and any(" " in lead for lead in leads)
+
+
 def _find_bad_dedent(lines: list[str]) -> tuple[int, int]:
+    """(line, its indentation in columns) of the first line that dedents to no open block.
+
+    Replays the parser's indentation stack. The indentation of the file's first line
+    is ignored by the parser (no newline precedes it), so it is here too.
+    """
     stack = [0]
     for number, text in enumerate(lines, 1):
-        body = text.split("#", 1)[0] if '"' not in text else text
-        if not body.strip():
+        if not _is_code(text) or number == 1:
             continue
-        indent = len(text.expandtabs(8)) - len(text.expandtabs(8).lstrip())
+        indent = _columns(text)
         if indent > stack[-1]:
             stack.append(indent)
         else:
             while indent < stack[-1]:
                 stack.pop()
             if indent != stack[-1]:
-                return number, 1
-    return max(len(lines), 1), 1
+                return number, indent
+    return max(len(lines), 1), 0
+
+
+def _bad_dedent(path: str, lines: list[str], parsed: list[str]) -> Diagnostic:
+    """C009 at the first line whose indentation matches no block, caret under its first word."""
+    line, indent = _find_bad_dedent(parsed)
+    text = lines[line - 1] if 1 <= line <= len(lines) else ""
+    col = len(text) - len(text.lstrip(" \t")) + 1
+    message = f"this line's indentation ({indent} columns) matches no enclosing block"
+    deeper = next((n for n in range(line - 1, 0, -1) if _is_code(parsed[n - 1])), None)
+    if deeper is not None:
+        message += f": line {deeper} is indented by {_columns(parsed[deeper - 1])}"
+    hint = "indent every line of a block by the same amount (two spaces is the convention)"
+    if _mixes_tabs(lines):
+        hint = f"{TAB_HINT}; {hint}"
+    return Diagnostic("C009", Severity.ERROR, message,
+                      _line_span(path, lines, line, col, len(text.strip())), hint)
 
 
 def _blank(lines: list[str], line: int) -> None:
@@ -324,7 +442,7 @@ def parse_text(text: str, path: str = "<string>") -> tuple[Tree | None, list[Dia
         try:
             tree = parser.parse("\n".join(work) + "\n")
         except (UnexpectedInput, DedentError) as err:
-            diag = _diagnose(err, path, original)
+            diag = _diagnose(err, path, original, work)
             if diag.span.line in seen_lines:
                 break  # blanking did not help; stop instead of looping
             seen_lines.add(diag.span.line)

@@ -91,7 +91,68 @@ CASES = [
           initial
           on x -> b
          on y -> b
-        """, "C009", 5, 1, "matches no enclosing block", "same amount"),
+        """, "C009", 5, 2, "matches no enclosing block: line 4 is indented by 2", "same amount"),
+    ("arrow glued to the event", """
+        journey "t"
+        stage a
+          initial
+          on go->b
+        stage b
+          final
+        """, "C002", 4, 8, "put a space before `->`", "on go -> b"),
+    ("arrow glued to a dashed event", """
+        journey "t"
+        stage a
+          initial
+          on form-submitted-> b
+        stage b
+          final
+        """, "C002", 4, 20, "a `-` right after an event type is read as part of its name",
+     "on form-submitted -> b"),
+    ("accented stage id", """
+        journey "t"
+        stage début
+          initial
+        """, "C014", 2, 7, "a stage id is written with ASCII letters, digits and `_` only, not `début`",
+     '`stage debut "début"`: the label in quotes can be in any language'),
+    ("accented target", """
+        journey "t"
+        stage a
+          initial
+          on x -> réussi
+        """, "C014", 4, 11, "ASCII letters, digits and `_` only, not `réussi`", "-> reussi"),
+    ("accented event type", """
+        journey "t"
+        stage a
+          initial
+          on clic.é -> b
+        stage b
+          final
+        """, "C001", 4, 6, "ASCII letters, digits, `_` and `.` only, not `clic.é`", "in quotes"),
+    ("threshold in scientific notation", """
+        journey "t"
+        stage a
+          initial
+          when score >= 1e400 -> b
+        stage b
+          final
+        """, "C017", 4, 17, "a threshold is a plain number like 20 or 12.5, not `1e400`", "when score >= 20"),
+    ("threshold with a comma", """
+        journey "t"
+        stage a
+          initial
+          when score >= 12,5 -> b
+        stage b
+          final
+        """, "C017", 4, 17, "plain number like 20 or 12.5, not `12,5`", None),
+    ("condition number in scientific notation", """
+        journey "t"
+        stage a
+          initial
+          on x where amount >= 1e3 -> b
+        stage b
+          final
+        """, "C016", 4, 24, "a number is written plainly, like 20 or 12.5, not `1e3`", "amount >= 100"),
     ("threshold with ==", """
         journey "t"
         stage a
@@ -417,6 +478,72 @@ CASES = [
         stage b
           final
         """, "C044", 5, 3, "`exit on email.unsubscribed` (line 2) removes the lead first", "narrow the exit rule"),
+    ("shadowed by a broader condition", """
+        journey "t"
+        stage a
+          initial
+          on form.submitted where plan == "pro" -> b
+          on form.submitted where plan == "pro" and seats > 5 -> c
+        stage b
+          final
+        stage c
+          final
+        """, "C044", 5, 3, "never fires: every `form.submitted` it matches also matches line 4",
+     "put the more specific trigger first"),
+    ("shadowed by a lower bound", """
+        journey "t"
+        stage a
+          initial
+          on deal.updated where amount > 5 -> b
+          on deal.updated where amount > 10 -> c
+        stage b
+          final
+        stage c
+          final
+        """, "C044", 5, 3, "also matches line 4, which comes first", "more specific trigger first"),
+    ("shadowed by a shorter prefix", """
+        journey "t"
+        stage a
+          initial
+          on page.visited where path starts with "/p" -> b
+          on page.visited where path starts with "/pricing" -> c
+        stage b
+          final
+        stage c
+          final
+        """, "C044", 5, 3, "every `page.visited` it matches also matches line 4", None),
+    ("shadowed by a larger list", """
+        journey "t"
+        stage a
+          initial
+          on form.submitted where plan in ["a", "b"] -> b
+          on form.submitted where plan == "a" -> c
+        stage b
+          final
+        stage c
+          final
+        """, "C044", 5, 3, "also matches line 4", None),
+    ("shadowed by a conditional exit rule", """
+        journey "t"
+        exit on email.bounced where kind == "hard"
+        stage a
+          initial
+          on email.bounced where kind == "hard" and count > 2 -> b
+          on x -> b
+        stage b
+          final
+        """, "C044", 5, 3, "`exit on email.bounced` (line 2) removes the lead first", "narrow the exit rule"),
+    ("narrower condition first only overlaps", """
+        journey "t"
+        stage a
+          initial
+          on deal.updated where amount > 10 -> b
+          on deal.updated where amount > 5 -> c
+        stage b
+          final
+        stage c
+          final
+        """, "C045", 5, 3, "can match both this trigger and line 4", "exclude each other"),
     ("overlapping conditions", """
         journey "t"
         stage a
@@ -492,6 +619,77 @@ CASES = [
         stage b
           final
         """, "C049", 4, 9, "must be positive, not `-1 days`", None),
+    ("absurd send delay", """
+        journey "t"
+        stage a
+          initial
+          send email "x" after 99999999999999 weeks
+          on x -> b
+        stage b
+          final
+        """, "C060", 4, 24, "`99999999999999 weeks` is longer than 100 years", "at most 36500 days (5214 weeks)"),
+    ("absurd idle timer", """
+        journey "t"
+        stage a
+          initial
+          after 99999999999999 weeks idle -> b
+        stage b
+          final
+        """, "C060", 4, 9, "longer than 100 years, the longest duration allowed", "write a shorter one"),
+    ("just over a century", """
+        journey "t"
+        stage a
+          initial
+          after 36501 days in stage -> b
+        stage b
+          final
+        """, "C060", 4, 9, "`36501 days` is longer than 100 years", "at most 36500 days"),
+    ("absurd cap window", """
+        journey "t"
+        scoring
+          email.opened +1 at most 2 per 5300 weeks
+        stage a
+          initial
+          on x -> b
+        stage b
+          final
+        """, "C060", 3, 33, "`5300 weeks` is longer than 100 years", "5214 weeks"),
+    ("absurd half-life", """
+        journey "t"
+        scoring
+          email.opened +1
+          decay half-life 876001 hours
+        stage a
+          initial
+          on x -> b
+        stage b
+          final
+        """, "C060", 4, 19, "`876001 hours` is longer than 100 years", "876000 hours"),
+    ("absurd frequency window", """
+        journey "t"
+        at most 3 messages per 99999999 minutes
+        stage a
+          initial
+          on x -> b
+        stage b
+          final
+        """, "C060", 2, 24, "`99999999 minutes` is longer than 100 years", "52560000 minutes"),
+    ("huge threshold", """
+        journey "t"
+        stage a
+          initial
+          when score >= 10000000000000000000000000000000000000000000000000 -> b
+        stage b
+          final
+        """, "C061", 4, 3, "the number `10000000000000000000...` is too large", "up to 10^15"),
+    ("huge compared value", """
+        journey "t"
+        stage a
+          initial
+          on x where account == 12345678901234567890 -> b
+        stage b
+          final
+        """, "C061", 4, 14, "`12345678901234567890` is too large", "write it in double quotes"),
     ("unsendable content", """
         journey "t"
         stage a
@@ -773,6 +971,96 @@ def test_caret_follows_tabs():
     [d] = [d for d in loaded.diagnostics if d.code == "C030"]
     lines = render_plain(d, loaded.sources).split("\n")
     assert lines[2] == " " * 3 + "| \t" + " " * 9 + "^" * 7
+
+
+# ---- indentation with tabs ------------------------------------------------------
+
+def test_mixed_tabs_point_at_the_inconsistent_line():
+    """`  \t` is 10 columns for the parser (a tab is 8 wherever it stands): line 4's 8 spaces match no block."""
+    text = 'journey "T"\nstage a\n  \tinitial\n        on go -> b\nstage b\n        final\n'
+    loaded = load_text(text, "t.journey")
+    [d] = loaded.diagnostics
+    assert (d.code, d.span.line, d.span.column) == ("C009", 4, 9)
+    assert (d.span.end_line, d.span.end_column) == (4, 19)  # `on go -> b`, not the indentation
+    assert "(8 columns) matches no enclosing block: line 3 is indented by 10" in d.message
+    assert "mixes tabs and spaces: use spaces only" in d.hint and "a tab counts as 8 columns" in d.hint
+    lines = render_plain(d, loaded.sources).split("\n")
+    assert lines[2] == "   |         ^^^^^^^^^^"
+
+
+def test_dedent_without_tabs_does_not_mention_tabs():
+    loaded = load_text('journey "t"\nstage a\n    initial\n    on x -> b\n  on y -> b\n', "t.journey")
+    [d] = loaded.diagnostics
+    assert (d.code, d.span.line, d.span.column) == ("C009", 5, 3)
+    assert "tab" not in d.hint and "same amount" in d.hint
+
+
+def test_tab_indented_deeper_mentions_tabs():
+    loaded = load_text('journey "t"\nstage a\n  initial\n\ton x -> b\nstage b\n  final\n', "t.journey")
+    [d] = loaded.diagnostics
+    assert (d.code, d.span.line, d.span.column) == ("C018", 4, 2)
+    assert "indented more than the line above" in d.message
+    assert "a tab counts as 8 columns" in d.hint
+
+
+def test_tabs_alone_are_fine():
+    loaded = load_text('journey "t"\nstage a\n\tinitial\n\ton x -> b\nstage b\n\tfinal\n', "t.journey")
+    assert loaded.diagnostics == []
+
+
+# ---- shadowing by conditions: severities ------------------------------------------
+
+def test_implied_condition_to_the_same_stage_is_a_warning():
+    loaded = load('''
+        journey "t"
+        stage a
+          initial
+          on form.submitted where plan == "pro" -> b
+          on form.submitted where plan == "pro" and seats > 5 -> b
+        stage b
+          final
+        ''')
+    [d] = loaded.diagnostics
+    assert (d.code, d.severity.value, d.span.line) == ("C044", "warning", 5)
+    assert loaded.ok
+
+
+def test_a_stage_reached_only_by_a_shadowed_trigger_is_unreachable():
+    """The graph checks see the shadowed trigger as dead too: nothing else leads to `c`."""
+    loaded = load('''
+        journey "t"
+        stage a
+          initial
+          on x -> b
+        stage b
+          on y where n > 5 -> d
+          on y where n > 10 and n < 20 -> c
+        stage c
+          on z -> d
+        stage d
+          final
+        ''')
+    assert [(d.code, d.span.line) for d in loaded.diagnostics] == [("C044", 7), ("C040", 8)]
+    assert loaded.diagnostics[0].severity.value == "error"
+    assert "never fires: every `y` it matches also matches line 6" in loaded.diagnostics[0].message
+
+
+def test_specific_first_then_general_is_not_c044():
+    loaded = load('''
+        journey "t"
+        stage a
+          initial
+          on form.submitted where plan == "pro" and seats > 5 -> c
+          on form.submitted where plan == "pro" -> b
+          on form.submitted where plan in ["team", "pro"] -> b
+          on form.submitted -> b
+        stage b
+          final
+        stage c
+          final
+        ''')
+    found = [(d.code, d.span.line) for d in loaded.diagnostics]
+    assert ("C045", 5) in found and all(code != "C044" for code, _ in found)
 
 
 # ---- the CLI contract of `coltiva check` ---------------------------------------

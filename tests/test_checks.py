@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from dsl import load_text
 from dsl.checks import CHECKS, run_checks
 from dsl.checks.liveness import dead_ways, score_bounds
-from dsl.checks.logic import disjoint, never_true
+from dsl.checks.logic import disjoint, implies, never_true
 from dsl.loader import parse_journey
 from dsl.model import AllOf, AnyOf, Compare, Not
 
@@ -77,6 +77,92 @@ def test_disjoint_is_sound_against_the_engine(a, b, data):
         assert not (compile_condition(a)(data) and compile_condition(b)(data))
     if never_true(a):
         assert not compile_condition(a)(data)
+
+
+def test_implies():
+    pro, seats = Compare("plan", "==", "pro"), Compare("seats", ">", 5)
+    assert implies(AllOf((pro, seats)), pro)  # `a and b` implies `a`
+    assert not implies(pro, AllOf((pro, seats)))
+    assert implies(pro, AnyOf((pro, seats)))  # `a` implies `a or b`
+    assert not implies(AnyOf((pro, seats)), pro)
+    assert implies(Compare("n", ">", 10), Compare("n", ">", 5))
+    assert not implies(Compare("n", ">", 5), Compare("n", ">", 10))
+    assert implies(Compare("n", ">", 5), Compare("n", ">=", 5))
+    assert not implies(Compare("n", ">=", 5), Compare("n", ">", 5))
+    assert implies(Compare("p", "starts with", "/pricing"), Compare("p", "starts with", "/p"))
+    assert not implies(Compare("p", "starts with", "/p"), Compare("p", "starts with", "/pricing"))
+    assert implies(Compare("p", "starts with", "/pricing"), Compare("p", "contains", "ric"))
+    assert implies(Compare("p", "ends with", ".pdf"), Compare("p", "ends with", "pdf"))
+    assert implies(Compare("x", "==", "a"), Compare("x", "in", ("a", "b")))
+    assert not implies(Compare("x", "in", ("a", "b")), Compare("x", "==", "a"))
+    assert implies(Compare("x", "==", "/pricing"), Compare("x", "starts with", "/p"))
+    assert implies(Compare("n", "==", 12), Compare("n", ">", 10))
+    assert implies(Compare("n", ">", 10), Compare("n", "!=", 3))
+    assert implies(Compare("x", "==", "a"), Compare("x", "is set", None))
+    assert implies(Compare("x", "not in", ("a", "b")), Compare("x", "!=", "a"))
+    assert not implies(Compare("x", "!=", "a"), Compare("x", "not in", ("a", "b")))
+    assert implies(Not(Compare("n", ">", 5)), Not(Compare("n", ">", 10)))
+    assert implies(Not(AnyOf((pro, seats))), Compare("plan", "!=", "pro"))
+    assert implies(pro, None) and implies(None, None) and not implies(None, pro)
+    # the engine's types: true is no number, and an absent field satisfies only the negations
+    assert not implies(Compare("x", "==", True), Compare("x", "in", (1,)))
+    assert not implies(Compare("x", "!=", "a"), Compare("x", "is set", None))
+    assert not implies(Compare("x", "==", "12"), Compare("x", ">", 10))
+    assert not implies(Compare("x", "==", "a"), Compare("y", "==", "a"))
+
+
+IMPLY_VALUES = st.one_of(st.sampled_from(["a", "b", "/a", "/ab", "x", "ab"]), st.integers(-3, 3),
+                         st.just(1.0), st.booleans())
+IMPLY_COMPARES = st.builds(
+    lambda field, op, v, w: Compare(field, op, None if op == "is set" else
+                                    (v, w) if op in ("in", "not in") else v),
+    st.sampled_from(["f", "g"]),
+    st.sampled_from(["==", "!=", ">", ">=", "<", "<=", "starts with", "ends with", "contains", "in",
+                     "not in", "is set"]),
+    IMPLY_VALUES, IMPLY_VALUES,
+).filter(lambda c: not (c.op in (">", ">=", "<", "<=") and isinstance(c.value, str))
+         and not (c.op in ("starts with", "ends with", "contains") and not isinstance(c.value, str)))
+IMPLY_CONDITIONS = st.recursive(IMPLY_COMPARES, lambda inner: st.one_of(
+    st.builds(lambda a, b: AllOf((a, b)), inner, inner),
+    st.builds(lambda a, b: AnyOf((a, b)), inner, inner),
+    st.builds(Not, inner)), max_leaves=4)
+IMPLY_DATA = st.fixed_dictionaries({}, optional={"f": IMPLY_VALUES | st.none(), "g": IMPLY_VALUES})
+
+
+def test_numbers_are_not_booleans():
+    """Python says `0 == False`; the engine does not, so neither may the checker."""
+    zero, false = Compare("f", "==", 0), Compare("f", "==", False)
+    assert not implies(zero, false) and not implies(false, zero)
+    assert not disjoint(Not(zero), false)  # f = false meets both
+    assert not disjoint(Compare("f", "in", (0, True)), Compare("f", "not in", (1.0, 0)))  # f = true
+    assert disjoint(Compare("f", "==", 1), Compare("f", "not in", (1.0,)))
+
+
+@given(IMPLY_CONDITIONS, IMPLY_CONDITIONS, IMPLY_DATA)
+def test_disjoint_is_sound_with_every_operator(a, b, data):
+    from engine.conditions import compile_condition
+
+    if disjoint(a, b):
+        assert not (compile_condition(a)(data) and compile_condition(b)(data)), (a, b, data)
+
+
+@given(IMPLY_CONDITIONS, IMPLY_CONDITIONS, IMPLY_DATA)
+def test_implies_is_sound_against_the_engine(a, b, data):
+    """When the checker says `a` implies `b`, every event meeting `a` meets `b` (and `a` implies itself)."""
+    from engine.conditions import compile_condition
+
+    assert implies(a, a) and implies(a, None)
+    if implies(a, b) and compile_condition(a)(data):
+        assert compile_condition(b)(data), (a, b, data)
+
+
+@given(IMPLY_COMPARES, IMPLY_COMPARES, IMPLY_DATA)
+def test_implies_is_sound_on_single_comparisons(a, b, data):
+    """The same on single comparisons, where most of the proofs are: more cases reach them."""
+    from engine.conditions import compile_condition
+
+    if implies(a, b) and compile_condition(a)(data):
+        assert compile_condition(b)(data), (a, b, data)
 
 
 # ---- scores ----------------------------------------------------------------------

@@ -160,12 +160,19 @@ def check_event_overlaps(j: Journey):
                 continue
             earlier = shadowing_event(s, i)
             rule = shadowing_exit(j, later)
-            if earlier is not None:
+            if earlier is not None and earlier.condition is None:
                 yield Diagnostic(
                     "C044", W if earlier.target == later.target else E,
                     f"this trigger never fires: line {earlier.span.line} already takes every "
                     f"`{later.event}` in `{s.id}`", later.span,
                     "remove it, or make the earlier one more specific with `where`",
+                )
+            elif earlier is not None:
+                yield Diagnostic(
+                    "C044", W if earlier.target == later.target else E,
+                    f"this trigger never fires: every `{later.event}` it matches also matches "
+                    f"line {earlier.span.line}, which comes first", later.span,
+                    "put the more specific trigger first (the first matching trigger wins), or remove it",
                 )
             elif rule is not None:
                 yield Diagnostic(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from ..model import EventTrigger, Journey, ScoreTrigger, Stage, TimeTrigger
-from .logic import contains, never_true, threshold_interval
+from .logic import contains, implies, never_true, threshold_interval
 
 __all__ = [
     "HOLD",
@@ -31,13 +31,17 @@ HOLD = -1
 
 
 def shadowing_event(s: Stage, i: int) -> EventTrigger | None:
-    """The earlier trigger of the stage that takes every event this one could take."""
+    """The earlier trigger of the same event that takes every event this one could take.
+
+    That is the case when this trigger's condition implies the earlier one's (an
+    earlier trigger without `where` takes them all).
+    """
     later = s.triggers[i]
     if not isinstance(later, EventTrigger):
         return None
     for earlier in s.triggers[:i]:
         if isinstance(earlier, EventTrigger) and earlier.event == later.event:
-            if earlier.condition is None or earlier.condition == later.condition:
+            if implies(later.condition, earlier.condition):
                 return earlier
     return None
 
@@ -47,7 +51,7 @@ def shadowing_exit(j: Journey, t) -> object | None:
     if not isinstance(t, EventTrigger):
         return None
     for rule in j.exits:
-        if rule.event == t.event and (rule.condition is None or rule.condition == t.condition):
+        if rule.event == t.event and implies(t.condition, rule.condition):
             return rule
     return None
 
@@ -143,8 +147,11 @@ def _dead_reason(j: Journey, s: Stage, i: int, bounds) -> str | None:
     if isinstance(t, EventTrigger):
         if t.condition is not None and never_true(t.condition):
             return "its condition can never be true"
-        if shadowing_event(s, i) is not None:
-            return f"line {shadowing_event(s, i).span.line} takes every `{t.event}` first"  # type: ignore[union-attr]
+        earlier = shadowing_event(s, i)
+        if earlier is not None:
+            if earlier.condition is None:
+                return f"line {earlier.span.line} takes every `{t.event}` first"
+            return f"line {earlier.span.line} takes every `{t.event}` it matches first"
         if shadowing_exit(j, t) is not None:
             return f"`exit on {t.event}` removes the lead first"
     elif isinstance(t, ScoreTrigger):

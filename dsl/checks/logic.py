@@ -1,9 +1,12 @@
-"""Reasoning about conditions and thresholds: can two of them hold at once?
+"""Reasoning about conditions and thresholds: can two of them hold at once? Does one imply the other?
 
 Exact satisfiability of arbitrary conditions is not needed: `disjoint` only
 answers True when it can prove that no input satisfies both, which is what the
 overlap check needs to stay quiet on triggers that are written to exclude each
-other.
+other; `implies` only answers True when it can prove that every input meeting
+one condition meets the other, which is what the shadowing check (C044) needs.
+Both follow the engine's comparisons (`engine.conditions`) to the letter: a
+number never equals text or `true`, and an absent field meets only negations.
 """
 
 from __future__ import annotations
@@ -12,13 +15,27 @@ import math
 
 from ..model import AllOf, AnyOf, Compare, Condition, Not, ScoreTrigger
 
-__all__ = ["disjoint", "never_true", "Interval", "threshold_interval", "intersect", "contains"]
+__all__ = ["disjoint", "implies", "never_true", "Interval", "threshold_interval", "intersect", "contains"]
 
 Interval = tuple[float, bool, float, bool]  # low, low_closed, high, high_closed
 
 
 def _numeric(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _same(v, o) -> bool:
+    """Whether a field equal to `v` also equals `o`, as the engine compares them.
+
+    A number equals a number (1 == 1.0); anything else only a value of its own
+    type, so `0` is not `false` (although Python says `0 == False`).
+    """
+    return (_numeric(v) and _numeric(o) and v == o) or (type(v) is type(o) and v == o)
+
+
+def _identical(a, b) -> bool:
+    """Written the same, values of the same type: `== 0` and `== false` are equal in Python, not here."""
+    return type(a) is type(b) and repr(a) == repr(b)
 
 
 def _interval(op: str, value: float) -> Interval | None:
@@ -58,11 +75,12 @@ def threshold_interval(t: ScoreTrigger) -> Interval:
     return _interval(t.op, float(t.value))  # type: ignore[return-value]
 
 
-def _as_set(c: Compare) -> set | None:
+def _as_set(c: Compare) -> tuple | None:
+    """The values an `==` or `in` comparison accepts (compared as the engine does, see `_same`)."""
     if c.op == "==":
-        return {c.value}
+        return (c.value,)
     if c.op == "in":
-        return set(c.value)  # type: ignore[arg-type]
+        return tuple(c.value)  # type: ignore[arg-type]
     return None
 
 
@@ -71,13 +89,13 @@ def _compare_disjoint(a: Compare, b: Compare) -> bool:
         return False
     sa, sb = _as_set(a), _as_set(b)
     if sa is not None and sb is not None:
-        return not (sa & sb)
+        return not any(_same(v, o) for v in sa for o in sb)
     for x, y in ((a, b), (b, a)):
         sx = _as_set(x)
         if sx is not None:
             if y.op in ("!=", "not in"):
-                excluded = {y.value} if y.op == "!=" else set(y.value)  # type: ignore[arg-type]
-                if sx <= excluded:
+                excluded = (y.value,) if y.op == "!=" else tuple(y.value)  # type: ignore[arg-type]
+                if all(any(_same(v, o) for o in excluded) for v in sx):
                     return True
             if y.op in ("starts with", "ends with", "contains") and all(isinstance(v, str) for v in sx):
                 test = {
@@ -102,7 +120,7 @@ def disjoint(a: Condition | None, b: Condition | None) -> bool:
     """True only if no input can satisfy both conditions (None means 'always')."""
     if a is None or b is None:
         return False
-    if isinstance(a, Not) and a.part == b or isinstance(b, Not) and b.part == a:
+    if isinstance(a, Not) and _identical(a.part, b) or isinstance(b, Not) and _identical(b.part, a):
         return True
     if isinstance(a, AllOf):
         return any(disjoint(p, b) for p in a.parts)
@@ -127,3 +145,143 @@ def never_true(c: Condition | None) -> bool:
     if any(never_true(p) for p in parts):
         return True
     return any(disjoint(a, b) for i, a in enumerate(parts) for b in parts[i + 1:])
+
+
+# ---- implication -------------------------------------------------------------
+
+_POSITIVE_SET = ("==", "in")
+_NEGATIVE_SET = ("!=", "not in")
+_ORDERED = (">", ">=", "<", "<=")
+_TEXT = {
+    "starts with": str.startswith,
+    "ends with": str.endswith,
+    "contains": lambda s, p: p in s,
+}
+
+
+def _values(c: Compare) -> tuple:
+    """The values of an `==`, `!=`, `in` or `not in` comparison."""
+    return (c.value,) if c.op in ("==", "!=") else tuple(c.value)  # type: ignore[arg-type]
+
+
+def _negate(c: Condition) -> Condition:
+    """`not c` with the negation pushed inwards where the engine makes it exact."""
+    if isinstance(c, Not):
+        return c.part
+    if isinstance(c, AllOf):
+        return AnyOf(tuple(_negate(p) for p in c.parts))
+    if isinstance(c, AnyOf):
+        return AllOf(tuple(_negate(p) for p in c.parts))
+    flipped = {"==": "!=", "!=": "==", "in": "not in", "not in": "in"}.get(c.op)
+    if flipped is not None:
+        return Compare(c.field, flipped, c.value)
+    return Not(c)  # `not n > 5` also holds for an absent field or text: no exact opposite
+
+
+def _normal(c: Condition) -> Condition:
+    """Negations pushed down to comparisons (so `not (a or b)` reads `not a and not b`)."""
+    if isinstance(c, Not):
+        inner = c.part
+        if isinstance(inner, Compare) and inner.op not in _POSITIVE_SET + _NEGATIVE_SET:
+            return c
+        return _normal(_negate(inner))
+    if isinstance(c, AllOf):
+        return AllOf(tuple(_normal(p) for p in c.parts))
+    if isinstance(c, AnyOf):
+        return AnyOf(tuple(_normal(p) for p in c.parts))
+    return c
+
+
+def _ordered_interval(c: Compare) -> Interval | None:
+    """The numbers an ordered comparison (`>`, `>=`, `<`, `<=`) lets through."""
+    if c.op not in _ORDERED or isinstance(c.value, str) or not isinstance(c.value, (int, float)):
+        return None
+    return _interval(c.op, float(c.value))
+
+
+def _value_meets(v, c: Compare) -> bool:
+    """Whether a field equal to `v` (as the engine compares) certainly satisfies the comparison `c`."""
+    if c.op in _POSITIVE_SET:
+        return any(_same(v, o) for o in _values(c))
+    if c.op in _NEGATIVE_SET:
+        return not any(_same(v, o) for o in _values(c))
+    if c.op in _ORDERED:
+        ic = _ordered_interval(c)
+        return ic is not None and _numeric(v) and contains(ic, (float(v), True, float(v), True))
+    if c.op in _TEXT:
+        return isinstance(v, str) and isinstance(c.value, str) and bool(_TEXT[c.op](v, c.value))
+    if c.op == "is set":
+        return True  # values in the language are never null
+    return False  # `matches`: not worth a regex engine here
+
+
+def _compare_implies(a: Compare, b: Compare) -> bool:
+    if a.field != b.field:
+        return False
+    if _identical(a, b):
+        return True
+    if a.op in _POSITIVE_SET:
+        return all(_value_meets(v, b) for v in _values(a))
+    if a.op in _NEGATIVE_SET:
+        # an absent field satisfies `a`: only another exclusion can follow from it
+        return b.op in _NEGATIVE_SET and all(any(_same(o, v) for v in _values(a)) for o in _values(b))
+    # from here on `a` needs the field to be set (a number, or a text for the text tests)
+    if b.op == "is set":
+        return True
+    if a.op in _ORDERED:
+        ia, ib = _ordered_interval(a), _ordered_interval(b)
+        if ia is None:
+            return False
+        if ib is not None:
+            return contains(ib, ia)
+        if b.op in _NEGATIVE_SET:  # a number in `ia` is none of the excluded values
+            return not any(_numeric(o) and intersect(ia, (float(o), True, float(o), True)) for o in _values(b))
+        return False
+    if a.op in _TEXT:
+        p = a.value
+        if not isinstance(p, str):
+            return False
+        if b.op in _NEGATIVE_SET:  # the field is a text passing `a`'s test; no excluded value does
+            return not any(isinstance(o, str) and _TEXT[a.op](o, p) for o in _values(b))
+        if b.op not in _TEXT or not isinstance(b.value, str):
+            return False
+        q = b.value
+        if b.op == "contains":
+            return q in p
+        return a.op == b.op and _TEXT[b.op](p, q)  # starts with "/pricing" -> starts with "/p"
+    return False
+
+
+def implies(a: Condition | None, b: Condition | None) -> bool:
+    """True only if every input satisfying `a` satisfies `b` (None means 'always').
+
+    Sound, not complete: False means "not proven". The engine's semantics are
+    followed exactly: an absent field satisfies only `!=`, `not in` and `not ...`.
+    """
+    if b is None:
+        return True
+    if a is None:
+        return False
+    return _implies(_normal(a), _normal(b))
+
+
+def _implies(a: Condition, b: Condition) -> bool:
+    if _identical(a, b):
+        return True
+    if isinstance(a, AnyOf):  # every alternative must lead to b
+        return all(_implies(p, b) for p in a.parts)
+    if isinstance(b, AllOf):  # a must give every part of b
+        return all(_implies(a, q) for q in b.parts)
+    if isinstance(a, AllOf) and any(_implies(p, b) for p in a.parts):
+        return True
+    if isinstance(b, AnyOf) and any(_implies(a, q) for q in b.parts):
+        return True
+    if isinstance(b, Not):
+        if isinstance(a, Not):  # not x -> not y when y -> x
+            return _implies(b.part, a.part)
+        return disjoint(a, b.part)
+    if isinstance(a, Not) and isinstance(b, Compare) and b.op in _POSITIVE_SET + _NEGATIVE_SET:
+        return _implies(_negate(b), a.part)  # contrapositive: not b -> x
+    if isinstance(a, Compare) and isinstance(b, Compare):
+        return _compare_implies(a, b)
+    return False

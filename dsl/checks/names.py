@@ -11,7 +11,9 @@ from ..model import (
     EXIT,
     EventTrigger,
     Journey,
+    ScoreTrigger,
     Span,
+    UNIT_SECONDS,
     TimeTrigger,
     compares,
 )
@@ -25,6 +27,7 @@ __all__ = [
     "check_self_targets",
     "check_durations",
     "check_counts",
+    "check_numbers",
     "check_content_library",
     "check_event_typos",
     "check_regexes",
@@ -109,11 +112,65 @@ def _durations(j: Journey):
             yield s.hold.every
 
 
+#: The longest duration the language accepts: 100 years (the engine stores times as 64-bit seconds).
+MAX_DURATION_DAYS = 36_500
+
+
+def _longest(unit: str) -> str:
+    """The bound in days, and in the unit the marketer wrote: `36500 days (5214 weeks)`."""
+    days = f"{MAX_DURATION_DAYS} days"
+    if unit == "day":
+        return days
+    return f"{days} ({MAX_DURATION_DAYS * UNIT_SECONDS['day'] // UNIT_SECONDS[unit]} {unit}s)"
+
+
 def check_durations(j: Journey):
     for d in _durations(j):
         if d.amount <= 0:
             yield Diagnostic("C049", E, f"a duration must be positive, not `{d}`", d.span,
                              "for something immediate use `on entry`; otherwise write e.g. `1 day`")
+        elif d.seconds > MAX_DURATION_DAYS * UNIT_SECONDS["day"]:
+            yield Diagnostic("C060", E, f"`{d}` is longer than 100 years, the longest duration allowed",
+                             d.span,
+                             f"write a shorter one: at most {_longest(d.unit)}")
+
+
+#: The largest number (threshold, points, count, compared value) the language accepts: a million billion.
+MAX_NUMBER = 10**15
+
+
+def _numbers(j: Journey):
+    """(number, where it is written, whether it is compared in a condition) for every number but durations."""
+    for r in j.scoring:
+        yield r.points, r.span, False
+        if r.cap_count is not None:
+            yield r.cap_count, r.span, False
+    for f in j.fit:
+        yield f.points, f.span, False
+    for c in j.caps:
+        yield c.count, c.span, False
+    for s in j.stages:
+        for t in s.triggers:
+            if isinstance(t, ScoreTrigger):
+                yield t.value, t.span, False
+        if s.hold is not None:
+            yield s.hold.times, s.hold.span, False
+    conditions = [r.condition for r in j.scoring] + [f.condition for f in j.fit]
+    conditions += [r.condition for r in j.exits + j.enrollments]  # type: ignore[operator]
+    conditions += [t.condition for s in j.stages for t in s.triggers if isinstance(t, EventTrigger)]
+    for c in (c for condition in conditions for c in compares(condition)):
+        for v in c.value if isinstance(c.value, tuple) else (c.value,):
+            yield v, c.span, True
+
+
+def check_numbers(j: Journey):
+    for value, span, compared in _numbers(j):
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not abs(value) <= MAX_NUMBER:
+            shown = str(value) if len(str(value)) <= 24 else str(value)[:20] + "..."
+            hint = "numbers go up to 10^15 (1000000000000000) either way"
+            if compared:
+                hint += "; an identifier made of digits is compared as a text: write it in double quotes"
+            yield Diagnostic("C061", E, f"the number `{shown}` is too large", span, hint)
 
 
 def check_counts(j: Journey):
