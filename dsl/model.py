@@ -319,6 +319,19 @@ class Journey:
                 return s
         return None
 
+    def conditions(self):
+        """Every `where` and fit condition of the journey (None where a rule has none)."""
+        for r in self.scoring:
+            yield r.condition
+        for f in self.fit:
+            yield f.condition
+        for r in self.exits + self.enrollments:  # type: ignore[operator]
+            yield r.condition
+        for s in self.stages:
+            for t in s.triggers:
+                if isinstance(t, EventTrigger):
+                    yield t.condition
+
     def event_types(self) -> set[str]:
         """Every event type the journey reacts to."""
         types = {r.event for r in self.scoring}

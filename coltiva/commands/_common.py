@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from dsl.loader import load_journey
 
 from ..output import err_console, print_diagnostic
 
-__all__ = ["db_option", "db_read_option", "compile_files", "parse_when", "open_store"]
+__all__ = ["db_option", "db_read_option", "compile_files", "parse_when", "open_store", "writing_store"]
 
 db_option = click.option("--db", default="coltiva.db", show_default=True, type=click.Path(dir_okay=False),
                          help="The SQLite store (created if missing).")
@@ -71,3 +72,12 @@ def open_store(db: str, must_exist: bool = True, writer: bool = False):
     if must_exist and not Path(db).exists():
         raise ColtivaError(f"{db}: no such store (run `coltiva run ... --db {db}` first)")
     return Store(db, writer=writer)
+
+
+@contextlib.contextmanager
+def writing_store(compiled, db: str):
+    """The store, locked for writing, with these journeys registered (a changed one is refused)."""
+    with open_store(db, must_exist=False, writer=True) as store:
+        for cj, sources in compiled:
+            store.register(cj, sources)
+        yield store

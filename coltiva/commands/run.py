@@ -9,7 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..output import console, err_console
-from ._common import compile_files, db_option, open_store
+from ._common import compile_files, db_option, writing_store
 
 __all__ = ["command", "print_summary"]
 
@@ -38,9 +38,7 @@ def command(journeys, events, db, batch):
     from engine.runner import Runner
 
     compiled = compile_files(journeys)
-    with open_store(db, must_exist=False, writer=True) as store:
-        for cj, sources in compiled:
-            store.register(cj, sources)
+    with writing_store(compiled, db) as store:
         runner = Runner(store, [cj for cj, _ in compiled], batch_size=batch)
         source = "-" if events.name == "<stdin>" else events.name
         if err_console().is_terminal:

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlparse
 
 import click
 
-from ._common import compile_files, db_option, open_store
+from ._common import compile_files, db_option, writing_store
 
 __all__ = ["command", "MAX_BODY"]
 
@@ -126,9 +126,7 @@ def command(journeys, db, host, port):
     from engine.runner import Runner
 
     compiled = compile_files(journeys)
-    with open_store(db, must_exist=False, writer=True) as store:
-        for cj, sources in compiled:
-            store.register(cj, sources)
+    with writing_store(compiled, db) as store:
         runner = Runner(store, [cj for cj, _ in compiled])
         try:
             server = HTTPServer((host, port), make_handler(runner, store))

@@ -190,21 +190,8 @@ def check_event_overlaps(j: Journey):
                 )
 
 
-def _all_conditions(j: Journey):
-    for r in j.scoring:
-        yield r.condition
-    for f in j.fit:
-        yield f.condition
-    for r in j.exits + j.enrollments:  # type: ignore[operator]
-        yield r.condition
-    for s in j.stages:
-        for t in s.triggers:
-            if isinstance(t, EventTrigger):
-                yield t.condition
-
-
 def check_never_true(j: Journey):
-    for c in _all_conditions(j):
+    for c in j.conditions():
         if c is not None and never_true(c):
             yield Diagnostic("C058", W, "this condition can never be true", c.span,
                              "its parts exclude each other (e.g. `plan == \"a\" and plan == \"b\"`); "

@@ -258,21 +258,8 @@ def check_event_typos(j: Journey):
                              f"did you mean `{other}`? (used {counts[other]} time(s) elsewhere)")
 
 
-def _conditions(j: Journey):
-    for r in j.scoring:
-        yield r.condition
-    for f in j.fit:
-        yield f.condition
-    for r in j.exits + j.enrollments:  # type: ignore[operator]
-        yield r.condition
-    for s in j.stages:
-        for t in s.triggers:
-            if isinstance(t, EventTrigger):
-                yield t.condition
-
-
 def check_regexes(j: Journey):
-    for cond in _conditions(j):
+    for cond in j.conditions():
         for c in compares(cond):
             if c.op == "matches":
                 try:
