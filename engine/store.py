@@ -93,7 +93,8 @@ class Store:
 
     def __init__(self, path: str | Path = DEFAULT_DB, writer: bool = False):
         self.path = str(path)
-        self._lock = self._take_writer_lock() if writer else None
+        in_memory = self.path == ":memory:"  # a private store of one process: nothing to lock
+        self._lock = self._take_writer_lock() if writer and not in_memory else None
         try:
             self.db = sqlite3.connect(self.path, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -259,6 +260,18 @@ class Store:
                 (journey,),
             )
         }
+
+    def send_counts(self, journey: str) -> list[tuple[str, str, int]]:
+        """(content kind, content id, sends) for a journey, most sent first."""
+        return self.db.execute(
+            "SELECT json_extract(data, '$.content_kind'), json_extract(data, '$.content'), COUNT(*) FROM outbox "
+            "WHERE journey = ? AND kind = 'send' GROUP BY 1, 2 ORDER BY 3 DESC, 2",
+            (journey,),
+        ).fetchall()
+
+    def action_counts(self, journey: str) -> dict[str, int]:
+        return dict(self.db.execute(
+            "SELECT kind, COUNT(*) FROM outbox WHERE journey = ? GROUP BY kind", (journey,)).fetchall())
 
     def actions(self, since: int | None = None, after: int = 0, kind: str | None = None):
         """(position, action as JSON) in outbox order; the row's columns are not repeated in `data`."""
