@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lark import Token, Transformer, Tree, v_args
+from lark import Token, Transformer, Tree
 
 from . import model as m
 from .comments import comment_start
@@ -14,6 +14,8 @@ __all__ = ["build_journey", "decode_string", "encode_string"]
 def decode_string(token: str) -> str:
     """A quoted literal to its text: `\\"` and `\\\\` are escapes; other backslashes stay (regexes)."""
     body = token[1:-1]
+    if "\\" not in body:
+        return body  # the common case: nothing to unescape
     out = []
     i = 0
     while i < len(body):
@@ -53,6 +55,14 @@ class _Builder(Transformer):
         self.lines = text.splitlines()
         self.diagnostics: list[Diagnostic] = []
 
+    def _call_userfunc(self, tree, new_children=None):
+        """Every rule method takes (meta, children): a plain call, without Lark's per-call v_args wrapper."""
+        children = new_children if new_children is not None else tree.children
+        method = getattr(self, tree.data, None)
+        if method is None:
+            return self.__default__(tree.data, children, tree.meta)
+        return method(tree.meta, children)
+
     # -- helpers -------------------------------------------------------------
     def _span(self, meta) -> m.Span:
         if getattr(meta, "empty", True):
@@ -67,102 +77,82 @@ class _Builder(Transformer):
         return [c for c in children if isinstance(c, Token) and (kind is None or c.type == kind)]
 
     # -- words -----------------------------------------------------------------
-    @v_args(meta=True)
     def duration(self, meta, children):
         amount, unit = children
         return m.Duration(int(amount), _unit(str(unit)), self._span(meta))
 
-    def points(self, children):
+    def points(self, meta, children):
         return int(children[0])
 
-    def string(self, children):
+    def string(self, meta, children):
         return decode_string(children[0])
 
-    def number(self, children):
+    def number(self, meta, children):
         text = str(children[0])
         return float(text) if "." in text else int(text)
 
-    def true(self, _):
+    def true(self, meta, _):
         return True
 
-    def false(self, _):
+    def false(self, meta, _):
         return False
 
-    def list(self, children):
+    def list(self, meta, children):
         return tuple(children)
 
     # -- conditions ----------------------------------------------------------
-    @v_args(meta=True)
     def compare(self, meta, children):
         field, op, value = children
         op = "==" if str(op) == "=" else str(op)
         return m.Compare(str(field), op, value, self._span(meta))
 
-    def _string_compare(self, op):
-        @v_args(meta=True)
-        def build(meta, children):
-            field, text = children
-            return m.Compare(str(field), op, decode_string(text), self._span(meta))
+    def _string_compare(self, op, meta, children):
+        field, text = children
+        return m.Compare(str(field), op, decode_string(text), self._span(meta))
 
-        return build
-
-    @v_args(meta=True)
     def starts_with(self, meta, children):
-        return self._string_compare("starts with")(meta, children)
+        return self._string_compare("starts with", meta, children)
 
-    @v_args(meta=True)
     def ends_with(self, meta, children):
-        return self._string_compare("ends with")(meta, children)
+        return self._string_compare("ends with", meta, children)
 
-    @v_args(meta=True)
     def contains(self, meta, children):
-        return self._string_compare("contains")(meta, children)
+        return self._string_compare("contains", meta, children)
 
-    @v_args(meta=True)
     def matches(self, meta, children):
-        return self._string_compare("matches")(meta, children)
+        return self._string_compare("matches", meta, children)
 
-    @v_args(meta=True)
     def in_(self, meta, children):
         return m.Compare(str(children[0]), "in", children[1], self._span(meta))
 
-    @v_args(meta=True)
     def not_in(self, meta, children):
         return m.Compare(str(children[0]), "not in", children[1], self._span(meta))
 
-    @v_args(meta=True)
     def is_set(self, meta, children):
         return m.Compare(str(children[0]), "is set", None, self._span(meta))
 
-    @v_args(meta=True)
     def all_of(self, meta, children):
         return m.AllOf(tuple(children), self._span(meta))
 
-    @v_args(meta=True)
     def any_of(self, meta, children):
         return m.AnyOf(tuple(children), self._span(meta))
 
-    @v_args(meta=True)
     def not_(self, meta, children):
         return m.Not(children[0], self._span(meta))
 
-    def where(self, children):
+    def where(self, meta, children):
         return ("where", children[0])
 
     # -- blocks ----------------------------------------------------------------
-    @v_args(meta=True)
     def header(self, meta, children):
         return ("header", decode_string(children[0]), self._span(meta))
 
-    @v_args(meta=True)
     def include(self, meta, children):
         return m.Include(decode_string(children[0]), self._span(meta))
 
-    @v_args(meta=True)
     def cap(self, meta, children):
         return ("cap", int(children[0]), children[1])
 
-    @v_args(meta=True)
     def score_rule(self, meta, children):
         event = str(children[0])
         condition = None
@@ -177,30 +167,24 @@ class _Builder(Transformer):
                 points = c
         return m.ScoreRule(event, points, condition, cap_count, cap_window, self._span(meta))
 
-    @v_args(meta=True)
     def decay(self, meta, children):
         return m.Decay(children[0], self._span(meta))
 
-    @v_args(meta=True)
     def scoring(self, meta, children):
         return ("scoring", children, self._span(meta))
 
-    @v_args(meta=True)
     def fit_rule(self, meta, children):
         return m.FitRule(children[0], children[1], self._span(meta))
 
-    @v_args(meta=True)
     def fit(self, meta, children):
         return ("fit", children, self._span(meta))
 
-    @v_args(meta=True)
     def content_item(self, meta, children):
         kind, cid, *title = children
         return m.ContentItem(
             str(kind), decode_string(cid), decode_string(title[0]) if title else None, self._span(meta)
         )
 
-    @v_args(meta=True)
     def content(self, meta, children):
         return ("content", children, self._span(meta))
 
@@ -208,20 +192,17 @@ class _Builder(Transformer):
         condition = children[1][1] if len(children) > 1 else None
         return cls(str(children[0]), condition, self._span(meta))
 
-    @v_args(meta=True)
     def exit_rule(self, meta, children):
         return self._event_rule(m.ExitRule, meta, children)
 
-    @v_args(meta=True)
     def enroll_rule(self, meta, children):
         return self._event_rule(m.EnrollRule, meta, children)
 
-    @v_args(meta=True)
     def frequency_cap(self, meta, children):
         return m.FrequencyCap(int(children[0]), children[1], self._span(meta))
 
     # -- stages ----------------------------------------------------------------
-    def exit_target(self, _):
+    def exit_target(self, meta, _):
         return m.EXIT
 
     def _target(self, value) -> str:
@@ -237,37 +218,31 @@ class _Builder(Transformer):
         column = line[:at].rfind("exit") + 1 if at is not None else line.rfind("exit") + 1
         return m.Span(self.path, span.line, max(column, 1), span.line, max(column, 1) + 4)
 
-    @v_args(meta=True)
     def initial(self, meta, _):
         return ("initial", self._span(meta))
 
-    @v_args(meta=True)
     def final(self, meta, _):
         return ("final", self._span(meta))
 
-    @v_args(meta=True)
     def handoff(self, meta, _):
         return ("handoff", self._span(meta))
 
-    def on_entry(self, _):
+    def on_entry(self, meta, _):
         return None
 
-    def after(self, children):
+    def after(self, meta, children):
         return children[0]
 
-    @v_args(meta=True)
     def send(self, meta, children):
         kind, cid, when = children
         return m.Send(str(kind), decode_string(cid), when, self._span(meta))
 
-    @v_args(meta=True)
     def on_event(self, meta, children):
         event = str(children[0])
         condition = children[1][1] if len(children) == 3 else None
         return m.EventTrigger(event, self._target(children[-1]), condition, self._span(meta),
                               self._target_span(children[-1], meta))
 
-    @v_args(meta=True)
     def on_score(self, meta, children):
         op, value, target = children
         op = "==" if str(op) == "=" else str(op)
@@ -283,17 +258,14 @@ class _Builder(Transformer):
             )
         return m.ScoreTrigger(op, number, self._target(target), self._span(meta), self._target_span(target, meta))
 
-    @v_args(meta=True)
     def on_idle(self, meta, children):
         return m.TimeTrigger(children[0], "idle", self._target(children[1]), self._span(meta),
                              self._target_span(children[1], meta))
 
-    @v_args(meta=True)
     def on_in_stage(self, meta, children):
         return m.TimeTrigger(children[0], "in stage", self._target(children[1]), self._span(meta),
                              self._target_span(children[1], meta))
 
-    @v_args(meta=True)
     def hold(self, meta, children):
         stall, every, kind, cid, times, then = children
         return m.HoldLoop(
@@ -301,7 +273,6 @@ class _Builder(Transformer):
             self._target_span(then, meta),
         )
 
-    @v_args(meta=True)
     def stage(self, meta, children):
         sid = children[0]
         label = None
@@ -349,7 +320,6 @@ class _Builder(Transformer):
             flag_spans=tuple(flag_spans),
         )
 
-    @v_args(meta=True)
     def start(self, meta, children):
         return children
 
