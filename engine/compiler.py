@@ -126,7 +126,8 @@ def _build_machine(journey: Journey, callbacks) -> Machine:
             machine.add_transition(name, s.id, _target_state(t.target), conditions=conditions)
         if s.hold is not None:
             machine.add_transition(f"{s.id}#hold", s.id, _target_state(s.hold.then))
-    machine.add_transition("exit", [s.id for s in journey.stages], EXITED)
+    # exit rules remove a lead from any stage but a final one: a finished lead stays where it ended
+    machine.add_transition("exit", [s.id for s in journey.stages if not s.final], EXITED)
     return machine
 
 

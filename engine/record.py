@@ -9,14 +9,18 @@ from __future__ import annotations
 
 from array import array
 
-__all__ = ["Lead", "Action", "EXITED", "NOT_ENROLLED", "DONE"]
+__all__ = ["Lead", "Action", "EXITED", "NOT_ENROLLED", "WAITING", "DONE", "ATTRIBUTES_ONLY"]
 
 #: The machine state of a lead that left the journey (unsubscribed, `-> exit`).
 EXITED = "exit"
 #: A lead whose first event was an exit event: remembered so that no later event enrolls it.
 NOT_ENROLLED = "not_enrolled"
+#: A lead known only by attributes so far (no enrolling event yet): kept so fit rules see them.
+WAITING = "waiting"
 #: States in which nothing more ever happens to a lead.
 DONE = frozenset({EXITED, NOT_ENROLLED})
+#: The event type that only carries attributes: it never enrolls a lead and is not activity.
+ATTRIBUTES_ONLY = "lead.updated"
 
 
 class Lead:

@@ -15,14 +15,14 @@ from typing import Iterable
 
 from .compiler import CompiledJourney
 from .events import Event, Malformed, parse_event
-from .record import Lead
+from .record import ATTRIBUTES_ONLY, Lead
 from .step import advance, step_event
 from .store import Store
 
 __all__ = ["Runner", "Summary", "BUILTIN_TYPES", "DEFAULT_BATCH"]
 
 #: Event types every journey understands: `lead.updated` carries attributes only.
-BUILTIN_TYPES = frozenset({"lead.updated"})
+BUILTIN_TYPES = frozenset({ATTRIBUTES_ONLY})
 DEFAULT_BATCH = 5000
 
 

@@ -20,7 +20,7 @@ from array import array
 
 from .conditions import MISSING, lookup
 from .events import Event, format_time
-from .record import DONE, EXITED, NOT_ENROLLED, Action, Lead
+from .record import ATTRIBUTES_ONLY, DONE, EXITED, NOT_ENROLLED, WAITING, Action, Lead
 from .timers import CROSSING, HOLD_END, HOLD_SEND, SEND, TIMEOUT, next_timer, release_time, score_at
 
 __all__ = ["step_event", "advance", "Callbacks", "EngineBug", "MAX_CASCADE", "MAX_TIMERS_PER_STEP"]
@@ -34,6 +34,11 @@ class EngineBug(RuntimeError):
 
 def MAX_CASCADE(cj) -> int:
     return len(cj.stages) + 1
+
+
+def _shown(score: float) -> float:
+    """A score for people: two decimals, cut toward zero, so 9.999 never reads as a threshold of 10."""
+    return int(score * 100) / 100
 
 
 class Context:
@@ -68,7 +73,7 @@ class Context:
             return
         self.entry = {
             "time": self.time, "input": label, "notes": [],
-            "stage": [self.rec.state, None], "score": [round(self.score_now(), 2), None],
+            "stage": [self.rec.state, None], "score": [_shown(self.score_now()), None],
             "first_action": len(self.actions),
         }
         self.trace.append(self.entry)
@@ -82,7 +87,7 @@ class Context:
         if entry is None:
             return
         entry["stage"][1] = self.rec.state
-        entry["score"][1] = round(self.score_now(), 2)
+        entry["score"][1] = _shown(self.score_now())
         entry["actions"] = [a.to_json() for a in self.actions[entry.pop("first_action"):]]
         self.entry = None
 
@@ -294,16 +299,18 @@ def _react(ctx: Context, event: Event) -> None:
     """Exit rules, scoring, activity, then transitions: the event's own part of a step."""
     cj, rec = ctx.cj, ctx.rec
     ctx.event = event
-    if _matches_any(cj.exit_rules, event):
-        _fire(ctx, "exit")
+    plan = cj.stages[rec.state]
+    if not plan.final and _matches_any(cj.exit_rules, event):
+        _fire(ctx, "exit")  # a lead in a final stage has finished: it stays where it ended
         return
     changed = _update_fit(cj, rec, event.attributes)
     changed = _apply_score(ctx, event) or changed
-    rec.active = ctx.time
-    if rec.hold:
-        ctx.note("activity: the holding loop restarts from zero")
-        rec.hold = 0
-    for name, predicate in cj.stages[rec.state].events.get(event.type, ()):
+    if event.type != ATTRIBUTES_ONLY:  # a profile update is not an interaction
+        rec.active = ctx.time
+        if rec.hold:
+            ctx.note("activity: the holding loop restarts from zero")
+            rec.hold = 0
+    for name, predicate in plan.events.get(event.type, ()):
         if predicate(event.data):
             _fire(ctx, name)
             changed = True
@@ -313,12 +320,23 @@ def _react(ctx: Context, event: Event) -> None:
         _cascade(ctx)
 
 
-def _enroll(cj, lead: str, event: Event, trace) -> tuple[Lead | None, list[Action]]:
+def _enroll(cj, lead: str, event: Event, trace, waiting: Lead | None = None):
+    """A lead not in the journey yet: enroll it, remember an exit, or keep its attributes waiting."""
     # an exit event before enrollment is remembered, so no later event can enroll the lead
     exiting = _matches_any(cj.exit_rules, event)
-    if not exiting and cj.enroll_rules is not None and not _matches_any(cj.enroll_rules, event):
-        return None, []  # not (yet) enrolled: a later event may enroll it
+    enrolls = event.type != ATTRIBUTES_ONLY and (
+        cj.enroll_rules is None or _matches_any(cj.enroll_rules, event))
+    if not exiting and not enrolls:
+        # not (yet) enrolled: keep what fit rules will need when an enrolling event comes
+        if not cj.fit_rules or not event.attributes:
+            return waiting, []
+        rec = waiting.copy() if waiting is not None else Lead(WAITING, event.time)
+        rec.clock = rec.entered = rec.active = rec.score_at = event.time
+        _update_fit(cj, rec, event.attributes)
+        return (rec if rec.attrs is not None else waiting), []
     rec = Lead(NOT_ENROLLED if exiting else cj.initial, event.time)
+    if waiting is not None:
+        rec.attrs, rec.fit = waiting.attrs, waiting.fit
     ctx = Context(cj, rec, lead, event.time, trace)
     if exiting:
         ctx.begin(f"event {event.id}: {event.type}")
@@ -326,6 +344,8 @@ def _enroll(cj, lead: str, event: Event, trace) -> tuple[Lead | None, list[Actio
         ctx.end()
         return rec, []
     ctx.begin(f"event {event.id}: {event.type} (enrolls the lead)")
+    if waiting is not None:
+        ctx.note(f"attributes received before enrollment give {rec.fit:g} fit points")
     ctx.event = event
     _update_fit(cj, rec, event.attributes)
     _apply_score(ctx, event)
@@ -344,8 +364,8 @@ def _enroll(cj, lead: str, event: Event, trace) -> tuple[Lead | None, list[Actio
 
 def step_event(cj, rec: Lead | None, lead: str, event: Event, trace: list | None = None):
     """Apply one event to one lead: returns (new record or None if not enrolled, actions)."""
-    if rec is None:
-        return _enroll(cj, lead, event, trace)
+    if rec is None or rec.state == WAITING:
+        return _enroll(cj, lead, event, trace, rec)
     if rec.state in DONE:
         return rec, []  # left, or never enrolled: nothing more happens, and nothing is copied
     rec = rec.copy()
@@ -353,13 +373,15 @@ def step_event(cj, rec: Lead | None, lead: str, event: Event, trace: list | None
     t = event.time
     if rec.due is not None and rec.due <= t:
         _fire_due(ctx, t)
+        if rec.state in DONE:  # a timer took the lead out: its clock stays at that timer
+            rec.due = None
+            return rec, ctx.actions
     ctx.time = t if t > rec.clock else rec.clock
     ctx.begin(f"event {event.id}: {event.type}")
     if t < rec.clock:
         ctx.note(f"late by {_span_of(rec.clock - t)}: applied at the lead's clock ({format_time(rec.clock)})")
     rec.clock = ctx.time
-    if rec.state != EXITED:
-        _react(ctx, event)
+    _react(ctx, event)
     ctx.end()
     timer = next_timer(cj, rec)
     rec.due = None if timer is None else timer[0]

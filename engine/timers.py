@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from .record import DONE, Lead
+from .record import Lead
 
 __all__ = ["next_timer", "score_at", "release_time", "SEND", "HOLD_SEND", "HOLD_END", "TIMEOUT", "CROSSING"]
 
@@ -62,12 +62,15 @@ def _crossing(cj, rec: Lead, op: str, value: float) -> int | None:
 def next_timer(cj, rec: Lead):
     """(due, order, payload) of the earliest thing due, or None.
 
-    Sends carry the time they were meant for, so a send the frequency cap
-    deferred can say so."""
-    if rec.state in DONE:
-        return None
+    Ties at one instant go to what was meant earliest (sends held by the
+    frequency cap leave in the order they were due), then by kind (content,
+    holding loop, loop end, timeout, decay crossing), then in declaration
+    order. Sends carry the time they were meant for, so a deferred send can
+    say so."""
+    if rec.state not in cj.stages:
+        return None  # left, never enrolled, or waiting to enroll: no stage, nothing due
     plan = cj.stages[rec.state]
-    best = None  # (due, order, payload); the smallest (due, order) wins
+    best = None  # (due, meant, order, payload): the smallest key wins, the first written on a tie
     release = release_time(cj, rec) if cj.caps else None
     for offset, bit, kind, content in plan.sends:
         if rec.sent & bit:
@@ -75,8 +78,8 @@ def next_timer(cj, rec: Lead):
         meant = due = rec.entered + offset
         if release is not None and release > due:
             due = release
-        if best is None or due < best[0]:
-            best = (due, SEND, (bit, kind, content, meant))
+        if best is None or (due, meant, SEND) < best[:3]:
+            best = (due, meant, SEND, (bit, kind, content, meant))
     idle_since = rec.active if rec.active > rec.entered else rec.entered
     if plan.hold is not None:
         stall, every, times, kind, content, name = plan.hold
@@ -84,18 +87,19 @@ def next_timer(cj, rec: Lead):
             meant = due = idle_since + stall if rec.hold == 0 else rec.hold_at + every
             if release is not None and release > due:
                 due = release
-            candidate = (due, HOLD_SEND, (plan.hold, meant))
+            candidate = (due, meant, HOLD_SEND, (plan.hold, meant))
         else:
-            candidate = (rec.hold_at + every, HOLD_END, name)
-        if best is None or candidate[:2] < best[:2]:
+            end = rec.hold_at + every
+            candidate = (end, end, HOLD_END, name)
+        if best is None or candidate[:3] < best[:3]:
             best = candidate
     for name, mode, seconds in plan.timeouts:
         due = (idle_since if mode == "idle" else rec.entered) + seconds
-        if best is None or (due, TIMEOUT) < best[:2]:
-            best = (due, TIMEOUT, name)
+        if best is None or (due, due, TIMEOUT) < best[:3]:
+            best = (due, due, TIMEOUT, name)
     if plan.thresholds and cj.half_life is not None:
         for name, op, value in plan.thresholds:
             due = _crossing(cj, rec, op, value)
-            if due is not None and (best is None or (due, CROSSING) < best[:2]):
-                best = (due, CROSSING, name)
-    return best
+            if due is not None and (best is None or (due, due, CROSSING) < best[:3]):
+                best = (due, due, CROSSING, name)
+    return None if best is None else (best[0], best[2], best[3])

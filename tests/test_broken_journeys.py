@@ -698,7 +698,7 @@ CASES = [
           after 3 days in stage -> b
         stage b
           final
-        """, "C050", 4, 3, "`late` is never sent", "sooner than 3 days"),
+        """, "C050", 4, 3, "`late` is never sent", "no later than 3 days"),
     ("hold never starts", """
         journey "t"
         stage a

@@ -27,9 +27,10 @@ def command(db):
 
 
 def funnel_table(cj, stage_counts: dict[str, int]) -> Table:
-    """Leads per stage in the journey's order, then those that left, then those never enrolled."""
+    """Leads per stage in the journey's order, then those that left; those not in the journey apart."""
     per_stage = dict(stage_counts)
     never = per_stage.pop("not_enrolled", 0)
+    waiting = per_stage.pop("waiting", 0)
     total = sum(per_stage.values())
     table = Table(title=f"{cj.name} (version {cj.version})")
     table.add_column("stage")
@@ -44,4 +45,6 @@ def funnel_table(cj, stage_counts: dict[str, int]) -> Table:
     table.add_row("", "total", f"{total:,}", "")
     if never:
         table.add_row("not_enrolled", "never enrolled: an exit event came first", f"{never:,}", "")
+    if waiting:
+        table.add_row("waiting", "known by attributes, waiting for an enrolling event", f"{waiting:,}", "")
     return table

@@ -55,7 +55,7 @@ def counts_for(db: str, loaded: Loaded) -> tuple[dict[str, int], dict[tuple[str,
     journey = loaded.journey
     try:
         from engine.compiler import journey_version
-        from engine.record import DONE, NOT_ENROLLED
+        from engine.record import DONE, NOT_ENROLLED, WAITING
         from engine.store import Store
     except ImportError as err:
         raise ColtivaError(f"the engine's store cannot count leads yet ({err})") from None
@@ -73,7 +73,7 @@ def counts_for(db: str, loaded: Loaded) -> tuple[dict[str, int], dict[tuple[str,
                 names = ", ".join(repr(cj.name) for cj in stored) or "none"
                 raise ColtivaError(f"{db}: no journey named {journey.name!r} in this store (it has: {names})")
             stage_counts = {stage: n for stage, n in store.stage_counts().get(journey.name, {}).items()
-                            if stage != NOT_ENROLLED}  # never in the journey: not in any stage of it
+                            if stage not in (NOT_ENROLLED, WAITING)}  # not in the journey (yet): in no stage
             edge_counts = store.transition_counts(journey.name)
     except sqlite3.Error as err:
         raise ColtivaError(f"{db}: cannot read the store: {err}") from None

@@ -92,8 +92,8 @@ def hold_blocker(s: Stage) -> TimeTrigger | None:
     if s.hold is None:
         return None
     stall = s.hold.stall_after.seconds
-    for t in s.triggers:
-        if isinstance(t, TimeTrigger) and t.after.seconds <= stall:
+    for t in s.triggers:  # at the same instant the loop's send goes first (docs/engine.md)
+        if isinstance(t, TimeTrigger) and t.after.seconds < stall:
             return t
     return None
 
@@ -107,8 +107,8 @@ def hold_end_blocker(s: Stage) -> TimeTrigger | None:
     if s.hold is None:
         return None
     end = s.hold.stall_after.seconds + s.hold.times * s.hold.every.seconds
-    for t in s.triggers:
-        if isinstance(t, TimeTrigger) and t.after.seconds <= end:
+    for t in s.triggers:  # at the same instant the loop's end goes first (docs/engine.md)
+        if isinstance(t, TimeTrigger) and t.after.seconds < end:
             return t
     return None
 
