@@ -70,7 +70,9 @@ def next_timer(cj, rec: Lead):
     if rec.state not in cj.stages:
         return None  # left, never enrolled, or waiting to enroll: no stage, nothing due
     plan = cj.stages[rec.state]
-    best = None  # (due, meant, order, payload): the smallest key wins, the first written on a tie
+    # the best so far, as plain variables: this runs on every step, tuples per comparison cost
+    due_b = meant_b = order_b = None
+    payload_b = None
     release = release_time(cj, rec) if cj.caps else None
     for offset, bit, kind, content in plan.sends:
         if rec.sent & bit:
@@ -78,8 +80,8 @@ def next_timer(cj, rec: Lead):
         meant = due = rec.entered + offset
         if release is not None and release > due:
             due = release
-        if best is None or (due, meant, SEND) < best[:3]:
-            best = (due, meant, SEND, (bit, kind, content, meant))
+        if due_b is None or due < due_b or (due == due_b and meant < meant_b):
+            due_b, meant_b, order_b, payload_b = due, meant, SEND, (bit, kind, content, meant)
     idle_since = rec.active if rec.active > rec.entered else rec.entered
     if plan.hold is not None:
         stall, every, times, kind, content, name = plan.hold
@@ -87,19 +89,20 @@ def next_timer(cj, rec: Lead):
             meant = due = idle_since + stall if rec.hold == 0 else rec.hold_at + every
             if release is not None and release > due:
                 due = release
-            candidate = (due, meant, HOLD_SEND, (plan.hold, meant))
+            order, payload = HOLD_SEND, (plan.hold, meant)
         else:
-            end = rec.hold_at + every
-            candidate = (end, end, HOLD_END, name)
-        if best is None or candidate[:3] < best[:3]:
-            best = candidate
+            meant = due = rec.hold_at + every
+            order, payload = HOLD_END, name
+        if due_b is None or (due, meant, order) < (due_b, meant_b, order_b):
+            due_b, meant_b, order_b, payload_b = due, meant, order, payload
     for name, mode, seconds in plan.timeouts:
         due = (idle_since if mode == "idle" else rec.entered) + seconds
-        if best is None or (due, due, TIMEOUT) < best[:3]:
-            best = (due, due, TIMEOUT, name)
+        if due_b is None or due < due_b or (due == due_b and (due, TIMEOUT) < (meant_b, order_b)):
+            due_b, meant_b, order_b, payload_b = due, due, TIMEOUT, name
     if plan.thresholds and cj.half_life is not None:
         for name, op, value in plan.thresholds:
             due = _crossing(cj, rec, op, value)
-            if due is not None and (best is None or (due, due, CROSSING) < best[:3]):
-                best = (due, due, CROSSING, name)
-    return None if best is None else (best[0], best[2], best[3])
+            if due is not None and (due_b is None or due < due_b or
+                                    (due == due_b and (due, CROSSING) < (meant_b, order_b))):
+                due_b, meant_b, order_b, payload_b = due, due, CROSSING, name
+    return None if due_b is None else (due_b, order_b, payload_b)
