@@ -56,6 +56,8 @@ def _compare(c: Compare) -> Predicate:
 
         return equal if op == "==" else (lambda d: not equal(d))
     if op in (">", ">=", "<", "<="):
+        if not _is_number(value):
+            return lambda d: False  # ordering compares numbers only: a text or a boolean bound never holds
         test = {">": float.__gt__, ">=": float.__ge__, "<": float.__lt__, "<=": float.__le__}[op]
         bound = float(value)  # type: ignore[arg-type]
 

@@ -54,6 +54,8 @@ def _crossing(cj, rec: Lead, op: str, value: float) -> int | None:
     if moving_down != (op in ("<", "<=")):
         return None
     when = rec.score_at - cj.half_life * math.log2(ratio)
+    if when < rec.clock:
+        return None  # crossed already (a cascade bound held the lead): not a future event to wait for
     # a strict threshold holds just after the instant, a non-strict one at it
     due = math.floor(when) + 1 if op in ("<", ">") else math.ceil(when)
     return max(due, rec.clock + 1)

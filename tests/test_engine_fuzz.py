@@ -1,0 +1,96 @@
+"""The engine on journeys nobody wrote: generated models (checked or not) and random events never crash it.
+
+Journeys come from the formatter's strategy (tests/strategies.py) and are compiled
+without the checker, so dead ends, self-loops, threshold loops and unreachable
+stages all reach the engine: its own bounds must hold. Only what the compiler's
+contract relies on is assumed (stages exist, counts are positive, patterns compile). Invariants after every
+step: no exception, unique action keys, content never sent twice (holding-loop
+editions apart), a known state, and the next due time strictly after the clock.
+"""
+
+import re
+
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from dsl.model import EventTrigger, compares
+from engine.compiler import compile_journey
+from engine.events import Event
+from engine.record import DONE, WAITING
+from engine.step import advance, step_event
+
+from .strategies import journeys
+
+T0 = 1_767_225_600
+
+
+def _valid_pattern(text) -> bool:
+    try:
+        re.compile(str(text))
+    except re.error:
+        return False
+    return True
+
+
+def _event_types(j):
+    types = {r.event for r in j.scoring} | {r.event for r in j.exits} | {r.event for r in j.enrollments}
+    for s in j.stages:
+        types |= {t.event for t in s.triggers if isinstance(t, EventTrigger)}
+    return sorted(types | {"lead.updated"})
+
+
+def _fields(j):
+    return sorted({c.field for cond in j.conditions() for c in compares(cond)})
+
+
+@st.composite
+def scenarios(draw):
+    j = draw(journeys(max_stages=4))
+    types, fields = _event_types(j), _fields(j) or ["x"]
+    values = st.one_of(st.integers(-100, 300), st.sampled_from(["pro", "team", "/pricing", "director", ""]),
+                       st.booleans())
+    steps = draw(st.lists(st.tuples(
+        st.sampled_from(["event", "event", "event", "tick"]),
+        st.sampled_from(types),
+        st.integers(-3600, 20 * 86400),  # a gap; negative: a late event
+        st.dictionaries(st.sampled_from(fields), values, max_size=2),
+        st.sampled_from(["L1", "L2"]),
+    ), min_size=1, max_size=25))
+    return j, steps
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios())
+def test_the_engine_never_crashes_and_keeps_its_invariants(scenario):
+    journey, steps = scenario
+    # what the compiler's contract relies on (the checker guarantees it: C052, C056); nothing else is checked
+    assume(journey.stages)
+    assume(all(c.count > 0 for c in journey.caps))
+    assume(all(r.cap_count is None or r.cap_count > 0 for r in journey.scoring))
+    assume(all(s.hold is None or s.hold.times > 0 for s in journey.stages))
+    assume(all(_valid_pattern(c.value) for cond in journey.conditions() for c in compares(cond)
+               if c.op == "matches"))  # C038
+    cj = compile_journey(journey)  # deliberately unchecked: dead ends, loops, unreachable stages
+    records, keys, sent = {}, set(), set()
+    now = T0
+    for n, (kind, etype, gap, data, lead) in enumerate(steps):
+        now = max(T0, now + gap)
+        rec = records.get(lead)
+        if kind == "tick":
+            if rec is None:
+                continue
+            new, actions = advance(cj, rec, lead, now)
+        else:
+            attributes = data if etype == "lead.updated" else None
+            new, actions = step_event(cj, rec, lead, Event(f"e{n}", lead, etype, now, data, attributes))
+        for a in actions:
+            assert a.key not in keys, a.key
+            keys.add(a.key)
+            if a.kind == "send" and "edition" not in a.data:
+                assert (a.lead, a.data["content"]) not in sent, a.data
+                sent.add((a.lead, a.data["content"]))
+        if new is None:
+            continue
+        assert new.state in cj.stages or new.state in DONE or new.state == WAITING, new.state
+        assert new.due is None or new.due > new.clock, (new.due, new.clock)
+        records[lead] = new
