@@ -269,7 +269,8 @@ class Stage:
 
     @property
     def title(self) -> str:
-        return self.label if self.label is not None else self.id
+        """What people read: the label, or the id when there is none (or it is blank)."""
+        return self.label if self.label and self.label.strip() else self.id
 
     def targets(self) -> list[str]:
         """Every stage (or EXIT) this stage can lead to, in declaration order."""

@@ -287,7 +287,7 @@ def diagram_title(journey: Journey, fragment: bool = False) -> str:
     """The journey's name; a shared include fragment (no `journey` line) is named by its file."""
     if fragment or (journey.name is None and not journey.stages):
         return f"Shared fragment: {PurePath(journey.path or 'unnamed').name}"
-    return journey.name or "(unnamed journey)"
+    return journey.name if journey.name and journey.name.strip() else "(unnamed journey)"
 
 
 def build_diagram(journey: Journey, fragment: bool = False) -> Diagram:

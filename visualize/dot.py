@@ -11,6 +11,7 @@ tests and stylesheets can tell edge kinds apart without reading pixels.
 from __future__ import annotations
 
 import html
+import re
 import subprocess
 
 import graphviz
@@ -52,6 +53,9 @@ LABEL_BUDGET = 12_000
 TOOLTIP_LIMIT = 100_000
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def _h(text: str) -> str:
     """Plain text to HTML-label text: markup characters and backslashes become entities.
 
@@ -59,7 +63,9 @@ def _h(text: str) -> str:
     node name, a doubled backslash is one), even when written as `&#92;`; so
     every backslash is doubled to come out exactly as written.
     """
-    return html.escape(" ".join(str(text).split()), quote=True).replace("\\", "\\\\")
+    text = _CONTROL.sub("\ufffd", " ".join(str(text).split()))  # XML (and so `dot`) refuses control characters
+    escaped = html.escape(text, quote=True).replace("\\", "\\\\")
+    return escaped or "&#160;"  # `dot` refuses an empty <B></B>: blank text becomes one no-break space
 
 
 def _line(line: Line, colour: str | None = None) -> str:
@@ -77,7 +83,7 @@ def _line(line: Line, colour: str | None = None) -> str:
 
 def _tooltip(texts) -> str | None:
     """A plain-text tooltip (quoted DOT string, never HTML); backslashes doubled like `_h`."""
-    text = " | ".join(" ".join(str(x).split()) for x in texts if x)
+    text = _CONTROL.sub("\ufffd", " | ".join(" ".join(str(x).split()) for x in texts if x))
     if not text:
         return None
     if len(text) > TOOLTIP_LIMIT:
