@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 from hypothesis import given
@@ -281,14 +280,11 @@ def test_checks_are_small_named_functions():
     assert all(check.__name__.startswith("check_") for check in CHECKS)
 
 
-def test_checks_of_a_thousand_stages_are_fast():
+def test_a_thousand_stage_journey_checks_clean():
+    """How long it takes is measured by bench/bench_language.py, never here."""
     sys.path.insert(0, str(ROOT / "bench"))
     from bench_language import generate
 
     j, diagnostics = parse_journey(generate(1000), "big.journey")
     assert j is not None and not diagnostics
-    start = time.perf_counter()
-    found = run_checks(j)
-    elapsed = time.perf_counter() - start
-    assert found == []
-    assert elapsed < 1.0, f"checks of 1,000 stages took {elapsed:.2f} s"
+    assert run_checks(j) == []
