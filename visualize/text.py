@@ -7,12 +7,9 @@ plain (never escaped here): each renderer escapes for its own format.
 
 from __future__ import annotations
 
-from dsl.builder import encode_string
+from dsl.formatter import format_condition, format_value
 from dsl.model import (
     EXIT,
-    AllOf,
-    AnyOf,
-    Compare,
     Condition,
     Duration,
     EnrollRule,
@@ -21,7 +18,6 @@ from dsl.model import (
     FitRule,
     FrequencyCap,
     HoldLoop,
-    Not,
     ScoreRule,
     ScoreTrigger,
     Send,
@@ -54,28 +50,13 @@ _OPS = {">=": "≥", "<=": "≤", "!=": "≠", "==": "=", "=": "="}
 
 
 def value_text(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return encode_string(value)
-    if isinstance(value, tuple):
-        return "[" + ", ".join(value_text(v) for v in value) + "]"
-    return str(value)
+    """A condition value as the language writes it (the formatter's own writer)."""
+    return format_value(value)
 
 
-def condition_text(cond: Condition, nested: bool = False) -> str:
-    """A condition as the journey language writes it, parenthesised when nested."""
-    if isinstance(cond, Compare):
-        if cond.op == "is set":
-            return f"{cond.field} is set"
-        return f"{cond.field} {cond.op} {value_text(cond.value)}"
-    if isinstance(cond, Not):
-        return f"not {condition_text(cond.part, True)}"
-    if isinstance(cond, (AllOf, AnyOf)):
-        word = " and " if isinstance(cond, AllOf) else " or "
-        text = word.join(condition_text(p, True) for p in cond.parts)
-        return f"({text})" if nested else text
-    return str(cond)
+def condition_text(cond: Condition) -> str:
+    """A condition as the language writes it (the formatter's writer: the fewest parentheses)."""
+    return format_condition(cond)
 
 
 def duration_text(d: Duration) -> str:
