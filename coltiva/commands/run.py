@@ -35,6 +35,7 @@ def print_summary(summary, title: str) -> None:
 @click.option("--batch", default=5000, show_default=True, help="Events per transaction.")
 def command(journeys, events, db, batch):
     """Run events through journeys. Malformed events are kept aside, duplicates ignored."""
+    from engine.events import read_lines
     from engine.runner import Runner
 
     compiled = compile_files(journeys)
@@ -45,9 +46,9 @@ def command(journeys, events, db, batch):
             with Progress(TextColumn("stepping leads"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                           console=err_console(), transient=True) as bar:
                 task = bar.add_task("run", total=None)
-                summary = runner.run_lines(events, source, progress=lambda n: bar.advance(task, n))
+                summary = runner.run_lines(read_lines(events), source, progress=lambda n: bar.advance(task, n))
         else:
-            summary = runner.run_lines(events, source)
+            summary = runner.run_lines(read_lines(events), source)
     print_summary(summary, f"run: {', '.join(cj.name for cj, _ in compiled)}")
     if summary.quarantined:
         click.echo(f"{summary.quarantined} event(s) kept aside: see `coltiva quarantine --db {db}`", err=True)

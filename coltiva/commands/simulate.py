@@ -27,6 +27,7 @@ __all__ = ["command"]
               help="Tick to this ISO 8601 time at the end (default: the time of the last event).")
 def command(journeys, events, until):
     """Run events through journeys in memory and show the funnel, the sends and the handoffs."""
+    from engine.events import read_lines
     from engine.runner import Runner
 
     compiled = compile_files(journeys)
@@ -34,7 +35,7 @@ def command(journeys, events, until):
     with writing_store(compiled, ":memory:") as store:
         runner = Runner(store, [cj for cj, _ in compiled])
         source = "-" if events.name == "<stdin>" else events.name
-        summary = runner.run_lines(events, source)
+        summary = runner.run_lines(read_lines(events), source)
         last = store.db.execute("SELECT MAX(time) FROM inputs WHERE kind = 'event'").fetchone()[0]
         end = parse_when(until) if until else last
         if end is not None:
