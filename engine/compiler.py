@@ -97,7 +97,8 @@ def _plan_stage(stage, bits: dict[str, int]) -> StagePlan:
             plan.timeouts.append((name, t.mode, t.after.seconds))
     if stage.hold is not None:
         h = stage.hold
-        plan.hold = (h.stall_after.seconds, h.every.seconds, h.times, h.kind, h.content, f"{stage.id}#hold")
+        plan.hold = (h.stall_after.seconds, h.every.seconds, h.times, h.kind, h.content, f"{stage.id}#hold",
+                     bits[h.content])
     return plan
 
 
@@ -150,10 +151,13 @@ def compile_journey(journey: Journey, diagnostics=()) -> CompiledJourney:
     from .step import Callbacks
 
     bits: dict[str, int] = {}
-    for s in journey.stages:
-        for send in s.sends:
-            if send.content not in bits:
-                bits[send.content] = 1 << len(bits)
+    # send lines first, then holding-loop content (a later `send` line skips what a loop sent): bits
+    # of send lines keep the positions records stored before loops had bits
+    contents = [send.content for s in journey.stages for send in s.sends]
+    contents += [s.hold.content for s in journey.stages if s.hold is not None]
+    for content in contents:
+        if content not in bits:
+            bits[content] = 1 << len(bits)
     # each capped score rule gets a slot in a lead's `caps` tuple
     cap_slots = {i: slot for slot, i in enumerate(i for i, r in enumerate(journey.scoring) if r.cap_count)}
     callbacks = Callbacks()
