@@ -6,25 +6,12 @@ import sys
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from ..output import console, err_console
+from ..output import err_console
+from ..tables import print_summary
 from ._common import compile_files, db_option, writing_store
 
-__all__ = ["command", "print_summary"]
-
-
-def print_summary(summary, title: str) -> None:
-    table = Table(title=title, show_header=False)
-    table.add_column("what")
-    table.add_column("count", justify="right")
-    for label, value in [("lines read", summary.lines), ("events applied", summary.applied),
-                         ("duplicates ignored", summary.duplicates), ("kept aside (quarantine)", summary.quarantined),
-                         ("leads advanced by time", summary.ticked_leads)]:
-        table.add_row(label, f"{value:,}")
-    for kind in sorted(summary.actions):
-        table.add_row(f"actions: {kind}", f"{summary.actions[kind]:,}")
-    console().print(table)
+__all__ = ["command"]
 
 
 @click.command("run")
