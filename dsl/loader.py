@@ -16,7 +16,9 @@ from . import model as m
 from .builder import build_journey
 from .comments import collect_comments
 from .diagnostics import Diagnostic, Severity, has_errors, sort_key
+from .errors import SourceError
 from .parser import parse_text
+from .source import read_journey_file
 
 __all__ = ["Loaded", "parse_journey", "load_journey", "load_text"]
 
@@ -69,6 +71,11 @@ def _display(path: Path) -> str:
         return str(path)
 
 
+def _real(path: Path) -> Path:
+    """The path with symlinks resolved; a loop of links stays unresolved (reading it then says so)."""
+    return Path(os.path.realpath(path))
+
+
 def _resolve(
     journey: m.Journey,
     directory: Path,
@@ -76,7 +83,7 @@ def _resolve(
     loaded: Loaded,
 ) -> m.Journey:
     for inc in journey.includes:
-        target = (directory / inc.path).resolve()
+        target = _real(directory / inc.path)
         if target in loaded.included and target not in stack:
             continue  # already merged through another include: each file counts once
         if target in stack:
@@ -87,12 +94,12 @@ def _resolve(
             )
             continue
         try:
-            text = target.read_text(encoding="utf-8-sig")
-        except (OSError, UnicodeDecodeError) as err:
-            reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+            text = read_journey_file(target)
+        except SourceError as err:
             loaded.diagnostics.append(
-                Diagnostic("C020", Severity.ERROR, f"cannot read included file `{inc.path}`: {reason}",
-                           inc.span, f"the path is relative to {_display(directory) or '.'}/")
+                Diagnostic("C020", Severity.ERROR, f"cannot read included file `{inc.path}`: {err.reason}",
+                           inc.span, f"the path is relative to {_display(directory) or '.'}/; an included "
+                           "file is a regular file of at most 1 MiB")
             )
             continue
         name = _display(target)
@@ -122,7 +129,7 @@ def load_text(text: str, path: str = "<string>", directory: Path | None = None, 
     if journey is None:
         return loaded
     base = directory if directory is not None else Path.cwd()
-    own = (base / Path(path).name).resolve() if path != "<string>" else base.resolve() / "<string>"
+    own = _real(base / Path(path).name) if path != "<string>" else _real(base) / "<string>"
     journey = _resolve(journey, base, (own,), loaded)
     empty = journey == m.Journey(name=None)
     if journey.name is None and not journey.stages and not empty:
@@ -149,13 +156,5 @@ def load_text(text: str, path: str = "<string>", directory: Path | None = None, 
 
 def load_journey(path: str | os.PathLike, check: bool = True) -> Loaded:
     """Read, parse, resolve includes and check one journey file."""
-    p = Path(path)
-    name = str(path)
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as err:
-        from .errors import ColtivaError
-
-        reason = err.strerror if isinstance(err, OSError) and err.strerror else "not UTF-8 text"
-        raise ColtivaError(f"{name}: cannot read: {reason}") from None
-    return load_text(text, name, p.parent, check=check)
+    text = read_journey_file(path)  # SourceError (a ColtivaError) says why not
+    return load_text(text, str(path), Path(path).parent, check=check)

@@ -759,6 +759,22 @@ CASES = [
         stage c
           final
         """, "C059", 8, 7, "no lead can ever leave stage `b`", "line 10: its condition can never be true"),
+    # ---- limits: nesting (C062) ----------------------------------------------
+    ("33 nested not", """
+        journey "t"
+        exit on x where """ + "not " * 33 + """plan == "a"
+        stage a
+          initial
+          final
+        """, "C062", 2, 17 + 32 * 4, "nested too deeply: more than 32 levels", "`not not x` is `x`"),
+    ("33 nested groups", """
+        journey "t"
+        fit
+          """ + "(a == 1 or " * 16 + "(b == 1 and " * 17 + "c == 1" + ")" * 33 + """ +5
+        stage a
+          initial
+          final
+        """, "C062", 3, 4 + 16 * 11 + 16 * 12, "nested too deeply", "`a and (b and c)` is `a and b and c`"),
 ]
 
 
