@@ -19,6 +19,7 @@ from .liveness import (
     shadowing_threshold,
     shadowing_timer,
     threshold_unreachable,
+    triggers_by_kind,
 )
 from .logic import disjoint, intersect, never_true, threshold_interval
 
@@ -146,9 +147,10 @@ def check_initial_final(j: Journey):
 def _event_overlap(s: Stage, i: int) -> EventTrigger | None:
     """An earlier trigger to another stage that may take some of this trigger's events."""
     later = s.triggers[i]
-    for earlier in s.triggers[:i]:
-        if (isinstance(earlier, EventTrigger) and earlier.event == later.event  # type: ignore[union-attr]
-                and earlier.target != later.target and not disjoint(earlier.condition, later.condition)):
+    for k, earlier in triggers_by_kind(s).get(("event", later.event), ()):  # type: ignore[union-attr]
+        if k >= i:
+            break
+        if earlier.target != later.target and not disjoint(earlier.condition, later.condition):
             return earlier
     return None
 

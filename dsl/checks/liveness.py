@@ -15,6 +15,7 @@ from .logic import contains, implies, never_true, threshold_interval
 
 __all__ = [
     "HOLD",
+    "triggers_by_kind",
     "shadowing_event",
     "shadowing_exit",
     "shadowing_threshold",
@@ -30,6 +31,30 @@ __all__ = [
 HOLD = -1
 
 
+_triggers_of: list = []
+
+
+def triggers_by_kind(s: Stage) -> dict:
+    """The stage's triggers grouped for the pairwise checks, each as (index, trigger) in order.
+
+    Keys: ("event", event type) for event triggers, "score" and "timer". A check
+    that pairs a trigger with the earlier ones of its kind reads one group, not
+    every trigger of the stage, so a stage with thousands of event types stays
+    linear. The last stage's groups are kept: the checks ask about one stage at a time.
+    """
+    if _triggers_of and _triggers_of[0] is s:
+        return _triggers_of[1]
+    groups: dict = {}
+    for i, t in enumerate(s.triggers):
+        if isinstance(t, EventTrigger):
+            key: object = ("event", t.event)
+        else:
+            key = "score" if isinstance(t, ScoreTrigger) else "timer"
+        groups.setdefault(key, []).append((i, t))
+    _triggers_of[:] = [s, groups]
+    return groups
+
+
 def shadowing_event(s: Stage, i: int) -> EventTrigger | None:
     """The earlier trigger of the same event that takes every event this one could take.
 
@@ -39,10 +64,11 @@ def shadowing_event(s: Stage, i: int) -> EventTrigger | None:
     later = s.triggers[i]
     if not isinstance(later, EventTrigger):
         return None
-    for earlier in s.triggers[:i]:
-        if isinstance(earlier, EventTrigger) and earlier.event == later.event:
-            if implies(later.condition, earlier.condition):
-                return earlier
+    for k, earlier in triggers_by_kind(s).get(("event", later.event), ()):
+        if k >= i:
+            break
+        if implies(later.condition, earlier.condition):
+            return earlier
     return None
 
 
@@ -61,9 +87,10 @@ def shadowing_threshold(s: Stage, i: int) -> ScoreTrigger | None:
     later = s.triggers[i]
     if not isinstance(later, ScoreTrigger):
         return None
-    for earlier in s.triggers[:i]:
-        if isinstance(earlier, ScoreTrigger) and contains(threshold_interval(earlier),
-                                                          threshold_interval(later)):
+    for k, earlier in triggers_by_kind(s).get("score", ()):
+        if k >= i:
+            break
+        if contains(threshold_interval(earlier), threshold_interval(later)):
             return earlier
     return None
 
@@ -81,8 +108,8 @@ def shadowing_timer(s: Stage, i: int) -> TimeTrigger | None:
     t = s.triggers[i]
     if not isinstance(t, TimeTrigger):
         return None
-    for k, other in enumerate(s.triggers):
-        if k != i and isinstance(other, TimeTrigger) and _timer_beats(other, k, t, i):
+    for k, other in triggers_by_kind(s).get("timer", ()):
+        if k != i and _timer_beats(other, k, t, i):
             return other
     return None
 
