@@ -17,6 +17,7 @@ from .builder import build_journey
 from .comments import collect_comments
 from .diagnostics import Diagnostic, Severity, has_errors, sort_key
 from .errors import SourceError
+from .limits import MAX_FILE_BYTES, MAX_VALUE
 from .parser import parse_text
 from .source import read_journey_file
 
@@ -83,7 +84,21 @@ def _resolve(
     loaded: Loaded,
 ) -> m.Journey:
     for inc in journey.includes:
-        target = _real(directory / inc.path)
+        if len(inc.path) > MAX_VALUE:
+            loaded.diagnostics.append(
+                Diagnostic("C063", Severity.ERROR, f"an include path is at most {MAX_VALUE:,} characters long; "
+                           f"this one has {len(inc.path):,}", inc.span,
+                           "move the shared file nearer, or give it a shorter path")
+            )
+            continue
+        try:
+            target = _real(directory / inc.path)
+        except (OSError, ValueError) as err:  # a NUL in the path
+            loaded.diagnostics.append(
+                Diagnostic("C020", Severity.ERROR, f"cannot read included file `{inc.path}`: {err}", inc.span,
+                           "write the path of a file, relative to the including file")
+            )
+            continue
         if target in loaded.included and target not in stack:
             continue  # already merged through another include: each file counts once
         if target in stack:
@@ -99,7 +114,7 @@ def _resolve(
             loaded.diagnostics.append(
                 Diagnostic("C020", Severity.ERROR, f"cannot read included file `{inc.path}`: {err.reason}",
                            inc.span, f"the path is relative to {_display(directory) or '.'}/; an included "
-                           "file is a regular file of at most 1 MiB")
+                           f"file is a regular file of at most {MAX_FILE_BYTES // 2**20} MiB")
             )
             continue
         name = _display(target)

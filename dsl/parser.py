@@ -24,17 +24,12 @@ from lark.exceptions import (
 from lark.indenter import DedentError, Indenter
 
 from .diagnostics import Diagnostic, Severity
+from .limits import MAX_NESTING
 from .model import Span
 
-__all__ = ["parse_text", "grammar_parser", "MAX_SYNTAX_ERRORS", "MAX_NESTING"]
+__all__ = ["parse_text", "grammar_parser", "MAX_SYNTAX_ERRORS"]
 
 MAX_SYNTAX_ERRORS = 20
-
-#: How deeply a condition may nest `not`, `and` and `or` (C062). Everything after the
-#: parser (model builder, formatter, checks, engine) walks conditions recursively;
-#: this bound, checked on the parse tree without recursion, keeps them far from
-#: Python's recursion limit.
-MAX_NESTING = 32
 
 # Words that start a statement, for "did you mean" on a misspelled one.
 KEYWORDS = ["journey", "include", "scoring", "fit", "content", "exit", "enroll", "at", "stage",
@@ -467,8 +462,11 @@ _NESTING = frozenset({"not_", "all_of", "any_of"})
 def _too_deep(tree: Tree, path: str, lines: list[str]) -> list[Diagnostic]:
     """C062 for each statement whose condition nests deeper than MAX_NESTING.
 
-    An explicit stack, not recursion: the tree of a hostile condition may be
-    thousands of levels deep. The caret points at the first level too many.
+    Everything after the parser (model builder, formatter, checks, engine) walks
+    conditions recursively; this bound keeps them far from Python's recursion
+    limit. So it is found here, on the parse tree, with an explicit stack: the
+    tree of a hostile condition may be thousands of levels deep. The caret
+    points at the first level too many.
     """
     found: dict[int, Diagnostic] = {}
     stack: list[tuple[Tree, int]] = [(tree, 0)]

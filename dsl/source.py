@@ -15,11 +15,9 @@ import os
 import stat
 
 from .errors import SourceError
+from .limits import MAX_FILE_BYTES
 
-__all__ = ["MAX_FILE_BYTES", "read_journey_file"]
-
-#: The largest journey file read (main file or include): 1 MiB, about 20 times a 1,000-stage journey.
-MAX_FILE_BYTES = 1024 * 1024
+__all__ = ["read_journey_file"]
 
 _KINDS = (
     (stat.S_ISDIR, "a directory"),
@@ -48,7 +46,7 @@ def _os_reason(err: OSError) -> str:
 
 def _too_large(size: int | None = None) -> str:
     got = f" ({size:,} bytes)" if size is not None else ""
-    return f"the file is larger than 1 MiB{got}, the largest journey file read"
+    return f"the file is larger than {MAX_FILE_BYTES // 2**20} MiB{got}, the largest journey file read"
 
 
 def read_journey_file(path: str | os.PathLike, keep_newlines: bool = False) -> str:

@@ -7,6 +7,7 @@ import re
 from collections import Counter
 
 from ..diagnostics import Diagnostic, Severity
+from ..limits import MAX_NAME, MAX_TEXT, MAX_VALUE
 from ..model import (
     EXIT,
     EventTrigger,
@@ -31,6 +32,7 @@ __all__ = [
     "check_content_library",
     "check_event_typos",
     "check_regexes",
+    "check_lengths",
 ]
 
 E, W = Severity.ERROR, Severity.WARNING
@@ -310,3 +312,51 @@ def check_regexes(j: Journey):
                     yield Diagnostic("C038", E, f"`{c.value}` is not a valid pattern: {err.msg}", c.span,
                                      'patterns are regular expressions, e.g. "director|vp" or "^/pricing"')
 
+
+_HINTS = {
+    MAX_NAME: "a name is a short word like `email.opened`; shorten it",
+    MAX_TEXT: "shorten it: people read it in messages and diagrams; a longer note goes in a `#` comment",
+    MAX_VALUE: "compare with a shorter text, e.g. `starts with` its beginning, or a pattern",
+}
+
+
+def _lengths(j: Journey):
+    """(what, text, where, limit) for every name and text of the journey."""
+    if j.name is not None:
+        yield "a journey name", j.name, j.span, MAX_TEXT
+    for r in j.scoring:
+        yield "an event type", r.event, r.span, MAX_NAME
+    for r in j.exits + j.enrollments:  # type: ignore[operator]
+        yield "an event type", r.event, r.span, MAX_NAME
+    for item in j.contents:
+        yield "a content kind", item.kind, item.span, MAX_NAME
+        yield "a content id", item.id, item.span, MAX_TEXT
+        if item.title is not None:
+            yield "a content title", item.title, item.span, MAX_TEXT
+    for s in j.stages:
+        yield "a stage id", s.id, s.id_span, MAX_NAME
+        if s.label is not None:
+            yield "a stage label", s.label, s.span, MAX_TEXT
+        sends = [(x.kind, x.content, x.span) for x in s.sends]
+        if s.hold is not None:
+            sends.append((s.hold.kind, s.hold.content, s.hold.span))
+        for kind, content, span in sends:
+            yield "a content kind", kind, span, MAX_NAME
+            yield "a content id", content, span, MAX_TEXT
+        for t in s.triggers:
+            if isinstance(t, EventTrigger):
+                yield "an event type", t.event, t.span, MAX_NAME
+    for cond in j.conditions():
+        for c in compares(cond):
+            yield "a field name", c.field, c.span, MAX_NAME
+            for v in c.value if isinstance(c.value, tuple) else (c.value,):
+                if isinstance(v, str):
+                    yield ("a pattern" if c.op == "matches" else "a compared text"), v, c.span, MAX_VALUE
+
+
+def check_lengths(j: Journey):
+    """Every name and text has a length limit, so messages, diagrams and the store stay usable."""
+    for what, text, span, limit in _lengths(j):
+        if len(text) > limit:
+            yield Diagnostic("C063", E, f"{what} is at most {limit:,} characters long; this one has {len(text):,}",
+                             span, _HINTS[limit])
