@@ -7,11 +7,11 @@ shows as a subprocess timeout (a guard, not a timed assertion).
 
 from __future__ import annotations
 
+import difflib
 import os
 import subprocess
 import sys
 from collections import Counter
-import difflib
 from pathlib import Path
 
 import pytest
@@ -20,13 +20,15 @@ from hypothesis import strategies as st
 
 from dsl import load_journey, load_text
 from dsl.checks import run_checks
-from dsl.checks.logic import disjoint, never_true
+from dsl.checks.liveness import _timer_beats, shadowing_threshold, shadowing_timer
+from dsl.checks.logic import contains, disjoint, never_true, threshold_interval
 from dsl.checks.names import TYPO_CANDIDATES, check_event_typos
 from dsl.errors import JourneyError, SourceError
 from dsl.formatter import format_text
 from dsl.limits import MAX_FILE_BYTES, MAX_NAME, MAX_NESTING, MAX_TEXT, MAX_VALUE
 from dsl.loader import parse_journey
-from dsl.model import AllOf, AnyOf, Compare, Journey, Not, ScoreRule
+from dsl.model import (AllOf, AnyOf, Compare, Duration, EventTrigger, Journey, Not, ScoreRule, ScoreTrigger, Stage,
+                       TimeTrigger)
 from dsl.source import read_journey_file
 
 from . import strategies as gen
@@ -280,3 +282,51 @@ stage done "{text}"
         assert (tmp_path / out).stat().st_size > 0
     one_more = source.replace(f'stage done "{text}"', f'stage done "{text}x"')
     assert [d.code for d in run_checks(parse_journey(one_more)[0]) if d.is_error] == ["C063"]
+
+
+# ---- thresholds and timers: one pass, the same answers as every pair ----------------------
+
+def _threshold_reference(s: Stage, i: int):
+    later = s.triggers[i]
+    for earlier in s.triggers[:i]:
+        if isinstance(earlier, ScoreTrigger) and contains(threshold_interval(earlier), threshold_interval(later)):
+            return earlier
+    return None
+
+
+def _timer_reference(s: Stage, i: int):
+    t = s.triggers[i]
+    for k, other in enumerate(s.triggers):
+        if k != i and isinstance(other, TimeTrigger) and _timer_beats(other, k, t, i):
+            return other
+    return None
+
+
+THRESHOLDS = st.builds(ScoreTrigger, st.sampled_from([">=", ">", "<=", "<"]),
+                       st.integers(-3, 3) | st.sampled_from([0.5, -1.5]), st.just("b"))
+TIMERS = st.builds(TimeTrigger, st.builds(Duration, st.integers(1, 4), st.sampled_from(["day", "hour"])),
+                   st.sampled_from(["idle", "in stage"]), st.just("b"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(THRESHOLDS | TIMERS | st.builds(EventTrigger, st.just("e"), st.just("b")), max_size=12))
+def test_thresholds_and_timers_shadow_as_when_every_pair_is_compared(triggers):
+    s = Stage("a", triggers=tuple(triggers))
+    for i, t in enumerate(triggers):
+        if isinstance(t, ScoreTrigger):
+            assert shadowing_threshold(s, i) is _threshold_reference(s, i)
+        if isinstance(t, TimeTrigger):
+            assert shadowing_timer(s, i) is _timer_reference(s, i)
+
+
+def test_long_stages_still_find_what_never_fires():
+    """2,000 thresholds, timers and triggers of one event: the shadowed ones are still found."""
+    thresholds = "\n".join(f"  when score >= {i} -> b" for i in range(2000, 0, -1)) + "\n  when score >= 1500 -> b"
+    timers = "\n".join(f"  after {i} days idle -> b" for i in range(1, 2001))
+    events = "\n".join(f"  on e where f == {i} -> b" for i in range(2000)) + "\n  on e where f == 7 -> b"
+    for body, line, what in ((thresholds, 2006, "this threshold never fires"),
+                             (timers, 7, "this timer never fires"),
+                             (events, 2006, "this trigger never fires")):
+        text = f'journey "t"\nscoring\n  e +1\nstage a\n  initial\n{body}\nstage b\n  final\n'
+        shadowed = [d for d in load_text(text).diagnostics if d.code == "C044"]
+        assert shadowed and shadowed[0].span.line == line and what in shadowed[0].message, shadowed[:1]

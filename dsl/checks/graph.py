@@ -11,6 +11,7 @@ from ..model import EXIT, EventTrigger, Journey, ScoreTrigger, Stage, TimeTrigge
 from .liveness import (
     HOLD,
     dead_ways,
+    earlier_of_event,
     hold_blocker,
     live_targets,
     score_bounds,
@@ -19,7 +20,6 @@ from .liveness import (
     shadowing_threshold,
     shadowing_timer,
     threshold_unreachable,
-    triggers_by_kind,
 )
 from .logic import disjoint, intersect, never_true, threshold_interval
 
@@ -147,9 +147,7 @@ def check_initial_final(j: Journey):
 def _event_overlap(s: Stage, i: int) -> EventTrigger | None:
     """An earlier trigger to another stage that may take some of this trigger's events."""
     later = s.triggers[i]
-    for k, earlier in triggers_by_kind(s).get(("event", later.event), ()):  # type: ignore[union-attr]
-        if k >= i:
-            break
+    for _, earlier in earlier_of_event(s, i):
         if earlier.target != later.target and not disjoint(earlier.condition, later.condition):
             return earlier
     return None

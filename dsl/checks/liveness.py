@@ -8,6 +8,7 @@ alarms. `dead_ways` gathers them once per journey (the checks share the result).
 
 from __future__ import annotations
 
+import bisect
 import math
 
 from ..model import EventTrigger, Journey, ScoreTrigger, Stage, TimeTrigger
@@ -16,6 +17,7 @@ from .logic import contains, implies, never_true, threshold_interval
 __all__ = [
     "HOLD",
     "triggers_by_kind",
+    "earlier_of_event",
     "shadowing_event",
     "shadowing_exit",
     "shadowing_threshold",
@@ -31,7 +33,17 @@ __all__ = [
 HOLD = -1
 
 
-_triggers_of: list = []
+#: The earlier triggers of the same event that C044 and C045 compare a trigger with, at most.
+MAX_EARLIER = 64
+
+_memo: list = []
+
+
+def _per_stage(s: Stage) -> dict:
+    """What the pairwise checks computed for this stage; the last stage's is kept (they ask one stage at a time)."""
+    if not (_memo and _memo[0] is s):
+        _memo[:] = [s, {}]
+    return _memo[1]
 
 
 def triggers_by_kind(s: Stage) -> dict:
@@ -39,20 +51,31 @@ def triggers_by_kind(s: Stage) -> dict:
 
     Keys: ("event", event type) for event triggers, "score" and "timer". A check
     that pairs a trigger with the earlier ones of its kind reads one group, not
-    every trigger of the stage, so a stage with thousands of event types stays
-    linear. The last stage's groups are kept: the checks ask about one stage at a time.
+    every trigger of the stage, so a stage with thousands of event types stays linear.
     """
-    if _triggers_of and _triggers_of[0] is s:
-        return _triggers_of[1]
-    groups: dict = {}
-    for i, t in enumerate(s.triggers):
-        if isinstance(t, EventTrigger):
-            key: object = ("event", t.event)
-        else:
-            key = "score" if isinstance(t, ScoreTrigger) else "timer"
-        groups.setdefault(key, []).append((i, t))
-    _triggers_of[:] = [s, groups]
-    return groups
+    memo = _per_stage(s)
+    if "kinds" not in memo:
+        groups: dict = {}
+        for i, t in enumerate(s.triggers):
+            if isinstance(t, EventTrigger):
+                key: object = ("event", t.event)
+            else:
+                key = "score" if isinstance(t, ScoreTrigger) else "timer"
+            groups.setdefault(key, []).append((i, t))
+        memo["kinds"] = groups
+    return memo["kinds"]
+
+
+def earlier_of_event(s: Stage, i: int) -> list:
+    """(index, trigger) of the first MAX_EARLIER triggers of trigger i's event before it.
+
+    Whether one event trigger takes another's events is a question about two
+    conditions, so a stage with thousands of triggers of one event would cost
+    millions of them; past MAX_EARLIER, a finding may be missed, never made up.
+    """
+    later = s.triggers[i]
+    group = triggers_by_kind(s).get(("event", later.event), ())  # type: ignore[union-attr]
+    return [(k, t) for k, t in group[:MAX_EARLIER] if k < i]
 
 
 def shadowing_event(s: Stage, i: int) -> EventTrigger | None:
@@ -64,9 +87,7 @@ def shadowing_event(s: Stage, i: int) -> EventTrigger | None:
     later = s.triggers[i]
     if not isinstance(later, EventTrigger):
         return None
-    for k, earlier in triggers_by_kind(s).get(("event", later.event), ()):
-        if k >= i:
-            break
+    for _, earlier in earlier_of_event(s, i):
         if implies(later.condition, earlier.condition):
             return earlier
     return None
@@ -82,17 +103,62 @@ def shadowing_exit(j: Journey, t) -> object | None:
     return None
 
 
+def _threshold_key(t: ScoreTrigger) -> tuple | None:
+    """A key such that an earlier threshold contains a later one in the same direction iff its key is <=.
+
+    `>= 10` contains `>= 20` and `> 10`; `<= 5` contains `< 5`. None for `==`/`!=` (refused by C010).
+    """
+    low, low_closed, high, high_closed = threshold_interval(t)
+    if t.op in (">=", ">"):
+        return ("up", low, 0 if low_closed else 1)
+    if t.op in ("<=", "<"):
+        return ("down", -high, 0 if high_closed else 1)
+    return None
+
+
+def _threshold_shadows(s: Stage) -> dict[int, ScoreTrigger]:
+    """For each threshold, the first earlier one that contains it, in one pass.
+
+    The thresholds that set a new smallest key are kept in order (their keys
+    decrease); the first earlier threshold containing a later one is the first of
+    them whose key is not larger, found by bisection.
+    """
+    thresholds = triggers_by_kind(s).get("score", [])
+    keys = [_threshold_key(t) for _, t in thresholds]
+    if None in keys:  # not an ordered comparison: compare every pair
+        return _pairwise_thresholds(thresholds)
+    records: dict[str, tuple[list, list]] = {"up": ([], []), "down": ([], [])}
+    shadows: dict[int, ScoreTrigger] = {}
+    for (i, t), key in zip(thresholds, keys):
+        negated, triggers = records[key[0]]
+        neg = (-key[1], -key[2])
+        at = bisect.bisect_left(negated, neg)
+        if at < len(negated):
+            shadows[i] = triggers[at]
+        if not negated or neg > negated[-1]:
+            negated.append(neg)
+            triggers.append(t)
+    return shadows
+
+
+def _pairwise_thresholds(thresholds: list) -> dict[int, ScoreTrigger]:
+    shadows: dict[int, ScoreTrigger] = {}
+    for n, (i, later) in enumerate(thresholds):
+        for _, earlier in thresholds[:n]:
+            if contains(threshold_interval(earlier), threshold_interval(later)):
+                shadows[i] = earlier
+                break
+    return shadows
+
+
 def shadowing_threshold(s: Stage, i: int) -> ScoreTrigger | None:
     """The earlier threshold met whenever this one is (so it always wins)."""
-    later = s.triggers[i]
-    if not isinstance(later, ScoreTrigger):
+    if not isinstance(s.triggers[i], ScoreTrigger):
         return None
-    for k, earlier in triggers_by_kind(s).get("score", ()):
-        if k >= i:
-            break
-        if contains(threshold_interval(earlier), threshold_interval(later)):
-            return earlier
-    return None
+    memo = _per_stage(s)
+    if "thresholds" not in memo:
+        memo["thresholds"] = _threshold_shadows(s)
+    return memo["thresholds"].get(i)
 
 
 def _timer_beats(first: TimeTrigger, first_index: int, other: TimeTrigger, other_index: int) -> bool:
@@ -103,15 +169,48 @@ def _timer_beats(first: TimeTrigger, first_index: int, other: TimeTrigger, other
     return a < b or (a == b and first_index < other_index)
 
 
+def _first_faster(timers: list) -> dict[int, TimeTrigger]:
+    """For each timer (index, trigger), the first other one, in index order, that fires strictly first.
+
+    An earlier timer fires first if it is no longer; a later one if it is shorter
+    (of two equal timers the first written wins). Earlier: the first of the
+    timers that set a new shortest time, by bisection; later: the next shorter
+    one, with a stack. One pass each way, instead of every pair.
+    """
+    found: dict[int, TimeTrigger] = {}
+    negated: list[int] = []
+    shortest: list[TimeTrigger] = []
+    for i, t in timers:
+        neg = -t.after.seconds
+        at = bisect.bisect_left(negated, neg)
+        if at < len(negated):
+            found[i] = shortest[at]
+        if not negated or neg > negated[-1]:
+            negated.append(neg)
+            shortest.append(t)
+    stack: list[TimeTrigger] = []  # the next timers, shortest on the bottom
+    for i, t in reversed(timers):
+        while stack and stack[-1].after.seconds >= t.after.seconds:
+            stack.pop()
+        if stack and i not in found:
+            found[i] = stack[-1]
+        stack.append(t)
+    return found
+
+
 def shadowing_timer(s: Stage, i: int) -> TimeTrigger | None:
-    """A timer of the stage that always fires before this one."""
+    """A timer of the stage that always fires before this one (see `_timer_beats`): the first in order."""
     t = s.triggers[i]
     if not isinstance(t, TimeTrigger):
         return None
-    for k, other in triggers_by_kind(s).get("timer", ()):
-        if k != i and _timer_beats(other, k, t, i):
-            return other
-    return None
+    memo = _per_stage(s)
+    if "timers" not in memo:
+        timers = triggers_by_kind(s).get("timer", [])
+        in_stage = [(k, x) for k, x in timers if x.mode == "in stage"]
+        memo["timers"] = (_first_faster(timers), _first_faster(in_stage))
+    any_timer, in_stage_timer = memo["timers"]
+    # an idle timer never beats a stage timer: activity may postpone it
+    return (in_stage_timer if t.mode == "in stage" else any_timer).get(i)
 
 
 def hold_blocker(s: Stage) -> TimeTrigger | None:
