@@ -103,42 +103,46 @@ def shadowing_exit(j: Journey, t) -> object | None:
     return None
 
 
-def _threshold_key(t: ScoreTrigger) -> tuple | None:
-    """A key such that an earlier threshold contains a later one in the same direction iff its key is <=.
+def _first_earlier_not_below(items: list, rank) -> dict:
+    """For each (index, item) in order, the first earlier item whose rank is >= its own.
 
-    `>= 10` contains `>= 20` and `> 10`; `<= 5` contains `< 5`. None for `==`/`!=` (refused by C010).
+    The items that set a new highest rank are kept in order (their ranks
+    increase); the first earlier item ranked no lower is the first of them ranked
+    no lower, found by bisection. One pass instead of every pair.
+    """
+    ranks: list = []
+    kept: list = []
+    found: dict = {}
+    for i, item in items:
+        r = rank(item)
+        at = bisect.bisect_left(ranks, r)
+        if at < len(ranks):
+            found[i] = kept[at]
+        if not ranks or r > ranks[-1]:
+            ranks.append(r)
+            kept.append(item)
+    return found
+
+
+def _threshold_rank(t: ScoreTrigger) -> tuple:
+    """An earlier threshold contains a later one of the same direction iff its rank is >=.
+
+    `>= 10` contains `>= 20` and `> 10`; `<= 5` contains `< 5`.
     """
     low, low_closed, high, high_closed = threshold_interval(t)
-    if t.op in (">=", ">"):
-        return ("up", low, 0 if low_closed else 1)
-    if t.op in ("<=", "<"):
-        return ("down", -high, 0 if high_closed else 1)
-    return None
+    if t.upward:
+        return (-low, 1 if low_closed else 0)
+    return (high, 1 if high_closed else 0)
 
 
 def _threshold_shadows(s: Stage) -> dict[int, ScoreTrigger]:
-    """For each threshold, the first earlier one that contains it, in one pass.
-
-    The thresholds that set a new smallest key are kept in order (their keys
-    decrease); the first earlier threshold containing a later one is the first of
-    them whose key is not larger, found by bisection.
-    """
+    """For each threshold, the first earlier one that contains it (thresholds up and down apart)."""
     thresholds = triggers_by_kind(s).get("score", [])
-    keys = [_threshold_key(t) for _, t in thresholds]
-    if None in keys:  # not an ordered comparison: compare every pair
+    if any(t.op not in (">=", ">", "<=", "<") for _, t in thresholds):  # refused by C010: every pair
         return _pairwise_thresholds(thresholds)
-    records: dict[str, tuple[list, list]] = {"up": ([], []), "down": ([], [])}
-    shadows: dict[int, ScoreTrigger] = {}
-    for (i, t), key in zip(thresholds, keys):
-        negated, triggers = records[key[0]]
-        neg = (-key[1], -key[2])
-        at = bisect.bisect_left(negated, neg)
-        if at < len(negated):
-            shadows[i] = triggers[at]
-        if not negated or neg > negated[-1]:
-            negated.append(neg)
-            triggers.append(t)
-    return shadows
+    up = [(i, t) for i, t in thresholds if t.upward]
+    down = [(i, t) for i, t in thresholds if not t.upward]
+    return _first_earlier_not_below(up, _threshold_rank) | _first_earlier_not_below(down, _threshold_rank)
 
 
 def _pairwise_thresholds(thresholds: list) -> dict[int, ScoreTrigger]:
@@ -173,21 +177,10 @@ def _first_faster(timers: list) -> dict[int, TimeTrigger]:
     """For each timer (index, trigger), the first other one, in index order, that fires strictly first.
 
     An earlier timer fires first if it is no longer; a later one if it is shorter
-    (of two equal timers the first written wins). Earlier: the first of the
-    timers that set a new shortest time, by bisection; later: the next shorter
-    one, with a stack. One pass each way, instead of every pair.
+    (of two equal timers the first written wins). Earlier: by bisection (see
+    `_first_earlier_not_below`); later: the next shorter one, with a stack.
     """
-    found: dict[int, TimeTrigger] = {}
-    negated: list[int] = []
-    shortest: list[TimeTrigger] = []
-    for i, t in timers:
-        neg = -t.after.seconds
-        at = bisect.bisect_left(negated, neg)
-        if at < len(negated):
-            found[i] = shortest[at]
-        if not negated or neg > negated[-1]:
-            negated.append(neg)
-            shortest.append(t)
+    found = _first_earlier_not_below(timers, lambda t: -t.after.seconds)
     stack: list[TimeTrigger] = []  # the next timers, shortest on the bottom
     for i, t in reversed(timers):
         while stack and stack[-1].after.seconds >= t.after.seconds:
