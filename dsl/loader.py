@@ -149,6 +149,10 @@ def load_text(text: str, path: str = "<string>", directory: Path | None = None, 
     empty = journey == m.Journey(name=None)
     if journey.name is None and not journey.stages and not empty:
         loaded.fragment = True  # scoring, fit or content shared by journeys that include it
+        if check and not has_errors(loaded.diagnostics):  # drawn on its own: its texts must fit a diagram
+            from .checks.names import check_lengths
+
+            loaded.diagnostics.extend(check_lengths(journey))
         loaded.journey = journey
         loaded.diagnostics.sort(key=sort_key)
         return loaded

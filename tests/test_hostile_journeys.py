@@ -330,3 +330,11 @@ def test_long_stages_still_find_what_never_fires():
         text = f'journey "t"\nscoring\n  e +1\nstage a\n  initial\n{body}\nstage b\n  final\n'
         shadowed = [d for d in load_text(text).diagnostics if d.code == "C044"]
         assert shadowed and shadowed[0].span.line == line and what in shadowed[0].message, shadowed[:1]
+
+
+def test_a_shared_fragment_gets_the_length_rule_too(tmp_path):
+    fragment = f'scoring\n  page.visited where path starts with "{"p" * (MAX_VALUE + 1)}" +5\n'
+    loaded = load_text(fragment, "shared.journey", tmp_path)
+    assert loaded.fragment
+    [d] = loaded.diagnostics
+    assert (d.code, d.span.line, d.span.column) == ("C063", 2, 22) and not loaded.ok
