@@ -338,3 +338,9 @@ def test_a_shared_fragment_gets_the_length_rule_too(tmp_path):
     assert loaded.fragment
     [d] = loaded.diagnostics
     assert (d.code, d.span.line, d.span.column) == ("C063", 2, 22) and not loaded.ok
+
+
+def test_an_include_path_with_a_nul_is_c020(tmp_path):
+    loaded = load_text('journey "t"\ninclude "a\x00b"\nstage a\n  initial\n  final\n', "t.journey", tmp_path)
+    [d] = [d for d in loaded.diagnostics if d.code == "C020"]
+    assert "embedded null byte" in d.message and (d.span.line, d.span.column) == (2, 1)

@@ -313,50 +313,52 @@ def check_regexes(j: Journey):
                                      'patterns are regular expressions, e.g. "director|vp" or "^/pricing"')
 
 
-_HINTS = {
-    MAX_NAME: "a name is a short word like `email.opened`; shorten it",
-    MAX_TEXT: "shorten it: people read it in messages and diagrams; a longer note goes in a `#` comment",
-    MAX_VALUE: "compare with a shorter text, e.g. `starts with` its beginning, or a pattern",
+#: kind of text -> (the longest allowed, how to fix a longer one)
+_LIMITS = {
+    "name": (MAX_NAME, "a name is a short word like `email.opened`; shorten it"),
+    "text": (MAX_TEXT, "shorten it: people read it in messages and diagrams; a longer note goes in a `#` comment"),
+    "value": (MAX_VALUE, "compare with a shorter text, e.g. `starts with` its beginning, or a pattern"),
 }
 
 
 def _lengths(j: Journey):
-    """(what, text, where, limit) for every name and text of the journey."""
+    """(what, text, where, kind of text) for every name and text of the journey."""
     if j.name is not None:
-        yield "a journey name", j.name, j.span, MAX_TEXT
+        yield "a journey name", j.name, j.span, "text"
     for r in j.scoring:
-        yield "an event type", r.event, r.span, MAX_NAME
+        yield "an event type", r.event, r.span, "name"
     for r in j.exits + j.enrollments:  # type: ignore[operator]
-        yield "an event type", r.event, r.span, MAX_NAME
+        yield "an event type", r.event, r.span, "name"
     for item in j.contents:
-        yield "a content kind", item.kind, item.span, MAX_NAME
-        yield "a content id", item.id, item.span, MAX_TEXT
+        yield "a content kind", item.kind, item.span, "name"
+        yield "a content id", item.id, item.span, "text"
         if item.title is not None:
-            yield "a content title", item.title, item.span, MAX_TEXT
+            yield "a content title", item.title, item.span, "text"
     for s in j.stages:
-        yield "a stage id", s.id, s.id_span, MAX_NAME
+        yield "a stage id", s.id, s.id_span, "name"
         if s.label is not None:
-            yield "a stage label", s.label, s.span, MAX_TEXT
+            yield "a stage label", s.label, s.span, "text"
         sends = [(x.kind, x.content, x.span) for x in s.sends]
         if s.hold is not None:
             sends.append((s.hold.kind, s.hold.content, s.hold.span))
         for kind, content, span in sends:
-            yield "a content kind", kind, span, MAX_NAME
-            yield "a content id", content, span, MAX_TEXT
+            yield "a content kind", kind, span, "name"
+            yield "a content id", content, span, "text"
         for t in s.triggers:
             if isinstance(t, EventTrigger):
-                yield "an event type", t.event, t.span, MAX_NAME
+                yield "an event type", t.event, t.span, "name"
     for cond in j.conditions():
         for c in compares(cond):
-            yield "a field name", c.field, c.span, MAX_NAME
+            yield "a field name", c.field, c.span, "name"
             for v in c.value if isinstance(c.value, tuple) else (c.value,):
                 if isinstance(v, str):
-                    yield ("a pattern" if c.op == "matches" else "a compared text"), v, c.span, MAX_VALUE
+                    yield ("a pattern" if c.op == "matches" else "a compared text"), v, c.span, "value"
 
 
 def check_lengths(j: Journey):
     """Every name and text has a length limit, so messages, diagrams and the store stay usable."""
-    for what, text, span, limit in _lengths(j):
+    for what, text, span, kind in _lengths(j):
+        limit, hint = _LIMITS[kind]
         if len(text) > limit:
             yield Diagnostic("C063", E, f"{what} is at most {limit:,} characters long; this one has {len(text):,}",
-                             span, _HINTS[limit])
+                             span, hint)
