@@ -168,9 +168,12 @@ def test_any_nesting_gives_a_journey_or_c062_never_a_crash(wrappers):
     formatted = format_text(journey_with(text))
     assert parse_journey(formatted)[0] == parse_journey(journey_with(text))[0]
     from engine.conditions import compile_condition
+    from visualize import build_diagram, to_dot, to_mermaid
 
     [trigger] = loaded.journey.stages[0].triggers
     compile_condition(trigger.condition)({"x": 1, "y": 2})
+    assert "digraph" in to_dot(build_diagram(loaded.journey))
+    assert to_mermaid(build_diagram(loaded.journey))
 
 
 @pytest.mark.parametrize("wrappers", [["not"] * 500, ["and", "or"] * 500])
