@@ -34,8 +34,12 @@ def _same(v, o) -> bool:
 
 
 def _identical(a, b) -> bool:
-    """Written the same, values of the same type: `== 0` and `== false` are equal in Python, not here."""
-    return type(a) is type(b) and repr(a) == repr(b)
+    """Written the same, values of the same type: `== 0` and `== false` are equal in Python, not here.
+
+    Equality first: it is cheap and false for most pairs, and two conditions
+    written the same are always equal.
+    """
+    return type(a) is type(b) and a == b and repr(a) == repr(b)
 
 
 def _interval(op: str, value: float) -> Interval | None:
