@@ -152,3 +152,29 @@ def test_a_store_without_this_journey_is_an_error(tmp_path, capsys):
         assert "no journey named" in err
         assert "it has: 'Webinar follow-up'" in err
         assert not (tmp_path / out).exists()
+
+
+def test_rule_counts_give_every_trigger_its_own_count(diagram):
+    """The store's rule text names the trigger's line: no "shared by" count when it does."""
+    journey = load_journey("journeys/webinar_followup.journey").journey
+    attended = journey.stage("attended")
+    to_ready = [t for t in attended.triggers if t.target == "sales_ready"]
+    assert len(to_ready) == 2
+    rules = {("attended", "sales_ready", f"attended: first -> sales_ready (line {to_ready[0].span.line})"): 5,
+             ("attended", "sales_ready", f"attended: second -> sales_ready (line {to_ready[1].span.line})"): 3,
+             ("sales_ready", "exit", "an exit rule matched (exit on email.unsubscribed)"): 1,
+             ("registered", "attended", "an old rule (line 999)"): 30}
+    counted = apply_counts(diagram, STAGES, MOVES, rules, enrolled=77)
+    both = [e for e in counted.edges if e.transition == ("attended", "sales_ready")]
+    assert [(e.ref, e.count, e.shared_by) for e in both] == [(to_ready[0], 5, 1), (to_ready[1], 3, 1)]
+    assert _edge(counted, "registered", "attended", "event").count == 30  # the only edge: it takes unnamed moves
+    assert _edge(counted, "sales_ready", "exit", "exit-rule").count == 1
+    assert counted.entry_count == 77
+    text = svg_texts(svg_root(render_bytes(counted, "svg")))
+    assert "shared by" not in text and "77 leads enrolled" in text
+
+
+def test_exit_node_counts_the_leads_who_left(diagram):
+    counted = apply_counts(diagram, STAGES | {"exit": 7}, MOVES)
+    assert counted.node("x_exit").count == 7
+    assert "7 leads left" in svg_texts(svg_root(render_bytes(counted, "svg")))
