@@ -29,8 +29,9 @@ def command(journey, output, db):
     if db:
         from visualize.overlay import apply_counts
 
-        stage_counts, edge_counts = counts_for(db, loaded)
-        diagram = apply_counts(diagram, stage_counts, edge_counts)
+        counts = counts_for(db, loaded)
+        stage_counts = counts.stages
+        diagram = apply_counts(diagram, counts.stages, counts.edges, counts.rules, counts.enrolled)
     svg = render_bytes(diagram, "svg").decode("utf-8")
     page = review_html(loaded.journey, svg, loaded.diagnostics, loaded.sources, stage_counts,
                        title=diagram_title(loaded.journey, loaded.fragment))
