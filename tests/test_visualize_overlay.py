@@ -87,7 +87,7 @@ def test_render_and_review_with_a_real_store(tmp_path, capsys):
     page = tmp_path / "review.html"
     code, _, err = run_cli(["review", "journeys/webinar_followup.journey", "-o", str(page), "--db", str(db)], capsys)
     assert code == 0, err
-    assert "Funnel" in page.read_text() and "3 lead(s) in the journey now." in page.read_text()
+    assert "<h2>Funnel</h2>" in page.read_text() and "3 in the journey now, 0 left it." in page.read_text()
     code, _, err = run_cli(["render", "journeys/saas_trial.journey", "-o", str(svg), "--db", str(db)], capsys)
     assert code == 1 and "no journey named" in err and "Traceback" not in err
 

@@ -41,6 +41,9 @@ __all__ = [
     "diagram_title",
     "entry_text",
     "BADGE_TEXT",
+    "stage_of_span",
+    "mark_warnings",
+    "compact",
 ]
 
 #: Edge kinds, each drawn differently: event (solid), score thresholds up and
@@ -332,3 +335,32 @@ def build_diagram(journey: Journey, fragment: bool = False) -> Diagram:
         legend=legend_for(edges),
         entry="" if fragment or journey.initial is None else entry_text(journey),
     ))
+
+
+def stage_of_span(journey: Journey, span) -> str | None:
+    """The id of the stage whose lines hold `span` (same file), or None for a global rule."""
+    for stage in journey.stages:
+        if stage.span.file == span.file and stage.span.line <= span.line <= stage.span.end_line:
+            return stage.id
+    return None
+
+
+def mark_warnings(diagram: Diagram, journey: Journey, diagnostics) -> Diagram:
+    """Each checker finding written inside a stage, shown on that stage's node ("⚠ C048 …")."""
+    found: dict[str, list[str]] = {}
+    for d in diagnostics:
+        stage = stage_of_span(journey, d.span)
+        if stage is not None:
+            found.setdefault(stage, []).append(f"{d.code} {d.message}")
+    if not found:
+        return diagram
+    nodes = tuple(replace(n, warnings=n.warnings + tuple(found.get(n.stage, ()))) if n.stage in found else n
+                  for n in diagram.nodes)
+    return shorten(replace(diagram, nodes=nodes))
+
+
+def compact(diagram: Diagram) -> Diagram:
+    """The drawing for a page that lists content and conditions beside it: stages with their
+    badges, warnings and counts; edges with their number, event and counts."""
+    return replace(diagram, nodes=tuple(replace(n, lines=()) for n in diagram.nodes),
+                   edges=tuple(replace(e, detail="") for e in diagram.edges))

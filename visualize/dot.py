@@ -120,7 +120,7 @@ def _node_label(node: Node) -> str:
         )
         rows.append(f'<TR><TD><TABLE BORDER="0" CELLSPACING="2" CELLPADDING="2"><TR>{cells}</TR></TABLE></TD></TR>')
     sign = MARK_SIGN.get(node.mark, "")
-    rows.append(f'<TR><TD><FONT POINT-SIZE="14"><B>{_h(sign + node.label)}</B></FONT></TD></TR>')
+    rows.append(f'<TR><TD><FONT POINT-SIZE="16"><B>{_h(sign + node.label)}</B></FONT></TD></TR>')
     if node.stage is not None:
         rows.append(f'<TR><TD><FONT POINT-SIZE="9" COLOR="#667085">{_h(node.stage)}</FONT></TD></TR>')
     if node.note:
@@ -258,9 +258,10 @@ def to_graphviz(diagram: Diagram, rankdir: str = "LR", panel: bool = True) -> gr
     diagram = shorten(diagram)
     diff = diagram.mode == "diff"
     g = graphviz.Digraph("journey")
-    g.attr(rankdir=rankdir, nodesep="0.45", ranksep="1.0", newrank="true", fontname=FONT,
-           label=f'<<FONT POINT-SIZE="18"><B>{_h(diagram.title)}</B></FONT>>', labelloc="t",
-           labeljust="l", id="journey", bgcolor="white", pad="0.3")
+    g.attr(rankdir=rankdir, nodesep="0.45", ranksep="1.0" if rankdir == "LR" else "0.7", newrank="true",
+           fontname=FONT, labelloc="t", labeljust="l", id="journey", bgcolor="white", pad="0.3")
+    if panel:  # a page that draws it beside its own heading needs no second title
+        g.attr(label=f'<<FONT POINT-SIZE="18"><B>{_h(diagram.title)}</B></FONT>>')
     g.attr("node", fontname=FONT, fontsize="11")
     g.attr("edge", fontname=FONT, fontsize="10", arrowsize="0.8")
     order = {n.key: n.order for n in diagram.nodes}

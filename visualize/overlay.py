@@ -65,7 +65,7 @@ def _per_edge(edges: list[Edge], edge_counts: EdgeCounts, rule_counts: RuleCount
         unnamed = [j for j in siblings if j not in own]
         if len(siblings) == 1:
             out[i] = (own[i] + left[transition], 1)
-        elif i in own:
+        elif i in own or not left[transition]:
             out[i] = (own[i], 1)
         else:  # moves no trigger's line names (another version of the journey): shared, and said so
             out[i] = (left[transition], len(unnamed))
