@@ -217,9 +217,9 @@ def _figure(title: str, width: float = 7.5, height: float = 3.2):
 
 
 def _week_axis(ax, weeks) -> None:
-    step = max(1, len(weeks) // 10)
+    step = max(1, -(-len(weeks) // 9))  # at most nine labels, so they never overlap
     ax.set_xticks(range(0, len(weeks), step))
-    ax.set_xticklabels([weeks[i][5:] for i in range(0, len(weeks), step)], rotation=0)
+    ax.set_xticklabels([weeks[i][5:] for i in range(0, len(weeks), step)])
     ax.set_xlabel("week starting (month-day, UTC)")
 
 
