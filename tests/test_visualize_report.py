@@ -27,7 +27,12 @@ def store(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("report")
     events = tmp / "events.jsonl"
-    events.write_text("\n".join(generate(leads=120, days=90, seed=11)) + "\n")
+    # and one lead that reaches May purchase twice in one week (recycled by sales, back at once)
+    bounce = [("page.visited", "09:00"), ("demo.requested", "09:10"), ("demo.requested", "09:20"),
+              ("sales.rejected", "10:00"), ("demo.requested", "11:00")]
+    extra = [json.dumps({"id": f"bounce-{i}", "lead": "bouncer", "type": kind, "time": f"2026-02-04T{at}:00Z"})
+             for i, (kind, at) in enumerate(bounce)]
+    events.write_text("\n".join(generate(leads=120, days=90, seed=11) + extra) + "\n")
     db = tmp / "store.db"
     result = CliRunner().invoke(command, ["journeys/demand_generation.journey", "--events", str(events),
                                           "--db", str(db)])
@@ -38,6 +43,13 @@ def store(tmp_path_factory):
 def _week(seconds: int) -> str:
     day = datetime.fromtimestamp(seconds, timezone.utc).date()
     return (day - timedelta(days=day.weekday())).isoformat()
+
+
+def _moves_by_week(db) -> list[tuple[str, str, str]]:
+    con = sqlite3.connect(db)
+    rows = con.execute("SELECT time, dst, lead FROM transitions WHERE journey = ?", (NAME,)).fetchall()
+    con.close()
+    return [(_week(t), dst, lead) for t, dst, lead in rows]
 
 
 def _expected(db) -> dict:
@@ -110,6 +122,8 @@ def test_report_numbers_equal_the_tables(store, capsys):
         assert s["mean_per_lead"] == pytest.approx(s["sends"] / s["leads"], abs=1e-3)
     assert {h["week"]: h["handoffs"] for h in report["handoffs"]} == dict(want["handoffs"])
     assert sum(want["handoffs"].values()) > 0 and len(want["stays"]) >= 4  # the sample exercises every table
+    twice = Counter((w, dst) for w, dst, lead in _moves_by_week(store) if lead == "bouncer")
+    assert twice[("2026-02-02", "may_purchase")] == 2  # counted once in "reaching": leads, not moves
 
 
 def test_text_and_html_reports(store, tmp_path, capsys, browser):
