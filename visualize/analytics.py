@@ -12,7 +12,6 @@ Times are Unix seconds (UTC); a week starts on Monday 00:00 UTC and is named by 
 from __future__ import annotations
 
 import sqlite3
-import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +24,8 @@ __all__ = [
     "rule_counts",
     "enrolled_count",
     "open_store",
+    "find_journey",
+    "leads_per_stage",
     "WEEK_SQL",
 ]
 
@@ -129,15 +130,16 @@ def read_counts(db: str, journey: Journey) -> StoreCounts:
     return StoreCounts(stages, edges, rules, enrolled, current.version, tuple(notes))
 
 
-def _percentile(values: list[float], q: float) -> float:
-    """The q-quantile by linear interpolation (numpy's default), for a short sorted-or-not list."""
-    data = sorted(values)
-    if len(data) == 1:
-        return float(data[0])
-    pos = (len(data) - 1) * q
-    lo = int(pos)
-    hi = min(lo + 1, len(data) - 1)
-    return data[lo] + (data[hi] - data[lo]) * (pos - lo)
-
-
-_ = statistics  # (median below uses statistics.median)
+def leads_per_stage(db: str, names: list[str]) -> tuple[str, str, dict[str, int]]:
+    """(journey name, version run, leads per stage now) for the first of `names` the store runs."""
+    with open_store(db) as store:
+        stored = {cj.name: cj for cj in stored_journeys(store, db)}
+        name = next((n for n in names if n in stored), None)
+        if name is None:
+            have = ", ".join(repr(n) for n in stored) or "none"
+            raise ColtivaError(f"{db}: no journey named {names[0]!r} in this store (it has: {have})")
+        try:
+            counts = store.stage_counts().get(name, {})
+        except sqlite3.Error as err:
+            raise ColtivaError(f"{db}: cannot read the store: {err}") from None
+    return name, stored[name].version, counts
