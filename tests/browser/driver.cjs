@@ -35,15 +35,18 @@ async function newPage(context, width, height) {
   return { page, requests, errors };
 }
 
+let harness = null; // one page with Mermaid loaded, kept for the whole session
+
 async function mermaid(context, diagrams) {
-  const { page, errors } = await newPage(context, 1600, 1200);
-  await page.goto("file://" + HARNESS + "?mermaid=" + encodeURIComponent("file://" + MERMAID));
-  await page.waitForFunction(() => window.mermaidReady === true || window.mermaidFailed, null, { timeout: 30000 });
-  const failed = await page.evaluate(() => window.mermaidFailed || null);
-  if (failed) throw new Error("mermaid did not load: " + failed + " " + errors.join("; "));
-  const results = await page.evaluate((list) => window.renderAll(list), diagrams);
-  await page.close();
-  return results;
+  if (harness === null) {
+    const { page, errors } = await newPage(context, 1600, 1200);
+    await page.goto("file://" + HARNESS + "?mermaid=" + encodeURIComponent("file://" + MERMAID));
+    await page.waitForFunction(() => window.mermaidReady === true || window.mermaidFailed, null, { timeout: 30000 });
+    const failed = await page.evaluate(() => window.mermaidFailed || null);
+    if (failed) throw new Error("mermaid did not load: " + failed + " " + errors.join("; "));
+    harness = page;
+  }
+  return await harness.evaluate((list) => window.renderAll(list), diagrams);
 }
 
 async function open(context, req) {
