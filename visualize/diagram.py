@@ -44,6 +44,7 @@ __all__ = [
     "stage_of_span",
     "mark_warnings",
     "compact",
+    "counts_text",
 ]
 
 #: Edge kinds, each drawn differently: event (solid), score thresholds up and
@@ -306,6 +307,18 @@ def diagram_title(journey: Journey, fragment: bool = False) -> str:
     if fragment or (journey.name is None and not journey.stages):
         return f"Shared fragment: {PurePath(journey.path or 'unnamed').name}"
     return journey.name if journey.name and journey.name.strip() else "(unnamed journey)"
+
+
+def counts_text(edge: Edge) -> str:
+    """An edge's counts in words ("30 leads · 75%"), the same in every renderer; "" when not counted."""
+    if edge.count is None:
+        return ""
+    text = f"{edge.count} lead{'' if edge.count == 1 else 's'}"
+    if edge.share is not None:
+        text += f" · {edge.share:.0%}"
+    if edge.shared_by > 1:
+        text += f" (shared by {edge.shared_by} triggers)"
+    return text
 
 
 def entry_text(journey: Journey) -> str:

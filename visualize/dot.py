@@ -18,7 +18,7 @@ import graphviz
 
 from dsl.errors import ColtivaError
 
-from .diagram import BADGE_TEXT, Diagram, Edge, Line, Node, shorten
+from .diagram import BADGE_TEXT, Diagram, Edge, Line, Node, counts_text, shorten
 
 __all__ = ["FORMATS", "EDGE_STYLE", "to_graphviz", "to_dot", "render_bytes"]
 
@@ -139,17 +139,6 @@ def _node_label(node: Node) -> str:
     return f'<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="3">{"".join(rows)}</TABLE>>'
 
 
-def _counts_text(edge: Edge) -> str:
-    if edge.count is None:
-        return ""
-    text = f"{edge.count} lead{'' if edge.count == 1 else 's'}"
-    if edge.share is not None:
-        text += f" · {edge.share:.0%}"
-    if edge.shared_by > 1:
-        text += f" (shared by {edge.shared_by} triggers)"
-    return text
-
-
 def _edge_label(edge: Edge, colour: str) -> str:
     sign = MARK_SIGN.get(edge.mark, "")
     number = f"{edge.number}. " if edge.number else ""
@@ -158,7 +147,7 @@ def _edge_label(edge: Edge, colour: str) -> str:
         parts.append(f'<FONT POINT-SIZE="9">{_h(edge.detail)}</FONT>')
     if edge.note:
         parts.append(f'<FONT POINT-SIZE="9" COLOR="{MARK_COLOR["changed"]}">{_h(edge.note)}</FONT>')
-    counts = _counts_text(edge)
+    counts = counts_text(edge)
     if counts:
         parts.append(f'<FONT POINT-SIZE="10"><B>{_h(counts)}</B></FONT>')
     return "<" + "<BR/>".join(parts) + ">"

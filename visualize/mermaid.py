@@ -19,7 +19,7 @@ string instead (`yaml_quote`).
 
 from __future__ import annotations
 
-from .diagram import BADGE_TEXT, EXIT_KEY, Diagram, Edge, Node, shorten
+from .diagram import BADGE_TEXT, EXIT_KEY, Diagram, Edge, Node, counts_text, shorten
 
 __all__ = ["mermaid_escape", "yaml_quote", "to_mermaid", "START_KEY", "RULES_KEY"]
 
@@ -104,11 +104,7 @@ def _edge_text(edge: Edge) -> str:
     if edge.note:
         text += f" ({edge.note})"
     if edge.count is not None:
-        text += f" · {edge.count} lead{'' if edge.count == 1 else 's'}"
-        if edge.share is not None:
-            text += f" {edge.share:.0%}"
-        if edge.shared_by > 1:
-            text += f" (shared by {edge.shared_by} triggers)"
+        text += f" · {counts_text(edge)}"
     return text
 
 

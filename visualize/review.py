@@ -25,7 +25,7 @@ from dsl.diagnostics import Diagnostic, render_plain
 from dsl.model import EXIT, Journey
 
 from . import text as t
-from .diagram import BADGE_TEXT, Diagram, stage_of_span
+from .diagram import BADGE_TEXT, Diagram, counts_text, stage_of_span
 
 __all__ = ["inline_svg", "review_html", "fit_scale", "pick_layout", "SCRIPT", "LAYOUTS", "DRAWING_BOX"]
 
@@ -147,14 +147,7 @@ def _badges(stage) -> str:
 
 
 def _count(edge) -> str:
-    if edge is None or edge.count is None:
-        return ""
-    text = f" · <b>{edge.count}</b> lead{'' if edge.count == 1 else 's'}"
-    if edge.share is not None:
-        text += f" ({edge.share:.0%})"
-    if edge.shared_by > 1:
-        text += f" shared by {edge.shared_by} triggers"
-    return text
+    return "" if edge is None or edge.count is None else f" · <b>{_e(counts_text(edge))}</b>"
 
 
 def _content_table(journey: Journey, diagram: Diagram, warnings: dict[str, list[Diagnostic]]) -> str:
