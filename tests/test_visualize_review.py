@@ -180,3 +180,25 @@ def test_layout_option_picks_the_drawing(tmp_path, capsys, browser):
     shown = browser.open(out, script="() => document.querySelector('#drawing svg.journey:not([hidden])')"
                                      ".dataset.layout")
     assert shown["result"] == "TB"
+
+
+def test_a_long_journey_opens_top_to_bottom_and_stays_readable(tmp_path, capsys, browser):
+    """16 stages, with steps back: the page picks the top-to-bottom drawing, and every label still reads."""
+    lines = ['journey "Long"', ""]
+    for i in range(16):
+        lines.append(f'stage s{i} "Stage number {i} of a long journey"')
+        lines.append("  initial" if i == 0 else "")
+        if i < 15:
+            lines.append(f"  on step.done -> s{i + 1}")
+            if i > 2:
+                lines.append(f"  on step.back -> s{i - 2}")
+        else:
+            lines.append("  final")
+    path = tmp_path / "long.journey"
+    path.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "long.html"
+    code, _, err = run_cli(["review", str(path), "-o", str(out)], capsys)
+    assert code == 0, err
+    result = browser.open(out, script=_LABELS, width=WIDTH, height=HEIGHT)
+    assert result["result"]["layout"] == "TB"
+    _assert_first_screen(result, load_journey(str(path)).journey)

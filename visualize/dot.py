@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import re
 import subprocess
+from dataclasses import dataclass
 
 import graphviz
 
@@ -20,7 +21,7 @@ from dsl.errors import ColtivaError
 
 from .diagram import BADGE_TEXT, Diagram, Edge, Line, Node, counts_text, shorten
 
-__all__ = ["FORMATS", "EDGE_STYLE", "to_graphviz", "to_dot", "render_bytes"]
+__all__ = ["FORMATS", "EDGE_STYLE", "Layout", "PAGE_LAYOUTS", "to_graphviz", "to_dot", "render_bytes"]
 
 FORMATS = ("svg", "png", "pdf", "dot")
 FONT = "DejaVu Sans,Helvetica,Arial,sans-serif"
@@ -56,6 +57,21 @@ LABEL_BUDGET = 12_000
 #: The longest tooltip kept whole (the full text of a shortened label).
 TOOLTIP_LIMIT = 100_000
 
+
+@dataclass(frozen=True)
+class Layout:
+    """How `dot` lays a diagram out: direction (LR or TB), whether the rules panel and legend are
+    drawn, the stage titles' size, and the space between ranks (inches)."""
+
+    rankdir: str = "LR"
+    panel: bool = True
+    title_size: int = 16
+    ranksep: float = 1.0
+
+
+#: The review page's drawings: no panel (it is HTML beside them), larger titles, tighter ranks.
+PAGE_LAYOUTS = {"LR": Layout("LR", panel=False, title_size=20, ranksep=0.8),
+                "TB": Layout("TB", panel=False, title_size=20, ranksep=0.45)}
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
@@ -110,7 +126,7 @@ def _line_rows(lines, colour: str | None = None, budget: int = LABEL_BUDGET) -> 
     return rows
 
 
-def _node_label(node: Node) -> str:
+def _node_label(node: Node, title_size: int = 16) -> str:
     rows = []
     badges = [b for b in node.badges if node.stage is not None or b != "exit"]
     if badges:
@@ -120,7 +136,7 @@ def _node_label(node: Node) -> str:
         )
         rows.append(f'<TR><TD><TABLE BORDER="0" CELLSPACING="2" CELLPADDING="2"><TR>{cells}</TR></TABLE></TD></TR>')
     sign = MARK_SIGN.get(node.mark, "")
-    rows.append(f'<TR><TD><FONT POINT-SIZE="16"><B>{_h(sign + node.label)}</B></FONT></TD></TR>')
+    rows.append(f'<TR><TD><FONT POINT-SIZE="{title_size}"><B>{_h(sign + node.label)}</B></FONT></TD></TR>')
     if node.stage is not None:
         rows.append(f'<TR><TD><FONT POINT-SIZE="9" COLOR="#667085">{_h(node.stage)}</FONT></TD></TR>')
     if node.note:
@@ -238,16 +254,17 @@ def _entry(g: graphviz.Digraph, diagram: Diagram, initial: Node) -> None:
            **{"class": "edge-enroll"})
 
 
-def to_graphviz(diagram: Diagram, rankdir: str = "LR", panel: bool = True) -> graphviz.Digraph:
+def to_graphviz(diagram: Diagram, layout: Layout = Layout()) -> graphviz.Digraph:
     """The diagram as a graphviz.Digraph, ready to render with the real `dot`.
 
-    `rankdir` TB lays a long journey top to bottom; `panel=False` leaves the
-    rules and the legend out (the review page shows them as HTML beside it).
+    `layout.rankdir` TB lays a long journey top to bottom; `layout.panel=False`
+    leaves the rules and the legend out (the review page shows them as HTML beside it).
     """
     diagram = shorten(diagram)
     diff = diagram.mode == "diff"
+    panel = layout.panel
     g = graphviz.Digraph("journey")
-    g.attr(rankdir=rankdir, nodesep="0.45", ranksep="1.0" if rankdir == "LR" else "0.7", newrank="true",
+    g.attr(rankdir=layout.rankdir, nodesep="0.45", ranksep=f"{layout.ranksep:g}", newrank="true",
            fontname=FONT, labelloc="t", labeljust="l", id="journey", bgcolor="white", pad="0.3")
     if panel:  # a page that draws it beside its own heading needs no second title
         g.attr(label=f'<<FONT POINT-SIZE="18"><B>{_h(diagram.title)}</B></FONT>>')
@@ -256,7 +273,7 @@ def to_graphviz(diagram: Diagram, rankdir: str = "LR", panel: bool = True) -> gr
     order = {n.key: n.order for n in diagram.nodes}
     nodes = sorted(diagram.nodes, key=lambda n: n.order)
     for node in nodes:
-        g.node(node.key, _node_label(node), **_node_attrs(node, diff))
+        g.node(node.key, _node_label(node, layout.title_size), **_node_attrs(node, diff))
     initial = next((n for n in nodes if "initial" in n.badges), None)
     if initial is not None and diagram.entry:
         _entry(g, diagram, initial)
@@ -283,17 +300,17 @@ def to_graphviz(diagram: Diagram, rankdir: str = "LR", panel: bool = True) -> gr
     return g
 
 
-def to_dot(diagram: Diagram, rankdir: str = "LR", panel: bool = True) -> str:
-    return to_graphviz(diagram, rankdir, panel).source
+def to_dot(diagram: Diagram, layout: Layout = Layout()) -> str:
+    return to_graphviz(diagram, layout).source
 
 
-def render_bytes(diagram: Diagram, fmt: str, rankdir: str = "LR", panel: bool = True) -> bytes:
+def render_bytes(diagram: Diagram, fmt: str, layout: Layout = Layout()) -> bytes:
     """SVG, PNG, PDF (through `dot`) or DOT source, as bytes."""
     if fmt not in FORMATS:
         raise ColtivaError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
     if fmt == "dot":
-        return to_dot(diagram, rankdir, panel).encode("utf-8")
-    source = to_dot(diagram, rankdir, panel).encode("utf-8")
+        return to_dot(diagram, layout).encode("utf-8")
+    source = to_dot(diagram, layout).encode("utf-8")
     try:
         # communicate() reads dot's error even when dot stops reading early (no broken pipe)
         done = subprocess.run(["dot", f"-T{fmt}"], input=source, capture_output=True, check=False)

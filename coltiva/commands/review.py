@@ -22,7 +22,7 @@ def command(journey, output, db, layout):
     """Write a review page: the whole journey on the first screen, rules, content per stage, warnings, funnel."""
     from engine.compiler import journey_version
     from visualize.diagram import build_diagram, compact, diagram_title, mark_warnings
-    from visualize.dot import render_bytes
+    from visualize.dot import PAGE_LAYOUTS, render_bytes
     from visualize.review import LAYOUTS, review_html
 
     if not output.lower().endswith((".html", ".htm")):
@@ -40,7 +40,7 @@ def command(journey, output, db, layout):
         diagram = apply_counts(diagram, counts.stages, counts.edges, counts.rules, counts.enrolled)
         analytics = report_section(build_report(db, loaded.journey.name, loaded.journey))
     drawing = compact(diagram)
-    svgs = {k: render_bytes(drawing, "svg", rankdir=k, panel=False).decode("utf-8") for k in LAYOUTS}
+    svgs = {k: render_bytes(drawing, "svg", PAGE_LAYOUTS[k]).decode("utf-8") for k in LAYOUTS}
     version = "" if loaded.fragment else journey_version(loaded.journey)
     page = review_html(loaded.journey, diagram, svgs, loaded.diagnostics, loaded.sources,
                        title=diagram_title(loaded.journey, loaded.fragment), version=version,
