@@ -284,3 +284,12 @@ def test_a_missing_dot_is_one_line_of_message(tmp_path, capsys, monkeypatch):
     assert code == 1 and "the `dot` program is missing" in err and "Traceback" not in err
     code, _, err = run_cli(["render", "journeys/webinar_followup.journey", "-o", str(tmp_path / "x.mmd")], capsys)
     assert code == 0, err  # Mermaid needs no dot
+
+
+def test_render_direction_option(tmp_path, capsys):
+    for ext in ("mmd", "dot"):
+        out = tmp_path / f"tb.{ext}"
+        code, _, err = run_cli(["render", "journeys/webinar_followup.journey", "-o", str(out), "--direction", "TB"],
+                               capsys)
+        assert code == 0, err
+        assert ("\nflowchart TB\n" if ext == "mmd" else "rankdir=TB") in out.read_text()

@@ -53,15 +53,15 @@ def counts_for(db: str, loaded: Loaded):
     return counts
 
 
-def draw(diagram, fmt: str) -> bytes | str:
-    """The diagram in `fmt`: Mermaid text, or what `dot` makes of it."""
+def draw(diagram, fmt: str, direction: str = "LR") -> bytes | str:
+    """The diagram in `fmt`, stages along `direction` (LR or TB): Mermaid text, or what `dot` makes of it."""
     if fmt == "mermaid":
         from visualize.mermaid import to_mermaid
 
-        return to_mermaid(diagram)
-    from visualize.dot import render_bytes
+        return to_mermaid(diagram, direction)
+    from visualize.dot import Layout, render_bytes
 
-    return render_bytes(diagram, fmt)
+    return render_bytes(diagram, fmt, Layout(rankdir=direction))
 
 
 def format_for(output: str, fmt: str | None) -> str:
@@ -92,8 +92,10 @@ def write_output(output: str, data: bytes | str) -> None:
 @click.option("--format", "fmt", type=click.Choice(["svg", "png", "pdf", "dot", "mermaid"]),
               help="Format to write, whatever the extension.")
 @click.option("--db", type=click.Path(dir_okay=False), help="Add live counts from this store.")
-def command(journey, output, fmt, db):
-    """Draw JOURNEY: stages left to right, triggers, content, holding loops, rules."""
+@click.option("--direction", type=click.Choice(["LR", "TB"]), default="LR", show_default=True,
+              help="Stages left to right, or top to bottom (for a long journey).")
+def command(journey, output, fmt, db, direction):
+    """Draw JOURNEY: stages in order, triggers, content, holding loops, rules."""
     from visualize.diagram import build_diagram
 
     fmt = format_for(output, fmt)
@@ -104,5 +106,5 @@ def command(journey, output, fmt, db):
 
         counts = counts_for(db, loaded)
         diagram = apply_counts(diagram, counts.stages, counts.edges, counts.rules, counts.enrolled)
-    write_output(output, draw(diagram, fmt))
+    write_output(output, draw(diagram, fmt, direction))
     click.echo(f"wrote {output} ({fmt})", err=True)
