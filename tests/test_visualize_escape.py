@@ -164,3 +164,22 @@ def test_mermaid_title_of_the_bug_report():
     loaded = load_text('journey "Demand & gen (B2B): EU"\n\nstage a "A"\n  initial\n  final\n', "t.journey")
     text = to_mermaid(build_diagram(loaded.journey))
     assert text.splitlines()[1] == 'title: "Demand & gen (B2B): EU"'
+
+
+def test_review_page_in_a_browser_runs_no_hostile_script(journey, tmp_path, browser):
+    """The hostile page opened for real: only our zoom script exists, nothing fails, the text reads as written."""
+    from visualize.diagram import compact
+
+    diagram = build_diagram(journey)
+    svgs = {"LR": render_bytes(compact(diagram), "svg").decode()}
+    page = tmp_path / "hostile.html"
+    page.write_text(review_html(journey, diagram, svgs, [], {"hostile.journey": SOURCE}), encoding="utf-8")
+    result = browser.open(page, script="""() => ({scripts: document.scripts.length,
+        images: document.images.length,
+        label: document.querySelector('#stage-start').textContent,
+        row: document.querySelector('#row-start').textContent})""")
+    assert result["errors"] == [] and len(result["requests"]) == 1
+    found = result["result"]
+    assert found["scripts"] == 1 and found["images"] == 0
+    assert " ".join(EVIL.split()) in " ".join(found["row"].split())
+    assert EVIL.split()[0] in found["label"]

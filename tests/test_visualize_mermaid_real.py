@@ -90,6 +90,25 @@ def test_counts_overlay_and_diff_render(browser, tmp_path):
     assert_drawn_in_order(results[1], diff)
 
 
+def test_warnings_on_their_stage_render(browser, tmp_path, capsys):
+    """`render` marks checker warnings on their stage; the Mermaid text still parses and shows them."""
+    from .visualize_helpers import run_cli
+
+    source = Path("journeys/webinar_followup.journey").read_text()
+    twice = 'send email "see-you-there" on entry'
+    path = tmp_path / "warn.journey"
+    path.write_text(source.replace(twice, twice + '\n  send email "see-you-there" after 1 day'))
+    out = tmp_path / "warn.mmd"
+    code, _, err = run_cli(["render", str(path), "-o", str(out)], capsys)
+    assert code == 0, err
+    [result] = browser.mermaid([out.read_text()])
+    assert result["error"] is None, result["error"]
+    stage = load_journey(str(path)).journey.initial.id
+    drawn = {_NODE_ID.match(n["id"]).group("key"): n["text"] for n in result["nodes"]}
+    assert "⚠ C048" in drawn[f"s_{stage}"]
+    assert not any("⚠" in text for key, text in drawn.items() if key != f"s_{stage}")
+
+
 def test_a_broken_diagram_is_reported_by_the_harness(browser):
     """The harness can fail: a raw `;` and `:` in a stateDiagram note (the old output) is a parse error."""
     bad = "stateDiagram-v2\n    s_a : x\n    note left of s_a : Scoring: a; b\n    s_a --> s_b : on x"

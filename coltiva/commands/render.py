@@ -96,11 +96,12 @@ def write_output(output: str, data: bytes | str) -> None:
               help="Stages left to right, or top to bottom (for a long journey).")
 def command(journey, output, fmt, db, direction):
     """Draw JOURNEY: stages in order, triggers, content, holding loops, rules."""
-    from visualize.diagram import build_diagram
+    from visualize.diagram import build_diagram, mark_warnings
 
     fmt = format_for(output, fmt)
     loaded = load_or_exit(journey)
-    diagram = build_diagram(loaded.journey, fragment=loaded.fragment)
+    diagram = mark_warnings(build_diagram(loaded.journey, fragment=loaded.fragment), loaded.journey,
+                            loaded.diagnostics)
     if db:
         from visualize.overlay import apply_counts
 
