@@ -154,12 +154,12 @@ def test_report_mistakes_are_clear(store, tmp_path, capsys):
     assert code == 1 and "-o" in err
 
 
-def test_the_weekly_cap_is_the_strictest_cap_per_week():
-    from visualize.report import _cap_per_week
+def test_the_weekly_cap_is_the_strictestcap_per_week():
+    from visualize.report import cap_per_week
 
     day = 86400
-    assert _cap_per_week([]) is None
-    assert _cap_per_week([(3, 7 * day)]) == 3
-    assert _cap_per_week([(1, day)]) == 7  # one a day: seven in a week
-    assert _cap_per_week([(10, 30 * day)]) == 10  # a window longer than a week: at most N in any week
-    assert _cap_per_week([(1, day), (5, 7 * day)]) == 5
+    assert cap_per_week([]) is None
+    assert cap_per_week([(3, 7 * day)]) == 3
+    assert cap_per_week([(1, day)]) == 7  # one a day: seven in a week
+    assert cap_per_week([(10, 30 * day)]) == 10  # a window longer than a week: at most N in any week
+    assert cap_per_week([(1, day), (5, 7 * day)]) == 5

@@ -28,7 +28,7 @@ from dsl.model import EXIT
 from .analytics import WEEK_SQL, find_journey, open_store
 
 __all__ = ["StageWeek", "Conversion", "StageTime", "SendWeek", "HandoffWeek", "Report", "build_report",
-           "report_json", "report_section", "report_page", "percentile"]
+           "report_json", "report_section", "report_page", "percentile", "cap_per_week"]
 
 DAY = 86_400
 WEEK = 7 * DAY
@@ -108,7 +108,7 @@ def _weeks(first: str | None, last: str | None) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _cap_per_week(caps) -> float | None:
+def cap_per_week(caps) -> float | None:
     """The strictest cap as messages per week: N per window allows N * week / window (at most N per week
     when the window is a week or longer)."""
     per_week = [count * max(1.0, WEEK / seconds) for count, seconds in caps if seconds > 0]
@@ -172,7 +172,7 @@ def build_report(db: str, name: str | None = None, journey=None) -> Report:
         times.append(StageTime(stage, len(days), still.get(stage, 0),
                                round(statistics.median(days), 3) if days else None,
                                round(percentile(days, 0.9), 3) if days else None))
-    cap = _cap_per_week(caps)
+    cap = cap_per_week(caps)
     per_week = defaultdict(list)
     for week, _lead, n in rows["sends"]:
         per_week[week].append(n)
