@@ -6,6 +6,8 @@ import json
 import re
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dsl import load_journey
 from visualize.diagram import build_diagram
@@ -13,6 +15,7 @@ from visualize.dot import render_bytes
 from visualize.mermaid import to_mermaid
 from visualize.overlay import apply_counts
 
+from .strategies import journeys
 from .visualize_helpers import SVG, run_cli, svg_root, svg_texts
 
 
@@ -178,3 +181,34 @@ def test_exit_node_counts_the_leads_who_left(diagram):
     counted = apply_counts(diagram, STAGES | {"exit": 7}, MOVES)
     assert counted.node("x_exit").count == 7
     assert "7 leads left" in svg_texts(svg_root(render_bytes(counted, "svg")))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), journey=journeys(max_stages=4))
+def test_every_move_is_counted_once(data, journey):
+    """Law: for each pair of stages, the edges' counts (a shared count divided among its sharers) add up
+    to the moves the store recorded, whatever rule texts it recorded."""
+    from dsl.model import EXIT
+
+    diagram = build_diagram(journey)
+    pairs = sorted({e.transition for e in diagram.edges if e.kind != "hold"})
+    if not pairs:
+        return
+    lines = sorted({e.ref.span.line for e in diagram.edges if e.ref is not None} | {999})
+    rules = {}
+    for _ in range(data.draw(st.integers(0, 8))):
+        source, target = data.draw(st.sampled_from(pairs))
+        text = data.draw(st.sampled_from([f"{source}: a rule (line {n})" for n in lines]
+                                         + [f"{source}: holding loop ended (line {n})" for n in lines]
+                                         + ["an exit rule matched (exit on x.y)"] * (target == EXIT)))
+        rules[(source, target, text)] = rules.get((source, target, text), 0) + data.draw(st.integers(1, 50))
+    moves = {}
+    for (source, target, _), n in rules.items():
+        moves[(source, target)] = moves.get((source, target), 0) + n
+    counted = apply_counts(diagram, {}, moves, rules)
+    drawn = {}
+    for e in counted.edges:
+        if e.kind != "hold":
+            drawn[e.transition] = drawn.get(e.transition, 0) + e.count / e.shared_by
+    for pair, n in moves.items():
+        assert drawn.get(pair, 0) == pytest.approx(n), (pair, rules)

@@ -4,9 +4,9 @@ The overlay reads plain dicts (leads per stage, moves per edge, and moves per
 rule, from the store), so it is tested without a store and works with any store
 that can count. The store records the rule of every move ("stage: on x -> y
 (line 12)"): with `rule_counts` every trigger gets its own count, matched by the
-line it was written on. Without them (or for a move whose rule no drawn trigger
-matches) several triggers between the same two stages share one count, and
-their labels say so rather than pretend to split it.
+line it was written on. Without them (or when some move between two stages
+names no trigger drawn between them) the triggers between those two stages
+share one count, and their labels say so rather than pretend to split it.
 """
 
 from __future__ import annotations
@@ -62,13 +62,12 @@ def _per_edge(edges: list[Edge], edge_counts: EdgeCounts, rule_counts: RuleCount
     for i in moving:
         transition = edges[i].transition
         siblings = [j for j in moving if edges[j].transition == transition]
-        unnamed = [j for j in siblings if j not in own]
         if len(siblings) == 1:
             out[i] = (own[i] + left[transition], 1)
-        elif i in own or not left[transition]:
+        elif not left[transition]:
             out[i] = (own[i], 1)
-        else:  # moves no trigger's line names (another version of the journey): shared, and said so
-            out[i] = (left[transition], len(unnamed))
+        else:  # some moves name no trigger here (another version of the journey): the pair shares one count
+            out[i] = (sum(own[j] for j in siblings) + left[transition], len(siblings))
     return out
 
 
