@@ -46,7 +46,7 @@ class StoreCounts:
 
 
 def open_store(db: str):
-    """An open Store on an existing file; a missing file or an old engine is a clear error."""
+    """An open, read-only Store on an existing file; a missing file or an old engine is a clear error."""
     if not Path(db).is_file():
         raise ColtivaError(f"{db}: no such database file")
     try:
@@ -54,7 +54,7 @@ def open_store(db: str):
     except ImportError as err:
         raise ColtivaError(f"the engine's store cannot count leads yet ({err})") from None
     try:
-        return Store(db)
+        return Store(db, read_only=True)
     except sqlite3.Error as err:
         raise ColtivaError(f"{db}: cannot open the store: {err}") from None
 
@@ -73,13 +73,11 @@ def enrolled_count(db: sqlite3.Connection, journey: str) -> int:
 
 
 def stored_journeys(store, db: str) -> list:
-    """The store's journeys (compiled); one it cannot read is a clear error, never a traceback."""
+    """The store's journeys, compiled (rebuilt from their stored text by the store)."""
     try:
         return store.journeys()
-    except (sqlite3.Error, ColtivaError):
-        raise
-    except Exception as err:  # a model written by another Coltiva: say so
-        raise ColtivaError(f"{db}: cannot read the journeys in the store ({type(err).__name__}: {err})") from None
+    except sqlite3.Error as err:
+        raise ColtivaError(f"{db}: cannot read the journeys in the store: {err}") from None
 
 
 def find_journey(store, db: str, name: str | None):
