@@ -152,12 +152,18 @@ _ZOOM = """async () => {
   drawing.dispatchEvent(new PointerEvent('pointermove', {...down, clientX: x + 50, clientY: y + 30}));
   drawing.dispatchEvent(new PointerEvent('pointerup', {...down, clientX: x + 50, clientY: y + 30}));
   const panned = label();
+  document.dispatchEvent(new KeyboardEvent('keydown', {key: '-', bubbles: true}));
+  const keyed = label();
+  document.dispatchEvent(new KeyboardEvent('keydown', {key: '0', bubbles: true}));
+  const reset = label();
+  document.getElementById('zoom-in').click();
   document.getElementById('zoom-fit').click();
   const fitted = label();
   const first = svg().dataset.layout;
   document.getElementById('layout').click();
   return {before: before.width, zoomed: zoomed.width, wheeled: wheeled.width,
           moved: [panned.left - wheeled.left, panned.top - wheeled.top], fitted: fitted.width,
+          keyed: keyed.width, reset: reset.width,
           first, second: svg().dataset.layout};
 }"""
 
@@ -169,6 +175,8 @@ def test_zoom_pan_and_layout_switch_work(page, browser):
     assert r["zoomed"] == pytest.approx(r["before"] * 1.25, rel=0.02)
     assert r["wheeled"] == pytest.approx(r["zoomed"] * 1.25, rel=0.02)
     assert r["moved"] == [pytest.approx(50, abs=1), pytest.approx(30, abs=1)]
+    assert r["keyed"] == pytest.approx(r["wheeled"] * 0.8, rel=0.02)  # the "-" key
+    assert r["reset"] == pytest.approx(r["before"], rel=0.01)  # the "0" key fits again
     assert r["fitted"] == pytest.approx(r["before"], rel=0.01)
     assert {r["first"], r["second"]} == {"LR", "TB"}
 
