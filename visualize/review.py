@@ -91,7 +91,7 @@ document.getElementById('zoom-in').onclick=function(){zoom(1.25);};
 document.getElementById('zoom-out').onclick=function(){zoom(0.8);};
 document.getElementById('zoom-fit').onclick=fit;
 document.getElementById('layout').onclick=function(){layout(box.dataset.layout==='LR'?'TB':'LR');};
-document.addEventListener('keydown',function(e){if(e.target.closest('input,textarea'))return;
+document.addEventListener('keydown',function(e){if(e.target.closest&&e.target.closest('input,textarea'))return;
  if(e.key==='+'||e.key==='=')zoom(1.25);else if(e.key==='-')zoom(0.8);else if(e.key==='0')fit();});
 })();"""
 
