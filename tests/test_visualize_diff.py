@@ -186,3 +186,13 @@ def test_diff_with_a_store_says_how_many_leads_sit_where_the_change_lands(tmp_pa
                     "  shown_interest: 1 lead", "  webinar_lead: 2 leads (a stage the new version removes)"]
     code, _, err = run_cli(["diff", str(old), str(new), "--db", str(tmp_path / "none.db")], capsys)
     assert code == 1 and "no such database file" in err and "Traceback" not in err
+
+
+def test_diff_shows_control_characters_as_symbols(tmp_path, capsys):
+    old, new = tmp_path / "old.journey", tmp_path / "new.journey"
+    old.write_text(OLD)
+    new.write_text(NEW.replace('stage nurture_webinar "Nurture (webinar)"',
+                               'stage nurture_webinar "Nurture \x1b[31mred"'))
+    code, stdout, err = run_cli(["diff", str(old), str(new)], capsys)
+    assert code == 0, err
+    assert "\x1b" not in stdout and 'label "Nurture ␛[31mred"' in stdout

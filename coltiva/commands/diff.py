@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from rich.markup import escape
 
-from ..output import console
+from ..output import console, shown
 from .render import draw, format_for, load_or_exit, write_output
 
 __all__ = ["command"]
@@ -14,6 +14,7 @@ _COLOUR = {"+": "green", "-": "red", "~": "yellow"}
 
 
 def _say(out, text: str, colour: str | None = None) -> None:
+    text = shown(text)  # labels and contents are user text: no control character reaches the terminal
     if out.is_terminal and colour:
         out.print(f"[{colour}]{escape(text)}[/]")
     else:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
-from ..output import console
+from ..output import cell, console, json_text, shown
 from .render import write_output
 
 __all__ = ["command"]
@@ -30,7 +29,7 @@ def _print_text(report) -> None:
 
     out = console()
     data = report_json(report)
-    out.print(f"{report.journey} (version {report.version}): {len(report.weeks)} week(s)", markup=False)
+    out.print(shown(f"{report.journey} (version {report.version}): {len(report.weeks)} week(s)"), markup=False)
     pivot = {w: {"week": w} | {s: 0 for s in report.stages} for w in report.weeks}
     for row in data["reaching"]:
         pivot[row["week"]][row["stage"]] = row["leads"]
@@ -48,7 +47,7 @@ def _print_text(report) -> None:
             table.add_column(c, justify="left" if c in ("week", "stage", "source", "target") else "right",
                              no_wrap=c == "week")
         for row in rows:
-            table.add_row(*("—" if row[c] is None else f"{row[c]:.1%}" if c == "rate" else str(row[c])
+            table.add_row(*(cell("—" if row[c] is None else f"{row[c]:.1%}" if c == "rate" else row[c])
                             for c in columns))
         out.print(table)
 
@@ -67,7 +66,7 @@ def command(journey, db, fmt, output):
     name, model = _journey_name(journey)
     report = build_report(db, name, model)
     if fmt == "json":
-        text = json.dumps(report_json(report), indent=2) + "\n"
+        text = json_text(report_json(report), indent=2) + "\n"
         if output:
             write_output(output, text)
         else:
