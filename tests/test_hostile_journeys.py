@@ -347,3 +347,16 @@ def test_an_include_path_with_a_nul_is_c020(tmp_path):
     loaded = load_text('journey "t"\ninclude "a\x00b"\nstage a\n  initial\n  final\n', "t.journey", tmp_path)
     [d] = [d for d in loaded.diagnostics if d.code == "C020"]
     assert "embedded null byte" in d.message and (d.span.line, d.span.column) == (2, 1)
+
+
+def test_a_stage_whose_texts_are_all_at_their_limits_still_renders(tmp_path):
+    """40 sends of 500-character content ids make a tooltip over `dot`'s 16 KiB quoted-string limit."""
+    lines = ['journey "t"', "", "stage a", "  initial"]
+    lines += [f'  send email "{i:03d}' + "y" * 497 + '" on entry' for i in range(40)]
+    lines += ["  on go -> b", "", "stage b", "  final"]
+    journey = tmp_path / "long.journey"
+    journey.write_text("\n".join(lines) + "\n")
+    for suffix in ("svg", "png"):
+        done = subprocess.run([sys.executable, "-m", "coltiva.cli", "render", str(journey), "-o",
+                               str(tmp_path / f"out.{suffix}")], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr

@@ -54,8 +54,9 @@ _GHOST = "#98a2b3"
 #: `dot` refuses an HTML-like label longer than 16,384 bytes; a node or the
 #: rules panel stops listing lines well before that and says how many it left out.
 LABEL_BUDGET = 12_000
-#: The longest tooltip kept whole (the full text of a shortened label).
-TOOLTIP_LIMIT = 100_000
+#: The longest tooltip kept whole, in bytes of UTF-8 once escaped: `dot` refuses a quoted string over
+#: 16,384 bytes, so a longer full text is cut with "…".
+TOOLTIP_LIMIT = 16_000
 
 
 @dataclass(frozen=True)
@@ -106,9 +107,11 @@ def _tooltip(texts) -> str | None:
     text = _CONTROL.sub("\ufffd", " | ".join(" ".join(str(x).split()) for x in texts if x))
     if not text:
         return None
-    if len(text) > TOOLTIP_LIMIT:
-        text = text[:TOOLTIP_LIMIT - 1] + "…"
-    return graphviz.nohtml(text.replace("\\", "\\\\"))
+    quoted = text.replace("\\", "\\\\")
+    if len(quoted.encode("utf-8")) + quoted.count('"') > TOOLTIP_LIMIT:
+        cut = quoted.encode("utf-8")[:TOOLTIP_LIMIT // 2].decode("utf-8", "ignore")
+        quoted = cut.rstrip("\\") + "…"  # half the bytes: room for the quotes graphviz escapes
+    return graphviz.nohtml(quoted)
 
 
 def _line_rows(lines, colour: str | None = None, budget: int = LABEL_BUDGET) -> list[str]:

@@ -264,8 +264,8 @@ def _normal(c: Condition) -> Condition:
 
 def _ordered_interval(c: Compare) -> Interval | None:
     """The numbers an ordered comparison (`>`, `>=`, `<`, `<=`) lets through."""
-    if c.op not in _ORDERED or isinstance(c.value, str) or not isinstance(c.value, (int, float)):
-        return None
+    if c.op not in _ORDERED or not _numeric(c.value):
+        return None  # a text or a boolean bound: the engine's comparison never holds
     return _interval(c.op, float(c.value))
 
 
