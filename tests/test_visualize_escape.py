@@ -183,3 +183,12 @@ def test_review_page_in_a_browser_runs_no_hostile_script(journey, tmp_path, brow
     assert found["scripts"] == 1 and found["images"] == 0
     assert " ".join(EVIL.split()) in " ".join(found["row"].split())
     assert EVIL.split()[0] in found["label"]
+
+
+def test_a_title_of_only_closing_brackets_is_drawn():
+    """`dot` refuses an HTML-like label whose text is only `]` or `]]` (found by hypothesis)."""
+    from dsl.model import Journey
+    from visualize import build_diagram, render_bytes
+
+    for name in ("]", "]]", "[]", "a]"):
+        assert render_bytes(build_diagram(Journey(name=name)), "svg").startswith(b"<")

@@ -54,9 +54,11 @@ _GHOST = "#98a2b3"
 #: `dot` refuses an HTML-like label longer than 16,384 bytes; a node or the
 #: rules panel stops listing lines well before that and says how many it left out.
 LABEL_BUDGET = 12_000
-#: The longest tooltip kept whole, in bytes of UTF-8 once escaped: `dot` refuses a quoted string over
-#: 16,384 bytes, so a longer full text is cut with "…".
-TOOLTIP_LIMIT = 16_000
+#: The longest tooltip kept whole (the full text of a shortened label).
+TOOLTIP_LIMIT = 100_000
+#: `dot` refuses a run of more than 16,384 bytes in a quoted string; a tooltip is written in pieces of
+#: at most this many characters (4 bytes each at most), joined by a backslash-newline continuation.
+_PIECE = 3_000
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,8 @@ def _h(text: str) -> str:
     every backslash is doubled to come out exactly as written.
     """
     text = _CONTROL.sub("\ufffd", " ".join(str(text).split()))  # XML (and so `dot`) refuses control characters
-    escaped = html.escape(text, quote=True).replace("\\", "\\\\")
+    # `]` as an entity: `dot` refuses a text that is only `]` or `]]` in an HTML-like label
+    escaped = html.escape(text, quote=True).replace("\\", "\\\\").replace("]", "&#93;")
     return escaped or "&#160;"  # `dot` refuses an empty <B></B>: blank text becomes one no-break space
 
 
@@ -107,11 +110,25 @@ def _tooltip(texts) -> str | None:
     text = _CONTROL.sub("\ufffd", " | ".join(" ".join(str(x).split()) for x in texts if x))
     if not text:
         return None
-    quoted = text.replace("\\", "\\\\")
-    if len(quoted.encode("utf-8")) + quoted.count('"') > TOOLTIP_LIMIT:
-        cut = quoted.encode("utf-8")[:TOOLTIP_LIMIT // 2].decode("utf-8", "ignore")
-        quoted = cut.rstrip("\\") + "…"  # half the bytes: room for the quotes graphviz escapes
-    return graphviz.nohtml(quoted)
+    if len(text) > TOOLTIP_LIMIT:
+        text = text[:TOOLTIP_LIMIT - 1] + "…"
+    return graphviz.nohtml(_continued(text.replace("\\", "\\\\")))
+
+
+def _continued(quoted: str) -> str:
+    """A long quoted-string body in pieces joined by backslash-newline, which `dot` reads as nothing."""
+    if len(quoted) <= _PIECE:
+        return quoted
+    pieces, start = [], 0
+    while len(quoted) - start > _PIECE:
+        end = start + _PIECE
+        run = end - len(quoted[:end].rstrip("\\"))  # backslashes just before the cut (doubled: pairs)
+        if run % 2:
+            end -= 1  # never between the two backslashes of an escaped one
+        pieces.append(quoted[start:end])
+        start = end
+    pieces.append(quoted[start:])
+    return "\\\n".join(pieces)
 
 
 def _line_rows(lines, colour: str | None = None, budget: int = LABEL_BUDGET) -> list[str]:
