@@ -6,7 +6,7 @@ A user's mistake is reported, never raised as a bare traceback: the CLI catches
 
 from __future__ import annotations
 
-__all__ = ["ColtivaError", "JourneyError", "EventError", "StoreError"]
+__all__ = ["ColtivaError", "JourneyError", "EventError", "StoreError", "PlanError"]
 
 
 class ColtivaError(Exception):
@@ -27,3 +27,8 @@ class EventError(ColtivaError):
 
 class StoreError(ColtivaError):
     """The store refuses an operation, e.g. a changed journey with leads already in it."""
+
+
+class PlanError(ColtivaError):
+    """A change of a live journey that cannot be applied as asked: a removed stage with leads and no
+    move for it, or a plan made on a store that has changed since."""
