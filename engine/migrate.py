@@ -19,14 +19,20 @@ from dsl.formatter import format_condition
 from dsl.model import EXIT
 
 from .compiler import CompiledJourney
-from .record import EXITED, Action, Lead
+from .record import EXITED, WAITING, Action, Lead
 from .step import Context, _cascade, _fire_due, advance
 from .timers import behaviour_at, next_timer
 
-__all__ = ["Moves", "moves_between", "carry_over", "switch_lead", "unmapped_stage", "POLICIES"]
+__all__ = ["Moves", "moves_between", "carry_over", "switch_lead", "unmapped_stage", "follows", "POLICIES"]
 
 #: How leads in flight meet a new version: they move to it, or finish on the version they are on.
 POLICIES = ("migrate", "drain")
+
+
+def follows(policy: str, rec: Lead) -> bool:
+    """Does this lead move to the new version? `migrate`: every lead. `drain`: only a lead waiting to
+    enroll (it has started nothing yet); leads in a stage, or finished, stay on their version."""
+    return policy != "drain" or rec.state == WAITING
 
 
 @dataclass(frozen=True)

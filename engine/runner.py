@@ -23,7 +23,7 @@ from .record import ATTRIBUTES_ONLY, Lead
 from .step import advance, step_event
 from .store import Store, StoredLead
 
-__all__ = ["Runner", "Summary", "BUILTIN_TYPES", "DEFAULT_BATCH"]
+__all__ = ["Runner", "Summary", "BUILTIN_TYPES", "DEFAULT_BATCH", "collect_actions"]
 
 #: Event types every journey understands: `lead.updated` carries attributes only.
 BUILTIN_TYPES = frozenset({ATTRIBUTES_ONLY})
@@ -46,6 +46,16 @@ class Summary:
         self.quarantined += other.quarantined
         self.ticked_leads += other.ticked_leads
         self.actions.update(other.actions)
+
+
+def collect_actions(acts, actions: list, transitions: list) -> None:
+    """Actions go to the outbox; stage moves and exits also to the history of transitions."""
+    for a in acts:
+        actions.append(a)
+        if a.kind == "stage":
+            transitions.append((a.journey, a.lead, a.data["from"], a.data["to"], a.time, a.data["rule"]))
+        elif a.kind == "exit":
+            transitions.append((a.journey, a.lead, a.data["from"], "exit", a.time, a.data["rule"]))
 
 
 class Runner:
@@ -143,7 +153,7 @@ class Runner:
                 if new is not None:
                     pending[key] = StoredLead(j.version, new)
                     dirty[key] = (j.name, e.lead, j.version, new)
-                self._collect(acts, actions, transitions)
+                collect_actions(acts, actions, transitions)
             applied.append(e)
         summary.applied = len(applied)
         summary.quarantined = len(quarantine)
@@ -154,15 +164,6 @@ class Runner:
                                transitions=transitions)
         self.cache.update(pending)
         return summary
-
-    @staticmethod
-    def _collect(acts, actions: list, transitions: list) -> None:
-        for a in acts:
-            actions.append(a)
-            if a.kind == "stage":
-                transitions.append((a.journey, a.lead, a.data["from"], a.data["to"], a.time, a.data["rule"]))
-            elif a.kind == "exit":
-                transitions.append((a.journey, a.lead, a.data["from"], "exit", a.time, a.data["rule"]))
 
     # -- time --------------------------------------------------------------------
     def tick(self, now: int, progress=None) -> Summary:
@@ -184,7 +185,7 @@ class Runner:
                 if new is not cached.record:
                     pending[(journey, lead)] = StoredLead(j.version, new)
                     dirty.append((journey, lead, j.version, new))
-                self._collect(acts, actions, transitions)
+                collect_actions(acts, actions, transitions)
             total.ticked_leads += len(dirty)
             for a in actions:
                 total.actions[a.kind] += 1

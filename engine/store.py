@@ -27,7 +27,7 @@ from .compiler import CompiledJourney, compile_journey, version_of
 from .events import format_time
 from .record import Lead
 
-__all__ = ["Store", "StoredLead", "VersionRow", "DEFAULT_DB", "SCHEMA_VERSION"]
+__all__ = ["Store", "StoredLead", "VersionRow", "DEFAULT_DB", "SCHEMA_VERSION", "text_changes"]
 
 DEFAULT_DB = "coltiva.db"
 #: Bumped whenever the tables change. Format 1 kept journeys pickled; format 2 keeps them as text;
@@ -311,13 +311,13 @@ class Store:
                 raise StoreError(_changed_message(cj, current, old_text, in_flight, self.path))
         # a new version with no lead in it yet is still a switch of the input log: a replay of a lead
         # whose earlier events enrolled it nowhere must know which version its next event meets
-        switch = None if current is None else self._switch_input(cj.name, current, cj.version, "register",
+        switch = None if current is None else self.switch_input(cj.name, current, cj.version, "register",
                                                                  self.last_input_time())
         self.write_switch(cj, sources_json, command=command, applied_at=applied_at, policy=None, note=None,
                           switch=switch)
 
     @staticmethod
-    def _switch_input(name: str, old: str, new: str, policy: str, at: int) -> tuple:
+    def switch_input(name: str, old: str, new: str, policy: str, at: int) -> tuple:
         """The input-log row of a change of version: replay applies it to each lead at `at`."""
         payload = json.dumps({"journey": name, "from": old, "to": new, "policy": policy}, ensure_ascii=False,
                              separators=(",", ":"))
@@ -370,6 +370,9 @@ class Store:
     def stored_text(self, name: str, version: str) -> str | None:
         row = self.db.execute("SELECT text FROM journeys WHERE name = ? AND version = ?", (name, version)).fetchone()
         return None if row is None else row[0]
+
+    def journey_names(self) -> list[str]:
+        return [name for (name,) in self.db.execute("SELECT DISTINCT name FROM journeys ORDER BY name")]
 
     def versions_in_use(self) -> list[tuple[str, str]]:
         """(journey, version) of every version some lead is on."""
@@ -589,11 +592,16 @@ def _rebuild(name: str, version: str | None, text: str | None, sources: dict[str
                      + (f" ({problems})" if problems else ""))
 
 
+def text_changes(old_text: str, new_text: str) -> list[str]:
+    """The lines of the canonical text that changed, `-` removed and `+` added: what changed in meaning."""
+    return [line for line in difflib.unified_diff(old_text.splitlines(), new_text.splitlines(), "stored", "file",
+                                                  n=0, lineterm="")
+            if not line.startswith(("---", "+++", "@@"))]
+
+
 def _changed_message(cj, old_version: str, old_text: str, in_flight: int, db: str) -> str:
     """Name what changed in meaning: the two canonical texts (no comments, includes merged)."""
-    diff = [line for line in difflib.unified_diff(old_text.splitlines(), cj.text.splitlines(), "stored", "file",
-                                                  n=0, lineterm="")
-            if not line.startswith(("---", "+++", "@@"))][:20]
+    diff = text_changes(old_text, cj.text)[:20]
     body = "\n".join("    " + line for line in diff) or "    (nothing visible in the layout; an included file?)"
     return (
         f"journey {cj.name!r} changed (version {old_version} -> {cj.version}) while {in_flight} lead(s) are in it.\n"
