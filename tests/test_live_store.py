@@ -1,0 +1,136 @@
+"""Live journeys on a real store: drain equals the old version alone, migrate replays exactly, the plan is the change."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine.explain import explain_lead
+from engine.migrate import switch_lead
+from engine.plan import make_plan
+from engine.record import DONE, WAITING
+from engine.step import advance
+from engine.store import Store
+
+from .engine_helpers import DAY
+from .live_helpers import V1_TEXT, V2_TEXT, apply, compiled, halves, meaning, replay_store, run, tick
+
+V1 = compiled(V1_TEXT)
+V2 = compiled(V2_TEXT)
+SETTINGS = settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+seeds = st.integers(0, 10_000)
+
+
+def in_flight(db) -> dict[str, list]:
+    with Store(db, read_only=True) as store:
+        return {lead: s.record.to_list() for lead, s in store.leads_of(V1[0].name)
+                if s.record.state not in DONE and s.record.state != WAITING}
+
+
+def records(db) -> dict[str, tuple]:
+    with Store(db, read_only=True) as store:
+        return {lead: (s.version, s.record.to_list()) for lead, s in store.leads_of(V1[0].name)}
+
+
+def actions_of(db, leads) -> dict[str, list]:
+    out: dict[str, list] = {lead: [] for lead in leads}
+    with Store(db, read_only=True) as store:
+        for _, a in store.actions():
+            if a["lead"] in out:
+                out[a["lead"]].append(a)
+    return out
+
+
+@SETTINGS
+@given(seed=seeds)
+def test_drain_gives_the_leads_in_flight_exactly_the_old_version_run_alone(tmp_path_factory, seed):
+    tmp = tmp_path_factory.mktemp("drain")
+    before, after, cut = halves(30, 60, seed)
+    drained, alone = tmp / "drained.db", tmp / "alone.db"
+    for db in (drained, alone):
+        run(db, [V1], before)
+        tick(db, cut)
+    flying = in_flight(drained)
+    existing = set(records(drained))
+    apply(drained, V2, "drain")
+    for db in (drained, alone):
+        run(db, [V1], after) if db == alone else run(db, [V2], after)
+        tick(db, cut + 90 * DAY)
+    got, want = records(drained), records(alone)
+    for lead in flying:
+        assert got[lead] == want[lead], lead
+    assert actions_of(drained, flying) == actions_of(alone, flying)
+    # the leads that came after the switch entered the new version
+    assert all(got[lead][0] == V2[0].version for lead in set(got) - existing)
+
+
+@SETTINGS
+@given(seed=seeds)
+def test_after_migrate_replaying_the_input_log_gives_the_identical_store(tmp_path_factory, seed):
+    tmp = tmp_path_factory.mktemp("migrate")
+    before, after, cut = halves(30, 60, seed)
+    live = tmp / "live.db"
+    run(live, [V1], before)
+    tick(live, cut)
+    apply(live, V2, "migrate")
+    run(live, [V2], after)
+    tick(live, cut + 90 * DAY)
+    apply(live, V1, "migrate")  # and back: a rollback is one more switch
+    tick(live, cut + 200 * DAY)
+    again = tmp / "again.db"
+    replay_store(live, again)
+    assert meaning(again) == meaning(live)
+    with Store(live, read_only=True) as store:
+        leads = [lead for lead, _ in store.leads_of(V1[0].name)]
+        for lead in leads[:10]:
+            (explanation,) = explain_lead(store, lead)
+            assert explanation.consistent, lead
+
+
+@SETTINGS
+@given(seed=seeds)
+def test_an_edit_of_layout_comments_and_labels_is_a_no_op_for_every_lead(tmp_path_factory, seed):
+    tmp = tmp_path_factory.mktemp("noop")
+    before, _, cut = halves(30, 60, seed)
+    db = tmp / "s.db"
+    run(db, [V1], before)
+    cosmetic = compiled("# reworded\n" + V1_TEXT.replace('"Shown interest"', '"Interested"')
+                        .replace("  initial\n", "  initial   # start here\n").replace("\n\n", "\n\n\n"))
+    assert cosmetic[0].version != V1[0].version
+    old, new = V1[0], cosmetic[0]
+    with Store(db, read_only=True) as store:
+        plan = make_plan(store, new, "migrate")
+        stored = dict(store.leads_of(old.name))
+    assert plan.leads == len(stored) > 0
+    assert not plan.added and not plan.cancelled and not plan.retimed and not plan.refusals
+    assert plan.switch_actions == {} and plan.at_once == 0
+    assert all(m.source == m.target for m in plan.moves)
+    for lead, version, rec in plan.rows:
+        caught, _ = advance(old, stored[lead].record, lead, plan.at)
+        assert rec == caught, lead  # exactly the record the old version has at that instant
+        again, actions = switch_lead(old, new, caught, lead, plan.at)
+        assert again == caught and actions == []
+
+
+@SETTINGS
+@given(seed=seeds)
+def test_the_plan_applied_is_the_plan_shown(tmp_path_factory, seed):
+    tmp = tmp_path_factory.mktemp("shown")
+    before, _, cut = halves(30, 60, seed)
+    db = tmp / "s.db"
+    run(db, [V1], before)
+    outbox_before = len(meaning(db)["outbox"])
+    shown, done = apply(db, V2, "migrate", cut + 3 * DAY)
+    assert shown.to_json() == done.to_json()
+    with Store(db, read_only=True) as store:
+        now = {lead: (s.version, s.record) for lead, s in store.leads_of(V2[0].name)}
+        assert store.current_version(V2[0].name) == V2[0].version
+    assert {lead: (v, rec) for lead, v, rec in shown.rows} == now
+    outbox = meaning(db)["outbox"]
+    assert [row[0] for row in outbox[outbox_before:]] == [a.key for a in shown.actions]
+    # what the plan counted is what happened
+    sent_at_switch = [json.loads(row[5]) for row in outbox[outbox_before:]
+                      if json.loads(row[5])["version"] == V2[0].version]
+    assert len(sent_at_switch) == sum(shown.switch_actions.values())
