@@ -85,10 +85,16 @@ def replay_store(src, dst) -> None:
             cj, sources = version(name, v)
             store.register(cj, sources)
         runner = Runner(store, store.journeys())
-        for kind, time, event in inputs:
+        waiting: list[str] = []  # consecutive events go in one batch: batches never change the meaning
+        for kind, time, event in inputs + [("end", 0, None)]:
             if kind == "event":
-                runner.run_lines([event])
-            elif kind == "tick":
+                waiting.append(event)
+                continue
+            runner.run_lines(waiting)
+            waiting = []
+            if kind == "end":
+                break
+            if kind == "tick":
                 runner.tick(time)
             else:
                 sw = json.loads(event)

@@ -66,7 +66,7 @@ def test_drain_gives_the_leads_in_flight_exactly_the_old_version_run_alone(tmp_p
     assert all(got[lead][0] == V2[0].version for lead in set(got) - existing)
 
 
-@SETTINGS
+@settings(SETTINGS, max_examples=5)
 @given(seed=seeds)
 def test_after_migrate_replaying_the_input_log_gives_the_identical_store(tmp_path_factory, seed):
     tmp = tmp_path_factory.mktemp("migrate")
