@@ -261,3 +261,10 @@ def test_the_carry_over_is_pure_it_never_changes_the_record_it_reads():
     again = switch_lead(V1, v2, d.rec, "L1", T0 + DAY)
     assert d.rec.to_list() == before
     assert first[0] == again[0] and first[1] == again[1]
+
+
+def test_a_lead_with_no_attribute_known_has_no_fit_points_whatever_the_new_rules():
+    d = lead_in_a()
+    assert d.rec.attrs is None
+    negative = make(replace=[('  country == "IT" +5\n', '  not country == "IT" +5\n')])
+    assert carry_over(V1, negative, d.rec, T0 + HOUR).fit == 0

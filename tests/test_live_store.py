@@ -134,3 +134,81 @@ def test_the_plan_applied_is_the_plan_shown(tmp_path_factory, seed):
     sent_at_switch = [json.loads(row[5]) for row in outbox[outbox_before:]
                       if json.loads(row[5])["version"] == V2[0].version]
     assert len(sent_at_switch) == sum(shown.switch_actions.values())
+
+
+SMALL = '''journey "small"
+scoring
+  visit +1
+fit
+  size >= 100 +5
+stage a
+  initial
+  send email "hello" on entry
+  send email "later" after {delay}
+  on go -> b
+stage b
+  final
+'''
+
+
+def small(delay: str = "3 days"):
+    return compiled(SMALL.format(delay=delay), "small.journey")
+
+
+def event(id, lead, type, t, attributes=None):
+    from .engine_helpers import line
+
+    return line(id, type, t, attributes=attributes, lead=lead)
+
+
+def test_drain_old_timers_fire_for_old_leads_new_ones_for_new_leads_waiting_leads_move(tmp_path):
+    from .engine_helpers import T0
+
+    db = tmp_path / "d.db"
+    v1, v2 = small("3 days"), small("1 day")
+    run(db, [v1], [event("e1", "old", "visit", T0), event("e2", "waits", "lead.updated", T0, {"size": 500})])
+    with Store(db, read_only=True) as store:
+        assert {lead: s.record.state for lead, s in store.leads_of("small")} == {"old": "a", "waits": "waiting"}
+    apply(db, v2, "drain")
+    run(db, [v2], [event("e3", "new", "visit", T0 + 1), event("e4", "waits", "visit", T0 + 2)])
+    tick(db, T0 + 10 * DAY)
+    with Store(db, read_only=True) as store:
+        versions = {lead: s.version for lead, s in store.leads_of("small")}
+        later = {a["lead"]: (a["version"], a["time"]) for _, a in store.actions(kind="send")
+                 if a["content"] == "later"}
+        fit = {lead: s.record.fit for lead, s in store.leads_of("small")}
+    assert versions == {"old": v1[0].version, "new": v2[0].version, "waits": v2[0].version}
+    from .engine_helpers import iso
+
+    assert later == {"old": (v1[0].version, iso(T0 + 3 * DAY)), "new": (v2[0].version, iso(T0 + 1 + DAY)),
+                     "waits": (v2[0].version, iso(T0 + 2 + DAY))}
+    assert fit["waits"] == 5  # its attributes came along
+
+
+def test_a_changed_journey_with_no_lead_yet_is_a_switch_of_the_log(tmp_path):
+    db = tmp_path / "r.db"
+    v1, v2 = small("3 days"), small("1 day")
+    run(db, [v1], [])
+    run(db, [v2], [])
+    with Store(db, read_only=True) as store:
+        rows = [json.loads(e) for (e,) in store.db.execute("SELECT event FROM inputs WHERE kind = 'switch'")]
+        assert [r.command for r in store.history("small")] == ["run", "run"]
+    assert rows == [{"journey": "small", "from": v1[0].version, "to": v2[0].version, "policy": "register"}]
+
+
+def test_a_format_2_store_opens_and_is_marked_format_3(tmp_path):
+    import sqlite3
+
+    from engine.store import SCHEMA_VERSION
+
+    db = tmp_path / "f2.db"
+    run(db, [small()], [event("e1", "x", "visit", 1_767_225_600)])
+    before = meaning(db)
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA user_version = 2")  # format 2 has the very same tables
+    con.close()
+    with Store(db, read_only=True) as store:
+        assert store.format == 2 and [lead for lead, _ in store.leads_of("small")] == ["x"]
+    with Store(db, writer=True) as store:
+        assert store.format == SCHEMA_VERSION == 3
+    assert meaning(db) == before
