@@ -128,3 +128,15 @@ def test_a_plan_at_an_instant_before_the_store_is_refused(tmp_path):
     db = setup(tmp_path)
     done = coltiva("plan", tmp_path / "v2.journey", "--db", db, "--at", "2026-01-01T00:00:00Z", check=False)
     assert done.returncode == 1 and "before the last input" in done.stderr
+
+
+def test_diff_with_a_store_shows_the_plan_counts(tmp_path):
+    db = setup(tmp_path)
+    shown = json.loads(coltiva("plan", tmp_path / "v2.journey", "--db", db, "--format", "json").stdout)
+    done = coltiva("diff", tmp_path / "v1.journey", tmp_path / "v2.journey", "--db", db)
+    for m in shown["moves"]:
+        where = "stay in" if m["from"] == m["to"] else f"move to {m['to']} from"
+        assert f"{m['leads']} lead(s) {where} {m['from']} " in done.stdout
+    assert f"plan {shown['plan']}" in done.stdout
+    plain = coltiva("diff", tmp_path / "v1.journey", tmp_path / "v2.journey")
+    assert "lead(s)" not in plain.stdout

@@ -19,7 +19,9 @@ _COLOUR = {"+": "green", "-": "red", "~": "yellow"}
 @click.option("-o", "--output", help="Also draw NEW with the changes marked (.svg .png .pdf .dot .mmd).")
 @click.option("--format", "fmt", type=click.Choice(["svg", "png", "pdf", "dot", "mermaid"]),
               help="Format to write, whatever the extension.")
-def command(old, new, output, fmt):
+@click.option("--db", type=click.Path(dir_okay=False),
+              help="Also show what NEW would do to the leads in flight in this store (the plan of `coltiva plan`).")
+def command(old, new, output, fmt, db):
     """Compare two versions of a journey. Exit 0 whether or not they differ."""
     from visualize.diff import diff_journeys
 
@@ -33,8 +35,25 @@ def command(old, new, output, fmt):
         line = escape(str(change))
         out.print(f"[{_COLOUR[change.sign]}]{line}[/]" if out.is_terminal else str(change),
                   markup=out.is_terminal)
+    if db:
+        _print_plan(new, db)
     if output:
         from visualize.diff_diagram import build_diff_diagram
 
         write_output(output, draw(build_diff_diagram(diff), fmt))
         click.echo(f"wrote {output} ({fmt})", err=True)
+
+
+def _print_plan(new: str, db: str) -> None:
+    """The plan's counts for NEW on the store: leads per stage and where they go, sends changed, refusals."""
+    from engine.plan import make_plan, plan_lines
+
+    from ._common import compile_files, open_store
+
+    ((cj, _),) = compile_files([new])
+    with open_store(db) as store:
+        plan = make_plan(store, cj)
+    out = console()
+    out.print("")
+    for line in plan_lines(plan):
+        out.print(line, markup=False)
