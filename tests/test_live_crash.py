@@ -17,7 +17,7 @@ from .live_helpers import V1_TEXT, V2_TEXT, compiled
 
 ENV = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
 NAME = "Demand generation (B2B)"
-LEADS = 4_000
+LEADS = 2_500
 
 
 def _state(db) -> dict:
