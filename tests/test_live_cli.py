@@ -153,3 +153,12 @@ def test_diff_with_a_store_shows_the_plan_counts(tmp_path, launched):
     assert f"plan {shown['plan']}" in done.stdout
     plain = coltiva("diff", tmp_path / "v1.journey", tmp_path / "v2.journey")
     assert "lead(s)" not in plain.stdout
+
+
+def test_a_plan_on_a_format_1_store_says_to_migrate_it_first(tmp_path):
+    old = ROOT / "tests" / "fixtures" / "store_v1.db"
+    db = tmp_path / "v1.db"
+    shutil.copy(old, db)
+    (tmp_path / "v2.journey").write_text(V2_TEXT)
+    done = coltiva("plan", tmp_path / "v2.journey", "--db", db, check=False)
+    assert done.returncode == 1 and "store format 1 keeps no versions yet" in done.stderr

@@ -109,7 +109,7 @@ def test_an_edit_of_layout_comments_and_labels_is_a_no_op_for_every_lead(tmp_pat
     assert not plan.added and not plan.cancelled and not plan.retimed and not plan.refusals
     assert plan.switch_actions == {} and plan.at_once == 0
     assert all(m.source == m.target for m in plan.moves)
-    for lead, version, rec in plan.rows:
+    for lead, rec in plan.records.items():
         caught, _ = advance(old, stored[lead].record, lead, plan.at)
         assert rec == caught, lead  # exactly the record the old version has at that instant
         again, actions = switch_lead(old, new, caught, lead, plan.at)
@@ -126,7 +126,7 @@ def test_the_plan_applied_is_the_plan_shown(tmp_path_factory, seed):
     with Store(db, read_only=True) as store:
         now = {lead: (s.version, s.record) for lead, s in store.leads_of(V2[0].name)}
         assert store.current_version(V2[0].name) == V2[0].version
-    assert {lead: (v, rec) for lead, v, rec in shown.rows} == now
+    assert {lead: (V2[0].version, rec) for lead, rec in shown.records.items()} == now
     outbox = meaning(db)["outbox"]
     assert [row[0] for row in outbox[outbox_before:]] == [a.key for a in shown.actions]
     # what the plan counted is what happened
