@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 from rich.markup import escape
 
@@ -60,8 +62,9 @@ def command(old, new, output, fmt, db):
         for line in change.contents:
             _say(out, f"    {line}", _COLOUR[change.sign])
     if db:
+        if Path(db).exists():  # a missing store is reported by the count of leads below
+            _print_plan(new, db)
         _leads_at_changes(out, db, diff)
-        _print_plan(new, db)
     if output:
         from visualize.diff_diagram import build_diff_diagram
 
@@ -79,6 +82,6 @@ def _print_plan(new: str, db: str) -> None:
     with open_store(db) as store:
         plan = make_plan(store, cj)
     out = console()
-    out.print("")
     for line in plan_lines(plan):
         _say(out, line)
+    out.print("")
