@@ -320,6 +320,16 @@ class _Builder(Transformer):
             flag_spans=tuple(flag_spans),
         )
 
+    # -- moves ----------------------------------------------------------------
+    def stage_move(self, meta, children):
+        return m.Move("stage", str(children[0]), self._target(children[1]), self._span(meta))
+
+    def content_move(self, meta, children):
+        return m.Move("content", decode_string(children[0]), decode_string(children[1]), self._span(meta))
+
+    def moves(self, meta, children):
+        return ("moves", children, self._span(meta))
+
     def start(self, meta, children):
         return children
 
@@ -331,11 +341,11 @@ def build_journey(tree: Tree, path: str, text: str = "") -> tuple[m.Journey, lis
     diagnostics = builder.diagnostics
     name = None
     header_span = m.Span(path, 1, 1, 1, 1)
-    stages, scoring, fit, exits, enrollments, caps, contents, includes = ([] for _ in range(8))
+    stages, scoring, fit, exits, enrollments, caps, contents, includes, moves = ([] for _ in range(9))
     decay = None
     block_spans = []
     for item in items:
-        if isinstance(item, tuple) and item[0] in ("scoring", "fit", "content"):
+        if isinstance(item, tuple) and item[0] in ("scoring", "fit", "content", "moves"):
             block_spans.append((item[0], item[2]))
         if isinstance(item, tuple) and item[0] == "header":
             if name is not None:
@@ -361,6 +371,8 @@ def build_journey(tree: Tree, path: str, text: str = "") -> tuple[m.Journey, lis
             fit.extend(item[1])
         elif isinstance(item, tuple) and item[0] == "content":
             contents.extend(item[1])
+        elif isinstance(item, tuple) and item[0] == "moves":
+            moves.extend(item[1])
         elif isinstance(item, m.Stage):
             stages.append(item)
         elif isinstance(item, m.ExitRule):
@@ -382,6 +394,7 @@ def build_journey(tree: Tree, path: str, text: str = "") -> tuple[m.Journey, lis
         caps=tuple(caps),
         contents=tuple(contents),
         includes=tuple(includes),
+        moves=tuple(moves),
         path=path,
         span=header_span,
         block_spans=tuple(block_spans),

@@ -6,7 +6,7 @@ A user's mistake is reported, never raised as a bare traceback: the CLI catches
 
 from __future__ import annotations
 
-__all__ = ["ColtivaError", "JourneyError", "EventError", "StoreError", "SourceError"]
+__all__ = ["ColtivaError", "JourneyError", "EventError", "StoreError", "SourceError", "PlanError"]
 
 
 class ColtivaError(Exception):
@@ -36,3 +36,8 @@ class SourceError(ColtivaError):
         super().__init__(f"{path}: cannot read: {reason}")
         self.path = path
         self.reason = reason
+
+
+class PlanError(ColtivaError):
+    """A change of a live journey that cannot be applied as asked: a removed stage with leads and no
+    move for it, or a plan made on a store that has changed since."""

@@ -146,6 +146,12 @@ def _hold(hold: m.HoldLoop) -> str:
     )
 
 
+def _move(move: m.Move) -> str:
+    if move.kind == "stage":
+        return f"stage {move.old} -> {move.new}"  # `-> exit` reads as written
+    return f"content {encode_string(move.old)} -> {encode_string(move.new)}"
+
+
 def _cap(cap: m.FrequencyCap) -> str:
     return f"at most {_plural(cap.count, 'message')} per {cap.window}"
 
@@ -190,6 +196,10 @@ def _blocks(journey: m.Journey) -> list[list[_Line]]:
         block = [_Line(0, "content", ("block", "content"))]
         block += [_Line(1, _content_item(c), ("content", i)) for i, c in enumerate(journey.contents)]
         blocks.append(block)
+    if journey.moves:
+        block = [_Line(0, "moves", ("block", "moves"))]
+        block += [_Line(1, _move(mv), ("moves", i)) for i, mv in enumerate(journey.moves)]
+        blocks.append(block)
     for si, stage in enumerate(journey.stages):
         head = f"stage {stage.id}" + ("" if stage.label is None else f" {encode_string(stage.label)}")
         block = [_Line(0, head, ("stage", si))]
@@ -221,7 +231,8 @@ def _anchors(journey: m.Journey) -> list[tuple[int, tuple, bool]]:
     for i, inc in enumerate(journey.includes):
         add(inc.span, ("include", i))
     for kind, items in (("enroll", journey.enrollments), ("exit", journey.exits), ("cap", journey.caps),
-                        ("scoring", journey.scoring), ("fit", journey.fit), ("content", journey.contents)):
+                        ("scoring", journey.scoring), ("fit", journey.fit), ("content", journey.contents),
+                        ("moves", journey.moves)):
         for i, item in enumerate(items):
             add(item.span, (kind, i))
     if journey.decay is not None:

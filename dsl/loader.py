@@ -64,6 +64,7 @@ def _merge(base: m.Journey, part: m.Journey) -> m.Journey:
         enrollments=base.enrollments + part.enrollments,
         caps=base.caps + part.caps,
         contents=base.contents + part.contents,
+        moves=base.moves + part.moves,
     )
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "HoldLoop",
     "Stage",
     "Comment",
+    "Move",
     "Journey",
     "EXIT",
     "UNIT_SECONDS",
@@ -281,6 +282,21 @@ class Stage:
 
 
 @dataclass(frozen=True, slots=True)
+class Move:
+    """A line of the `moves` block: where leads in flight go when the journey changes under them.
+
+    `stage OLD -> NEW` sends leads still in a stage this version no longer has
+    (renamed or removed) to NEW (a stage or EXIT); `content "OLD" -> "NEW"` says a
+    lead that received OLD has received NEW (a renamed content id is not resent).
+    """
+
+    kind: str  # "stage" | "content"
+    old: str
+    new: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
 class Comment:
     line: int
     column: int
@@ -301,6 +317,7 @@ class Journey:
     caps: tuple[FrequencyCap, ...] = ()
     contents: tuple[ContentItem, ...] = ()
     includes: tuple[Include, ...] = ()
+    moves: tuple[Move, ...] = ()
     path: str = field(default="<string>", compare=False)
     span: Span = _span()
     comments: tuple[Comment, ...] = field(default=(), compare=False, repr=False)

@@ -7,14 +7,17 @@ stored one, so `explain` also proves the store agrees with the journey.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
+from .compiler import CompiledJourney
 from .events import parse_event
+from .migrate import follows, switch_lead
 from .record import Lead
 from .step import advance, step_event
 from .store import Store
 
-__all__ = ["Explanation", "explain_lead"]
+__all__ = ["Explanation", "explain_lead", "replay_lead"]
 
 
 @dataclass
@@ -24,29 +27,60 @@ class Explanation:
     steps: list[dict]
     stored: Lead
     replayed: Lead | None
+    replayed_version: str | None = None
 
     @property
     def consistent(self) -> bool:
-        return self.replayed == self.stored
+        return self.replayed == self.stored and self.replayed_version == self.version
+
+
+def replay_lead(store: Store, cj: CompiledJourney, lead: str, inputs: list, trace: list | None = None):
+    """(record, version) of `lead` in journey `cj.name` (`cj`: the version that runs now) rebuilt from the input log through the pure step.
+
+    Switches of version are inputs too: a lead follows one (engine.migrate.follows)
+    with the same `switch_lead` that `coltiva apply` ran, at the same instant."""
+    name = cj.name
+    versions: dict[str, CompiledJourney] = {cj.version: cj}
+
+    def compiled(version: str) -> CompiledJourney:
+        if version not in versions:
+            versions[version] = store.compiled(name, version)
+        return versions[version]
+
+    mine = [(kind, time, payload) for kind, time, payload, reached in inputs if name in reached]
+    switches = [json.loads(payload) for kind, _, payload in mine if kind == "switch"]
+    current = switches[0]["from"] if switches else cj.version
+    rec: Lead | None = None
+    on: str | None = None
+    for kind, time, payload in mine:
+        if kind == "switch":
+            switch = json.loads(payload)
+            if rec is not None and on != switch["to"] and follows(switch["policy"], rec):
+                rec, _ = switch_lead(compiled(on), compiled(switch["to"]), rec, lead, time, trace=trace)
+                on = switch["to"]
+            current = switch["to"]
+        elif kind == "tick":
+            if rec is not None:
+                rec, _ = advance(compiled(on), rec, lead, time, trace)
+        else:
+            event = parse_event(payload)  # the logged line was valid when it was applied
+            version = on if rec is not None else current
+            rec, _ = step_event(compiled(version), rec, lead, event, trace)
+            on = version if rec is not None else None
+    return rec, on
 
 
 def explain_lead(store: Store, lead: str) -> list[Explanation]:
-    records = dict(store.lead_journeys(lead))
+    records = store.lead_versions(lead)
     inputs = store.lead_inputs(lead)
     out = []
     for cj in store.journeys():
         if cj.name not in records:
             continue
-        rec: Lead | None = None
         trace: list[dict] = []
-        for kind, time, payload, reached in inputs:
-            if cj.name not in reached:
-                continue
-            if kind == "tick":
-                if rec is not None:
-                    rec, _ = advance(cj, rec, lead, time, trace)
-                continue
-            event = parse_event(payload)  # the logged line was valid when it was applied
-            rec, _ = step_event(cj, rec, lead, event, trace)
-        out.append(Explanation(cj.name, cj.version, trace, records[cj.name], rec))
+        rec, on = replay_lead(store, cj, lead, inputs, trace)
+        stored = records[cj.name]
+        if store.format < 2:
+            on = stored.version  # a format 1 store read as it is: its versions hashed the pickle, not the text
+        out.append(Explanation(cj.name, stored.version, trace, stored.record, rec, on))
     return out

@@ -40,6 +40,7 @@ class Lead:
         "seq",       # actions emitted so far (the occurrence in idempotency keys)
         "due",       # next time something is due, or None (cached from engine.timers)
         "clock",     # the lead's own time: its last step
+        "gone",      # content ids received under an earlier version that this one does not send, or None
     )
 
     def __init__(self, state: str, now: int):
@@ -58,6 +59,7 @@ class Lead:
         self.seq = 0
         self.due = None
         self.clock = now
+        self.gone = None
 
     def copy(self) -> "Lead":
         """A shallow copy: `attrs` and `caps` are replaced, never mutated, by the step (copy-on-write)."""
@@ -77,23 +79,31 @@ class Lead:
         new.seq = self.seq
         new.due = self.due
         new.clock = self.clock
+        new.gone = self.gone
         return new
 
     def to_list(self) -> list:
-        """A JSON-ready form for the store; `from_list` is its exact inverse."""
+        """A JSON-ready form for the store; `from_list` is its exact inverse.
+
+        `gone` is written only when a change of version left content ids behind, so a
+        record that never lived through such a change reads exactly as before."""
         caps = None if self.caps is None else [None if c is None else list(c) for c in self.caps]
-        return [
+        out = [
             self.state, self.entered, self.active, self.score, self.score_at, self.fit,
             None if self.attrs is None else list(self.attrs),
             self.sent, self.hold, self.hold_at, caps, None if self.sends is None else list(self.sends),
             self.seq, self.due, self.clock,
         ]
+        if self.gone:
+            out.append(list(self.gone))
+        return out
 
     @classmethod
     def from_list(cls, data: list) -> "Lead":
         new = cls.__new__(cls)
         (new.state, new.entered, new.active, new.score, new.score_at, new.fit, new.attrs, new.sent,
-         new.hold, new.hold_at, caps, sends, new.seq, new.due, new.clock) = data
+         new.hold, new.hold_at, caps, sends, new.seq, new.due, new.clock) = data[:15]
+        new.gone = tuple(data[15]) if len(data) > 15 and data[15] else None
         new.score = float(new.score)
         new.attrs = None if new.attrs is None else tuple(new.attrs)
         new.caps = None if caps is None else tuple(None if c is None else array("q", c) for c in caps)

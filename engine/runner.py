@@ -4,6 +4,10 @@ The runner only wraps the pure step: it parses lines, drops events whose id was
 seen, keeps malformed lines aside, steps each event through each journey, and
 commits each batch atomically. The meaning of a run never depends on the batch
 size, on the process, or on a restart in between.
+
+Each lead is stepped with the version of its journey it is on (after a `drain`,
+leads in flight finish on an older version); a lead entering a journey enters the
+version that runs now.
 """
 
 from __future__ import annotations
@@ -17,9 +21,9 @@ from .compiler import CompiledJourney
 from .events import Event, Malformed, parse_event
 from .record import ATTRIBUTES_ONLY, Lead
 from .step import advance, step_event
-from .store import Store
+from .store import Store, StoredLead
 
-__all__ = ["Runner", "Summary", "BUILTIN_TYPES", "DEFAULT_BATCH"]
+__all__ = ["Runner", "Summary", "BUILTIN_TYPES", "DEFAULT_BATCH", "collect_actions"]
 
 #: Event types every journey understands: `lead.updated` carries attributes only.
 BUILTIN_TYPES = frozenset({ATTRIBUTES_ONLY})
@@ -44,15 +48,35 @@ class Summary:
         self.actions.update(other.actions)
 
 
+def collect_actions(acts, actions: list, transitions: list) -> None:
+    """Actions go to the outbox; stage moves and exits also to the history of transitions."""
+    for a in acts:
+        actions.append(a)
+        if a.kind == "stage":
+            transitions.append((a.journey, a.lead, a.data["from"], a.data["to"], a.time, a.data["rule"]))
+        elif a.kind == "exit":
+            transitions.append((a.journey, a.lead, a.data["from"], "exit", a.time, a.data["rule"]))
+
+
 class Runner:
     def __init__(self, store: Store, journeys: list[CompiledJourney], batch_size: int = DEFAULT_BATCH):
         self.store = store
         self.journeys = journeys
         self.batch_size = max(1, batch_size)
-        self.known_types = frozenset().union(*(j.event_types for j in journeys)) | BUILTIN_TYPES
-        self.cache: dict[tuple[str, str], Lead | None] = {}
+        # every version some lead is on, by journey name: compiled once, on first use
+        self.versions: dict[str, dict[str, CompiledJourney]] = {j.name: {j.version: j} for j in journeys}
+        older = [self.version(name, version) for name, version in store.versions_in_use() if name in self.versions]
+        self.known_types = frozenset().union(*(j.event_types for j in journeys + older)) | BUILTIN_TYPES
+        self.cache: dict[tuple[str, str], StoredLead | None] = {}
         # which journeys an input reached, logged with it so a replay feeds each journey exactly its inputs
         self.reached = json.dumps([j.name for j in journeys], ensure_ascii=False)
+
+    def version(self, name: str, version: str) -> CompiledJourney:
+        """The compiled journey a lead on `version` of `name` steps with."""
+        known = self.versions[name]
+        if version not in known:
+            known[version] = self.store.compiled(name, version)
+        return known[version]
 
     # -- events ------------------------------------------------------------------
     def run_lines(self, lines: Iterable[str | bytes], source: str = "-", progress=None) -> Summary:
@@ -109,7 +133,7 @@ class Runner:
         self._leads({(j.name, e.lead) for j in self.journeys for e in fresh})
         # records change in `pending` and reach the cache only once the batch is committed:
         # a failed write leaves the cache as the store is, so a retry starts from the truth
-        pending: dict[tuple[str, str], Lead] = {}
+        pending: dict[tuple[str, str], StoredLead] = {}
         dirty: dict[tuple[str, str], tuple[str, str, str, Lead]] = {}
         actions, transitions, applied = [], [], []
         for e in fresh:
@@ -118,17 +142,18 @@ class Runner:
                 for j in self.journeys:
                     key = (j.name, e.lead)
                     old = pending[key] if key in pending else self.cache[key]
-                    new, acts = step_event(j, old, e.lead, e)
-                    results.append((j, key, new, acts))
+                    cj = j if old is None else self.version(j.name, old.version)
+                    new, acts = step_event(cj, None if old is None else old.record, e.lead, e)
+                    results.append((cj, key, new, acts))
             except Exception as err:  # a bug must not take the batch down: the event is kept aside
                 quarantine.append((source, numbers[id(e)], f"could not be applied ({type(err).__name__}: {err}); "
                                    "this is a Coltiva bug, please report it", raw[id(e)]))
                 continue
             for j, key, new, acts in results:  # all journeys or none
                 if new is not None:
-                    pending[key] = new
+                    pending[key] = StoredLead(j.version, new)
                     dirty[key] = (j.name, e.lead, j.version, new)
-                self._collect(acts, actions, transitions)
+                collect_actions(acts, actions, transitions)
             applied.append(e)
         summary.applied = len(applied)
         summary.quarantined = len(quarantine)
@@ -140,35 +165,27 @@ class Runner:
         self.cache.update(pending)
         return summary
 
-    @staticmethod
-    def _collect(acts, actions: list, transitions: list) -> None:
-        for a in acts:
-            actions.append(a)
-            if a.kind == "stage":
-                transitions.append((a.journey, a.lead, a.data["from"], a.data["to"], a.time, a.data["rule"]))
-            elif a.kind == "exit":
-                transitions.append((a.journey, a.lead, a.data["from"], "exit", a.time, a.data["rule"]))
-
     # -- time --------------------------------------------------------------------
     def tick(self, now: int, progress=None) -> Summary:
         """Fire everything due up to `now`; only leads with something due are read."""
         total = Summary()
         due = self.store.due_leads(now)
-        by_name = {j.name: j for j in self.journeys}
         first = True
         for start in range(0, max(len(due), 1), self.batch_size):
             dirty, actions, transitions = [], [], []
-            pending: dict[tuple[str, str], Lead] = {}  # reaches the cache only after the commit
-            for journey, lead, stored in due[start:start + self.batch_size]:
-                j = by_name.get(journey)
-                if j is None:
+            pending: dict[tuple[str, str], StoredLead] = {}  # reaches the cache only after the commit
+            for journey, lead, version, stored in due[start:start + self.batch_size]:
+                if journey not in self.versions:
                     continue
-                rec = self.cache.get((journey, lead)) or Lead.from_list(json.loads(stored))
-                new, acts = advance(j, rec, lead, now)
-                if new is not rec:
-                    pending[(journey, lead)] = new
+                cached = self.cache.get((journey, lead))
+                if cached is None:
+                    cached = StoredLead(version, Lead.from_list(json.loads(stored)))
+                j = self.version(journey, cached.version)  # each lead's timers are those of its own version
+                new, acts = advance(j, cached.record, lead, now)
+                if new is not cached.record:
+                    pending[(journey, lead)] = StoredLead(j.version, new)
                     dirty.append((journey, lead, j.version, new))
-                self._collect(acts, actions, transitions)
+                collect_actions(acts, actions, transitions)
             total.ticked_leads += len(dirty)
             for a in actions:
                 total.actions[a.kind] += 1

@@ -15,6 +15,7 @@ import json
 import os
 import sqlite3
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -26,13 +27,14 @@ from .compiler import CompiledJourney, compile_journey, version_of
 from .events import format_time
 from .record import Lead
 
-__all__ = ["Store", "DEFAULT_DB", "SCHEMA_VERSION"]
+__all__ = ["Store", "StoredLead", "VersionRow", "DEFAULT_DB", "SCHEMA_VERSION", "text_changes"]
 
 DEFAULT_DB = "coltiva.db"
-#: Bumped whenever the tables change. Format 1 kept journeys pickled; format 2 keeps them as text.
-SCHEMA_VERSION = 2
+#: Bumped whenever the tables change. Format 1 kept journeys pickled; format 2 keeps them as text;
+#: format 3 logs changes of version as `switch` inputs and lets a record remember content a version dropped.
+SCHEMA_VERSION = 3
 #: Older formats this one migrates from when a writer opens the store (readers read them as they are).
-MIGRATES_FROM = (1,)
+MIGRATES_FROM = (1, 2)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS journeys (
@@ -62,6 +64,7 @@ CREATE TABLE IF NOT EXISTS leads (
     PRIMARY KEY (journey, lead)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS leads_by_due ON leads (due) WHERE due IS NOT NULL;
+CREATE INDEX IF NOT EXISTS leads_by_version ON leads (journey, version);
 CREATE TABLE IF NOT EXISTS inputs (
     seq INTEGER PRIMARY KEY,
     kind TEXT NOT NULL,
@@ -104,6 +107,28 @@ CREATE TABLE IF NOT EXISTS transitions (
 #: Writers held by this process, by (device, inode): a second writer of the same file is refused
 #: without opening it again (closing any descriptor of a file drops SQLite's POSIX locks on it).
 _HELD: dict[tuple[int, int], str] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class StoredLead:
+    """A lead's record with the journey version it runs on (leads in flight may drain on an older one)."""
+
+    version: str
+    record: Lead
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRow:
+    """One line of a journey's history: a version applied, when, how, and the leads on it now."""
+
+    seq: int
+    version: str
+    applied_at: str | None
+    command: str | None
+    policy: str | None
+    note: str | None
+    leads: int
+    in_flight: int
 
 
 class Store:
@@ -226,8 +251,15 @@ class Store:
     def __exit__(self, *exc):
         self.close()
 
-    # -- format 1 -> 2 ------------------------------------------------------------
+    # -- older formats ------------------------------------------------------------
     def _migrate(self) -> None:
+        """Step by step to the current format, each step one transaction."""
+        if self.format == 1:
+            self._migrate_1_to_2()
+        # 2 -> 3 changes no table: records may gain a field and inputs a kind, which format 2 never wrote;
+        # the new `user_version` (set by the caller) keeps an older Coltiva from misreading them
+
+    def _migrate_1_to_2(self) -> None:
         """Format 1 kept each journey as a pickle beside its sources; rebuild it from the sources, as text.
 
         The pickle is never read: format 1 also stored every file the journey was
@@ -250,7 +282,7 @@ class Store:
                 self.db.execute("UPDATE leads SET version = ? WHERE journey = ? AND version = ?",
                                 (version, name, old_version))
             self.db.execute("DROP TABLE journeys_format1")
-            self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self.db.execute("PRAGMA user_version = 2")
             self.db.execute("COMMIT")
         except BaseException:
             if self.db.in_transaction:
@@ -276,21 +308,46 @@ class Store:
             if in_flight:
                 old_text = self.db.execute("SELECT text FROM journeys WHERE name = ? AND version = ?",
                                            (cj.name, current)).fetchone()[0]
-                raise StoreError(_changed_message(cj, current, old_text, in_flight))
-        self.db.execute("BEGIN IMMEDIATE")
+                raise StoreError(_changed_message(cj, current, old_text, in_flight, self.path))
+        # a new version with no lead in it yet is still a switch of the input log: a replay of a lead
+        # whose earlier events enrolled it nowhere must know which version its next event meets
+        switch = None if current is None else self.switch_input(cj.name, current, cj.version, "register",
+                                                                 self.last_input_time())
+        self.write_switch(cj, sources_json, command=command, applied_at=applied_at, policy=None, note=None,
+                          switch=switch)
+
+    @staticmethod
+    def switch_input(name: str, old: str, new: str, policy: str, at: int) -> tuple:
+        """The input-log row of a change of version: replay applies it to each lead at `at`."""
+        payload = json.dumps({"journey": name, "from": old, "to": new, "policy": policy}, ensure_ascii=False,
+                             separators=(",", ":"))
+        return ("switch", None, None, at, payload, json.dumps([name], ensure_ascii=False))
+
+    def write_switch(self, cj: CompiledJourney, sources_json: str, *, command: str | None, applied_at: str | None,
+                     policy: str | None, note: str | None, switch: tuple | None, leads=(), actions=(),
+                     transitions=()) -> None:
+        """A version becomes current, with what it does to the leads, in one transaction: all or nothing."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
         try:
-            self.db.execute(
+            db.execute(
                 "INSERT INTO journeys (name, version, text, sources) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (name, version) DO UPDATE SET sources = excluded.sources",
                 (cj.name, cj.version, cj.text, sources_json),
             )
-            self.db.execute("INSERT INTO journey_log (name, version, applied_at, command) VALUES (?, ?, ?, ?)",
-                            (cj.name, cj.version, applied_at, command))
-            self.db.execute("COMMIT")
+            db.execute("INSERT INTO journey_log (name, version, applied_at, command, policy, note) "
+                       "VALUES (?, ?, ?, ?, ?, ?)", (cj.name, cj.version, applied_at, command, policy, note))
+            self._write(inputs=[switch] if switch else [], leads=leads, actions=actions, transitions=transitions)
+            db.execute("COMMIT")
         except BaseException:
-            if self.db.in_transaction:
-                self.db.execute("ROLLBACK")
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
+
+    def last_input_time(self) -> int:
+        """The latest instant the store has applied (an event or a tick), 0 for an empty store."""
+        row = self.db.execute("SELECT MAX(time) FROM inputs").fetchone()
+        return 0 if row[0] is None else row[0]
 
     def current_version(self, name: str) -> str | None:
         """The version of `name` that runs now: the last one applied (format 1: the last one stored)."""
@@ -301,6 +358,52 @@ class Store:
             row = self.db.execute("SELECT version FROM journeys WHERE name = ? ORDER BY seq DESC LIMIT 1",
                                   (name,)).fetchone()
         return None if row is None else row[0]
+
+    def compiled(self, name: str, version: str) -> CompiledJourney:
+        """One stored version of a journey, rebuilt from its text (leads drain on older versions)."""
+        row = self.db.execute("SELECT text, sources FROM journeys WHERE name = ? AND version = ?",
+                              (name, version)).fetchone()
+        if row is None:
+            raise StoreError(f"journey {name!r} has no version {version} in {self.path}")
+        return _rebuild(name, version, row[0], json.loads(row[1]))
+
+    def stored_text(self, name: str, version: str) -> str | None:
+        row = self.db.execute("SELECT text FROM journeys WHERE name = ? AND version = ?", (name, version)).fetchone()
+        return None if row is None else row[0]
+
+    def journey_names(self) -> list[str]:
+        return [name for (name,) in self.db.execute("SELECT DISTINCT name FROM journeys ORDER BY name")]
+
+    def versions_in_use(self) -> list[tuple[str, str]]:
+        """(journey, version) of every version some lead is on."""
+        return self.db.execute("SELECT DISTINCT journey, version FROM leads ORDER BY journey, version").fetchall()
+
+    def history(self, name: str) -> list[VersionRow]:
+        """Every version applied to `name`, oldest first, with how many leads are on it now."""
+        counts = {version: (n, live) for version, n, live in self.db.execute(
+            "SELECT version, COUNT(*), SUM(state NOT IN ('exit', 'not_enrolled', 'waiting')) FROM leads "
+            "WHERE journey = ? GROUP BY version", (name,))}
+        return [VersionRow(seq, version, applied_at, command, policy, note, *counts.get(version, (0, 0)))
+                for seq, version, applied_at, command, policy, note in self.db.execute(
+                    "SELECT seq, version, applied_at, command, policy, note FROM journey_log WHERE name = ? "
+                    "ORDER BY seq", (name,))]
+
+    def leads_of(self, name: str):
+        """(lead, StoredLead) of every lead of a journey, in lead order: what a plan reads."""
+        for lead, version, record in self.db.execute(
+                "SELECT lead, version, record FROM leads WHERE journey = ? ORDER BY lead", (name,)):
+            yield lead, StoredLead(version, Lead.from_list(json.loads(record)))
+
+    def digest(self, name: str) -> str:
+        """A hash of everything a plan for `name` reads: its leads, the log's end, the journey's history."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for row in self.db.execute("SELECT lead, version, record FROM leads WHERE journey = ? ORDER BY lead", (name,)):
+            h.update(json.dumps(row, separators=(",", ":")).encode())
+        h.update(json.dumps([self.db.execute("SELECT MAX(seq) FROM inputs").fetchone()[0],
+                             self.db.execute("SELECT MAX(seq) FROM journey_log").fetchone()[0]]).encode())
+        return h.hexdigest()
 
     def journeys(self) -> list[CompiledJourney]:
         """The current version of every journey in the store, rebuilt from its text and compiled."""
@@ -316,22 +419,22 @@ class Store:
         return [_rebuild(name, version, text, json.loads(sources)) for name, version, text, sources in rows]
 
     # -- leads -------------------------------------------------------------------
-    def load_leads(self, journey: str, leads: list[str]) -> dict[str, Lead]:
-        found: dict[str, Lead] = {}
+    def load_leads(self, journey: str, leads: list[str]) -> dict[str, StoredLead]:
+        found: dict[str, StoredLead] = {}
         for start in range(0, len(leads), 500):
             chunk = leads[start:start + 500]
             marks = ",".join("?" * len(chunk))
-            for lead, record in self.db.execute(
-                f"SELECT lead, record FROM leads WHERE journey = ? AND lead IN ({marks})", (journey, *chunk)
+            for lead, version, record in self.db.execute(
+                f"SELECT lead, version, record FROM leads WHERE journey = ? AND lead IN ({marks})", (journey, *chunk)
             ):
-                found[lead] = Lead.from_list(json.loads(record))
+                found[lead] = StoredLead(version, Lead.from_list(json.loads(record)))
         return found
 
-    def due_leads(self, now: int) -> list[tuple[str, str, str]]:
-        """(journey, lead, record) of every lead with something due by `now`: one indexed query."""
+    def due_leads(self, now: int) -> list[tuple[str, str, str, str]]:
+        """(journey, lead, version, record) of every lead with something due by `now`: one indexed query."""
         return self.db.execute(
-            "SELECT journey, lead, record FROM leads WHERE due IS NOT NULL AND due <= ? ORDER BY journey, lead",
-            (now,),
+            "SELECT journey, lead, version, record FROM leads WHERE due IS NOT NULL AND due <= ? "
+            "ORDER BY journey, lead", (now,),
         ).fetchall()
 
     def seen(self, event_ids: list[str]) -> set[str]:
@@ -349,28 +452,33 @@ class Store:
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.executemany(
-                "INSERT INTO inputs (kind, event_id, lead, time, event, journeys) VALUES (?, ?, ?, ?, ?, ?)", inputs)
-            db.executemany(
-                "INSERT OR IGNORE INTO quarantine (source, line_no, reason, raw) VALUES (?, ?, ?, ?)", quarantine)
-            db.executemany(
-                "INSERT OR REPLACE INTO leads (journey, lead, version, state, due, record) VALUES (?, ?, ?, ?, ?, ?)",
-                [(j, lead, v, rec.state, rec.due, json.dumps(rec.to_list(), separators=(",", ":")))
-                 for j, lead, v, rec in leads],
-            )
-            db.executemany(
-                "INSERT INTO outbox (key, journey, version, lead, kind, time, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(a.key, a.journey, a.version, a.lead, a.kind, a.time,
-                  json.dumps(a.data, ensure_ascii=False, separators=(",", ":"))) for a in actions],
-            )
-            db.executemany(
-                "INSERT INTO transitions (journey, lead, src, dst, time, rule) VALUES (?, ?, ?, ?, ?, ?)", transitions)
+            self._write(inputs=inputs, quarantine=quarantine, leads=leads, actions=actions, transitions=transitions)
             db.execute("COMMIT")
         except BaseException:
             # SQLite may have rolled back already (a full disk does): the real error is the one to show
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
+
+    def _write(self, *, inputs=(), quarantine=(), leads=(), actions=(), transitions=()) -> None:
+        """The rows of one batch, inside the caller's transaction."""
+        db = self.db
+        db.executemany(
+            "INSERT INTO inputs (kind, event_id, lead, time, event, journeys) VALUES (?, ?, ?, ?, ?, ?)", inputs)
+        db.executemany(
+            "INSERT OR IGNORE INTO quarantine (source, line_no, reason, raw) VALUES (?, ?, ?, ?)", quarantine)
+        db.executemany(
+            "INSERT OR REPLACE INTO leads (journey, lead, version, state, due, record) VALUES (?, ?, ?, ?, ?, ?)",
+            [(j, lead, v, rec.state, rec.due, json.dumps(rec.to_list(), separators=(",", ":")))
+             for j, lead, v, rec in leads],
+        )
+        db.executemany(
+            "INSERT INTO outbox (key, journey, version, lead, kind, time, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(a.key, a.journey, a.version, a.lead, a.kind, a.time,
+              json.dumps(a.data, ensure_ascii=False, separators=(",", ":"))) for a in actions],
+        )
+        db.executemany(
+            "INSERT INTO transitions (journey, lead, src, dst, time, rule) VALUES (?, ?, ?, ?, ?, ?)", transitions)
 
     # -- reading -----------------------------------------------------------------
     def stage_counts(self) -> dict[str, dict[str, int]]:
@@ -420,10 +528,17 @@ class Store:
         yield from self.db.execute("SELECT seq, source, line_no, reason, raw FROM quarantine ORDER BY seq")
 
     def lead_inputs(self, lead: str):
-        """The lead's events and every tick, in applied order, with the journeys each reached (for replay)."""
+        """The lead's events, every tick and every switch of version, in applied order, with the journeys
+        each reached (for replay)."""
         return [(kind, time, event, json.loads(journeys)) for kind, time, event, journeys in self.db.execute(
-            "SELECT kind, time, event, journeys FROM inputs WHERE lead = ? OR kind = 'tick' ORDER BY seq", (lead,)
+            "SELECT kind, time, event, journeys FROM inputs WHERE lead = ? OR kind IN ('tick', 'switch') ORDER BY seq",
+            (lead,)
         )]
+
+    def lead_versions(self, lead: str) -> dict[str, StoredLead]:
+        """The lead's record in each journey, with the version it is on."""
+        return {j: StoredLead(v, Lead.from_list(json.loads(r))) for j, v, r in self.db.execute(
+            "SELECT journey, version, record FROM leads WHERE lead = ?", (lead,))}
 
     def lead_journeys(self, lead: str) -> list[tuple[str, Lead]]:
         return [(j, Lead.from_list(json.loads(r)))
@@ -477,15 +592,21 @@ def _rebuild(name: str, version: str | None, text: str | None, sources: dict[str
                      + (f" ({problems})" if problems else ""))
 
 
-def _changed_message(cj, old_version: str, old_text: str, in_flight: int) -> str:
-    """Name what changed in meaning: the two canonical texts (no comments, includes merged)."""
-    diff = [line for line in difflib.unified_diff(old_text.splitlines(), cj.text.splitlines(), "stored", "file",
+def text_changes(old_text: str, new_text: str) -> list[str]:
+    """The lines of the canonical text that changed, `-` removed and `+` added: what changed in meaning."""
+    return [line for line in difflib.unified_diff(old_text.splitlines(), new_text.splitlines(), "stored", "file",
                                                   n=0, lineterm="")
-            if not line.startswith(("---", "+++", "@@"))][:20]
+            if not line.startswith(("---", "+++", "@@")) and line not in ("+", "-")]  # blank lines mean nothing
+
+
+def _changed_message(cj, old_version: str, old_text: str, in_flight: int, db: str) -> str:
+    """Name what changed in meaning: the two canonical texts (no comments, includes merged)."""
+    diff = text_changes(old_text, cj.text)[:20]
     body = "\n".join("    " + line for line in diff) or "    (nothing visible in the layout; an included file?)"
     return (
         f"journey {cj.name!r} changed (version {old_version} -> {cj.version}) while {in_flight} lead(s) are in it.\n"
         f"  what changed:\n{body}\n"
-        f"  Coltiva does not yet move leads in flight to a new version. Restore the file as it was, "
-        f"or run the new version in a new store (--db), or give it a new `journey` name."
+        f"  A journey with leads in it changes in two steps: `coltiva plan {cj.journey.path} --db {db}` shows "
+        f"what the change does to the leads in flight, then `coltiva apply {cj.journey.path} --db {db} "
+        f"--policy migrate|drain --plan HASH` makes it."
     )

@@ -803,6 +803,39 @@ CASES = [
     ("sent content id too long", 'journey "t"\nstage a\n  initial\n  send ebook "' + "c" * 501 + '" on entry\n'
      '  final\n',
      "C063", 4, 3, "a content id is at most 500 characters long", "shorten it"),
+    ("move to an unknown stage", """
+        journey "t"
+        moves
+          stage nurture -> warn
+        stage a
+          initial
+          on go -> warm
+        stage warm
+          final
+        """, "C070", 3, 3, "unknown stage `warn`", "did you mean `warm`?"),
+    ("move of a stage still there", """
+        journey "t"
+        moves
+          stage a -> b
+        stage a
+          initial
+          on go -> b
+        stage b
+          final
+        """, "C071", 3, 3, "still has it", "renamed or removed"),
+    ("content moved twice", """
+        journey "t"
+        moves
+          content "guide" -> "guide-2"
+          content "guide" -> "guide-3"
+        stage a
+          initial
+          send email "guide-2" on entry
+          send email "guide-3" after 1 day
+          on go -> b
+        stage b
+          final
+        """, "C072", 4, 3, "moved twice", "line 3"),
 ]
 
 

@@ -111,7 +111,7 @@ def test_tick_touches_only_leads_with_something_due(tmp_path, monkeypatch):
 
     def spy_due(self, now):  # a tick reads lead records only through this one indexed query
         rows = original_due(self, now)
-        read.extend(lead for _, lead, _ in rows)
+        read.extend(row[1] for row in rows)
         return rows
 
     def spy_load(self, journey, leads):

@@ -13,12 +13,16 @@ from dsl.loader import load_journey
 
 from ..output import err_console, print_diagnostic
 
-__all__ = ["db_option", "db_read_option", "compile_files", "parse_when", "open_store", "writing_store"]
+__all__ = ["db_option", "db_read_option", "format_option", "compile_files", "parse_when", "open_store", "writing_store"]
 
 db_option = click.option("--db", default="coltiva.db", show_default=True, type=click.Path(dir_okay=False),
                          help="The SQLite store (created if missing).")
 db_read_option = click.option("--db", default="coltiva.db", show_default=True, type=click.Path(dir_okay=False),
                               help="The SQLite store (made by `coltiva run`).")
+
+
+format_option = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+                             show_default=True, help="A table for people, or JSON for programs.")
 
 
 def compile_files(paths) -> list:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 from rich.markup import escape
 
@@ -35,6 +37,7 @@ def _leads_at_changes(out, db: str, diff) -> None:
             " (a new stage: nobody can be there yet)" if stage in added else ""
         _say(out, f"  {stage}: {n} lead{'' if n == 1 else 's'}{what}", "red" if stage in removed and n else None)
 
+
 @click.command("diff")
 @click.argument("old", type=click.Path(dir_okay=False))
 @click.argument("new", type=click.Path(dir_okay=False))
@@ -42,7 +45,8 @@ def _leads_at_changes(out, db: str, diff) -> None:
 @click.option("--format", "fmt", type=click.Choice(["svg", "png", "pdf", "dot", "mermaid"]),
               help="Format to write, whatever the extension.")
 @click.option("--db", type=click.Path(dir_okay=False), help="Also say how many leads sit at each stage the "
-              "change lands on, in this store.")
+              "change lands on, in this store, and what the change would do to the leads in flight "
+              "(the plan of `coltiva plan`).")
 def command(old, new, output, fmt, db):
     """Compare two versions of a journey. Exit 0 whether or not they differ."""
     from visualize.diff import diff_journeys
@@ -58,9 +62,26 @@ def command(old, new, output, fmt, db):
         for line in change.contents:
             _say(out, f"    {line}", _COLOUR[change.sign])
     if db:
+        if Path(db).exists():  # a missing store is reported by the count of leads below
+            _print_plan(new, db)
         _leads_at_changes(out, db, diff)
     if output:
         from visualize.diff_diagram import build_diff_diagram
 
         write_output(output, draw(build_diff_diagram(diff), fmt))
         click.echo(f"wrote {output} ({fmt})", err=True)
+
+
+def _print_plan(new: str, db: str) -> None:
+    """The plan's counts for NEW on the store: leads per stage and where they go, sends changed, refusals."""
+    from engine.plan import make_plan, plan_lines
+
+    from ._common import compile_files, open_store
+
+    ((cj, _),) = compile_files([new])
+    with open_store(db) as store:
+        plan = make_plan(store, cj)
+    out = console()
+    for line in plan_lines(plan):
+        _say(out, line)
+    out.print("")

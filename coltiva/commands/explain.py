@@ -9,7 +9,7 @@ import click
 from dsl.errors import ColtivaError
 
 from ..output import console, json_text, shown
-from ._common import db_read_option, open_store
+from ._common import db_read_option, format_option, open_store
 
 __all__ = ["command"]
 
@@ -17,7 +17,7 @@ __all__ = ["command"]
 @click.command("explain")
 @click.argument("lead")
 @db_read_option
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@format_option
 def command(lead, db, fmt):
     """Replays the lead's events and ticks and shows why each step happened."""
     from engine.events import format_time

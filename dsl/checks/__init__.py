@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..diagnostics import Diagnostic, sort_key
 from ..model import Journey
-from . import graph, names
+from . import graph, moves, names
 
 __all__ = ["CHECKS", "GRAPH_CHECKS", "run_checks"]
 
@@ -50,6 +50,7 @@ CHECKS = (
     graph.check_unsendable_content,
     graph.check_hold_never_starts,
     graph.check_thresholds_reachable,
+    moves.check_moves,
 )
 
 
