@@ -312,6 +312,48 @@ class Store:
             "transitions": q("SELECT journey, lead, src, dst, time, rule FROM transitions ORDER BY seq").fetchall(),
         }
 
+    # -- for the service (coltiva serve): read-only connections, the clock's bounds -----------
+    @classmethod
+    def open_reader(cls, path: str | Path) -> "Store":
+        """A read-only connection on an existing store: no schema write, no lock, usable from any thread.
+
+        The service reads (leads, actions, explain, quarantine) on a pool of these while its one
+        writer commits: SQLite's WAL lets them read the last committed state without waiting.
+        """
+        from urllib.parse import quote
+
+        store = cls.__new__(cls)
+        store.path = str(path)
+        store._lock = None
+        try:
+            store.db = sqlite3.connect(f"file:{quote(store.path)}?mode=ro", uri=True, isolation_level=None,
+                                       check_same_thread=False)
+            store.db.execute("SELECT 1 FROM outbox LIMIT 1")
+        except sqlite3.DatabaseError as err:
+            raise StoreError(f"{store.path}: cannot read the store ({err})") from None
+        return store
+
+    def last_tick(self) -> int | None:
+        """The time of the latest tick in the input log (time never goes back before it)."""
+        return self.db.execute("SELECT MAX(time) FROM inputs WHERE kind = 'tick'").fetchone()[0]
+
+    def last_event_time(self) -> int | None:
+        """The latest event time in the input log (a tick far beyond it is likely a typo)."""
+        return self.db.execute("SELECT MAX(time) FROM inputs WHERE kind = 'event'").fetchone()[0]
+
+    def quarantine_page(self, after: int, limit: int) -> list[tuple]:
+        """(seq, source, line_no, reason, raw) after position `after`, at most `limit` (keyset paging)."""
+        return self.db.execute("SELECT seq, source, line_no, reason, raw FROM quarantine WHERE seq > ? "
+                               "ORDER BY seq LIMIT ?", (after, limit)).fetchall()
+
+    def due_count(self, now: int) -> int:
+        """How many (journey, lead) records have something due by `now` (one indexed count)."""
+        return self.db.execute("SELECT COUNT(*) FROM leads WHERE due IS NOT NULL AND due <= ?", (now,)).fetchone()[0]
+
+    def last_action_seq(self) -> int:
+        """The outbox position of the latest action (0 when empty)."""
+        return self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM outbox").fetchone()[0]
+
 
 def _changed_message(cj, old_version, old_model, in_flight) -> str:
     """Name what changed in meaning: the two models in canonical layout, without comments."""
