@@ -21,12 +21,14 @@ from pathlib import Path
 
 from .errors import KeyFileError
 
-__all__ = ["SCOPES", "ApiKey", "KeyFile", "KeyRing", "hash_secret"]
+__all__ = ["DEFAULT_KEYS", "SCOPES", "ApiKey", "KeyFile", "KeyRing", "hash_secret"]
 
 #: events:write posts events and Segment payloads; actions:read reads leads, actions, quarantine,
 #: explain and metrics; admin does everything (ticks, the schema, keys are managed on the command line).
 SCOPES = ("events:write", "actions:read", "admin")
 PREFIX = "colt_"
+#: The keys file `coltiva keys` writes and `coltiva serve` uses when it exists and no other is given.
+DEFAULT_KEYS = "coltiva-keys.json"
 _SCRYPT = {"n": 2 ** 14, "r": 8, "p": 1, "dklen": 32}
 
 
@@ -140,9 +142,16 @@ class KeyRing:
 
     @property
     def configured(self) -> bool:
-        """True when at least one active key exists: then every endpoint but /health needs one."""
+        """True when a keys file is in use: then every endpoint but /health needs a key.
+
+        Revoking the last key locks the service; it never falls back to open access.
+        """
+        return self.file is not None
+
+    @property
+    def active(self) -> int:
         self.refresh()
-        return bool(self._keys)
+        return len(self._keys)
 
     def verify(self, token: str) -> ApiKey | None:
         self.refresh()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import socket
 import sys
 import time
@@ -65,7 +66,7 @@ def serve(config: ServiceConfig, open_runner, journey_names: list[str], announce
 
     setup_logging()
     svc = Service(config, open_runner, journey_names)
-    if not config.loopback and not svc.keys.configured:
+    if not config.loopback and not svc.keys.active:
         raise ConfigError(f"listening on {config.host} (beyond this machine) needs API keys: "
                           "create one with `coltiva keys create NAME --scope ...` and pass --keys")
     app = create_app(svc)
@@ -76,6 +77,10 @@ def serve(config: ServiceConfig, open_runner, journey_names: list[str], announce
                                            h11_max_incomplete_event_size=64 * 1024))
     host = f"[{config.host}]" if ":" in config.host else config.host
     announce(f"listening on http://{host}:{port}")
+    # uvicorn drains on SIGTERM, then re-raises it to the handler in place before it started:
+    # this one lets the drained service exit 0 (a stop asked for is not a failure)
+    signal.signal(signal.SIGTERM, lambda *_: None)
     server.run(sockets=[sock])
+    logging.getLogger("coltiva.service").info("stopped")
     if not server.started:
         raise ConfigError("the service did not start (see the log above)")

@@ -8,6 +8,7 @@ Settings come from options, or from `--config coltiva.toml` (docs/service.md).
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import click
 
@@ -25,7 +26,7 @@ __all__ = ["command"]
 @click.option("--host", default=None, help="Address to listen on.  [default: 127.0.0.1]")
 @click.option("--port", default=None, type=int, help="0 picks a free port (printed).  [default: 8787]")
 @click.option("--keys", "keys_path", default=None, type=click.Path(dir_okay=False),
-              help="API keys file (`coltiva keys create`); required beyond loopback.")
+              help="API keys file (`coltiva keys create`); required beyond loopback.  [default: coltiva-keys.json if present]")
 @click.option("--clock", type=click.Choice(["wall", "manual"]), default=None,
               help="wall: tick from the wall clock every --tick-every s; manual: only POST /tick.  [default: wall]")
 @click.option("--tick-every", type=float, default=None, help="Seconds between ticks of the wall clock.  [default: 60]")
@@ -33,11 +34,14 @@ def command(journeys, config_path, db, host, port, keys_path, clock, tick_every)
     """Accept events over HTTP (POST /events, POST /segment), tick by itself, deliver actions by webhook."""
     from engine.runner import Runner
     from service.config import load_config
+    from service.keys import DEFAULT_KEYS
     from service.server import serve
 
     config = load_config(config_path)
     overrides = {"db": db, "host": host, "port": port, "keys": keys_path, "clock": clock, "tick_every": tick_every}
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    if config.keys is None and Path(DEFAULT_KEYS).exists():
+        config = replace(config, keys=DEFAULT_KEYS)  # the file `coltiva keys create` writes by default
     if journeys:
         config = replace(config, journeys=tuple(journeys))
     if not config.journeys:
