@@ -9,6 +9,8 @@ import threading
 import httpx
 
 from coltiva.sample import generate
+from engine.events import Event, parse_event
+from engine.store import Store
 
 from .service_helpers import Server, by_lead, run_file, same_meaning
 
@@ -84,6 +86,16 @@ def test_sigkill_mid_load_then_resend_what_was_not_acknowledged(tmp_path):
     server.proc.wait(timeout=60)
     server.proc.stdout.close()
     assert sum(acked) < sum(len(b) for b in batches), "the kill came after everything was acknowledged"
+    # 2xx means committed: every event of every acknowledged batch is in the store the kill left
+    with Store(server.db) as store:
+        dump = store.dump()
+    kept = {row[1] for row in dump["inputs"] if row[0] == "event"}
+    aside = {row[3] for row in dump["quarantine"]}
+    for n, client_batches in enumerate(batches):
+        for batch in client_batches[:acked[n]]:
+            for line in batch:
+                event = parse_event(line)
+                assert line in aside or (isinstance(event, Event) and event.id in kept), f"acknowledged, lost: {line}"
     # restart on the same store; every client resends from its first unacknowledged batch
     with Server(tmp_path) as again:
         asyncio.run(_post_all(again.base, batches, acked))
