@@ -236,7 +236,10 @@ def create_app(svc: Service) -> FastAPI:
 
     @app.exception_handler(HTTPException)
     async def http_error(request, exc: HTTPException):
-        return _error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code in (408, 413):  # the rest of the body was not read: this connection is done
+            headers["Connection"] = "close"
+        return _error(exc.status_code, str(exc.detail), headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request, exc: RequestValidationError):
