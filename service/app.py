@@ -119,8 +119,8 @@ class Service:
         await self.writer.close()
         self.readers.close()
 
-    async def tick(self, now: int):
-        summary = await self.writer.tick(now)
+    async def tick(self, now: int, force: bool = True):
+        summary = await self.writer.tick(now, force)
         self.metrics.ticks.inc()
         self.metrics.last_tick.set(now)
         log.info("tick", extra={"now": format_time(now), "ticked_leads": summary.ticked_leads,
@@ -324,12 +324,13 @@ def create_app(svc: Service) -> FastAPI:
     @app.post("/tick", response_model=SummaryOut, dependencies=[need("admin")],
               responses=_errors(400, 401, 403, 409, 503),
               summary="Fire what is due up to `now` (time never goes backwards)")
-    async def post_tick(now: Annotated[str, Query(description="ISO 8601 with a zone")]):
+    async def post_tick(now: Annotated[str, Query(description="ISO 8601 with a zone")],
+                        force: Annotated[bool, Query(description="allow a tick far beyond the clock")] = False):
         try:
             moment = parse_time(now)
         except ValueError as err:
             raise ServiceError(f"`now`: {err}") from None
-        return summary_json(await svc.tick(moment))
+        return summary_json(await svc.tick(moment, force))
 
     @app.get("/leads", dependencies=[need("actions:read")], responses=_errors(401, 403),
              response_model=dict[str, dict[str, int]], summary="Leads per stage of each journey")

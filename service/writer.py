@@ -22,7 +22,8 @@ from typing import Callable
 
 from engine.runner import Runner, Summary
 
-from .errors import Busy, ClockError, ServiceError
+from .clock import check_tick
+from .errors import Busy, ServiceError
 
 __all__ = ["Writer", "summary_json"]
 
@@ -45,6 +46,7 @@ class _Events:
 @dataclass
 class _Tick:
     now: int
+    force: bool
     future: asyncio.Future = field(repr=False)
 
 
@@ -95,9 +97,10 @@ class Writer:
         self._wake.set()
         return await future
 
-    async def tick(self, now: int) -> Summary:
+    async def tick(self, now: int, force: bool = True) -> Summary:
+        """Tick to `now`; never backwards; unless `force`, not far beyond the clock and the latest event."""
         future = asyncio.get_running_loop().create_future()
-        self._jobs.append(_Tick(now, future))
+        self._jobs.append(_Tick(now, force, future))
         self._wake.set()
         return await future
 
@@ -120,7 +123,7 @@ class Writer:
             if job is None:
                 return
             if isinstance(job, _Tick):
-                await self._settle([job], loop.run_in_executor(self._executor, self._tick, job.now))
+                await self._settle([job], loop.run_in_executor(self._executor, self._tick, job.now, job.force))
                 continue
             group = [job]
             lines = len(job.lines)
@@ -156,12 +159,8 @@ class Writer:
         self._trim_cache()
         return summaries
 
-    def _tick(self, now: int) -> Summary:
-        if self.last_tick is not None and now < self.last_tick:
-            from engine.events import format_time
-
-            raise ClockError(f"time never goes backwards: the last tick was at {format_time(self.last_tick)}, "
-                             f"this one is at {format_time(now)}")
+    def _tick(self, now: int, force: bool) -> Summary:
+        check_tick(self.runner.store, now, force=force, last_tick=self.last_tick)
         summary = self.runner.tick(now)
         self.last_tick = now
         self._trim_cache()
