@@ -85,6 +85,7 @@ class Service:
         self.requests = itertools.count(1)
         self.tasks: list[asyncio.Task] = []
         self.deliverer = None
+        self.delivering: asyncio.Future | None = None
 
     def _committed(self, requests: int, lines: int, seconds: float) -> None:
         self.metrics.commit_seconds.observe(seconds)
@@ -103,14 +104,20 @@ class Service:
         if self.config.clock == "wall":
             self.tasks.append(asyncio.create_task(self._clock(), name="coltiva-clock"))
         if self.config.webhooks:
+            import random
+
             from .delivery import Deliverer
 
-            self.deliverer = Deliverer(self.config, self.readers, self.writer.run_sync, self.metrics)
-            self.tasks.append(asyncio.create_task(self.deliverer.run_forever(), name="coltiva-delivery"))
+            loop = asyncio.get_running_loop()
+            self.deliverer = await loop.run_in_executor(None, lambda: Deliverer(
+                self.config.webhooks, self.readers.run, self.writer.run_sync, metrics=self.metrics,
+                rng=random.Random(self.config.delivery_seed), every=self.config.deliver_every))
+            self.delivering = loop.run_in_executor(None, self.deliverer.loop)
 
     async def stop(self) -> None:
         if self.deliverer is not None:
             self.deliverer.stop()
+            await self.delivering  # the call in flight ends (or times out) before the writer closes
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:

@@ -16,7 +16,7 @@ from typing import Mapping
 
 from .errors import ConfigError
 
-__all__ = ["Webhook", "ServiceConfig", "load_config", "LOOPBACK"]
+__all__ = ["Webhook", "ServiceConfig", "load_config", "config_for_store", "LOOPBACK"]
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
@@ -170,3 +170,9 @@ def load_config(path: str | Path | None) -> ServiceConfig:
         delivery_seed=_get(delivery, "seed", int, "delivery", None),
         segment_types=MappingProxyType(dict(types)),
     )
+
+
+def config_for_store(path: str | None, db: str | None) -> ServiceConfig:
+    """The config a store command uses (`coltiva deliver`, `coltiva deliveries`): the file, then --db."""
+    config = load_config(path)
+    return replace(config, db=db) if db else config

@@ -42,6 +42,11 @@ class Readers:
         finally:
             self._idle.put(store)
 
+    def run(self, fn):
+        """fn(store) on a read connection (the deliverer's reads)."""
+        with self.store() as s:
+            return fn(s)
+
     def close(self) -> None:
         for store in self._all:
             store.db.close()

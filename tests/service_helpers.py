@@ -111,3 +111,63 @@ def same_meaning(a: str, b: str) -> None:
     assert len(keys) == len(set(keys))
     applied = sorted(row[1] for row in da["inputs"] if row[0] == "event")
     assert applied == sorted(row[1] for row in db["inputs"] if row[0] == "event")
+
+
+class Receiver:
+    """A real webhook receiver on loopback (threaded): fails the first `fail_first` calls, is slow on some.
+
+    Every call is recorded with whether its signature verifies, so tests judge what arrived.
+    """
+
+    def __init__(self, secret: str, fail_first: int = 0, slow_every: int = 0, slow_seconds: float = 0.0,
+                 always_fail: bool = False):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.secret, self.fail_first, self.always_fail = secret, fail_first, always_fail
+        self.calls: list[dict] = []
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                import hashlib
+                import hmac
+                import time as _time
+
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                stamp = self.headers["X-Coltiva-Timestamp"]
+                mac = hmac.new(receiver.secret.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+                with receiver.lock:
+                    n = len(receiver.calls)
+                    call = {"n": n, "key": self.headers["Idempotency-Key"], "body": json.loads(body),
+                            "attempt": int(self.headers["X-Coltiva-Attempt"]), "path": self.path,
+                            "signed": hmac.compare_digest("sha256=" + mac, self.headers["X-Coltiva-Signature"])}
+                    receiver.calls.append(call)
+                fail = receiver.always_fail or n < receiver.fail_first
+                slow = bool(slow_every) and n % slow_every == slow_every - 1
+                if slow:  # longer than the webhook's timeout: the sender gives up, the call counts as failed
+                    _time.sleep(slow_seconds)
+                call["answered"] = "too late" if slow else 500 if fail else 200
+                self.send_response(200 if slow else call["answered"])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def delivered(self, path: str | None = None) -> list[dict]:
+        with self.lock:
+            return [c for c in self.calls if c.get("answered") == 200 and (path is None or c["path"] == path)]
