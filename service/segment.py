@@ -27,8 +27,14 @@ __all__ = ["Track", "Identify", "Batch", "SegmentPayload", "ColtivaEvent", "pars
 _Id = Annotated[Union[Annotated[str, Field(min_length=1, max_length=1000)], int], Field()]
 
 
+def _someone_schema(schema: dict) -> None:
+    """The JSON Schema says what the validator checks: a userId or an anonymousId, not null."""
+    schema["anyOf"] = [{"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+                       for name in ("userId", "anonymousId")]
+
+
 class _Message(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", json_schema_extra=_someone_schema)
 
     messageId: _Id
     userId: _Id | None = None
