@@ -22,10 +22,12 @@ JOURNEY = str(ROOT / "journeys" / "demand_generation.journey")
 class Server:
     """`coltiva serve --port 0` started for real; the port is read from the line it prints."""
 
-    def __init__(self, tmp: Path, *args: str, db: str = "svc.db", journeys=(JOURNEY,), clock: str = "manual"):
+    def __init__(self, tmp: Path, *args: str, db: str | None = "svc.db", journeys=(JOURNEY,),
+                 clock: str | None = "manual"):
         self.tmp = Path(tmp)
-        self.db = str(self.tmp / db)
-        self.args = [*journeys, "--db", self.db, "--port", "0", *(["--clock", clock] if clock else []), *args]
+        self.db = str(self.tmp / db) if db else None
+        self.args = [*journeys, *(["--db", self.db] if db else []), "--port", "0",
+                     *(["--clock", clock] if clock else []), *args]
         self.log = self.tmp / "serve.log"
         self.proc: subprocess.Popen | None = None
         self.base = ""

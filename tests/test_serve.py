@@ -57,7 +57,9 @@ def test_fifty_concurrent_clients_give_the_store_of_coltiva_run(tmp_path):
     lines = generate(leads=200, days=60, seed=11)
     batches = _client_batches(lines)
     acked = [0] * CLIENTS
-    with Server(tmp_path) as server:
+    # a tiny lead cache: the writer drops records all the time and reloads them; the meaning must not change
+    (tmp_path / "coltiva.toml").write_text("[limits]\ncache_leads = 7\n")
+    with Server(tmp_path, "--config", str(tmp_path / "coltiva.toml")) as server:
         asyncio.run(_post_all(server.base, batches, acked))
         assert acked == [len(b) for b in batches]
         ticked = httpx.post(server.base + "/tick", params={"now": TICK}, timeout=60).json()
