@@ -127,3 +127,20 @@ def test_coltiva_deliver_from_cron_resumes_at_its_offset(tmp_path):
     _check_order_and_retries(calls, {a["key"] for a in actions if a["kind"] == "send"})
     _check_order_and_retries(crm_calls, {a["key"] for a in actions if a["kind"] == "handoff"})
     assert "email" in status and "crm" in status
+
+
+def test_skip_gives_up_the_stuck_action_and_the_destination_moves_on(tmp_path):
+    db = run_file(tmp_path, generate(leads=12, days=60, seed=21), db="coltiva.db")
+    with Receiver(SECRET, always_fail=True) as broken, Receiver(SECRET) as crm:
+        config = _config(tmp_path, broken.url, crm.url)
+        out = coltiva("deliver", "--config", config, "--db", db, cwd=tmp_path).stdout
+        assert "failed 1" in out and "next retry" in out  # the first send failed: its destination waits
+        stuck = broken.calls[0]["body"]
+        assert "retrying" in coltiva("deliveries", "--config", config, "--db", db, cwd=tmp_path).stdout
+        skipped = coltiva("deliveries", "skip", "email", "--config", config, "--db", db, cwd=tmp_path).stdout
+        assert f"#{stuck['seq']}" in skipped
+        letters = coltiva("deliveries", "dead", "--config", config, "--db", db, "--format", "jsonl",
+                          cwd=tmp_path).stdout.splitlines()
+        assert [json.loads(x)["key"] for x in letters] == [stuck["key"]]
+        coltiva("deliver", "--config", config, "--db", db, cwd=tmp_path)
+        assert broken.calls[-1]["body"]["seq"] > stuck["seq"]  # the next send, not the skipped one again

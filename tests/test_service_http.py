@@ -68,6 +68,12 @@ def test_every_endpoint_but_health_needs_a_key_with_its_scope(keyed, tmp_path):
     _json_error(httpx.post(base + "/events", content=_event(2), headers=auth("writer")), 401)
     keys = json.loads((tmp_path / "keys.json").read_text())["keys"]
     assert all(tokens[k["name"]].split("_")[-1] not in json.dumps(k) for k in keys), "a secret stored in clear"
+    assert (tmp_path / "keys.json").stat().st_mode & 0o777 == 0o600
+    # every key revoked: the service is locked, it never falls back to open access
+    for name in ("reader", "root"):
+        coltiva("keys", "revoke", name, "--keys", "keys.json", cwd=tmp_path)
+    _json_error(httpx.get(base + "/leads"), 401)
+    _json_error(httpx.get(base + "/leads", headers=auth("root")), 401)
 
 
 def test_listening_beyond_loopback_needs_keys(tmp_path):
@@ -140,6 +146,8 @@ def test_actions_are_paged_by_position(tmp_path):
             paged += page
             after = page[-1]["seq"]
         sends = http.get("/actions", params={"kind": "send", "limit": 100_000}).text.splitlines()
+        default = http.get("/actions").text.splitlines()  # docs/events.md: at most 1,000 unless told
+    assert len(default) == min(1000, len(everything))
     assert paged == everything and len(everything) > 700  # more than one page of the reader (500)
     assert [a["seq"] for a in everything] == sorted({a["seq"] for a in everything})
     assert sends and all(json.loads(x)["kind"] == "send" for x in sends)

@@ -94,3 +94,19 @@ def test_a_config_file_alone_starts_the_service(tmp_path):
         assert httpx.post(server.base + "/events", content=json.dumps(
             {"id": 1, "lead": "x", "type": "page.visited", "time": "2026-01-05T09:00:00Z"})).json()["applied"] == 1
     assert (tmp_path / "from-config.db").exists()
+
+
+def test_the_documented_config_is_a_valid_config(tmp_path, monkeypatch):
+    import re
+
+    from .conftest import ROOT
+
+    (block,) = re.findall(r"```toml\n(.*?)```", (ROOT / "docs" / "service.md").read_text(), flags=re.S)
+    monkeypatch.setenv("COLTIVA_EMAIL_SECRET", "a")
+    monkeypatch.setenv("COLTIVA_CRM_SECRET", "b")
+    (tmp_path / "coltiva.toml").write_text(block)
+    config = load_config(tmp_path / "coltiva.toml")
+    assert [w.name for w in config.webhooks] == ["email", "crm"] and config.webhooks[0].secret == "a"
+    assert config.segment_types["Demo Requested"] == "demo.requested"
+    assert config.max_body == 16 * 2 ** 20 and config.delivery_seed == 42 and config.clock == "wall"
+    assert config.journeys == (str(tmp_path / "journeys/demand_generation.journey"),)
