@@ -223,6 +223,11 @@ def need(scope: str):
     return Depends(check)
 
 
+def _where(errors) -> str:
+    """pydantic's errors as `place: problem; ...` (the first ten)."""
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in list(errors)[:10])
+
+
 def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
     return JSONResponse({"error": message}, status, headers=headers)
 
@@ -250,8 +255,7 @@ def create_app(svc: Service) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request, exc: RequestValidationError):
-        where = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:10])
-        return _error(400, where or "invalid request")
+        return _error(400, _where(exc.errors()) or "invalid request")
 
     @app.exception_handler(ServiceError)
     async def refused(request, exc: ServiceError):
@@ -300,31 +304,27 @@ def create_app(svc: Service) -> FastAPI:
         last = svc.writer.last_tick
         return {"status": "ok", "queue": svc.writer.depth, "last_tick": format_time(last) if last else None}
 
-    ndjson_body = {"requestBody": {"required": True, "content": {
-        "application/x-ndjson": {"schema": {"type": "string"}},
-        "application/json": {"schema": {"$ref": "#/components/schemas/ColtivaEvent"}}}}}
+    def write_route(path: str, content: dict, summary: str):
+        """A POST that carries events: events:write scope, its body documented, answered after the commit."""
+        return app.post(path, response_model=SummaryOut, dependencies=[need("events:write")],
+                        responses=_errors(400, 401, 403, 408, 413, 429, 503), summary=summary,
+                        openapi_extra={"requestBody": {"required": True, "content": content}})
 
-    @app.post("/events", response_model=SummaryOut, dependencies=[need("events:write")],
-              responses=_errors(400, 401, 403, 408, 413, 429, 503), openapi_extra=ndjson_body,
-              summary="Coltiva events as JSON Lines (or one JSON object); answered after the commit")
+    @write_route("/events", {"application/x-ndjson": {"schema": {"type": "string"}},
+                             "application/json": {"schema": {"$ref": "#/components/schemas/ColtivaEvent"}}},
+                 "Coltiva events as JSON Lines (or one JSON object); answered after the commit")
     async def post_events(request: Request):
         body = await read_body(request)
         return await commit(body.splitlines(), f"http {svc.stamp}-{next(svc.requests)}")
 
-    segment_body = {"requestBody": {"required": True, "content": {
-        "application/json": {"schema": {"$ref": "#/components/schemas/SegmentPayload"}}}}}
-
-    @app.post("/segment", response_model=SummaryOut, dependencies=[need("events:write")],
-              responses=_errors(400, 401, 403, 408, 413, 429, 503), openapi_extra=segment_body,
-              summary="Segment Spec track / identify / batch payloads")
+    @write_route("/segment", {"application/json": {"schema": {"$ref": "#/components/schemas/SegmentPayload"}}},
+                 "Segment Spec track / identify / batch payloads")
     async def post_segment(request: Request):
         body = await read_body(request)
         try:
             payload = parse_segment(body)
         except ValidationError as err:
-            where = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-                              for e in err.errors(include_url=False)[:10])
-            raise ServiceError(f"not a Segment track/identify/batch payload: {where}") from None
+            raise ServiceError(f"not a Segment track/identify/batch payload: {_where(err.errors())}") from None
         lines = to_lines(payload, svc.config.segment_types)
         return await commit(lines, f"segment {svc.stamp}-{next(svc.requests)}")
 

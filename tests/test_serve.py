@@ -12,7 +12,7 @@ from coltiva.sample import generate
 from engine.events import Event, parse_event
 from engine.store import Store
 
-from .service_helpers import Server, by_lead, run_file, same_meaning
+from .service_helpers import Server, by_lead, coltiva, run_file, same_meaning
 
 CLIENTS = 50
 TICK = "2026-06-01T00:00:00Z"
@@ -64,11 +64,16 @@ def test_fifty_concurrent_clients_give_the_store_of_coltiva_run(tmp_path):
         assert acked == [len(b) for b in batches]
         ticked = httpx.post(server.base + "/tick", params={"now": TICK}, timeout=60).json()
         assert ticked["ticked_leads"] > 0
+        aside = httpx.get(server.base + "/quarantine").text.splitlines()
+        explained = httpx.get(server.base + "/explain/lead-0001").json()
         logs = server.logs()
         assert server.stop() == 0
     commits = [r for r in logs if r.get("message") == "request" and r["path"] == "/events"]
     assert len(commits) == sum(len(b) for b in batches)
-    same_meaning(server.db, run_file(tmp_path, lines, tick=TICK))
+    reference = run_file(tmp_path, lines, tick=TICK)
+    same_meaning(server.db, reference)
+    assert len(aside) == 5 and all(json.loads(x)["reason"] for x in aside)  # the sample's malformed lines
+    assert explained == json.loads(coltiva("explain", "lead-0001", "--db", reference, "--format", "json").stdout)
 
 
 def test_sigkill_mid_load_then_resend_what_was_not_acknowledged(tmp_path):
