@@ -354,6 +354,12 @@ class Store:
         """The outbox position of the latest action (0 when empty)."""
         return self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM outbox").fetchone()[0]
 
+    def journey_versions(self) -> list[dict]:
+        """Every journey version registered, oldest first: name, version, and whether it is the current one."""
+        rows = self.db.execute("SELECT seq, name, version FROM journeys ORDER BY seq").fetchall()
+        latest = {name: seq for seq, name, _ in rows}
+        return [{"journey": name, "version": version, "current": latest[name] == seq} for seq, name, version in rows]
+
 
 def _changed_message(cj, old_version, old_model, in_flight) -> str:
     """Name what changed in meaning: the two models in canonical layout, without comments."""

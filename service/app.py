@@ -53,6 +53,12 @@ class SummaryOut(BaseModel):
     actions: dict[str, int]
 
 
+class VersionOut(BaseModel):
+    journey: str
+    version: str
+    current: bool
+
+
 class ErrorOut(BaseModel):
     error: str
 
@@ -343,6 +349,11 @@ def create_app(svc: Service) -> FastAPI:
              response_model=dict[str, dict[str, int]], summary="Leads per stage of each journey")
     async def leads():
         return await run_in_threadpool(svc.readers.stage_counts)
+
+    @app.get("/versions", dependencies=[need("actions:read")], responses=_errors(401, 403),
+             response_model=list[VersionOut], summary="Every journey version in the store, the current ones marked")
+    async def versions():
+        return await run_in_threadpool(svc.readers.versions)
 
     @app.get("/actions", dependencies=[need("actions:read")], responses={
         200: {"content": {"application/x-ndjson": {"schema": {"type": "string"}}},

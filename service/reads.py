@@ -56,6 +56,10 @@ class Readers:
         with self.store() as s:
             return s.stage_counts()
 
+    def versions(self) -> list[dict]:
+        with self.store() as s:
+            return s.journey_versions()
+
     def action_pages(self, after: int, limit: int, kind: str | None) -> Iterator[bytes]:
         """JSON Lines of the outbox after `after`, at most `limit`, one page per read."""
         sent = 0

@@ -54,7 +54,7 @@ async def _post_all(base, batches_per_client, acked, stop_after=None, on_thresho
 
 
 def test_fifty_concurrent_clients_give_the_store_of_coltiva_run(tmp_path):
-    lines = generate(leads=200, days=60, seed=11)
+    lines = generate(leads=120, days=60, seed=11)
     batches = _client_batches(lines)
     acked = [0] * CLIENTS
     # a tiny lead cache: the writer drops records all the time and reloads them; the meaning must not change
@@ -77,8 +77,8 @@ def test_fifty_concurrent_clients_give_the_store_of_coltiva_run(tmp_path):
 
 
 def test_sigkill_mid_load_then_resend_what_was_not_acknowledged(tmp_path):
-    lines = generate(leads=200, days=60, seed=23)
-    batches = _client_batches(lines, size=3)
+    lines = generate(leads=100, days=60, seed=23)
+    batches = _client_batches(lines, size=4)
     acked = [0] * CLIENTS
     server = Server(tmp_path).start()
     killed = threading.Event()

@@ -52,12 +52,14 @@ def test_every_endpoint_but_health_needs_a_key_with_its_scope(keyed, tmp_path):
         return {"Authorization": f"Bearer {tokens[name]}"}
 
     assert httpx.get(base + "/health").status_code == 200
-    for path in ("/leads", "/actions", "/quarantine", "/metrics", "/openapi.json", "/schema/events.json"):
+    for path in ("/leads", "/actions", "/quarantine", "/versions", "/metrics", "/openapi.json", "/schema/events.json"):
         _json_error(httpx.get(base + path), 401)
         _json_error(httpx.get(base + path, headers={"Authorization": "Bearer colt_nope_nope"}), 401)
         _json_error(httpx.get(base + path, headers=auth("writer")), 403)
         assert httpx.get(base + path, headers=auth("reader")).status_code == 200
         assert httpx.get(base + path, headers=auth("root")).status_code == 200
+    (version,) = httpx.get(base + "/versions", headers=auth("reader")).json()
+    assert version["journey"] == "Demand generation (B2B)" and version["current"] and len(version["version"]) == 12
     _json_error(httpx.post(base + "/events", content=_event(1)), 401)
     _json_error(httpx.post(base + "/events", content=_event(1), headers=auth("reader")), 403)
     assert httpx.post(base + "/events", content=_event(1), headers=auth("writer")).json()["applied"] == 1
