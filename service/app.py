@@ -79,14 +79,13 @@ def _errors(*codes: int) -> dict:
 class Service:
     """Everything one running service holds: config, writer, readers, keys, metrics, background tasks."""
 
-    def __init__(self, config: ServiceConfig, open_runner, journeys_reach: list[str]):
+    def __init__(self, config: ServiceConfig, open_runner):
         self.config = config
         self.metrics = Metrics()
         self.writer = Writer(open_runner, queue_lines=config.queue_lines, group_lines=config.group_lines,
                              cache_leads=config.cache_leads, on_commit=self._committed)
         self.readers = Readers(config.db)
         self.keys = KeyRing(config.keys)
-        self.journeys = journeys_reach
         self.stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         self.requests = itertools.count(1)
         self.tasks: list[asyncio.Task] = []

@@ -61,12 +61,12 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(config: ServiceConfig, open_runner, journey_names: list[str], announce=print) -> None:
+def serve(config: ServiceConfig, open_runner, announce=print) -> None:
     """Run until SIGTERM/SIGINT. `open_runner` builds the writing Runner on the writer's thread."""
     import uvicorn
 
     setup_logging()
-    svc = Service(config, open_runner, journey_names)
+    svc = Service(config, open_runner)
     if not config.loopback and not svc.keys.active:
         raise ConfigError(f"listening on {config.host} (beyond this machine) needs API keys: "
                           "create one with `coltiva keys create NAME --scope ...` and pass --keys")

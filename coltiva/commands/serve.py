@@ -58,5 +58,5 @@ def command(journeys, config_path, db, host, port, keys_path, clock, tick_every)
             store.register(cj, sources)
         return Runner(store, [cj for cj, _ in compiled])
 
-    serve(config, open_runner, [cj.name for cj, _ in compiled],
+    serve(config, open_runner,
           announce=lambda text: click.echo(text) or click.get_text_stream("stdout").flush())
