@@ -24,7 +24,7 @@ from .builder import encode_string
 from .diagnostics import has_errors
 from .errors import JourneyError
 
-__all__ = ["format_journey", "format_text", "format_condition", "format_value", "INDENT"]
+__all__ = ["format_journey", "format_text", "canonical_text", "format_condition", "format_value", "INDENT"]
 
 INDENT = "  "
 
@@ -294,6 +294,18 @@ def format_journey(journey: m.Journey) -> str:
         inside = False
         out.append(comment.text)
     return "\n".join(out) + "\n" if out else ""
+
+
+def canonical_text(journey: m.Journey) -> str:
+    """The meaning of a merged journey as one self-contained text: includes merged, no comments.
+
+    This is what the store keeps and what a version hashes: layout, comments and
+    the way a journey is split into files do not change it, and parsing it gives
+    back an equal model (nothing is unpickled, a new field never breaks a store).
+    """
+    import dataclasses
+
+    return format_journey(dataclasses.replace(journey, includes=(), comments=(), block_spans=()))
 
 
 def format_text(text: str, path: str = "<string>") -> str:

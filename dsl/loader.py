@@ -18,7 +18,7 @@ from .comments import collect_comments
 from .diagnostics import Diagnostic, Severity, has_errors, sort_key
 from .parser import parse_text
 
-__all__ = ["Loaded", "parse_journey", "load_journey", "load_text"]
+__all__ = ["Loaded", "parse_journey", "load_journey", "load_text", "load_sources"]
 
 
 @dataclass
@@ -32,6 +32,8 @@ class Loaded:
     fragment: bool = False
     #: every file merged so far, so a file reached by two includes is merged once
     included: set = field(default_factory=set, repr=False)
+    #: when set, includes are read from these texts (a store's copy), never from the disk
+    files: dict[str, str] | None = field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -86,16 +88,26 @@ def _resolve(
                            "an included file must not include, directly or not, the file that includes it")
             )
             continue
-        try:
-            text = target.read_text(encoding="utf-8-sig")
-        except (OSError, UnicodeDecodeError) as err:
-            reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
-            loaded.diagnostics.append(
-                Diagnostic("C020", Severity.ERROR, f"cannot read included file `{inc.path}`: {reason}",
-                           inc.span, f"the path is relative to {_display(directory) or '.'}/")
-            )
-            continue
-        name = _display(target)
+        if loaded.files is not None:
+            found = _stored_file(loaded.files, directory, inc.path)
+            if found is None:
+                loaded.diagnostics.append(
+                    Diagnostic("C020", Severity.ERROR, f"included file `{inc.path}` is not among the stored sources",
+                               inc.span, "the store keeps every file a journey was run with; re-run the journey")
+                )
+                continue
+            name, text = found
+        else:
+            try:
+                text = target.read_text(encoding="utf-8-sig")
+            except (OSError, UnicodeDecodeError) as err:
+                reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+                loaded.diagnostics.append(
+                    Diagnostic("C020", Severity.ERROR, f"cannot read included file `{inc.path}`: {reason}",
+                               inc.span, f"the path is relative to {_display(directory) or '.'}/")
+                )
+                continue
+            name = _display(target)
         loaded.sources[name] = text
         loaded.included.add(target)
         part, diagnostics = parse_journey(text, name)
@@ -112,11 +124,48 @@ def _resolve(
     return journey
 
 
-def load_text(text: str, path: str = "<string>", directory: Path | None = None, check: bool = True) -> Loaded:
-    """Load a journey from text; `directory` resolves includes (default: the current one)."""
+def _stored_file(files: dict[str, str], directory: Path, include: str) -> tuple[str, str] | None:
+    """(name, text) of an included file among stored sources: by its path, else by its longest path suffix.
+
+    Stored names are the paths as they were shown when the journey was run
+    (relative to that working directory), so the same include is found again
+    wherever the store is opened from.
+    """
+    wanted = os.path.normpath(directory / include)
+    for name, text in files.items():
+        if os.path.normpath(name) == wanted:
+            return name, text
+    parts = Path(wanted).parts
+    for size in range(len(parts), 0, -1):
+        tail = parts[-size:]
+        matches = [name for name in files if Path(os.path.normpath(name)).parts[-size:] == tail]
+        if len(matches) == 1:
+            return matches[0], files[matches[0]]
+        if matches:
+            return None  # ambiguous: never guess between two files
+    return None
+
+
+def load_sources(sources: dict[str, str], check: bool = True) -> Loaded:
+    """Load a journey from stored sources: the first is the journey's file, the others its includes.
+
+    The model comes out exactly as when it was run (same file names, same lines),
+    so rule descriptions and positions agree between the process that ran a
+    journey and any process that reopens it from a store.
+    """
+    path, text = next(iter(sources.items()))
+    return load_text(text, path, Path(path).parent, check=check, files=dict(sources))
+
+
+def load_text(text: str, path: str = "<string>", directory: Path | None = None, check: bool = True,
+              files: dict[str, str] | None = None) -> Loaded:
+    """Load a journey from text; `directory` resolves includes (default: the current one).
+
+    With `files`, includes are read from that map (see `load_sources`), never from the disk.
+    """
     from .checks import run_checks
 
-    loaded = Loaded(None, [], {path: text})
+    loaded = Loaded(None, [], {path: text}, files=files)
     journey, diagnostics = parse_journey(text, path)
     loaded.diagnostics.extend(diagnostics)
     if journey is None:

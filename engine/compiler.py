@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from transitions import Machine
 
 from dsl.diagnostics import has_errors
 from dsl.errors import JourneyError
+from dsl.formatter import canonical_text
 from dsl.model import EXIT, EventTrigger, Journey, ScoreTrigger, TimeTrigger, compares
 
 from .conditions import Predicate, compile_condition
 from .record import EXITED
 
-__all__ = ["CompiledJourney", "StagePlan", "compile_journey", "journey_version", "THRESHOLD_TESTS"]
+__all__ = ["CompiledJourney", "StagePlan", "compile_journey", "journey_version", "version_of", "THRESHOLD_TESTS"]
 
 THRESHOLD_TESTS = {
     ">=": lambda s, v: s >= v,
@@ -51,6 +52,7 @@ class CompiledJourney:
     name: str
     version: str
     journey: Journey
+    text: str                               # the canonical text: what the store keeps, what `version` hashes
     machine: Machine
     initial: str
     stages: dict[str, StagePlan]
@@ -72,9 +74,12 @@ class CompiledJourney:
 
 
 def journey_version(journey: Journey) -> str:
-    """A content hash of the model: positions, comments and file name do not change it."""
-    canonical = repr(replace(journey, path="", includes=()))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
+    """A hash of the journey's canonical text: layout, comments, files and positions do not change it."""
+    return version_of(canonical_text(journey))
+
+
+def version_of(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
 def _plan_stage(stage, bits: dict[str, int]) -> StagePlan:
@@ -92,7 +97,8 @@ def _plan_stage(stage, bits: dict[str, int]) -> StagePlan:
             plan.timeouts.append((name, t.mode, t.after.seconds))
     if stage.hold is not None:
         h = stage.hold
-        plan.hold = (h.stall_after.seconds, h.every.seconds, h.times, h.kind, h.content, f"{stage.id}#hold")
+        plan.hold = (h.stall_after.seconds, h.every.seconds, h.times, h.kind, h.content, f"{stage.id}#hold",
+                     bits[h.content])
     return plan
 
 
@@ -145,17 +151,22 @@ def compile_journey(journey: Journey, diagnostics=()) -> CompiledJourney:
     from .step import Callbacks
 
     bits: dict[str, int] = {}
-    for s in journey.stages:
-        for send in s.sends:
-            if send.content not in bits:
-                bits[send.content] = 1 << len(bits)
+    # send lines first, then holding-loop content (a later `send` line skips what a loop sent): bits
+    # of send lines keep the positions records stored before loops had bits
+    contents = [send.content for s in journey.stages for send in s.sends]
+    contents += [s.hold.content for s in journey.stages if s.hold is not None]
+    for content in contents:
+        if content not in bits:
+            bits[content] = 1 << len(bits)
     # each capped score rule gets a slot in a lead's `caps` tuple
     cap_slots = {i: slot for slot, i in enumerate(i for i, r in enumerate(journey.scoring) if r.cap_count)}
     callbacks = Callbacks()
+    text = canonical_text(journey)
     cj = CompiledJourney(
         name=journey.name or journey.path,
-        version=journey_version(journey),
+        version=version_of(text),
         journey=journey,
+        text=text,
         machine=_build_machine(journey, callbacks),
         initial=journey.initial.id,
         stages={s.id: _plan_stage(s, bits) for s in journey.stages},

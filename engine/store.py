@@ -13,30 +13,44 @@ import difflib
 import fcntl
 import json
 import os
-import pickle
 import sqlite3
+import stat
 from pathlib import Path
+from urllib.parse import quote
 
 from dsl.errors import StoreError
+from dsl.formatter import canonical_text
+from dsl.loader import load_sources, load_text
 
-from .compiler import CompiledJourney, compile_journey
+from .compiler import CompiledJourney, compile_journey, version_of
 from .events import format_time
 from .record import Lead
 
 __all__ = ["Store", "DEFAULT_DB", "SCHEMA_VERSION"]
 
 DEFAULT_DB = "coltiva.db"
-#: Bumped whenever the tables change; a store of another version is refused, not half-used.
-SCHEMA_VERSION = 1
+#: Bumped whenever the tables change. Format 1 kept journeys pickled; format 2 keeps them as text.
+SCHEMA_VERSION = 2
+#: Older formats this one migrates from when a writer opens the store (readers read them as they are).
+MIGRATES_FROM = (1,)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS journeys (
     seq INTEGER PRIMARY KEY,
     name TEXT NOT NULL,
     version TEXT NOT NULL,
-    model BLOB NOT NULL,
+    text TEXT NOT NULL,
     sources TEXT NOT NULL,
     UNIQUE (name, version)
+);
+CREATE TABLE IF NOT EXISTS journey_log (
+    seq INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    version TEXT NOT NULL,
+    applied_at TEXT,
+    command TEXT,
+    policy TEXT,
+    note TEXT
 );
 CREATE TABLE IF NOT EXISTS leads (
     journey TEXT NOT NULL,
@@ -87,74 +101,124 @@ CREATE TABLE IF NOT EXISTS transitions (
 );
 """
 
+#: Writers held by this process, by (device, inode): a second writer of the same file is refused
+#: without opening it again (closing any descriptor of a file drops SQLite's POSIX locks on it).
+_HELD: dict[tuple[int, int], str] = {}
+
 
 class Store:
-    """A SQLite store. Use as a context manager; every write goes through `batch()`."""
+    """A SQLite store. Use as a context manager; every write goes through `write_batch`.
 
-    def __init__(self, path: str | Path = DEFAULT_DB, writer: bool = False):
+    Three ways to open one: `writer=True` (a command that writes: the one writer,
+    locked on the file itself), `read_only=True` (reading commands: never writes,
+    never waits for the writer, works on a read-only file), or neither (library
+    and tests: reads and writes, no lock).
+    """
+
+    def __init__(self, path: str | Path = DEFAULT_DB, writer: bool = False, read_only: bool = False):
         self.path = str(path)
+        self.read_only = read_only and not writer
         in_memory = self.path == ":memory:"  # a private store of one process: nothing to lock
-        self._lock = self._take_writer_lock() if writer and not in_memory else None
+        self._lock = None
+        self._key: tuple[int, int] | None = None
+        if writer and not in_memory:
+            self._take_writer_lock()
         try:
-            self.db = sqlite3.connect(self.path, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            if self.read_only:
+                # a file nobody may write cannot change under us: `immutable` lets SQLite read it without
+                # the WAL's shared-memory file, which a read-only folder would not let it create
+                frozen = "&immutable=1" if not os.access(self.path, os.W_OK) else ""
+                self.db = sqlite3.connect(f"file:{quote(self.path)}?mode=ro{frozen}", uri=True,
+                                          isolation_level=None)
+            else:
+                self.db = sqlite3.connect(self.path, isolation_level=None)
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")
+            self.format = self.db.execute("PRAGMA user_version").fetchone()[0]
             empty = self.db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0] == 0
         except sqlite3.OperationalError as err:
             self._release()
-            raise StoreError(f"{self.path}: cannot open or create the store ({err})") from None
+            raise StoreError(f"{self.path}: cannot open {'' if self.read_only else 'or create '}the store ({err})") \
+                from None
         except sqlite3.DatabaseError as err:
             self._release()
             raise StoreError(f"{self.path}: not a Coltiva store ({err})") from None
-        if not empty and version != SCHEMA_VERSION:
-            ours = self.db.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name IN ('journeys', 'outbox')").fetchone()
+        if empty:
+            self.format = SCHEMA_VERSION
+        elif self.format != SCHEMA_VERSION and not (self.format in MIGRATES_FROM and self._ours()):
+            ours = self._ours()
             self.db.close()
             self._release()
             if not ours:
                 raise StoreError(f"{self.path}: an SQLite file, but not a Coltiva store; use another --db")
-            raise StoreError(f"{self.path}: made by another version of Coltiva (store format {version}, "
+            raise StoreError(f"{self.path}: made by another version of Coltiva (store format {self.format}, "
                              f"this one reads {SCHEMA_VERSION}); use a new --db")
-        self.db.executescript(SCHEMA)
-        self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        if self.read_only:
+            return  # a reader never writes, not even the schema: a store it cannot read yet is read as it is
+        try:
+            if not empty and self.format != SCHEMA_VERSION:
+                self._migrate()
+            self.db.executescript(SCHEMA)
+            self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self.format = SCHEMA_VERSION
+        except BaseException:
+            self.close()
+            raise
+
+    def _ours(self) -> bool:
+        return self.db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name IN ('journeys', 'outbox')").fetchone() is not None
 
     def _release(self) -> None:
         if self._lock is not None:
-            self._lock.close()
+            os.close(self._lock)
             self._lock = None
+        if self._key is not None:
+            _HELD.pop(self._key, None)
+            self._key = None
 
-    def _take_writer_lock(self):
-        """One writer per store: a second `run`, `tick` or `serve` is refused, not allowed to race.
+    def _take_writer_lock(self) -> None:
+        """One writer per store file: a second `run`, `tick` or `serve` is refused, not allowed to race.
 
-        A writer keeps lead records in memory between batches; a second writer on
-        the same file would make them stale. Readers (leads, explain, actions) need
-        no lock: SQLite's WAL lets them read while one process writes.
+        The lock is taken on the database file itself (an exclusive `flock`, which
+        SQLite's own POSIX locks never touch), so a second writer reaching the same
+        file through a symlink or a hard link is refused too. Readers need no lock:
+        with WAL they read while one process writes.
         """
-        lock_path = self.path + ".lock"
+        refusal = (f"{self.path} is being written by {{holder}}: one writer at a time. "
+                   "With `coltiva serve` running, send ticks to POST /tick instead of running `coltiva tick`.")
         try:
-            handle = open(lock_path, "a+")
+            known = os.stat(self.path)
+        except FileNotFoundError:
+            known = None
+        except OSError as err:
+            raise StoreError(f"{self.path}: cannot open the store ({err.strerror})") from None
+        if known is not None and (known.st_dev, known.st_ino) in _HELD:
+            raise StoreError(refusal.format(holder=_HELD[(known.st_dev, known.st_ino)]))
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as err:
             raise StoreError(f"{self.path}: cannot create the store here ({err.strerror})") from None
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            os.close(fd)
+            raise StoreError(f"{self.path}: not a regular file; a store is a file")
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            handle.close()
-            raise StoreError(
-                f"{self.path} is being written by {holder}: one writer at a time. "
-                "With `coltiva serve` running, send ticks to POST /tick instead of running `coltiva tick`."
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"coltiva (pid {os.getpid()})")
-        handle.flush()
-        return handle
+            os.close(fd)  # nothing of ours holds SQLite locks on this file yet: closing is safe
+            raise StoreError(refusal.format(holder=_holder(self.path))) from None
+        self._lock = fd
+        self._key = (info.st_dev, info.st_ino)
+        _HELD[self._key] = f"this process (pid {os.getpid()})"
+        try:  # who holds it, for the message another writer gets (best effort: the lock is the file's)
+            Path(os.path.realpath(self.path) + ".lock").write_text(f"coltiva (pid {os.getpid()})")
+        except OSError:
+            pass
 
     def close(self) -> None:
         self.db.close()
-        self._release()  # closing the lock file releases the lock
+        self._release()  # after SQLite let go of the file: closing our descriptor releases the lock
 
     def __enter__(self):
         return self
@@ -162,31 +226,94 @@ class Store:
     def __exit__(self, *exc):
         self.close()
 
+    # -- format 1 -> 2 ------------------------------------------------------------
+    def _migrate(self) -> None:
+        """Format 1 kept each journey as a pickle beside its sources; rebuild it from the sources, as text.
+
+        The pickle is never read: format 1 also stored every file the journey was
+        run with, which rebuilds the same model. One transaction: all or nothing.
+        """
+        rows = self.db.execute("SELECT seq, name, version, sources FROM journeys ORDER BY seq").fetchall()
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute("ALTER TABLE journeys RENAME TO journeys_format1")
+            for statement in SCHEMA.split("CREATE TABLE IF NOT EXISTS leads")[0].split(";"):
+                if statement.strip():  # one by one: executescript would commit the transaction first
+                    self.db.execute(statement)
+            for seq, name, old_version, sources in rows:
+                text = _rebuilt_text(name, json.loads(sources))
+                version = version_of(text)
+                self.db.execute("INSERT OR IGNORE INTO journeys (seq, name, version, text, sources) "
+                                "VALUES (?, ?, ?, ?, ?)", (seq, name, version, text, sources))
+                self.db.execute("INSERT INTO journey_log (name, version, command, note) VALUES (?, ?, ?, ?)",
+                                (name, version, "migrate", f"store format 1 (version {old_version})"))
+                self.db.execute("UPDATE leads SET version = ? WHERE journey = ? AND version = ?",
+                                (version, name, old_version))
+            self.db.execute("DROP TABLE journeys_format1")
+            self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
+
     # -- journeys ----------------------------------------------------------------
-    def register(self, cj: CompiledJourney, sources: dict[str, str]) -> None:
-        """Record a journey version; refuse a changed journey while leads are in it."""
-        row = self.db.execute(
-            "SELECT version, sources FROM journeys WHERE name = ? ORDER BY seq DESC LIMIT 1", (cj.name,)
-        ).fetchone()
-        if row is not None and row[0] == cj.version:
+    def register(self, cj: CompiledJourney, sources: dict[str, str], command: str = "run",
+                 applied_at: str | None = None) -> None:
+        """Record a journey version as text; refuse a changed journey while leads are in it.
+
+        The same version from other files (a comment, the layout, a moved include)
+        only refreshes the stored sources, so rule positions stay those of the files.
+        """
+        sources_json = json.dumps(sources or {cj.journey.path: cj.text}, ensure_ascii=False)
+        current = self.current_version(cj.name)
+        if current == cj.version:
+            self.db.execute("UPDATE journeys SET sources = ? WHERE name = ? AND version = ?",
+                            (sources_json, cj.name, cj.version))
             return
-        if row is not None:
+        if current is not None:
             in_flight = self.db.execute("SELECT COUNT(*) FROM leads WHERE journey = ?", (cj.name,)).fetchone()[0]
             if in_flight:
-                old_model = pickle.loads(self.db.execute(
-                    "SELECT model FROM journeys WHERE name = ? AND version = ?", (cj.name, row[0])).fetchone()[0])
-                raise StoreError(_changed_message(cj, row[0], old_model, in_flight))
-        self.db.execute(
-            "INSERT OR IGNORE INTO journeys (name, version, model, sources) VALUES (?, ?, ?, ?)",
-            (cj.name, cj.version, pickle.dumps(cj.journey), json.dumps(sources, ensure_ascii=False)),
-        )
+                old_text = self.db.execute("SELECT text FROM journeys WHERE name = ? AND version = ?",
+                                           (cj.name, current)).fetchone()[0]
+                raise StoreError(_changed_message(cj, current, old_text, in_flight))
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute(
+                "INSERT INTO journeys (name, version, text, sources) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (name, version) DO UPDATE SET sources = excluded.sources",
+                (cj.name, cj.version, cj.text, sources_json),
+            )
+            self.db.execute("INSERT INTO journey_log (name, version, applied_at, command) VALUES (?, ?, ?, ?)",
+                            (cj.name, cj.version, applied_at, command))
+            self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
+
+    def current_version(self, name: str) -> str | None:
+        """The version of `name` that runs now: the last one applied (format 1: the last one stored)."""
+        if self.format >= 2:
+            row = self.db.execute("SELECT version FROM journey_log WHERE name = ? ORDER BY seq DESC LIMIT 1",
+                                  (name,)).fetchone()
+        else:
+            row = self.db.execute("SELECT version FROM journeys WHERE name = ? ORDER BY seq DESC LIMIT 1",
+                                  (name,)).fetchone()
+        return None if row is None else row[0]
 
     def journeys(self) -> list[CompiledJourney]:
-        """The current version of every journey in the store, compiled."""
-        rows = self.db.execute(
-            "SELECT name, model FROM journeys WHERE seq IN (SELECT MAX(seq) FROM journeys GROUP BY name) ORDER BY seq"
-        ).fetchall()
-        return [compile_journey(pickle.loads(model)) for _, model in rows]
+        """The current version of every journey in the store, rebuilt from its text and compiled."""
+        if self.format >= 2:
+            rows = self.db.execute(
+                "SELECT j.name, j.version, j.text, j.sources FROM journeys j JOIN "
+                "(SELECT name, version, MAX(seq) AS last FROM journey_log GROUP BY name) c "
+                "ON c.name = j.name AND c.version = j.version ORDER BY j.seq").fetchall()
+        else:  # a reader of a store not migrated yet: format 1 has the sources, never read the pickle
+            rows = [(name, None, None, sources) for name, sources in self.db.execute(
+                "SELECT name, sources FROM journeys WHERE seq IN "
+                "(SELECT MAX(seq) FROM journeys GROUP BY name) ORDER BY seq")]
+        return [_rebuild(name, version, text, json.loads(sources)) for name, version, text, sources in rows]
 
     # -- leads -------------------------------------------------------------------
     def load_leads(self, journey: str, leads: list[str]) -> dict[str, Lead]:
@@ -240,7 +367,9 @@ class Store:
                 "INSERT INTO transitions (journey, lead, src, dst, time, rule) VALUES (?, ?, ?, ?, ?, ?)", transitions)
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            # SQLite may have rolled back already (a full disk does): the real error is the one to show
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
 
     # -- reading -----------------------------------------------------------------
@@ -361,16 +490,44 @@ class Store:
         return [{"journey": name, "version": version, "current": latest[name] == seq} for seq, name, version in rows]
 
 
-def _changed_message(cj, old_version, old_model, in_flight) -> str:
-    """Name what changed in meaning: the two models in canonical layout, without comments."""
-    from dataclasses import replace
+def _holder(path: str) -> str:
+    try:
+        return Path(os.path.realpath(path) + ".lock").read_text().strip()[:200] or "another process"
+    except OSError:
+        return "another process"
 
-    from dsl.formatter import format_journey
 
-    def canonical(model) -> list[str]:
-        return format_journey(replace(model, comments=())).splitlines()
+def _rebuilt_text(name: str, sources: dict[str, str]) -> str:
+    """The canonical text of a journey from the files it was run with (for format 1 stores)."""
+    if not sources:
+        raise StoreError(f"journey {name!r} was stored without its source files; it cannot be rebuilt "
+                         "(Coltiva never reads pickles): run it in a new store (--db)")
+    loaded = load_sources(sources, check=False)
+    if loaded.journey is None:
+        raise StoreError(f"journey {name!r}: its stored source no longer parses; run it in a new store (--db)")
+    return canonical_text(loaded.journey)
 
-    diff = [line for line in difflib.unified_diff(canonical(old_model), canonical(cj.journey), "stored", "file",
+
+def _rebuild(name: str, version: str | None, text: str | None, sources: dict[str, str]) -> CompiledJourney:
+    """A stored journey, compiled: from the files it was run with (same positions in every message),
+    or from its canonical text when those do not give the stored version back."""
+    attempts = [load_sources(sources)] if sources else []
+    if text is not None:
+        attempts.append(load_text(text, f"<stored {name}>"))
+    for loaded in attempts:
+        if loaded.ok and loaded.journey is not None:
+            cj = compile_journey(loaded.journey, loaded.diagnostics)
+            if version is None or cj.version == version:
+                return cj
+    problems = "; ".join(f"{d.span}: {d.message}" for loaded in attempts for d in loaded.diagnostics
+                         if d.is_error)[:500]
+    raise StoreError(f"journey {name!r} in the store no longer checks with this version of Coltiva"
+                     + (f" ({problems})" if problems else ""))
+
+
+def _changed_message(cj, old_version: str, old_text: str, in_flight: int) -> str:
+    """Name what changed in meaning: the two canonical texts (no comments, includes merged)."""
+    diff = [line for line in difflib.unified_diff(old_text.splitlines(), cj.text.splitlines(), "stored", "file",
                                                   n=0, lineterm="")
             if not line.startswith(("---", "+++", "@@"))][:20]
     body = "\n".join("    " + line for line in diff) or "    (nothing visible in the layout; an included file?)"

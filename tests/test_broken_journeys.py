@@ -602,6 +602,16 @@ CASES = [
           send email "welcome" on entry
           final
         """, "C048", 7, 3, "`welcome` is also sent at line 4", "each content once"),
+    ("a send line after a holding loop of the same content", """
+        journey "t"
+        stage a
+          initial
+          on x -> b
+          hold after 2 days idle: every 1 day send newsletter "digest", 2 times, then -> b
+        stage b
+          send newsletter "digest" on entry
+          final
+        """, "C048", 7, 3, "also sent by the holding loop at line 5", "does not get it again"),
     ("zero duration", """
         journey "t"
         stage a

@@ -66,18 +66,22 @@ def parse_when(text: str) -> int:
 
 
 def open_store(db: str, must_exist: bool = True, writer: bool = False):
-    """Open the store; a writer takes the store's single-writer lock (see engine.store)."""
+    """Open the store: a writer takes the store's single-writer lock, anything else reads only (engine.store)."""
     from engine.store import Store
 
     if must_exist and not Path(db).exists():
         raise ColtivaError(f"{db}: no such store (run `coltiva run ... --db {db}` first)")
-    return Store(db, writer=writer)
+    return Store(db, writer=writer, read_only=not writer)
 
 
 @contextlib.contextmanager
 def writing_store(compiled, db: str):
     """The store, locked for writing, with these journeys registered (a changed one is refused)."""
+    from datetime import datetime, timezone
+
+    command = click.get_current_context().info_name if click.get_current_context(silent=True) else None
+    applied_at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")  # when, for the journey's history only
     with open_store(db, must_exist=False, writer=True) as store:
         for cj, sources in compiled:
-            store.register(cj, sources)
+            store.register(cj, sources, command=command or "run", applied_at=applied_at)
         yield store

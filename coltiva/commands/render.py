@@ -60,14 +60,8 @@ def counts_for(db: str, loaded: Loaded) -> tuple[dict[str, int], dict[tuple[str,
     except ImportError as err:
         raise ColtivaError(f"the engine's store cannot count leads yet ({err})") from None
     try:
-        with Store(db) as store:
-            try:
-                stored = store.journeys()
-            except (sqlite3.Error, ColtivaError):
-                raise
-            except Exception as err:  # a model pickled by another Coltiva: say so, no traceback
-                raise ColtivaError(f"{db}: cannot read the journeys in the store ({type(err).__name__}: {err})") \
-                    from None
+        with Store(db, read_only=True) as store:
+            stored = store.journeys()
             current = next((cj for cj in stored if cj.name == journey.name), None)
             if current is None:
                 names = ", ".join(repr(cj.name) for cj in stored) or "none"

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import click
 
+from ..tables import print_summary
 from ._common import db_read_option, open_store, parse_when
-from .run import print_summary
 
 __all__ = ["command"]
 
