@@ -441,27 +441,7 @@ class Store:
             "transitions": q("SELECT journey, lead, src, dst, time, rule FROM transitions ORDER BY seq").fetchall(),
         }
 
-    # -- for the service (coltiva serve): read-only connections, the clock's bounds -----------
-    @classmethod
-    def open_reader(cls, path: str | Path) -> "Store":
-        """A read-only connection on an existing store: no schema write, no lock, usable from any thread.
-
-        The service reads (leads, actions, explain, quarantine) on a pool of these while its one
-        writer commits: SQLite's WAL lets them read the last committed state without waiting.
-        """
-        from urllib.parse import quote
-
-        store = cls.__new__(cls)
-        store.path = str(path)
-        store._lock = None
-        try:
-            store.db = sqlite3.connect(f"file:{quote(store.path)}?mode=ro", uri=True, isolation_level=None,
-                                       check_same_thread=False)
-            store.db.execute("SELECT 1 FROM outbox LIMIT 1")
-        except sqlite3.DatabaseError as err:
-            raise StoreError(f"{store.path}: cannot read the store ({err})") from None
-        return store
-
+    # -- for the service (coltiva serve): the clock's bounds, paging, counts --------------------
     def last_tick(self) -> int | None:
         """The time of the latest tick in the input log (time never goes back before it)."""
         return self.db.execute("SELECT MAX(time) FROM inputs WHERE kind = 'tick'").fetchone()[0]
@@ -484,10 +464,10 @@ class Store:
         return self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM outbox").fetchone()[0]
 
     def journey_versions(self) -> list[dict]:
-        """Every journey version registered, oldest first: name, version, and whether it is the current one."""
-        rows = self.db.execute("SELECT seq, name, version FROM journeys ORDER BY seq").fetchall()
-        latest = {name: seq for seq, name, _ in rows}
-        return [{"journey": name, "version": version, "current": latest[name] == seq} for seq, name, version in rows]
+        """Every journey version registered, oldest first: name, version, and whether it is the one that runs."""
+        rows = self.db.execute("SELECT name, version FROM journeys ORDER BY seq").fetchall()
+        current = {name: self.current_version(name) for name, _ in rows}
+        return [{"journey": name, "version": version, "current": current[name] == version} for name, version in rows]
 
 
 def _holder(path: str) -> str:

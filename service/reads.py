@@ -1,4 +1,4 @@
-"""Reads on their own connections: a small pool of read-only SQLite connections.
+"""Reads on their own connections: one read-only SQLite connection per worker thread.
 
 Reads never wait for the writer (SQLite's WAL serves the last committed state) and
 never hold the event loop: each runs in a worker thread. The outbox is streamed
@@ -12,7 +12,8 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-import queue
+import sqlite3
+import threading
 import time
 from typing import Iterator
 
@@ -25,22 +26,23 @@ PAGE = 500
 
 
 class Readers:
+    """Read-only stores (`Store(read_only=True)`), one per thread that reads: SQLite connections stay in
+    the thread that opened them, and a reader never writes nor waits for the writer."""
+
     def __init__(self, path: str):
         self.path = path
-        self._idle: queue.SimpleQueue[Store] = queue.SimpleQueue()
+        self._local = threading.local()
         self._all: list[Store] = []
+        self._lock = threading.Lock()
 
     @contextlib.contextmanager
     def store(self) -> Iterator[Store]:
-        try:
-            store = self._idle.get_nowait()
-        except queue.Empty:
-            store = Store.open_reader(self.path)
-            self._all.append(store)
-        try:
-            yield store
-        finally:
-            self._idle.put(store)
+        store = getattr(self._local, "store", None)
+        if store is None:
+            store = self._local.store = Store(self.path, read_only=True)
+            with self._lock:
+                self._all.append(store)
+        yield store
 
     def run(self, fn):
         """fn(store) on a read connection (the deliverer's reads)."""
@@ -48,8 +50,11 @@ class Readers:
             return fn(s)
 
     def close(self) -> None:
-        for store in self._all:
-            store.db.close()
+        """At shutdown: a connection opened by another thread cannot be closed here; the process exit does it."""
+        with self._lock:
+            for store in self._all:
+                with contextlib.suppress(sqlite3.ProgrammingError):
+                    store.close()
 
     # -- what the endpoints read -----------------------------------------------------
     def stage_counts(self) -> dict:

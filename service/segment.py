@@ -18,13 +18,16 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal, Mapping, Union
 
+from engine.events import MAX_ID_LENGTH
 from pydantic import (AwareDatetime, BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, ValidationError,
                       model_validator)
 
 __all__ = ["Track", "Identify", "Batch", "SegmentPayload", "ColtivaEvent", "parse_segment", "to_lines",
            "event_schemas", "ValidationError"]
 
-_Id = Annotated[Union[Annotated[str, Field(min_length=1, max_length=1000)], int], Field()]
+#: What the engine takes as an id or a lead (engine.events): 1 to MAX_ID_LENGTH characters, no control character.
+_Id = Union[Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$")],
+            Annotated[int, Field(ge=-(10 ** 255), le=10 ** 255)]]
 
 
 def _someone_schema(schema: dict) -> None:

@@ -50,7 +50,7 @@ def test_the_service_ticks_by_itself_from_the_wall_clock(tmp_path):
             health = http.get("/health").json()
             if health["last_tick"]:
                 break
-        with Store.open_reader(server.db) as store:
+        with Store(server.db, read_only=True) as store:
             ticks = [row for row in store.dump()["inputs"] if row[0] == "tick"]
     assert ticks and health["last_tick"]
     assert "Z" in health["last_tick"]
