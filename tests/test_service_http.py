@@ -174,7 +174,7 @@ def test_a_full_queue_answers_429_with_retry_after(tmp_path):
 
 
 def test_a_slow_client_and_a_flood_do_not_hold_health(tmp_path):
-    config = _config(tmp_path, "[limits]\nread_deadline = 4\n")
+    config = _config(tmp_path, "[limits]\nread_deadline = 8\n")
     with Server(tmp_path, "--config", config) as server:
         host, port = server.base.removeprefix("http://").split(":")
         slow_answer: list[bytes] = []
@@ -201,9 +201,6 @@ def test_a_slow_client_and_a_flood_do_not_hold_health(tmp_path):
                         break
             slow_done.set()
 
-        thread = threading.Thread(target=slow_client)
-        thread.start()
-        slow_started.wait(30)
         flooding = threading.Event()
         stop = threading.Event()
         flood_requests = []
@@ -223,8 +220,11 @@ def test_a_slow_client_and_a_flood_do_not_hold_health(tmp_path):
 
         flooder = threading.Thread(target=lambda: asyncio.run(flood()))
         flooder.start()
-        flooding.wait(60)
-        for _ in range(5):
+        flooding.wait(120)  # the flood is on; then the slow client starts
+        thread = threading.Thread(target=slow_client)
+        thread.start()
+        slow_started.wait(30)
+        for _ in range(3):
             health = httpx.get(server.base + "/health", timeout=30)
             assert health.status_code == 200 and health.json()["status"] == "ok"
             assert not slow_done.is_set(), "health answered only after the slow client was done"
