@@ -75,11 +75,16 @@ def split(lines: list[str], clients: int, batch: int) -> list[list[bytes]]:
 
 def serve_rate(lines: list[str], clients: int, batch: int, workdir: Path) -> tuple[float, list[float]]:
     db = workdir / f"svc-{clients}-{batch}.db"
-    proc = subprocess.Popen([sys.executable, "-m", "coltiva.cli", "serve", str(JOURNEY), "--db", str(db),
-                             "--port", "0", "--clock", "manual"], cwd=workdir, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
+    log = workdir / "serve.log"
+    with open(log, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "coltiva.cli", "serve", str(JOURNEY), "--db", str(db),
+                                 "--port", "0", "--clock", "manual"], cwd=workdir, stdout=subprocess.PIPE,
+                                stderr=err, text=True)
     try:
-        base = proc.stdout.readline().split()[-1]
+        banner = proc.stdout.readline()
+        if not banner.startswith("listening on "):
+            raise SystemExit(f"coltiva serve did not start:\n{log.read_text()[-2000:]}")
+        base = banner.split()[-1]
         httpx.get(base + "/health", timeout=60)
         requests = split(lines, clients, batch)
         latencies: list[float] = []
