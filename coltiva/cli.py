@@ -33,6 +33,7 @@ COMMANDS = {
     "render": ("coltiva.commands.render", "Draw a journey as SVG, PNG, PDF, DOT or Mermaid."),
     "diff": ("coltiva.commands.diff", "Draw what changed between two versions of a journey."),
     "review": ("coltiva.commands.review", "Write a self-contained HTML review page for a journey."),
+    "report": ("coltiva.commands.report", "The funnel over time from the store: per week, conversion, time in stage."),
 }
 
 

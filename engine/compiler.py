@@ -62,6 +62,7 @@ class CompiledJourney:
     enroll_rules: dict[str, list[Predicate]] | None
     fit_rules: list                         # (predicate over attributes, points)
     fit_fields: tuple[str, ...]             # in declaration order: records serialize the same in every process
+    fit_empty: int                          # the fit points of a lead whose profile holds none of those fields
     half_life: int | None
     caps: list                              # (count, seconds)
     cap_slots: int                          # how many score rules have a cap
@@ -182,6 +183,9 @@ def compile_journey(journey: Journey, diagnostics=()) -> CompiledJourney:
         if journey.enrollments else None,
         fit_rules=[(compile_condition(f.condition), f.points) for f in journey.fit],
         fit_fields=tuple(dict.fromkeys(_fit_fields(journey))),
+        # a missing field meets `!=` and `not in` (docs/language.md, Conditions): a lead with no
+        # profile yet still gets the fit lines its empty profile meets
+        fit_empty=sum(f.points for f in journey.fit if compile_condition(f.condition)({})),
         half_life=journey.decay.half_life.seconds if journey.decay else None,
         caps=[(c.count, c.window.seconds) for c in journey.caps],
         event_types=frozenset(journey.event_types()),

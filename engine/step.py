@@ -333,6 +333,7 @@ def _enroll(cj, lead: str, event: Event, trace, waiting: Lead | None = None):
         _update_fit(cj, rec, event.attributes)
         return (rec if rec.attrs is not None else waiting), []
     rec = Lead(NOT_ENROLLED if exiting else cj.initial, event.time)
+    rec.fit = cj.fit_empty  # no attribute known yet: the fit lines an empty profile meets
     if waiting is not None:
         rec.attrs, rec.fit = waiting.attrs, waiting.fit
     ctx = Context(cj, rec, lead, event.time, trace)

@@ -278,3 +278,88 @@ def test_an_interaction_is_activity():
     d.send("page.visited", T0 + 2 * DAY)
     d.tick(T0 + 3 * DAY)
     assert d.state == "fresh" and d.rec.due == T0 + 5 * DAY
+
+
+# -- found by the reference model written from the docs (tests/reference) ----------------------------
+
+NEGATED_FIT = '''journey "fit-missing"
+
+fit
+  country not in ["US", "CA"] +5
+  plan != "free" +3
+  company.size >= 200 +10
+
+scoring
+  go +1
+
+stage a
+  initial
+  on done -> b
+
+stage b
+  final
+'''
+
+
+def test_fit_lines_count_on_an_empty_profile_as_on_any_other():
+    """A missing field meets `!=` and `not in`: a lead with no profile yet has those fit points."""
+    d = Driver(journey(NEGATED_FIT))
+    d.send("go", T0)
+    assert d.rec.fit == 8 and d.score(T0) == 9
+    d.send("lead.updated", T0 + 1, attributes={"country": "US", "company": {"size": 500}})
+    assert d.rec.fit == 13
+    d.send("lead.updated", T0 + 2, attributes={"plan": "free"})
+    assert d.rec.fit == 10
+
+
+def test_an_enrolling_event_is_handled_in_the_initial_stage_like_any_event():
+    """Triggers first; the initial stage's thresholds only if no trigger fired (then the cascade)."""
+    text = '''journey "enroll-order"
+
+scoring
+  go +50
+  hop +50
+
+stage a
+  initial
+  on go -> c
+  when score >= 20 -> b
+
+stage b
+  on go -> d
+  on never -> c
+
+stage c
+  final
+
+stage d
+  final
+'''
+    d = Driver(journey(text))
+    d.send("go", T0)
+    assert [(src, dst) for src, dst, _ in d.stages()] == [(None, "a"), ("a", "c")]
+    other = Driver(journey(text))
+    other.send("hop", T0)  # no trigger of `a` takes it: the thresholds of `a` do
+    assert [(src, dst) for src, dst, _ in other.stages()] == [(None, "a"), ("a", "b")]
+
+
+def test_entering_a_stage_moves_then_hands_off_then_sends_in_the_order_written():
+    text = '''journey "entry-order"
+
+stage a
+  initial
+  on go -> b
+
+stage b
+  send email "first" on entry
+  handoff to sales
+  send email "second" on entry
+  on done -> c
+
+stage c
+  final
+'''
+    d = Driver(journey(text))
+    d.send("go", T0)
+    kinds = [(a.kind, a.data.get("content") or a.data.get("to") or a.data.get("stage")) for a in d.actions]
+    assert kinds == [("stage", "a"), ("stage", "b"), ("handoff", "b"), ("send", "first"), ("send", "second")]

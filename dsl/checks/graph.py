@@ -11,6 +11,7 @@ from ..model import EXIT, EventTrigger, Journey, ScoreTrigger, Stage, TimeTrigge
 from .liveness import (
     HOLD,
     dead_ways,
+    earlier_of_event,
     hold_blocker,
     live_targets,
     score_bounds,
@@ -146,9 +147,8 @@ def check_initial_final(j: Journey):
 def _event_overlap(s: Stage, i: int) -> EventTrigger | None:
     """An earlier trigger to another stage that may take some of this trigger's events."""
     later = s.triggers[i]
-    for earlier in s.triggers[:i]:
-        if (isinstance(earlier, EventTrigger) and earlier.event == later.event  # type: ignore[union-attr]
-                and earlier.target != later.target and not disjoint(earlier.condition, later.condition)):
+    for _, earlier in earlier_of_event(s, i):
+        if earlier.target != later.target and not disjoint(earlier.condition, later.condition):
             return earlier
     return None
 
