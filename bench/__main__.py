@@ -14,6 +14,7 @@ Sections (all on journeys/demand_generation.journey and bench.workload):
   language  parse + check + compile of generated 10 / 100 / 1,000-stage journeys
   baselines a transitions.Machine per lead, one shared Machine with add_model, a bare dict loop,
             and Coltiva itself, on the same subset of events
+  service   coltiva serve at 1, 10, 50 clients, batches of 1 and 100, against coltiva run (bench_service.py)
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ from bench.baselines import (  # noqa: E402
 )
 
 JOURNEY = ROOT / "journeys" / "demand_generation.journey"
-SECTIONS = ("memory", "durable", "bytes", "tick", "language", "baselines")
+SECTIONS = ("memory", "durable", "bytes", "tick", "language", "baselines", "service")
 CHUNK = 50_000          # events generated ahead of each timed stretch
 BATCH = 5_000           # durable batch (one transaction per batch), Runner's default
 TICK_LEADS = 1_000_000
@@ -530,6 +531,10 @@ def main(argv=None) -> int:
                            timeout=2 * args.lang_timeout)
         except subprocess.TimeoutExpired:
             console.print(f"bench_language.py did not finish within {2 * args.lang_timeout:.0f} s: stopped")
+    if "service" in only:
+        console.rule("bench/bench_service.py (coltiva serve under load)")
+        sys.stdout.flush()
+        subprocess.run([sys.executable, str(ROOT / "bench" / "bench_service.py")], cwd=ROOT, check=False)
     return 0
 
 

@@ -197,3 +197,54 @@ class Runner:
                 progress(len(due[start:start + self.batch_size]))
         return total
 
+
+    # -- group commit (for the service) ---------------------------------------------
+    def run_requests(self, requests: list[tuple[list, str]]) -> list[Summary]:
+        """Several requests' lines, each as `run_lines` would step it, committed in ONE transaction.
+
+        The service's writer gathers the requests waiting and hands them here: one summary
+        per request, one commit for all. Until that commit nothing is written; if it fails,
+        nothing of any request is kept and the cache is emptied (it reloads from the store).
+        """
+        real = self.store
+        group = _GroupWrites(real)
+        self.store = group
+        try:
+            summaries = [self.run_lines(lines, source) for lines, source in requests]
+            real.write_batch(**group.merged())
+        except BaseException:
+            self.cache.clear()
+            raise
+        finally:
+            self.store = real
+        return summaries
+
+
+class _GroupWrites:
+    """Stands in for the store during `run_requests`: gathers the batches' writes instead of committing.
+
+    `seen` also answers for ids gathered so far, so an event sent twice in one group
+    counts as a duplicate exactly as it would across two commits.
+    """
+
+    def __init__(self, store: Store):
+        self._store = store
+        self._ids: set[str] = set()
+        self._writes: dict[str, list] = {"inputs": [], "quarantine": [], "leads": [], "actions": [],
+                                         "transitions": []}
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    def seen(self, event_ids: list[str]) -> set[str]:
+        return self._store.seen(event_ids) | (self._ids & set(event_ids))
+
+    def write_batch(self, **writes) -> None:
+        for name, rows in writes.items():
+            rows = list(rows)
+            self._writes[name].extend(rows)
+            if name == "inputs":
+                self._ids.update(event_id for _kind, event_id, *_rest in rows if event_id is not None)
+
+    def merged(self) -> dict[str, list]:
+        return self._writes

@@ -556,6 +556,34 @@ class Store:
             "transitions": q("SELECT journey, lead, src, dst, time, rule FROM transitions ORDER BY seq").fetchall(),
         }
 
+    # -- for the service (coltiva serve): the clock's bounds, paging, counts --------------------
+    def last_tick(self) -> int | None:
+        """The time of the latest tick in the input log (time never goes back before it)."""
+        return self.db.execute("SELECT MAX(time) FROM inputs WHERE kind = 'tick'").fetchone()[0]
+
+    def last_event_time(self) -> int | None:
+        """The latest event time in the input log (a tick far beyond it is likely a typo)."""
+        return self.db.execute("SELECT MAX(time) FROM inputs WHERE kind = 'event'").fetchone()[0]
+
+    def quarantine_page(self, after: int, limit: int) -> list[tuple]:
+        """(seq, source, line_no, reason, raw) after position `after`, at most `limit` (keyset paging)."""
+        return self.db.execute("SELECT seq, source, line_no, reason, raw FROM quarantine WHERE seq > ? "
+                               "ORDER BY seq LIMIT ?", (after, limit)).fetchall()
+
+    def due_count(self, now: int) -> int:
+        """How many (journey, lead) records have something due by `now` (one indexed count)."""
+        return self.db.execute("SELECT COUNT(*) FROM leads WHERE due IS NOT NULL AND due <= ?", (now,)).fetchone()[0]
+
+    def last_action_seq(self) -> int:
+        """The outbox position of the latest action (0 when empty)."""
+        return self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM outbox").fetchone()[0]
+
+    def journey_versions(self) -> list[dict]:
+        """Every journey version registered, oldest first: name, version, and whether it is the one that runs."""
+        rows = self.db.execute("SELECT name, version FROM journeys ORDER BY seq").fetchall()
+        current = {name: self.current_version(name) for name, _ in rows}
+        return [{"journey": name, "version": version, "current": current[name] == version} for name, version in rows]
+
 
 def _holder(path: str) -> str:
     try:

@@ -1,74 +1,112 @@
-"""`coltiva serve` over a real socket: events in over HTTP give the same store as `coltiva run`."""
+"""`coltiva serve` for real: uvicorn on loopback, httpx clients, SIGKILL mid-load; the store equals `coltiva run`."""
 
+import asyncio
 import json
+import os
 import signal
-import subprocess
-import sys
-import urllib.error
-import urllib.request
+import threading
+
+import httpx
 
 from coltiva.sample import generate
 from engine.events import Event, parse_event
 from engine.store import Store
 
-JOURNEY = "journeys/demand_generation.journey"
+from .service_helpers import Server, by_lead, coltiva, run_file, same_meaning
+
+CLIENTS = 50
+TICK = "2026-06-01T00:00:00Z"
 
 
-def _post(url, body: bytes):
-    request = urllib.request.Request(url, data=body, method="POST")
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return response.status, response.read().decode()
+def _client_batches(lines, clients=CLIENTS, size=7):
+    """Each client gets its own leads; it sends their events in order, `size` lines a request."""
+    groups = sorted(by_lead(lines).items())
+    per_client = [[] for _ in range(clients)]
+    for n, (_lead, lead_lines) in enumerate(groups):
+        per_client[n % clients].extend(lead_lines)
+    return [[c[i:i + size] for i in range(0, len(c), size)] for c in per_client]
 
 
-def _get(url):
-    with urllib.request.urlopen(url, timeout=30) as response:
-        return response.status, response.read().decode()
+async def _post_all(base, batches_per_client, acked, stop_after=None, on_threshold=None):
+    """Every client posts its batches in order; acked[client] counts the batches answered 200."""
+    total = 0
+
+    async def client(n, batches):
+        nonlocal total
+        async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+            for batch in batches[acked[n]:]:
+                while True:
+                    try:
+                        response = await http.post("/events", content=("\n".join(batch) + "\n").encode())
+                    except httpx.TransportError:
+                        return  # the server died: what was not acknowledged is resent later
+                    if response.status_code == 429:  # writer busy: wait as told, then retry
+                        await asyncio.sleep(float(response.headers["Retry-After"]) / 10)
+                        continue
+                    assert response.status_code == 200, response.text
+                    break
+                acked[n] += 1
+                total += 1
+                if stop_after is not None and total == stop_after:
+                    on_threshold()
+
+    await asyncio.gather(*(client(n, b) for n, b in enumerate(batches_per_client)))
 
 
-def test_events_over_http_equal_a_run_from_a_file(tmp_path):
-    lines = generate(leads=40, days=60, seed=11)
-    valid = next(line for line in lines if isinstance(parse_event(line), Event))
-    server = subprocess.Popen(
-        [sys.executable, "-m", "coltiva.cli", "serve", JOURNEY, "--db", str(tmp_path / "http.db"), "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        banner = server.stdout.readline()
-        assert banner.startswith("listening on http://127.0.0.1:"), banner
-        base = banner.split()[-1]
-        assert _get(base + "/health") == (200, "ok\n")
-        half = len(lines) // 2
-        status, body = _post(base + "/events", ("\n".join(lines[:half]) + "\n").encode())
-        first = json.loads(body)
-        assert status == 200 and first["applied"] > 0
-        status, body = _post(base + "/events", ("\n".join(lines[half:]) + "\n").encode())
-        second = json.loads(body)
-        assert first["quarantined"] + second["quarantined"] == 5  # the sample's malformed lines
-        again = json.loads(_post(base + "/events", (valid + "\n").encode())[1])
-        assert again["duplicates"] == 1 and again["applied"] == 0
-        ticked = json.loads(_post(base + "/tick?now=2026-06-01T00:00:00Z", b"")[1])
+def test_fifty_concurrent_clients_give_the_store_of_coltiva_run(tmp_path):
+    lines = generate(leads=120, days=60, seed=11)
+    batches = _client_batches(lines)
+    acked = [0] * CLIENTS
+    # a tiny lead cache: the writer drops records all the time and reloads them; the meaning must not change
+    (tmp_path / "coltiva.toml").write_text("[limits]\ncache_leads = 7\n")
+    with Server(tmp_path, "--config", str(tmp_path / "coltiva.toml")) as server:
+        asyncio.run(_post_all(server.base, batches, acked))
+        assert acked == [len(b) for b in batches]
+        ticked = httpx.post(server.base + "/tick", params={"now": TICK}, timeout=60).json()
         assert ticked["ticked_leads"] > 0
-        counts = json.loads(_get(base + "/leads")[1])
-        assert sum(counts["Demand generation (B2B)"].values()) == 40
-        actions = [json.loads(x) for x in _get(base + "/actions?after=0")[1].splitlines()]
-        assert actions and [a["seq"] for a in actions] == sorted(a["seq"] for a in actions)
-        try:
-            _post(base + "/tick?now=yesterday", b"")
-            raise AssertionError("a bad time must be refused")
-        except urllib.error.HTTPError as err:
-            assert err.code == 400 and "ISO 8601" in json.loads(err.read())["error"]
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
-    assert server.returncode == 0
-    assert "Traceback" not in server.stderr.read()
+        aside = httpx.get(server.base + "/quarantine").text.splitlines()
+        explained = httpx.get(server.base + "/explain/lead-0001").json()
+        logs = server.logs()
+        assert server.stop() == 0
+    commits = [r for r in logs if r.get("message") == "request" and r["path"] == "/events"]
+    assert len(commits) == sum(len(b) for b in batches)
+    reference = run_file(tmp_path, lines, tick=TICK)
+    same_meaning(server.db, reference)
+    assert len(aside) == 5 and all(json.loads(x)["reason"] for x in aside)  # the sample's malformed lines
+    assert explained == json.loads(coltiva("explain", "lead-0001", "--db", reference, "--format", "json").stdout)
 
-    events = tmp_path / "events.jsonl"
-    events.write_text("\n".join(lines) + "\n" + valid + "\n")
-    for args in (["run", JOURNEY, "--events", str(events)], ["tick", "--now", "2026-06-01T00:00:00Z"]):
-        subprocess.run([sys.executable, "-m", "coltiva.cli", *args, "--db", str(tmp_path / "file.db")],
-                       check=True, capture_output=True)
-    with Store(tmp_path / "http.db") as a, Store(tmp_path / "file.db") as b:
-        da, db = a.dump(), b.dump()
-    assert da["leads"] == db["leads"]
-    assert da["outbox"] == db["outbox"]
+
+def test_sigkill_mid_load_then_resend_what_was_not_acknowledged(tmp_path):
+    lines = generate(leads=100, days=60, seed=23)
+    batches = _client_batches(lines, size=4)
+    acked = [0] * CLIENTS
+    server = Server(tmp_path).start()
+    killed = threading.Event()
+
+    def kill():
+        os.kill(server.proc.pid, signal.SIGKILL)  # no drain, no goodbye: the process is gone mid-commit
+        killed.set()
+
+    asyncio.run(_post_all(server.base, batches, acked, stop_after=sum(len(b) for b in batches) // 3,
+                          on_threshold=kill))
+    assert killed.is_set()
+    server.proc.wait(timeout=60)
+    server.proc.stdout.close()
+    assert sum(acked) < sum(len(b) for b in batches), "the kill came after everything was acknowledged"
+    # 2xx means committed: every event of every acknowledged batch is in the store the kill left
+    with Store(server.db) as store:
+        dump = store.dump()
+    kept = {row[1] for row in dump["inputs"] if row[0] == "event"}
+    aside = {row[3] for row in dump["quarantine"]}
+    for n, client_batches in enumerate(batches):
+        for batch in client_batches[:acked[n]]:
+            for line in batch:
+                event = parse_event(line)
+                assert line in aside or (isinstance(event, Event) and event.id in kept), f"acknowledged, lost: {line}"
+    # restart on the same store; every client resends from its first unacknowledged batch
+    with Server(tmp_path) as again:
+        asyncio.run(_post_all(again.base, batches, acked))
+        assert acked == [len(b) for b in batches]
+        ticked = httpx.post(again.base + "/tick", params={"now": TICK}, timeout=60).json()
+        assert ticked["ticked_leads"] > 0
+    same_meaning(server.db, run_file(tmp_path, lines, tick=TICK))

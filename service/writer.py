@@ -1,0 +1,175 @@
+"""The one writer: every write to the store goes through a single thread, in request order.
+
+Requests that arrive while a commit is in progress wait in a queue; the writer then
+takes all of them (up to `group_lines` event lines) and commits them in ONE
+transaction (`Runner.run_requests`), answering each with its own summary. So
+throughput grows with concurrency (one fsync for many requests) and the store
+keeps exactly one writer. A request is answered only after its commit: 2xx means
+durable. When the queue holds more than `queue_lines` lines, new requests are
+refused with 429 and Retry-After instead of piling up in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable
+
+from engine.runner import Runner, Summary
+
+from .clock import check_tick
+from .errors import Busy, ServiceError
+
+__all__ = ["Writer", "summary_json"]
+
+log = logging.getLogger("coltiva.service")
+
+
+def summary_json(summary: Summary) -> dict:
+    return {"lines": summary.lines, "applied": summary.applied, "duplicates": summary.duplicates,
+            "quarantined": summary.quarantined, "ticked_leads": summary.ticked_leads,
+            "actions": dict(summary.actions)}
+
+
+@dataclass
+class _Events:
+    lines: list[bytes]
+    source: str
+    future: asyncio.Future = field(repr=False)
+
+
+@dataclass
+class _Tick:
+    now: int
+    force: bool
+    future: asyncio.Future = field(repr=False)
+
+
+class Writer:
+    """Owns the writing Store and Runner on one thread; the event loop only queues and awaits."""
+
+    def __init__(self, open_runner: Callable[[], Runner], *, queue_lines: int, group_lines: int, cache_leads: int,
+                 on_commit: Callable[[int, int, float], None] | None = None):
+        self._open_runner = open_runner
+        self.queue_lines = queue_lines
+        self.group_lines = max(1, group_lines)
+        self.cache_leads = max(0, cache_leads)
+        self._on_commit = on_commit
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="coltiva-writer")
+        self._jobs: deque[_Events | _Tick | None] = deque()
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task | None = None
+        self.pending_lines = 0
+        self.runner: Runner | None = None
+        self.last_tick: int | None = None
+
+    # -- lifecycle -----------------------------------------------------------------
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.runner = await loop.run_in_executor(self._executor, self._open_runner)
+        self.last_tick = await loop.run_in_executor(self._executor, self.runner.store.last_tick)
+        self._wake = asyncio.Event()
+        self._task = asyncio.create_task(self._loop(), name="coltiva-writer")
+
+    async def close(self) -> None:
+        """Finish every queued job (the requests in flight are answered), then close the store."""
+        if self._task is not None:
+            self._jobs.append(None)
+            self._wake.set()
+            await self._task
+        loop = asyncio.get_running_loop()
+        if self.runner is not None:
+            await loop.run_in_executor(self._executor, self.runner.store.close)
+        self._executor.shutdown(wait=True)
+
+    # -- what requests call --------------------------------------------------------
+    async def events(self, lines: list[bytes], source: str) -> Summary:
+        if self.pending_lines and self.pending_lines + len(lines) > self.queue_lines:
+            raise Busy(f"the writer has {self.pending_lines:,} event lines waiting; retry shortly")
+        future = asyncio.get_running_loop().create_future()
+        self.pending_lines += len(lines)
+        self._jobs.append(_Events(lines, source, future))
+        self._wake.set()
+        return await future
+
+    async def tick(self, now: int, force: bool = True) -> Summary:
+        """Tick to `now`; never backwards; unless `force`, not far beyond the clock and the latest event."""
+        future = asyncio.get_running_loop().create_future()
+        self._jobs.append(_Tick(now, force, future))
+        self._wake.set()
+        return await future
+
+    def run_sync(self, fn: Callable):
+        """Run fn(store) on the writer's thread from another thread (delivery bookkeeping)."""
+        return self._executor.submit(lambda: fn(self.runner.store)).result()
+
+    @property
+    def depth(self) -> int:
+        return len(self._jobs)
+
+    # -- the writer's loop ---------------------------------------------------------
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            while not self._jobs:
+                self._wake.clear()
+                await self._wake.wait()
+            job = self._jobs.popleft()
+            if job is None:
+                return
+            if isinstance(job, _Tick):
+                await self._settle([job], loop.run_in_executor(self._executor, self._tick, job.now, job.force))
+                continue
+            group = [job]
+            lines = len(job.lines)
+            while self._jobs and isinstance(self._jobs[0], _Events) and lines < self.group_lines:
+                nxt = self._jobs.popleft()
+                group.append(nxt)
+                lines += len(nxt.lines)
+            started = time.perf_counter()
+            requests = [(j.lines, j.source) for j in group]
+            await self._settle(group, loop.run_in_executor(self._executor, self._commit, requests))
+            self.pending_lines -= lines
+            if self._on_commit:
+                self._on_commit(len(group), lines, time.perf_counter() - started)
+
+    async def _settle(self, jobs: list, work) -> None:
+        try:
+            results = await work
+        except Exception as err:  # every request of the group failed together: nothing was kept
+            if not isinstance(err, ServiceError):
+                log.error("commit failed", extra={"error": f"{type(err).__name__}: {err}", "requests": len(jobs)})
+            for j in jobs:
+                if not j.future.done():
+                    j.future.set_exception(err)
+            return
+        if not isinstance(results, list):
+            results = [results]
+        for j, result in zip(jobs, results):
+            if not j.future.done():  # a client that went away: its events are committed all the same
+                j.future.set_result(result)
+
+    def _commit(self, requests) -> list[Summary]:
+        summaries = self.runner.run_requests(requests)
+        self._trim_cache()
+        return summaries
+
+    def _tick(self, now: int, force: bool) -> Summary:
+        check_tick(self.runner.store, now, force=force, last_tick=self.last_tick)
+        summary = self.runner.tick(now)
+        self.last_tick = now
+        self._trim_cache()
+        return summary
+
+    def _trim_cache(self) -> None:
+        """Bound the runner's lead cache: drop the oldest entries (they reload from the store on use)."""
+        cache = self.runner.cache
+        extra = len(cache) - self.cache_leads
+        if extra > 0:
+            for key in list(itertools.islice(iter(cache), extra)):
+                del cache[key]

@@ -1,0 +1,146 @@
+"""Actions out by webhook to a real receiver on loopback: every action, in order per lead, signed, retried, dead-lettered."""
+
+import json
+import time
+from collections import defaultdict
+
+import httpx
+
+from coltiva.sample import generate
+
+from .service_helpers import Receiver, Server, coltiva, run_file
+
+SECRET = "s3cret-for-tests"
+TICK = "2026-06-01T00:00:00Z"
+
+
+def _config(tmp_path, url, dead_url, **extra):
+    text = f"""
+[delivery]
+seed = 7
+every = 0.05
+
+[[webhooks]]
+name = "email"
+url = "{url}/email"
+secret = "{SECRET}"
+kinds = ["send"]
+timeout = 0.3
+backoff = 0.01
+max_attempts = 30
+
+[[webhooks]]
+name = "crm"
+url = "{dead_url}/crm"
+secret = "{SECRET}"
+kinds = ["handoff"]
+backoff = 0.01
+max_attempts = 3
+"""
+    path = tmp_path / "coltiva.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def _wait_for(predicate, what):
+    for _ in range(1200):  # bounded: a broken delivery fails the test, it never hangs it
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"never happened: {what}")
+
+
+def _check_order_and_retries(calls, wanted):
+    """Per lead, calls come in outbox order; a key comes again only as a retry of a call not answered 200."""
+    assert all(c["signed"] for c in calls), "a call with a bad signature"
+    by_lead = defaultdict(list)
+    for c in sorted(calls, key=lambda c: c["n"]):
+        by_lead[c["body"]["lead"]].append(c)
+    for lead, lead_calls in by_lead.items():
+        seqs = [c["body"]["seq"] for c in lead_calls]
+        assert seqs == sorted(seqs), f"{lead}: out of order {seqs}"
+    seen_ok = set()
+    for c in sorted(calls, key=lambda c: c["n"]):
+        assert c["key"] == c["body"]["key"]
+        if c["key"] in seen_ok:  # a repeat after a 200 is never sent
+            raise AssertionError(f"{c['key']} sent again after it was delivered")
+        if c["answered"] == 200:
+            seen_ok.add(c["key"])
+        expected_attempt = sum(1 for d in calls if d["key"] == c["key"] and d["n"] < c["n"]) + 1
+        assert c["attempt"] == expected_attempt
+    assert seen_ok == wanted
+
+
+def test_every_action_reaches_its_webhook_in_order_signed_and_dead_letters_after_max_attempts(tmp_path):
+    lines = generate(leads=25, days=60, seed=17)
+    with Receiver(SECRET, fail_first=5, slow_every=25, slow_seconds=0.6) as receiver, \
+            Receiver(SECRET, always_fail=True) as broken:
+        config = _config(tmp_path, receiver.url, broken.url)
+        with Server(tmp_path, "--config", config) as server, httpx.Client(base_url=server.base, timeout=60) as http:
+            http.post("/events", content=("\n".join(lines) + "\n").encode())
+            http.post("/tick", params={"now": TICK})
+            actions = [json.loads(x) for x in http.get("/actions", params={"limit": 100_000}).text.splitlines()]
+            sends = {a["key"] for a in actions if a["kind"] == "send"}
+            handoffs = {a["key"] for a in actions if a["kind"] == "handoff"}
+            _wait_for(lambda: {c["key"] for c in receiver.delivered()} == sends, "every send delivered")
+            _wait_for(lambda: len(broken.calls) == 3 * len(handoffs), "three attempts per handoff")
+            metrics = http.get("/metrics").text
+        calls = list(receiver.calls)
+    assert sends and handoffs
+    assert sum(1 for c in calls if c["answered"] == 500) == 5  # the first five failed
+    assert any(c["answered"] == "too late" for c in calls)  # and some were too slow: retried with the same key
+    assert any(c["attempt"] > 1 and c["answered"] == 200 for c in calls)
+    _check_order_and_retries(calls, sends)
+    assert 'coltiva_deliveries_total{destination="crm",result="dead"} %d.0' % len(handoffs) in metrics
+    dead = coltiva("deliveries", "dead", "--config", config, "--db", server.db, "--format", "jsonl", cwd=tmp_path)
+    letters = [json.loads(x) for x in dead.stdout.splitlines()]
+    assert {d["key"] for d in letters} == handoffs and {d["attempts"] for d in letters} == {3}
+    assert all(d["destination"] == "crm" for d in letters)
+    # the CRM is back: a dead letter retried by hand is delivered and leaves the list
+    with Receiver(SECRET) as fixed:
+        config = _config(tmp_path, receiver.url, fixed.url)
+        first = letters[0]
+        coltiva("deliveries", "retry", "crm", str(first["seq"]), "--config", config, "--db", server.db, cwd=tmp_path)
+        assert [c["key"] for c in fixed.delivered()] == [first["key"]] and fixed.calls[0]["signed"]
+    left = coltiva("deliveries", "dead", "--config", config, "--db", server.db, "--format", "jsonl",
+                   cwd=tmp_path).stdout.splitlines()
+    assert len(left) == len(letters) - 1
+
+
+def test_coltiva_deliver_from_cron_resumes_at_its_offset(tmp_path):
+    lines = generate(leads=12, days=60, seed=19)
+    db = run_file(tmp_path, lines, db="coltiva.db")
+    with Receiver(SECRET, fail_first=2) as receiver, Receiver(SECRET) as crm:
+        config = _config(tmp_path, receiver.url, crm.url)
+        passes = 0
+        while True:  # each run delivers what it can; a failure waits for the next run (after its backoff)
+            out = coltiva("deliver", "--config", config, "--db", db, cwd=tmp_path)
+            passes += 1
+            assert passes < 50, out.stdout
+            if out.stdout.startswith("delivered 0, failed 0"):
+                break
+            time.sleep(0.05)
+        status = coltiva("deliveries", "--config", config, "--db", db, cwd=tmp_path).stdout
+        actions = [json.loads(x) for x in coltiva("actions", "--db", db, cwd=tmp_path).stdout.splitlines()]
+        calls, crm_calls = list(receiver.calls), list(crm.calls)
+    assert passes > 2
+    _check_order_and_retries(calls, {a["key"] for a in actions if a["kind"] == "send"})
+    _check_order_and_retries(crm_calls, {a["key"] for a in actions if a["kind"] == "handoff"})
+    assert "email" in status and "crm" in status
+
+
+def test_skip_gives_up_the_stuck_action_and_the_destination_moves_on(tmp_path):
+    db = run_file(tmp_path, generate(leads=12, days=60, seed=21), db="coltiva.db")
+    with Receiver(SECRET, always_fail=True) as broken, Receiver(SECRET) as crm:
+        config = _config(tmp_path, broken.url, crm.url)
+        out = coltiva("deliver", "--config", config, "--db", db, cwd=tmp_path).stdout
+        assert "failed 1" in out and "next retry" in out  # the first send failed: its destination waits
+        stuck = broken.calls[0]["body"]
+        assert "retrying" in coltiva("deliveries", "--config", config, "--db", db, cwd=tmp_path).stdout
+        skipped = coltiva("deliveries", "skip", "email", "--config", config, "--db", db, cwd=tmp_path).stdout
+        assert f"#{stuck['seq']}" in skipped
+        letters = coltiva("deliveries", "dead", "--config", config, "--db", db, "--format", "jsonl",
+                          cwd=tmp_path).stdout.splitlines()
+        assert [json.loads(x)["key"] for x in letters] == [stuck["key"]]
+        coltiva("deliver", "--config", config, "--db", db, cwd=tmp_path)
+        assert broken.calls[-1]["body"]["seq"] > stuck["seq"]  # the next send, not the skipped one again

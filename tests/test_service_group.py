@@ -1,0 +1,74 @@
+"""Group commit is a law, not a hope: any split of the same lines into requests gives the store `run_lines` gives."""
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from coltiva.sample import generate
+from dsl.loader import load_journey
+from engine.compiler import compile_journey
+from engine.runner import Runner
+from engine.store import Store
+
+from .service_helpers import JOURNEY
+
+LINES = generate(leads=12, days=50, seed=9)
+LOADED = load_journey(JOURNEY)
+CJ = compile_journey(LOADED.journey, LOADED.diagnostics)
+
+
+def _store():
+    store = Store(":memory:")
+    store.register(CJ, LOADED.sources)
+    return store
+
+
+def _meaning(store):
+    dump = store.dump()
+    dump["quarantine"] = sorted((reason, raw) for _source, _line, reason, raw in dump["quarantine"])
+    return dump
+
+
+@settings(max_examples=30, deadline=None)
+@given(cuts=st.lists(st.integers(0, len(LINES)), max_size=12), groups=st.lists(st.integers(1, 5), max_size=12),
+       batch=st.sampled_from([1, 3, 5000]))
+def test_any_split_into_requests_and_groups_gives_the_store_of_one_run(cuts, groups, batch):
+    bounds = sorted({0, len(LINES), *cuts})
+    requests = [(LINES[a:b], f"request {n}") for n, (a, b) in enumerate(zip(bounds, bounds[1:]))]
+    with _store() as reference, _store() as grouped:
+        whole = Runner(reference, [CJ], batch_size=batch).run_lines(LINES, "file")
+        runner = Runner(grouped, [CJ], batch_size=batch)
+        summaries, i = [], 0
+        for size in [*groups, len(requests)]:  # the writer takes the waiting requests a group at a time
+            summaries += runner.run_requests(requests[i:i + size])
+            i += size
+        assert len(summaries) == len(requests)
+        for field in ("lines", "applied", "duplicates", "quarantined"):
+            assert sum(getattr(s, field) for s in summaries) == getattr(whole, field)
+        assert _meaning(grouped) == _meaning(reference)
+        before = _meaning(grouped)
+        again = runner.run_requests(requests)  # a client that resends everything: nothing applied twice
+        assert sum(s.applied for s in again) == 0 and _meaning(grouped) == before
+
+
+def test_a_failed_group_commit_keeps_nothing_and_the_next_one_starts_from_the_truth():
+    with _store() as store:
+        runner = Runner(store, [CJ])
+        runner.run_requests([(LINES[:40], "first")])
+        kept = _meaning(store)
+        real_write = store.write_batch
+
+        def disk_full(**_writes):
+            raise OSError("disk full")
+
+        store.write_batch = disk_full
+        try:
+            runner.run_requests([(LINES[40:80], "a"), (LINES[80:120], "b")])
+            raise AssertionError("the commit should have failed")
+        except OSError:
+            pass
+        store.write_batch = real_write
+        assert _meaning(store) == kept
+        runner.run_requests([(LINES[40:], "retry")])
+        with _store() as reference:
+            Runner(reference, [CJ]).run_lines(LINES, "file")
+            assert _meaning(store) == _meaning(reference)
