@@ -295,6 +295,10 @@ class Reference:
         return lead.fit + lead.value * 2 ** (-(t - lead.vtime) / self.hl)
 
     def _fit_points(self, profile: dict) -> float:
+        if "fit-needs-a-known-attribute" in self.variants and not any(
+            _field(profile, c.field) is not _MISSING for r in self.j.fit for c in m.compares(r.condition)
+        ):
+            return 0  # the engine: no fit line counts until one of their attributes is known
         return sum(r.points for r in self.j.fit if holds(r.condition, profile))
 
     # ---- input
@@ -330,7 +334,8 @@ class Reference:
         if lead.status in ("new", "waiting"):
             self.profiles[ev.lead] = profile = _merge(profile, ev.attributes)
             if ev.type == LEAD_UPDATED:
-                lead.status = "waiting"
+                if ev.attributes:
+                    lead.status = "waiting"  # attributes sent before enrollment are kept
                 return
             if any(r.event == ev.type and holds(r.condition, ev.data) for r in self.j.exits):
                 lead.status = "not_enrolled"
@@ -338,7 +343,8 @@ class Reference:
             if self.j.enrollments and not any(
                 r.event == ev.type and holds(r.condition, ev.data) for r in self.j.enrollments
             ):
-                lead.status = "waiting"  # DOCS-QUESTION (Q3): a non-enrolling event before enrollment
+                if ev.attributes:
+                    lead.status = "waiting"  # DOCS-QUESTION (Q3): a non-enrolling event before enrollment
                 return
             self.enroll(lead, ev, profile)
             return
@@ -356,11 +362,8 @@ class Reference:
         self.score_rules(lead, ev, t)
         if ev.type != LEAD_UPDATED:
             self.activity(lead, t)
-        for trig in stage.triggers:
-            if isinstance(trig, m.EventTrigger) and trig.event == ev.type and holds(trig.condition, ev.data):
-                self.move(lead, t, trig.target)
-                return
-        self.thresholds(lead, t)
+        if not self.event_triggers(lead, ev, t):
+            self.thresholds(lead, t)
 
     def enroll(self, lead: Lead, ev: Event, profile: dict) -> None:
         """engine.md: fit points, score rules, entry of the initial stage, then the event's triggers."""
@@ -371,16 +374,27 @@ class Reference:
         lead.fit = self._fit_points(profile)
         self.score_rules(lead, ev, t)
         lead.last_activity = t
+        if "enroll-triggers-before-thresholds" in self.variants:
+            # the engine: the initial stage is entered without testing its thresholds, then the
+            # enrolling event is handled as any event there (triggers first, else thresholds)
+            self.enter(lead, t, self.j.initial.id, None, test=False)
+            if not self.event_triggers(lead, ev, t):
+                self.thresholds(lead, t)
+            return
         self.enter(lead, t, self.j.initial.id, None)
         if lead.status != "active":
             return
         # DOCS-QUESTION (Q4): "then the event's triggers in that stage": the stage the lead is in
         # after the entry (a threshold may have cascaded it on) is taken here.
-        stage = self.stages[lead.stage]
-        for trig in stage.triggers:
+        self.event_triggers(lead, ev, t)
+
+    def event_triggers(self, lead: Lead, ev: Event, t: int) -> bool:
+        """The first event trigger of the stage that matches moves the lead."""
+        for trig in self.stages[lead.stage].triggers:
             if isinstance(trig, m.EventTrigger) and trig.event == ev.type and holds(trig.condition, ev.data):
                 self.move(lead, t, trig.target)
-                return
+                return True
+        return False
 
     def score_rules(self, lead: Lead, ev: Event, t: int) -> None:
         points = 0
@@ -431,7 +445,7 @@ class Reference:
         lead.status = "exit"
         lead.pending = []
 
-    def enter(self, lead: Lead, t: int, target: str, src: str | None, depth: int = 0) -> None:
+    def enter(self, lead: Lead, t: int, target: str, src: str | None, depth: int = 0, test: bool = True) -> None:
         stage = self.stages[target]
         lead.actions.append(Action("stage", t, src=src, dst=target))
         lead.stage = target
@@ -447,7 +461,8 @@ class Reference:
                 self.send(lead, t, send.kind, send.content, hold=False, edition=None, due=t)
         if stage.handoff and not handoff_first:
             lead.actions.append(Action("handoff", t, stage=target))
-        self.thresholds(lead, t, depth)
+        if test:
+            self.thresholds(lead, t, depth)
 
     # ---- sends and the frequency cap
 
