@@ -38,9 +38,9 @@ def _agree(work: Workload, tmp: Path) -> None:
 
 @pytest.mark.parametrize("journey", EXAMPLES + TARGETED, ids=lambda p: p.stem)
 def test_seeded_workload(journey: Path, tmp_path: Path):
-    """~100 leads of generated events (late, duplicate, malformed lines included) per journey."""
+    """~80 leads of generated events (late, duplicate, malformed lines included) per journey."""
     model = load_journey(journey).journey
-    lines, tick = generate_lines(model, random.Random(journey.stem), leads=100, per_lead=12)
+    lines, tick = generate_lines(model, random.Random(journey.stem), leads=80, per_lead=12)
     _agree(Workload(journey, lines, tick), tmp_path)
 
 
@@ -54,7 +54,7 @@ def test_sample_workload(tmp_path: Path):
     _agree(Workload(ROOT / "journeys" / "demand_generation.journey", lines, tick), tmp_path)
 
 
-@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(journey=st.sampled_from(TARGETED), rng=st.randoms(use_true_random=False),
        leads=st.integers(1, 6), per_lead=st.integers(1, 15))
 def test_generated_streams(journey: Path, rng: random.Random, leads: int, per_lead: int, tmp_path_factory):
