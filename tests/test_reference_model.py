@@ -38,10 +38,11 @@ def _agree(work: Workload, tmp: Path) -> None:
 
 @pytest.mark.parametrize("journey", EXAMPLES + TARGETED, ids=lambda p: p.stem)
 def test_seeded_workload(journey: Path, tmp_path: Path):
-    """~80 leads of generated events (late, duplicate, malformed lines included) per journey."""
+    """~80 leads of generated events (late, duplicate, malformed lines included) per journey,
+    in three runs each followed by a tick (so some events arrive after a tick that passed them)."""
     model = load_journey(journey).journey
-    lines, tick = generate_lines(model, random.Random(journey.stem), leads=80, per_lead=12)
-    _agree(Workload(journey, lines, tick), tmp_path)
+    rounds = generate_lines(model, random.Random(journey.stem), leads=80, per_lead=12, rounds=3)
+    _agree(Workload(journey, rounds), tmp_path)
 
 
 def test_sample_workload(tmp_path: Path):
@@ -51,16 +52,17 @@ def test_sample_workload(tmp_path: Path):
     lines = [line for line in out.split(b"\n") if line]
     assert len(lines) > 10_000
     tick = int(datetime(2026, 9, 1).timestamp())
-    _agree(Workload(ROOT / "journeys" / "demand_generation.journey", lines, tick), tmp_path)
+    _agree(Workload(ROOT / "journeys" / "demand_generation.journey", ((lines, tick),)), tmp_path)
 
 
 @settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(journey=st.sampled_from(TARGETED), rng=st.randoms(use_true_random=False),
-       leads=st.integers(1, 6), per_lead=st.integers(1, 15))
-def test_generated_streams(journey: Path, rng: random.Random, leads: int, per_lead: int, tmp_path_factory):
+       leads=st.integers(1, 6), per_lead=st.integers(1, 15), rounds=st.integers(1, 2))
+def test_generated_streams(journey: Path, rng: random.Random, leads: int, per_lead: int, rounds: int,
+                           tmp_path_factory):
     """Hypothesis-drawn streams over the journeys written to hit caps, loops, decay and enrollment."""
-    lines, tick = generate_lines(load_journey(journey).journey, rng, leads, per_lead)
-    _agree(Workload(journey, lines, tick), tmp_path_factory.mktemp("gen"))
+    work = Workload(journey, generate_lines(load_journey(journey).journey, rng, leads, per_lead, rounds))
+    _agree(work, tmp_path_factory.mktemp("gen"))
 
 
 @pytest.mark.parametrize("known", KNOWN_DISCREPANCIES, ids=lambda k: k.name)
@@ -73,7 +75,7 @@ def test_known_discrepancy(known, tmp_path: Path):
     journey = tmp_path / f"{known.name}.journey"
     journey.write_text(known.journey)
     tick = int(datetime.fromisoformat(known.tick).timestamp())
-    work = Workload(journey, [e.encode() for e in known.events], tick)
+    work = Workload(journey, (([e.encode() for e in known.events], tick),))
     engine = engine_outcome(work, tmp_path)
     assert compare(engine, reference_outcome(work)), "the engine now follows the docs here"
     assert not compare(engine, reference_outcome(work, frozenset([known.name])))

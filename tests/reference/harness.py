@@ -25,9 +25,10 @@ COLTIVA = str(Path(sys.executable).parent / "coltiva")
 
 @dataclass(frozen=True)
 class Workload:
+    """`coltiva run` of each batch of lines, each followed by `coltiva tick --now` its instant."""
+
     journey: Path
-    lines: list[bytes]
-    tick: int  # one `coltiva tick --now` after the run
+    rounds: tuple[tuple[list[bytes], int], ...]
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ def _action(row: dict) -> Action:
     if kind == "exit":
         return Action("exit", _t(row["time"]), src=row["from"])
     if kind == "handoff":
-        return Action("handoff", _t(row["time"]), stage=row["stage"])
+        return Action("handoff", _t(row["time"]), stage=row["stage"], score=row["score"])
     deferred = row.get("deferred_from")
     return Action("send", _t(row["time"]), stage=row["stage"], content_kind=row["content_kind"],
                   content=row["content"], deferred_from=_t(deferred) if deferred else None,
@@ -57,12 +58,13 @@ def _action(row: dict) -> Action:
 
 
 def engine_outcome(work: Workload, tmp: Path) -> Outcome:
-    events = tmp / "events.jsonl"
-    events.write_bytes(b"\n".join(work.lines) + b"\n")
     db = tmp / "store.db"
-    subprocess.run([COLTIVA, "run", str(work.journey), "--events", str(events), "--db", str(db)],
-                   check=True, capture_output=True)
-    subprocess.run([COLTIVA, "tick", "--now", iso(work.tick), "--db", str(db)], check=True, capture_output=True)
+    for n, (lines, tick) in enumerate(work.rounds):
+        events = tmp / f"events{n}.jsonl"
+        events.write_bytes(b"\n".join(lines) + b"\n")
+        subprocess.run([COLTIVA, "run", str(work.journey), "--events", str(events), "--db", str(db)],
+                       check=True, capture_output=True)
+        subprocess.run([COLTIVA, "tick", "--now", iso(tick), "--db", str(db)], check=True, capture_output=True)
     out = subprocess.run([COLTIVA, "actions", "--db", str(db)], check=True, capture_output=True, text=True).stdout
     actions: dict[str, list[Action]] = {}
     for line in out.splitlines():
@@ -77,7 +79,10 @@ def engine_outcome(work: Workload, tmp: Path) -> Outcome:
             entered = rec[1] if state not in ("waiting", "not_enrolled") else None
             leads[lead] = LeadResult(state, entered, rec[2], rec[3], rec[4], rec[5],
                                      tuple(actions.get(lead, ())))
-        quarantined = tuple(n for (n,) in con.execute("SELECT line_no FROM quarantine ORDER BY line_no"))
+        quarantined = tuple(sorted(
+            (int(Path(source).stem.removeprefix("events")), n)
+            for source, n in con.execute("SELECT source, line_no FROM quarantine")
+        ))
     con.close()
     return Outcome(leads, quarantined)
 
@@ -86,9 +91,13 @@ def reference_outcome(work: Workload, variants: frozenset[str] = frozenset()) ->
     loaded = load_journey(work.journey)
     assert loaded.ok, loaded.diagnostics
     ref = Reference(loaded.journey, variants)
-    ref.run(work.lines)
-    ref.tick(work.tick)
-    return Outcome(ref.results(), tuple(ref.quarantined))
+    quarantined = []
+    for n, (lines, tick) in enumerate(work.rounds):
+        ref.quarantined = []
+        ref.run(lines)
+        ref.tick(tick)
+        quarantined += [(n, line) for line in ref.quarantined]
+    return Outcome(ref.results(), tuple(sorted(quarantined)))
 
 
 def _same_number(a: float, b: float) -> bool:

@@ -228,6 +228,7 @@ class Action:
     content: str | None = None
     deferred_from: int | None = None
     edition: int | None = None
+    score: float | None = None  # handoff: the score, to 2 decimals
 
 
 @dataclass
@@ -455,12 +456,12 @@ class Reference:
         lead.pending = []  # what the previous stage still had scheduled is cancelled
         handoff_first = "handoff-before-sends" in self.variants
         if stage.handoff and handoff_first:
-            lead.actions.append(Action("handoff", t, stage=target))
+            lead.actions.append(Action("handoff", t, stage=target, score=round(self.score_at(lead, t), 2)))
         for send in stage.sends:
             if send.after is None:
                 self.send(lead, t, send.kind, send.content, hold=False, edition=None, due=t)
         if stage.handoff and not handoff_first:
-            lead.actions.append(Action("handoff", t, stage=target))
+            lead.actions.append(Action("handoff", t, stage=target, score=round(self.score_at(lead, t), 2)))
         if test:
             self.thresholds(lead, t, depth)
 
@@ -559,10 +560,14 @@ class Reference:
                 break
             t, kind, index, what = due
             t = max(t, lead.clock)
+            before, emitted = lead.clock, len(lead.actions)
             lead.clock = t
             self.fire(lead, t, kind, index, what)
-        if lead.status == "active":
-            lead.clock = max(lead.clock, now)  # DOCS-QUESTION (Q7): a tick moves every lead's clock
+            if len(lead.actions) == emitted:
+                lead.clock = before  # a send held by the cap emits nothing and moves no clock
+        # DOCS-QUESTION (Q7): is a tick a "step" that moves the lead's clock to `now`? Taken: no,
+        # the clock is the time of the lead's last event or of the last timer that fired for it, so
+        # an event older than a tick but newer than that is applied at its own time.
 
     def fire(self, lead: Lead, t: int, kind: int, index: int, what) -> None:
         stage = self.stages[lead.stage]

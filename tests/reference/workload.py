@@ -70,8 +70,12 @@ def _pick(rng: random.Random, fields: dict[str, list]) -> dict:
     return _nest(flat)
 
 
-def generate_lines(journey: m.Journey, rng: random.Random, leads: int, per_lead: int) -> tuple[list[bytes], int]:
-    """JSON Lines for `leads` leads, and an instant after the last event to tick to."""
+def generate_lines(journey: m.Journey, rng: random.Random, leads: int, per_lead: int,
+                   rounds: int = 1) -> tuple[tuple[list[bytes], int], ...]:
+    """JSON Lines for `leads` leads in `rounds` batches, each with an instant to tick to after it.
+
+    A tick may pass the next batch's first events: those arrive late for the leads it advanced.
+    """
     types = sorted(journey.event_types())
     event_fields: dict[str, list] = {}
     for r in journey.scoring + journey.exits + journey.enrollments:
@@ -109,8 +113,10 @@ def generate_lines(journey: m.Journey, rng: random.Random, leads: int, per_lead:
         if rng.random() < 0.05:
             events[i], events[i + 1] = events[i + 1], events[i]
     lines = []
-    for _, _, event in events:
+    times = []
+    for t, _, event in events:
         lines.append(json.dumps(event).encode())
+        times.append(t)
         r = rng.random()
         if r < 0.03:
             lines.append(json.dumps(event).encode())  # a retry: the same line again
@@ -119,5 +125,13 @@ def generate_lines(journey: m.Journey, rng: random.Random, leads: int, per_lead:
         elif r < 0.07:
             bad = rng.choice(_MALFORMED)
             lines.append(bad.replace(b"%s", types[0].encode()) if b"%s" in bad else bad)
-    last = max((e[0] for e in events), default=START)
-    return lines, last + rng.choice([0, 86400, 30 * 86400, 200 * 86400])
+        elif r < 0.075:
+            lines.append(rng.choice([b"", b"   "]))  # a blank line
+        times += [t] * (len(lines) - len(times))
+    cuts = sorted(rng.sample(range(1, len(lines)), rounds - 1)) if 1 < rounds <= len(lines) - 1 else []
+    out = []
+    for start, end in zip([0] + cuts, cuts + [len(lines)]):
+        out.append((lines[start:end], times[end - 1] + rng.choice([0, 3600, 86400, 5 * 86400])))
+    last = max(times, default=START)
+    out[-1] = (out[-1][0], max(out[-1][1], last) + rng.choice([0, 86400, 30 * 86400, 200 * 86400]))
+    return tuple(out)
