@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from dsl.loader import load_journey
 from tests.reference.harness import Workload, compare, engine_outcome, reference_outcome
 from tests.reference.known import KNOWN_DISCREPANCIES, VARIANTS
-from tests.reference.workload import generate_lines
+from tests.reference.workload import generate_lines, mixed
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "journeys").glob("*.journey"))
@@ -38,11 +38,19 @@ def _agree(work: Workload, tmp: Path) -> None:
 
 @pytest.mark.parametrize("journey", EXAMPLES + TARGETED, ids=lambda p: p.stem)
 def test_seeded_workload(journey: Path, tmp_path: Path):
-    """~80 leads of generated events (late, duplicate, malformed lines included) per journey,
-    in three runs each followed by a tick (so some events arrive after a tick that passed them)."""
+    """~60 leads of generated events (late, duplicate, malformed lines included) per journey,
+    in two runs each followed by a tick (so some events arrive after a tick that passed them)."""
     model = load_journey(journey).journey
-    rounds = generate_lines(model, random.Random(journey.stem), leads=80, per_lead=12, rounds=3)
+    rounds = generate_lines(model, random.Random(journey.stem), leads=60, per_lead=12, rounds=2)
     _agree(Workload(journey, rounds), tmp_path)
+
+
+def test_several_journeys(tmp_path: Path):
+    """One run of three journeys: every event goes to each, so it may enroll a lead or be activity there."""
+    paths = tuple(ROOT / "journeys" / f"{name}.journey" for name in ("saas_trial", "webinar_followup", "with_include"))
+    model = mixed([load_journey(p).journey for p in paths])
+    rounds = generate_lines(model, random.Random("several"), leads=60, per_lead=12, rounds=2)
+    _agree(Workload(paths, rounds), tmp_path)
 
 
 def test_sample_workload(tmp_path: Path):

@@ -27,13 +27,17 @@ COLTIVA = str(Path(sys.executable).parent / "coltiva")
 class Workload:
     """`coltiva run` of each batch of lines, each followed by `coltiva tick --now` its instant."""
 
-    journey: Path
+    journey: Path | tuple[Path, ...]  # several: one `coltiva run` of them all, a lead in each
     rounds: tuple[tuple[list[bytes], int], ...]
+
+    @property
+    def journeys(self) -> tuple[Path, ...]:
+        return self.journey if isinstance(self.journey, tuple) else (self.journey,)
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """Per lead: state, the record's documented fields, and the actions; the quarantined line numbers."""
+    """Per "journey|lead": state, the record's documented fields, and the actions; the quarantined lines."""
 
     leads: dict[str, LeadResult]
     quarantined: tuple[int, ...]
@@ -62,17 +66,18 @@ def engine_outcome(work: Workload, tmp: Path) -> Outcome:
     for n, (lines, tick) in enumerate(work.rounds):
         events = tmp / f"events{n}.jsonl"
         events.write_bytes(b"\n".join(lines) + b"\n")
-        subprocess.run([COLTIVA, "run", str(work.journey), "--events", str(events), "--db", str(db)],
+        subprocess.run([COLTIVA, "run", *map(str, work.journeys), "--events", str(events), "--db", str(db)],
                        check=True, capture_output=True)
         subprocess.run([COLTIVA, "tick", "--now", iso(tick), "--db", str(db)], check=True, capture_output=True)
     out = subprocess.run([COLTIVA, "actions", "--db", str(db)], check=True, capture_output=True, text=True).stdout
     actions: dict[str, list[Action]] = {}
     for line in out.splitlines():
         row = json.loads(line)
-        actions.setdefault(row["lead"], []).append(_action(row))
+        actions.setdefault(f'{row["journey"]}|{row["lead"]}', []).append(_action(row))
     leads = {}
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
-        for lead, state, record in con.execute("SELECT lead, state, record FROM leads"):
+        for journey, lead, state, record in con.execute("SELECT journey, lead, state, record FROM leads"):
+            lead = f"{journey}|{lead}"
             rec = json.loads(record)
             # docs/engine.md lists the record's fields in this order: stage, when it entered it,
             # its last activity, its score and the time that score was true, fit points, ...
@@ -88,16 +93,22 @@ def engine_outcome(work: Workload, tmp: Path) -> Outcome:
 
 
 def reference_outcome(work: Workload, variants: frozenset[str] = frozenset()) -> Outcome:
-    loaded = load_journey(work.journey)
-    assert loaded.ok, loaded.diagnostics
-    ref = Reference(loaded.journey, variants)
+    journeys = []
+    for path in work.journeys:
+        loaded = load_journey(path)
+        assert loaded.ok, loaded.diagnostics
+        journeys.append(loaded.journey)
+    known = set().union(*(j.event_types() for j in journeys))
+    refs = [Reference(j, variants, known) for j in journeys]
     quarantined = []
     for n, (lines, tick) in enumerate(work.rounds):
-        ref.quarantined = []
-        ref.run(lines)
-        ref.tick(tick)
-        quarantined += [(n, line) for line in ref.quarantined]
-    return Outcome(ref.results(), tuple(sorted(quarantined)))
+        for ref in refs:
+            ref.quarantined = []
+            ref.run(lines)
+            ref.tick(tick)
+        quarantined += [(n, line) for line in refs[0].quarantined]
+    leads = {f"{ref.j.name}|{lead}": result for ref in refs for lead, result in ref.results().items()}
+    return Outcome(leads, tuple(sorted(quarantined)))
 
 
 def _same_number(a: float, b: float) -> bool:

@@ -276,12 +276,14 @@ class LeadResult:
 class Reference:
     """One journey, every lead: feed lines with `run`, then `tick`."""
 
-    def __init__(self, journey: m.Journey, variants: frozenset[str] = frozenset()):
+    def __init__(self, journey: m.Journey, variants: frozenset[str] = frozenset(),
+                 known: set[str] | None = None):
+        """`known`: the event types of every journey loaded with this one (all of them see every event)."""
         #: names of KNOWN discrepancies (tests/reference/known.py) to follow the engine on
         self.variants = variants
         self.j = journey
         self.stages = {s.id: s for s in journey.stages}
-        self.known = journey.event_types()
+        self.known = known if known is not None else journey.event_types()
         self.leads: dict[str, Lead] = {}
         self.profiles: dict[str, dict] = {}
         self.seen: set[str] = set()
@@ -294,6 +296,14 @@ class Reference:
         if self.hl is None:
             return lead.fit + lead.value
         return lead.fit + lead.value * 2 ** (-(t - lead.vtime) / self.hl)
+
+    def _keeps(self, attributes: dict) -> bool:
+        """DOCS-QUESTION (Q3): "Attributes a lead sends before it is enrolled are kept (state `waiting`)".
+
+        Taken: a lead is `waiting` once it sent, before enrollment (in a `lead.updated` or in an
+        event that does not enroll it), an attribute that one of the journey's fit lines reads.
+        """
+        return any(_field(attributes, c.field) is not _MISSING for r in self.j.fit for c in m.compares(r.condition))
 
     def _fit_points(self, profile: dict) -> float:
         if "fit-needs-a-known-attribute" in self.variants and not any(
@@ -335,7 +345,7 @@ class Reference:
         if lead.status in ("new", "waiting"):
             self.profiles[ev.lead] = profile = _merge(profile, ev.attributes)
             if ev.type == LEAD_UPDATED:
-                if ev.attributes:
+                if self._keeps(ev.attributes):
                     lead.status = "waiting"  # attributes sent before enrollment are kept
                 return
             if any(r.event == ev.type and holds(r.condition, ev.data) for r in self.j.exits):
@@ -344,8 +354,8 @@ class Reference:
             if self.j.enrollments and not any(
                 r.event == ev.type and holds(r.condition, ev.data) for r in self.j.enrollments
             ):
-                if ev.attributes:
-                    lead.status = "waiting"  # DOCS-QUESTION (Q3): a non-enrolling event before enrollment
+                if self._keeps(ev.attributes):
+                    lead.status = "waiting"
                 return
             self.enroll(lead, ev, profile)
             return

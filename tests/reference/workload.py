@@ -7,6 +7,7 @@ events arrive late, some ids repeat, some lines are malformed on purpose.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from datetime import datetime, timezone
@@ -15,7 +16,7 @@ from dsl import model as m
 
 from .model import iso
 
-__all__ = ["generate_lines", "START"]
+__all__ = ["generate_lines", "mixed", "START"]
 
 START = int(datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc).timestamp())
 
@@ -68,6 +69,15 @@ def _nest(flat: dict[str, object]) -> dict:
 def _pick(rng: random.Random, fields: dict[str, list]) -> dict:
     flat = {f: rng.choice(vals) for f, vals in sorted(fields.items()) if rng.random() < 0.6}
     return _nest(flat)
+
+
+def mixed(journeys: list[m.Journey]) -> m.Journey:
+    """One model holding the rules of several journeys: events for a run of them all."""
+    def every(name: str) -> tuple:
+        return sum((getattr(j, name) for j in journeys), ())
+
+    return dataclasses.replace(journeys[0], stages=every("stages"), scoring=every("scoring"), fit=every("fit"),
+                               exits=every("exits"), enrollments=every("enrollments"))
 
 
 def generate_lines(journey: m.Journey, rng: random.Random, leads: int, per_lead: int,
