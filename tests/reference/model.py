@@ -366,7 +366,7 @@ class Reference:
         stage = self.stages[lead.stage]
         lead.clock = t
         if not stage.final and any(r.event == ev.type and holds(r.condition, ev.data) for r in self.j.exits):
-            self.leave(lead, t, "exit")
+            self.leave(lead, t)
             return
         self.profiles[ev.lead] = profile = _merge(profile, ev.attributes)
         lead.fit = self._fit_points(profile)
@@ -447,11 +447,11 @@ class Reference:
 
     def move(self, lead: Lead, t: int, target: str, depth: int = 0) -> None:
         if target == m.EXIT:
-            self.leave(lead, t, "exit")
+            self.leave(lead, t)
         else:
             self.enter(lead, t, target, lead.stage, depth)
 
-    def leave(self, lead: Lead, t: int, why: str) -> None:
+    def leave(self, lead: Lead, t: int) -> None:
         lead.actions.append(Action("exit", t, src=lead.stage))
         lead.status = "exit"
         lead.pending = []
