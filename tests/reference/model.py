@@ -1,0 +1,611 @@
+"""A reference engine written only from docs/language.md, docs/engine.md and docs/events.md.
+
+It reads no engine code: it exists to be compared, lead by lead, with the real
+engine (tests/test_reference_model.py). It favours clarity over speed: time is
+simulated by asking, after every change, which timer the docs say is due next.
+Every place where the docs leave a choice open is marked `DOCS-QUESTION` and
+listed in tests/reference/FINDINGS.md.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from dsl import model as m
+
+__all__ = ["Action", "LeadResult", "Reference", "parse_line", "BadLine", "iso"]
+
+#: Timer kinds at one instant, in the docs' order (engine.md, "Order within one step", 1).
+DEFERRED, CONTENT, HOLD_SEND, HOLD_END, TIMEOUT, CROSSING = range(6)
+
+LEAD_UPDATED = "lead.updated"
+_MIN_TIME = int(datetime(1970, 1, 1, tzinfo=timezone.utc).timestamp())
+_MAX_TIME = int(datetime(2200, 1, 1, tzinfo=timezone.utc).timestamp())
+_MAX_LINE = 1 << 20
+_MAX_DEPTH = 32
+
+
+def iso(t: int) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ---------------------------------------------------------------- events (docs/events.md)
+
+
+class BadLine(Exception):
+    """A line the docs say is kept aside (quarantine)."""
+
+
+@dataclass(frozen=True)
+class Event:
+    id: str
+    lead: str
+    type: str
+    time: int
+    data: dict
+    attributes: dict
+
+
+def _no_duplicates(pairs):
+    out = {}
+    for k, v in pairs:
+        if k in out:
+            raise BadLine(f"duplicate key {k!r}")
+        out[k] = v
+    return out
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise BadLine("number out of range")
+    return value
+
+
+def _constant(text: str):
+    raise BadLine(f"{text} is not JSON")
+
+
+def _depth(value, level: int = 1) -> None:
+    if isinstance(value, (dict, list)):
+        if level > _MAX_DEPTH:
+            raise BadLine("nested too deep")
+        for v in value.values() if isinstance(value, dict) else value:
+            _depth(v, level + 1)
+
+
+def _ident(value, name: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise BadLine(f"{name} is not a string or a whole number")
+    text = str(value)
+    if not 1 <= len(text) <= 256 or any(ord(c) < 32 or 0x7F <= ord(c) < 0xA0 for c in text):
+        raise BadLine(f"bad {name}")
+    return text
+
+
+def _time(value) -> int:
+    if not isinstance(value, str):
+        raise BadLine("time is not a string")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise BadLine("bad time") from None
+    if moment.tzinfo is None:
+        raise BadLine("time without a zone")
+    t = int(moment.timestamp() // 1)  # whole seconds count
+    if not _MIN_TIME <= t < _MAX_TIME:
+        raise BadLine("time out of range")
+    return t
+
+
+def parse_line(raw: bytes, known_types: set[str]) -> Event:
+    """One JSON Lines event as docs/events.md says, or BadLine."""
+    if len(raw) > _MAX_LINE:
+        raise BadLine("line too long")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadLine("not UTF-8") from None
+    try:
+        obj = json.loads(text, object_pairs_hook=_no_duplicates, parse_float=_finite, parse_constant=_constant)
+    except (ValueError, RecursionError) as err:
+        raise BadLine(f"bad JSON: {err}") from None
+    _depth(obj)
+    if not isinstance(obj, dict):
+        raise BadLine("not an object")
+    for name in ("id", "lead", "type", "time"):
+        if name not in obj:
+            raise BadLine(f"missing {name}")
+    kind = obj["type"]
+    if not isinstance(kind, str):
+        raise BadLine("type is not a string")
+    if kind not in known_types and kind != LEAD_UPDATED:
+        raise BadLine("unknown event type")
+    data = obj.get("data", {})
+    attributes = obj.get("attributes", {})
+    if not isinstance(data, dict) or not isinstance(attributes, dict):
+        raise BadLine("data or attributes is not an object")
+    return Event(_ident(obj["id"], "id"), _ident(obj["lead"], "lead"), kind, _time(obj["time"]), data, attributes)
+
+
+# ---------------------------------------------------------------- conditions (language.md, Conditions)
+
+_MISSING = object()
+
+
+def _field(data: dict, name: str):
+    value = data
+    for part in name.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return _MISSING
+        value = value[part]
+    return value
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _equal(a, b) -> bool:
+    """Values compare by type: "5" is not 5, true is not 1."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if _is_number(a) and _is_number(b):
+        return a == b
+    if isinstance(a, str) and isinstance(b, str):
+        return a == b
+    return False
+
+
+def holds(cond: m.Condition | None, data: dict) -> bool:
+    if cond is None:
+        return True
+    if isinstance(cond, m.AllOf):
+        return all(holds(p, data) for p in cond.parts)
+    if isinstance(cond, m.AnyOf):
+        return any(holds(p, data) for p in cond.parts)
+    if isinstance(cond, m.Not):
+        return not holds(cond.part, data)
+    value = _field(data, cond.field)
+    op = cond.op
+    if op == "is set":
+        return value is not _MISSING and value is not None
+    if value is _MISSING:
+        return op in ("!=", "not in")
+    if op in ("==", "="):
+        return _equal(value, cond.value)
+    if op == "!=":
+        return not _equal(value, cond.value)
+    if op in ("in", "not in"):
+        found = any(_equal(value, v) for v in cond.value)
+        return found if op == "in" else not found
+    if op in (">", ">=", "<", "<="):
+        return _is_number(value) and _is_number(cond.value) and _compare(value, op, cond.value)
+    if not isinstance(value, str):
+        return False
+    if op == "starts with":
+        return value.startswith(cond.value)
+    if op == "ends with":
+        return value.endswith(cond.value)
+    if op == "contains":
+        return cond.value in value
+    if op == "matches":
+        return re.search(cond.value, value, re.ASCII) is not None
+    raise ValueError(op)
+
+
+def _compare(a, op: str, b) -> bool:
+    return {">": a > b, ">=": a >= b, "<": a < b, "<=": a <= b}[op]
+
+
+def _merge(profile: dict, update: dict) -> dict:
+    """DOCS-QUESTION (Q1): "merged into the lead's profile": taken as a deep merge of objects."""
+    out = dict(profile)
+    for k, v in update.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+# ---------------------------------------------------------------- leads
+
+
+@dataclass(frozen=True)
+class Action:
+    """What the outbox says, in the fields the docs name."""
+
+    kind: str
+    time: int
+    stage: str | None = None  # send, handoff
+    src: str | None = None  # stage (from), exit (from)
+    dst: str | None = None  # stage (to)
+    content_kind: str | None = None
+    content: str | None = None
+    deferred_from: int | None = None
+    edition: int | None = None
+    score: float | None = None  # handoff: the score, to 2 decimals
+
+
+@dataclass
+class Pending:
+    """A send the frequency cap holds."""
+
+    due: int
+    kind: str
+    content: str
+    hold: bool
+    edition: int | None
+
+
+@dataclass
+class Lead:
+    status: str = "new"  # new, waiting, active, exit, not_enrolled
+    stage: str | None = None
+    entered: int = 0
+    last_activity: int | None = None
+    value: float = 0.0
+    vtime: int = 0
+    fit: float = 0
+    clock: int | None = None
+    sent: set = field(default_factory=set)
+    done_sends: set = field(default_factory=set)  # delayed send lines of this visit already due
+    loop_count: int = 0
+    loop_last: int | None = None  # when the loop's last send went out
+    send_times: list = field(default_factory=list)
+    pending: list = field(default_factory=list)
+    cap_hist: dict = field(default_factory=dict)
+    actions: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LeadResult:
+    state: str  # a stage id, exit, waiting or not_enrolled
+    entered: int | None
+    last_activity: int | None
+    value: float
+    vtime: int
+    fit: float
+    actions: tuple[Action, ...]
+
+
+class Reference:
+    """One journey, every lead: feed lines with `run`, then `tick`."""
+
+    def __init__(self, journey: m.Journey, variants: frozenset[str] = frozenset(),
+                 known: set[str] | None = None):
+        """`known`: the event types of every journey loaded with this one (all of them see every event)."""
+        #: names of KNOWN discrepancies (tests/reference/known.py) to follow the engine on
+        self.variants = variants
+        self.j = journey
+        self.stages = {s.id: s for s in journey.stages}
+        self.known = known if known is not None else journey.event_types()
+        self.leads: dict[str, Lead] = {}
+        self.profiles: dict[str, dict] = {}
+        self.seen: set[str] = set()
+        self.quarantined: list[int] = []  # line numbers, 1-based
+        self.hl = journey.decay.half_life.seconds if journey.decay else None
+
+    # ---- score
+
+    def score_at(self, lead: Lead, t: int) -> float:
+        if self.hl is None:
+            return lead.fit + lead.value
+        return lead.fit + lead.value * 2 ** (-(t - lead.vtime) / self.hl)
+
+    def _keeps(self, attributes: dict) -> bool:
+        """DOCS-QUESTION (Q3): "Attributes a lead sends before it is enrolled are kept (state `waiting`)".
+
+        Taken: a lead is `waiting` once it sent, before enrollment (in a `lead.updated` or in an
+        event that does not enroll it), an attribute that one of the journey's fit lines reads.
+        """
+        return any(_field(attributes, c.field) is not _MISSING for r in self.j.fit for c in m.compares(r.condition))
+
+    def _fit_points(self, profile: dict) -> float:
+        if "fit-needs-a-known-attribute" in self.variants and not any(
+            _field(profile, c.field) is not _MISSING for r in self.j.fit for c in m.compares(r.condition)
+        ):
+            return 0  # the engine: no fit line counts until one of their attributes is known
+        return sum(r.points for r in self.j.fit if holds(r.condition, profile))
+
+    # ---- input
+
+    def run(self, lines: list[bytes]) -> None:
+        for number, raw in enumerate(lines, 1):
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            if not raw.strip():
+                continue  # DOCS-QUESTION (Q2): blank lines are neither events nor kept aside
+            try:
+                event = parse_line(raw, self.known)
+            except BadLine:
+                self.quarantined.append(number)
+                continue
+            if event.id in self.seen:
+                continue
+            self.seen.add(event.id)
+            self.event(event)
+
+    def tick(self, now: int) -> None:
+        for lead in self.leads.values():
+            if lead.status == "active":
+                self.advance(lead, now)
+
+    # ---- one event
+
+    def event(self, ev: Event) -> None:
+        lead = self.leads.setdefault(ev.lead, Lead())
+        profile = self.profiles.get(ev.lead, {})
+        if lead.status in ("exit", "not_enrolled"):
+            return
+        if lead.status in ("new", "waiting"):
+            self.profiles[ev.lead] = profile = _merge(profile, ev.attributes)
+            if ev.type == LEAD_UPDATED:
+                if self._keeps(ev.attributes):
+                    lead.status = "waiting"  # attributes sent before enrollment are kept
+                return
+            if any(r.event == ev.type and holds(r.condition, ev.data) for r in self.j.exits):
+                lead.status = "not_enrolled"
+                return
+            if self.j.enrollments and not any(
+                r.event == ev.type and holds(r.condition, ev.data) for r in self.j.enrollments
+            ):
+                if self._keeps(ev.attributes):
+                    lead.status = "waiting"
+                return
+            self.enroll(lead, ev, profile)
+            return
+        t = max(ev.time, lead.clock)  # a late event is applied at the lead's clock
+        self.advance(lead, t)
+        if lead.status != "active":
+            return
+        stage = self.stages[lead.stage]
+        lead.clock = t
+        if not stage.final and any(r.event == ev.type and holds(r.condition, ev.data) for r in self.j.exits):
+            self.leave(lead, t)
+            return
+        self.profiles[ev.lead] = profile = _merge(profile, ev.attributes)
+        lead.fit = self._fit_points(profile)
+        self.score_rules(lead, ev, t)
+        if ev.type != LEAD_UPDATED:
+            self.activity(lead, t)
+        if not self.event_triggers(lead, ev, t):
+            self.thresholds(lead, t)
+
+    def enroll(self, lead: Lead, ev: Event, profile: dict) -> None:
+        """engine.md: fit points, score rules, entry of the initial stage, then the event's triggers."""
+        t = ev.time
+        lead.status = "active"
+        lead.clock = t
+        lead.vtime = t
+        lead.fit = self._fit_points(profile)
+        self.score_rules(lead, ev, t)
+        lead.last_activity = t
+        if "enroll-triggers-before-thresholds" in self.variants:
+            # the engine: the initial stage is entered without testing its thresholds, then the
+            # enrolling event is handled as any event there (triggers first, else thresholds)
+            self.enter(lead, t, self.j.initial.id, None, test=False)
+            if not self.event_triggers(lead, ev, t):
+                self.thresholds(lead, t)
+            return
+        self.enter(lead, t, self.j.initial.id, None)
+        if lead.status != "active":
+            return
+        # DOCS-QUESTION (Q4): "then the event's triggers in that stage": the stage the lead is in
+        # after the entry (a threshold may have cascaded it on) is taken here.
+        self.event_triggers(lead, ev, t)
+
+    def event_triggers(self, lead: Lead, ev: Event, t: int) -> bool:
+        """The first event trigger of the stage that matches moves the lead."""
+        for trig in self.stages[lead.stage].triggers:
+            if isinstance(trig, m.EventTrigger) and trig.event == ev.type and holds(trig.condition, ev.data):
+                self.move(lead, t, trig.target)
+                return True
+        return False
+
+    def score_rules(self, lead: Lead, ev: Event, t: int) -> None:
+        points = 0
+        for index, rule in enumerate(self.j.scoring):
+            if rule.event != ev.type or not holds(rule.condition, ev.data):
+                continue
+            if rule.cap_count is not None:
+                window = rule.cap_window.seconds
+                # DOCS-QUESTION (Q5): the window is taken as (t - D, t].
+                hist = [s for s in lead.cap_hist.get(index, []) if s > t - window]
+                if len(hist) >= rule.cap_count:
+                    lead.cap_hist[index] = hist
+                    continue
+                lead.cap_hist[index] = hist + [t]
+            points += rule.points
+        if points:
+            if self.hl is not None:
+                lead.value = lead.value * 2 ** (-(t - lead.vtime) / self.hl) + points
+            else:
+                lead.value += points
+            lead.vtime = t
+
+    def activity(self, lead: Lead, t: int) -> None:
+        lead.last_activity = t
+        lead.loop_count = 0
+        lead.pending = [p for p in lead.pending if not p.hold]
+
+    # ---- stages
+
+    def thresholds(self, lead: Lead, t: int, depth: int = 0) -> None:
+        stage = self.stages[lead.stage]
+        if depth >= len(self.j.stages):
+            return  # the cascade bound
+        score = self.score_at(lead, t)
+        for trig in stage.triggers:
+            if isinstance(trig, m.ScoreTrigger) and _compare(score, trig.op, trig.value):
+                self.move(lead, t, trig.target, depth + 1)
+                return
+
+    def move(self, lead: Lead, t: int, target: str, depth: int = 0) -> None:
+        if target == m.EXIT:
+            self.leave(lead, t)
+        else:
+            self.enter(lead, t, target, lead.stage, depth)
+
+    def leave(self, lead: Lead, t: int) -> None:
+        lead.actions.append(Action("exit", t, src=lead.stage))
+        lead.status = "exit"
+        lead.pending = []
+
+    def enter(self, lead: Lead, t: int, target: str, src: str | None, depth: int = 0, test: bool = True) -> None:
+        stage = self.stages[target]
+        lead.actions.append(Action("stage", t, src=src, dst=target))
+        lead.stage = target
+        lead.entered = t
+        lead.done_sends = set()
+        lead.loop_count = 0
+        lead.pending = []  # what the previous stage still had scheduled is cancelled
+        handoff_first = "handoff-before-sends" in self.variants
+        if stage.handoff and handoff_first:
+            lead.actions.append(Action("handoff", t, stage=target, score=round(self.score_at(lead, t), 2)))
+        for send in stage.sends:
+            if send.after is None:
+                self.send(lead, t, send.kind, send.content, hold=False, edition=None, due=t)
+        if stage.handoff and not handoff_first:
+            lead.actions.append(Action("handoff", t, stage=target, score=round(self.score_at(lead, t), 2)))
+        if test:
+            self.thresholds(lead, t, depth)
+
+    # ---- sends and the frequency cap
+
+    def _cap_free_at(self, lead: Lead, t: int) -> int:
+        """The first instant >= t at which one more message keeps every cap (window (s - D, s])."""
+        while True:
+            later = t
+            for cap in self.j.caps:
+                w = cap.window.seconds
+                inside = sorted(s for s in lead.send_times if s > t - w)
+                if len(inside) >= cap.count:
+                    later = max(later, inside[len(inside) - cap.count] + w)
+            if later == t:
+                return t
+            t = later
+
+    def send(self, lead: Lead, t: int, kind: str, content: str, hold: bool, edition, due: int) -> None:
+        if not hold and (content in lead.sent or any(p.content == content for p in lead.pending)):
+            return  # never twice (DOCS-QUESTION Q6: a content held by the cap counts as on its way)
+        if lead.pending or self._cap_free_at(lead, t) != t:
+            lead.pending.append(Pending(due, kind, content, hold, edition))
+            return
+        self._deliver(lead, t, kind, content, edition, None)
+
+    def _deliver(self, lead: Lead, t: int, kind: str, content: str, edition, deferred_from) -> None:
+        lead.send_times.append(t)
+        lead.sent.add(content)
+        if edition is not None:
+            lead.loop_last = t
+        lead.actions.append(Action("send", t, stage=lead.stage, content_kind=kind, content=content,
+                                   deferred_from=deferred_from, edition=edition))
+
+    # ---- time
+
+    def _loop_start(self, lead: Lead, hold: m.HoldLoop) -> int:
+        return max(lead.last_activity or lead.entered, lead.entered) + hold.stall_after.seconds
+
+    def _crossing(self, lead: Lead, trig: m.ScoreTrigger) -> int | None:
+        """The first whole second after the clock at which decay alone makes the threshold true."""
+        if self.hl is None or lead.value == 0:
+            return None
+        start = lead.clock
+        ok = lambda s: _compare(self.score_at(lead, s), trig.op, trig.value)  # noqa: E731
+        hi = start + 1
+        while not ok(hi):
+            if hi - start > self.hl * 1200:
+                return None  # the decaying part has vanished: it never holds
+            hi = start + (hi - start) * 2
+        lo = start  # ok(lo) is false (thresholds are levels) or lo is the clock itself
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if ok(mid):
+                hi = mid
+            else:
+                lo = mid
+        return hi
+
+    def next_due(self, lead: Lead) -> tuple[int, int, int, object] | None:
+        """(time, kind, order written, what) of the next timer, or None."""
+        stage = self.stages[lead.stage]
+        found = []
+        if lead.pending:
+            first = lead.pending[0]
+            found.append((self._cap_free_at(lead, max(first.due, lead.clock)), DEFERRED, 0, first))
+        for i, send in enumerate(stage.sends):
+            if send.after is not None and i not in lead.done_sends:
+                found.append((lead.entered + send.after.seconds, CONTENT, i, send))
+        hold = stage.hold
+        if hold is not None and not any(p.hold for p in lead.pending):
+            # DOCS-QUESTION (Q8): "every INTERVAL" and "one INTERVAL after the last send" are
+            # counted from when the previous loop send went out (a send the cap held delays the rest).
+            if lead.loop_count == 0:
+                at = self._loop_start(lead, hold)
+            else:
+                at = lead.loop_last + hold.every.seconds
+            found.append((at, HOLD_SEND if lead.loop_count < hold.times else HOLD_END, 0, hold))
+        for i, trig in enumerate(stage.triggers):
+            if isinstance(trig, m.TimeTrigger):
+                base = lead.entered if trig.mode == "in stage" else max(lead.last_activity, lead.entered)
+                found.append((base + trig.after.seconds, TIMEOUT, i, trig))
+            elif isinstance(trig, m.ScoreTrigger):
+                at = self._crossing(lead, trig)
+                if at is not None:
+                    found.append((at, CROSSING, i, trig))
+        if not found:
+            return None
+        return min(found, key=lambda f: f[:3])
+
+    def advance(self, lead: Lead, now: int) -> None:
+        """Fire everything due at or before `now`, each at its own time."""
+        while lead.status == "active":
+            due = self.next_due(lead)
+            if due is None or due[0] > now:
+                break
+            t, kind, index, what = due
+            t = max(t, lead.clock)
+            before, emitted = lead.clock, len(lead.actions)
+            lead.clock = t
+            self.fire(lead, t, kind, index, what)
+            if len(lead.actions) == emitted:
+                lead.clock = before  # a send held by the cap emits nothing and moves no clock
+        # DOCS-QUESTION (Q7): is a tick a "step" that moves the lead's clock to `now`? Taken: no,
+        # the clock is the time of the lead's last event or of the last timer that fired for it, so
+        # an event older than a tick but newer than that is applied at its own time.
+
+    def fire(self, lead: Lead, t: int, kind: int, index: int, what) -> None:
+        stage = self.stages[lead.stage]
+        if kind == DEFERRED:
+            lead.pending.pop(0)
+            self._deliver(lead, t, what.kind, what.content, what.edition, what.due)
+        elif kind == CONTENT:
+            lead.done_sends.add(index)
+            self.send(lead, t, what.kind, what.content, hold=False, edition=None, due=t)
+        elif kind == HOLD_SEND:
+            lead.loop_count += 1
+            self.send(lead, t, what.kind, what.content, hold=True, edition=lead.loop_count, due=t)
+        elif kind == HOLD_END:
+            self.move(lead, t, stage.hold.then)
+            return
+        elif kind in (TIMEOUT, CROSSING):
+            self.move(lead, t, what.target)
+            return
+        self.thresholds(lead, t)
+
+    # ---- results
+
+    def results(self) -> dict[str, LeadResult]:
+        out = {}
+        for lead_id, lead in self.leads.items():
+            if lead.status == "new":
+                continue
+            state = lead.stage if lead.status == "active" else lead.status
+            out[lead_id] = LeadResult(state, lead.entered if lead.stage else None, lead.last_activity,
+                                      lead.value, lead.vtime, lead.fit, tuple(lead.actions))
+        return out
