@@ -56,11 +56,13 @@ def check_tick(store: Store, now: int, *, force: bool = False, max_ahead_days: i
 def preview_tick(store: Store, journeys, now: int) -> Summary:
     """What `Runner.tick(now)` would do, stepped in memory with the pure `advance`; nothing is written."""
     out = Summary(actions=Counter())
-    by_name = {j.name: j for j in journeys}
-    for journey, lead, stored in store.due_leads(now):
-        j = by_name.get(journey)
-        if j is None:
+    by_version = {(j.name, j.version): j for j in journeys}
+    for journey, lead, version, stored in store.due_leads(now):
+        if not any(name == journey for name, _ in by_version):
             continue
+        if (journey, version) not in by_version:  # a lead draining on an older version: its own timers
+            by_version[(journey, version)] = store.compiled(journey, version)
+        j = by_version[(journey, version)]
         rec = Lead.from_list(json.loads(stored))
         new, acts = advance(j, rec, lead, now)
         if new is not rec:
