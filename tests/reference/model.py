@@ -306,10 +306,6 @@ class Reference:
         return any(_field(attributes, c.field) is not _MISSING for r in self.j.fit for c in m.compares(r.condition))
 
     def _fit_points(self, profile: dict) -> float:
-        if "fit-needs-a-known-attribute" in self.variants and not any(
-            _field(profile, c.field) is not _MISSING for r in self.j.fit for c in m.compares(r.condition)
-        ):
-            return 0  # the engine: no fit line counts until one of their attributes is known
         return sum(r.points for r in self.j.fit if holds(r.condition, profile))
 
     # ---- input
@@ -385,19 +381,11 @@ class Reference:
         lead.fit = self._fit_points(profile)
         self.score_rules(lead, ev, t)
         lead.last_activity = t
-        if "enroll-triggers-before-thresholds" in self.variants:
-            # the engine: the initial stage is entered without testing its thresholds, then the
-            # enrolling event is handled as any event there (triggers first, else thresholds)
-            self.enter(lead, t, self.j.initial.id, None, test=False)
-            if not self.event_triggers(lead, ev, t):
-                self.thresholds(lead, t)
-            return
-        self.enter(lead, t, self.j.initial.id, None)
-        if lead.status != "active":
-            return
-        # DOCS-QUESTION (Q4): "then the event's triggers in that stage": the stage the lead is in
-        # after the entry (a threshold may have cascaded it on) is taken here.
-        self.event_triggers(lead, ev, t)
+        # engine.md: the enrolling event "is handled in the initial stage as in step 5: its event
+        # triggers first (first match wins); only if none fired, the initial stage's thresholds"
+        self.enter(lead, t, self.j.initial.id, None, test=False)
+        if not self.event_triggers(lead, ev, t):
+            self.thresholds(lead, t)
 
     def event_triggers(self, lead: Lead, ev: Event, t: int) -> bool:
         """The first event trigger of the stage that matches moves the lead."""
@@ -464,14 +452,13 @@ class Reference:
         lead.done_sends = set()
         lead.loop_count = 0
         lead.pending = []  # what the previous stage still had scheduled is cancelled
-        handoff_first = "handoff-before-sends" in self.variants
-        if stage.handoff and handoff_first:
+        # engine.md: "Entering a stage emits, in this order, the `stage` action, the `handoff` if the
+        # stage says so, and its on-entry sends in the order written"
+        if stage.handoff:
             lead.actions.append(Action("handoff", t, stage=target, score=round(self.score_at(lead, t), 2)))
         for send in stage.sends:
             if send.after is None:
                 self.send(lead, t, send.kind, send.content, hold=False, edition=None, due=t)
-        if stage.handoff and not handoff_first:
-            lead.actions.append(Action("handoff", t, stage=target, score=round(self.score_at(lead, t), 2)))
         if test:
             self.thresholds(lead, t, depth)
 
