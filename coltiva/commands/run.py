@@ -9,7 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..output import console, err_console
-from ._common import compile_files, db_option, writing_store
+from ._common import compile_files, db_option, partition_option, writing_store
 
 __all__ = ["command", "print_summary"]
 
@@ -33,14 +33,17 @@ def print_summary(summary, title: str) -> None:
               help="JSON Lines, one event a line (see docs/events.md); - for standard input.")
 @db_option
 @click.option("--batch", default=5000, show_default=True, help="Events per transaction.")
-def command(journeys, events, db, batch):
+@partition_option
+def command(journeys, events, db, batch, partition):
     """Run events through journeys. Malformed events are kept aside, duplicates ignored."""
     from engine.runner import Runner
 
     compiled = compile_files(journeys)
-    with writing_store(compiled, db) as store:
+    source = "-" if events.name == "<stdin>" else events.name
+    if not partition.whole:
+        events = partition.lines(events)  # the other writers' lines are blank here: line numbers are kept
+    with writing_store(compiled, db, partition) as store:
         runner = Runner(store, [cj for cj, _ in compiled], batch_size=batch)
-        source = "-" if events.name == "<stdin>" else events.name
         if err_console().is_terminal:
             with Progress(TextColumn("stepping leads"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                           console=err_console(), transient=True) as bar:
