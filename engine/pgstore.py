@@ -14,9 +14,9 @@ allow exactly that with several writers).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-import re
 from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
@@ -75,6 +75,8 @@ _COLUMNS = {
 }
 _LEAD_COLUMNS = ("journey", "lead", "version", "state", "due", "record", "hash")
 _CONFLICT = {"quarantine": " ON CONFLICT (source, line_no, md5(raw)) DO NOTHING"}
+_UPSERT_LEADS = ("INSERT INTO leads {source} ON CONFLICT (journey, lead) DO UPDATE SET version = excluded.version, "
+                 "state = excluded.state, due = excluded.due, record = excluded.record, hash = excluded.hash")
 
 
 def _redacted(url: str) -> str:
@@ -152,13 +154,13 @@ class PgStore:
         if self.read_only:
             q("SET default_transaction_read_only = on")
             return
-        with self.db.transaction():
-            q("SELECT pg_advisory_xact_lock(%s)", (self._commit_key,))  # two first writers create it once
-            q(SCHEMA)
-            q("INSERT INTO coltiva_meta VALUES ('format', %s) ON CONFLICT (key) DO NOTHING", (str(SCHEMA_VERSION),))
-        for table in ("leads", *_COLUMNS):
-            q(f"CREATE TEMP TABLE IF NOT EXISTS load_{table} (n BIGINT, LIKE {table}) ON COMMIT DELETE ROWS")
-        q("ALTER TABLE load_leads DROP COLUMN IF EXISTS n")
+        if not meta[0]:
+            with self.db.transaction():
+                q("SELECT pg_advisory_xact_lock(%s)", (self._commit_key,))  # two first writers create it once
+                q(SCHEMA)
+                q("INSERT INTO coltiva_meta VALUES ('format', %s) ON CONFLICT (key) DO NOTHING",
+                  (str(SCHEMA_VERSION),))
+        self._loading: set[str] = set()  # load tables made in this session (temporary: one set per connection)
 
     def _take_writer_lock(self, database: str, schema: str) -> None:
         """A whole-store writer excludes every other writer; partition writers exclude the same partition.
@@ -316,14 +318,13 @@ class PgStore:
 
     def _write(self, *, inputs=(), quarantine=(), leads=(), actions=(), transitions=(), log=()) -> None:
         """The rows of one batch, inside the caller's transaction: records first, then the ordered logs
-        under the commit lock, held to the commit, so positions grow in commit order."""
+        under the commit lock, held to the commit, so positions grow in commit order.
+
+        Small batches go in pipeline mode (every statement sent at once, one wait),
+        large ones by COPY (which a pipeline cannot carry).
+        """
         records = {(j, lead): (j, lead, v, rec.state, rec.due, json.dumps(rec.to_list(), separators=(",", ":")),
                                lead_hash(lead)) for j, lead, v, rec in leads}
-        if records:
-            self._load("leads", _LEAD_COLUMNS, [tuple(map(_text, row)) for row in records.values()],
-                       "INSERT INTO leads SELECT * FROM load_leads ON CONFLICT (journey, lead) DO UPDATE SET "
-                       "version = excluded.version, state = excluded.state, due = excluded.due, "
-                       "record = excluded.record, hash = excluded.hash")
         p = self.partition
         part = (None, None) if p.whole else (p.index, p.count)
         logs = {
@@ -334,31 +335,43 @@ class PgStore:
                         json.dumps(a.data, ensure_ascii=False, separators=(",", ":"))) for a in actions],
             "transitions": list(transitions),
         }
-        if not any(logs.values()):
-            return
-        self._q("SELECT pg_advisory_xact_lock(%s)", (self._commit_key,))
-        for table, rows in logs.items():
-            if rows:
-                base = self._q(f"SELECT COALESCE(MAX(seq), 0) FROM {table}").fetchone()[0]
+        large = max(len(records), *map(len, logs.values())) >= COPY_FROM
+        with contextlib.nullcontext() if large else self.db.pipeline(), self.db.cursor() as cur:
+            if records:
+                rows = [tuple(map(_text, row)) for row in records.values()]
+                if large:
+                    self._copy(cur, "leads", _LEAD_COLUMNS, rows)
+                    cur.execute(_UPSERT_LEADS.format(source="SELECT * FROM load_leads"))
+                else:
+                    cur.executemany(_UPSERT_LEADS.format(source=f"VALUES ({_marks(_LEAD_COLUMNS)})"), rows)
+            if not any(logs.values()):
+                return
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (self._commit_key,))
+            for table, rows in logs.items():
+                if not rows:
+                    continue
                 columns = _COLUMNS[table]
-                numbered = [(base + n, *map(_text, row)) for n, row in enumerate(rows, 1)]
                 names = ", ".join(columns)
-                self._load(table, ("n", *columns), numbered,
-                           f"INSERT INTO {table} (seq, {names}) SELECT n, {names} FROM load_{table} ORDER BY n"
-                           + _CONFLICT.get(table, ""))
+                conflict = _CONFLICT.get(table, "")
+                if large:  # positions: after the last committed one, in the batch's order
+                    self._copy(cur, table, ("seq", *columns), [(n, *map(_text, row)) for n, row in enumerate(rows, 1)])
+                    cur.execute(f"INSERT INTO {table} (seq, {names}) SELECT last.seq + l.seq, {names} "
+                                f"FROM load_{table} l, (SELECT COALESCE(MAX(seq), 0) AS seq FROM {table}) last "
+                                f"ORDER BY l.seq{conflict}")
+                else:
+                    cur.executemany(f"INSERT INTO {table} (seq, {names}) VALUES ((SELECT COALESCE(MAX(seq), 0) + 1 "
+                                    f"FROM {table}), {_marks(columns)}){conflict}",
+                                    [tuple(map(_text, row)) for row in rows])
 
-    def _load(self, table: str, columns: tuple[str, ...], rows: list[tuple], insert: str) -> None:
-        """Rows into `table` through its load table: COPY for many, one prepared statement for a few."""
-        names = ", ".join(columns)
-        with self.db.cursor() as cur:
-            if len(rows) >= COPY_FROM:
-                with cur.copy(f"COPY load_{table} ({names}) FROM STDIN") as copy:
-                    for row in rows:
-                        copy.write_row(row)
-                cur.execute(insert)
-                cur.execute(f"TRUNCATE load_{table}")
-            else:
-                cur.executemany(_values(table, columns, insert), rows)
+    def _copy(self, cur, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+        """Rows into this session's load table for `table` (no constraint, no index: COPY only appends)."""
+        if table not in self._loading:
+            cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS load_{table} AS SELECT * FROM {table} WITH NO DATA")
+            self._loading.add(table)
+        cur.execute(f"TRUNCATE load_{table}")
+        with cur.copy(f"COPY load_{table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
 
     # -- reading -----------------------------------------------------------------
     def stage_counts(self) -> dict[str, dict[str, int]]:
@@ -427,12 +440,8 @@ class PgStore:
         }
 
 
-def _values(table: str, columns: tuple[str, ...], insert: str) -> str:
-    """The one-row-at-a-time form of a load statement (same target, same conflict rule)."""
-    marks = ", ".join(["%s"] * len(columns))
-    if table == "leads":
-        return insert.replace("SELECT * FROM load_leads", f"VALUES ({marks})")
-    return re.sub(r"SELECT n, .* FROM load_\w+ ORDER BY n", f"VALUES ({marks})", insert)
+def _marks(columns) -> str:
+    return ", ".join(["%s"] * len(columns))
 
 
 def _first_line(err: BaseException) -> str:

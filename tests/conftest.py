@@ -48,6 +48,14 @@ class StoreMaker:
             return self.folder / f"{name}-{StoreMaker._count}.db"
         return self.pg.create_schema("coltiva", f"{name}_{os.getpid()}_{StoreMaker._count}".lower())
 
+    def drop(self, target) -> None:
+        """Remove a store made here (hypothesis makes hundreds: the catalog must not grow with them)."""
+        if self.backend == "sqlite":
+            for suffix in ("", "-wal", "-shm", ".lock"):
+                Path(f"{target}{suffix}").unlink(missing_ok=True)
+        else:
+            self.pg.drop_schema("coltiva", target.rsplit("%3D", 1)[1])
+
 
 @pytest.fixture(scope="session", params=BACKENDS)
 def backend(request) -> str:
