@@ -1,6 +1,6 @@
 # Two commands for a fresh machine: `make demo` and `make test`. Everything else
 # (virtual environment, Python packages, Debian's graphviz, and for the tests
-# Debian's chromium) is set up on the way.
+# Debian's chromium and postgresql) is set up on the way.
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DB ?= demo.db
 
-.PHONY: setup system-deps test-deps demo test bench images clean
+.PHONY: setup system-deps postgres-deps test-deps demo test bench images clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -22,7 +22,13 @@ system-deps:
 	@command -v dot >/dev/null 2>&1 || { echo "installing graphviz (dot)"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq graphviz >/dev/null; }
 
-test-deps: system-deps
+# PostgreSQL's server binaries: the tests and `make bench` start a private server in a temporary folder
+# (bench/pgserver.py); nothing is configured system-wide and no service is started.
+postgres-deps:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { echo "installing postgresql (PostgreSQL store tests)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq postgresql >/dev/null; }
+
+test-deps: system-deps postgres-deps
 	@[ -x /usr/bin/chromium ] || { echo "installing chromium (headless review-page tests)"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
@@ -34,7 +40,7 @@ demo: setup
 test: setup test-deps
 	$(PY) -m pytest -n 2 -p no:cacheprovider
 
-bench: setup
+bench: setup postgres-deps
 	$(PY) -m bench
 
 images: setup
