@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -219,3 +220,61 @@ def test_lead_inputs_of_a_partition_hold_only_its_own_ticks(pg_server):
     with PgStore(db) as store:
         ticks = [time for kind, time, _, _ in store.lead_inputs(lead) if kind == "tick"]
     assert ticks == [T0 + 10]
+
+
+def test_reading_commands_read_a_postgresql_store(workload, pg_server):
+    db = pg_server.create_schema("coltiva", "cli_read")
+    _coltiva("run", DEMAND, "--events", workload, "--db", db, "--batch", "1000")
+    with open_store(db) as store:
+        expected = [action for _, action in store.actions()]
+    lines = _coltiva("actions", "--db", db).stdout.splitlines()
+    assert [{k: v for k, v in json.loads(x).items() if k != "seq"} for x in lines] == expected
+    positions = [json.loads(x)["seq"] for x in lines]
+    after = _coltiva("actions", "--db", db, "--after", positions[9]).stdout.splitlines()
+    assert after == lines[10:]
+    assert "shown_interest" in _coltiva("leads", "--db", db).stdout
+    refused = _coltiva("run", DEMAND, "--events", workload, "--db", f"{tempfile.gettempdir()}/x.db",
+                       "--partition", "0/2", check=False)
+    assert refused.returncode != 0 and "postgresql://" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_a_reader_never_writes(pg_server):
+    db = pg_server.create_schema("coltiva", "reader")
+    PgStore(db).close()
+    with PgStore(db, read_only=True) as reader:
+        with pytest.raises(StoreError, match="read-only"):
+            reader.write_batch(quarantine=[("x", 1, "why", "raw")])
+
+
+def test_a_schema_of_other_tables_or_another_format_is_refused(pg_server):
+    import psycopg
+
+    other = pg_server.create_schema("coltiva", "not_ours")
+    with psycopg.connect(other, autocommit=True) as conn:
+        conn.execute("CREATE TABLE outbox (id int)")
+    with pytest.raises(StoreError, match="not a Coltiva store"):
+        PgStore(other)
+    newer = pg_server.create_schema("coltiva", "newer")
+    PgStore(newer).close()
+    with psycopg.connect(newer, autocommit=True) as conn:
+        conn.execute("UPDATE coltiva_meta SET value = '99' WHERE key = 'format'")
+    with pytest.raises(StoreError, match="store format 99"):
+        PgStore(newer)
+    missing = pg_server.url("coltiva", "no_such_schema")
+    with pytest.raises(StoreError, match="no schema"):
+        PgStore(missing)
+
+
+def test_text_postgresql_cannot_hold(pg_server):
+    """A NUL in a quarantined line is kept as U+FFFD; an event id seen with two leads of two writers fails
+    the second writer's batch with a message, never silently."""
+    db = pg_server.create_schema("coltiva", "nul")
+    with PgStore(db) as store:
+        store.write_batch(quarantine=[("in", 1, "not valid JSON", "{\x00}")])
+        assert [raw for *_, raw in store.quarantined()] == ["{\ufffd}"]
+    first, second = (next(f"L{k}" for k in range(100) if owner(f"L{k}", 2) == part) for part in (0, 1))
+    row = ("event", "same-id", None, T0, "{}", "[]")
+    with PgStore(db, partition=Partition(0, 2)) as a, PgStore(db, partition=Partition(1, 2)) as b:
+        a.write_batch(inputs=[(*row[:2], first, *row[3:])])
+        with pytest.raises(StoreError, match="same lead"):
+            b.write_batch(inputs=[(*row[:2], second, *row[3:])])
