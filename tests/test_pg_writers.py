@@ -25,7 +25,7 @@ from engine.pgstore import PgStore
 from engine.record import Action
 from engine.stores import open_store
 
-from .engine_helpers import COLTIVA, DEMAND, ROOT, T0, example
+from .engine_helpers import COLTIVA, DEMAND, ROOT, T0, dump, example, run_store
 
 ENV = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
 SPEC = Spec(leads=240, events=6_000, days=120, seed=5)
@@ -278,3 +278,31 @@ def test_text_postgresql_cannot_hold(pg_server):
         a.write_batch(inputs=[(*row[:2], first, *row[3:])])
         with pytest.raises(StoreError, match="same lead"):
             b.write_batch(inputs=[(*row[:2], second, *row[3:])])
+
+
+@pytest.mark.parametrize("policy", ["migrate", "drain"])
+def test_plan_apply_and_explain_agree_on_both_stores(tmp_path, pg_server, policy):
+    """A live change made on PostgreSQL gives the SQLite store's plan, records, actions and explanations."""
+    from engine.explain import explain_lead
+    from engine.plan import apply_plan, make_plan
+
+    from .live_helpers import V1_TEXT, V2_TEXT, compiled, halves
+
+    before, after, cut = halves(30, 60, 4)
+    v1, v2 = compiled(V1_TEXT), compiled(V2_TEXT)
+    results = []
+    for db in (tmp_path / "live.db", pg_server.create_schema("coltiva", f"live_{policy}")):
+        run_store(db, [v1], before)
+        with open_store(db, read_only=True) as reader:
+            shown = make_plan(reader, v2[0], policy, cut)
+        with open_store(db, writer=True) as store:
+            done = apply_plan(store, v2[0], v2[1], policy, shown.hash, cut)
+        run_store(db, [v2], after)
+        with open_store(db) as store:
+            leads = sorted({lead for _, lead, *_ in store.dump()["leads"]})[:5]
+            why = [(e.journey, e.consistent, len(e.steps)) for lead in leads for e in explain_lead(store, lead)]
+            history = [(r.version, r.policy, r.leads) for r in store.history(v1[0].name)]
+        results.append((shown.hash == done.hash, dump(db), why, history))
+    assert results[0][0] and results[1][0]
+    assert results[1][1:] == results[0][1:]
+    assert all(consistent for _, consistent, _ in results[1][2])
