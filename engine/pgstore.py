@@ -23,7 +23,6 @@ from urllib.parse import urlsplit, urlunsplit
 from dsl.errors import StoreError
 
 from .compiler import CompiledJourney
-from .events import format_time
 from .partition import WHOLE, Partition, lead_hash
 from .record import Lead
 from .store import SCHEMA_VERSION, Store, StoredLead, VersionRow, _changed_message, _rebuild
@@ -118,7 +117,8 @@ class PgStore:
         self.read_only = read_only and not writer
         self.partition = partition
         try:
-            self.db = psycopg.connect(url, autocommit=True)
+            self._conn = psycopg.connect(url, autocommit=True)
+            self.db = _Qmark(self._conn)
         except psycopg.Error as err:
             raise StoreError(f"{self.path}: cannot connect to the store ({_first_line(err)})") from None
         except Exception as err:  # a URL libpq cannot read
@@ -126,7 +126,7 @@ class PgStore:
         try:
             self._open(writer)
         except BaseException:
-            self.db.close()
+            self._conn.close()
             raise
 
     def _open(self, writer: bool) -> None:
@@ -155,7 +155,7 @@ class PgStore:
             q("SET default_transaction_read_only = on")
             return
         if not meta[0]:
-            with self.db.transaction():
+            with self._conn.transaction():
                 q("SELECT pg_advisory_xact_lock(%s)", (self._commit_key,))  # two first writers create it once
                 q(SCHEMA)
                 q("INSERT INTO coltiva_meta VALUES ('format', %s) ON CONFLICT (key) DO NOTHING",
@@ -182,10 +182,10 @@ class PgStore:
                              "Several writers each take their own --partition K/N (the same N for all).")
 
     def _q(self, sql: str, args=None):
-        return self.db.execute(sql, args)
+        return self._conn.execute(sql, args)
 
     def close(self) -> None:
-        self.db.close()
+        self._conn.close()
 
     def __enter__(self):
         return self
@@ -197,7 +197,7 @@ class PgStore:
     def _transaction(self):
         """One transaction; database errors become a StoreError naming the store."""
         try:
-            with self.db.transaction():
+            with self._conn.transaction():
                 yield
         except self._psycopg.errors.UniqueViolation as err:
             raise StoreError(f"{self.path}: {_first_line(err)} (with several writers, an event id must "
@@ -240,30 +240,6 @@ class PgStore:
             self._write(inputs=[switch] if switch else [], leads=leads, actions=actions, transitions=transitions,
                         log=[(cj.name, cj.version, applied_at, command, policy, note)])
 
-    def last_input_time(self) -> int:
-        row = self._q("SELECT MAX(time) FROM inputs").fetchone()
-        return 0 if row[0] is None else row[0]
-
-    def current_version(self, name: str) -> str | None:
-        row = self._q("SELECT version FROM journey_log WHERE name = %s ORDER BY seq DESC LIMIT 1", (name,)).fetchone()
-        return None if row is None else row[0]
-
-    def compiled(self, name: str, version: str) -> CompiledJourney:
-        row = self._q("SELECT text, sources FROM journeys WHERE name = %s AND version = %s", (name, version)).fetchone()
-        if row is None:
-            raise StoreError(f"journey {name!r} has no version {version} in {self.path}")
-        return _rebuild(name, version, row[0], json.loads(row[1]))
-
-    def stored_text(self, name: str, version: str) -> str | None:
-        row = self._q("SELECT text FROM journeys WHERE name = %s AND version = %s", (name, version)).fetchone()
-        return None if row is None else row[0]
-
-    def journey_names(self) -> list[str]:
-        return [name for (name,) in self._q("SELECT DISTINCT name FROM journeys ORDER BY name")]
-
-    def versions_in_use(self) -> list[tuple[str, str]]:
-        return self._q("SELECT DISTINCT journey, version FROM leads ORDER BY journey, version").fetchall()
-
     def history(self, name: str) -> list[VersionRow]:
         counts = {version: (n, live) for version, n, live in self._q(
             "SELECT version, COUNT(*), COUNT(*) FILTER (WHERE state NOT IN ('exit', 'not_enrolled', 'waiting')) "
@@ -272,19 +248,6 @@ class PgStore:
                 for seq, version, applied_at, command, policy, note in self._q(
                     "SELECT seq, version, applied_at, command, policy, note FROM journey_log WHERE name = %s "
                     "ORDER BY seq", (name,))]
-
-    def leads_of(self, name: str):
-        for lead, version, record in self._q(
-                "SELECT lead, version, record FROM leads WHERE journey = %s ORDER BY lead", (name,)).fetchall():
-            yield lead, StoredLead(version, Lead.from_list(json.loads(record)))
-
-    def digest(self, name: str) -> str:
-        h = hashlib.sha256()
-        for row in self._q("SELECT lead, version, record FROM leads WHERE journey = %s ORDER BY lead", (name,)):
-            h.update(json.dumps(row, separators=(",", ":")).encode())
-        h.update(json.dumps([self._q("SELECT MAX(seq) FROM inputs").fetchone()[0],
-                             self._q("SELECT MAX(seq) FROM journey_log").fetchone()[0]]).encode())
-        return h.hexdigest()
 
     def journeys(self) -> list[CompiledJourney]:
         rows = self._q(
@@ -309,6 +272,24 @@ class PgStore:
     def seen(self, event_ids: list[str]) -> set[str]:
         return {r[0] for r in self._q("SELECT event_id FROM inputs WHERE event_id = ANY(%s)",
                                       ([_text(i) for i in event_ids],))}
+
+    # SQL both databases read alike: the SQLite store's own methods, through `_Qmark`
+    last_input_time = Store.last_input_time
+    current_version = Store.current_version
+    compiled = Store.compiled
+    stored_text = Store.stored_text
+    journey_names = Store.journey_names
+    versions_in_use = Store.versions_in_use
+    leads_of = Store.leads_of
+    digest = Store.digest
+    stage_counts = Store.stage_counts
+    transition_counts = Store.transition_counts
+    action_counts = Store.action_counts
+    actions = Store.actions  # positions only grow as transactions commit: the cursor is in commit order
+    quarantined = Store.quarantined
+    lead_versions = Store.lead_versions
+    lead_journeys = Store.lead_journeys
+    dump = Store.dump
 
     # -- one atomic batch --------------------------------------------------------
     def write_batch(self, *, inputs=(), quarantine=(), leads=(), actions=(), transitions=()) -> None:
@@ -336,7 +317,7 @@ class PgStore:
             "transitions": list(transitions),
         }
         large = max(len(records), *map(len, logs.values())) >= COPY_FROM
-        with contextlib.nullcontext() if large else self.db.pipeline(), self.db.cursor() as cur:
+        with contextlib.nullcontext() if large else self._conn.pipeline(), self._conn.cursor() as cur:
             if records:
                 rows = [tuple(map(_text, row)) for row in records.values()]
                 if large:
@@ -374,43 +355,11 @@ class PgStore:
                 copy.write_row(row)
 
     # -- reading -----------------------------------------------------------------
-    def stage_counts(self) -> dict[str, dict[str, int]]:
-        out: dict[str, dict[str, int]] = {}
-        for journey, state, n in self._q("SELECT journey, state, COUNT(*) FROM leads GROUP BY journey, state"):
-            out.setdefault(journey, {})[state] = n
-        return out
-
-    def transition_counts(self, journey: str) -> dict[tuple[str, str], int]:
-        return {(src, dst): n for src, dst, n in self._q(
-            "SELECT src, dst, COUNT(*) FROM transitions WHERE journey = %s AND src IS NOT NULL GROUP BY src, dst",
-            (journey,))}
-
     def send_counts(self, journey: str) -> list[tuple[str, str, int]]:
         return self._q(
             "SELECT data::jsonb ->> 'content_kind', data::jsonb ->> 'content', COUNT(*) FROM outbox "
             "WHERE journey = %s AND kind = 'send' GROUP BY 1, 2 ORDER BY 3 DESC, 2 COLLATE \"C\"",
             (journey,)).fetchall()
-
-    def action_counts(self, journey: str) -> dict[str, int]:
-        return dict(self._q("SELECT kind, COUNT(*) FROM outbox WHERE journey = %s GROUP BY kind",
-                            (journey,)).fetchall())
-
-    def actions(self, since: int | None = None, after: int = 0, kind: str | None = None):
-        """(position, action as JSON) in commit order: positions only grow as transactions commit."""
-        sql = "SELECT seq, key, kind, journey, version, lead, time, data FROM outbox WHERE seq > %s"
-        args: list = [after]
-        if since is not None:
-            sql += " AND time >= %s"
-            args.append(since)
-        if kind is not None:
-            sql += " AND kind = %s"
-            args.append(kind)
-        for seq, key, kind_, journey, version, lead, time, data in self._q(sql + " ORDER BY seq", args).fetchall():
-            yield seq, {"key": key, "kind": kind_, "journey": journey, "version": version, "lead": lead,
-                        "time": format_time(time), **json.loads(data)}
-
-    def quarantined(self):
-        yield from self._q("SELECT seq, source, line_no, reason, raw FROM quarantine ORDER BY seq").fetchall()
 
     def lead_inputs(self, lead: str):
         """The lead's events, the ticks of the writer that owned it, and every switch, in applied order."""
@@ -419,25 +368,19 @@ class PgStore:
             "AND (part_count IS NULL OR mod(%s::bigint, part_count) = part_index)) ORDER BY seq",
             (_text(lead), lead_hash(lead)))]
 
-    def lead_versions(self, lead: str) -> dict[str, StoredLead]:
-        return {j: StoredLead(v, Lead.from_list(json.loads(r))) for j, v, r in self._q(
-            "SELECT journey, version, record FROM leads WHERE lead = %s", (_text(lead),))}
+class _Qmark:
+    """The connection as the SQLite store's methods use it: `?` placeholders become psycopg's `%s`."""
 
-    def lead_journeys(self, lead: str) -> list[tuple[str, Lead]]:
-        return [(j, Lead.from_list(json.loads(r)))
-                for j, r in self._q("SELECT journey, record FROM leads WHERE lead = %s", (_text(lead),))]
+    __slots__ = ("_conn",)
 
-    def dump(self) -> dict:
-        """Everything that defines the store's meaning, for equality tests (the same shape as SQLite's)."""
-        q = self._q
-        return {
-            "leads": q("SELECT journey, lead, version, state, due, record FROM leads ORDER BY journey, lead").fetchall(),
-            "inputs": q("SELECT kind, event_id, lead, time, event, journeys FROM inputs ORDER BY seq").fetchall(),
-            "outbox": [(a["key"], a["journey"], a["lead"], a["kind"], a["time"], json.dumps(a, ensure_ascii=False))
-                       for _, a in self.actions()],
-            "quarantine": q("SELECT source, line_no, reason, raw FROM quarantine ORDER BY seq").fetchall(),
-            "transitions": q("SELECT journey, lead, src, dst, time, rule FROM transitions ORDER BY seq").fetchall(),
-        }
+    def __init__(self, conn):
+        self._conn = conn
+
+    def execute(self, sql: str, args=None):
+        return self._conn.execute(sql.replace("?", "%s") if args else sql, args)
+
+    def __getattr__(self, name):
+        return getattr(self._conn, name)
 
 
 def _marks(columns) -> str:
