@@ -13,7 +13,7 @@ from engine.record import Lead
 from engine.runner import Runner
 from engine.pgstore import PgStore
 from engine.store import Store
-from engine.stores import open_store
+from engine.stores import LeadStore, open_store
 
 from .engine_helpers import DAY, HOUR, T0, dump, line, run_store, tick_store
 
@@ -213,6 +213,7 @@ def test_record_round_trips_through_the_store(store_at):
     db = store_at("r")
     run_store(db, [compiled()], [line("e1", "email.opened", T0), line("e2", "email.opened", T0 + 5)])
     with open_store(db) as store:
+        assert isinstance(store, LeadStore)  # both stores have every method of the interface
         rec = store.lead_journeys("L1")[0][1]
     assert Lead.from_list(json.loads(json.dumps(rec.to_list()))) == rec
     assert rec.score == 2.0
