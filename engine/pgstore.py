@@ -17,8 +17,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import re
 from contextlib import contextmanager
-from urllib.parse import urlsplit, urlunsplit
 
 from dsl.errors import StoreError
 
@@ -79,12 +79,8 @@ _UPSERT_LEADS = ("INSERT INTO leads {source} ON CONFLICT (journey, lead) DO UPDA
 
 
 def _redacted(url: str) -> str:
-    """The URL without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    """The URL without its password, for messages (a URL too broken to split still loses it)."""
+    return re.sub(r"^([a-z]+://[^/@:]*):[^/@]*@", r"\1:***@", url)
 
 
 def _key(*parts: str) -> int:
@@ -117,7 +113,8 @@ class PgStore:
         self.read_only = read_only and not writer
         self.partition = partition
         try:
-            self._conn = psycopg.connect(url, autocommit=True)
+            timeout = {} if "connect_timeout" in url else {"connect_timeout": 15}  # never wait for ever
+            self._conn = psycopg.connect(url, autocommit=True, **timeout)
             self.db = _Qmark(self._conn)
         except psycopg.Error as err:
             raise StoreError(f"{self.path}: cannot connect to the store ({_first_line(err)})") from None

@@ -306,3 +306,15 @@ def test_plan_apply_and_explain_agree_on_both_stores(tmp_path, pg_server, policy
     assert results[0][0] and results[1][0]
     assert results[1][1:] == results[0][1:]
     assert all(consistent for _, consistent, _ in results[1][2])
+
+
+def test_render_counts_and_a_bad_address_on_postgresql(workload, pg_server, tmp_path):
+    db = pg_server.create_schema("coltiva", "render")
+    _coltiva("run", DEMAND, "--events", workload, "--db", db, "--batch", "2000")
+    _coltiva("render", DEMAND, "-o", tmp_path / "live.svg", "--db", db)
+    assert "<svg" in (tmp_path / "live.svg").read_text(encoding="utf-8")
+    for bad in (f"postgresql://postgres:s3cret@/coltiva?host={tmp_path}/nowhere", "postgresql://[::1"):
+        done = _coltiva("leads", "--db", bad, check=False)
+        assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+        assert "s3cret" not in done.stderr  # messages name the store without its password
+        assert "cannot connect" in done.stderr or "not a PostgreSQL address" in done.stderr, done.stderr

@@ -50,17 +50,19 @@ def counts_for(db: str, loaded: Loaded) -> tuple[dict[str, int], dict[tuple[str,
     if loaded.fragment:
         raise ColtivaError(f"{loaded.journey.path}: a shared fragment has no leads; "
                            "draw a journey that includes it with --db")
-    if not Path(db).is_file():
+    from engine.stores import is_postgres_url
+
+    if not is_postgres_url(db) and not Path(db).is_file():
         raise ColtivaError(f"{db}: no such database file")
     journey = loaded.journey
     try:
         from engine.compiler import journey_version
         from engine.record import DONE, NOT_ENROLLED, WAITING
-        from engine.store import Store
+        from engine.stores import open_store
     except ImportError as err:
         raise ColtivaError(f"the engine's store cannot count leads yet ({err})") from None
     try:
-        with Store(db, read_only=True) as store:
+        with open_store(db, read_only=True) as store:
             stored = store.journeys()
             current = next((cj for cj in stored if cj.name == journey.name), None)
             if current is None:
