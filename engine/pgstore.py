@@ -115,7 +115,7 @@ class PgStore:
         try:
             timeout = {} if "connect_timeout" in url else {"connect_timeout": 15}  # never wait for ever
             self._conn = psycopg.connect(url, autocommit=True, **timeout)
-            self.db = _Qmark(self._conn)
+            self.db = _Qmark(self._conn, self.path)
         except psycopg.Error as err:
             raise StoreError(f"{self.path}: cannot connect to the store ({_first_line(err)})") from None
         except Exception as err:  # a URL libpq cannot read
@@ -179,7 +179,7 @@ class PgStore:
                              "Several writers each take their own --partition K/N (the same N for all).")
 
     def _q(self, sql: str, args=None):
-        return self._conn.execute(sql, args)
+        return _execute(self._conn, self.path, sql, args)
 
     def close(self) -> None:
         self._conn.close()
@@ -368,16 +368,29 @@ class PgStore:
 class _Qmark:
     """The connection as the SQLite store's methods use it: `?` placeholders become psycopg's `%s`."""
 
-    __slots__ = ("_conn",)
+    __slots__ = ("_conn", "_path")
 
-    def __init__(self, conn):
+    def __init__(self, conn, path: str):
         self._conn = conn
+        self._path = path
 
     def execute(self, sql: str, args=None):
-        return self._conn.execute(sql.replace("?", "%s") if args else sql, args)
+        return _execute(self._conn, self._path, sql.replace("?", "%s") if args else sql, args)
 
     def __getattr__(self, name):
         return getattr(self._conn, name)
+
+
+def _execute(conn, path: str, sql: str, args):
+    """One statement; a database error (the server gone, a permission) becomes a StoreError naming the store."""
+    import psycopg
+
+    try:
+        return conn.execute(sql, args)
+    except psycopg.errors.UniqueViolation:
+        raise  # a batch's own error: `_transaction` words it
+    except psycopg.Error as err:
+        raise StoreError(f"{path}: {_first_line(err)}") from None
 
 
 def _marks(columns) -> str:
