@@ -7,6 +7,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DB ?= demo.db
+# npm packages for the browser tests (the real Mermaid, and playwright-core to drive Debian's
+# chromium; it never downloads a browser), installed into a gitignored folder.
+NODE_DIR := .cache/node
+NPM_PACKAGES := mermaid@11.17.2 playwright-core@1.57.0
+NODE_STAMP := $(NODE_DIR)/.installed-$(subst @,-,$(subst $(eval) ,_,$(NPM_PACKAGES)))
 
 .PHONY: setup system-deps postgres-deps test-deps demo test bench images clean
 
@@ -28,9 +33,16 @@ postgres-deps:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { echo "installing postgresql (PostgreSQL store tests)"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq postgresql >/dev/null; }
 
-test-deps: system-deps postgres-deps
-	@[ -x /usr/bin/chromium ] || { echo "installing chromium (headless review-page tests)"; \
+test-deps: system-deps postgres-deps $(NODE_STAMP)
+	@[ -x /usr/bin/chromium ] || { echo "installing chromium (headless browser tests)"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
+$(NODE_STAMP):
+	@command -v npm >/dev/null 2>&1 || { echo "installing node and npm (browser tests)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nodejs npm >/dev/null; }
+	@mkdir -p $(NODE_DIR)
+	npm install --prefix $(NODE_DIR) --no-audit --no-fund --loglevel=error $(NPM_PACKAGES)
+	@touch $@
 
 setup: $(STAMP) system-deps
 
@@ -49,4 +61,4 @@ images: setup
 	  $(PY) -m coltiva.cli render $$j -o docs/img/$$n.png || exit 1; done
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis out $(DB) $(DB)-wal $(DB)-shm $(DB).lock
+	rm -rf $(VENV) .cache *.egg-info .pytest_cache .hypothesis out $(DB) $(DB)-wal $(DB)-shm $(DB).lock

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_language.py            # 10, 100 and 1,000 stages
     .venv/bin/python bench/bench_language.py --profile  # where the 1,000-stage time goes
+    .venv/bin/python bench/bench_language.py --long     # only the long-journey rows
 
 Each journey is generated like a real one, only longer: a content library,
 scoring with caps and decay, fit rules, exit and frequency caps, and per stage
@@ -9,6 +10,12 @@ sends on entry and after a delay, event triggers with `where`, a skip, score
 thresholds up and down, idle and in-stage timers, holding loops, a handoff.
 The generated journeys must check clean (the bench fails otherwise), so the
 time is that of a journey a marketer could ship.
+
+The long-journey rows are shapes no marketer writes but anyone can send: one
+`and` of 5,000 comparisons (C058 pairs the parts of an `and`) and 16,000
+distinct event types (C037 compares event types with each other). They must
+stay near-linear; before the checks grouped what they compare (issue 8) they
+took 112 s and 18 s.
 """
 
 from __future__ import annotations
@@ -99,6 +106,47 @@ def generate(stages: int) -> str:
     return "\n".join(out)
 
 
+def long_journeys() -> dict[str, str]:
+    """Journeys long in one direction: the checks that compare pairs must not be quadratic in it."""
+    clauses = " and ".join(f"f{i} == {i}" for i in range(5000))
+    events = "\n".join(f"  on kind{i:05d}.seen -> b" for i in range(16000))
+    same_event = "\n".join(f"  on e where f == {i} -> b" for i in range(2000))
+    thresholds = "\n".join(f"  when score >= {i} -> b" for i in range(2000, 0, -1))
+    timers = "\n".join(f"  after {i} days idle -> b" for i in range(2000, 0, -1))
+
+    def stage(body: str, head: str = "") -> str:
+        return f'journey "long"\n{head}stage a\n  initial\n{body}\nstage b\n  final\n'
+
+    return {
+        "and of 5,000 clauses": stage(f"  on e where {clauses} -> b"),
+        "16,000 event types": stage(events),
+        "2,000 triggers of one event": stage(same_event),
+        "2,000 thresholds": stage(thresholds, "scoring\n  e +1\n"),
+        "2,000 idle timers": stage(timers),
+    }
+
+
+def measure_long(runs: int = 3) -> list[dict]:
+    """Median parse + load + check time of each long journey (diagnostics allowed: the time is the point)."""
+    rows = []
+    for name, text in long_journeys().items():
+        times, found = [], 0
+        for _ in range(runs):
+            start = time.perf_counter()
+            loaded = load_text(text, "long.journey", ROOT)
+            times.append(time.perf_counter() - start)
+            found = len(loaded.diagnostics)
+        rows.append({"name": name, "bytes": len(text.encode()), "median": statistics.median(times),
+                     "diagnostics": found})
+    return rows
+
+
+def print_long(rows: list[dict]) -> None:
+    print(f"{'long journey':<28} {'KiB':>5} {'median s':>9} {'diagnostics':>12}")
+    for r in rows:
+        print(f"{r['name']:<28} {r['bytes'] // 1024:>5} {r['median']:>9.2f} {r['diagnostics']:>12}")
+
+
 def time_once(text: str) -> float:
     start = time.perf_counter()
     loaded = load_text(text, "generated.journey", ROOT)
@@ -150,11 +198,16 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=0, help="runs per size (default: 30, 30, 9)")
     parser.add_argument("--profile", action="store_true", help="profile one 1,000-stage load")
+    parser.add_argument("--long", action="store_true", help="only the long-journey rows")
     args = parser.parse_args(argv)
 
     start = time.perf_counter()
     grammar_parser()
     print(f"building the parser (once per process): {1000 * (time.perf_counter() - start):.0f} ms")
+
+    if args.long:
+        print_long(measure_long())
+        return 0
 
     if args.profile:
         text = generate(1000)
@@ -174,6 +227,7 @@ def main(argv=None) -> int:
     parse, build, check = phases(generate(1000))
     print(f"1,000 stages by phase (median): parse {1000 * parse:.0f} ms, build the model {1000 * build:.0f} ms, "
           f"checks {1000 * check:.0f} ms")
+    print_long(measure_long())
     big = rows[-1]
     verdict = "ok" if big["median"] < TARGET_SECONDS else "TOO SLOW"
     print(f"1,000 stages: median {1000 * big['median']:.0f} ms for parse + load + check "

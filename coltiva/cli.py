@@ -30,6 +30,7 @@ COMMANDS = {
     "render": ("coltiva.commands.render", "Draw a journey as SVG, PNG, PDF, DOT or Mermaid."),
     "diff": ("coltiva.commands.diff", "Draw what changed between two versions of a journey."),
     "review": ("coltiva.commands.review", "Write a self-contained HTML review page for a journey."),
+    "report": ("coltiva.commands.report", "The funnel over time from the store: per week, conversion, time in stage."),
     "versions": ("coltiva.commands.versions", "A journey's history of versions, with the leads on each."),
     "plan": ("coltiva.commands.plan", "What a new version of a live journey would do to the leads in flight."),
     "apply": ("coltiva.commands.apply", "Make the change a plan showed: migrate or drain the leads in flight."),

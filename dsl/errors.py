@@ -6,7 +6,7 @@ A user's mistake is reported, never raised as a bare traceback: the CLI catches
 
 from __future__ import annotations
 
-__all__ = ["ColtivaError", "JourneyError", "EventError", "StoreError", "PlanError"]
+__all__ = ["ColtivaError", "JourneyError", "EventError", "StoreError", "SourceError", "PlanError"]
 
 
 class ColtivaError(Exception):
@@ -27,6 +27,15 @@ class EventError(ColtivaError):
 
 class StoreError(ColtivaError):
     """The store refuses an operation, e.g. a changed journey with leads already in it."""
+
+
+class SourceError(ColtivaError):
+    """A journey file that cannot be read: missing, not a regular file, too large, not UTF-8."""
+
+    def __init__(self, path: str, reason: str):
+        super().__init__(f"{path}: cannot read: {reason}")
+        self.path = path
+        self.reason = reason
 
 
 class PlanError(ColtivaError):

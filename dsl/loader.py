@@ -16,7 +16,10 @@ from . import model as m
 from .builder import build_journey
 from .comments import collect_comments
 from .diagnostics import Diagnostic, Severity, has_errors, sort_key
+from .errors import SourceError
+from .limits import MAX_FILE_BYTES, MAX_VALUE
 from .parser import parse_text
+from .source import read_journey_file
 
 __all__ = ["Loaded", "parse_journey", "load_journey", "load_text", "load_sources"]
 
@@ -72,6 +75,11 @@ def _display(path: Path) -> str:
         return str(path)
 
 
+def _real(path: Path) -> Path:
+    """The path with symlinks resolved; a loop of links stays unresolved (reading it then says so)."""
+    return Path(os.path.realpath(path))
+
+
 def _resolve(
     journey: m.Journey,
     directory: Path,
@@ -79,7 +87,21 @@ def _resolve(
     loaded: Loaded,
 ) -> m.Journey:
     for inc in journey.includes:
-        target = (directory / inc.path).resolve()
+        if len(inc.path) > MAX_VALUE:
+            loaded.diagnostics.append(
+                Diagnostic("C063", Severity.ERROR, f"an include path is at most {MAX_VALUE:,} characters long; "
+                           f"this one has {len(inc.path):,}", inc.span,
+                           "move the shared file nearer, or give it a shorter path")
+            )
+            continue
+        try:
+            target = _real(directory / inc.path)
+        except (OSError, ValueError) as err:  # a NUL in the path
+            loaded.diagnostics.append(
+                Diagnostic("C020", Severity.ERROR, f"cannot read included file `{inc.path}`: {err}", inc.span,
+                           "write the path of a file, relative to the including file")
+            )
+            continue
         if target in loaded.included and target not in stack:
             continue  # already merged through another include: each file counts once
         if target in stack:
@@ -100,12 +122,12 @@ def _resolve(
             name, text = found
         else:
             try:
-                text = target.read_text(encoding="utf-8-sig")
-            except (OSError, UnicodeDecodeError) as err:
-                reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+                text = read_journey_file(target)
+            except SourceError as err:
                 loaded.diagnostics.append(
-                    Diagnostic("C020", Severity.ERROR, f"cannot read included file `{inc.path}`: {reason}",
-                               inc.span, f"the path is relative to {_display(directory) or '.'}/")
+                    Diagnostic("C020", Severity.ERROR, f"cannot read included file `{inc.path}`: {err.reason}",
+                               inc.span, f"the path is relative to {_display(directory) or '.'}/; an included "
+                               f"file is a regular file of at most {MAX_FILE_BYTES // 2**20} MiB")
                 )
                 continue
             name = _display(target)
@@ -172,11 +194,15 @@ def load_text(text: str, path: str = "<string>", directory: Path | None = None, 
     if journey is None:
         return loaded
     base = directory if directory is not None else Path.cwd()
-    own = (base / Path(path).name).resolve() if path != "<string>" else base.resolve() / "<string>"
+    own = _real(base / Path(path).name) if path != "<string>" else _real(base) / "<string>"
     journey = _resolve(journey, base, (own,), loaded)
     empty = journey == m.Journey(name=None)
     if journey.name is None and not journey.stages and not empty:
         loaded.fragment = True  # scoring, fit or content shared by journeys that include it
+        if check and not has_errors(loaded.diagnostics):  # drawn on its own: its texts must fit a diagram
+            from .checks.names import check_lengths
+
+            loaded.diagnostics.extend(check_lengths(journey))
         loaded.journey = journey
         loaded.diagnostics.sort(key=sort_key)
         return loaded
@@ -199,13 +225,5 @@ def load_text(text: str, path: str = "<string>", directory: Path | None = None, 
 
 def load_journey(path: str | os.PathLike, check: bool = True) -> Loaded:
     """Read, parse, resolve includes and check one journey file."""
-    p = Path(path)
-    name = str(path)
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as err:
-        from .errors import ColtivaError
-
-        reason = err.strerror if isinstance(err, OSError) and err.strerror else "not UTF-8 text"
-        raise ColtivaError(f"{name}: cannot read: {reason}") from None
-    return load_text(text, name, p.parent, check=check)
+    text = read_journey_file(path)  # SourceError (a ColtivaError) says why not
+    return load_text(text, str(path), Path(path).parent, check=check)

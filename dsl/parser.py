@@ -24,6 +24,7 @@ from lark.exceptions import (
 from lark.indenter import DedentError, Indenter
 
 from .diagnostics import Diagnostic, Severity
+from .limits import MAX_NESTING
 from .model import Span
 
 __all__ = ["parse_text", "grammar_parser", "MAX_SYNTAX_ERRORS"]
@@ -449,10 +450,50 @@ def parse_text(text: str, path: str = "<string>") -> tuple[Tree | None, list[Dia
             diagnostics.append(diag)
             _blank(work, diag.span.line)
             continue
+        diagnostics += _too_deep(tree, path, original)
         return (tree if not diagnostics else None), diagnostics
     return None, diagnostics
 
 
+# Parse-tree nodes that nest a condition one level deeper.
+_NESTING = frozenset({"not_", "all_of", "any_of"})
+
+
+def _too_deep(tree: Tree, path: str, lines: list[str]) -> list[Diagnostic]:
+    """C062 for each statement whose condition nests deeper than MAX_NESTING.
+
+    Everything after the parser (model builder, formatter, checks, engine) walks
+    conditions recursively; this bound keeps them far from Python's recursion
+    limit. So it is found here, on the parse tree, with an explicit stack: the
+    tree of a hostile condition may be thousands of levels deep. The caret
+    points at the first level too many.
+    """
+    found: dict[int, Diagnostic] = {}
+    stack: list[tuple[Tree, int]] = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if node.data in _NESTING:
+            depth += 1
+            if depth > MAX_NESTING:
+                meta = node.meta
+                if meta.line not in found:
+                    text = lines[meta.line - 1] if 1 <= meta.line <= len(lines) else ""
+                    width = len(text[meta.column - 1:].split(" ", 1)[0])  # the first word of the level
+                    found[meta.line] = Diagnostic(
+                        "C062", Severity.ERROR,
+                        f"this condition is nested too deeply: more than {MAX_NESTING} levels "
+                        "of `not`, `and` and `or` inside each other",
+                        _line_span(path, lines, meta.line, meta.column, width),
+                        "write it flatter: `not not x` is `x`, `a and (b and c)` is `a and b and c`, "
+                        "and `not (a or b)` is `not a and not b`",
+                    )
+                continue
+        stack.extend((child, depth) for child in node.children if isinstance(child, Tree))
+    return [found[line] for line in sorted(found)]
+
+
 def read_source(path: str | Path) -> str:
-    """Read a journey file as UTF-8 (BOM tolerated)."""
-    return Path(path).read_text(encoding="utf-8-sig")
+    """Read a journey file as UTF-8 (BOM tolerated), bounded and never blocking (see dsl.source)."""
+    from .source import read_journey_file
+
+    return read_journey_file(path)

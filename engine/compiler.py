@@ -62,6 +62,7 @@ class CompiledJourney:
     enroll_rules: dict[str, list[Predicate]] | None
     fit_rules: list                         # (predicate over attributes, points)
     fit_fields: tuple[str, ...]             # in declaration order: records serialize the same in every process
+    fit_empty: int                          # the fit points of a lead whose profile holds none of those fields
     half_life: int | None
     caps: list                              # (count, seconds)
     cap_slots: int                          # how many score rules have a cap
@@ -97,7 +98,8 @@ def _plan_stage(stage, bits: dict[str, int]) -> StagePlan:
             plan.timeouts.append((name, t.mode, t.after.seconds))
     if stage.hold is not None:
         h = stage.hold
-        plan.hold = (h.stall_after.seconds, h.every.seconds, h.times, h.kind, h.content, f"{stage.id}#hold")
+        plan.hold = (h.stall_after.seconds, h.every.seconds, h.times, h.kind, h.content, f"{stage.id}#hold",
+                     bits[h.content])
     return plan
 
 
@@ -150,10 +152,13 @@ def compile_journey(journey: Journey, diagnostics=()) -> CompiledJourney:
     from .step import Callbacks
 
     bits: dict[str, int] = {}
-    for s in journey.stages:
-        for send in s.sends:
-            if send.content not in bits:
-                bits[send.content] = 1 << len(bits)
+    # send lines first, then holding-loop content (a later `send` line skips what a loop sent): bits
+    # of send lines keep the positions records stored before loops had bits
+    contents = [send.content for s in journey.stages for send in s.sends]
+    contents += [s.hold.content for s in journey.stages if s.hold is not None]
+    for content in contents:
+        if content not in bits:
+            bits[content] = 1 << len(bits)
     # each capped score rule gets a slot in a lead's `caps` tuple
     cap_slots = {i: slot for slot, i in enumerate(i for i, r in enumerate(journey.scoring) if r.cap_count)}
     callbacks = Callbacks()
@@ -178,6 +183,9 @@ def compile_journey(journey: Journey, diagnostics=()) -> CompiledJourney:
         if journey.enrollments else None,
         fit_rules=[(compile_condition(f.condition), f.points) for f in journey.fit],
         fit_fields=tuple(dict.fromkeys(_fit_fields(journey))),
+        # a missing field meets `!=` and `not in` (docs/language.md, Conditions): a lead with no
+        # profile yet still gets the fit lines its empty profile meets
+        fit_empty=sum(f.points for f in journey.fit if compile_condition(f.condition)({})),
         half_life=journey.decay.half_life.seconds if journey.decay else None,
         caps=[(c.count, c.window.seconds) for c in journey.caps],
         event_types=frozenset(journey.event_types()),

@@ -8,10 +8,11 @@ number never equals a string, and an absent field satisfies nothing except
 
 from __future__ import annotations
 
-import re
+import operator
 from typing import Callable
 
 from dsl.model import AllOf, AnyOf, Compare, Condition, Not
+from dsl.patterns import compile_pattern
 
 __all__ = ["compile_condition", "lookup", "Predicate", "ALWAYS", "MISSING"]
 
@@ -58,12 +59,12 @@ def _compare(c: Compare) -> Predicate:
     if op in (">", ">=", "<", "<="):
         if not _is_number(value):
             return lambda d: False  # ordering compares numbers only: a text or a boolean bound never holds
-        test = {">": float.__gt__, ">=": float.__ge__, "<": float.__lt__, "<=": float.__le__}[op]
-        bound = float(value)  # type: ignore[arg-type]
+        test = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}[op]
+        bound = value
 
         def ordered(d) -> bool:
-            v = lookup(d, field)
-            return _is_number(v) and test(float(v), bound)
+            v = lookup(d, field)  # Python compares an int and a float exactly, however large the int
+            return _is_number(v) and test(v, bound)
 
         return ordered
     if op in ("in", "not in"):
@@ -83,8 +84,8 @@ def _compare(c: Compare) -> Predicate:
     if op == "contains":
         return lambda d: isinstance(v := lookup(d, field), str) and text in v
     if op == "matches":
-        pattern = re.compile(text)
-        return lambda d: isinstance(v := lookup(d, field), str) and pattern.search(v) is not None
+        found = compile_pattern(text).found  # RE2: linear time whatever the pattern (dsl.patterns)
+        return lambda d: isinstance(v := lookup(d, field), str) and found(v)
     raise ValueError(f"unknown operator {op!r}")  # the grammar cannot produce one
 
 

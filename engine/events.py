@@ -9,16 +9,27 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import re
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from typing import BinaryIO, Iterator
 
-__all__ = ["Event", "Malformed", "parse_event", "parse_time", "format_time", "TYPE_PATTERN"]
+__all__ = ["Event", "Malformed", "parse_event", "parse_time", "format_time", "TYPE_PATTERN",
+           "MAX_EVENT_BYTES", "MAX_DEPTH", "MAX_ID_LENGTH", "read_lines"]
 
 #: Times outside [1970, 2200) are refused: a far-future typo would otherwise hold a lead's clock forever.
 EARLIEST, LATEST = 0, 7_258_118_400
 TYPE_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$")
+#: The longest event line taken (bytes of UTF-8): a longer one is kept aside unread.
+MAX_EVENT_BYTES = 1024 * 1024
+#: How deeply objects and arrays may nest in one event (the event itself is depth 1).
+MAX_DEPTH = 32
+#: The longest event id or lead id, in characters.
+MAX_ID_LENGTH = 256
+#: Control characters (C0, DEL, C1): never part of an id; a terminal would obey them.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class Event:
@@ -97,8 +108,107 @@ def _no_constant(name: str):
     raise ValueError(f"{name} is not a JSON number")
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (math.inf, -math.inf):
+        raise ValueError(f"the number {text[:30]} is too large (a float is at most about 1.8e308)")
+    return value
+
+
+def _object(pairs: list) -> dict:
+    """An object whose keys are all different: a repeated key is an error, not "the last one wins"."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set = set()
+        repeated = next(key for key, _ in pairs if key in seen or seen.add(key))  # type: ignore[func-returns-value]
+        raise ValueError(f"the key {repeated!r} appears twice in one object")
+    return obj
+
+
+#: One decoder for every line (`json.loads` with options builds a new one per call).
+_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite, object_pairs_hook=_object)
+
+
+def _depth(value) -> int:
+    """How deeply objects and arrays nest in a parsed value, without recursion."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if depth > MAX_DEPTH:
+            return depth
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _decode(line: str):
+    """The JSON value of a line, or ValueError saying why it is not one we take."""
+    try:
+        value = _DECODER.decode(line)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"not valid JSON ({err.msg.removesuffix(' at')}, column {err.colno})") from None
+    except RecursionError:
+        raise ValueError(f"nested more than {MAX_DEPTH} levels deep") from None
+    except ValueError as err:  # a constant, a float out of range, a repeated key, an integer of 4300+ digits
+        reason = "a whole number has more than 4300 digits" if "integer string conversion" in str(err) else err
+        raise ValueError(f"not valid JSON ({reason})") from None
+    # a cheap test first: a line with few brackets cannot nest deeply
+    if line.count("{") + line.count("[") > MAX_DEPTH and _depth(value) > MAX_DEPTH:
+        raise ValueError(f"nested more than {MAX_DEPTH} levels deep")
+    return value
+
+
+def _identifier(obj: dict, name: str) -> str:
+    value = _field(obj, name, (str, int), "a string or a whole number")
+    text = str(value)
+    if text == "":
+        raise ValueError("`id` and `lead` must not be empty")
+    if len(text) > MAX_ID_LENGTH:
+        raise ValueError(f"`{name}` is longer than {MAX_ID_LENGTH} characters")
+    if _CONTROL.search(text):
+        raise ValueError(f"`{name}` contains a control character ({_CONTROL.search(text).group()!r})")  # type: ignore[union-attr]
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"`{name}` is not valid Unicode (a lone surrogate escape)") from None
+    return text
+
+
+def read_lines(stream: BinaryIO) -> Iterator[bytes]:
+    """The lines of a binary stream, each read with a bound: an endless line never fills the memory.
+
+    A line longer than MAX_EVENT_BYTES is given as its first MAX_EVENT_BYTES + 1
+    bytes (which `parse_event` keeps aside as too long); the rest of it is skipped.
+    """
+    while True:
+        line = stream.readline(MAX_EVENT_BYTES + 1)
+        if not line:
+            return
+        if len(line) > MAX_EVENT_BYTES and not line.endswith(b"\n"):
+            while True:  # skip the rest of the overlong line, a bounded chunk at a time
+                rest = stream.readline(MAX_EVENT_BYTES)
+                if not rest or rest.endswith(b"\n"):
+                    break
+        yield line
+
+
 def parse_event(line: str | bytes, known_types: frozenset[str] | None = None) -> Event | Malformed:
-    """Validate one JSON line. `known_types`: event types some journey reacts to (None: any)."""
+    """Validate one JSON line. `known_types`: event types some journey reacts to (None: any).
+
+    Any line gives an Event or a Malformed with the reason, never an exception:
+    size and nesting are bounded, numbers must be finite, keys unique.
+    """
+    size = len(line) if isinstance(line, bytes) else len(line) * 4  # a str: an upper bound, counted exactly below
+    if size > MAX_EVENT_BYTES and (isinstance(line, bytes) or len(line.encode("utf-8", "replace")) > MAX_EVENT_BYTES):
+        shown = line[:200] if isinstance(line, str) else line[:200].decode("utf-8", "replace")
+        return Malformed(f"longer than {MAX_EVENT_BYTES // 1024} KiB (an event is at most 1 MiB)", shown + "...")
     if isinstance(line, bytes):
         try:
             line = line.decode("utf-8")
@@ -107,28 +217,19 @@ def parse_event(line: str | bytes, known_types: frozenset[str] | None = None) ->
     if line.startswith("\ufeff"):
         line = line[1:]  # a byte-order mark at the start of a file is not part of the event
     try:
-        obj = json.loads(line, parse_constant=_no_constant)
-    except json.JSONDecodeError as err:
-        return Malformed(f"not valid JSON ({err.msg.removesuffix(' at')}, column {err.colno})", line)
+        obj = _decode(line)
     except ValueError as err:
-        return Malformed(f"not valid JSON ({err})", line)
+        return Malformed(str(err), line)
     if not isinstance(obj, dict):
         return Malformed("an event must be a JSON object", line)
     try:
-        event_id = _field(obj, "id", (str, int), "a string or a whole number")
-        lead = _field(obj, "lead", (str, int), "a string or a whole number")
+        event_id = _identifier(obj, "id")
+        lead = _identifier(obj, "lead")
         kind = _field(obj, "type", str, "a string")
         time = parse_time(_field(obj, "time", str, "an ISO 8601 string"))
-        if str(event_id) == "" or str(lead) == "":
-            raise ValueError("`id` and `lead` must not be empty")
-        for name, value in (("id", event_id), ("lead", lead)):
-            try:
-                str(value).encode("utf-8")
-            except UnicodeEncodeError:
-                raise ValueError(f"`{name}` is not valid Unicode (a lone surrogate escape)") from None
         known = known_types is not None and kind in known_types  # a journey's own types are well-formed
         if not known and not TYPE_PATTERN.match(kind):
-            raise ValueError(f"type {kind!r} is not an event type like email.opened")
+            raise ValueError(f"type {kind[:100]!r} is not an event type like email.opened")
         if known_types is not None and not known:
             import difflib
 
@@ -145,4 +246,4 @@ def parse_event(line: str | bytes, known_types: frozenset[str] | None = None) ->
             raise ValueError("field `attributes` must be an object")
     except ValueError as err:
         return Malformed(str(err), line)
-    return Event(str(event_id), str(lead), kind, time, data, attributes or None)
+    return Event(event_id, lead, kind, time, data, attributes or None)

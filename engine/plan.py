@@ -66,8 +66,8 @@ class Plan:
     catch_up: int = 0                                 # actions the old version had due by the switch instant
     refusals: list[str] = field(default_factory=list)
     digest: str = ""
-    # what apply writes: (lead, version, record) and the actions, in lead order
-    rows: list = field(default_factory=list, repr=False)
+    # what apply writes: each switched lead's record on the new version, and the actions, in lead order
+    records: dict[str, Lead] = field(default_factory=dict, repr=False)
     actions: list = field(default_factory=list, repr=False)
 
     @property
@@ -114,6 +114,9 @@ def make_plan(store: Store, new: CompiledJourney, policy: str = "migrate", at: i
     """A dry run of switching `new.name` to `new` under `policy` at `at` (default: the store's last instant)."""
     if policy not in POLICIES:
         raise PlanError(f"unknown policy {policy!r}: use one of {', '.join(POLICIES)}")
+    if store.format < 2:
+        raise PlanError(f"{store.path}: store format {store.format} keeps no versions yet; open it once with a "
+                        "writer (`coltiva tick`) to migrate it, then plan")
     last = store.last_input_time()
     at = last if at is None else at
     if at < last:
@@ -166,7 +169,7 @@ def make_plan(store: Store, new: CompiledJourney, policy: str = "migrate", at: i
         for content, due in later.items():
             if content not in before:
                 added.setdefault(content, []).append(due)
-        plan.rows.append((lead, new.version, after))
+        plan.records[lead] = after
         plan.actions.extend(catch_up + at_switch)
     plan.moves = [StageMove(v, s, t, n) for (v, s, t), n in sorted(moved.items())]
     for table, out in ((cancelled, plan.cancelled), (added, plan.added), (retimed, plan.retimed)):
@@ -196,7 +199,7 @@ def apply_plan(store: Store, new: CompiledJourney, sources: dict[str, str], poli
     sources_json = json.dumps(sources or {new.journey.path: new.text}, ensure_ascii=False)
     store.write_switch(new, sources_json, command=command, applied_at=applied_at, policy=policy,
                        note=f"plan {plan.hash}", switch=switch,
-                       leads=[(new.name, lead, version, rec) for lead, version, rec in plan.rows],
+                       leads=[(new.name, lead, new.version, rec) for lead, rec in plan.records.items()],
                        actions=actions, transitions=transitions)
     return plan
 

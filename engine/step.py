@@ -21,7 +21,7 @@ from array import array
 from .conditions import MISSING, lookup
 from .events import Event, format_time
 from .record import ATTRIBUTES_ONLY, DONE, EXITED, NOT_ENROLLED, WAITING, Action, Lead
-from .timers import CROSSING, HOLD_END, HOLD_SEND, SEND, TIMEOUT, next_timer, release_time, score_at
+from .timers import CROSSING, HOLD_END, HOLD_SEND, SEND, TIMEOUT, holds, next_timer, release_time, score_at
 
 __all__ = ["step_event", "advance", "Callbacks", "EngineBug", "MAX_CASCADE", "MAX_TIMERS_PER_STEP"]
 
@@ -189,8 +189,7 @@ def _thresholds(ctx: Context) -> bool:
         return False
     score = ctx.score_now()
     for name, op, value in thresholds:
-        if (score >= value if op == ">=" else score > value if op == ">" else
-                score <= value if op == "<=" else score < value):
+        if holds(op, score, value):
             return _fire(ctx, name)
     return False
 
@@ -220,11 +219,12 @@ def _fire_due(ctx: Context, until: int) -> None:
             if not rec.sent & bit and release_time(cj, rec) is None:
                 raise EngineBug(f"send of {content!r} neither sent nor deferred")
         elif order == HOLD_SEND:
-            (stall, every, times, kind, content, name), meant = payload
+            (stall, every, times, kind, content, name, bit), meant = payload
             ctx.begin(f"timer: holding loop of {rec.state} ({rec.hold + 1}/{times})")
             if _send_allowed(ctx):
                 rec.hold += 1
                 rec.hold_at = ctx.time
+                rec.sent |= bit  # a loop repeats its content, but a later `send` line of it is skipped
                 _record_send(ctx)
                 ctx.emit("send", f"hold:{rec.state}:{content}",
                          {"stage": rec.state, "content_kind": kind, "content": content, "edition": rec.hold,
@@ -303,8 +303,8 @@ def _react(ctx: Context, event: Event) -> None:
     if not plan.final and _matches_any(cj.exit_rules, event):
         _fire(ctx, "exit")  # a lead in a final stage has finished: it stays where it ended
         return
-    changed = _update_fit(cj, rec, event.attributes)
-    changed = _apply_score(ctx, event) or changed
+    _update_fit(cj, rec, event.attributes)
+    _apply_score(ctx, event)
     if event.type != ATTRIBUTES_ONLY:  # a profile update is not an interaction
         rec.active = ctx.time
         if rec.hold:
@@ -313,11 +313,9 @@ def _react(ctx: Context, event: Event) -> None:
     for name, predicate in plan.events.get(event.type, ()):
         if predicate(event.data):
             _fire(ctx, name)
-            changed = True
             break
-    # thresholds held no earlier (decay crossings fire as timers): only a change can meet one now
-    if changed:
-        _cascade(ctx)
+    # thresholds are levels: tested after every event, whether or not it changed the score
+    _cascade(ctx)
 
 
 def _enroll(cj, lead: str, event: Event, trace, waiting: Lead | None = None):
@@ -335,6 +333,7 @@ def _enroll(cj, lead: str, event: Event, trace, waiting: Lead | None = None):
         _update_fit(cj, rec, event.attributes)
         return (rec if rec.attrs is not None else waiting), []
     rec = Lead(NOT_ENROLLED if exiting else cj.initial, event.time)
+    rec.fit = cj.fit_empty  # no attribute known yet: the fit lines an empty profile meets
     if waiting is not None:
         rec.attrs, rec.fit = waiting.attrs, waiting.fit
     ctx = Context(cj, rec, lead, event.time, trace)

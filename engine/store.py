@@ -596,7 +596,7 @@ def text_changes(old_text: str, new_text: str) -> list[str]:
     """The lines of the canonical text that changed, `-` removed and `+` added: what changed in meaning."""
     return [line for line in difflib.unified_diff(old_text.splitlines(), new_text.splitlines(), "stored", "file",
                                                   n=0, lineterm="")
-            if not line.startswith(("---", "+++", "@@"))]
+            if not line.startswith(("---", "+++", "@@")) and line not in ("+", "-")]  # blank lines mean nothing
 
 
 def _changed_message(cj, old_version: str, old_text: str, in_flight: int, db: str) -> str:

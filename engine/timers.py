@@ -13,7 +13,7 @@ import math
 
 from .record import Lead
 
-__all__ = ["next_timer", "score_at", "release_time", "SEND", "HOLD_SEND", "HOLD_END", "TIMEOUT", "CROSSING"]
+__all__ = ["next_timer", "score_at", "holds", "release_time", "SEND", "HOLD_SEND", "HOLD_END", "TIMEOUT", "CROSSING"]
 
 # Ties at one instant fire in this order.
 SEND, HOLD_SEND, HOLD_END, TIMEOUT, CROSSING = range(5)
@@ -43,22 +43,79 @@ def release_time(cj, rec: Lead) -> int | None:
     return release
 
 
+def holds(op: str, score: float, value: float) -> bool:
+    """A score threshold, as the step tests it (`when score OP VALUE`)."""
+    return score >= value if op == ">=" else score > value if op == ">" else score <= value if op == "<=" \
+        else score < value
+
+
+def _first_holding(cj, rec: Lead, op: str, value: float, guess: int, limit: int) -> int | None:
+    """The first whole second in (clock, limit] at which `score op value` holds, searching from `guess`.
+
+    The decayed score moves one way only, so the threshold, once it holds, holds
+    for good: the answer is found by walking from the closed-form guess (normally
+    right, or off by one second of rounding) and by bisection otherwise. Testing
+    with `score_at`, the very function the step compares, makes the timer and the
+    threshold agree to the second, whatever the float rounding.
+    """
+    def ok(t: int) -> bool:
+        return holds(op, score_at(cj, rec, t), value)
+
+    low = rec.clock  # the threshold does not hold at the clock (else it would have fired)
+    if ok(low):
+        return None  # held already: a cascade bound stopped the lead; no future instant to wait for
+    t = min(max(guess, low + 1), limit)
+    if ok(t):
+        for _ in range(3):  # rounding: the instant may be a second or two earlier
+            if t - 1 > low and ok(t - 1):
+                t -= 1
+            else:
+                return t
+        high = t
+    else:
+        for _ in range(3):
+            if t + 1 <= limit and ok(t + 1):
+                return t + 1
+            t += 1
+        if not ok(limit):
+            return None
+        low, high = max(low, t), limit
+    while high - low > 1:  # ok(high) and not ok(low)
+        mid = (low + high) // 2
+        if ok(mid):
+            high = mid
+        else:
+            low = mid
+    return high
+
+
 def _crossing(cj, rec: Lead, op: str, value: float) -> int | None:
-    """When decay alone makes `score op value` true, if it ever does (in whole seconds)."""
+    """When decay alone first makes `score op value` true, in whole seconds after the lead's clock.
+
+    The behavioural part b(t) = S * 2^(-(t - t0) / h) shrinks toward zero; the
+    threshold compares fit + b(t). A score that lands exactly on a threshold's
+    boundary (10 with `< 10`) crosses it one second later; a boundary equal to the
+    fit points (`<= fit` while S > 0) is reached when b(t) underflows to zero.
+    """
     if cj.half_life is None or rec.score == 0.0:
         return None
-    ratio = (value - rec.fit) / rec.score
-    if not (0.0 < ratio < 1.0):
+    down = rec.score > 0
+    if down != (op in ("<", "<=")):
         return None
-    moving_down = rec.score > 0
-    if moving_down != (op in ("<", "<=")):
+    target = value - rec.fit  # the threshold holds when b(t) op target
+    if down and not (target > 0 or (target == 0 and op == "<=")):
         return None
-    when = rec.score_at - cj.half_life * math.log2(ratio)
-    if when < rec.clock:
-        return None  # crossed already (a cascade bound held the lead): not a future event to wait for
-    # a strict threshold holds just after the instant, a non-strict one at it
-    due = math.floor(when) + 1 if op in ("<", ">") else math.ceil(when)
-    return max(due, rec.clock + 1)
+    if not down and not (target < 0 or (target == 0 and op == ">=")):
+        return None
+    h = cj.half_life
+    # the latest instant worth looking at: b(t) is exactly zero after about 1075 + log2|S| half-lives
+    limit = rec.score_at + math.ceil(h * (1080 + max(math.log2(abs(rec.score)), 0)))
+    if target == 0:
+        guess = limit
+    else:
+        ratio = target / rec.score
+        guess = math.ceil(rec.score_at - h * math.log2(ratio)) if ratio < 1 else rec.clock + 1
+    return _first_holding(cj, rec, op, value, guess, limit)
 
 
 def next_timer(cj, rec: Lead):
@@ -86,7 +143,7 @@ def next_timer(cj, rec: Lead):
             due_b, meant_b, order_b, payload_b = due, meant, SEND, (bit, kind, content, meant)
     idle_since = rec.active if rec.active > rec.entered else rec.entered
     if plan.hold is not None:
-        stall, every, times, kind, content, name = plan.hold
+        stall, every, times, kind, content, name, _ = plan.hold
         if rec.hold < times:
             meant = due = idle_since + stall if rec.hold == 0 else rec.hold_at + every
             if release is not None and release > due:

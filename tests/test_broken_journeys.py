@@ -602,6 +602,16 @@ CASES = [
           send email "welcome" on entry
           final
         """, "C048", 7, 3, "`welcome` is also sent at line 4", "each content once"),
+    ("a send line after a holding loop of the same content", """
+        journey "t"
+        stage a
+          initial
+          on x -> b
+          hold after 2 days idle: every 1 day send newsletter "digest", 2 times, then -> b
+        stage b
+          send newsletter "digest" on entry
+          final
+        """, "C048", 7, 3, "also sent by the holding loop at line 5", "does not get it again"),
     ("zero duration", """
         journey "t"
         stage a
@@ -759,6 +769,40 @@ CASES = [
         stage c
           final
         """, "C059", 8, 7, "no lead can ever leave stage `b`", "line 10: its condition can never be true"),
+    # ---- limits: nesting (C062) ----------------------------------------------
+    ("33 nested not", """
+        journey "t"
+        exit on x where """ + "not " * 33 + """plan == "a"
+        stage a
+          initial
+          final
+        """, "C062", 2, 17 + 32 * 4, "nested too deeply: more than 32 levels", "`not not x` is `x`"),
+    ("33 nested groups", """
+        journey "t"
+        fit
+          """ + "(a == 1 or " * 16 + "(b == 1 and " * 17 + "c == 1" + ")" * 33 + """ +5
+        stage a
+          initial
+          final
+        """, "C062", 3, 4 + 16 * 11 + 16 * 12, "nested too deeply", "`a and (b and c)` is `a and b and c`"),
+    # ---- limits: lengths (C063) -----------------------------------------------
+    ("stage label too long", 'journey "t"\nstage a "' + "L" * 501 + '"\n  initial\n  final\n',
+     "C063", 2, 1, "a stage label is at most 500 characters long; this one has 501", "shorten it"),
+    ("journey name too long", 'journey "' + "J" * 600 + '"\nstage a\n  initial\n  final\n',
+     "C063", 1, 1, "a journey name is at most 500 characters long; this one has 600", "`#` comment"),
+    ("event type too long", 'journey "t"\nstage a\n  initial\n  on e' + "v" * 100 + ' -> b\nstage b\n  final\n',
+     "C063", 4, 3, "an event type is at most 100 characters long; this one has 101", "a short word"),
+    ("stage id too long", 'journey "t"\nstage ' + "s" * 101 + '\n  initial\n  final\n',
+     "C063", 2, 7, "a stage id is at most 100 characters long", "a short word"),
+    ("compared text too long", 'journey "t"\nexit on x where path in ["/a", "' + "p" * 1001 + '"]\n'
+     'stage a\n  initial\n  final\n',
+     "C063", 2, 17, "a compared text is at most 1,000 characters long; this one has 1,001", "`starts with`"),
+    ("content title too long", 'journey "t"\ncontent\n  ebook "guide" "' + "T" * 501 + '"\n'
+     'stage a\n  initial\n  send ebook "guide" on entry\n  final\n',
+     "C063", 3, 3, "a content title is at most 500 characters long", "shorten it"),
+    ("sent content id too long", 'journey "t"\nstage a\n  initial\n  send ebook "' + "c" * 501 + '" on entry\n'
+     '  final\n',
+     "C063", 4, 3, "a content id is at most 500 characters long", "shorten it"),
     ("move to an unknown stage", """
         journey "t"
         moves

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
+
+import pytest
 
 from engine.store import Store
 
@@ -24,19 +27,29 @@ def coltiva(*args, check=True):
     return done
 
 
-def setup(tmp_path):
-    before, after, _ = halves(30, 60, 5)
-    (tmp_path / "before.jsonl").write_text("\n".join(before) + "\n")
-    (tmp_path / "after.jsonl").write_text("\n".join(after) + "\n")
+@pytest.fixture(scope="module")
+def launched(tmp_path_factory):
+    """One store that ran the first half of a sample on v1, made once by the real commands."""
+    tmp = tmp_path_factory.mktemp("launched")
+    before, after, _ = halves(20, 60, 5)
+    (tmp / "before.jsonl").write_text("\n".join(before) + "\n")
+    (tmp / "after.jsonl").write_text("\n".join(after) + "\n")
+    db = tmp / "s.db"
+    (tmp / "v1.journey").write_text(V1_TEXT)
+    coltiva("run", tmp / "v1.journey", "--events", tmp / "before.jsonl", "--db", db)
+    coltiva("tick", "--now", "2026-06-01T00:00:00Z", "--db", db)
+    return tmp
+
+
+def setup(tmp_path, launched):
+    for name in ("before.jsonl", "after.jsonl", "s.db"):
+        shutil.copy(launched / name, tmp_path / name)
     (tmp_path / "v1.journey").write_text(V1_TEXT)
     (tmp_path / "v2.journey").write_text(V2_TEXT)
     # v2 without the move of "dormant": a removed stage with leads and nowhere to go
     (tmp_path / "v2bad.journey").write_text(V2_TEXT.replace("stage dormant", "stage asleep")
                                             .replace("-> dormant", "-> asleep"))
-    db = tmp_path / "s.db"
-    coltiva("run", tmp_path / "v1.journey", "--events", tmp_path / "before.jsonl", "--db", db)
-    coltiva("tick", "--now", "2026-06-01T00:00:00Z", "--db", db)
-    return db
+    return tmp_path / "s.db"
 
 
 def dump(db):
@@ -44,8 +57,8 @@ def dump(db):
         return store.dump()
 
 
-def test_run_with_a_changed_journey_says_run_coltiva_plan(tmp_path):
-    db = setup(tmp_path)
+def test_run_with_a_changed_journey_says_run_coltiva_plan(tmp_path, launched):
+    db = setup(tmp_path, launched)
     before = dump(db)
     done = coltiva("run", tmp_path / "v2.journey", "--events", tmp_path / "after.jsonl", "--db", db, check=False)
     assert done.returncode == 1
@@ -54,8 +67,8 @@ def test_run_with_a_changed_journey_says_run_coltiva_plan(tmp_path):
     assert dump(db) == before
 
 
-def test_a_plan_refuses_a_removed_stage_with_leads_and_no_move(tmp_path):
-    db = setup(tmp_path)
+def test_a_plan_refuses_a_removed_stage_with_leads_and_no_move(tmp_path, launched):
+    db = setup(tmp_path, launched)
     with Store(db, read_only=True) as store:
         dormant = sum(1 for _, s in store.leads_of(NAME) if s.record.state == "dormant")
     assert dormant > 0
@@ -69,8 +82,8 @@ def test_a_plan_refuses_a_removed_stage_with_leads_and_no_move(tmp_path):
     assert applied.returncode == 1 and "refusals" in applied.stderr
 
 
-def test_plan_apply_versions_and_a_rollback(tmp_path):
-    db = setup(tmp_path)
+def test_plan_apply_versions_and_a_rollback(tmp_path, launched):
+    db = setup(tmp_path, launched)
     before = dump(db)
     done = coltiva("plan", tmp_path / "v2.journey", "--db", db)
     assert "what changed in meaning:" in done.stdout and "+  send email \"welcome-2026\" on entry" in done.stdout
@@ -118,20 +131,20 @@ def test_plan_apply_versions_and_a_rollback(tmp_path):
     assert "switch to version" in explained.stdout and "replay of the log matches" in explained.stdout
 
 
-def test_versions_of_an_unknown_journey_is_a_message(tmp_path):
-    db = setup(tmp_path)
+def test_versions_of_an_unknown_journey_is_a_message(tmp_path, launched):
+    db = setup(tmp_path, launched)
     done = coltiva("versions", "nope", "--db", db, check=False)
     assert done.returncode == 1 and "no journey 'nope'" in done.stderr and NAME in done.stderr
 
 
-def test_a_plan_at_an_instant_before_the_store_is_refused(tmp_path):
-    db = setup(tmp_path)
+def test_a_plan_at_an_instant_before_the_store_is_refused(tmp_path, launched):
+    db = setup(tmp_path, launched)
     done = coltiva("plan", tmp_path / "v2.journey", "--db", db, "--at", "2026-01-01T00:00:00Z", check=False)
     assert done.returncode == 1 and "before the last input" in done.stderr
 
 
-def test_diff_with_a_store_shows_the_plan_counts(tmp_path):
-    db = setup(tmp_path)
+def test_diff_with_a_store_shows_the_plan_counts(tmp_path, launched):
+    db = setup(tmp_path, launched)
     shown = json.loads(coltiva("plan", tmp_path / "v2.journey", "--db", db, "--format", "json").stdout)
     done = coltiva("diff", tmp_path / "v1.journey", tmp_path / "v2.journey", "--db", db)
     for m in shown["moves"]:
@@ -140,3 +153,12 @@ def test_diff_with_a_store_shows_the_plan_counts(tmp_path):
     assert f"plan {shown['plan']}" in done.stdout
     plain = coltiva("diff", tmp_path / "v1.journey", tmp_path / "v2.journey")
     assert "lead(s)" not in plain.stdout
+
+
+def test_a_plan_on_a_format_1_store_says_to_migrate_it_first(tmp_path):
+    old = ROOT / "tests" / "fixtures" / "store_v1.db"
+    db = tmp_path / "v1.db"
+    shutil.copy(old, db)
+    (tmp_path / "v2.journey").write_text(V2_TEXT)
+    done = coltiva("plan", tmp_path / "v2.journey", "--db", db, check=False)
+    assert done.returncode == 1 and "store format 1 keeps no versions yet" in done.stderr

@@ -17,7 +17,7 @@ from .live_helpers import V1_TEXT, V2_TEXT, compiled
 
 ENV = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
 NAME = "Demand generation (B2B)"
-LEADS = 4_000
+LEADS = 2_500
 
 
 def _state(db) -> dict:
@@ -55,7 +55,7 @@ def test_sigkill_during_apply_leaves_all_or_nothing(tmp_path):
     old = _state(template)
     with Store(template, read_only=True) as store:
         plan = make_plan(store, compiled(V2_TEXT)[0], "migrate")
-    assert len(plan.rows) == LEADS and plan.actions
+    assert len(plan.records) == LEADS and plan.actions
     new_outbox = old["outbox"] + [a.key for a in plan.actions]
 
     def apply(db, kill_at: int | None):
@@ -78,7 +78,7 @@ def test_sigkill_during_apply_leaves_all_or_nothing(tmp_path):
     def assert_all(db):
         after = _state(db)
         assert after["current"] == plan.new_version and after["versions"] == {plan.new_version}
-        assert after["records"] == {lead: rec.to_list() for lead, _, rec in plan.rows}
+        assert after["records"] == {lead: rec.to_list() for lead, rec in plan.records.items()}
         assert after["outbox"] == new_outbox and after["log"] == old["log"] + 1
         assert [s["to"] for s in after["switches"]] == [plan.new_version]
 

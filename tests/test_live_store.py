@@ -23,6 +23,14 @@ SETTINGS = settings(max_examples=8, deadline=None, suppress_health_check=[Health
 seeds = st.integers(0, 10_000)
 
 
+def launched(tmp_path_factory, name: str, seed: int, leads: int = 20):
+    """A store that ran the first half of a sample on V1: (its path, the second half, the instant between)."""
+    db = tmp_path_factory.mktemp(name) / "s.db"
+    before, after, cut = halves(leads, 60, seed)
+    run(db, [V1], before)
+    return db, after, cut
+
+
 def in_flight(db) -> dict[str, list]:
     with Store(db, read_only=True) as store:
         return {lead: s.record.to_list() for lead, s in store.leads_of(V1[0].name)
@@ -47,7 +55,7 @@ def actions_of(db, leads) -> dict[str, list]:
 @given(seed=seeds)
 def test_drain_gives_the_leads_in_flight_exactly_the_old_version_run_alone(tmp_path_factory, seed):
     tmp = tmp_path_factory.mktemp("drain")
-    before, after, cut = halves(30, 60, seed)
+    before, after, cut = halves(20, 60, seed)
     drained, alone = tmp / "drained.db", tmp / "alone.db"
     for db in (drained, alone):
         run(db, [V1], before)
@@ -69,17 +77,14 @@ def test_drain_gives_the_leads_in_flight_exactly_the_old_version_run_alone(tmp_p
 @settings(SETTINGS, max_examples=5)
 @given(seed=seeds)
 def test_after_migrate_replaying_the_input_log_gives_the_identical_store(tmp_path_factory, seed):
-    tmp = tmp_path_factory.mktemp("migrate")
-    before, after, cut = halves(30, 60, seed)
-    live = tmp / "live.db"
-    run(live, [V1], before)
+    live, after, cut = launched(tmp_path_factory, "migrate", seed)
     tick(live, cut)
     apply(live, V2, "migrate")
     run(live, [V2], after)
     tick(live, cut + 90 * DAY)
     apply(live, V1, "migrate")  # and back: a rollback is one more switch
     tick(live, cut + 200 * DAY)
-    again = tmp / "again.db"
+    again = live.parent / "again.db"
     replay_store(live, again)
     assert meaning(again) == meaning(live)
     with Store(live, read_only=True) as store:
@@ -92,10 +97,7 @@ def test_after_migrate_replaying_the_input_log_gives_the_identical_store(tmp_pat
 @SETTINGS
 @given(seed=seeds)
 def test_an_edit_of_layout_comments_and_labels_is_a_no_op_for_every_lead(tmp_path_factory, seed):
-    tmp = tmp_path_factory.mktemp("noop")
-    before, _, cut = halves(30, 60, seed)
-    db = tmp / "s.db"
-    run(db, [V1], before)
+    db, _, _ = launched(tmp_path_factory, "noop", seed)
     cosmetic = compiled("# reworded\n" + V1_TEXT.replace('"Shown interest"', '"Interested"')
                         .replace("  initial\n", "  initial   # start here\n").replace("\n\n", "\n\n\n"))
     assert cosmetic[0].version != V1[0].version
@@ -107,7 +109,7 @@ def test_an_edit_of_layout_comments_and_labels_is_a_no_op_for_every_lead(tmp_pat
     assert not plan.added and not plan.cancelled and not plan.retimed and not plan.refusals
     assert plan.switch_actions == {} and plan.at_once == 0
     assert all(m.source == m.target for m in plan.moves)
-    for lead, version, rec in plan.rows:
+    for lead, rec in plan.records.items():
         caught, _ = advance(old, stored[lead].record, lead, plan.at)
         assert rec == caught, lead  # exactly the record the old version has at that instant
         again, actions = switch_lead(old, new, caught, lead, plan.at)
@@ -117,17 +119,14 @@ def test_an_edit_of_layout_comments_and_labels_is_a_no_op_for_every_lead(tmp_pat
 @SETTINGS
 @given(seed=seeds)
 def test_the_plan_applied_is_the_plan_shown(tmp_path_factory, seed):
-    tmp = tmp_path_factory.mktemp("shown")
-    before, _, cut = halves(30, 60, seed)
-    db = tmp / "s.db"
-    run(db, [V1], before)
+    db, _, cut = launched(tmp_path_factory, "shown", seed)
     outbox_before = len(meaning(db)["outbox"])
     shown, done = apply(db, V2, "migrate", cut + 3 * DAY)
     assert shown.to_json() == done.to_json()
     with Store(db, read_only=True) as store:
         now = {lead: (s.version, s.record) for lead, s in store.leads_of(V2[0].name)}
         assert store.current_version(V2[0].name) == V2[0].version
-    assert {lead: (v, rec) for lead, v, rec in shown.rows} == now
+    assert {lead: (V2[0].version, rec) for lead, rec in shown.records.items()} == now
     outbox = meaning(db)["outbox"]
     assert [row[0] for row in outbox[outbox_before:]] == [a.key for a in shown.actions]
     # what the plan counted is what happened

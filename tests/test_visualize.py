@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 
 import pytest
@@ -35,6 +36,7 @@ def _expected_kinds(journey):
         if stage.hold is not None:
             kinds["hold"] += 1
             kinds["hold-end"] += 1
+    kinds["enroll"] = 1  # the entry edge: who enrolls
     return kinds
 
 
@@ -143,11 +145,12 @@ def test_mermaid_has_every_stage_and_edge():
     journey = _load("journeys/demand_generation.journey")
     diagram = build_diagram(journey)
     text = to_mermaid(diagram)
-    assert "stateDiagram-v2" in text
+    assert "\nflowchart LR\n" in text
     for stage in journey.stages:
-        assert f' as s_{stage.id}\n' in text
-    assert text.count(" --> ") == len(diagram.edges) + 2  # [*] in and out
-    assert f"[*] --> s_{journey.initial.id}" in text and "s_customer --> [*]" in text
+        assert f'    s_{stage.id}["<b>' in text
+    drawn = [line for line in text.splitlines() if re.match(r"    \w+ (-->|==>|-\.->)\|", line)]
+    assert len(drawn) == len(diagram.edges) + 1  # and the enrollment edge
+    assert f'x_start -->|"enroll#58; any event of a new lead"| s_{journey.initial.id}' in text
 
 
 @pytest.mark.parametrize("ext,check", [
@@ -155,7 +158,7 @@ def test_mermaid_has_every_stage_and_edge():
     ("png", lambda b: b.startswith(PNG_SIGNATURE)),
     ("pdf", lambda b: b.startswith(b"%PDF-")),
     ("dot", lambda b: b.startswith(b"digraph journey {")),
-    ("mmd", lambda b: b"stateDiagram-v2" in b),
+    ("mmd", lambda b: b"\nflowchart LR\n" in b),
 ])
 def test_render_command_picks_format_from_extension(tmp_path, capsys, ext, check):
     out = tmp_path / f"j.{ext}"
@@ -168,7 +171,7 @@ def test_render_command_format_option_overrides_extension(tmp_path, capsys):
     out = tmp_path / "review.txt"
     code, _, _ = run_cli(["render", "journeys/webinar_followup.journey", "-o", str(out), "--format", "mermaid"],
                          capsys)
-    assert code == 0 and out.read_text().count("stateDiagram-v2") == 1
+    assert code == 0 and out.read_text().count("flowchart LR") == 1
 
 
 def test_render_command_reports_mistakes_without_traceback(tmp_path, capsys):
@@ -281,3 +284,12 @@ def test_a_missing_dot_is_one_line_of_message(tmp_path, capsys, monkeypatch):
     assert code == 1 and "the `dot` program is missing" in err and "Traceback" not in err
     code, _, err = run_cli(["render", "journeys/webinar_followup.journey", "-o", str(tmp_path / "x.mmd")], capsys)
     assert code == 0, err  # Mermaid needs no dot
+
+
+def test_render_direction_option(tmp_path, capsys):
+    for ext in ("mmd", "dot"):
+        out = tmp_path / f"tb.{ext}"
+        code, _, err = run_cli(["render", "journeys/webinar_followup.journey", "-o", str(out), "--direction", "TB"],
+                               capsys)
+        assert code == 0, err
+        assert ("\nflowchart TB\n" if ext == "mmd" else "rankdir=TB") in out.read_text()

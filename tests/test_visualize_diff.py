@@ -146,3 +146,53 @@ def test_examples_diff_against_themselves_cleanly():
     for path in Path("journeys").glob("*.journey"):
         journey = load_journey(path).journey
         assert diff_journeys(journey, journey).empty
+
+
+def test_added_and_removed_stages_list_what_they_contain(tmp_path, capsys):
+    diff = diff_journeys(_load(OLD), _load(NEW))
+    added = next(c for c in diff.changes if c.kind == "stage" and c.sign == "+")
+    assert added.contents == ('label "Nurture (webinar)"', 'send email "thanks" on entry',
+                              "1. trigger on demo.requested -> customer")
+    removed = next(c for c in diff.changes if c.kind == "stage" and c.sign == "-")
+    assert removed.contents == ('label "Webinar lead"', "1. trigger on demo.requested -> customer",
+                                "2. timer after 30 days idle -> exit")
+    old, new = tmp_path / "old.journey", tmp_path / "new.journey"
+    old.write_text(OLD)
+    new.write_text(NEW)
+    code, stdout, err = run_cli(["diff", str(old), str(new)], capsys)
+    assert code == 0, err
+    assert "+ stage nurture_webinar\n    label \"Nurture (webinar)\"\n    send email \"thanks\" on entry\n" in stdout
+    assert "- stage webinar_lead\n    label \"Webinar lead\"\n" in stdout
+
+
+def test_diff_with_a_store_says_how_many_leads_sit_where_the_change_lands(tmp_path, capsys):
+    import json
+
+    old, new = tmp_path / "old.journey", tmp_path / "new.journey"
+    old.write_text(OLD)
+    new.write_text(NEW)
+    events = tmp_path / "events.jsonl"
+    rows = [("a", "form.submitted"), ("b", "webinar.attended"), ("c", "email.opened"), ("d", "webinar.attended")]
+    events.write_text("".join(json.dumps({"id": f"e{i}", "lead": lead, "type": kind,
+                                          "time": f"2026-03-02T09:0{i}:00Z"}) + "\n"
+                              for i, (lead, kind) in enumerate(rows)))
+    db = tmp_path / "store.db"
+    code, _, err = run_cli(["run", str(old), "--events", str(events), "--db", str(db)], capsys)
+    assert code == 0, err
+    code, stdout, err = run_cli(["diff", str(old), str(new), "--db", str(db)], capsys)
+    assert code == 0, err
+    tail = stdout.split("leads now at the changed stages", 1)[1].splitlines()[1:]
+    assert tail == ["  unaware: 1 lead", "  nurture_webinar: 0 leads (a new stage: nobody can be there yet)",
+                    "  shown_interest: 1 lead", "  webinar_lead: 2 leads (a stage the new version removes)"]
+    code, _, err = run_cli(["diff", str(old), str(new), "--db", str(tmp_path / "none.db")], capsys)
+    assert code == 1 and "no such database file" in err and "Traceback" not in err
+
+
+def test_diff_shows_control_characters_as_symbols(tmp_path, capsys):
+    old, new = tmp_path / "old.journey", tmp_path / "new.journey"
+    old.write_text(OLD)
+    new.write_text(NEW.replace('stage nurture_webinar "Nurture (webinar)"',
+                               'stage nurture_webinar "Nurture \x1b[31mred"'))
+    code, stdout, err = run_cli(["diff", str(old), str(new)], capsys)
+    assert code == 0, err
+    assert "\x1b" not in stdout and 'label "Nurture ␛[31mred"' in stdout

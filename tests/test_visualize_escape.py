@@ -14,6 +14,7 @@ from visualize.dot import render_bytes, to_dot
 from visualize.mermaid import mermaid_escape, to_mermaid
 from visualize.review import review_html
 
+from .browser_session import browser  # noqa: F401  (the shared session fixture)
 from .visualize_helpers import SVG, svg_root, svg_texts
 
 EVIL = '<script>alert("x")</script> & {a|b} \\ end \\N \\n'
@@ -79,37 +80,33 @@ class _Tags(html.parser.HTMLParser):
 
 def test_review_page_escapes_everything(journey):
     diagram = build_diagram(journey)
-    page = review_html(journey, render_bytes(diagram, "svg").decode(), [], {"hostile.journey": SOURCE})
+    page = review_html(journey, diagram, {"LR": render_bytes(diagram, "svg").decode()}, [],
+                       {"hostile.journey": SOURCE})
     parser = _Tags()
     parser.feed(page)
-    assert "script" not in parser.tags and "img" not in parser.tags
+    assert parser.tags.count("script") == 1 and "img" not in parser.tags  # only the page's own zoom script
     text = "".join(parser.text)
     assert text.count(EVIL) >= 2  # in the diagram and in the content table
     assert "<img src=x onerror=alert(1)>" in text
 
 
-_LINE = re.compile(
-    r"^(---|title: [^\n]*|stateDiagram-v2|    direction LR"
-    r"|    state \"[^\"<>]*\" as s_\w+|    (s_\w+|x_exit) : [^\"<>]*"
-    r"|    (\[\*\]|s_\w+) --> (\[\*\]|s_\w+|x_exit)( : [^\"<>]*)?"
-    r"|    state \"Exit\" as x_exit"
-    r"|    note left of s_\w+ : [^\"<>]*(<br/>[^\"<>]*)*"
-    r"|    classDef \w+ [^\"<>]*|    class (s_\w+|x_exit) \w+)$"
-)
-
-
-def test_mermaid_escapes_its_own_way(journey):
+def test_mermaid_escapes_its_own_way(journey, browser):
+    """The real Mermaid draws the hostile text as text: no error, no element made of it."""
     text = to_mermaid(build_diagram(journey))
-    for line in text.splitlines():
-        assert _LINE.match(line), line
     assert mermaid_escape(EVIL) in text
     assert "#60;script#62;" in text and "#34;" in text and "#38;" in text and "#123;" in text
     assert "#124;" in text and "#92;" in text
+    [result] = browser.mermaid([text])
+    assert result["error"] is None, result["error"]
+    assert result["scripts"] == 0
+    drawn = {n["id"].split("-")[2]: " ".join(n["text"].replace("\u2060", "").split()) for n in result["nodes"]}
+    assert " ".join(EVIL.split()) in drawn["s_start"], drawn["s_start"]
 
 
 def test_mermaid_escape_keeps_letters_of_any_language():
     assert mermaid_escape("Novità: Problema") == "Novità#58; Problema"
     assert mermaid_escape('a "b" #c;') == "a #34;b#34; #35;c#59;"
+    assert mermaid_escape("a\\n") == "a#92;\u2060n"  # a backslash is followed by an invisible joiner
 
 
 def _yaml_double_quoted(value: str) -> str:
@@ -160,10 +157,29 @@ def test_mermaid_title_is_a_quoted_yaml_string_that_round_trips(name):
     assert "#38;" not in title_line and "#58;" not in title_line  # no Mermaid entities in the front matter
     assert _front_matter_title(text) == name
     # the diagram body keeps its own escaping
-    assert 'state "A #38; B#58; c (a)" as s_a' in text
+    assert 's_a["<b>A #38; B#58; c (a)</b>' in text
 
 
 def test_mermaid_title_of_the_bug_report():
     loaded = load_text('journey "Demand & gen (B2B): EU"\n\nstage a "A"\n  initial\n  final\n', "t.journey")
     text = to_mermaid(build_diagram(loaded.journey))
     assert text.splitlines()[1] == 'title: "Demand & gen (B2B): EU"'
+
+
+def test_review_page_in_a_browser_runs_no_hostile_script(journey, tmp_path, browser):
+    """The hostile page opened for real: only our zoom script exists, nothing fails, the text reads as written."""
+    from visualize.diagram import compact
+
+    diagram = build_diagram(journey)
+    svgs = {"LR": render_bytes(compact(diagram), "svg").decode()}
+    page = tmp_path / "hostile.html"
+    page.write_text(review_html(journey, diagram, svgs, [], {"hostile.journey": SOURCE}), encoding="utf-8")
+    result = browser.open(page, script="""() => ({scripts: document.scripts.length,
+        images: document.images.length,
+        label: document.querySelector('#stage-start').textContent,
+        row: document.querySelector('#row-start').textContent})""")
+    assert result["errors"] == [] and len(result["requests"]) == 1
+    found = result["result"]
+    assert found["scripts"] == 1 and found["images"] == 0
+    assert " ".join(EVIL.split()) in " ".join(found["row"].split())
+    assert EVIL.split()[0] in found["label"]

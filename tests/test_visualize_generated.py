@@ -22,4 +22,4 @@ def test_any_journey_model_renders_in_every_format(journey):
     for stage in journey.stages:
         assert any(stage.id in i for i in ids), stage.id
     mermaid = to_mermaid(diagram)
-    assert mermaid.count("\n---\n") <= 1 and "stateDiagram-v2" in mermaid
+    assert mermaid.count("\n---\n") <= 1 and "\nflowchart LR\n" in mermaid

@@ -39,17 +39,27 @@ __all__ = [
     "clip",
     "shorten",
     "diagram_title",
+    "entry_text",
+    "BADGE_TEXT",
+    "stage_of_span",
+    "mark_warnings",
+    "compact",
+    "counts_text",
 ]
 
 #: Edge kinds, each drawn differently: event (solid), score thresholds up and
 #: down, time (dashed), holding loop (dotted self-loop) and where it ends.
-EDGE_KINDS = ("event", "score-up", "score-down", "time", "hold", "hold-end", "exit-rule")
+EDGE_KINDS = ("event", "score-up", "score-down", "time", "hold", "hold-end", "exit-rule", "enroll")
 MARKS = ("added", "removed", "changed")
 EXIT_KEY = "x_exit"
 #: The longest text a diagram draws in one place (a condition, a label, a rule).
 #: Longer text is cut with "…" and kept whole in `full` (a tooltip in SVG): a
 #: 3,000-way `or` is unreadable in a picture, and `dot` refuses HTML labels over 16 KB.
 MAX_TEXT = 300
+
+#: What each badge says. A stage with a way out of the journey "can exit": it is
+#: not an exit itself (a red EXIT read as "this stage is the exit").
+BADGE_TEXT = {"initial": "INITIAL", "final": "FINAL", "sales-ready": "SALES-READY · handoff", "exit": "can exit"}
 
 _LEGEND = {
     "event": "event trigger (with its condition)",
@@ -59,6 +69,7 @@ _LEGEND = {
     "hold": "holding loop for a stalled lead",
     "hold-end": "where a holding loop ends",
     "exit-rule": "global exit rule (counted only)",
+    "enroll": "how a lead enters the journey",
 }
 
 
@@ -90,6 +101,7 @@ class Node:
     note: str = ""
     count: int | None = None
     full: str = ""  # the whole label and note, when `shorten` cut them
+    warnings: tuple[str, ...] = ()  # checker findings written inside this stage ("W012 message")
 
 
 @dataclass(frozen=True)
@@ -106,6 +118,7 @@ class Edge:
     share: float | None = None
     shared_by: int = 1
     full: str = ""  # the whole label, detail and note, when `shorten` cut them
+    number: int | None = None  # the trigger's place in its stage (1 is tried first: first match wins)
     ref: object = field(default=None, compare=False, repr=False)  # the trigger or hold loop drawn
 
     @property
@@ -129,6 +142,8 @@ class Diagram:
     legend: tuple[tuple[str, str], ...]
     mode: str = "plain"  # "plain" | "diff"
     counted: bool = False
+    entry: str = ""  # who enters the journey: drawn on the edge into the initial stage
+    entry_count: int | None = None  # leads enrolled, from the store
 
     def node(self, key: str) -> Node | None:
         return next((n for n in self.nodes if n.key == key), None)
@@ -186,8 +201,8 @@ def hold_edges(stage: Stage, hold: HoldLoop) -> list[Edge]:
 
 
 def stage_edges(stage: Stage) -> list[Edge]:
-    """Every way out of a stage, in declaration order; keys are given by the caller."""
-    edges = [trigger_edge(stage, trig) for trig in stage.triggers]
+    """Every way out of a stage, in declaration order, triggers numbered; keys are given by the caller."""
+    edges = [replace(trigger_edge(stage, trig), number=i) for i, trig in enumerate(stage.triggers, 1)]
     if stage.hold is not None:
         edges.extend(hold_edges(stage, stage.hold))
     return edges
@@ -223,6 +238,8 @@ def legend_for(edges, mode: str = "plain", counted: bool = False) -> tuple[tuple
     """Only the edge kinds the diagram uses, in a fixed order, plus diff marks or counts."""
     used = {e.kind for e in edges}
     legend = [(kind, _LEGEND[kind]) for kind in EDGE_KINDS if kind in used]
+    if any(e.number for e in edges):
+        legend.append(("numbers", "1, 2, …: the order triggers are tried in (the first that matches wins)"))
     if mode == "diff":
         legend += [("added", "added in the new version"), ("removed", "removed (ghost)"),
                    ("changed", "changed")]
@@ -255,6 +272,7 @@ def _short_line(line: Line) -> Line:
 
 def _short_node(node: Node) -> Node:
     label, note = clip(node.label), clip(node.note)
+    node = replace(node, warnings=tuple(clip(w) for w in node.warnings))
     full = node.full
     if (label, note) != (node.label, node.note):
         full = full or _joined(node.label, node.note)
@@ -277,6 +295,7 @@ def shorten(diagram: Diagram) -> Diagram:
     return replace(
         diagram,
         title=clip(diagram.title),
+        entry=clip(diagram.entry),
         nodes=tuple(_short_node(n) for n in diagram.nodes),
         edges=tuple(_short_edge(e) for e in diagram.edges),
         panel=tuple(Section(s.title, tuple(_short_line(x) for x in s.lines)) for s in diagram.panel),
@@ -288,6 +307,25 @@ def diagram_title(journey: Journey, fragment: bool = False) -> str:
     if fragment or (journey.name is None and not journey.stages):
         return f"Shared fragment: {PurePath(journey.path or 'unnamed').name}"
     return journey.name if journey.name and journey.name.strip() else "(unnamed journey)"
+
+
+def counts_text(edge: Edge) -> str:
+    """An edge's counts in words ("30 leads · 75%"), the same in every renderer; "" when not counted."""
+    if edge.count is None:
+        return ""
+    text = f"{edge.count} lead{'' if edge.count == 1 else 's'}"
+    if edge.share is not None:
+        text += f" · {edge.share:.0%}"
+    if edge.shared_by > 1:
+        text += f" (shared by {edge.shared_by} triggers)"
+    return text
+
+
+def entry_text(journey: Journey) -> str:
+    """Who enters: the enroll rules, or the engine's default (any event of a lead it does not know)."""
+    if not journey.enrollments:
+        return "enroll: any event of a new lead"
+    return "; ".join(t.enroll_rule_text(r) for r in journey.enrollments)
 
 
 def build_diagram(journey: Journey, fragment: bool = False) -> Diagram:
@@ -308,4 +346,34 @@ def build_diagram(journey: Journey, fragment: bool = False) -> Diagram:
         edges=edges,
         panel=rule_sections(journey),
         legend=legend_for(edges),
+        entry="" if fragment or journey.initial is None else entry_text(journey),
     ))
+
+
+def stage_of_span(journey: Journey, span) -> str | None:
+    """The id of the stage whose lines hold `span` (same file), or None for a global rule."""
+    for stage in journey.stages:
+        if stage.span.file == span.file and stage.span.line <= span.line <= stage.span.end_line:
+            return stage.id
+    return None
+
+
+def mark_warnings(diagram: Diagram, journey: Journey, diagnostics) -> Diagram:
+    """Each checker finding written inside a stage, shown on that stage's node ("⚠ C048 …")."""
+    found: dict[str, list[str]] = {}
+    for d in diagnostics:
+        stage = stage_of_span(journey, d.span)
+        if stage is not None:
+            found.setdefault(stage, []).append(f"{d.code} {d.message}")
+    if not found:
+        return diagram
+    nodes = tuple(replace(n, warnings=n.warnings + tuple(found.get(n.stage, ()))) if n.stage in found else n
+                  for n in diagram.nodes)
+    return shorten(replace(diagram, nodes=nodes))
+
+
+def compact(diagram: Diagram) -> Diagram:
+    """The drawing for a page that lists content and conditions beside it: stages with their
+    badges, warnings and counts; edges with their number, event and counts."""
+    return replace(diagram, nodes=tuple(replace(n, lines=()) for n in diagram.nodes),
+                   edges=tuple(replace(e, detail="") for e in diagram.edges))

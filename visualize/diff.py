@@ -16,7 +16,7 @@ from dsl.model import EventTrigger, HoldLoop, Journey, ScoreTrigger, Send, Stage
 
 from . import text as t
 
-__all__ = ["Change", "JourneyDiff", "diff_journeys"]
+__all__ = ["Change", "JourneyDiff", "diff_journeys", "stage_contents"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class Change:
     text: str
     old: object = field(default=None, compare=False, repr=False)
     new: object = field(default=None, compare=False, repr=False)
+    contents: tuple[str, ...] = ()  # for an added or removed stage: what it holds, one line each
 
     def __str__(self) -> str:
         where = f"stage {self.stage}: " if self.stage is not None and self.kind != "stage" else ""
@@ -47,6 +48,11 @@ class JourneyDiff:
 
     def lines(self) -> list[str]:
         return [str(c) for c in self.changes]
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        """Every stage a change lands on, in the order of the changes."""
+        return tuple(dict.fromkeys(c.stage for c in self.changes if c.stage is not None))
 
 
 def _pair(old: list, new: list, keys) -> tuple[list, list, list]:
@@ -182,6 +188,18 @@ def _global_changes(old: Journey, new: Journey) -> list[Change]:
     return out
 
 
+def stage_contents(stage: Stage) -> tuple[str, ...]:
+    """What a stage holds, in the words of the diff: label, flags, sends, triggers in order, hold."""
+    lines = [f'label "{stage.title}"'] if stage.title != stage.id else []
+    lines += [word for flag, word in (("initial", "initial"), ("final", "final"), ("handoff", "handoff to sales"))
+              if getattr(stage, flag)]
+    lines += [_send_label(s) for s in stage.sends]
+    lines += [f"{i}. {_trigger_word(trig)} {_full(trig)}" for i, trig in enumerate(stage.triggers, 1)]
+    if stage.hold is not None:
+        lines.append(_hold_line(stage.hold))
+    return tuple(lines) or ("(empty)",)
+
+
 def diff_journeys(old: Journey, new: Journey) -> JourneyDiff:
     """Every difference from `old` to `new`: global rules first, then stage by stage."""
     changes = _global_changes(old, new)
@@ -189,10 +207,12 @@ def diff_journeys(old: Journey, new: Journey) -> JourneyDiff:
     new_ids = {s.id for s in new.stages}
     for stage in new.stages:
         if stage.id not in old_ids:
-            changes.append(Change("+", "stage", stage.id, f"stage {stage.id}", None, stage))
+            changes.append(Change("+", "stage", stage.id, f"stage {stage.id}", None, stage,
+                                  contents=stage_contents(stage)))
         else:
             changes.extend(_stage_changes(old.stage(stage.id), stage))
     for stage in old.stages:
         if stage.id not in new_ids:
-            changes.append(Change("-", "stage", stage.id, f"stage {stage.id}", stage, None))
+            changes.append(Change("-", "stage", stage.id, f"stage {stage.id}", stage, None,
+                                  contents=stage_contents(stage)))
     return JourneyDiff(old, new, tuple(changes))

@@ -18,6 +18,7 @@ from .diagram import (
     SECTION_OF,
     Diagram,
     Line,
+    entry_text,
     exit_node,
     hold_edges,
     legend_for,
@@ -133,4 +134,5 @@ def build_diff_diagram(diff: JourneyDiff) -> Diagram:
         panel=panel,
         legend=legend_for(edges, mode="diff"),
         mode="diff",
+        entry="" if new.initial is None else entry_text(new),
     ))

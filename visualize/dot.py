@@ -13,14 +13,15 @@ from __future__ import annotations
 import html
 import re
 import subprocess
+from dataclasses import dataclass
 
 import graphviz
 
 from dsl.errors import ColtivaError
 
-from .diagram import Diagram, Edge, Line, Node, shorten
+from .diagram import BADGE_TEXT, Diagram, Edge, Line, Node, counts_text, shorten
 
-__all__ = ["FORMATS", "EDGE_STYLE", "to_graphviz", "to_dot", "render_bytes"]
+__all__ = ["FORMATS", "EDGE_STYLE", "Layout", "PAGE_LAYOUTS", "to_graphviz", "to_dot", "render_bytes"]
 
 FORMATS = ("svg", "png", "pdf", "dot")
 FONT = "DejaVu Sans,Helvetica,Arial,sans-serif"
@@ -35,23 +36,43 @@ EDGE_STYLE = {
     "hold": {"style": "dotted", "color": "#7c3aed", "penwidth": "2"},
     "hold-end": {"style": "dotted", "color": "#7c3aed", "penwidth": "2", "arrowhead": "vee"},
     "exit-rule": {"style": "dashed", "color": "#98a2b3", "penwidth": "1"},
+    "enroll": {"style": "solid", "color": "#1d4ed8", "penwidth": "2"},
 }
 MARK_COLOR = {"added": "#1a7f37", "removed": "#d92d20", "changed": "#dc6803"}
 MARK_FILL = {"added": "#e7f6ec", "removed": "#ffffff", "changed": "#fff4e5"}
 MARK_SIGN = {"added": "+ ", "removed": "− ", "changed": "~ "}
+#: Badge colours; the words are BADGE_TEXT's. "can exit" is grey: it marks a way out, not an exit.
 BADGE = {
-    "initial": ("INITIAL", "#1d4ed8"),
-    "final": ("FINAL", "#344054"),
-    "sales-ready": ("SALES-READY · handoff", "#b54708"),
-    "exit": ("EXIT", "#d92d20"),
+    "initial": (BADGE_TEXT["initial"], "#1d4ed8"),
+    "final": (BADGE_TEXT["final"], "#344054"),
+    "sales-ready": (BADGE_TEXT["sales-ready"], "#b54708"),
+    "exit": (BADGE_TEXT["exit"], "#667085"),
 }
+WARN_COLOR = "#b54708"
+START_KEY = "x_start"
 _GHOST = "#98a2b3"
 #: `dot` refuses an HTML-like label longer than 16,384 bytes; a node or the
 #: rules panel stops listing lines well before that and says how many it left out.
 LABEL_BUDGET = 12_000
-#: The longest tooltip kept whole (the full text of a shortened label).
-TOOLTIP_LIMIT = 100_000
+#: The longest tooltip kept whole, in bytes of UTF-8 once escaped: `dot` refuses a quoted string over
+#: 16,384 bytes, so a longer full text is cut with "…".
+TOOLTIP_LIMIT = 16_000
 
+
+@dataclass(frozen=True)
+class Layout:
+    """How `dot` lays a diagram out: direction (LR or TB), whether the rules panel and legend are
+    drawn, the stage titles' size, and the space between ranks (inches)."""
+
+    rankdir: str = "LR"
+    panel: bool = True
+    title_size: int = 16
+    ranksep: float = 1.0
+
+
+#: The review page's drawings: no panel (it is HTML beside them), larger titles, tighter ranks.
+PAGE_LAYOUTS = {"LR": Layout("LR", panel=False, title_size=20, ranksep=0.8),
+                "TB": Layout("TB", panel=False, title_size=20, ranksep=0.45)}
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
@@ -86,9 +107,11 @@ def _tooltip(texts) -> str | None:
     text = _CONTROL.sub("\ufffd", " | ".join(" ".join(str(x).split()) for x in texts if x))
     if not text:
         return None
-    if len(text) > TOOLTIP_LIMIT:
-        text = text[:TOOLTIP_LIMIT - 1] + "…"
-    return graphviz.nohtml(text.replace("\\", "\\\\"))
+    quoted = text.replace("\\", "\\\\")
+    if len(quoted.encode("utf-8")) + quoted.count('"') > TOOLTIP_LIMIT:
+        cut = quoted.encode("utf-8")[:TOOLTIP_LIMIT // 2].decode("utf-8", "ignore")
+        quoted = cut.rstrip("\\") + "…"  # half the bytes: room for the quotes graphviz escapes
+    return graphviz.nohtml(quoted)
 
 
 def _line_rows(lines, colour: str | None = None, budget: int = LABEL_BUDGET) -> list[str]:
@@ -106,48 +129,44 @@ def _line_rows(lines, colour: str | None = None, budget: int = LABEL_BUDGET) -> 
     return rows
 
 
-def _node_label(node: Node) -> str:
+def _node_label(node: Node, title_size: int = 16) -> str:
     rows = []
-    if node.badges:
+    badges = [b for b in node.badges if node.stage is not None or b != "exit"]
+    if badges:
         cells = "".join(
             f'<TD BGCOLOR="{BADGE[b][1]}"><FONT COLOR="white" POINT-SIZE="9"><B>{_h(BADGE[b][0])}</B></FONT></TD>'
-            for b in node.badges
+            for b in badges
         )
         rows.append(f'<TR><TD><TABLE BORDER="0" CELLSPACING="2" CELLPADDING="2"><TR>{cells}</TR></TABLE></TD></TR>')
     sign = MARK_SIGN.get(node.mark, "")
-    rows.append(f'<TR><TD><FONT POINT-SIZE="14"><B>{_h(sign + node.label)}</B></FONT></TD></TR>')
+    rows.append(f'<TR><TD><FONT POINT-SIZE="{title_size}"><B>{_h(sign + node.label)}</B></FONT></TD></TR>')
     if node.stage is not None:
         rows.append(f'<TR><TD><FONT POINT-SIZE="9" COLOR="#667085">{_h(node.stage)}</FONT></TD></TR>')
     if node.note:
         rows.append(f'<TR><TD><FONT POINT-SIZE="9" COLOR="{MARK_COLOR["changed"]}">{_h(node.note)}</FONT></TD></TR>')
+    for warning in node.warnings:
+        rows.append(f'<TR><TD BGCOLOR="#fffaeb"><FONT POINT-SIZE="10" COLOR="{WARN_COLOR}"><B>{_h("⚠ " + warning)}'
+                    '</B></FONT></TD></TR>')
     if node.lines:
         rows.append("<HR/>")
         rows.extend(_line_rows(node.lines, _GHOST if node.mark == "removed" else None))
     if node.count is not None:
         rows.append("<HR/>")
-        rows.append(f'<TR><TD><B>{node.count} lead{"" if node.count == 1 else "s"} now</B></TD></TR>')
+        when = "now" if node.stage is not None else "left"
+        rows.append(f'<TR><TD><FONT POINT-SIZE="12"><B>{node.count} lead{"" if node.count == 1 else "s"} {when}'
+                    '</B></FONT></TD></TR>')
     return f'<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="3">{"".join(rows)}</TABLE>>'
-
-
-def _counts_text(edge: Edge) -> str:
-    if edge.count is None:
-        return ""
-    text = f"{edge.count} lead{'' if edge.count == 1 else 's'}"
-    if edge.share is not None:
-        text += f" · {edge.share:.0%}"
-    if edge.shared_by > 1:
-        text += f" (shared by {edge.shared_by} triggers)"
-    return text
 
 
 def _edge_label(edge: Edge, colour: str) -> str:
     sign = MARK_SIGN.get(edge.mark, "")
-    parts = [f'<FONT COLOR="{colour}"><B>{_h(sign + edge.label)}</B></FONT>']
+    number = f"{edge.number}. " if edge.number else ""
+    parts = [f'<FONT COLOR="{colour}"><B>{_h(sign + number + edge.label)}</B></FONT>']
     if edge.detail:
         parts.append(f'<FONT POINT-SIZE="9">{_h(edge.detail)}</FONT>')
     if edge.note:
         parts.append(f'<FONT POINT-SIZE="9" COLOR="{MARK_COLOR["changed"]}">{_h(edge.note)}</FONT>')
-    counts = _counts_text(edge)
+    counts = counts_text(edge)
     if counts:
         parts.append(f'<FONT POINT-SIZE="10"><B>{_h(counts)}</B></FONT>')
     return "<" + "<BR/>".join(parts) + ">"
@@ -158,6 +177,8 @@ def _node_attrs(node: Node, diff: bool) -> dict[str, str]:
              "fillcolor": "#f8fafc", "color": "#475467", "penwidth": "1.2"}
     if node.kind == "exit":
         attrs.update(fillcolor="#fef3f2", color="#d92d20", shape="box", style="rounded,filled,bold")
+    elif node.warnings:
+        attrs.update(color=WARN_COLOR, penwidth="2.5")
     elif "final" in node.badges:
         attrs.update(peripheries="2")
     elif "sales-ready" in node.badges:
@@ -170,6 +191,8 @@ def _node_attrs(node: Node, diff: bool) -> dict[str, str]:
             attrs["style"] = "rounded,dashed"
             attrs["fontcolor"] = _GHOST
     classes = ["stage" if node.kind == "stage" else "exit"] + [f"badge-{b}" for b in node.badges]
+    if node.warnings:
+        classes.append("warned")
     if node.mark:
         classes.append(f"mark-{node.mark}")
     attrs["class"] = " ".join(classes)
@@ -221,20 +244,42 @@ def _legend_label(diagram: Diagram) -> str:
     return f'<<TABLE BORDER="1" COLOR="#98a2b3" CELLBORDER="0" CELLSPACING="0" CELLPADDING="3">{"".join(rows)}</TABLE>>'
 
 
-def to_graphviz(diagram: Diagram) -> graphviz.Digraph:
-    """The diagram as a graphviz.Digraph, ready to render with the real `dot`."""
+def _entry(g: graphviz.Digraph, diagram: Diagram, initial: Node) -> None:
+    """The start dot and the enrollment edge into the initial stage: who enters the journey."""
+    g.node(START_KEY, "", shape="circle", width="0.25", fixedsize="true", style="filled", fillcolor="#1d4ed8",
+           color="#1d4ed8", id="start", **{"class": "start"})
+    text = diagram.entry
+    label = f'<FONT COLOR="#1d4ed8"><B>{_h(text)}</B></FONT>'
+    if diagram.entry_count is not None:
+        label += f'<BR/><FONT POINT-SIZE="10"><B>{diagram.entry_count} lead{"" if diagram.entry_count == 1 else "s"}' \
+                 ' enrolled</B></FONT>'
+    g.edge(START_KEY, initial.key, label=f"<{label}>", id="edge-enroll", **EDGE_STYLE["enroll"],
+           **{"class": "edge-enroll"})
+
+
+def to_graphviz(diagram: Diagram, layout: Layout = Layout()) -> graphviz.Digraph:
+    """The diagram as a graphviz.Digraph, ready to render with the real `dot`.
+
+    `layout.rankdir` TB lays a long journey top to bottom; `layout.panel=False`
+    leaves the rules and the legend out (the review page shows them as HTML beside it).
+    """
     diagram = shorten(diagram)
     diff = diagram.mode == "diff"
+    panel = layout.panel
     g = graphviz.Digraph("journey")
-    g.attr(rankdir="LR", nodesep="0.45", ranksep="1.0", newrank="true", fontname=FONT,
-           label=f'<<FONT POINT-SIZE="18"><B>{_h(diagram.title)}</B></FONT>>', labelloc="t",
-           labeljust="l", id="journey", bgcolor="white", pad="0.3")
+    g.attr(rankdir=layout.rankdir, nodesep="0.45", ranksep=f"{layout.ranksep:g}", newrank="true",
+           fontname=FONT, labelloc="t", labeljust="l", id="journey", bgcolor="white", pad="0.3")
+    if panel:  # a page that draws it beside its own heading needs no second title
+        g.attr(label=f'<<FONT POINT-SIZE="18"><B>{_h(diagram.title)}</B></FONT>>')
     g.attr("node", fontname=FONT, fontsize="11")
     g.attr("edge", fontname=FONT, fontsize="10", arrowsize="0.8")
     order = {n.key: n.order for n in diagram.nodes}
     nodes = sorted(diagram.nodes, key=lambda n: n.order)
     for node in nodes:
-        g.node(node.key, _node_label(node), **_node_attrs(node, diff))
+        g.node(node.key, _node_label(node, layout.title_size), **_node_attrs(node, diff))
+    initial = next((n for n in nodes if "initial" in n.badges), None)
+    if initial is not None and diagram.entry:
+        _entry(g, diagram, initial)
     # The invisible chain: one rank per stage, in declaration order.
     for a, b in zip(nodes, nodes[1:]):
         g.edge(a.key, b.key, style="invis", weight="20", **{"class": "layout"})
@@ -244,6 +289,8 @@ def to_graphviz(diagram: Diagram) -> graphviz.Digraph:
             g.edge(edge.target, edge.source, dir="back", arrowtail=attrs.pop("arrowhead", "normal"), **attrs)
         else:
             g.edge(edge.source, edge.target, **attrs)
+    if not panel:
+        return g
     with g.subgraph(name="cluster_rules") as side:
         side.attr(label="", style="invis", id="rules-panel")
         panel_tip = _tooltip([line.full for s in diagram.panel for line in s.lines])
@@ -256,17 +303,17 @@ def to_graphviz(diagram: Diagram) -> graphviz.Digraph:
     return g
 
 
-def to_dot(diagram: Diagram) -> str:
-    return to_graphviz(diagram).source
+def to_dot(diagram: Diagram, layout: Layout = Layout()) -> str:
+    return to_graphviz(diagram, layout).source
 
 
-def render_bytes(diagram: Diagram, fmt: str) -> bytes:
+def render_bytes(diagram: Diagram, fmt: str, layout: Layout = Layout()) -> bytes:
     """SVG, PNG, PDF (through `dot`) or DOT source, as bytes."""
     if fmt not in FORMATS:
         raise ColtivaError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
     if fmt == "dot":
-        return to_dot(diagram).encode("utf-8")
-    source = to_dot(diagram).encode("utf-8")
+        return to_dot(diagram, layout).encode("utf-8")
+    source = to_dot(diagram, layout).encode("utf-8")
     try:
         # communicate() reads dot's error even when dot stops reading early (no broken pipe)
         done = subprocess.run(["dot", f"-T{fmt}"], input=source, capture_output=True, check=False)

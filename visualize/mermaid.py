@@ -1,9 +1,16 @@
-"""The Mermaid renderer: a `stateDiagram-v2` that a pull request shows inline.
+"""The Mermaid renderer: a `flowchart` that a pull request shows inline, checked by the real Mermaid.
+
+A flowchart, not a `stateDiagram-v2`: only a flowchart has invisible links
+(`~~~`), and an invisible chain through the stages in declaration order is what
+keeps the buying process left to right (Mermaid's layout otherwise reorders
+stages to break cycles, as `dot` would without its own chain). The chain is
+written before any real edge so the layout meets it first.
 
 Mermaid has its own escaping: every ASCII character outside letters, digits,
 space and `-_.,/()+'` becomes a `#NNN;` entity code, which Mermaid draws as that
-character and never reads as syntax or markup. Stage ids are prefixed so no id
-can collide with a Mermaid keyword (`end`, `state`, `note`, `class`).
+character and never reads as syntax or markup; every label is also quoted.
+Node ids are prefixed (`s_`, `x_`, `p_`) so no stage id can collide with a
+Mermaid keyword (`end`, `graph`, `subgraph`, `class`, `style`).
 
 The title is not diagram text but YAML front matter, where `#NNN;` codes are
 not decoded and ` #` starts a comment: it is written as a double-quoted YAML
@@ -12,21 +19,32 @@ string instead (`yaml_quote`).
 
 from __future__ import annotations
 
-from .diagram import EXIT_KEY, Diagram, Edge, Node, shorten
+from .diagram import BADGE_TEXT, EXIT_KEY, Diagram, Edge, Node, counts_text, shorten
 
-__all__ = ["mermaid_escape", "yaml_quote", "to_mermaid"]
+__all__ = ["mermaid_escape", "yaml_quote", "to_mermaid", "START_KEY", "RULES_KEY"]
 
+START_KEY = "x_start"
+RULES_KEY = "p_rules"
 _SAFE = set(" -_.,/()+'")
+_JOINER = "\u2060"  # WORD JOINER: zero width, never a line break
 _CLASSES = {
     "added": "fill:#e7f6ec,stroke:#1a7f37,stroke-width:3px",
     "removed": "fill:#ffffff,stroke:#d92d20,stroke-dasharray:5 5,color:#98a2b3",
     "changed": "fill:#fff4e5,stroke:#dc6803,stroke-width:3px",
     "salesready": "fill:#fffaeb,stroke:#b54708,stroke-width:2px",
     "exitnode": "fill:#fef3f2,stroke:#d92d20",
+    "warned": "stroke:#dc6803,stroke-width:3px",
+    "start": "fill:#1d4ed8,stroke:#1d4ed8,color:#ffffff",
+    "rules": "fill:#f8fafc,stroke:#98a2b3,text-align:left",
 }
 _SIGN = {"added": "+ ", "removed": "- ", "changed": "~ "}
 _KIND_WORD = {"score-up": "▲ ", "score-down": "▼ ", "time": "⏱ ", "hold": "↻ ", "hold-end": "↻ ",
               "exit-rule": "", "event": ""}
+#: Arrow per edge kind: solid for events, thick for score thresholds, dotted for time and holds.
+_ARROW = {"event": "-->", "score-up": "==>", "score-down": "==>", "time": "-.->", "hold": "-.->",
+          "hold-end": "-.->", "exit-rule": "-.->"}
+_EDGE_STYLE = {"removed": "stroke:#d92d20,stroke-dasharray:5 5", "added": "stroke:#1a7f37,stroke-width:3px",
+               "changed": "stroke:#dc6803,stroke-width:3px"}
 
 
 def mermaid_escape(text: str) -> str:
@@ -35,6 +53,8 @@ def mermaid_escape(text: str) -> str:
     for ch in " ".join(str(text).split()):
         keep = ch in _SAFE or (ch.isprintable() and (ch.isalnum() or ord(ch) > 127))
         out.append(ch if keep else f"#{ord(ch)};")
+        if ch == "\\":
+            out.append(_JOINER)  # Mermaid draws a decoded `\n` as a line break; an invisible joiner keeps it text
     return "".join(out)
 
 
@@ -51,64 +71,81 @@ def yaml_quote(text: str) -> str:
     return '"' + "".join(out) + '"'
 
 
-def _state_lines(node: Node) -> list[str]:
+def _label(lines: list[str]) -> str:
+    """Escaped lines joined by Mermaid's line break, quoted; the first line bold."""
+    escaped = [mermaid_escape(x) for x in lines if x]
+    if escaped:
+        escaped[0] = f"<b>{escaped[0]}</b>"
+    return '"' + "<br/>".join(escaped) + '"'
+
+
+def _node_line(node: Node) -> str:
     title = _SIGN.get(node.mark, "") + node.label
     if node.stage is not None and node.stage != node.label:
         title += f" ({node.stage})"
-    lines = [f'    state "{mermaid_escape(title)}" as {node.key}']
-    badges = [b for b in node.badges if b != "exit"]
+    lines = [title]
+    badges = [BADGE_TEXT[b] for b in node.badges if b in BADGE_TEXT and not (node.stage is None and b == "exit")]
     if badges:
-        lines.append(f"    {node.key} : {mermaid_escape(' · '.join(b.upper() for b in badges))}")
-    for line in node.lines:
-        text = _SIGN.get(line.mark, "") + line.text
-        lines.append(f"    {node.key} : {mermaid_escape(text)}")
+        lines.append(" · ".join(badges))
+    if node.note:
+        lines.append(node.note)
+    lines += [f"⚠ {w}" for w in node.warnings]
+    lines += [_SIGN.get(line.mark, "") + line.text for line in node.lines]
     if node.count is not None:
-        lines.append(f"    {node.key} : {mermaid_escape(f'{node.count} leads now')}")
-    return lines
+        lines.append(f"{node.count} lead{'' if node.count == 1 else 's'} {'now' if node.stage else 'left'}")
+    return f"    {node.key}[{_label(lines)}]"
 
 
-def _edge_line(edge: Edge) -> str:
-    text = _SIGN.get(edge.mark, "") + _KIND_WORD.get(edge.kind, "") + edge.label
+def _edge_text(edge: Edge) -> str:
+    number = f"{edge.number}. " if edge.number else ""
+    text = _SIGN.get(edge.mark, "") + number + _KIND_WORD.get(edge.kind, "") + edge.label
     if edge.detail:
         text += " " + edge.detail
     if edge.note:
         text += f" ({edge.note})"
     if edge.count is not None:
-        text += f" · {edge.count} leads"
-        if edge.share is not None:
-            text += f" {edge.share:.0%}"
-    return f"    {edge.source} --> {edge.target} : {mermaid_escape(text)}"
+        text += f" · {counts_text(edge)}"
+    return text
 
 
-def to_mermaid(diagram: Diagram) -> str:
-    """The diagram as Mermaid text; `[*]` marks the initial and the final stages."""
+def to_mermaid(diagram: Diagram, direction: str = "LR") -> str:
+    """The diagram as Mermaid flowchart text, stages in declaration order along `direction` (LR or TB)."""
     diagram = shorten(diagram)
-    out = ["---", f"title: {yaml_quote(diagram.title)}", "---", "stateDiagram-v2", "    direction LR"]
-    for node in sorted(diagram.nodes, key=lambda n: n.order):
-        out.extend(_state_lines(node))
-    for node in diagram.nodes:
-        if "initial" in node.badges:
-            out.append(f"    [*] --> {node.key}")
+    out = ["---", f"title: {yaml_quote(diagram.title)}", "---", f"flowchart {direction}"]
+    nodes = sorted(diagram.nodes, key=lambda n: n.order)
+    initial = next((n for n in nodes if "initial" in n.badges), None)
+    entry = initial is not None and bool(diagram.entry)
+    if diagram.panel:
+        rules = ["Rules for every stage"]
+        rules += [f"{s.title}: {line.text}" for s in diagram.panel for line in s.lines]
+        out.append(f"    {RULES_KEY}[{_label(rules)}]")
+    if entry:
+        out.append(f'    {START_KEY}(("start"))')
+    for node in nodes:
+        out.append(_node_line(node))
+    links: list[str] = []  # every link in order: linkStyle counts them from 0
+    chain = ([RULES_KEY] if diagram.panel else []) + ([START_KEY] if entry else []) + [n.key for n in nodes]
+    links += [f"    {a} ~~~ {b}" for a, b in zip(chain, chain[1:])]
+    if entry:
+        text = diagram.entry + ("" if diagram.entry_count is None else f" · {diagram.entry_count} leads")
+        links.append(f'    {START_KEY} -->|"{mermaid_escape(text)}"| {initial.key}')
+    styles = []
     for edge in diagram.edges:
-        out.append(_edge_line(edge))
-    for node in diagram.nodes:
-        if "final" in node.badges:
-            out.append(f"    {node.key} --> [*]")
-    anchor = next((n.key for n in diagram.nodes if "initial" in n.badges), None)
-    if diagram.panel and anchor is not None:
-        rules = [f"{mermaid_escape(s.title)}: " + "; ".join(mermaid_escape(line.text) for line in s.lines)
-                 for s in diagram.panel]
-        out.append(f"    note left of {anchor} : " + "<br/>".join(rules))
-    elif diagram.panel and not diagram.nodes:  # a shared fragment: its rules are all there is to draw
-        out.append(f'    state "{mermaid_escape("Rules for every stage")}" as p_rules')
-        for s in diagram.panel:
-            for line in s.lines:
-                out.append(f"    p_rules : {mermaid_escape(f'{s.title}: {line.text}')}")
+        if edge.mark in _EDGE_STYLE:
+            styles.append(f"    linkStyle {len(links)} {_EDGE_STYLE[edge.mark]}")
+        links.append(f'    {edge.source} {_ARROW[edge.kind]}|"{mermaid_escape(_edge_text(edge))}"| {edge.target}')
+    out += links + styles
     for name, style in _CLASSES.items():
         out.append(f"    classDef {name} {style}")
-    for node in diagram.nodes:
+    if diagram.panel:
+        out.append(f"    class {RULES_KEY} rules")
+    if entry:
+        out.append(f"    class {START_KEY} start")
+    for node in nodes:
         if node.mark:
             out.append(f"    class {node.key} {node.mark}")
+        elif node.warnings:
+            out.append(f"    class {node.key} warned")
         elif "sales-ready" in node.badges:
             out.append(f"    class {node.key} salesready")
         elif node.key == EXIT_KEY:

@@ -13,8 +13,8 @@ from dsl.loader import load_journey
 
 from ..output import err_console, print_diagnostic
 
-__all__ = ["db_option", "db_read_option", "partition_option", "compile_files", "parse_when", "open_store",
-           "writing_store"]
+__all__ = ["db_option", "db_read_option", "format_option", "partition_option", "compile_files", "parse_when",
+           "open_store", "writing_store"]
 
 db_option = click.option("--db", default="coltiva.db", show_default=True, type=click.Path(dir_okay=False),
                          help="The store: an SQLite file (created if missing) or a postgresql:// address.")
@@ -38,6 +38,10 @@ partition_option = click.option(
     "--partition", default=None, metavar="K/N", callback=_partition,
     help="PostgreSQL only: this writer owns partition K of N (a stable hash of the lead id); run N writers, "
          "K = 0..N-1, on the same events.")
+
+
+format_option = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+                             show_default=True, help="A table for people, or JSON for programs.")
 
 
 def compile_files(paths) -> list:

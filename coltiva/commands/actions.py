@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
 
+from ..output import json_text
 from ._common import db_read_option, open_store, parse_when
 
 __all__ = ["command"]
@@ -22,4 +22,4 @@ def command(db, since, after, kind):
     since_time = parse_when(since) if since else None
     with open_store(db) as store:
         for seq, action in store.actions(since=since_time, after=after, kind=kind):
-            sys.stdout.write(json.dumps({"seq": seq, **action}, ensure_ascii=False) + "\n")
+            sys.stdout.write(json_text({"seq": seq, **action}) + "\n")

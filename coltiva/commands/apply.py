@@ -29,7 +29,7 @@ def command(journey, db, policy, plan_hash, at):
         plan = apply_plan(store, cj, sources, policy, plan_hash, None if at is None else parse_when(at),
                           applied_at=applied_at)
     moved = sum(m.leads for m in plan.moves if m.source != m.target)
-    console().print(f"applied version {plan.new_version} of {plan.journey!r} ({policy}): {len(plan.rows)} lead(s) "
+    console().print(f"applied version {plan.new_version} of {plan.journey!r} ({policy}): {len(plan.records)} lead(s) "
                     f"switched, {moved} in another stage, {len(plan.actions)} action(s) in the outbox; "
                     f"roll back with `coltiva plan` and `coltiva apply` of version {plan.current}'s file",
                     markup=False)

@@ -2,15 +2,40 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 from rich.markup import escape
 
-from ..output import console
+from ..output import console, shown
 from .render import draw, format_for, load_or_exit, write_output
 
 __all__ = ["command"]
 
 _COLOUR = {"+": "green", "-": "red", "~": "yellow"}
+
+
+def _say(out, text: str, colour: str | None = None) -> None:
+    text = shown(text)  # labels and contents are user text: no control character reaches the terminal
+    if out.is_terminal and colour:
+        out.print(f"[{colour}]{escape(text)}[/]")
+    else:
+        out.print(text, markup=False)
+
+
+def _leads_at_changes(out, db: str, diff) -> None:
+    """How many leads sit, now, at each stage the change lands on (where its effect is felt first)."""
+    from visualize.analytics import leads_per_stage
+
+    name, version, counts = leads_per_stage(db, [diff.new.name, diff.old.name])
+    _say(out, f"leads now at the changed stages ({db}, journey {name!r} version {version}):")
+    removed = {c.stage for c in diff.changes if c.kind == "stage" and c.sign == "-"}
+    added = {c.stage for c in diff.changes if c.kind == "stage" and c.sign == "+"}
+    for stage in diff.stages:
+        n = counts.get(stage, 0)
+        what = " (a stage the new version removes)" if stage in removed else \
+            " (a new stage: nobody can be there yet)" if stage in added else ""
+        _say(out, f"  {stage}: {n} lead{'' if n == 1 else 's'}{what}", "red" if stage in removed and n else None)
 
 
 @click.command("diff")
@@ -19,8 +44,9 @@ _COLOUR = {"+": "green", "-": "red", "~": "yellow"}
 @click.option("-o", "--output", help="Also draw NEW with the changes marked (.svg .png .pdf .dot .mmd).")
 @click.option("--format", "fmt", type=click.Choice(["svg", "png", "pdf", "dot", "mermaid"]),
               help="Format to write, whatever the extension.")
-@click.option("--db", type=click.Path(dir_okay=False),
-              help="Also show what NEW would do to the leads in flight in this store (the plan of `coltiva plan`).")
+@click.option("--db", type=click.Path(dir_okay=False), help="Also say how many leads sit at each stage the "
+              "change lands on, in this store, and what the change would do to the leads in flight "
+              "(the plan of `coltiva plan`).")
 def command(old, new, output, fmt, db):
     """Compare two versions of a journey. Exit 0 whether or not they differ."""
     from visualize.diff import diff_journeys
@@ -32,11 +58,13 @@ def command(old, new, output, fmt, db):
     if diff.empty:
         out.print("no changes", markup=False)
     for change in diff.changes:
-        line = escape(str(change))
-        out.print(f"[{_COLOUR[change.sign]}]{line}[/]" if out.is_terminal else str(change),
-                  markup=out.is_terminal)
+        _say(out, str(change), _COLOUR[change.sign])
+        for line in change.contents:
+            _say(out, f"    {line}", _COLOUR[change.sign])
     if db:
-        _print_plan(new, db)
+        if Path(db).exists():  # a missing store is reported by the count of leads below
+            _print_plan(new, db)
+        _leads_at_changes(out, db, diff)
     if output:
         from visualize.diff_diagram import build_diff_diagram
 
@@ -54,6 +82,6 @@ def _print_plan(new: str, db: str) -> None:
     with open_store(db) as store:
         plan = make_plan(store, cj)
     out = console()
-    out.print("")
     for line in plan_lines(plan):
-        out.print(line, markup=False)
+        _say(out, line)
+    out.print("")

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
-from rich.markup import escape
 
 from dsl.errors import ColtivaError
 
-from ..output import console
-from ._common import db_read_option, open_store
+from ..output import console, json_text, shown
+from ._common import db_read_option, format_option, open_store
 
 __all__ = ["command"]
 
@@ -19,7 +17,7 @@ __all__ = ["command"]
 @click.command("explain")
 @click.argument("lead")
 @db_read_option
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@format_option
 def command(lead, db, fmt):
     """Replays the lead's events and ticks and shows why each step happened."""
     from engine.events import format_time
@@ -31,29 +29,35 @@ def command(lead, db, fmt):
         raise ColtivaError(f"no lead {lead!r} in {db}")
     if fmt == "json":
         steps = lambda e: [{**s, "time": format_time(s["time"])} for s in e.steps]  # noqa: E731 - ISO like actions
-        json.dump([{"journey": e.journey, "version": e.version, "consistent": e.consistent, "steps": steps(e)}
-                   for e in explanations], sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write(json_text([{"journey": e.journey, "version": e.version, "consistent": e.consistent,
+                                     "steps": steps(e)} for e in explanations], indent=2))
         sys.stdout.write("\n")
         return
     out = console()
+
+    def esc(text) -> str:  # user text inside our markup: control characters shown, brackets escaped
+        from rich.markup import escape
+
+        return escape(shown(text))
+
     for e in explanations:
-        out.rule(f"{escape(lead)} in {escape(e.journey)} (version {e.version})")
+        out.rule(f"{esc(lead)} in {esc(e.journey)} (version {e.version})")
         for s in e.steps:
             before, after = s["stage"]
             stage = before if before == after else f"{before} -> {after}"
             low, high = s["score"]
             score = f"{low:g}" if low == high else f"{low:g} -> {high:g}"
-            out.print(f"[bold]{format_time(s['time'])}[/bold]  {escape(s['input'])}")
+            out.print(f"[bold]{format_time(s['time'])}[/bold]  {esc(s['input'])}")
             for note in s["notes"]:
-                out.print(f"    {escape(note)}", style="dim" if note.startswith("entered") else None)
-            out.print(f"    score {score}   stage [bold]{escape(str(stage))}[/bold]")
+                out.print(f"    {esc(note)}", style="dim" if note.startswith("entered") else None)
+            out.print(f"    score {score}   stage [bold]{esc(str(stage))}[/bold]")
             for a in s["actions"]:
                 what = a.get("content") or a.get("to") or a.get("stage") or ""
                 extra = f" #{a['edition']}" if "edition" in a else ""
                 label = " ".join(x for x in (a.get("content_kind"), str(what)) if x)
-                out.print(f"    [green]=> {a['kind']}[/green] {escape(label)}{extra}")
+                out.print(f"    [green]=> {a['kind']}[/green] {esc(label)}{extra}")
         stored = e.stored
-        out.print(f"now: stage [bold]{escape(stored.state)}[/bold], next due {format_time(stored.due)}")
+        out.print(f"now: stage [bold]{esc(stored.state)}[/bold], next due {format_time(stored.due)}")
         if e.consistent:
             out.print("replay of the log matches the stored record", style="dim")
         else:

@@ -12,18 +12,15 @@ from pathlib import Path
 
 import click
 
-from dsl.errors import JourneyError
+from dsl.errors import JourneyError, SourceError
 from dsl.formatter import format_text
+from dsl.source import read_journey_file
 
 from ..output import console, err_console, print_diagnostic
 
 __all__ = ["command"]
 
 
-def _read(path: str) -> str:
-    """The file's text exactly as stored (no newline translation), so a CRLF file counts as changed."""
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        return handle.read()
 
 
 @click.command("fmt")
@@ -36,11 +33,10 @@ def command(files, check, show_diff):
     unreadable = broken = False
     changed: list[str] = []
     for path in files:
-        try:
-            text = _read(path)
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
-            click.echo(f"coltiva: {path}: cannot read: {reason}", err=True)
+        try:  # as stored (no newline translation), so a CRLF file counts as changed
+            text = read_journey_file(path, keep_newlines=True)
+        except SourceError as exc:
+            click.echo(f"coltiva: {exc}", err=True)
             unreadable = True
             continue
         try:

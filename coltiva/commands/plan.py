@@ -8,7 +8,7 @@ import sys
 import click
 
 from ..output import console
-from ._common import compile_files, db_read_option, open_store, parse_when
+from ._common import compile_files, db_read_option, format_option, open_store, parse_when
 
 __all__ = ["command"]
 
@@ -19,7 +19,7 @@ __all__ = ["command"]
 @click.option("--policy", type=click.Choice(["migrate", "drain"]), default="migrate", show_default=True,
               help="migrate: leads in flight move to the new version; drain: they finish on theirs.")
 @click.option("--at", "at", help="The switch instant (ISO 8601); default: the last instant the store applied.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@format_option
 def command(journey, db, policy, at, fmt):
     """A dry run: changes nothing. Prints the plan's hash for `coltiva apply --plan`. Exit 1 if it has refusals."""
     from engine.plan import make_plan, plan_lines

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
 from rich.table import Table
 
-from ..output import console
+from ..output import cell, console, json_text
 from ._common import db_read_option, open_store
 
 __all__ = ["command"]
@@ -23,13 +22,13 @@ def command(db, fmt):
         rows = list(store.quarantined())
     if fmt == "jsonl":
         for seq, source, line_no, reason, raw in rows:
-            sys.stdout.write(json.dumps({"seq": seq, "source": source, "line": line_no, "reason": reason,
-                                         "raw": raw}, ensure_ascii=False) + "\n")
+            sys.stdout.write(json_text({"seq": seq, "source": source, "line": line_no, "reason": reason,
+                                        "raw": raw}) + "\n")
         return
     table = Table(title=f"{len(rows)} event(s) kept aside")
     table.add_column("source:line")
     table.add_column("reason")
     table.add_column("line", overflow="fold")
     for seq, source, line_no, reason, raw in rows:
-        table.add_row(f"{source}:{line_no}", reason, raw[:120])
+        table.add_row(cell(f"{source}:{line_no}"), cell(reason), cell(raw[:120]))
     console().print(table)

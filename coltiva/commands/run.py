@@ -6,25 +6,12 @@ import sys
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from ..output import console, err_console
+from ..output import err_console
+from ..tables import print_summary
 from ._common import compile_files, db_option, partition_option, writing_store
 
-__all__ = ["command", "print_summary"]
-
-
-def print_summary(summary, title: str) -> None:
-    table = Table(title=title, show_header=False)
-    table.add_column("what")
-    table.add_column("count", justify="right")
-    for label, value in [("lines read", summary.lines), ("events applied", summary.applied),
-                         ("duplicates ignored", summary.duplicates), ("kept aside (quarantine)", summary.quarantined),
-                         ("leads advanced by time", summary.ticked_leads)]:
-        table.add_row(label, f"{value:,}")
-    for kind in sorted(summary.actions):
-        table.add_row(f"actions: {kind}", f"{summary.actions[kind]:,}")
-    console().print(table)
+__all__ = ["command"]
 
 
 @click.command("run")
@@ -36,21 +23,23 @@ def print_summary(summary, title: str) -> None:
 @partition_option
 def command(journeys, events, db, batch, partition):
     """Run events through journeys. Malformed events are kept aside, duplicates ignored."""
+    from engine.events import read_lines
     from engine.runner import Runner
 
     compiled = compile_files(journeys)
     source = "-" if events.name == "<stdin>" else events.name
+    lines = read_lines(events)
     if not partition.whole:
-        events = partition.lines(events)  # the other writers' lines are blank here: line numbers are kept
+        lines = partition.lines(lines)  # the other writers' lines are blank here: line numbers are kept
     with writing_store(compiled, db, partition) as store:
         runner = Runner(store, [cj for cj, _ in compiled], batch_size=batch)
         if err_console().is_terminal:
             with Progress(TextColumn("stepping leads"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                           console=err_console(), transient=True) as bar:
                 task = bar.add_task("run", total=None)
-                summary = runner.run_lines(events, source, progress=lambda n: bar.advance(task, n))
+                summary = runner.run_lines(lines, source, progress=lambda n: bar.advance(task, n))
         else:
-            summary = runner.run_lines(events, source)
+            summary = runner.run_lines(lines, source)
     print_summary(summary, f"run: {', '.join(cj.name for cj, _ in compiled)}")
     if summary.quarantined:
         click.echo(f"{summary.quarantined} event(s) kept aside: see `coltiva quarantine --db {db}`", err=True)

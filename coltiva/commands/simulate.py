@@ -11,10 +11,9 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from ..output import console
+from ..output import cell, console
+from ..tables import funnel_table, print_summary
 from ._common import compile_files, parse_when, writing_store
-from .leads import funnel_table
-from .run import print_summary
 
 __all__ = ["command"]
 
@@ -27,6 +26,7 @@ __all__ = ["command"]
               help="Tick to this ISO 8601 time at the end (default: the time of the last event).")
 def command(journeys, events, until):
     """Run events through journeys in memory and show the funnel, the sends and the handoffs."""
+    from engine.events import read_lines
     from engine.runner import Runner
 
     compiled = compile_files(journeys)
@@ -34,7 +34,7 @@ def command(journeys, events, until):
     with writing_store(compiled, ":memory:") as store:
         runner = Runner(store, [cj for cj, _ in compiled])
         source = "-" if events.name == "<stdin>" else events.name
-        summary = runner.run_lines(events, source)
+        summary = runner.run_lines(read_lines(events), source)
         last = store.db.execute("SELECT MAX(time) FROM inputs WHERE kind = 'event'").fetchone()[0]
         end = parse_when(until) if until else last
         if end is not None:
@@ -43,12 +43,12 @@ def command(journeys, events, until):
         counts = store.stage_counts()
         for cj, _ in compiled:
             out.print(funnel_table(cj, counts.get(cj.name, {})))
-            sends = Table(title=f"{cj.name}: what would be sent")
+            sends = Table(title=cell(f"{cj.name}: what would be sent"))
             sends.add_column("kind")
             sends.add_column("content")
             sends.add_column("sends", justify="right")
             for kind, content, n in store.send_counts(cj.name):
-                sends.add_row(kind, content, f"{n:,}")
+                sends.add_row(cell(kind), cell(content), f"{n:,}")
             out.print(sends)
             handoffs = store.action_counts(cj.name).get("handoff", 0)
             out.print(f"handed to sales: {handoffs:,} time(s)", markup=False)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
+from ..tables import print_summary
 from ._common import db_read_option, open_store, parse_when, partition_option
-from .run import print_summary
 
 __all__ = ["command"]
 

@@ -11,7 +11,7 @@ from rich.table import Table
 from dsl.errors import ColtivaError
 
 from ..output import console
-from ._common import db_read_option, open_store
+from ._common import db_read_option, format_option, open_store
 
 __all__ = ["command"]
 
@@ -19,7 +19,7 @@ __all__ = ["command"]
 @click.command("versions")
 @click.argument("name")
 @db_read_option
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@format_option
 def command(name, db, fmt):
     """Oldest first; the last line is the version that runs now (new leads enter it)."""
     with open_store(db) as store:

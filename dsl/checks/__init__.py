@@ -34,6 +34,7 @@ CHECKS = (
     names.check_content_library,
     names.check_event_typos,
     names.check_regexes,
+    names.check_lengths,
     graph.check_unreachable,
     graph.check_dead_ends,
     graph.check_stuck,

@@ -11,6 +11,7 @@ from ..model import EXIT, EventTrigger, Journey, ScoreTrigger, Stage, TimeTrigge
 from .liveness import (
     HOLD,
     dead_ways,
+    earlier_of_event,
     hold_blocker,
     live_targets,
     score_bounds,
@@ -146,9 +147,8 @@ def check_initial_final(j: Journey):
 def _event_overlap(s: Stage, i: int) -> EventTrigger | None:
     """An earlier trigger to another stage that may take some of this trigger's events."""
     later = s.triggers[i]
-    for earlier in s.triggers[:i]:
-        if (isinstance(earlier, EventTrigger) and earlier.event == later.event  # type: ignore[union-attr]
-                and earlier.target != later.target and not disjoint(earlier.condition, later.condition)):
+    for _, earlier in earlier_of_event(s, i):
+        if earlier.target != later.target and not disjoint(earlier.condition, later.condition):
             return earlier
     return None
 
@@ -340,12 +340,21 @@ def _cascade_diagnostic(stages: dict[str, Stage], cycle: list[str]) -> Diagnosti
 
 
 def check_content_twice(j: Journey):
-    """The same content sent by two `send` lines that one lead can meet on its way."""
+    """The same content sent by a `send` line that one lead can meet after another send of it.
+
+    The other send is a `send` line, or a holding loop that a lead may pass
+    before it reaches this line: a lead gets each content once, so the second
+    `send` is skipped for it. (A holding loop after a `send` line is not reported:
+    a loop is a series and sends its editions whatever came before.)
+    """
     g = stage_graph(j, live=False)
     by_content: dict[str, list] = {}
+    loops: dict[str, list] = {}
     for s in j.stages:
         for x in s.sends:
             by_content.setdefault(x.content, []).append((s, x))
+        if s.hold is not None:
+            loops.setdefault(s.hold.content, []).append(s)
     below: dict[str, set] = {}
 
     def reaches(a: str, b: str) -> bool:
@@ -353,13 +362,20 @@ def check_content_twice(j: Journey):
             below[a] = nx.descendants(g, a)
         return b in below[a]
 
-    for sends in by_content.values():
+    for content, sends in by_content.items():
         for i, (stage_b, b) in enumerate(sends):
-            for stage_a, a in sends[:i]:
-                if stage_a.id == stage_b.id or reaches(stage_a.id, stage_b.id) or reaches(stage_b.id, stage_a.id):
-                    yield Diagnostic("C048", W, f"content `{b.content}` is also sent at line {a.span.line}",
-                                     b.span, "a lead gets each content once: the second send is skipped for it")
-                    break
+            earlier = next((a for stage_a, a in sends[:i] if stage_a.id == stage_b.id
+                            or reaches(stage_a.id, stage_b.id) or reaches(stage_b.id, stage_a.id)), None)
+            if earlier is not None:
+                yield Diagnostic("C048", W, f"content `{b.content}` is also sent at line {earlier.span.line}",
+                                 b.span, "a lead gets each content once: the second send is skipped for it")
+                continue
+            loop = next((s for s in loops.get(content, ()) if s.id == stage_b.id or reaches(s.id, stage_b.id)),
+                        None)
+            if loop is not None:
+                yield Diagnostic("C048", W, f"content `{b.content}` is also sent by the holding loop at line "
+                                 f"{loop.hold.span.line}", b.span,  # type: ignore[union-attr]
+                                 "a lead that got it from the loop does not get it again from this line")
 
 
 def _in_stage_limit(s: Stage):

@@ -8,6 +8,7 @@ alarms. `dead_ways` gathers them once per journey (the checks share the result).
 
 from __future__ import annotations
 
+import bisect
 import math
 
 from ..model import EventTrigger, Journey, ScoreTrigger, Stage, TimeTrigger
@@ -15,6 +16,8 @@ from .logic import contains, implies, never_true, threshold_interval
 
 __all__ = [
     "HOLD",
+    "triggers_by_kind",
+    "earlier_of_event",
     "shadowing_event",
     "shadowing_exit",
     "shadowing_threshold",
@@ -30,6 +33,51 @@ __all__ = [
 HOLD = -1
 
 
+#: The earlier triggers of the same event that C044 and C045 compare a trigger with, at most.
+MAX_EARLIER = 64
+
+_memo: list = []
+
+
+def _per_stage(s: Stage) -> dict:
+    """What the pairwise checks computed for this stage; the last stage's is kept (they ask one stage at a time)."""
+    if not (_memo and _memo[0] is s):
+        _memo[:] = [s, {}]
+    return _memo[1]
+
+
+def triggers_by_kind(s: Stage) -> dict:
+    """The stage's triggers grouped for the pairwise checks, each as (index, trigger) in order.
+
+    Keys: ("event", event type) for event triggers, "score" and "timer". A check
+    that pairs a trigger with the earlier ones of its kind reads one group, not
+    every trigger of the stage, so a stage with thousands of event types stays linear.
+    """
+    memo = _per_stage(s)
+    if "kinds" not in memo:
+        groups: dict = {}
+        for i, t in enumerate(s.triggers):
+            if isinstance(t, EventTrigger):
+                key: object = ("event", t.event)
+            else:
+                key = "score" if isinstance(t, ScoreTrigger) else "timer"
+            groups.setdefault(key, []).append((i, t))
+        memo["kinds"] = groups
+    return memo["kinds"]
+
+
+def earlier_of_event(s: Stage, i: int) -> list:
+    """(index, trigger) of the first MAX_EARLIER triggers of trigger i's event before it.
+
+    Whether one event trigger takes another's events is a question about two
+    conditions, so a stage with thousands of triggers of one event would cost
+    millions of them; past MAX_EARLIER, a finding may be missed, never made up.
+    """
+    later = s.triggers[i]
+    group = triggers_by_kind(s).get(("event", later.event), ())  # type: ignore[union-attr]
+    return [(k, t) for k, t in group[:MAX_EARLIER] if k < i]
+
+
 def shadowing_event(s: Stage, i: int) -> EventTrigger | None:
     """The earlier trigger of the same event that takes every event this one could take.
 
@@ -39,10 +87,9 @@ def shadowing_event(s: Stage, i: int) -> EventTrigger | None:
     later = s.triggers[i]
     if not isinstance(later, EventTrigger):
         return None
-    for earlier in s.triggers[:i]:
-        if isinstance(earlier, EventTrigger) and earlier.event == later.event:
-            if implies(later.condition, earlier.condition):
-                return earlier
+    for _, earlier in earlier_of_event(s, i):
+        if implies(later.condition, earlier.condition):
+            return earlier
     return None
 
 
@@ -56,16 +103,66 @@ def shadowing_exit(j: Journey, t) -> object | None:
     return None
 
 
+def _first_earlier_not_below(items: list, rank) -> dict:
+    """For each (index, item) in order, the first earlier item whose rank is >= its own.
+
+    The items that set a new highest rank are kept in order (their ranks
+    increase); the first earlier item ranked no lower is the first of them ranked
+    no lower, found by bisection. One pass instead of every pair.
+    """
+    ranks: list = []
+    kept: list = []
+    found: dict = {}
+    for i, item in items:
+        r = rank(item)
+        at = bisect.bisect_left(ranks, r)
+        if at < len(ranks):
+            found[i] = kept[at]
+        if not ranks or r > ranks[-1]:
+            ranks.append(r)
+            kept.append(item)
+    return found
+
+
+def _threshold_rank(t: ScoreTrigger) -> tuple:
+    """An earlier threshold contains a later one of the same direction iff its rank is >=.
+
+    `>= 10` contains `>= 20` and `> 10`; `<= 5` contains `< 5`.
+    """
+    low, low_closed, high, high_closed = threshold_interval(t)
+    if t.upward:
+        return (-low, 1 if low_closed else 0)
+    return (high, 1 if high_closed else 0)
+
+
+def _threshold_shadows(s: Stage) -> dict[int, ScoreTrigger]:
+    """For each threshold, the first earlier one that contains it (thresholds up and down apart)."""
+    thresholds = triggers_by_kind(s).get("score", [])
+    if any(t.op not in (">=", ">", "<=", "<") for _, t in thresholds):  # refused by C010: every pair
+        return _pairwise_thresholds(thresholds)
+    up = [(i, t) for i, t in thresholds if t.upward]
+    down = [(i, t) for i, t in thresholds if not t.upward]
+    return _first_earlier_not_below(up, _threshold_rank) | _first_earlier_not_below(down, _threshold_rank)
+
+
+def _pairwise_thresholds(thresholds: list) -> dict[int, ScoreTrigger]:
+    shadows: dict[int, ScoreTrigger] = {}
+    for n, (i, later) in enumerate(thresholds):
+        for _, earlier in thresholds[:n]:
+            if contains(threshold_interval(earlier), threshold_interval(later)):
+                shadows[i] = earlier
+                break
+    return shadows
+
+
 def shadowing_threshold(s: Stage, i: int) -> ScoreTrigger | None:
     """The earlier threshold met whenever this one is (so it always wins)."""
-    later = s.triggers[i]
-    if not isinstance(later, ScoreTrigger):
+    if not isinstance(s.triggers[i], ScoreTrigger):
         return None
-    for earlier in s.triggers[:i]:
-        if isinstance(earlier, ScoreTrigger) and contains(threshold_interval(earlier),
-                                                          threshold_interval(later)):
-            return earlier
-    return None
+    memo = _per_stage(s)
+    if "thresholds" not in memo:
+        memo["thresholds"] = _threshold_shadows(s)
+    return memo["thresholds"].get(i)
 
 
 def _timer_beats(first: TimeTrigger, first_index: int, other: TimeTrigger, other_index: int) -> bool:
@@ -76,15 +173,37 @@ def _timer_beats(first: TimeTrigger, first_index: int, other: TimeTrigger, other
     return a < b or (a == b and first_index < other_index)
 
 
+def _first_faster(timers: list) -> dict[int, TimeTrigger]:
+    """For each timer (index, trigger), the first other one, in index order, that fires strictly first.
+
+    An earlier timer fires first if it is no longer; a later one if it is shorter
+    (of two equal timers the first written wins). Earlier: by bisection (see
+    `_first_earlier_not_below`); later: the next shorter one, with a stack.
+    """
+    found = _first_earlier_not_below(timers, lambda t: -t.after.seconds)
+    stack: list[TimeTrigger] = []  # the next timers, shortest on the bottom
+    for i, t in reversed(timers):
+        while stack and stack[-1].after.seconds >= t.after.seconds:
+            stack.pop()
+        if stack and i not in found:
+            found[i] = stack[-1]
+        stack.append(t)
+    return found
+
+
 def shadowing_timer(s: Stage, i: int) -> TimeTrigger | None:
-    """A timer of the stage that always fires before this one."""
+    """A timer of the stage that always fires before this one (see `_timer_beats`): the first in order."""
     t = s.triggers[i]
     if not isinstance(t, TimeTrigger):
         return None
-    for k, other in enumerate(s.triggers):
-        if k != i and isinstance(other, TimeTrigger) and _timer_beats(other, k, t, i):
-            return other
-    return None
+    memo = _per_stage(s)
+    if "timers" not in memo:
+        timers = triggers_by_kind(s).get("timer", [])
+        in_stage = [(k, x) for k, x in timers if x.mode == "in stage"]
+        memo["timers"] = (_first_faster(timers), _first_faster(in_stage))
+    any_timer, in_stage_timer = memo["timers"]
+    # an idle timer never beats a stage timer: activity may postpone it
+    return (in_stage_timer if t.mode == "in stage" else any_timer).get(i)
 
 
 def hold_blocker(s: Stage) -> TimeTrigger | None:

@@ -34,8 +34,12 @@ def _same(v, o) -> bool:
 
 
 def _identical(a, b) -> bool:
-    """Written the same, values of the same type: `== 0` and `== false` are equal in Python, not here."""
-    return type(a) is type(b) and repr(a) == repr(b)
+    """Written the same, values of the same type: `== 0` and `== false` are equal in Python, not here.
+
+    Equality first: it is cheap and false for most pairs, and two conditions
+    written the same are always equal.
+    """
+    return type(a) is type(b) and a == b and repr(a) == repr(b)
 
 
 def _interval(op: str, value: float) -> Interval | None:
@@ -135,6 +139,10 @@ def disjoint(a: Condition | None, b: Condition | None) -> bool:
     return False
 
 
+#: C058 examines at most this many pairs of parts of one `and` (see docs/decisions.md).
+MAX_PAIRS = 100_000
+
+
 def never_true(c: Condition | None) -> bool:
     """True only if no input can satisfy the condition (e.g. `plan == "a" and plan == "b"`)."""
     if c is None or isinstance(c, (Compare, Not)):
@@ -144,7 +152,69 @@ def never_true(c: Condition | None) -> bool:
     parts = c.parts
     if any(never_true(p) for p in parts):
         return True
-    return any(disjoint(a, b) for i, a in enumerate(parts) for b in parts[i + 1:])
+    return any(disjoint(parts[i], parts[k]) for i, k in _candidate_pairs(parts))
+
+
+def _reach(c: Condition, fields: set, shapes: set, negated: set) -> None:
+    """What `disjoint` can meet below `c` (through `and` and `or`, never inside `not`).
+
+    `fields`: the fields compared (two comparisons exclude each other only on one
+    field); `shapes`: every condition as written; `negated`: what a `not` negates
+    (`not x` excludes `x`). An empty `and`/`or` may meet anything: field `*`.
+    """
+    shapes.add(repr(c))
+    if isinstance(c, Compare):
+        fields.add(c.field)
+    elif isinstance(c, Not):
+        negated.add(repr(c.part))
+    else:
+        if not c.parts:
+            fields.add("*")
+        for p in c.parts:
+            _reach(p, fields, shapes, negated)
+
+
+def _candidate_pairs(parts: tuple[Condition, ...]):
+    """The pairs (i, k), i < k, of parts that `disjoint` could find exclusive; the others cannot be.
+
+    Grouping by field and by written shape first keeps a long `and` linear (an
+    `and` of 5,000 comparisons of different fields has no candidate pair at all);
+    at most MAX_PAIRS pairs are yielded, so a pathological one stays bounded.
+    """
+    by_field: dict[str, list[int]] = {}
+    by_shape: dict[str, list[int]] = {}
+    by_negated: dict[str, list[int]] = {}
+    for i, p in enumerate(parts):
+        fields: set = set()
+        shapes: set = set()
+        negated: set = set()
+        _reach(p, fields, shapes, negated)
+        for key, index in ((fields, by_field), (shapes, by_shape), (negated, by_negated)):
+            for k in key:
+                index.setdefault(k, []).append(i)
+    wild = by_field.pop("*", [])
+    seen: set[tuple[int, int]] = set()
+
+    def pairs():
+        for group in by_field.values():
+            for x, i in enumerate(group):
+                for k in group[x + 1:]:
+                    yield i, k
+        for shape, nots in by_negated.items():
+            for i in nots:
+                for k in by_shape.get(shape, ()):
+                    yield min(i, k), max(i, k)
+        for i in wild:
+            for k in range(len(parts)):
+                yield min(i, k), max(i, k)
+
+    for pair in pairs():
+        if pair[0] == pair[1] or pair in seen:
+            continue
+        seen.add(pair)
+        yield pair
+        if len(seen) >= MAX_PAIRS:
+            return
 
 
 # ---- implication -------------------------------------------------------------
@@ -194,8 +264,8 @@ def _normal(c: Condition) -> Condition:
 
 def _ordered_interval(c: Compare) -> Interval | None:
     """The numbers an ordered comparison (`>`, `>=`, `<`, `<=`) lets through."""
-    if c.op not in _ORDERED or isinstance(c.value, str) or not isinstance(c.value, (int, float)):
-        return None
+    if c.op not in _ORDERED or not _numeric(c.value):
+        return None  # a text or a boolean bound: the engine's comparison never holds
     return _interval(c.op, float(c.value))
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import difflib
-import re
 from collections import Counter
 
 from ..diagnostics import Diagnostic, Severity
+from ..limits import MAX_NAME, MAX_TEXT, MAX_VALUE
+from ..patterns import PatternError, compile_pattern
 from ..model import (
     EXIT,
     EventTrigger,
@@ -31,6 +32,7 @@ __all__ = [
     "check_content_library",
     "check_event_typos",
     "check_regexes",
+    "check_lengths",
 ]
 
 E, W = Severity.ERROR, Severity.WARNING
@@ -231,26 +233,68 @@ def _event_uses(j: Journey):
                 yield t.event, t.span
 
 
-def _typo_of(name: str, counts: Counter, order: dict[str, int]) -> str | None:
-    """The better-used event type that `name` is most likely a misspelling of."""
-    matcher = difflib.SequenceMatcher(None, "", name)
-    for other in counts:
-        if other == name or (counts[other], -order[other]) <= (counts[name], -order[name]):
-            continue
-        matcher.set_seq1(other)
-        if matcher.real_quick_ratio() >= 0.85 and matcher.quick_ratio() >= 0.85 and matcher.ratio() >= 0.85:
-            return other
+#: C037 compares an event type with this many of the best-used ones at most (see docs/decisions.md).
+TYPO_CANDIDATES = 32
+
+
+class _Word:
+    """An event type with what the cheap similarity bounds need, computed once."""
+
+    __slots__ = ("name", "rank", "letters", "mask")
+
+    def __init__(self, name: str, rank: int, alphabet: dict[str, int]):
+        self.name, self.rank = name, rank
+        self.letters = Counter(name)
+        self.mask = 0
+        for ch in self.letters:
+            self.mask |= 1 << alphabet.setdefault(ch, len(alphabet))
+
+
+def _similar(a: _Word, b: _Word) -> bool:
+    """difflib's ratio >= 0.85, after cheap upper bounds of it (see difflib's quick ratios).
+
+    A letter of one word that the other lacks costs at least one match, so the letters
+    each word lacks bound the matches before they are counted.
+    """
+    la, lb = len(a.name), len(b.name)
+    need = 0.85 * (la + lb)
+    if 2 * min(la, lb) < need:
+        return False
+    if 2 * min(la - (a.mask & ~b.mask).bit_count(), lb - (b.mask & ~a.mask).bit_count()) < need:
+        return False
+    if 2 * sum(min(n, b.letters[ch]) for ch, n in a.letters.items()) < need:
+        return False
+    return difflib.SequenceMatcher(None, b.name, a.name).ratio() >= 0.85
+
+
+def _typo_of(word: _Word, candidates: list[_Word]) -> str | None:
+    """The better-used event type that `word` is most likely a misspelling of.
+
+    `candidates` are the TYPO_CANDIDATES best-used types, in order of first use; one
+    counts if it ranks above `word` (used more often, or as often and first used earlier).
+    """
+    for other in candidates:
+        if other.rank < word.rank and _similar(word, other):
+            return other.name
     return None
 
 
 def check_event_typos(j: Journey):
-    """An event type used once that looks like one used more often: most likely a typo."""
+    """An event type that looks like one used more often: most likely a typo.
+
+    Only the TYPO_CANDIDATES best-used types are looked at as what was meant, so the
+    check stays linear in the number of event types (a typo is of a type used often).
+    """
     uses = list(_event_uses(j))
     counts = Counter(name for name, _ in uses)
     order: dict[str, int] = {}
     for i, (name, _) in enumerate(uses):
         order.setdefault(name, i)
-    typos = {name: _typo_of(name, counts, order) for name in counts}
+    alphabet: dict[str, int] = {}
+    ranked = sorted(counts, key=lambda name: (-counts[name], order[name]))
+    words = {name: _Word(name, rank, alphabet) for rank, name in enumerate(ranked)}
+    candidates = sorted((words[name] for name in ranked[:TYPO_CANDIDATES]), key=lambda w: order[w.name])
+    typos = {name: _typo_of(word, candidates) for name, word in words.items()}
     for name, span in uses:
         other = typos[name]
         if other is not None:
@@ -259,12 +303,64 @@ def check_event_typos(j: Journey):
 
 
 def check_regexes(j: Journey):
+    """Patterns compile with the engine's own RE2 (dsl.patterns): what checks clean runs, in linear time."""
     for cond in j.conditions():
         for c in compares(cond):
             if c.op == "matches":
                 try:
-                    re.compile(str(c.value))
-                except re.error as err:
-                    yield Diagnostic("C038", E, f"`{c.value}` is not a valid pattern: {err.msg}", c.span,
-                                     'patterns are regular expressions, e.g. "director|vp" or "^/pricing"')
+                    compile_pattern(str(c.value))
+                except PatternError as err:
+                    yield Diagnostic("C038", E, f"`{c.value}` is not a valid pattern: {err}", c.span,
+                                     'patterns are regular expressions in RE2 syntax (like Python\'s, without '
+                                     'backreferences or lookaround), e.g. "director|vp" or "^/pricing"')
 
+
+#: kind of text -> (the longest allowed, how to fix a longer one)
+_LIMITS = {
+    "name": (MAX_NAME, "a name is a short word like `email.opened`; shorten it"),
+    "text": (MAX_TEXT, "shorten it: people read it in messages and diagrams; a longer note goes in a `#` comment"),
+    "value": (MAX_VALUE, "compare with a shorter text, e.g. `starts with` its beginning, or a pattern"),
+}
+
+
+def _lengths(j: Journey):
+    """(what, text, where, kind of text) for every name and text of the journey."""
+    if j.name is not None:
+        yield "a journey name", j.name, j.span, "text"
+    for r in j.scoring:
+        yield "an event type", r.event, r.span, "name"
+    for r in j.exits + j.enrollments:  # type: ignore[operator]
+        yield "an event type", r.event, r.span, "name"
+    for item in j.contents:
+        yield "a content kind", item.kind, item.span, "name"
+        yield "a content id", item.id, item.span, "text"
+        if item.title is not None:
+            yield "a content title", item.title, item.span, "text"
+    for s in j.stages:
+        yield "a stage id", s.id, s.id_span, "name"
+        if s.label is not None:
+            yield "a stage label", s.label, s.span, "text"
+        sends = [(x.kind, x.content, x.span) for x in s.sends]
+        if s.hold is not None:
+            sends.append((s.hold.kind, s.hold.content, s.hold.span))
+        for kind, content, span in sends:
+            yield "a content kind", kind, span, "name"
+            yield "a content id", content, span, "text"
+        for t in s.triggers:
+            if isinstance(t, EventTrigger):
+                yield "an event type", t.event, t.span, "name"
+    for cond in j.conditions():
+        for c in compares(cond):
+            yield "a field name", c.field, c.span, "name"
+            for v in c.value if isinstance(c.value, tuple) else (c.value,):
+                if isinstance(v, str):
+                    yield ("a pattern" if c.op == "matches" else "a compared text"), v, c.span, "value"
+
+
+def check_lengths(j: Journey):
+    """Every name and text has a length limit, so messages, diagrams and the store stay usable."""
+    for what, text, span, kind in _lengths(j):
+        limit, hint = _LIMITS[kind]
+        if len(text) > limit:
+            yield Diagnostic("C063", E, f"{what} is at most {limit:,} characters long; this one has {len(text):,}",
+                             span, hint)
