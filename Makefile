@@ -1,6 +1,6 @@
 # Two commands for a fresh machine: `make demo` and `make test`. Everything else
 # (virtual environment, Python packages, Debian's graphviz, and for the tests
-# Debian's chromium) is set up on the way.
+# Debian's chromium and postgresql) is set up on the way.
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -13,7 +13,7 @@ NODE_DIR := .cache/node
 NPM_PACKAGES := mermaid@11.17.2 playwright-core@1.57.0
 NODE_STAMP := $(NODE_DIR)/.installed-$(subst @,-,$(subst $(eval) ,_,$(NPM_PACKAGES)))
 
-.PHONY: setup system-deps test-deps demo test bench images clean
+.PHONY: setup system-deps postgres-deps test-deps demo test bench images clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -27,7 +27,13 @@ system-deps:
 	@command -v dot >/dev/null 2>&1 || { echo "installing graphviz (dot)"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq graphviz >/dev/null; }
 
-test-deps: system-deps $(NODE_STAMP)
+# PostgreSQL's server binaries: the tests and `make bench` start a private server in a temporary folder
+# (bench/pgserver.py); nothing is configured system-wide and no service is started.
+postgres-deps:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { echo "installing postgresql (PostgreSQL store tests)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq postgresql >/dev/null; }
+
+test-deps: system-deps postgres-deps $(NODE_STAMP)
 	@[ -x /usr/bin/chromium ] || { echo "installing chromium (headless browser tests)"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
@@ -46,7 +52,7 @@ demo: setup
 test: setup test-deps
 	$(PY) -m pytest -n 2 -p no:cacheprovider
 
-bench: setup
+bench: setup postgres-deps
 	$(PY) -m bench
 
 images: setup

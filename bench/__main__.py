@@ -12,6 +12,7 @@ Sections (all on journeys/demand_generation.journey and bench.workload):
   bytes     bytes per lead in memory (tracemalloc over the records dict) and on disk
   tick      Runner.tick on a 1M-lead store with 0, 0.1 %, 1 % and 10 % of the leads due
   language  parse + check + compile of generated 10 / 100 / 1,000-stage journeys
+  postgres  the durable run on a private PostgreSQL server, 1 writer and 2 (bench/bench_postgres.py)
   baselines a transitions.Machine per lead, one shared Machine with add_model, a bare dict loop,
             and Coltiva itself, on the same subset of events
   service   coltiva serve at 1, 10, 50 clients, batches of 1 and 100, against coltiva run (bench_service.py)
@@ -60,7 +61,7 @@ from bench.baselines import (  # noqa: E402
 )
 
 JOURNEY = ROOT / "journeys" / "demand_generation.journey"
-SECTIONS = ("memory", "durable", "bytes", "tick", "language", "baselines", "service")
+SECTIONS = ("memory", "durable", "bytes", "tick", "language", "baselines", "service", "postgres")
 CHUNK = 50_000          # events generated ahead of each timed stretch
 BATCH = 5_000           # durable batch (one transaction per batch), Runner's default
 TICK_LEADS = 1_000_000
@@ -149,7 +150,8 @@ def bytes_per_lead_memory(recs: dict) -> float:
     """tracemalloc over a faithful rebuild of the records dict (fresh keys, fresh records)."""
     import json
 
-    items = [(k, json.dumps(r.to_list())) for k, r in recs.items() if r is not None]
+    # Runner.cache holds StoredLead (a record with its version) since store format 3; run_memory, bare records
+    items = [(k, json.dumps(getattr(r, "record", r).to_list())) for k, r in recs.items() if r is not None]
     loads = json.loads
     gc.collect()
     tracemalloc.start()
@@ -471,6 +473,15 @@ def main(argv=None) -> int:
                                   f"{1000 * statistics.median(vals) / expected:,.1f} µs per due lead"))
         base.unlink()
 
+    if "postgres" in only:
+        from bench.bench_postgres import postgres_rows
+
+        rows, pg_notes = postgres_rows(str(JOURNEY), spec, repeat, BATCH, CHUNK, durable_rate, progress)
+        if rows:
+            figures.append(f"PostgreSQL (Runner.run_lines on JSON lines, {BATCH:,} events per transaction, COPY)")
+            figures += [Figure(row.name, row.unit, row.values, row.fmt, note=row.note) for row in rows]
+        notes += pg_notes
+
     if "language" in only:
         if (ROOT / "bench" / "bench_language.py").exists():
             figures.append("Language: parse + check + compile_journey (bench_language's generated journeys)")
@@ -502,7 +513,7 @@ def main(argv=None) -> int:
             groups.append([f])
         else:
             groups[-1].append(f)
-    order = ("In memory", "Durable", "Bytes", "Baselines", "Runner.tick", "Language")
+    order = ("In memory", "Durable", "PostgreSQL", "Bytes", "Baselines", "Runner.tick", "Language")
     groups.sort(key=lambda g: next((i for i, p in enumerate(order) if g[0].startswith(p)), len(order)))
     figures = [f for g in groups for f in g]
     for f in figures:

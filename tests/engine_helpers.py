@@ -15,7 +15,7 @@ from engine.events import Event, format_time, parse_time
 from engine.record import EXITED
 from engine.runner import Runner
 from engine.step import advance, step_event
-from engine.store import Store
+from engine.stores import open_store
 from engine.timers import score_at
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,25 +94,25 @@ class Driver:
 
 
 def run_store(path, cjs, lines, batch=5000, source="events.jsonl"):
-    """Run lines into the store at `path` with a fresh Runner; return the summary."""
-    with Store(path) as store:
+    """Run lines into the store at `path` (a file or a postgresql:// URL) with a fresh Runner; return the summary."""
+    with open_store(path) as store:
         for cj, sources in cjs:
             store.register(cj, sources)
         return Runner(store, [cj for cj, _ in cjs], batch_size=batch).run_lines(lines, source)
 
 
 def tick_store(path, now, batch=5000):
-    with Store(path) as store:
+    with open_store(path) as store:
         return Runner(store, store.journeys(), batch_size=batch).tick(at(now))
 
 
 def dump(path) -> dict:
-    with Store(path) as store:
+    with open_store(path) as store:
         return store.dump()
 
 
 def outbox(path) -> list[dict]:
-    with Store(path) as store:
+    with open_store(path) as store:
         return [action for _, action in store.actions()]
 
 

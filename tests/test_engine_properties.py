@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import tempfile
 from collections import defaultdict
-from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -13,7 +11,7 @@ from hypothesis import strategies as st
 from coltiva.sample import generate
 from engine.record import EXITED, NOT_ENROLLED, WAITING
 from engine.runner import Runner
-from engine.store import Store
+from engine.stores import open_store as open_any
 
 from .engine_helpers import DAY, DEMAND, HOUR, SAAS, T0, example, fresh_machine, iso
 
@@ -75,23 +73,27 @@ def _last_time(lines) -> int:
 # -- running ------------------------------------------------------------------------------------
 
 class Scratch:
-    """SQLite files in a temporary directory (hypothesis examples cannot share pytest's tmp_path)."""
+    """Fresh stores of the test's backend (SQLite files or PostgreSQL schemas), removed at the end:
+    hypothesis examples cannot share pytest's tmp_path."""
+
+    def __init__(self, stores):
+        self.stores = stores
+        self.made = []
 
     def __enter__(self):
-        self.dir = tempfile.TemporaryDirectory(dir="/dev/shm" if Path("/dev/shm").is_dir() else None)
-        self.n = 0
         return self
 
     def __exit__(self, *exc):
-        self.dir.cleanup()
+        for target in self.made:
+            self.stores.drop(target)
 
-    def db(self) -> Path:
-        self.n += 1
-        return Path(self.dir.name) / f"s{self.n}.db"
+    def db(self):
+        self.made.append(self.stores("p"))
+        return self.made[-1]
 
 
-def open_store(path) -> Store:
-    store = Store(path)
+def open_store(path):
+    store = open_any(path)
     for cj, sources in JOURNEYS:
         store.register(cj, sources)
     return store
@@ -106,7 +108,7 @@ def run(path, lines, batch=5000, tick=None):
 
 
 def dump(path) -> dict:
-    with Store(path) as store:
+    with open_any(path) as store:
         return store.dump()
 
 
@@ -192,9 +194,9 @@ def assert_stages_follow_a_fresh_machine(d: dict) -> None:
 
 @FAST
 @given(streams, st.integers(1, 40))
-def test_any_batch_size_gives_the_same_store(lines, batch):
+def test_any_batch_size_gives_the_same_store(stores, lines, batch):
     tick = _last_time(lines) + 400 * DAY
-    with Scratch() as s:
+    with Scratch(stores) as s:
         one, other = s.db(), s.db()
         run(one, lines, 5000, tick)
         run(other, lines, batch, tick)
@@ -206,10 +208,10 @@ def test_any_batch_size_gives_the_same_store(lines, batch):
 
 @FAST
 @given(streams, st.data())
-def test_any_split_into_runs_gives_the_same_store(lines, data):
+def test_any_split_into_runs_gives_the_same_store(stores, lines, data):
     tick = _last_time(lines) + 400 * DAY
     cuts = sorted(data.draw(st.lists(st.integers(0, len(lines)), max_size=5)))
-    with Scratch() as s:
+    with Scratch(stores) as s:
         one, other = s.db(), s.db()
         run(one, lines, 5000, tick)
         bounds = [0, *cuts, len(lines)]
@@ -230,11 +232,11 @@ def test_any_split_into_runs_gives_the_same_store(lines, data):
 
 @FAST
 @given(streams, st.data())
-def test_interrupted_and_resumed_equals_uninterrupted(lines, data):
+def test_interrupted_and_resumed_equals_uninterrupted(stores, lines, data):
     k = data.draw(st.integers(0, len(lines)), label="k")
     batch = data.draw(st.integers(1, 20), label="batch")
     tick = _last_time(lines) + 400 * DAY
-    with Scratch() as s:
+    with Scratch(stores) as s:
         one, other = s.db(), s.db()
         run(one, lines, batch, tick)
         run(other, lines[:k], batch)  # the first process stops after k lines
@@ -244,9 +246,9 @@ def test_interrupted_and_resumed_equals_uninterrupted(lines, data):
 
 @FAST
 @given(streams, st.lists(st.tuples(st.integers(0, 40), st.integers(0, 200 * DAY)), max_size=4))
-def test_replaying_the_inputs_log_gives_the_same_leads_and_outbox(lines, ticks):
+def test_replaying_the_inputs_log_gives_the_same_leads_and_outbox(stores, lines, ticks):
     """Events interleaved with ticks; the inputs log, replayed in order into a fresh store, agrees."""
-    with Scratch() as s:
+    with Scratch(stores) as s:
         one, other = s.db(), s.db()
         with open_store(one) as store:
             runner = Runner(store, COMPILED, batch_size=7)
@@ -258,7 +260,7 @@ def test_replaying_the_inputs_log_gives_the_same_leads_and_outbox(lines, ticks):
                 runner.tick(T0 + offset)
             runner.run_lines(lines[done:], "events.jsonl")
             runner.tick(_last_time(lines) + 400 * DAY)
-            log = store.db.execute("SELECT kind, time, event FROM inputs ORDER BY seq").fetchall()
+            log = [(kind, time, event) for kind, _, _, time, event, _ in store.dump()["inputs"]]
         with open_store(other) as store:
             runner = Runner(store, COMPILED, batch_size=3)
             for kind, time, event in log:
@@ -275,7 +277,7 @@ def test_replaying_the_inputs_log_gives_the_same_leads_and_outbox(lines, ticks):
 
 @FAST
 @given(streams, st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 10)), min_size=1, max_size=10))
-def test_duplicates_anywhere_after_the_original_change_nothing(lines, copies):
+def test_duplicates_anywhere_after_the_original_change_nothing(stores, lines, copies):
     from engine.events import Event, parse_event
 
     valid = [i for i, text in enumerate(lines) if isinstance(parse_event(text, KNOWN), Event)]
@@ -286,7 +288,7 @@ def test_duplicates_anywhere_after_the_original_change_nothing(lines, copies):
             position = noisy.index(lines[i]) + 1 + delay  # somewhere after the first copy
             noisy.insert(min(position, len(noisy)), lines[i])
     tick = _last_time(lines) + 400 * DAY
-    with Scratch() as s:
+    with Scratch(stores) as s:
         one, other = s.db(), s.db()
         run(one, lines, 4, tick)
         run(other, noisy, 4, tick)
@@ -295,9 +297,9 @@ def test_duplicates_anywhere_after_the_original_change_nothing(lines, copies):
 
 @settings(max_examples=30, deadline=None)
 @given(st.integers(0, 10**6))
-def test_no_content_twice_and_stages_follow_the_machine_on_a_bigger_sample(seed):
+def test_no_content_twice_and_stages_follow_the_machine_on_a_bigger_sample(stores, seed):
     lines = generate(25, 150, seed)
-    with Scratch() as s:
+    with Scratch(stores) as s:
         db = s.db()
         with open_store(db) as store:
             runner = Runner(store, COMPILED, batch_size=64)
@@ -311,9 +313,9 @@ def test_no_content_twice_and_stages_follow_the_machine_on_a_bigger_sample(seed)
 
 @FAST
 @given(streams)
-def test_same_input_twice_gives_identical_outputs(lines):
+def test_same_input_twice_gives_identical_outputs(stores, lines):
     tick = _last_time(lines) + 60 * DAY
-    with Scratch() as s:
+    with Scratch(stores) as s:
         one, other = s.db(), s.db()
         run(one, lines, 9, tick)
         run(other, lines, 9, tick)
@@ -322,7 +324,7 @@ def test_same_input_twice_gives_identical_outputs(lines):
 
 @FAST
 @given(sampled(), st.lists(st.integers(0, 10**6), max_size=6))
-def test_ticks_between_time_ordered_events_change_nothing(lines, picks):
+def test_ticks_between_time_ordered_events_change_nothing(stores, lines, picks):
     """Time comes from events and `now` alone: ticking at instants no later than the next event
     fires each timer at its own due time, exactly as the next event (or the final tick) would."""
     from engine.events import Event, parse_event
@@ -334,7 +336,7 @@ def test_ticks_between_time_ordered_events_change_nothing(lines, picks):
         return
     texts = [json.dumps(e.to_json()) for e in ordered]
     end = ordered[-1].time + 400 * DAY
-    with Scratch() as s:
+    with Scratch(stores) as s:
         one, other = s.db(), s.db()
         run(one, texts, 5000, end)
         cuts = sorted({p % len(ordered) for p in picks})

@@ -11,7 +11,9 @@ from dsl.loader import load_text
 from engine.compiler import compile_journey
 from engine.record import Lead
 from engine.runner import Runner
+from engine.pgstore import PgStore
 from engine.store import Store
+from engine.stores import LeadStore, open_store
 
 from .engine_helpers import DAY, HOUR, T0, dump, line, run_store, tick_store
 
@@ -43,8 +45,8 @@ def compiled(text=TEXT):
     return compile_journey(loaded.journey, loaded.diagnostics), {"<string>": text}
 
 
-def test_seen_event_id_changes_nothing(tmp_path):
-    db = tmp_path / "s.db"
+def test_seen_event_id_changes_nothing(store_at):
+    db = store_at("s")
     cj = compiled()
     lines = [line("e1", "email.opened", T0, lead="A"), line("e2", "go", T0 + HOUR, lead="A"),
              line("e3", "email.opened", T0 + 2 * HOUR, lead="B")]
@@ -59,18 +61,19 @@ def test_seen_event_id_changes_nothing(tmp_path):
     assert s3.duplicates == 1 and dump(db) == before
 
 
-def test_duplicate_inside_one_batch_is_ignored(tmp_path):
+def test_duplicate_inside_one_batch_is_ignored(store_at):
     cj = compiled()
     once = [line("e1", "email.opened", T0), line("e2", "go", T0 + HOUR)]
     twice = [once[0], once[0], once[1], once[0], once[1]]
-    run_store(tmp_path / "a.db", [cj], once)
-    summary = run_store(tmp_path / "b.db", [cj], twice)
+    a, b = store_at("a"), store_at("b")
+    run_store(a, [cj], once)
+    summary = run_store(b, [cj], twice)
     assert summary.duplicates == 3
-    assert dump(tmp_path / "a.db") == dump(tmp_path / "b.db")
+    assert dump(a) == dump(b)
 
 
-def test_malformed_lines_are_quarantined_with_reason_and_line_number(tmp_path):
-    db = tmp_path / "q.db"
+def test_malformed_lines_are_quarantined_with_reason_and_line_number(store_at):
+    db = store_at("q")
     cj = compiled()
     lines = [
         line("e1", "email.opened", T0),                                                  # 1 good
@@ -84,7 +87,7 @@ def test_malformed_lines_are_quarantined_with_reason_and_line_number(tmp_path):
     ]
     summary = run_store(db, [cj], lines, batch=3, source="in.jsonl")
     assert summary.quarantined == 6 and summary.applied == 2
-    with Store(db) as store:
+    with open_store(db) as store:
         rows = list(store.quarantined())
         state = store.lead_journeys("L1")[0][1].state
     assert [(source, n) for _, source, n, _, _ in rows] == [("in.jsonl", n) for n in (2, 3, 4, 5, 6, 7)]
@@ -99,15 +102,16 @@ def test_malformed_lines_are_quarantined_with_reason_and_line_number(tmp_path):
     assert state == "b"  # the run went on past the bad lines
 
 
-def test_tick_touches_only_leads_with_something_due(tmp_path, monkeypatch):
-    db = tmp_path / "t.db"
+def test_tick_touches_only_leads_with_something_due(store_at, monkeypatch):
+    db = store_at("t")
     cj = compiled()
     # early: "later" due at T0+1d; late: enrolled at T0+10d, "later" due at T0+11d
     run_store(db, [cj], [line("e1", "email.opened", T0, lead="early"),
                          line("e2", "email.opened", T0 + 10 * DAY, lead="late")])
     before = dump(db)
     read = []
-    original_due, original_load = Store.due_leads, Store.load_leads
+    kind = PgStore if isinstance(db, str) else Store
+    original_due, original_load = kind.due_leads, kind.load_leads
 
     def spy_due(self, now):  # a tick reads lead records only through this one indexed query
         rows = original_due(self, now)
@@ -118,12 +122,12 @@ def test_tick_touches_only_leads_with_something_due(tmp_path, monkeypatch):
         read.extend(leads)
         return original_load(self, journey, leads)
 
-    monkeypatch.setattr(Store, "due_leads", spy_due)
-    monkeypatch.setattr(Store, "load_leads", spy_load)
-    with Store(db) as store:
-        changes = store.db.total_changes
+    monkeypatch.setattr(kind, "due_leads", spy_due)
+    monkeypatch.setattr(kind, "load_leads", spy_load)
+    with open_store(db) as store:
+        changes = _rows_written(store)
         summary = Runner(store, store.journeys()).tick(T0 + 2 * DAY)
-        written = store.db.total_changes - changes
+        written = _rows_written(store) - changes
     assert read == ["early"]
     assert summary.ticked_leads == 1
     after = dump(db)
@@ -134,17 +138,27 @@ def test_tick_touches_only_leads_with_something_due(tmp_path, monkeypatch):
     assert [json.loads(a)["content"] for *_, a in after["outbox"][len(before["outbox"]):]] == ["later"]
     # a tick with nothing due reads and writes no lead
     read.clear()
-    with Store(db) as store:
+    with open_store(db) as store:
         summary = Runner(store, store.journeys()).tick(T0 + 2 * DAY + 1)
     assert read == [] and summary.ticked_leads == 0
 
 
-def test_changed_journey_with_leads_in_it_is_refused(tmp_path):
-    db = tmp_path / "c.db"
+def _rows_written(store) -> int:
+    """Rows inserted, updated or deleted so far: SQLite's own counter, or PostgreSQL's statistics."""
+    if isinstance(store, Store):
+        return store.db.total_changes
+    store.db.execute("SELECT pg_stat_force_next_flush()")  # this session's counts, published when it idles
+    store.db.execute("SELECT pg_stat_clear_snapshot()")
+    return store.db.execute("SELECT COALESCE(SUM(n_tup_ins + n_tup_upd + n_tup_del), 0) FROM pg_stat_user_tables "
+                            "WHERE schemaname = current_schema()").fetchone()[0]
+
+
+def test_changed_journey_with_leads_in_it_is_refused(store_at):
+    db = store_at("c")
     run_store(db, [compiled()], [line("e1", "email.opened", T0)])
     changed = TEXT.replace('send email "later" after 1 day', 'send email "later" after 3 days')
     cj2, sources2 = compiled(changed)
-    with Store(db) as store:
+    with open_store(db) as store:
         with pytest.raises(StoreError) as info:
             store.register(cj2, sources2)
     message = str(info.value)
@@ -156,9 +170,9 @@ def test_changed_journey_with_leads_in_it_is_refused(tmp_path):
     assert dump(db) == before
 
 
-def test_changed_journey_without_leads_is_accepted(tmp_path):
-    db = tmp_path / "n.db"
-    with Store(db) as store:
+def test_changed_journey_without_leads_is_accepted(store_at):
+    db = store_at("n")
+    with open_store(db) as store:
         store.register(*compiled())
         changed = TEXT.replace("after 2 days idle", "after 4 days idle")
         cj2, sources2 = compiled(changed)
@@ -178,11 +192,11 @@ stage y "Y"
 '''
 
 
-def test_store_holds_several_journeys_and_a_lead_can_be_in_several(tmp_path):
-    db = tmp_path / "m.db"
+def test_store_holds_several_journeys_and_a_lead_can_be_in_several(store_at):
+    db = store_at("m")
     one, two = compiled(), compiled(OTHER)
     run_store(db, [one, two], [line("e1", "email.opened", T0), line("e2", "go", T0 + HOUR)])
-    with Store(db) as store:
+    with open_store(db) as store:
         names = sorted(j.name for j in store.journeys())
         records = dict(store.lead_journeys("L1"))
         counts = store.stage_counts()
@@ -190,28 +204,29 @@ def test_store_holds_several_journeys_and_a_lead_can_be_in_several(tmp_path):
     assert records["store-test"].state == "b" and records["other-journey"].state == "y"
     assert counts == {"store-test": {"b": 1}, "other-journey": {"y": 1}}
     tick_store(db, T0 + 10 * DAY)
-    with Store(db) as store:
+    with open_store(db) as store:
         records = dict(store.lead_journeys("L1"))
     assert records["store-test"].state == "c" and records["other-journey"].state == "y"
 
 
-def test_record_round_trips_through_the_store(tmp_path):
-    db = tmp_path / "r.db"
+def test_record_round_trips_through_the_store(store_at):
+    db = store_at("r")
     run_store(db, [compiled()], [line("e1", "email.opened", T0), line("e2", "email.opened", T0 + 5)])
-    with Store(db) as store:
+    with open_store(db) as store:
+        assert isinstance(store, LeadStore)  # both stores have every method of the interface
         rec = store.lead_journeys("L1")[0][1]
     assert Lead.from_list(json.loads(json.dumps(rec.to_list()))) == rec
     assert rec.score == 2.0
 
 
-def test_explain_is_consistent_for_a_journey_added_to_the_store_later(tmp_path):
+def test_explain_is_consistent_for_a_journey_added_to_the_store_later(store_at):
     """Events applied before a journey was registered never reached it; replay must not feed them to it."""
     from engine.explain import explain_lead
 
-    db = tmp_path / "later.db"
+    db = store_at("later")
     run_store(db, [compiled()], [line("e1", "email.opened", T0), line("e2", "go", T0 + HOUR)])
     run_store(db, [compiled(), compiled(OTHER)], [line("e3", "email.opened", T0 + 2 * HOUR)])
-    with Store(db) as store:
+    with open_store(db) as store:
         records = dict(store.lead_journeys("L1"))
         explanations = {e.journey: e for e in explain_lead(store, "L1")}
     assert records["other-journey"].state == "x"  # only e3 reached it: no `go` yet

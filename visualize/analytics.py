@@ -46,7 +46,12 @@ class StoreCounts:
 
 
 def open_store(db: str):
-    """An open, read-only Store on an existing file; a missing file or an old engine is a clear error."""
+    """An open, read-only Store on an existing file (or a postgresql:// store); a missing file or an old
+    engine is a clear error."""
+    if str(db).startswith(("postgresql://", "postgres://")):
+        from engine.stores import open_store as open_any
+
+        return open_any(db, read_only=True)
     if not Path(db).is_file():
         raise ColtivaError(f"{db}: no such database file")
     try:

@@ -13,12 +13,31 @@ from dsl.loader import load_journey
 
 from ..output import err_console, print_diagnostic
 
-__all__ = ["db_option", "db_read_option", "format_option", "compile_files", "parse_when", "open_store", "writing_store"]
+__all__ = ["db_option", "db_read_option", "format_option", "partition_option", "compile_files", "parse_when",
+           "open_store", "writing_store"]
 
 db_option = click.option("--db", default="coltiva.db", show_default=True, type=click.Path(dir_okay=False),
-                         help="The SQLite store (created if missing).")
+                         help="The store: an SQLite file (created if missing) or a postgresql:// address.")
 db_read_option = click.option("--db", default="coltiva.db", show_default=True, type=click.Path(dir_okay=False),
-                              help="The SQLite store (made by `coltiva run`).")
+                              help="The store (made by `coltiva run`): an SQLite file or a postgresql:// address.")
+
+
+
+def _partition(ctx, param, value):
+    from engine.partition import WHOLE, Partition
+
+    if value is None:
+        return WHOLE
+    try:
+        return Partition.parse(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None
+
+
+partition_option = click.option(
+    "--partition", default=None, metavar="K/N", callback=_partition,
+    help="PostgreSQL only: this writer owns partition K of N (a stable hash of the lead id); run N writers, "
+         "K = 0..N-1, on the same events.")
 
 
 format_option = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
@@ -69,23 +88,24 @@ def parse_when(text: str) -> int:
         raise click.BadParameter(str(err)) from None
 
 
-def open_store(db: str, must_exist: bool = True, writer: bool = False):
-    """Open the store: a writer takes the store's single-writer lock, anything else reads only (engine.store)."""
-    from engine.store import Store
+def open_store(db: str, must_exist: bool = True, writer: bool = False, partition=None):
+    """Open the store: a writer takes the store's writer lock (of its partition), anything else reads only."""
+    from engine.partition import WHOLE
+    from engine.stores import is_postgres_url, open_store as open_any
 
-    if must_exist and not Path(db).exists():
+    if must_exist and not is_postgres_url(db) and not Path(db).exists():
         raise ColtivaError(f"{db}: no such store (run `coltiva run ... --db {db}` first)")
-    return Store(db, writer=writer, read_only=not writer)
+    return open_any(db, writer=writer, read_only=not writer, partition=partition or WHOLE)
 
 
 @contextlib.contextmanager
-def writing_store(compiled, db: str):
+def writing_store(compiled, db: str, partition=None):
     """The store, locked for writing, with these journeys registered (a changed one is refused)."""
     from datetime import datetime, timezone
 
     command = click.get_current_context().info_name if click.get_current_context(silent=True) else None
     applied_at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")  # when, for the journey's history only
-    with open_store(db, must_exist=False, writer=True) as store:
+    with open_store(db, must_exist=False, writer=True, partition=partition) as store:
         for cj, sources in compiled:
             store.register(cj, sources, command=command or "run", applied_at=applied_at)
         yield store

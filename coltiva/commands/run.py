@@ -9,7 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..output import err_console
 from ..tables import print_summary
-from ._common import compile_files, db_option, writing_store
+from ._common import compile_files, db_option, partition_option, writing_store
 
 __all__ = ["command"]
 
@@ -20,22 +20,26 @@ __all__ = ["command"]
               help="JSON Lines, one event a line (see docs/events.md); - for standard input.")
 @db_option
 @click.option("--batch", default=5000, show_default=True, help="Events per transaction.")
-def command(journeys, events, db, batch):
+@partition_option
+def command(journeys, events, db, batch, partition):
     """Run events through journeys. Malformed events are kept aside, duplicates ignored."""
     from engine.events import read_lines
     from engine.runner import Runner
 
     compiled = compile_files(journeys)
-    with writing_store(compiled, db) as store:
+    source = "-" if events.name == "<stdin>" else events.name
+    lines = read_lines(events)
+    if not partition.whole:
+        lines = partition.lines(lines)  # the other writers' lines are blank here: line numbers are kept
+    with writing_store(compiled, db, partition) as store:
         runner = Runner(store, [cj for cj, _ in compiled], batch_size=batch)
-        source = "-" if events.name == "<stdin>" else events.name
         if err_console().is_terminal:
             with Progress(TextColumn("stepping leads"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                           console=err_console(), transient=True) as bar:
                 task = bar.add_task("run", total=None)
-                summary = runner.run_lines(read_lines(events), source, progress=lambda n: bar.advance(task, n))
+                summary = runner.run_lines(lines, source, progress=lambda n: bar.advance(task, n))
         else:
-            summary = runner.run_lines(read_lines(events), source)
+            summary = runner.run_lines(lines, source)
     print_summary(summary, f"run: {', '.join(cj.name for cj, _ in compiled)}")
     if summary.quarantined:
         click.echo(f"{summary.quarantined} event(s) kept aside: see `coltiva quarantine --db {db}`", err=True)

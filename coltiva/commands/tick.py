@@ -11,7 +11,7 @@ from __future__ import annotations
 import click
 
 from ..tables import print_summary
-from ._common import db_read_option, open_store, parse_when
+from ._common import db_read_option, open_store, parse_when, partition_option
 
 __all__ = ["command"]
 
@@ -23,13 +23,14 @@ __all__ = ["command"]
 @click.option("--force", is_flag=True, help="Allow a tick far beyond the wall clock and the latest event.")
 @click.option("--max-ahead", default=90, show_default=True, type=click.IntRange(min=0),
               help="Days beyond the wall clock and the latest event a tick may go without --force.")
-def command(now, db, dry_run, force, max_ahead):
+@partition_option
+def command(now, db, dry_run, force, max_ahead, partition):
     """Advance time. Only leads with something due are read or written."""
     from engine.runner import Runner
     from service.clock import check_tick, preview_tick
 
     moment = parse_when(now)
-    with open_store(db, writer=not dry_run) as store:
+    with open_store(db, writer=not dry_run, partition=partition) as store:
         check_tick(store, moment, force=force, max_ahead_days=max_ahead)
         if dry_run:
             summary = preview_tick(store, store.journeys(), moment)
