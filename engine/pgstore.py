@@ -287,6 +287,13 @@ class PgStore:
     lead_versions = Store.lead_versions
     lead_journeys = Store.lead_journeys
     dump = Store.dump
+    # what the service and `tick` read (their SQL is portable)
+    last_tick = Store.last_tick
+    last_event_time = Store.last_event_time
+    quarantine_page = Store.quarantine_page
+    due_count = Store.due_count
+    last_action_seq = Store.last_action_seq
+    journey_versions = Store.journey_versions
 
     # -- one atomic batch --------------------------------------------------------
     def write_batch(self, *, inputs=(), quarantine=(), leads=(), actions=(), transitions=()) -> None:
