@@ -26,6 +26,7 @@ COMMANDS = {
     "actions": ("coltiva.commands.actions", "The outbox: what to send and whom to hand to sales, as JSONL."),
     "quarantine": ("coltiva.commands.quarantine", "Events kept aside, with the reason."),
     "serve": ("coltiva.commands.serve", "Take events over HTTP and step leads as they arrive."),
+    "flink": ("coltiva.commands.flink", "Run events through journeys as an Apache Flink job (optional extra)."),
     "simulate": ("coltiva.commands.simulate", "Try journeys on events in memory before launch: funnel, sends, handoffs."),
     "render": ("coltiva.commands.render", "Draw a journey as SVG, PNG, PDF, DOT or Mermaid."),
     "diff": ("coltiva.commands.diff", "Draw what changed between two versions of a journey."),
