@@ -22,7 +22,7 @@ import os
 import sys
 from dataclasses import dataclass
 
-__all__ = ["JobSpec", "build", "run", "configuration", "shipped", "FAIL_MARKER"]
+__all__ = ["JobSpec", "build", "run", "configuration", "shipped", "spec_from_json", "main", "FAIL_MARKER"]
 
 #: The test-only failure leaves this file in the checkpoint folder, so it fails once, not on every attempt.
 FAIL_MARKER = "injected-failure"
@@ -63,13 +63,16 @@ def configuration(spec: JobSpec):
     config.set_string("python.fn-execution.bundle.size", str(spec.bundle))
     config.set_string("state.backend.type", spec.state)
     config.set_string("restart-strategy.type", "fixed-delay")
-    config.set_string("restart-strategy.fixed-delay.attempts", "3")
-    config.set_string("restart-strategy.fixed-delay.delay", "200 ms")
+    # a restart needs the failed attempt's slots back (its Python workers take a moment to stop)
+    config.set_string("restart-strategy.fixed-delay.attempts", "10")
+    config.set_string("restart-strategy.fixed-delay.delay", "2 s")
     config.set_string("execution.checkpointing.dir", "file://" + os.path.abspath(checkpoint_dir(spec)))
     config.set_string("execution.checkpointing.interval", f"{spec.checkpoint_ms} ms")
     config.set_string("execution.checkpointing.mode", "EXACTLY_ONCE")
     if spec.state == "rocksdb":  # a checkpoint ships only the RocksDB files (.sst) that changed
         config.set_string("execution.checkpointing.incremental", "true")
+    # the last checkpoint stays on disk after the run: a later job can start from it
+    config.set_string("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION")
     return config
 
 
@@ -217,26 +220,54 @@ def build(env, spec: JobSpec, action_sink) -> None:
                   .with_timestamp_assigner(EventTime()))
     timed = parsed.assign_timestamps_and_watermarks(watermarks).set_parallelism(1)
     actions = (timed.key_by(lambda v: v[0], key_type=Types.STRING())
-               .process(LeadFunction(spec), output_type=Types.STRING()).name("leads"))
+               .process(LeadFunction(spec), output_type=Types.STRING()).name("leads")
+               .set_parallelism(spec.parallelism))
     action_sink(actions)
-    actions.get_side_output(records_tag).sink_to(file_sink(os.path.join(spec.out, "records"))).name("records")
+    actions.get_side_output(records_tag).sink_to(file_sink(os.path.join(spec.out, "records"))).name("records") \
+        .set_parallelism(spec.parallelism)
     malformed.union(actions.get_side_output(quarantine_tag)).sink_to(
         file_sink(os.path.join(spec.out, "quarantine"))).name("quarantine")
 
 
-def run(spec: JobSpec, action_sink=None) -> None:
-    """Build and run the job to the end of its input on a local mini-cluster (or the cluster Flink points to)."""
+def run(spec: JobSpec, action_sink=None) -> int:
+    """Run the job to the end of its input on a local mini-cluster (or the cluster Flink points to);
+    returns Flink's net run time in milliseconds (from the job's start to its end, JVM start excluded)."""
     from pyflink.datastream import StreamExecutionEnvironment
 
     from .sinks import file_action_sink
 
     env = StreamExecutionEnvironment.get_execution_environment(configuration(spec))
-    env.set_parallelism(spec.parallelism)
-    build(env, spec, action_sink or file_action_sink(os.path.join(spec.out, "actions")))
-    env.execute("coltiva")
+    # one task reads, parses and stamps the input (PyFlink's own timestamp map takes the default
+    # parallelism: two of them would interleave the lines); only the leads are spread over workers
+    env.set_parallelism(1)
+    build(env, spec, action_sink or file_action_sink(os.path.join(spec.out, "actions"), spec.parallelism))
+    return env.execute("coltiva").get_net_runtime()
 
 
 def shipped(compiled) -> tuple[dict, ...]:
     """Journeys as text for the workers: (CompiledJourney, sources) pairs from `compile_files`."""
     return tuple({"name": cj.name, "version": cj.version, "sources": dict(sources)} for cj, sources in compiled)
 
+
+
+def spec_from_json(text: str) -> JobSpec:
+    """A JobSpec from its JSON form (what `python -m engine_flink.job SPEC.json` reads)."""
+    import json
+
+    data = json.loads(text)
+    data["journeys"] = tuple(data["journeys"])
+    return JobSpec(**data)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m engine_flink.job SPEC.json`: run a job from a spec file (how a cluster submits it too)."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        sys.exit("usage: python -m engine_flink.job SPEC.json")
+    with open(args[0], encoding="utf-8") as f:
+        millis = run(spec_from_json(f.read()))
+    print(f"net runtime: {millis} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -27,10 +27,10 @@ def file_sink(path: str):
             .build())
 
 
-def file_action_sink(path: str):
+def file_action_sink(path: str, parallelism: int = 1):
     """The default action sink: actions as JSON Lines in committed part files under `path`."""
     def attach(actions):
-        actions.sink_to(file_sink(path)).name("actions")
+        actions.sink_to(file_sink(path)).name("actions").set_parallelism(parallelism)
     return attach
 
 
