@@ -61,7 +61,7 @@ from bench.baselines import (  # noqa: E402
 )
 
 JOURNEY = ROOT / "journeys" / "demand_generation.journey"
-SECTIONS = ("memory", "durable", "bytes", "tick", "language", "baselines", "service", "postgres")
+SECTIONS = ("memory", "durable", "bytes", "tick", "language", "baselines", "service", "postgres", "flink")
 CHUNK = 50_000          # events generated ahead of each timed stretch
 BATCH = 5_000           # durable batch (one transaction per batch), Runner's default
 TICK_LEADS = 1_000_000
@@ -502,6 +502,13 @@ def main(argv=None) -> int:
         else:
             notes.append("bench/bench_language.py not found: language section skipped")
 
+    if "flink" in only:
+        from bench.bench_flink import flink_rates
+
+        figures.append("Apache Flink (the coltiva flink job, local mini-cluster, .venv-flink)")
+        rates, note = flink_rates(workdir, repeat, args.seed, progress)
+        figures.append(Figure("Flink events/s per worker", "ev/s", rates, note=note))
+
     table = Table(title=f"Coltiva bench — {args.size} ({spec.leads:,} leads, {spec.events:,} events), "
                         f"{repeat} run(s), median and min – max", show_lines=False)
     for col, just in (("figure", "left"), ("median", "right"), ("unit", "left"), ("min – max", "right"),
@@ -513,7 +520,7 @@ def main(argv=None) -> int:
             groups.append([f])
         else:
             groups[-1].append(f)
-    order = ("In memory", "Durable", "PostgreSQL", "Bytes", "Baselines", "Runner.tick", "Language")
+    order = ("In memory", "Durable", "PostgreSQL", "Bytes", "Baselines", "Runner.tick", "Language", "Apache Flink")
     groups.sort(key=lambda g: next((i for i, p in enumerate(order) if g[0].startswith(p)), len(order)))
     figures = [f for g in groups for f in g]
     for f in figures:

@@ -29,6 +29,7 @@ COMMANDS = {
     "keys": ("coltiva.commands.keys", "API keys for the service: create, list, revoke."),
     "deliver": ("coltiva.commands.deliver", "Post due actions to their webhooks once (for cron)."),
     "deliveries": ("coltiva.commands.deliveries", "Webhook delivery: offsets, retries, dead letters; retry, skip."),
+    "flink": ("coltiva.commands.flink", "Run events through journeys as an Apache Flink job (optional extra)."),
     "simulate": ("coltiva.commands.simulate", "Try journeys on events in memory before launch: funnel, sends, handoffs."),
     "render": ("coltiva.commands.render", "Draw a journey as SVG, PNG, PDF, DOT or Mermaid."),
     "diff": ("coltiva.commands.diff", "Draw what changed between two versions of a journey."),

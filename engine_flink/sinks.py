@@ -1,0 +1,63 @@
+"""Where the job's outputs go. An action sink is a function that attaches to the action stream.
+
+The file sink is exactly-once: part files are committed when a checkpoint
+completes, so a restore neither loses nor repeats a line. Every action carries
+its key (`lead|journey@version|rule|seq`), so any sink can be idempotent by key:
+a PostgreSQL outbox would `INSERT ... ON CONFLICT (key) DO NOTHING` behind the
+same signature, and a Kafka sink would write with the key as the message key.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+from dataclasses import dataclass
+
+__all__ = ["file_sink", "file_action_sink", "read_lines", "read_results", "Results"]
+
+
+def file_sink(path: str):
+    """An exactly-once FileSink of text lines, rolled (committed) at every checkpoint."""
+    from pyflink.common.serialization import Encoder
+    from pyflink.datastream.connectors.file_system import FileSink, RollingPolicy
+
+    return (FileSink.for_row_format(os.path.abspath(path), Encoder.simple_string_encoder("UTF-8"))
+            .with_rolling_policy(RollingPolicy.on_checkpoint_rolling_policy())
+            .build())
+
+
+def file_action_sink(path: str, parallelism: int = 1):
+    """The default action sink: actions as JSON Lines in committed part files under `path`."""
+    def attach(actions):
+        actions.sink_to(file_sink(path)).name("actions").set_parallelism(parallelism)
+    return attach
+
+
+def read_lines(path: str) -> list[dict]:
+    """Every committed line under a sink's folder (in-progress and hidden files are not committed)."""
+    rows = []
+    for name in sorted(glob.glob(os.path.join(path, "**", "*"), recursive=True)):
+        if os.path.isfile(name) and not os.path.basename(name).startswith("."):
+            with open(name, encoding="utf-8") as f:
+                rows.extend(json.loads(line) for line in f if line.strip())
+    return rows
+
+
+@dataclass(frozen=True)
+class Results:
+    """What a finished run committed: actions (in file order), each lead's latest record, quarantine."""
+    actions: list[dict]
+    records: dict[tuple[str, str], list]   # (journey, lead) -> Lead.to_list()
+    quarantine: list[dict]
+
+
+def read_results(out: str) -> Results:
+    """Read a run's output folder; the records changelog is folded to the latest change of each lead."""
+    latest: dict[tuple[str, str], dict] = {}
+    for row in read_lines(os.path.join(out, "records")):
+        key = (row["journey"], row["lead"])
+        if key not in latest or latest[key]["changes"] < row["changes"]:
+            latest[key] = row
+    return Results(read_lines(os.path.join(out, "actions")), {k: v["record"] for k, v in latest.items()},
+                   read_lines(os.path.join(out, "quarantine")))
