@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 
@@ -162,3 +163,24 @@ def test_a_plan_on_a_format_1_store_says_to_migrate_it_first(tmp_path):
     (tmp_path / "v2.journey").write_text(V2_TEXT)
     done = coltiva("plan", tmp_path / "v2.journey", "--db", db, check=False)
     assert done.returncode == 1 and "store format 1 keeps no versions yet" in done.stderr
+
+
+def test_diff_with_a_store_draws_the_leads_each_stage_holds_after_the_change(tmp_path, launched):
+    """The plan's counts drawn on the diff: each stage of the new version with the leads it will hold."""
+    import xml.etree.ElementTree as ET
+
+    db = setup(tmp_path, launched)
+    shown = json.loads(coltiva("plan", tmp_path / "v2.journey", "--db", db, "--format", "json").stdout)
+    after: dict[str, int] = {}
+    for m in shown["moves"]:
+        after[m["to"]] = after.get(m["to"], 0) + m["leads"]
+    coltiva("diff", tmp_path / "v1.journey", tmp_path / "v2.journey", "--db", db, "-o", tmp_path / "d.svg")
+    root = ET.fromstring((tmp_path / "d.svg").read_bytes())
+    texts = " ".join(t.text or "" for t in root.iter() if t.tag.endswith("text"))
+    for stage, n in after.items():
+        if stage != "exit" and n:
+            assert f"{n:,} lead" in texts, (stage, n, texts[:400])
+    plain = tmp_path / "plain.svg"
+    coltiva("diff", tmp_path / "v1.journey", tmp_path / "v2.journey", "-o", plain)
+    plain_texts = " ".join(t.text or "" for t in ET.fromstring(plain.read_bytes()).iter() if t.tag.endswith("text"))
+    assert not re.search(r"\b\d[\d,]* leads?\b", plain_texts)

@@ -61,18 +61,27 @@ def command(old, new, output, fmt, db):
         _say(out, str(change), _COLOUR[change.sign])
         for line in change.contents:
             _say(out, f"    {line}", _COLOUR[change.sign])
+    plan = None
     if db:
         if Path(db).exists():  # a missing store is reported by the count of leads below
-            _print_plan(new, db)
+            plan = _print_plan(new, db)
         _leads_at_changes(out, db, diff)
     if output:
         from visualize.diff_diagram import build_diff_diagram
 
-        write_output(output, draw(build_diff_diagram(diff), fmt))
+        diagram = build_diff_diagram(diff)
+        if plan is not None:  # each stage drawn with the leads it will hold right after the change
+            from visualize.overlay import apply_counts
+
+            after: dict[str, int] = {}
+            for move in plan.moves:
+                after[move.target] = after.get(move.target, 0) + move.leads
+            diagram = apply_counts(diagram, after, {})
+        write_output(output, draw(diagram, fmt))
         click.echo(f"wrote {output} ({fmt})", err=True)
 
 
-def _print_plan(new: str, db: str) -> None:
+def _print_plan(new: str, db: str):
     """The plan's counts for NEW on the store: leads per stage and where they go, sends changed, refusals."""
     from engine.plan import make_plan, plan_lines
 
@@ -85,3 +94,4 @@ def _print_plan(new: str, db: str) -> None:
     for line in plan_lines(plan):
         _say(out, line)
     out.print("")
+    return plan
