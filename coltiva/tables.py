@@ -36,6 +36,11 @@ def funnel_table(cj, stage_counts: dict[str, int]) -> Table:
     for stage in cj.journey.stages:
         n = per_stage.get(stage.id, 0)
         table.add_row(cell(stage.id), cell(stage.title), f"{n:,}", f"{n / total:.0%}" if total else "-")
+    known = {stage.id for stage in cj.journey.stages} | {"exit"}
+    for stage, n in sorted(per_stage.items()):  # leads draining on an older version, in a stage this one dropped
+        if stage not in known and n:
+            table.add_row(cell(stage), cell("(a stage of an older version: leads draining there)"), f"{n:,}",
+                          f"{n / total:.0%}" if total else "-")
     n = per_stage.get("exit", 0)
     table.add_row("exit", "left the journey", f"{n:,}", f"{n / total:.0%}" if total else "-")
     table.add_row("", "total", f"{total:,}", "")

@@ -184,3 +184,20 @@ def test_diff_with_a_store_draws_the_leads_each_stage_holds_after_the_change(tmp
     coltiva("diff", tmp_path / "v1.journey", tmp_path / "v2.journey", "-o", plain)
     plain_texts = " ".join(t.text or "" for t in ET.fromstring(plain.read_bytes()).iter() if t.tag.endswith("text"))
     assert not re.search(r"\b\d[\d,]* leads?\b", plain_texts)
+
+
+def test_the_funnel_counts_leads_draining_in_a_stage_the_new_version_dropped():
+    from engine.compiler import compile_journey
+    from dsl.loader import load_text
+    from rich.console import Console
+
+    from coltiva.tables import funnel_table
+
+    cj = compile_journey(load_text(V2_TEXT).journey)
+    old_only = "gone_stage"
+    table = funnel_table(cj, {cj.journey.stages[0].id: 3, old_only: 2, "exit": 1})
+    console = Console(record=True, width=200)
+    console.print(table)
+    text = console.export_text()
+    assert old_only in text and "older version" in text
+    assert "6" in text.split("total")[1].split("\n")[0]  # the total counts them too
