@@ -11,7 +11,7 @@ from engine.record import EXITED, NOT_ENROLLED
 from engine.step import advance, step_event
 from engine.timers import score_at
 
-from .engine_helpers import DAY, HOUR, MINUTE, T0, Driver, ev, journey
+from .engine_helpers import DAY, HOUR, T0, Driver, ev, journey
 
 # -- enrollment ---------------------------------------------------------------------------------
 
