@@ -65,6 +65,8 @@ def _merge(base: m.Journey, part: m.Journey) -> m.Journey:
         caps=base.caps + part.caps,
         contents=base.contents + part.contents,
         moves=base.moves + part.moves,
+        reentry=base.reentry or part.reentry,
+        catalogue=base.catalogue or part.catalogue,
     )
 
 
