@@ -91,6 +91,7 @@ class CompiledJourney:
     callbacks: object = None                # engine.step.Callbacks, bound at compile time
     reentry: tuple = ("once", None)         # ("once" | "always" | "per", seconds or None)
     again_bits: int = 0                     # content of `send ... every visit` lines: forgotten on re-entry
+    catalogue: object = None                # dsl.catalogue.EventCatalogue it was checked against, if any
     rules: dict = field(default_factory=dict)  # transition name or "score#i" -> readable rule with its line
 
     def stage_ids(self) -> list[str]:
