@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from array import array
 
-__all__ = ["Lead", "Action", "EXITED", "NOT_ENROLLED", "WAITING", "DONE", "ATTRIBUTES_ONLY"]
+from dsl.model import ACTION_KINDS as INTERNAL_KINDS
+
+__all__ = ["Lead", "Action", "OUTBOX_KINDS", "EXITED", "NOT_ENROLLED", "WAITING", "DONE", "ATTRIBUTES_ONLY"]
 
 #: The machine state of a lead that left the journey (unsubscribed, `-> exit`).
 EXITED = "exit"
@@ -17,6 +19,8 @@ EXITED = "exit"
 NOT_ENROLLED = "not_enrolled"
 #: A lead known only by attributes so far (no enrolling event yet): kept so fit rules see them.
 WAITING = "waiting"
+#: Every kind of action in the outbox: the engine's own, then the internal actions a stage may take.
+OUTBOX_KINDS = ("stage", "send", "handoff", "exit") + INTERNAL_KINDS
 #: States in which nothing more ever happens to a lead.
 DONE = frozenset({EXITED, NOT_ENROLLED})
 #: The event type that only carries attributes: it never enrolls a lead and is not activity.

@@ -34,7 +34,7 @@ __all__ = ["command"]
 def command(journeys, config_path, db, host, port, keys_path, clock, tick_every, catalogue):
     """Accept events over HTTP (POST /events, POST /segment), tick by itself, deliver actions by webhook."""
     from engine.runner import Runner
-    from service.config import load_config
+    from service.config import check_webhook_calls, load_config
     from service.keys import DEFAULT_KEYS
     from service.server import serve
 
@@ -50,6 +50,7 @@ def command(journeys, config_path, db, host, port, keys_path, clock, tick_every,
     if config.tick_every <= 0:
         raise click.BadParameter("must be a positive number of seconds", param_hint="--tick-every")
     compiled = compile_files(config.journeys, catalogue)
+    check_webhook_calls(config, [cj.journey for cj, _ in compiled])
     with writing_store(compiled, config.db):
         pass  # registers the journeys (a changed one is refused here, with its diff) and checks the lock
 
