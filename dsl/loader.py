@@ -245,8 +245,10 @@ def _check_catalogue(journey: m.Journey, base: Path, explicit, loaded: Loaded) -
         found, diagnostics = read_catalogue(explicit)
     elif journey.catalogue is not None:
         line = journey.catalogue
-        here = base if line.span.file in ("<string>", "<generated>") else Path(line.span.file).parent
-        found, diagnostics = read_catalogue(_display(here / line.path), line.span)
+        # the journey's own file is in `base`; an included file's name is relative to the working directory
+        own = line.span.file in ("<string>", "<generated>", journey.path)
+        here = base if own else Path(line.span.file).parent
+        found, diagnostics = read_catalogue(os.path.normpath(here / line.path), line.span)
     else:
         return
     loaded.diagnostics.extend(diagnostics)
