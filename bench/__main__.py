@@ -176,10 +176,13 @@ def run_durable(cj, loaded, spec: Spec, workdir: Path):
     rss0 = rss_bytes()
     elapsed = 0.0
     total = None
+    stretches: list[tuple[int, float, float]] = []  # (lines, wall seconds, CPU seconds) per timed chunk
     for block in chunks(json_lines(spec), CHUNK):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         summary = runner.run_lines(block, "bench")
-        elapsed += time.perf_counter() - start
+        took = time.perf_counter() - start
+        elapsed += took
+        stretches.append((len(block), took, time.process_time() - cpu))
         if total is None:
             total = summary
         else:
@@ -191,7 +194,30 @@ def run_durable(cj, loaded, spec: Spec, workdir: Path):
         "SELECT SUM(pgsize) FROM dbstat WHERE name IN ('leads', 'leads_by_due')").fetchone()[0]
     store.close()  # checkpoints the WAL into the file
     size = sum(Path(str(path) + s).stat().st_size for s in ("", "-wal") if Path(str(path) + s).exists())
-    return elapsed, size, leads_bytes, total, (peak, cache_per_lead)
+    return elapsed, size, leads_bytes, total, (peak, cache_per_lead), stretches
+
+
+#: The share of a durable run compared for flatness: its first and its last fifth (of the medium
+#: workload's 5M events, the first and the last million).
+FLAT_SHARE = 0.2
+
+
+def flatness(stretches: list[tuple[int, float, float]]) -> tuple[float, float, float, float]:
+    """(µs/event wall, µs/event CPU) over the first and over the last FLAT_SHARE of a run's lines:
+    (first wall, last wall, first CPU, last CPU)."""
+    total = sum(n for n, _, _ in stretches)
+    want = max(1, int(total * FLAT_SHARE))
+
+    def share(rows):
+        n = wall = cpu = 0.0
+        for lines, w, c in rows:
+            if n >= want:
+                break
+            n, wall, cpu = n + lines, wall + w, cpu + c
+        return 1e6 * wall / n, 1e6 * cpu / n
+
+    first, last = share(stretches), share(reversed(stretches))
+    return first[0], last[0], first[1], last[1]
 
 
 # -- tick -------------------------------------------------------------------------------------
@@ -372,10 +398,11 @@ def main(argv=None) -> int:
 
     # durable first, so the process's peak RSS is the durable run's
     if "durable" in only or "bytes" in only:
-        rates, us, sizes, leads_b, growths = [], [], [], [], []
+        rates, us, sizes, leads_b, growths, flats = [], [], [], [], [], []
         for r in range(repeat if "durable" in only else 1):
             progress(f"durable run {r + 1}/{repeat}")
-            elapsed, size, lb, summary, growth = run_durable(cj, loaded, spec, workdir)
+            elapsed, size, lb, summary, growth, stretches = run_durable(cj, loaded, spec, workdir)
+            flats.append(flatness(stretches))
             rates.append(summary.applied / elapsed)
             us.append(1e6 * elapsed / summary.applied)
             sizes.append(size / spec.leads)
@@ -389,6 +416,15 @@ def main(argv=None) -> int:
                            f"{BATCH:,} events per transaction)")
             figures.append(Figure("events/s durable", "ev/s", rates, target=150_000))
             figures.append(Figure("µs/event durable", "µs", us, "{:,.1f}", better="low"))
+            part = f"{FLAT_SHARE:.0%} ({int(spec.events * FLAT_SHARE):,} events)"
+            figures.append(Figure(f"µs/event CPU, first {part}", "µs", [f[2] for f in flats], "{:,.1f}",
+                                  better="low", note=f"wall {statistics.median(f[0] for f in flats):,.1f} µs"))
+            figures.append(Figure(f"µs/event CPU, last {part}", "µs", [f[3] for f in flats], "{:,.1f}",
+                                  better="low", note=f"wall {statistics.median(f[1] for f in flats):,.1f} µs"))
+            figures.append(Figure("flat: last / first, CPU per event", "×", [f[3] / f[2] for f in flats],
+                                  "{:,.2f}", target=1.25, better="low",
+                                  note=f"wall: {statistics.median(f[1] / f[0] for f in flats):,.2f}×; "
+                                       "the issue's target is on --size medium (first and last million)"))
             large = SIZES["large"]
             figures.append(Figure("large (50M) durable, projected time", "s", [large.events / x for x in rates],
                                   "{:,.0f}", target=600, better="low",
