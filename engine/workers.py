@@ -25,7 +25,7 @@ from collections import Counter
 from dsl.errors import ColtivaError
 
 from .compiler import CompiledJourney
-from .events import parse_event
+from .events import Event
 from .partition import owner
 from .runner import (DEFAULT_BATCH, Candidate, Runner, Summary, _recent, bug_reason, drop_duplicates,
                      read_batch)
@@ -66,11 +66,11 @@ def _worker(conn, path: str, journeys: list[CompiledJourney], batch_size: int, l
         store.close()
 
 
-def _step(runner: Runner, items: list[tuple[int, str]]):
-    """Step (index, line) events in order: per event (index, bug reason or None, action rows, transitions),
-    and the batch's changed records as rows. Records reach the worker's cache at once: the main
-    process commits every batch or stops the run."""
-    events = [(n, parse_event(raw)) for n, raw in items]  # lines the main process found well-formed
+def _step(runner: Runner, items: list[tuple]):
+    """Step events, each (index, id, lead, type, time, data, attributes) as the main process parsed it, in
+    order: per event (index, bug reason or None, action rows, transitions), and the batch's changed records
+    as rows. Records reach the worker's cache at once: the main process commits every batch or stops the run."""
+    events = [(n, Event(*fields)) for n, *fields in items]
     runner._leads({(j.name, e.lead) for j in runner.journeys for _, e in events})
     pending: dict[tuple[str, str], StoredLead] = {}
     dirty: dict = {}
@@ -212,7 +212,8 @@ class ParallelRunner:
             lines_, fresh, _, _ = read_batch_
             parts: list[list] = [[] for _ in range(self.count)]
             for n, c in enumerate(fresh):
-                parts[owner(c.event.lead, self.count)].append((n, c.raw))
+                e = c.event  # its fields cross the pipe: cheaper than parsing the line again
+                parts[owner(e.lead, self.count)].append((n, e.id, e.lead, e.type, e.time, e.data, e.attributes))
             return read_batch_, self._send("events", parts)
 
         def receive(flying_):
