@@ -205,6 +205,7 @@ def test_ticks_take_entries_of_the_window_and_the_window_survives_a_restart(tmp_
         runner = Runner(store, [SMALL])
         assert runner.run_lines([go("x", "L1", T0 + 3)]).duplicates == 1
         runner.tick(T0 + 4)  # x is now the 4th entry back
+        assert store.seen(["x", "a"]) == {"a"}
         assert runner.run_lines([go("x", "L1", T0 + 5)]).applied == 1
 
 
