@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from .compiler import CompiledJourney
 from .events import Event, Malformed, parse_event
@@ -23,8 +23,8 @@ from .record import ATTRIBUTES_ONLY, Lead
 from .step import advance, step_event
 from .store import Store, StoredLead
 
-__all__ = ["Runner", "Summary", "Candidate", "BUILTIN_TYPES", "DEFAULT_BATCH", "collect_actions", "read_batch",
-           "drop_duplicates", "bug_reason"]
+__all__ = ["Runner", "Summary", "Candidate", "BUILTIN_TYPES", "DEFAULT_BATCH", "collect_actions", "line_batches",
+           "read_batch", "drop_duplicates", "bug_reason"]
 
 #: Event types every journey understands: `lead.updated` carries attributes only.
 BUILTIN_TYPES = frozenset({ATTRIBUTES_ONLY})
@@ -66,6 +66,20 @@ class Candidate:
     event: Event
     raw: str
     number: int
+
+
+def line_batches(lines: Iterable[str | bytes], size: int) -> Iterator[list[tuple[int, str | bytes]]]:
+    """(line number, line) of the non-blank lines, `size` at a time."""
+    batch: list[tuple[int, str | bytes]] = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        batch.append((number, line.rstrip(b"\n" if isinstance(line, bytes) else "\n")))
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def read_batch(batch: list[tuple[int, str | bytes]], source: str,
@@ -134,17 +148,7 @@ class Runner:
     def run_lines(self, lines: Iterable[str | bytes], source: str = "-", progress=None) -> Summary:
         """Lines of JSON (text, or bytes checked as UTF-8 line by line); blank lines are skipped."""
         total = Summary()
-        batch: list[tuple[int, str | bytes]] = []
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            batch.append((number, line.rstrip(b"\n" if isinstance(line, bytes) else "\n")))
-            if len(batch) >= self.batch_size:
-                total.add(self._run_batch(batch, source))
-                if progress:
-                    progress(len(batch))
-                batch = []
-        if batch:
+        for batch in line_batches(lines, self.batch_size):
             total.add(self._run_batch(batch, source))
             if progress:
                 progress(len(batch))

@@ -28,7 +28,7 @@ from .compiler import CompiledJourney
 from .events import Event
 from .partition import owner
 from .runner import (DEFAULT_BATCH, Candidate, Runner, Summary, _recent, bug_reason, drop_duplicates,
-                     read_batch)
+                     line_batches, read_batch)
 from .store import Store, StoredLead, action_row, lead_row
 
 __all__ = ["ParallelRunner", "MAX_WORKERS"]
@@ -249,20 +249,8 @@ class ParallelRunner:
             if progress:
                 progress(lines_)
 
-        def batches():
-            batch: list[tuple[int, str | bytes]] = []
-            for number, line in enumerate(lines, 1):
-                if not line.strip():
-                    continue
-                batch.append((number, line.rstrip(b"\n" if isinstance(line, bytes) else "\n")))
-                if len(batch) >= self.batch_size:
-                    yield batch
-                    batch = []
-            if batch:
-                yield batch
-
         # the pipeline: receive batch i, send batch i+1, write batch i, read batch i+2
-        for batch in batches():
+        for batch in line_batches(lines, self.batch_size):
             ahead.append(read(batch))
             if flying is not None:
                 ready = receive(flying)
