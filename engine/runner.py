@@ -12,6 +12,7 @@ version that runs now.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -82,13 +83,19 @@ def line_batches(lines: Iterable[str | bytes], size: int) -> Iterator[list[tuple
         yield batch
 
 
-def read_batch(batch: list[tuple[int, str | bytes]], source: str,
-               known_types: frozenset[str]) -> tuple[list[Candidate], list[tuple]]:
-    """The batch's well-formed events in order, and its malformed lines as quarantine rows."""
+def read_batch(batch: list[tuple[int, str | bytes]], source: str, known_types: frozenset[str],
+               catalogue=None) -> tuple[list[Candidate], list[tuple]]:
+    """The batch's well-formed events in order, and its malformed lines as quarantine rows.
+
+    With an event catalogue, an event that breaks it is kept aside too."""
     candidates: list[Candidate] = []
     quarantine: list[tuple] = []
     for number, line in batch:
         parsed = parse_event(line, known_types)
+        if not isinstance(parsed, Malformed) and catalogue is not None:
+            reason = catalogue.problem(parsed.type, parsed.data)
+            if reason is not None:
+                parsed = Malformed(reason, line if isinstance(line, str) else line.decode("utf-8"))
         if isinstance(parsed, Malformed):
             quarantine.append((source, number, parsed.reason, parsed.raw))
         else:
@@ -134,6 +141,9 @@ class Runner:
         older = [self.version(name, version) for name, version in store.versions_in_use() if name in self.versions]
         self.known_types = frozenset().union(*(j.event_types for j in journeys + older)) | BUILTIN_TYPES
         self.cache: dict[tuple[str, str], StoredLead | None] = {}
+        # the event catalogue(s) the journeys were checked against: events that break them are kept aside
+        catalogues = [j.catalogue for j in journeys if j.catalogue is not None]
+        self.catalogue = functools.reduce(lambda a, b: a.merged(b), catalogues) if catalogues else None
         # which journeys an input reached, logged with it so a replay feeds each journey exactly its inputs
         self.reached = json.dumps([j.name for j in journeys], ensure_ascii=False)
 
@@ -186,7 +196,7 @@ class Runner:
 
     def _run_batch(self, batch: list[tuple[int, str | bytes]], source: str) -> Summary:
         summary = Summary(lines=len(batch))
-        candidates, quarantine = read_batch(batch, source, self.known_types)
+        candidates, quarantine = read_batch(batch, source, self.known_types, self.catalogue)
         fresh, summary.duplicates = drop_duplicates(candidates, *_recent(self.store, [c.event.id for c in candidates]))
         self._leads({(j.name, c.event.lead) for j in self.journeys for c in fresh})
         # records change in `pending` and reach the cache only once the batch is committed:

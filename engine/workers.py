@@ -199,7 +199,7 @@ class ParallelRunner:
 
         def read(batch):
             nonlocal overlay, overlay_end
-            candidates, quarantine = read_batch(batch, source, self.local.known_types)
+            candidates, quarantine = read_batch(batch, source, self.local.known_types, self.local.catalogue)
             known, end, window = _recent(self.store, [c.event.id for c in candidates])
             known.update((c.event.id, overlay[c.event.id]) for c in candidates if c.event.id in overlay)
             end = max(end, overlay_end)

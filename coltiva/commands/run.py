@@ -9,7 +9,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..output import err_console
 from ..tables import print_summary
-from ._common import compile_files, db_option, partition_option, stepping_runner, workers_option, writing_store
+from ._common import (catalogue_option, compile_files, db_option, partition_option, stepping_runner, workers_option,
+                      writing_store)
 
 __all__ = ["command"]
 
@@ -22,11 +23,12 @@ __all__ = ["command"]
 @click.option("--batch", default=5000, show_default=True, help="Events per transaction.")
 @partition_option
 @workers_option
-def command(journeys, events, db, batch, partition, workers):
+@catalogue_option
+def command(journeys, events, db, batch, partition, workers, catalogue):
     """Run events through journeys. Malformed events are kept aside, duplicates ignored."""
     from engine.events import read_lines
 
-    compiled = compile_files(journeys)
+    compiled = compile_files(journeys, catalogue)
     source = "-" if events.name == "<stdin>" else events.name
     lines = read_lines(events)
     if not partition.whole:
