@@ -83,7 +83,8 @@ class Service:
         self.config = config
         self.metrics = Metrics()
         self.writer = Writer(open_runner, queue_lines=config.queue_lines, group_lines=config.group_lines,
-                             cache_leads=config.cache_leads, on_commit=self._committed)
+                             cache_leads=config.cache_leads, on_commit=self._committed,
+                             max_ahead_days=config.max_ahead_days)
         self.readers = Readers(config.db)
         self.keys = KeyRing(config.keys)
         self.stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())

@@ -22,7 +22,7 @@ from typing import Callable
 
 from engine.runner import Runner, Summary
 
-from .clock import check_tick
+from .clock import MAX_AHEAD_DAYS, check_tick
 from .errors import Busy, ServiceError
 
 __all__ = ["Writer", "summary_json"]
@@ -56,12 +56,13 @@ class Writer:
     """Owns the writing Store and Runner on one thread; the event loop only queues and awaits."""
 
     def __init__(self, open_runner: Callable[[], Runner], *, queue_lines: int, group_lines: int, cache_leads: int,
-                 on_commit: Callable[[int, int, float], None] | None = None):
+                 on_commit: Callable[[int, int, float], None] | None = None, max_ahead_days: int = MAX_AHEAD_DAYS):
         self._open_runner = open_runner
         self.queue_lines = queue_lines
         self.group_lines = max(1, group_lines)
         self.cache_leads = max(0, cache_leads)
         self._on_commit = on_commit
+        self.max_ahead_days = max_ahead_days
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="coltiva-writer")
         self._jobs: deque[_Events | _Tick | None] = deque()
         self._wake: asyncio.Event | None = None
@@ -186,7 +187,7 @@ class Writer:
         return summaries
 
     def _tick(self, now: int, force: bool) -> Summary:
-        check_tick(self.runner.store, now, force=force, last_tick=self.last_tick)
+        check_tick(self.runner.store, now, force=force, last_tick=self.last_tick, max_ahead_days=self.max_ahead_days)
         summary = self.runner.tick(now)
         self.last_tick = now
         self._trim_cache()
