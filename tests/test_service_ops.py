@@ -75,6 +75,10 @@ def test_config_mistakes_are_named_not_tracebacks(tmp_path):
         "[[webhooks]]\nurl = 'ftp://x'\nsecret = 's'\n": "webhooks[0].url",
         "[[webhooks]]\nurl = 'http://x'\nsecret_env = 'COLTIVA_NO_SUCH_VAR'\n": "COLTIVA_NO_SUCH_VAR",
         "[limits]\nqueue_lines = 'many'\n": "limits.queue_lines must be a int",
+        "[limits]\nmax_body = 3\n": "unknown key(s) limits.max_body",  # a misspelt key is never ignored
+        "[server]\nhots = '0.0.0.0'\n": "unknown key(s) server.hots",
+        "[limits]\ncommit_deadline = 0\n": "limits.commit_deadline must be above 0",
+        "[clock]\nmax_ahead = -1\n": "clock.max_ahead",
         "journeys = [\n": "not valid TOML",
     }
     path = tmp_path / "coltiva.toml"
