@@ -28,6 +28,8 @@ __all__ = ["JobSpec", "build", "run", "configuration", "shipped", "spec_from_jso
 FAIL_MARKER = "injected-failure"
 MS = 1000
 MAX_WATERMARK = 2**63 - 1
+#: PyFlink's switch between Python workers in separate processes and threads of the client ("loopback").
+WORKER_MODE = "_python_worker_execution_mode"
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,8 @@ def configuration(spec: JobSpec):
     config = Configuration()
     config.set_string("python.executable", sys.executable)  # the workers run in this environment
     config.set_string("python.client.executable", sys.executable)
-    # process mode (the default): thread mode (pemja) never got the source running here
+    # Beam workers (not thread mode, pemja, which never got the source running here); `run` also keeps
+    # them out of this process
     config.set_string("python.execution-mode", "process")
     config.set_string("python.fn-execution.bundle.size", str(spec.bundle))
     config.set_string("state.backend.type", spec.state)
@@ -236,6 +239,11 @@ def run(spec: JobSpec, action_sink=None) -> int:
 
     from .sinks import file_action_sink
 
+    # On a local mini-cluster PyFlink runs the Python workers as threads of this process ("loopback")
+    # unless told otherwise. A failed attempt's loopback worker is never stopped: it goes on sending
+    # keyed-state requests after Flink has disposed the attempt's RocksDB, and the JVM dies of a
+    # segmentation fault in RocksDB (createColumnFamily). Separate worker processes die with their attempt.
+    os.environ[WORKER_MODE] = "process"
     env = StreamExecutionEnvironment.get_execution_environment(configuration(spec))
     # one task reads, parses and stamps the input (PyFlink's own timestamp map takes the default
     # parallelism: two of them would interleave the lines); only the leads are spread over workers
