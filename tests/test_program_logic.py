@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -407,3 +408,36 @@ def test_the_win_back_example_of_the_docs_repeats_on_every_lapse():
     d.tick(T0 + 100 * DAY)
     assert [c for c, _ in d.sends()] == ["we-miss-you", "what-is-new", "we-miss-you", "we-miss-you", "what-is-new"]
     assert [(a.data["to"], a.time) for a in d.of("notify")] == [("owner", T0 + 62 * DAY)]
+
+
+# -- through the store and the command line ---------------------------------------------------------------
+
+def test_a_stored_re_entering_lead_keeps_its_tail_and_explain_shows_the_visits_and_actions(tmp_path):
+    import subprocess
+    import sys
+
+    from engine.stores import open_store
+
+    root = Path(__file__).resolve().parent.parent
+    events = tmp_path / "e.jsonl"
+    events.write_text("".join(line(i, t, T0 + days * DAY, lead="ann") + "\n" for i, (t, days) in enumerate([
+        ("subscription.lapsed", 0), ("subscription.renewed", 2), ("subscription.lapsed", 33)])))
+    db = str(tmp_path / "s.db")
+
+    def coltiva(*args):
+        return subprocess.run([sys.executable, "-m", "coltiva.cli", *args], capture_output=True, text=True,
+                              check=True, cwd=root).stdout
+
+    coltiva("run", "journeys/win_back.journey", "--events", str(events), "--db", db)
+    coltiva("tick", "--now", "2026-03-20T00:00:00Z", "--db", db)  # 21 days without renewal: sunset (final)
+    later = tmp_path / "later.jsonl"
+    later.write_text(line(9, "email.unsubscribed", T0 + 80 * DAY, lead="ann") + "\n")
+    coltiva("run", "journeys/win_back.journey", "--events", str(later), "--db", db)
+    with open_store(db) as store:
+        rec = store.load_leads("Win-back", ["ann"])["ann"].record
+    assert rec.state == "sunset" and rec.left == "rule"  # finished, then unsubscribed: stored, never back
+    text = coltiva("explain", "ann", "--db", db)
+    assert "(the lead re-enters)" in text and "re-enters the journey" in text
+    assert "=> set_field field='lifecycle_stage', value='former_customer'" in text
+    assert "=> webhook webhook='crm-sync'" in text
+    assert "replay of the log matches the stored record" in text
