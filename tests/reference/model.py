@@ -421,6 +421,13 @@ class Reference:
         lead.clock = t
         lead.sent -= self.again  # `every visit` content: once per visit
         self.profiles[ev.lead] = profile = _merge(self.profiles.get(ev.lead, {}), ev.attributes)
+        self._start_visit(lead, ev, t, profile, src)
+
+    def _start_visit(self, lead: Lead, ev: Event, t: int, profile: dict, src: str | None) -> None:
+        """engine.md: fit points, score rules, entry of the initial stage, then the event's triggers.
+
+        The enrolling event "is handled in the initial stage as in step 5: its event triggers
+        first (first match wins); only if none fired, the initial stage's thresholds"."""
         lead.fit = self._fit_points(profile)
         self.score_rules(lead, ev, t)
         lead.last_activity = t
@@ -428,17 +435,20 @@ class Reference:
         if not self.event_triggers(lead, ev, t):
             self.thresholds(lead, t)
 
+    def _after_leaving(self, lead: Lead, ev: Event, t: int) -> None:
+        """An event for a lead out of the journey: it may come back, or meet an exit rule that bars it."""
+        if self._returns(lead, ev, t):
+            self.reenter(lead, ev, t)
+        elif self.reentry != "once" and lead.left == "way" and self._exit_rule(ev):
+            lead.left = "rule"
+
     def event(self, ev: Event) -> None:
         lead = self.leads.setdefault(ev.lead, Lead())
         profile = self.profiles.get(ev.lead, {})
         if lead.status == "not_enrolled":
             return
         if lead.status == "exit":
-            t = max(ev.time, lead.clock)
-            if self._returns(lead, ev, t):
-                self.reenter(lead, ev, t)
-            elif self.reentry != "once" and lead.left == "way" and self._exit_rule(ev):
-                lead.left = "rule"
+            self._after_leaving(lead, ev, max(ev.time, lead.clock))
             return
         if lead.status in ("new", "waiting"):
             self.profiles[ev.lead] = profile = _merge(profile, ev.attributes)
@@ -460,10 +470,7 @@ class Reference:
         t = max(ev.time, lead.clock)  # a late event is applied at the lead's clock
         self.advance(lead, t)
         if lead.status == "exit":  # a timer took it out: it may still come back (a way out)
-            if self._returns(lead, ev, t):
-                self.reenter(lead, ev, t)
-            elif self.reentry != "once" and lead.left == "way" and self._exit_rule(ev):
-                lead.left = "rule"
+            self._after_leaving(lead, ev, t)
             return
         if lead.status != "active":
             return
@@ -493,14 +500,7 @@ class Reference:
         lead.clock = t
         lead.vtime = t
         lead.enrolled = t
-        lead.fit = self._fit_points(profile)
-        self.score_rules(lead, ev, t)
-        lead.last_activity = t
-        # engine.md: the enrolling event "is handled in the initial stage as in step 5: its event
-        # triggers first (first match wins); only if none fired, the initial stage's thresholds"
-        self.enter(lead, t, self.j.initial.id, None, test=False)
-        if not self.event_triggers(lead, ev, t):
-            self.thresholds(lead, t)
+        self._start_visit(lead, ev, t, profile, None)
 
     def event_triggers(self, lead: Lead, ev: Event, t: int) -> bool:
         """The first event trigger of the stage that matches moves the lead."""
