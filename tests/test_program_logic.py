@@ -353,7 +353,9 @@ stage b
 
 def test_an_explicit_catalogue_wins_and_its_own_mistakes_are_reported(tmp_path):
     (tmp_path / "bad.catalogue").write_text("form.submitted form\nform.submitted x\nnot/a type\nok 1field\n")
-    text = 'journey "t"\nenroll on form.submitted\nstage a\n  initial\n  on form.submitted -> b\nstage b\n  final\n'
+    # the journey's own line names a file that does not exist: `--catalogue` wins, so no C104
+    text = ('journey "t"\ncatalogue "nope.catalogue"\nenroll on form.submitted\nstage a\n  initial\n'
+            '  on form.submitted -> b\nstage b\n  final\n')
     found = load_text(text, "t.journey", tmp_path, catalogue=tmp_path / "bad.catalogue").diagnostics
     assert [(d.code, d.span.line) for d in found if d.code.startswith("C10")] == [("C103", 2), ("C102", 3),
                                                                                  ("C102", 4)]
@@ -375,9 +377,10 @@ def test_run_keeps_aside_events_that_break_the_catalogue_and_goes_on(tmp_path):
     lines = [line(1, "trial.started", T0, {"plan": "pro", "utm": {"source": "ads"}}),
              line(2, "trial.started", T0 + 1, {"plna": "pro"}),
              line(3, "form.submitted", T0 + 2, {"page": {"path": "/x", "query": "q"}}),
-             line(4, "form.submitted", T0 + 3, {"page": {"path": "/pricing"}, "form": "demo"})]
+             line(4, "form.submitted", T0 + 3, {"page": {"path": "/pricing"}, "form": "demo"}),
+             line(5, "lead.updated", T0 + 4, attributes={"plan": "team"})]  # needs no catalogue line
     summary = run_store(str(tmp_path / "s.db"), compiled, lines)
-    assert (summary.applied, summary.quarantined) == (2, 2)
+    assert (summary.applied, summary.quarantined) == (3, 2)
     from engine.stores import open_store
 
     with open_store(str(tmp_path / "s.db")) as store:
@@ -441,3 +444,28 @@ def test_a_stored_re_entering_lead_keeps_its_tail_and_explain_shows_the_visits_a
     assert "=> set_field field='lifecycle_stage', value='former_customer'" in text
     assert "=> webhook webhook='crm-sync'" in text
     assert "replay of the log matches the stored record" in text
+
+
+def test_a_lead_out_of_the_journey_whose_way_out_is_unknown_stays_out():
+    """Left before the journey declared re-entry (or by a `moves` line): `left` is empty, so it stays out."""
+    cj = winback()
+    rec = Lead("exit", T0)
+    rec.clock = T0
+    assert step_event(cj, rec, "L1", ev("a", "lapsed", T0 + 30 * DAY)) == (rec, [])
+
+
+def test_a_version_switch_keeps_delayed_actions_done_by_what_they_do_not_by_position():
+    from engine.migrate import switch_lead
+
+    old = journey(LIFECYCLE)
+    d = Driver(old)
+    d.send("x", T0)
+    d.send("qualified", T0 + HOUR)
+    d.tick(T0 + 2 * DAY)  # the task is done
+    # the new version adds a delayed tag before the task: the task stays done, the tag (past due) goes now
+    new = journey(LIFECYCLE.replace('  create task "Call the lead" after 1 day\n',
+                                    '  tag "warm" after 1 day\n  create task "Call the lead" after 1 day\n'))
+    rec, acts = switch_lead(old, new, d.rec, "L1", T0 + 3 * DAY)
+    assert [(a.kind, a.data.get("tag"), a.time) for a in acts if a.kind in ("tag", "task")] == [
+        ("tag", "warm", T0 + 3 * DAY)]
+    assert rec.acted == 0b11
