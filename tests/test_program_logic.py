@@ -11,14 +11,12 @@ import json
 import re
 from pathlib import Path
 
-import pytest
-
 from dsl import load_text
 from dsl.formatter import format_text
 from engine.record import Lead
 from engine.step import step_event
 
-from .engine_helpers import DAY, HOUR, Driver, T0, at, ev, journey, line, outbox, run_store
+from .engine_helpers import DAY, HOUR, Driver, T0, ev, journey, line, outbox, run_store
 
 LIFECYCLE = '''
 journey "Lifecycle"
