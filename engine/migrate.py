@@ -115,6 +115,8 @@ def carry_over(old: CompiledJourney, new: CompiledJourney, rec: Lead, at: int, m
     plan = new.stages.get(out.state)
     if plan is not None and plan.hold is None and (out.hold or out.hold_at is not None):
         out.hold, out.hold_at = 0, None
+    # delayed internal actions done in this stay: found by what they do and their delay, not by position
+    out.acted = _acted(old, new, rec, out.state) if rec.acted else 0
     # score: a changed half-life rebases the behavioural score at the switch instant
     if old.half_life != new.half_life and rec.score != 0.0:
         out.score = behaviour_at(old, rec, at)
@@ -143,6 +145,15 @@ def carry_over(old: CompiledJourney, new: CompiledJourney, rec: Lead, at: int, m
     timer = next_timer(new, out)
     out.due = None if timer is None else timer[0]
     return out
+
+
+def _acted(old: CompiledJourney, new: CompiledJourney, rec: Lead, state: str) -> int:
+    """The new stage's delayed actions that the old stage had, the same, and had taken (else still due)."""
+    before, after = old.stages.get(rec.state), new.stages.get(state)
+    if before is None or after is None:
+        return 0
+    done = {(a.kind, a.data, a.offset) for a in before.acts if a.bit and rec.acted & a.bit}
+    return sum(a.bit for a in after.acts if a.bit and (a.kind, a.data, a.offset) in done)
 
 
 def switch_lead(old: CompiledJourney, new: CompiledJourney, rec: Lead, lead: str, at: int,

@@ -136,7 +136,6 @@ class Callbacks:
 def _act(ctx: Context, act) -> None:
     """An internal action (notify, task, set_field, tag, add_to_list, webhook): never held by the frequency cap."""
     ctx.emit(act.kind, act.rule, {"stage": ctx.rec.state, **dict(act.data)})
-    ctx.note(f"internal action: {act.kind} " + ", ".join(f"{k}={v!r}" for k, v in act.data))
 
 
 def _send_allowed(ctx: Context) -> bool:

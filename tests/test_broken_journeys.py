@@ -836,6 +836,65 @@ CASES = [
         stage b
           final
         """, "C072", 4, 3, "moved twice", "line 3"),
+    ("a send line skipped on every later visit of a journey that re-enters", """
+        journey "t"
+        re-enter every time
+        enroll on go
+        stage a
+          initial
+          send email "welcome" on entry
+          on x -> b
+        stage b
+          final
+        """, "C048", 6, 3, "first visit only", "every visit"),
+    ("every visit in a journey that never re-enters", """
+        journey "t"
+        stage a
+          initial
+          send email "welcome" on entry every visit
+          on x -> b
+        stage b
+          final
+        """, "C105", 4, 3, "changes nothing", "re-enter every time"),
+    ("re-entry without enroll on", """
+        journey "t"
+        re-enter once per 30 days
+        stage a
+          initial
+          on x -> b
+        stage b
+          final
+        """, "C106", 2, 1, "any event of a finished lead", "enroll on"),
+    ("re-entry declared twice", """
+        journey "t"
+        enroll on go
+        re-enter every time
+        re-enter once
+        stage a
+          initial
+          on x -> b
+        stage b
+          final
+        """, "C107", 4, 1, "`re-enter` is declared twice", "line 3"),
+    ("catalogue named twice", """
+        journey "t"
+        catalogue "a.catalogue"
+        catalogue "b.catalogue"
+        stage a
+          initial
+          on x -> b
+        stage b
+          final
+        """, "C107", 3, 1, "`catalogue` is declared twice", "line 2"),
+    ("a delayed internal action after leads always left", """
+        journey "t"
+        stage a
+          initial
+          create task "call them" after 10 days
+          after 7 days in stage -> b
+        stage b
+          final
+        """, "C108", 4, 3, "this task is never done", "no later than 7 days"),
 ]
 
 
@@ -863,12 +922,13 @@ def test_there_are_enough_cases():
 def _all_codes() -> set[str]:
     codes = set()
     for path in (ROOT / "dsl").rglob("*.py"):
-        codes |= set(re.findall(r'"(C0\d\d)"', path.read_text()))
+        codes |= set(re.findall(r'"(C0\d\d|C10\d)"', path.read_text()))
     return codes
 
 
 def test_every_code_is_produced_by_a_case():
     produced = {c[2] for c in CASES} | {"C020", "C021", "C022"}  # the include codes: tests below
+    produced |= {"C100", "C101", "C102", "C103", "C104"}  # the catalogue codes: tests below
     assert _all_codes() <= produced, sorted(_all_codes() - produced)
 
 
@@ -1187,3 +1247,40 @@ def test_cli_plain_text_when_piped(files):
     assert "  on x -> shown_intrest" in result.stdout
     assert " |           ^^^^^^^^^^^^^" in result.stdout
     assert "= help: did you mean `shown_interest`?" in result.stdout
+
+
+# ---- the event catalogue ---------------------------------------------------------
+
+CATALOGUE_JOURNEY = """journey "t"
+catalogue "events.catalogue"
+exit on email.unsubscribe
+enroll on form.submitted where from == "demo"
+stage a
+  initial
+  on x.y -> b
+stage b
+  final
+"""
+
+
+@pytest.mark.parametrize("catalogue, code, line, column, message, hint", [
+    ("email.unsubscribed\nform.submitted form\nx.y\n", "C100", 3, 1,
+     "event type `email.unsubscribe` is not in the event catalogue", "did you mean `email.unsubscribed`?"),
+    ("email.unsubscribed\nform.submitted form\nx.y\n", "C101", 4, 32,
+     "`form.submitted` has no data field `from`", "did you mean `form`?"),
+    ("email.unsubscribed\nform.submitted form\nx.y\nbad/type\n", "C102", 4, 1,
+     "`bad/type` is not an event type", "separated by spaces"),
+    ("email.unsubscribed\nform.submitted form\nx.y\nx.y z\n", "C103", 4, 1,
+     "`x.y` is listed twice", "first at line 3"),
+    (None, "C104", 2, 1, "cannot read the event catalogue", "relative to the journey's file"),
+])
+def test_catalogue_messages(tmp_path, catalogue, code, line, column, message, hint):
+    if catalogue is not None:
+        (tmp_path / "events.catalogue").write_text(catalogue)
+    (tmp_path / "t.journey").write_text(CATALOGUE_JOURNEY)
+    from dsl.loader import load_journey
+
+    found = [d for d in load_journey(tmp_path / "t.journey").diagnostics if d.code == code]
+    assert found, code
+    d = found[0]
+    assert (d.span.line, d.span.column) == (line, column) and message in d.message and hint in d.hint, d
