@@ -41,6 +41,8 @@ class Lead:
         "due",       # next time something is due, or None (cached from engine.timers)
         "clock",     # the lead's own time: its last step
         "gone",      # content ids received under an earlier version that this one does not send, or None
+        "had",       # bit set of the event types `had` conditions name that the lead has had (0: none)
+        "passed",    # bit set of conditional sends passed over in this visit of the stage (0: none)
     )
 
     def __init__(self, state: str, now: int):
@@ -60,6 +62,8 @@ class Lead:
         self.due = None
         self.clock = now
         self.gone = None
+        self.had = 0
+        self.passed = 0
 
     def copy(self) -> "Lead":
         """A shallow copy: `attrs` and `caps` are replaced, never mutated, by the step (copy-on-write)."""
@@ -80,13 +84,16 @@ class Lead:
         new.due = self.due
         new.clock = self.clock
         new.gone = self.gone
+        new.had = self.had
+        new.passed = self.passed
         return new
 
     def to_list(self) -> list:
         """A JSON-ready form for the store; `from_list` is its exact inverse.
 
-        `gone` is written only when a change of version left content ids behind, so a
-        record that never lived through such a change reads exactly as before."""
+        `gone` is written only when a change of version left content ids behind, and the
+        `extra` object (`had`, `passed`, by name) only when one of them is set, so a record
+        that uses none of them reads and writes exactly as before."""
         caps = None if self.caps is None else [None if c is None else list(c) for c in self.caps]
         out = [
             self.state, self.entered, self.active, self.score, self.score_at, self.fit,
@@ -94,8 +101,11 @@ class Lead:
             self.sent, self.hold, self.hold_at, caps, None if self.sends is None else list(self.sends),
             self.seq, self.due, self.clock,
         ]
-        if self.gone:
-            out.append(list(self.gone))
+        extra = {name: value for name, value in (("had", self.had), ("passed", self.passed)) if value}
+        if self.gone or extra:
+            out.append(list(self.gone) if self.gone else None)
+        if extra:
+            out.append(extra)
         return out
 
     @classmethod
@@ -104,6 +114,9 @@ class Lead:
         (new.state, new.entered, new.active, new.score, new.score_at, new.fit, new.attrs, new.sent,
          new.hold, new.hold_at, caps, sends, new.seq, new.due, new.clock) = data[:15]
         new.gone = tuple(data[15]) if len(data) > 15 and data[15] else None
+        extra = data[16] if len(data) > 16 and isinstance(data[16], dict) else {}
+        new.had = int(extra.get("had", 0))
+        new.passed = int(extra.get("passed", 0))
         new.score = float(new.score)
         new.attrs = None if new.attrs is None else tuple(new.attrs)
         new.caps = None if caps is None else tuple(None if c is None else array("q", c) for c in caps)
