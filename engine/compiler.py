@@ -23,7 +23,13 @@ from dsl.model import EXIT, EventTrigger, Journey, ScoreTrigger, TimeTrigger, co
 from .conditions import Predicate, compile_condition
 from .record import EXITED
 
-__all__ = ["CompiledJourney", "StagePlan", "SendTest", "compile_journey", "journey_version", "version_of", "THRESHOLD_TESTS"]
+__all__ = ["CompiledJourney", "StagePlan", "SendTest", "EXIT_RULE", "GOAL_RULE", "compile_journey", "journey_version", "version_of", "THRESHOLD_TESTS"]
+
+#: How the rule of an `exit` action begins (then which rule, with its line): readers such as the counts
+#: overlay tell an exit rule from a trigger to `exit` by it.
+EXIT_RULE = "an exit rule matched"
+#: How the rule of a move by a journey-level goal begins.
+GOAL_RULE = "goal"
 
 THRESHOLD_TESTS = {
     ">=": lambda s, v: s >= v,
@@ -240,11 +246,11 @@ def _describe_rules(journey: Journey) -> dict[str, str]:
     def on(rule) -> str:
         return " or ".join(rule.events) + ("" if rule.condition is None else " where ...")
 
-    out = {"exit": "an exit rule matched"}
+    out = {"exit": EXIT_RULE}
     for i, r in enumerate(journey.exits):
-        out[f"exit#{i}"] = f"exit on {on(r)} ({where(r.span)})"
+        out[f"exit#{i}"] = f"{EXIT_RULE}: exit on {on(r)} ({where(r.span)})"
     for i, g in enumerate(journey.goals):
-        out[f"goal#{i}"] = f"goal: on {on(g)} -> {g.target} ({where(g.span)})"
+        out[f"goal#{i}"] = f"{GOAL_RULE}: on {on(g)} -> {g.target} ({where(g.span)})"
     for i, r in enumerate(journey.scoring):
         out[f"score#{i}"] = f"{r.event} {r.points:+d} ({where(r.span)})"
     for s in journey.stages:

@@ -40,3 +40,31 @@ def test_a_file_that_is_not_a_database_is_refused(tmp_path):
     assert done.returncode == 1
     assert "not a Coltiva store" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# ---- the lead record's optional fields (engine/record.py, docs/engine.md "The record's optional fields")
+
+#: A record as stores wrote it before `had` and `passed` existed: fifteen fields, then `gone` when set.
+OLD_RECORD = ["nurture", 100, 120, 3.5, 110, 10, ["lead", None], 3, 0, None, None, [100, 110], 4, 300, 120]
+
+
+def test_a_record_stored_before_had_and_passed_reads_with_both_empty():
+    from engine.record import Lead
+
+    for stored in (OLD_RECORD, OLD_RECORD + [["old-content"]]):
+        rec = Lead.from_list(stored)
+        assert (rec.had, rec.passed) == (0, 0)
+        assert rec.to_list() == stored  # written back exactly as it was
+
+
+def test_had_and_passed_are_written_by_name_only_when_set_and_read_back():
+    from engine.record import Lead
+
+    rec = Lead.from_list(OLD_RECORD)
+    rec.had, rec.passed = 5, 2
+    written = rec.to_list()
+    assert written[15] is None and written[16] == {"had": 5, "passed": 2}
+    back = Lead.from_list(written)
+    assert (back.had, back.passed, back.gone) == (5, 2, None)
+    rec.passed = 0
+    assert rec.to_list()[16] == {"had": 5}
