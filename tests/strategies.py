@@ -29,6 +29,7 @@ __all__ = [
     "fit_rules",
     "content_items",
     "stages",
+    "internal_actions",
     "journeys",
     "comment_texts",
 ]
@@ -133,8 +134,8 @@ _event_rule = {"event": event_names, "condition": st.none() | conditions, "more"
 #: A send, unconditional or with `if`/`unless` (`unless` means nothing without a condition).
 _sends = st.builds(
     lambda send, test: send if test is None else m.Send(send.kind, send.content, send.after, condition=test[0],
-                                                        unless=test[1]),
-    st.builds(m.Send, identifiers, texts, st.none() | durations),
+                                                        unless=test[1], every_visit=send.every_visit),
+    st.builds(m.Send, identifiers, texts, st.none() | durations, every_visit=st.booleans()),
     st.none() | st.tuples(lead_conditions, st.booleans()),
 )
 
@@ -147,6 +148,20 @@ def _triggers(targets: list[str]) -> st.SearchStrategy[m.Trigger]:
         st.builds(m.ScoreTrigger, op=st.sampled_from([">=", ">", "<=", "<"]), value=_numbers, target=target),
         st.builds(m.TimeTrigger, after=durations, mode=st.sampled_from(["idle", "in stage"]), target=target),
     )
+
+
+_action_values = st.one_of(texts, _numbers, st.booleans())
+
+
+@st.composite
+def internal_actions(draw) -> m.InternalAction:
+    """notify (owner or a user), task, set_field (any value), tag, add_to_list, webhook; on entry or delayed."""
+    kind = draw(st.sampled_from(m.ACTION_KINDS))
+    if kind == "set_field":
+        value, to = draw(_action_values), draw(field_names)
+    else:
+        value, to = draw(texts), draw(st.none() | texts) if kind == "notify" else None
+    return m.InternalAction(kind, value, to, draw(st.none() | durations))
 
 
 @st.composite
@@ -165,6 +180,7 @@ def stages(draw, sid: str, targets: list[str], initial: bool) -> m.Stage:
         sends=tuple(draw(st.lists(_sends, max_size=3))),
         triggers=tuple(draw(st.lists(_triggers(targets), max_size=3))),
         hold=hold,
+        actions=tuple(draw(st.lists(internal_actions(), max_size=3))),
     )
 
 
@@ -186,6 +202,9 @@ def journeys(draw, max_stages: int = 3) -> m.Journey:
         includes=tuple(draw(st.lists(st.builds(m.Include, texts), max_size=2))),
         goals=tuple(draw(st.lists(st.builds(m.EventTrigger, event=event_names, target=st.sampled_from(targets),
                                             condition=st.none() | conditions, more=more_events), max_size=2))),
+        reentry=draw(st.none() | st.builds(m.Reentry, st.sampled_from(["once", "always"]))
+                     | st.builds(m.Reentry, st.just("per"), durations)),
+        catalogue=draw(st.none() | st.builds(m.Catalogue, texts)),
     )
 
 

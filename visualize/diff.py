@@ -81,7 +81,7 @@ def _pair(old: list, new: list, keys) -> tuple[list, list, list]:
 
 def _trigger_key(trig) -> tuple:
     if isinstance(trig, EventTrigger):
-        return ("event", trig.event, trig.target)
+        return ("event", trig.events, trig.target)
     if isinstance(trig, ScoreTrigger):
         return ("score", trig.upward, trig.target)
     return ("time", trig.mode, trig.target)
@@ -89,7 +89,7 @@ def _trigger_key(trig) -> tuple:
 
 def _trigger_loose(trig) -> tuple:
     if isinstance(trig, EventTrigger):
-        return ("event", trig.event)
+        return ("event", trig.events)
     if isinstance(trig, ScoreTrigger):
         return ("score", trig.upward, trig.op, trig.value)
     return ("time", trig.mode, trig.after.seconds)
@@ -124,16 +124,37 @@ def _trigger_changes(sid: str, old: Stage, new: Stage) -> list[Change]:
     return out
 
 
+def _send_when(s: Send) -> str:
+    """When a send goes out: its offset, and its `if`/`unless` condition if any."""
+    if s.condition is None:
+        return t.offset_text(s)
+    return f"{t.offset_text(s)} {'unless' if s.unless else 'if'} {t.condition_text(s.condition)}"
+
+
 def _send_label(s: Send) -> str:
-    return f'send {s.kind} "{s.content}" {t.offset_text(s)}'
+    return f'send {s.kind} "{s.content}" {_send_when(s)}'
 
 
 def _send_changes(sid: str, old: Stage, new: Stage) -> list[Change]:
     pairs, removed, added = _pair(old.sends, new.sends, [lambda s: (s.kind, s.content)])
-    out = [Change("~", "send", sid, f'send {n.kind} "{n.content}": {t.offset_text(o)} -> {t.offset_text(n)}', o, n)
+    out = [Change("~", "send", sid, f'send {n.kind} "{n.content}": {_send_when(o)} -> {_send_when(n)}', o, n)
            for o, n in pairs]
     out += [Change("-", "send", sid, _send_label(o), o, None) for o in removed]
     out += [Change("+", "send", sid, _send_label(n), None, n) for n in added]
+    return out
+
+
+def _action_label(a) -> str:
+    return f"{t.action_text(a)} {t.action_offset_text(a)}"
+
+
+def _action_changes(sid: str, old: Stage, new: Stage) -> list[Change]:
+    """Internal actions, paired by what they do; a changed delay is a change."""
+    pairs, removed, added = _pair(old.actions, new.actions, [lambda a: (a.kind, a.to, a.value)])
+    out = [Change("~", "act", sid, f"{t.action_text(n)}: {t.action_offset_text(o)} -> {t.action_offset_text(n)}",
+                  o, n) for o, n in pairs if o != n]
+    out += [Change("-", "act", sid, _action_label(o), o, None) for o in removed]
+    out += [Change("+", "act", sid, _action_label(n), None, n) for n in added]
     return out
 
 
@@ -161,7 +182,8 @@ def _stage_changes(old: Stage, new: Stage) -> list[Change]:
         was, now = getattr(old, flag), getattr(new, flag)
         if was != now:
             out.append(Change("+" if now else "-", "flag", sid, word, old, new))
-    return out + _send_changes(sid, old, new) + _trigger_changes(sid, old, new) + _hold_changes(sid, old, new)
+    return (out + _send_changes(sid, old, new) + _action_changes(sid, old, new) + _trigger_changes(sid, old, new)
+            + _hold_changes(sid, old, new))
 
 
 def _rules(kind: str, old, new, text, loose) -> list[Change]:
@@ -182,9 +204,14 @@ def _global_changes(old: Journey, new: Journey) -> list[Change]:
         after = f"half-life {new.decay.half_life}" if new.decay else "none"
         out.append(Change("~", "decay", None, f"decay: {before} -> {after}", old.decay, new.decay))
     out += _rules("fit", old.fit, new.fit, t.fit_rule_text, lambda r: r.condition)
-    out += _rules("exit", old.exits, new.exits, t.exit_rule_text, lambda r: r.event)
-    out += _rules("enroll", old.enrollments, new.enrollments, t.enroll_rule_text, lambda r: r.event)
+    out += _rules("exit", old.exits, new.exits, t.exit_rule_text, lambda r: r.events)
+    out += _rules("enroll", old.enrollments, new.enrollments, t.enroll_rule_text, lambda r: r.events)
+    out += _rules("goal", old.goals, new.goals, t.goal_text, lambda g: (g.events, g.target))
     out += _rules("cap", old.caps, new.caps, t.cap_text, lambda c: c.window.seconds)
+    if old.reentry != new.reentry:
+        before = t.reentry_text(old.reentry) if old.reentry else "re-enter once (the default)"
+        after = t.reentry_text(new.reentry) if new.reentry else "re-enter once (the default)"
+        out.append(Change("~", "reentry", None, f"re-entry: {before} -> {after}", old.reentry, new.reentry))
     return out
 
 
@@ -194,6 +221,7 @@ def stage_contents(stage: Stage) -> tuple[str, ...]:
     lines += [word for flag, word in (("initial", "initial"), ("final", "final"), ("handoff", "handoff to sales"))
               if getattr(stage, flag)]
     lines += [_send_label(s) for s in stage.sends]
+    lines += [_action_label(a) for a in stage.actions]
     lines += [f"{i}. {_trigger_word(trig)} {_full(trig)}" for i, trig in enumerate(stage.triggers, 1)]
     if stage.hold is not None:
         lines.append(_hold_line(stage.hold))

@@ -109,10 +109,15 @@ def _durations(j: Journey):
         yield j.decay.half_life
     for c in j.caps:
         yield c.window
+    if j.reentry is not None and j.reentry.window is not None:
+        yield j.reentry.window
     for s in j.stages:
         for send in s.sends:
             if send.after is not None:
                 yield send.after
+        for act in s.actions:
+            if act.after is not None:
+                yield act.after
         for t in s.triggers:
             if isinstance(t, TimeTrigger):
                 yield t.after
@@ -164,6 +169,8 @@ def _numbers(j: Journey):
                 yield t.value, t.span, False
         if s.hold is not None:
             yield s.hold.times, s.hold.span, False
+        for act in s.actions:  # `set FIELD to NUMBER`
+            yield act.value, act.span, False
     conditions = [r.condition for r in j.scoring] + [f.condition for f in j.fit]
     conditions += [r.condition for r in j.exits + j.enrollments + j.goals]  # type: ignore[operator]
     conditions += [t.condition for s in j.stages for t in s.triggers if isinstance(t, EventTrigger)]
@@ -384,6 +391,15 @@ def _lengths(j: Journey):
             if isinstance(t, EventTrigger):
                 for event in t.events:
                     yield "an event type", event, t.span, "name"
+        for act in s.actions:
+            if act.kind == "set_field":
+                yield "a field name", act.to, act.span, "name"
+            elif act.to is not None:
+                yield "a user notified", act.to, act.span, "text"
+            if isinstance(act.value, str):
+                yield "an action's text", act.value, act.span, "value"
+    if j.catalogue is not None:
+        yield "a catalogue path", j.catalogue.path, j.catalogue.span, "value"
     for cond in j.conditions():
         for h in hads(cond):
             yield "an event type", h.event, h.span, "name"
