@@ -83,6 +83,15 @@ def _capped_rules(cj: CompiledJourney) -> list[tuple]:
     return keys
 
 
+def _remap(bits: int, old: dict[str, int], new: dict[str, int]) -> int:
+    """A bit set keyed by name in `old` read with the bits of `new` (names `new` lacks are dropped)."""
+    out = 0
+    for name, bit in old.items():
+        if bits & bit and name in new:
+            out |= new[name]
+    return out
+
+
 def carry_over(old: CompiledJourney, new: CompiledJourney, rec: Lead, at: int, moves: Moves | None = None,
                notes: list[str] | None = None) -> Lead:
     """The record as the new version reads it at the switch instant `at`. Pure: no clock, no store.
@@ -111,6 +120,9 @@ def carry_over(old: CompiledJourney, new: CompiledJourney, rec: Lead, at: int, m
         if cid in received:
             out.sent |= bit
     out.gone = tuple(sorted(received - new.content_bits.keys())) or None
+    # events had, by type; conditional sends passed over in this visit, by content id
+    out.had = _remap(rec.had, old.had_bits, new.had_bits)
+    out.passed = _remap(rec.passed, old.content_bits, new.content_bits)
     # holding loop: its progress is kept while the stage still has a loop
     plan = new.stages.get(out.state)
     if plan is not None and plan.hold is None and (out.hold or out.hold_at is not None):

@@ -836,6 +836,136 @@ CASES = [
         stage b
           final
         """, "C072", 4, 3, "moved twice", "line 3"),
+    # ---- issue 12: goals, conditions on the lead, several event types, messages --------
+    ("goal to exit", """
+        journey "t"
+        on lead.deleted -> exit
+        stage a
+          initial
+          on x -> b
+        stage b
+          final
+        """, "C090", 2, 20, "a goal leads to a stage", "exit on lead.deleted"),
+    ("goal takes a stage trigger first", """
+        journey "t"
+        on demo.requested -> b
+        stage a
+          initial
+          on demo.requested where plan == "pro" -> c
+        stage b
+          final
+        stage c
+          final
+        """, "C044", 5, 3, "the goal at line 2 (`-> b`) takes every such event first", "narrow the goal"),
+    ("goal taken by an exit rule", """
+        journey "t"
+        exit on demo.requested
+        on demo.requested -> b
+        stage a
+          initial
+          on x -> b
+        stage b
+          final
+        """, "C044", 3, 1, "this goal never fires: `exit on demo.requested`", "narrow the rule"),
+    ("goal overlaps a stage trigger", """
+        journey "t"
+        on demo.requested where size > 100 -> b
+        stage a
+          initial
+          on demo.requested where plan == "pro" -> c
+        stage b
+          final
+        stage c
+          final
+        """, "C045", 5, 3, "the goal at line 2 (to `b`) may match the same event; the goal wins",
+     "exclude each other"),
+    ("or between events: all taken", """
+        journey "t"
+        stage a
+          initial
+          on x -> b
+          on y or x -> c
+          on y -> b
+        stage b
+          final
+        stage c
+          final
+        """, "C044", 6, 3, "line 5 already takes every `y`", None),
+    ("non-breaking space", """
+        journey "t"
+        stage a
+          initial
+          on x ->\u00a0b
+        stage b
+          final
+        """, "C091", 4, 10, "non-breaking space", "coltiva fmt"),
+    ("hyphen in a stage id", """
+        journey "t"
+        stage shown-interest
+          initial
+        """, "C092", 2, 7, "`shown-interest` has a `-`", "shown_interest"),
+    ("hyphen in a target", """
+        journey "t"
+        stage a
+          initial
+          on x -> shown-interest
+        """, "C092", 4, 11, "has a `-`", "shown_interest"),
+    ("slash comment", """
+        journey "t"
+        // the welcome series
+        stage a
+          initial
+          final
+        """, "C093", 2, 1, "comments start with `#`", "# the welcome series"),
+    ("or in a scoring rule", """
+        journey "t"
+        scoring
+          email.opened or email.clicked +1
+        stage a
+          initial
+          final
+        """, "C094", 3, 16, "one event type", "one line per event type"),
+    ("and between events", """
+        journey "t"
+        stage a
+          initial
+          on demo.requested and meeting.booked -> b
+        stage b
+          final
+        """, "C095", 4, 21, "`and` cannot join two event types", "write `or`"),
+    ("score band", """
+        journey "t"
+        stage a
+          initial
+          when score >= 40 and score < 60 -> b
+        stage b
+          final
+        """, "C096", 4, 20, "with one number", "write the higher one first"),
+    ("points without a sign", """
+        journey "t"
+        scoring
+          email.clicked 5
+        stage a
+          initial
+          final
+        """, "C097", 3, 17, "is read as `+5`", "`+5`"),
+    ("lead field in fit", """
+        journey "t"
+        fit
+          lead.company.size >= 200 +10
+        stage a
+          initial
+          final
+        """, "C098", 3, 3, "`lead.company.size` is `company.size` here", "without `lead.`"),
+    ("send condition on event data", """
+        journey "t"
+        stage a
+          initial
+          send email "nudge" after 2 days unless activated == true
+          on x -> b
+        stage b
+          final
+        """, "C099", 4, 42, "`activated` is no attribute of the lead", "lead.activated"),
     ("a send line skipped on every later visit of a journey that re-enters", """
         journey "t"
         re-enter every time

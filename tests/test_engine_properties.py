@@ -197,8 +197,12 @@ def assert_stages_follow_a_fresh_machine(d: dict) -> None:
             name = names[a["rule"]]
             stage = next(s for s in model.stages if s.id == a["from"])
             # the rule is a declared way out of `from` that leads to `to`
-            if name == "exit":
-                assert to == EXITED and model.exits
+            if name == "exit" or name.startswith("exit#"):  # the one `exit` transition serves every exit rule
+                assert to == EXITED and model.exits and int(name.partition("#")[2] or 0) < len(model.exits)
+                name = "exit"
+            elif name.startswith("goal#"):  # a goal: from any stage but a final one and its own target
+                goal = model.goals[int(name.partition("#")[2])]
+                assert goal.target == to and not stage.final and stage.id != goal.target
             elif name.endswith("#hold"):
                 assert name == f"{stage.id}#hold" and stage.hold is not None
             else:

@@ -198,16 +198,32 @@ def _equal(a, b) -> bool:
     return False
 
 
-def holds(cond: m.Condition | None, data: dict) -> bool:
+@dataclass(frozen=True)
+class OnLead:
+    """What conditions on the lead read (language.md, *Conditions on the lead*): its profile, the types it had."""
+
+    profile: dict
+    had: frozenset
+
+
+_NOBODY = OnLead({}, frozenset())
+
+
+def holds(cond: m.Condition | None, data: dict, lead: OnLead = _NOBODY) -> bool:
     if cond is None:
         return True
     if isinstance(cond, m.AllOf):
-        return all(holds(p, data) for p in cond.parts)
+        return all(holds(p, data, lead) for p in cond.parts)
     if isinstance(cond, m.AnyOf):
-        return any(holds(p, data) for p in cond.parts)
+        return any(holds(p, data, lead) for p in cond.parts)
     if isinstance(cond, m.Not):
-        return not holds(cond.part, data)
-    value = _field(data, cond.field)
+        return not holds(cond.part, data, lead)
+    if isinstance(cond, m.Had):
+        return cond.event in lead.had
+    if cond.field.startswith("lead."):
+        value = _field(lead.profile, cond.field[len("lead."):])
+    else:
+        value = _field(data, cond.field)
     op = cond.op
     if op == "is set":
         return value is not _MISSING and value is not None
@@ -290,6 +306,7 @@ class Pending:
     content: str
     hold: bool
     edition: int | None
+    line: m.Send | None = None  # a conditional send is tested again when the cap releases it
 
 
 @dataclass
@@ -313,6 +330,8 @@ class Lead:
     done_acts: set = field(default_factory=set)  # delayed internal actions of this stay already taken
     left: str | None = None  # engine.md, Re-entry: "way" (a way out written in a stage) or "rule" (an exit rule)
     enrolled: int | None = None  # when it last entered the journey
+    had: set = field(default_factory=set)  # event types applied since enrollment (engine.md, *had*)
+    profile: dict = field(default_factory=dict)  # the lead's attributes (a copy of Reference.profiles)
 
 
 @dataclass(frozen=True)
@@ -359,9 +378,16 @@ class Reference:
         """DOCS-QUESTION (Q3): "Attributes a lead sends before it is enrolled are kept (state `waiting`)".
 
         Taken: a lead is `waiting` once it sent, before enrollment (in a `lead.updated` or in an
-        event that does not enroll it), an attribute that one of the journey's fit lines reads.
+        event that does not enroll it), an attribute that one of the journey's fit lines, or a
+        `lead.` condition (engine.md: "when a fit line or a `lead.` condition reads them"), reads.
         """
-        return any(_field(attributes, c.field) is not _MISSING for r in self.j.fit for c in m.compares(r.condition))
+        fields = [c.field for r in self.j.fit for c in m.compares(r.condition)]
+        fields += [c.field[len("lead."):] for cond in self.j.conditions() for c in m.compares(cond)
+                   if c.field.startswith("lead.")]
+        return any(_field(attributes, f) is not _MISSING for f in fields)
+
+    def on_lead(self, lead: Lead, profile: dict | None = None) -> OnLead:
+        return OnLead(lead.profile if profile is None else profile, frozenset(lead.had))
 
     def _fit_points(self, profile: dict) -> float:
         return sum(r.points for r in self.j.fit if holds(r.condition, profile))
@@ -393,8 +419,8 @@ class Reference:
 
     # ---- one event
 
-    def _exit_rule(self, ev: Event) -> bool:
-        return any(r.event == ev.type and holds(r.condition, ev.data) for r in self.j.exits)
+    def _exit_rule(self, ev: Event, who: OnLead) -> bool:
+        return any(ev.type in r.events and holds(r.condition, ev.data, who) for r in self.j.exits)
 
     def _finished(self, lead: Lead) -> bool:
         """engine.md, Re-entry: in a final stage, or out by a way out, and no exit rule met since."""
@@ -405,9 +431,10 @@ class Reference:
         return lead.status == "active" and self.stages[lead.stage].final
 
     def _returns(self, lead: Lead, ev: Event, t: int) -> bool:
-        if not self._finished(lead) or ev.type == LEAD_UPDATED or self._exit_rule(ev):
+        who = self.on_lead(lead, _merge(self.profiles.get(ev.lead, {}), ev.attributes))
+        if not self._finished(lead) or ev.type == LEAD_UPDATED or self._exit_rule(ev, who):
             return False
-        if self.j.enrollments and not any(r.event == ev.type and holds(r.condition, ev.data)
+        if self.j.enrollments and not any(ev.type in r.events and holds(r.condition, ev.data, who)
                                           for r in self.j.enrollments):
             return False
         return self.reentry != "per" or lead.enrolled is None or t - lead.enrolled >= self.window
@@ -428,18 +455,21 @@ class Reference:
 
         The enrolling event "is handled in the initial stage as in step 5: its event triggers
         first (first match wins); only if none fired, the initial stage's thresholds"."""
+        lead.had.add(ev.type)
+        lead.profile = profile
         lead.fit = self._fit_points(profile)
         self.score_rules(lead, ev, t)
         lead.last_activity = t
         self.enter(lead, t, self.j.initial.id, src, test=False)
-        if not self.event_triggers(lead, ev, t):
+        if not self.goals(lead, ev, t) and not self.event_triggers(lead, ev, t):
             self.thresholds(lead, t)
 
     def _after_leaving(self, lead: Lead, ev: Event, t: int) -> None:
         """An event for a lead out of the journey: it may come back, or meet an exit rule that bars it."""
         if self._returns(lead, ev, t):
             self.reenter(lead, ev, t)
-        elif self.reentry != "once" and lead.left == "way" and self._exit_rule(ev):
+        elif self.reentry != "once" and lead.left == "way" and self._exit_rule(
+                ev, self.on_lead(lead, _merge(self.profiles.get(ev.lead, {}), ev.attributes))):
             lead.left = "rule"
 
     def event(self, ev: Event) -> None:
@@ -456,11 +486,12 @@ class Reference:
                 if self._keeps(ev.attributes):
                     lead.status = "waiting"  # attributes sent before enrollment are kept
                 return
-            if any(r.event == ev.type and holds(r.condition, ev.data) for r in self.j.exits):
+            who = OnLead(profile, frozenset())
+            if any(ev.type in r.events and holds(r.condition, ev.data, who) for r in self.j.exits):
                 lead.status = "not_enrolled"
                 return
             if self.j.enrollments and not any(
-                r.event == ev.type and holds(r.condition, ev.data) for r in self.j.enrollments
+                ev.type in r.events and holds(r.condition, ev.data, who) for r in self.j.enrollments
             ):
                 if self._keeps(ev.attributes):
                     lead.status = "waiting"
@@ -479,18 +510,21 @@ class Reference:
             return
         stage = self.stages[lead.stage]
         lead.clock = t
-        if self._exit_rule(ev):
+        lead.had.add(ev.type)  # engine.md: set at the very start of the event's own part of the step
+        # language.md: conditions on the lead read its attributes, this event's own included
+        self.profiles[ev.lead] = profile = _merge(profile, ev.attributes)
+        lead.profile = profile
+        if self._exit_rule(ev, self.on_lead(lead)):
             if not stage.final:
                 self.leave(lead, t, by_rule=True)
                 return
             if self.reentry != "once":
                 lead.left = "rule"  # finished, then met an exit rule: it never re-enters
-        self.profiles[ev.lead] = profile = _merge(profile, ev.attributes)
         lead.fit = self._fit_points(profile)
         self.score_rules(lead, ev, t)
         if ev.type != LEAD_UPDATED:
             self.activity(lead, t)
-        if not self.event_triggers(lead, ev, t):
+        if not self.goals(lead, ev, t) and not self.event_triggers(lead, ev, t):
             self.thresholds(lead, t)
 
     def enroll(self, lead: Lead, ev: Event, profile: dict) -> None:
@@ -502,10 +536,23 @@ class Reference:
         lead.enrolled = t
         self._start_visit(lead, ev, t, profile, None)
 
+    def goals(self, lead: Lead, ev: Event, t: int) -> bool:
+        """engine.md, Goals: for a lead in a non-final stage, the first goal that matches and leads to
+        another stage than the lead's moves it (a goal to the lead's own stage is passed over)."""
+        if self.stages[lead.stage].final:
+            return False
+        for goal in self.j.goals:
+            if ev.type in goal.events and goal.target != lead.stage and holds(goal.condition, ev.data,
+                                                                             self.on_lead(lead)):
+                self.move(lead, t, goal.target)
+                return True
+        return False
+
     def event_triggers(self, lead: Lead, ev: Event, t: int) -> bool:
         """The first event trigger of the stage that matches moves the lead."""
         for trig in self.stages[lead.stage].triggers:
-            if isinstance(trig, m.EventTrigger) and trig.event == ev.type and holds(trig.condition, ev.data):
+            if (isinstance(trig, m.EventTrigger) and ev.type in trig.events
+                    and holds(trig.condition, ev.data, self.on_lead(lead))):
                 self.move(lead, t, trig.target)
                 return True
         return False
@@ -513,7 +560,7 @@ class Reference:
     def score_rules(self, lead: Lead, ev: Event, t: int) -> None:
         points = 0
         for index, rule in enumerate(self.j.scoring):
-            if rule.event != ev.type or not holds(rule.condition, ev.data):
+            if rule.event != ev.type or not holds(rule.condition, ev.data, self.on_lead(lead)):
                 continue
             if rule.cap_count is not None:
                 window = rule.cap_window.seconds
@@ -580,7 +627,7 @@ class Reference:
                 lead.actions.append(Action(act.kind, t, stage=target, data=act_data(act)))
         for send in stage.sends:
             if send.after is None:
-                self.send(lead, t, send.kind, send.content, hold=False, edition=None, due=t)
+                self.send(lead, t, send.kind, send.content, hold=False, edition=None, due=t, line=send)
         if test:
             self.thresholds(lead, t, depth)
 
@@ -599,11 +646,20 @@ class Reference:
                 return t
             t = later
 
-    def send(self, lead: Lead, t: int, kind: str, content: str, hold: bool, edition, due: int) -> None:
+    def says_no(self, lead: Lead, line: m.Send | None) -> bool:
+        """language.md, Conditional sends: `if C` sends only if C holds, `unless C` only if it does not."""
+        if line is None or line.condition is None:
+            return False
+        return holds(line.condition, {}, self.on_lead(lead)) == line.unless
+
+    def send(self, lead: Lead, t: int, kind: str, content: str, hold: bool, edition, due: int,
+             line: m.Send | None = None) -> None:
         if not hold and (content in lead.sent or any(p.content == content for p in lead.pending)):
             return  # never twice (DOCS-QUESTION Q6: a content held by the cap counts as on its way)
+        if self.says_no(lead, line):
+            return  # passed over for this visit (a delayed line is already in done_sends)
         if lead.pending or self._cap_free_at(lead, t) != t:
-            lead.pending.append(Pending(due, kind, content, hold, edition))
+            lead.pending.append(Pending(due, kind, content, hold, edition, line))
             return
         self._deliver(lead, t, kind, content, edition, None)
 
@@ -695,10 +751,12 @@ class Reference:
         stage = self.stages[lead.stage]
         if kind == DEFERRED:
             lead.pending.pop(0)
+            if self.says_no(lead, what.line):  # tested again when the cap releases it
+                return
             self._deliver(lead, t, what.kind, what.content, what.edition, what.due)
         elif kind == CONTENT:
             lead.done_sends.add(index)
-            self.send(lead, t, what.kind, what.content, hold=False, edition=None, due=t)
+            self.send(lead, t, what.kind, what.content, hold=False, edition=None, due=t, line=what)
         elif kind == ACT:
             lead.done_acts.add(index)
             lead.actions.append(Action(what.kind, t, stage=lead.stage, data=act_data(what)))
