@@ -110,7 +110,7 @@ def test_the_documented_config_is_a_valid_config(tmp_path, monkeypatch):
     monkeypatch.setenv("COLTIVA_CRM_SECRET", "b")
     (tmp_path / "coltiva.toml").write_text(block)
     config = load_config(tmp_path / "coltiva.toml")
-    assert [w.name for w in config.webhooks] == ["email", "crm"] and config.webhooks[0].secret == "a"
+    assert [w.name for w in config.webhooks] == ["email", "crm", "crm-sync"] and config.webhooks[0].secret == "a"
     assert config.segment_types["Demo Requested"] == "demo.requested"
     assert config.max_body == 16 * 2 ** 20 and config.delivery_seed == 42 and config.clock == "wall"
     assert config.journeys == (str(tmp_path / "journeys/demand_generation.journey"),)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..diagnostics import Diagnostic, sort_key
 from ..model import Journey
-from . import graph, moves, names
+from . import graph, moves, names, visits
 
 __all__ = ["CHECKS", "GRAPH_CHECKS", "run_checks"]
 
@@ -19,6 +19,7 @@ GRAPH_CHECKS = (
     graph.check_traps,
     graph.check_cascades,
     graph.check_content_twice,
+    visits.check_reentry_sends,
 )
 NAME_ERRORS = {"C030", "C031", "C032", "C033", "C052"}
 
@@ -51,6 +52,10 @@ CHECKS = (
     graph.check_hold_never_starts,
     graph.check_thresholds_reachable,
     moves.check_moves,
+    visits.check_reentry_sends,
+    visits.check_every_visit_without_reentry,
+    visits.check_reentry_without_enroll,
+    visits.check_actions_never_done,
 )
 
 
