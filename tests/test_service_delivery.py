@@ -5,6 +5,8 @@ import time
 from collections import defaultdict
 
 import httpx
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from coltiva.sample import generate
 
@@ -242,7 +244,12 @@ def test_a_failing_lead_goes_to_the_dead_letters_and_holds_only_itself(tmp_path)
             _wait_for(lambda: {c["key"] for c in email.delivered()} == others, "every other lead's sends")
             _wait_for(lambda: len([c for c in email.calls if c["body"]["lead"] == failing])
                       == 3 * len(sends[failing]), "three attempts of each of the failing lead's sends")
+            gauges = f'coltiva_dead_letters{{destination="email"}} {float(len(sends[failing]))}'
+            _wait_for(lambda: gauges in http.get("/metrics").text, "the dead letters counted in /metrics")
+            _wait_for(lambda: 'coltiva_delivery_lag_actions{destination="email"} 0.0' in http.get("/metrics").text,
+                      "the email destination's offset at the end of the outbox")
         calls = list(email.calls)
+        failures = [r for r in server.logs() if r["message"] == "delivery failed"]
     tried = [c for c in sorted(calls, key=lambda c: c["n"]) if c["body"]["lead"] == failing]
     # in order: each send tried three times (attempts 1, 2, 3) before the next one leaves
     assert [(c["key"], c["attempt"]) for c in tried] == [(k, n) for k in sends[failing] for n in (1, 2, 3)]
@@ -252,3 +259,45 @@ def test_a_failing_lead_goes_to_the_dead_letters_and_holds_only_itself(tmp_path)
     assert [d["key"] for d in letters] == sends[failing] and {d["attempts"] for d in letters} == {3}
     status = coltiva("deliveries", "--config", config, "--db", server.db, cwd=tmp_path).stdout
     assert "email" in status
+    # each failed call logged with its destination, key, attempt and error (docs/service.md, Operating it)
+    assert sorted((r["destination"], r["key"], r["attempt"]) for r in failures) == \
+        sorted(("email", k, n) for k in sends[failing] for n in (1, 2, 3))
+    assert all("HTTP 500" in r["error"] for r in failures)
+
+
+def test_webhooks_take_their_kinds_and_content_kinds(tmp_path):
+    db = run_file(tmp_path, generate(leads=25, days=60, seed=17), db="coltiva.db", tick=TICK)
+    actions = [json.loads(x) for x in coltiva("actions", "--db", db, cwd=tmp_path).stdout.splitlines()]
+    with Receiver(SECRET) as receiver:
+        config = tmp_path / "kinds.toml"
+        config.write_text("".join(f"""
+[[webhooks]]
+name = "{name}"
+url = "{receiver.url}/{name}"
+secret = "{SECRET}"
+{extra}
+""" for name, extra in (("mail", 'kinds = ["send"]\ncontent_kinds = ["email", "newsletter"]'),
+                        ("crm", 'kinds = ["handoff"]'), ("all", ""))))
+        out = coltiva("deliver", "--config", str(config), "--db", db, cwd=tmp_path).stdout
+        got = {name: sorted(c["body"]["seq"] for c in receiver.delivered(f"/{name}")) for name in ("mail", "crm", "all")}
+    assert got["mail"] == [a["seq"] for a in actions if a["kind"] == "send"
+                           and a["content_kind"] in ("email", "newsletter")] != []
+    assert got["crm"] == [a["seq"] for a in actions if a["kind"] == "handoff"] != []
+    assert got["all"] == [a["seq"] for a in actions]
+    assert out.startswith(f"delivered {sum(map(len, got.values()))}, failed 0")
+
+
+@settings(max_examples=200, deadline=None)
+@given(backoff=st.floats(0.001, 100), cap=st.floats(0.001, 1000), attempts=st.integers(1, 60),
+       seed=st.integers(0, 2 ** 32))
+def test_the_backoff_doubles_up_to_its_cap_with_jitter_from_a_seeded_random(backoff, cap, attempts, seed):
+    import random
+
+    from service.config import Webhook
+    from service.delivery import backoff_delay
+
+    hook = Webhook("w", "http://x", "s", backoff=backoff, max_backoff=cap)
+    base = min(cap, backoff * 2 ** (attempts - 1))
+    delay = backoff_delay(hook, attempts, random.Random(seed))
+    assert 0.5 * base <= delay < 1.5 * base
+    assert delay == backoff_delay(hook, attempts, random.Random(seed))  # seeded: the same run, the same waits
