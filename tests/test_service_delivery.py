@@ -177,6 +177,20 @@ def _sends_by_lead(tmp_path, lines):
     return out
 
 
+def _busiest_lead(tmp_path, seed):
+    """Events of 25 leads, each lead's sends, and the lead with the most sends (at least two)."""
+    lines = generate(leads=25, days=60, seed=seed)
+    sends = _sends_by_lead(tmp_path, lines)
+    lead = max(sends, key=lambda lead: len(sends[lead]))
+    assert len(sends[lead]) >= 2
+    return lines, sends, lead
+
+
+def _post_and_tick(http, lines):
+    assert http.post("/events", content=("\n".join(lines) + "\n").encode()).status_code == 200
+    assert http.post("/tick", params={"now": TICK}).status_code == 200
+
+
 def _hooks(tmp_path, email_url, crm_url, **email):
     extra = "".join(f"{k} = {v}\n" for k, v in email.items())
     path = tmp_path / "hooks.toml"
@@ -206,16 +220,12 @@ timeout = 60
 def test_a_slow_lead_and_a_slow_destination_hold_only_themselves(tmp_path):
     """One lead's calls hang at the email receiver, and every CRM call hangs: everything else is delivered
     meanwhile; the slow lead's later sends wait for its first (in order per lead)."""
-    lines = generate(leads=25, days=60, seed=17)
-    sends = _sends_by_lead(tmp_path, lines)
-    slow = max(sends, key=lambda lead: len(sends[lead]))
-    assert len(sends[slow]) >= 2
+    lines, sends, slow = _busiest_lead(tmp_path, seed=17)
     with Receiver(SECRET, hold=lambda body: body["lead"] == slow) as email, \
             Receiver(SECRET, hold=lambda body: True) as crm:
         config = _hooks(tmp_path, email.url, crm.url, timeout=60)
         with Server(tmp_path, "--config", config) as server, httpx.Client(base_url=server.base, timeout=60) as http:
-            http.post("/events", content=("\n".join(lines) + "\n").encode())
-            http.post("/tick", params={"now": TICK})
+            _post_and_tick(http, lines)
             others = {k for lead, keys in sends.items() if lead != slow for k in keys}
             _wait_for(lambda: {c["key"] for c in email.delivered()} == others, "every other lead's sends")
             _wait_for(lambda: crm.calls, "a CRM call, hanging")
@@ -231,15 +241,11 @@ def test_a_slow_lead_and_a_slow_destination_hold_only_themselves(tmp_path):
 
 
 def test_a_failing_lead_goes_to_the_dead_letters_and_holds_only_itself(tmp_path):
-    lines = generate(leads=25, days=60, seed=23)
-    sends = _sends_by_lead(tmp_path, lines)
-    failing = max(sends, key=lambda lead: len(sends[lead]))
-    assert len(sends[failing]) >= 2
+    lines, sends, failing = _busiest_lead(tmp_path, seed=23)
     with Receiver(SECRET, fail_lead=failing) as email, Receiver(SECRET) as crm:
         config = _hooks(tmp_path, email.url, crm.url, max_attempts=3)
         with Server(tmp_path, "--config", config) as server, httpx.Client(base_url=server.base, timeout=60) as http:
-            http.post("/events", content=("\n".join(lines) + "\n").encode())
-            http.post("/tick", params={"now": TICK})
+            _post_and_tick(http, lines)
             others = {k for lead, keys in sends.items() if lead != failing for k in keys}
             _wait_for(lambda: {c["key"] for c in email.delivered()} == others, "every other lead's sends")
             _wait_for(lambda: len([c for c in email.calls if c["body"]["lead"] == failing])
