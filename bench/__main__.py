@@ -184,7 +184,6 @@ def run_durable(cj, loaded, spec: Spec, workdir: Path, workers: int = 1):
     pool = ParallelRunner(store, [cj], workers, BATCH) if workers > 1 else None
     runner = pool or Runner(store, [cj], BATCH)
     gc.collect()
-    rss0 = rss_bytes()
     elapsed = 0.0
     total = None
     stretches: list[tuple[int, float, float]] = []  # (lines, wall seconds, CPU seconds) per timed chunk
@@ -202,7 +201,6 @@ def run_durable(cj, loaded, spec: Spec, workdir: Path, workers: int = 1):
             total = summary
         else:
             total.add(summary)
-    rss_growth = rss_bytes() - rss0
     if pool is not None:
         pool.close()  # joined: their CPU time is in RUSAGE_CHILDREN now
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -413,10 +411,8 @@ def main(argv=None) -> int:
                   f"over {spec.days} days, seed {spec.seed}, {repeat} run(s) per figure; "
                   f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
 
-    mem_rate = None
     durable_rate = None
     durable_cpu = None  # µs of CPU per event, one process
-    durable_growth = None
     subset: list = []
     last_recs = None
 
@@ -504,7 +500,6 @@ def main(argv=None) -> int:
             us.append(1e6 * elapsed / spec.events)
             acts.append(actions)
             last_recs = recs
-        mem_rate = statistics.median(rates)
         if "memory" in only:
             figures.append("In memory (step_event over a dict of records, six-stage journey)")
             figures.append(Figure("events/s in memory", "ev/s", rates, target=500_000))
@@ -608,7 +603,8 @@ def main(argv=None) -> int:
             groups.append([f])
         else:
             groups[-1].append(f)
-    order = ("In memory", "Durable (", "Durable with", "PostgreSQL", "Bytes", "Baselines", "Runner.tick", "Language", "Apache Flink")
+    order = ("In memory", "Durable (", "Durable with", "PostgreSQL", "Bytes", "Baselines", "Runner.tick", "Language",
+             "Apache Flink")
     groups.sort(key=lambda g: next((i for i, p in enumerate(order) if g[0].startswith(p)), len(order)))
     figures = [f for g in groups for f in g]
     for f in figures:

@@ -24,7 +24,8 @@ from .builder import encode_string
 from .diagnostics import has_errors
 from .errors import JourneyError
 
-__all__ = ["format_journey", "format_text", "canonical_text", "format_condition", "format_value", "format_action", "INDENT"]
+__all__ = ["format_journey", "format_text", "canonical_text", "format_condition", "format_value", "format_action",
+           "INDENT"]
 
 INDENT = "  "
 
@@ -134,7 +135,8 @@ def _content_item(item: m.ContentItem) -> str:
 def _send(send: m.Send) -> str:
     when = "on entry" if send.after is None else f"after {send.after}"
     test = "" if send.condition is None else f" {'unless' if send.unless else 'if'} {format_condition(send.condition)}"
-    return f"send {send.kind} {encode_string(send.content)} {when}" + (" every visit" if send.every_visit else "") + test
+    return (f"send {send.kind} {encode_string(send.content)} {when}" + (" every visit" if send.every_visit else "")
+            + test)
 
 
 def format_action(act: m.InternalAction) -> str:

@@ -35,7 +35,8 @@ class Explanation:
 
 
 def replay_lead(store: Store, cj: CompiledJourney, lead: str, inputs: list, trace: list | None = None):
-    """(record, version) of `lead` in journey `cj.name` (`cj`: the version that runs now) rebuilt from the input log through the pure step.
+    """(record, version) of `lead` in journey `cj.name` (`cj`: the version that runs now) rebuilt from the
+    input log through the pure step.
 
     Switches of version are inputs too: a lead follows one (engine.migrate.follows)
     with the same `switch_lead` that `coltiva apply` ran, at the same instant."""

@@ -222,7 +222,8 @@ class Store:
 
     def _ours(self) -> bool:
         return self.db.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name IN ('journeys', 'outbox')").fetchone() is not None
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name IN ('journeys', 'outbox')"
+        ).fetchone() is not None
 
     def _release(self) -> None:
         if self._lock is not None:
@@ -688,7 +689,8 @@ class Store:
         """Everything that defines the store's meaning, for equality tests."""
         q = self.db.execute
         return {
-            "leads": q("SELECT journey, lead, version, state, due, record FROM leads ORDER BY journey, lead").fetchall(),
+            "leads": q("SELECT journey, lead, version, state, due, record FROM leads"
+                       " ORDER BY journey, lead").fetchall(),
             "inputs": q("SELECT kind, event_id, lead, time, event, journeys FROM inputs ORDER BY seq").fetchall(),
             "outbox": [(a["key"], a["journey"], a["lead"], a["kind"], a["time"], json.dumps(a, ensure_ascii=False))
                        for _, a in self.actions()],

@@ -438,7 +438,8 @@ def check_unsendable_content(j: Journey):
         for x in s.sends:
             if x.after is not None and x.after.seconds > limit.after.seconds:
                 yield Diagnostic("C050", W, f"`{x.content}` is never sent: leads leave `{s.id}` after {limit.after}",
-                                 x.span, f"send it no later than {limit.after}, or stay longer (line {limit.span.line})")
+                                 x.span,
+                                 f"send it no later than {limit.after}, or stay longer (line {limit.span.line})")
 
 
 def check_hold_never_starts(j: Journey):
