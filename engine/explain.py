@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 
 from .compiler import CompiledJourney
-from .events import parse_event
+from .events import Event, parse_event
 from .migrate import follows, switch_lead
 from .record import Lead
 from .step import advance, step_event
@@ -56,16 +56,17 @@ def replay_lead(store: Store, cj: CompiledJourney, lead: str, inputs: list, trac
     for kind, time, payload in mine:
         if kind == "switch":
             switch = json.loads(payload)
-            if rec is not None and on != switch["to"] and follows(switch["policy"], rec):
+            if rec is not None and on is not None and on != switch["to"] and follows(switch["policy"], rec):
                 rec, _ = switch_lead(compiled(on), compiled(switch["to"]), rec, lead, time, trace=trace)
                 on = switch["to"]
             current = switch["to"]
         elif kind == "tick":
-            if rec is not None:
+            if rec is not None and on is not None:
                 rec, _ = advance(compiled(on), rec, lead, time, trace)
         else:
             event = parse_event(payload)  # the logged line was valid when it was applied
-            version = on if rec is not None else current
+            assert isinstance(event, Event)
+            version = on if rec is not None and on is not None else current
             rec, _ = step_event(compiled(version), rec, lead, event, trace)
             on = version if rec is not None else None
     return rec, on

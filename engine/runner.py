@@ -16,7 +16,7 @@ import functools
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, cast
 
 from .compiler import CompiledJourney
 from .events import Event, Malformed, parse_event
@@ -75,7 +75,7 @@ def line_batches(lines: Iterable[str | bytes], size: int) -> Iterator[list[tuple
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        batch.append((number, line.rstrip(b"\n" if isinstance(line, bytes) else "\n")))
+        batch.append((number, line.rstrip(b"\n") if isinstance(line, bytes) else line.rstrip("\n")))
         if len(batch) >= size:
             yield batch
             batch = []
@@ -230,7 +230,9 @@ class Runner:
         due = self.store.due_leads(now)
         first = True
         for start in range(0, max(len(due), 1), self.batch_size):
-            dirty, actions, transitions = [], [], []
+            dirty: list = []
+            actions: list = []
+            transitions: list = []
             pending: dict[tuple[str, str], StoredLead] = {}  # reaches the cache only after the commit
             for journey, lead, version, stored in due[start:start + self.batch_size]:
                 self.advance_one(journey, lead, version, stored, now, pending, dirty, actions, transitions)
@@ -271,7 +273,7 @@ class Runner:
         """
         real = self.store
         group = _GroupWrites(real)
-        self.store = group
+        self.store = cast(Store, group)  # stands in for the store: same methods, writes gathered
         try:
             summaries = [self.run_lines(lines, source) for lines, source in requests]
             real.write_batch(**group.merged())

@@ -54,14 +54,14 @@ class Context:
         self.rec = rec
         self.lead = lead
         self.time = time
-        self.event = None
+        self.event: Event | None = None
         self.view: dict = {}  # what the conditions of this step read: the event's data (+ the lead, see _view)
         self.actions: list[Action] = []
         self.trace = trace
-        self.entry = None
-        self.prev = None
-        self.trigger = None
-        self.fired = None  # the transition name last fired ("exit": an exit rule)
+        self.entry: dict | None = None
+        self.prev: str | None = None
+        self.trigger: str | None = None
+        self.fired: str | None = None  # the transition name last fired ("exit": an exit rule)
 
     def score_now(self) -> float:
         return score_at(self.cj, self.rec, self.time)
@@ -160,7 +160,7 @@ def _record_send(ctx: Context) -> None:
 
 def _span_of(seconds: int) -> str:
     """A duration for people: the two largest units (e.g. "3 d 4 h")."""
-    parts = []
+    parts: list[str] = []
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
         if seconds >= size or (unit == "s" and not parts):
             parts.append(f"{seconds // size} {unit}")
@@ -347,7 +347,7 @@ def _apply_score(ctx: Context, event: Event) -> bool:
                 ctx.note(f"capped: {cj.rules[f'score#{index}']}")
                 continue
             hits.append(t)
-            caps = list(rec.caps) if rec.caps else [None] * cj.cap_slots
+            caps: list[array | None] = list(rec.caps) if rec.caps else [None] * cj.cap_slots
             caps[slot] = hits
             rec.caps = tuple(caps)
         rec.score = score_at(cj, rec, t) - rec.fit + points

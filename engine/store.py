@@ -174,7 +174,7 @@ class Store:
         self._recent_order: deque[tuple[int, str]] = deque()
         self._end = 0  # the input log's last position, kept while the window is loaded
         in_memory = self.path == ":memory:"  # a private store of one process: nothing to lock
-        self._lock = None
+        self._lock: int | None = None
         self._key: tuple[int, int] | None = None
         if writer and not in_memory:
             self._take_writer_lock()

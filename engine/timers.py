@@ -132,7 +132,7 @@ def next_timer(cj, rec: Lead):
     plan = cj.stages[rec.state]
     # the best so far, as plain variables: this runs on every step, tuples per comparison cost
     due_b = meant_b = order_b = None
-    payload_b = None
+    payload_b: object = None
     release = release_time(cj, rec) if cj.caps else None
     done = rec.sent | rec.passed  # sent, or a conditional send passed over in this visit
     for offset, bit, kind, content in plan.sends:

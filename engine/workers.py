@@ -74,7 +74,7 @@ def _step(runner: Runner, items: list[tuple]):
     runner._leads({(j.name, e.lead) for j in runner.journeys for _, e in events})
     pending: dict[tuple[str, str], StoredLead] = {}
     dirty: dict = {}
-    out = []
+    out: list[tuple] = []
     for n, e in events:
         actions: list = []
         transitions: list = []
