@@ -137,9 +137,9 @@ def _uses(j: m.Journey):
     """(event type, condition or None, span) of every rule that names an event."""
     for r in j.scoring:
         yield r.event, r.condition, r.span
-    for r in j.exits + j.enrollments + j.goals:  # type: ignore[operator]
-        for event in r.events:  # `on a or b`: each type carries the fields the condition reads
-            yield event, r.condition, r.span
+    for x in j.exits + j.enrollments + j.goals:
+        for event in x.events:  # `on a or b`: each type carries the fields the condition reads
+            yield event, x.condition, x.span
     for s in j.stages:
         for t in s.triggers:
             if isinstance(t, m.EventTrigger):

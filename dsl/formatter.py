@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import bisect
 from decimal import Decimal
+from typing import Any
 
 from . import model as m
 from .builder import encode_string
@@ -98,6 +99,7 @@ def format_condition(cond: m.Condition) -> str:
     if isinstance(cond, m.Compare):
         if cond.op == "is set":
             return f"{cond.field} is set"
+        assert cond.value is not None  # every comparison but `is set` has a value
         return f"{cond.field} {cond.op} {format_value(cond.value)}"
     raise TypeError(f"not a condition: {cond!r}")
 
@@ -265,6 +267,7 @@ def _anchors(journey: m.Journey) -> list[tuple[int, tuple, bool]]:
         add(journey.span, ("header",))
     for i, inc in enumerate(journey.includes):
         add(inc.span, ("include", i))
+    item: Any  # a rule of any of these kinds: each has a span
     for kind, items in (("enroll", journey.enrollments), ("exit", journey.exits), ("cap", journey.caps),
                         ("scoring", journey.scoring), ("fit", journey.fit), ("content", journey.contents),
                         ("moves", journey.moves), ("goal", journey.goals)):

@@ -155,6 +155,8 @@ def check_initial_final(j: Journey):
 def _event_overlap(s: Stage, i: int) -> EventTrigger | None:
     """An earlier trigger to another stage that may take some of this trigger's events."""
     later = s.triggers[i]
+    if not isinstance(later, EventTrigger):
+        return None
     for _, earlier in earlier_of_event(s, i):
         if earlier.target != later.target and not disjoint(earlier.condition, later.condition):
             return earlier
@@ -372,7 +374,7 @@ def _cascade_diagnostic(stages: dict[str, Stage], cycle: list[str]) -> Diagnosti
         thresholds = [t for t in stages[a].triggers if isinstance(t, ScoreTrigger)]
         k = next(k for k, t in enumerate(thresholds) if t.target == b)
         first = first or thresholds[k]
-        interval = intersect(interval, threshold_interval(thresholds[k])) or interval  # type: ignore[arg-type]
+        interval = intersect(interval, threshold_interval(thresholds[k])) or interval
         for earlier in thresholds[:k]:  # an earlier threshold met first would lead elsewhere
             outside = _complement(earlier)
             if outside is not None:
@@ -421,7 +423,7 @@ def check_content_twice(j: Journey):
                         None)
             if loop is not None:
                 yield Diagnostic("C048", W, f"content `{b.content}` is also sent by the holding loop at line "
-                                 f"{loop.hold.span.line}", b.span,  # type: ignore[union-attr]
+                                 f"{loop.hold.span.line}", b.span,
                                  "a lead that got it from the loop does not get it again from this line")
 
 
