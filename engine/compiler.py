@@ -218,8 +218,10 @@ def _had_bits(journey: Journey) -> dict[str, int]:
     return {event: 1 << n for n, event in enumerate(types)}
 
 
-def compile_journey(journey: Journey, diagnostics=()) -> CompiledJourney:
-    """Compile a journey that checked without errors; refuse one that did not."""
+def compile_journey(journey: Journey | None, diagnostics=()) -> CompiledJourney:
+    """Compile a journey that checked without errors; refuse one that did not (or that did not build)."""
+    if journey is None:  # a load that failed: `Loaded.journey` is None
+        raise JourneyError("the journey has errors; run `coltiva check` on it", diagnostics)
     if has_errors(diagnostics) or journey.initial is None:
         raise JourneyError(f"journey {journey.name!r} has errors; run `coltiva check` on it", diagnostics)
     from .step import Callbacks
