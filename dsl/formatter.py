@@ -133,7 +133,8 @@ def _trigger(trigger: m.Trigger) -> str:
     if isinstance(trigger, m.EventTrigger):
         return f"on {trigger.event}{_where(trigger.condition)} -> {trigger.target}"
     if isinstance(trigger, m.ScoreTrigger):
-        return f"when score {trigger.op} {_number(trigger.value)} -> {trigger.target}"
+        lead = "lead " if trigger.lead else ""
+        return f"when {lead}score {trigger.op} {_number(trigger.value)} -> {trigger.target}"
     if isinstance(trigger, m.TimeTrigger):
         return f"after {trigger.after} {trigger.mode} -> {trigger.target}"
     raise TypeError(f"not a trigger: {trigger!r}")
@@ -179,8 +180,17 @@ def _blocks(journey: m.Journey) -> list[list[_Line]]:
     rules += [_Line(0, f"exit on {r.event}{_where(r.condition)}", ("exit", i))
               for i, r in enumerate(journey.exits)]
     rules += [_Line(0, _cap(c), ("cap", i)) for i, c in enumerate(journey.caps)]
+    rules += [_Line(0, f"{_cap(c)} across journeys", ("lead cap", i)) for i, c in enumerate(journey.lead_caps)]
+    if journey.priority is not None:
+        rules.append(_Line(0, f"priority {journey.priority.value}", ("priority",)))
     if rules:
         blocks.append(rules)
+    if journey.lead_scoring or journey.lead_decay is not None:
+        block = [_Line(0, "lead scoring", ("block", "lead scoring"))]
+        block += [_Line(1, _score_rule(r), ("lead scoring", i)) for i, r in enumerate(journey.lead_scoring)]
+        if journey.lead_decay is not None:
+            block.append(_Line(1, f"decay half-life {journey.lead_decay.half_life}", ("lead decay",)))
+        blocks.append(block)
     if journey.scoring or journey.decay is not None:
         block = [_Line(0, "scoring", ("block", "scoring"))]
         block += [_Line(1, _score_rule(r), ("scoring", i)) for i, r in enumerate(journey.scoring)]
@@ -231,12 +241,17 @@ def _anchors(journey: m.Journey) -> list[tuple[int, tuple, bool]]:
     for i, inc in enumerate(journey.includes):
         add(inc.span, ("include", i))
     for kind, items in (("enroll", journey.enrollments), ("exit", journey.exits), ("cap", journey.caps),
+                        ("lead cap", journey.lead_caps), ("lead scoring", journey.lead_scoring),
                         ("scoring", journey.scoring), ("fit", journey.fit), ("content", journey.contents),
                         ("moves", journey.moves)):
         for i, item in enumerate(items):
             add(item.span, (kind, i))
     if journey.decay is not None:
         add(journey.decay.span, ("decay",))
+    if journey.lead_decay is not None:
+        add(journey.lead_decay.span, ("lead decay",))
+    if journey.priority is not None:
+        add(journey.priority.span, ("priority",))
     seen_blocks: set[str] = set()
     for kind, span in sorted(journey.block_spans, key=lambda ks: ks[1].line):
         add(span, ("block", kind), kind not in seen_blocks)

@@ -65,6 +65,10 @@ def _merge(base: m.Journey, part: m.Journey) -> m.Journey:
         caps=base.caps + part.caps,
         contents=base.contents + part.contents,
         moves=base.moves + part.moves,
+        lead_scoring=base.lead_scoring + part.lead_scoring,
+        lead_decay=base.lead_decay or part.lead_decay,
+        lead_caps=base.lead_caps + part.lead_caps,
+        priority=base.priority or part.priority,
     )
 
 

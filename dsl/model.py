@@ -25,6 +25,7 @@ __all__ = [
     "ExitRule",
     "EnrollRule",
     "FrequencyCap",
+    "Priority",
     "ContentItem",
     "Include",
     "Send",
@@ -180,6 +181,14 @@ class FrequencyCap:
 
 
 @dataclass(frozen=True, slots=True)
+class Priority:
+    """`priority N`: when journeys want to send to one lead at once, the higher N goes first."""
+
+    value: int
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
 class ContentItem:
     kind: str
     id: str
@@ -219,6 +228,8 @@ class ScoreTrigger:
     target: str
     span: Span = _span()
     target_span: Span = _span()
+    #: `when lead score ...`: compares the lead score shared by every journey (`lead scoring`)
+    lead: bool = False
 
     @property
     def upward(self) -> bool:
@@ -318,6 +329,11 @@ class Journey:
     contents: tuple[ContentItem, ...] = ()
     includes: tuple[Include, ...] = ()
     moves: tuple[Move, ...] = ()
+    #: lead-wide rules (docs/language.md, "One lead across journeys"): the same in every journey that declares them
+    lead_scoring: tuple[ScoreRule, ...] = ()
+    lead_decay: Decay | None = None
+    lead_caps: tuple[FrequencyCap, ...] = ()
+    priority: Priority | None = None
     path: str = field(default="<string>", compare=False)
     span: Span = _span()
     comments: tuple[Comment, ...] = field(default=(), compare=False, repr=False)
@@ -339,7 +355,7 @@ class Journey:
 
     def conditions(self):
         """Every `where` and fit condition of the journey (None where a rule has none)."""
-        for r in self.scoring:
+        for r in self.scoring + self.lead_scoring:
             yield r.condition
         for f in self.fit:
             yield f.condition
@@ -352,7 +368,7 @@ class Journey:
 
     def event_types(self) -> set[str]:
         """Every event type the journey reacts to."""
-        types = {r.event for r in self.scoring}
+        types = {r.event for r in self.scoring + self.lead_scoring}
         types |= {r.event for r in self.exits}
         types |= {r.event for r in self.enrollments}
         for s in self.stages:

@@ -24,7 +24,7 @@ from dsl.errors import StoreError
 
 from .compiler import CompiledJourney
 from .partition import WHOLE, Partition, lead_hash
-from .record import Lead
+from .record import Lead, LeadWide
 from .store import SCHEMA_VERSION, Store, StoredLead, VersionRow, _changed_message, _rebuild
 
 __all__ = ["PgStore", "COPY_FROM"]
@@ -33,6 +33,10 @@ __all__ = ["PgStore", "COPY_FROM"]
 COPY_FROM = 64
 
 _T = 'TEXT COLLATE "C"'  # byte order, as SQLite compares: `ORDER BY lead` gives the same order on both stores
+#: Format 4: each lead's lead-wide record (engine.record.LeadWide); a format 3 store gains it when a writer opens it.
+LEAD_WIDE = f"CREATE TABLE IF NOT EXISTS lead_wide (lead {_T} PRIMARY KEY, record TEXT NOT NULL);"
+#: Older formats a writer migrates from (a reader reads them as they are).
+MIGRATES_FROM = (3,)
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS coltiva_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS journeys (
@@ -62,6 +66,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS quarantine_once ON quarantine (source, line_no
 CREATE TABLE IF NOT EXISTS transitions (
     seq BIGINT PRIMARY KEY, journey {_T} NOT NULL, lead {_T} NOT NULL, src {_T}, dst {_T} NOT NULL,
     time BIGINT NOT NULL, rule TEXT);
+{LEAD_WIDE}
 """
 
 #: The ordered logs: positions assigned at commit, under the commit lock.
@@ -138,7 +143,7 @@ class PgStore:
         if meta[0]:
             row = q("SELECT value FROM coltiva_meta WHERE key = 'format'").fetchone()
             self.format = int(row[0]) if row else 0
-            if self.format != SCHEMA_VERSION:
+            if self.format != SCHEMA_VERSION and self.format not in MIGRATES_FROM:
                 raise StoreError(f"{self.path}: made by another version of Coltiva (store format {self.format}, "
                                  f"this one reads {SCHEMA_VERSION}); use another schema or database")
         elif meta[1]:
@@ -157,6 +162,12 @@ class PgStore:
                 q(SCHEMA)
                 q("INSERT INTO coltiva_meta VALUES ('format', %s) ON CONFLICT (key) DO NOTHING",
                   (str(SCHEMA_VERSION),))
+        elif self.format != SCHEMA_VERSION:
+            with self._conn.transaction():  # 3 -> 4: a new table, nothing else changes
+                q("SELECT pg_advisory_xact_lock(%s)", (self._commit_key,))
+                q(LEAD_WIDE)
+                q("UPDATE coltiva_meta SET value = %s WHERE key = 'format'", (str(SCHEMA_VERSION),))
+            self.format = SCHEMA_VERSION
         self._loading: set[str] = set()  # load tables made in this session (temporary: one set per connection)
 
     def _take_writer_lock(self, database: str, schema: str) -> None:
@@ -259,6 +270,12 @@ class PgStore:
             "SELECT lead, version, record FROM leads WHERE journey = %s AND lead = ANY(%s)",
             (journey, [_text(lead) for lead in leads]))}
 
+    def load_wides(self, leads: list[str]) -> dict[str, LeadWide]:
+        if self.format < 4:
+            return {}
+        return {lead: LeadWide.from_list(json.loads(record)) for lead, record in self._q(
+            "SELECT lead, record FROM lead_wide WHERE lead = ANY(%s)", ([_text(lead) for lead in leads],))}
+
     def due_leads(self, now: int) -> list[tuple[str, str, str, str]]:
         """As `Store.due_leads`, for the leads of this store's partition only."""
         p = self.partition
@@ -296,12 +313,13 @@ class PgStore:
     journey_versions = Store.journey_versions
 
     # -- one atomic batch --------------------------------------------------------
-    def write_batch(self, *, inputs=(), quarantine=(), leads=(), actions=(), transitions=()) -> None:
+    def write_batch(self, *, inputs=(), quarantine=(), leads=(), actions=(), transitions=(), wides=()) -> None:
         """Everything one batch changed, in one transaction (the outbox pattern)."""
         with self._transaction():
-            self._write(inputs=inputs, quarantine=quarantine, leads=leads, actions=actions, transitions=transitions)
+            self._write(inputs=inputs, quarantine=quarantine, leads=leads, actions=actions, transitions=transitions,
+                        wides=wides)
 
-    def _write(self, *, inputs=(), quarantine=(), leads=(), actions=(), transitions=(), log=()) -> None:
+    def _write(self, *, inputs=(), quarantine=(), leads=(), actions=(), transitions=(), log=(), wides=()) -> None:
         """The rows of one batch, inside the caller's transaction: records first, then the ordered logs
         under the commit lock, held to the commit, so positions grow in commit order.
 
@@ -329,6 +347,10 @@ class PgStore:
                     cur.execute(_UPSERT_LEADS.format(source="SELECT * FROM load_leads"))
                 else:
                     cur.executemany(_UPSERT_LEADS.format(source=f"VALUES ({_marks(_LEAD_COLUMNS)})"), rows)
+            if wides:  # a lead's lead-wide record: as few as the leads the batch touched, under lead-wide rules
+                cur.executemany("INSERT INTO lead_wide VALUES (%s, %s) ON CONFLICT (lead) DO UPDATE SET "
+                                "record = excluded.record",
+                                [(_text(lead), json.dumps(w.to_list(), separators=(",", ":"))) for lead, w in wides])
             if not any(logs.values()):
                 return
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (self._commit_key,))

@@ -17,10 +17,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from .compiler import CompiledJourney
+from .compiler import CompiledJourney, lead_rules
 from .events import Event, Malformed, parse_event
-from .record import ATTRIBUTES_ONLY, Lead
-from .step import advance, step_event
+from .record import ATTRIBUTES_ONLY, Lead, LeadWide
+from .step import advance_lead, step_lead
 from .store import Store, StoredLead
 
 __all__ = ["Runner", "Summary", "BUILTIN_TYPES", "DEFAULT_BATCH", "collect_actions"]
@@ -68,6 +68,9 @@ class Runner:
         older = [self.version(name, version) for name, version in store.versions_in_use() if name in self.versions]
         self.known_types = frozenset().union(*(j.event_types for j in journeys + older)) | BUILTIN_TYPES
         self.cache: dict[tuple[str, str], StoredLead | None] = {}
+        # the lead-wide rules (one lead score, one cap per lead) and each lead's lead-wide record
+        self.rules = lead_rules(journeys)
+        self.wides: dict[str, LeadWide | None] = {}
         # which journeys an input reached, logged with it so a replay feeds each journey exactly its inputs
         self.reached = json.dumps([j.name for j in journeys], ensure_ascii=False)
 
@@ -107,6 +110,23 @@ class Runner:
             found = self.store.load_leads(journey, leads)
             for lead in leads:
                 self.cache[(journey, lead)] = found.get(lead)
+        if self.rules.active:
+            wanted = sorted({lead for _, lead in keys if lead not in self.wides})
+            found_wide = self.store.load_wides(wanted) if wanted else {}
+            for lead in wanted:
+                self.wides[lead] = found_wide.get(lead)
+
+    def _step(self, lead: str, stored: dict[str, StoredLead], wide: LeadWide | None, step):
+        """Step a lead in every journey (each record on its own version); the versions of the results."""
+        journeys, records, versions = [], {}, {}
+        for j in self.journeys:
+            old = stored.get(j.name)
+            cj = j if old is None else self.version(j.name, old.version)
+            journeys.append(cj)
+            versions[j.name] = cj.version
+            if old is not None:
+                records[j.name] = old.record
+        return step(journeys, records, wide), records, versions
 
     def _run_batch(self, batch: list[tuple[int, str | bytes]], source: str) -> Summary:
         summary = Summary(lines=len(batch))
@@ -134,26 +154,33 @@ class Runner:
         # records change in `pending` and reach the cache only once the batch is committed:
         # a failed write leaves the cache as the store is, so a retry starts from the truth
         pending: dict[tuple[str, str], StoredLead] = {}
-        dirty: dict[tuple[str, str], tuple[str, str, str, Lead]] = {}
+        dirty: dict[tuple[str, str], tuple] = {}
+        pending_wide: dict[str, LeadWide] = {}
         actions, transitions, applied = [], [], []
         for e in fresh:
+            stored = {}
+            for j in self.journeys:
+                key = (j.name, e.lead)
+                old = pending[key] if key in pending else self.cache[key]
+                if old is not None:
+                    stored[j.name] = old
+            wide = pending_wide.get(e.lead) or self.wides.get(e.lead)
             try:
-                results = []
-                for j in self.journeys:
-                    key = (j.name, e.lead)
-                    old = pending[key] if key in pending else self.cache[key]
-                    cj = j if old is None else self.version(j.name, old.version)
-                    new, acts = step_event(cj, None if old is None else old.record, e.lead, e)
-                    results.append((cj, key, new, acts))
+                result, before, versions = self._step(
+                    e.lead, stored, wide,
+                    lambda js, recs, w, e=e: step_lead(js, self.rules, recs, w, e.lead, e))
             except Exception as err:  # a bug must not take the batch down: the event is kept aside
                 quarantine.append((source, numbers[id(e)], f"could not be applied ({type(err).__name__}: {err}); "
                                    "this is a Coltiva bug, please report it", raw[id(e)]))
                 continue
-            for j, key, new, acts in results:  # all journeys or none
-                if new is not None:
-                    pending[key] = StoredLead(j.version, new)
-                    dirty[key] = (j.name, e.lead, j.version, new)
-                collect_actions(acts, actions, transitions)
+            for name, new in result.records.items():  # all journeys or none
+                if new is not before.get(name):
+                    key = (name, e.lead)
+                    pending[key] = StoredLead(versions[name], new)
+                    dirty[key] = (name, e.lead, versions[name], new)
+            if result.wide is not None and result.wide is not wide:
+                pending_wide[e.lead] = result.wide
+            collect_actions(result.actions, actions, transitions)
             applied.append(e)
         summary.applied = len(applied)
         summary.quarantined = len(quarantine)
@@ -161,42 +188,63 @@ class Runner:
             summary.actions[a.kind] += 1
         inputs = [("event", e.id, e.lead, e.time, raw[id(e)], self.reached) for e in applied]
         self.store.write_batch(inputs=inputs, quarantine=quarantine, leads=dirty.values(), actions=actions,
-                               transitions=transitions)
+                               transitions=transitions, **self._wide_rows(pending_wide))
         self.cache.update(pending)
+        self.wides.update(pending_wide)
         return summary
+
+    @staticmethod
+    def _wide_rows(wides: dict[str, LeadWide]) -> dict:
+        """The lead-wide records to write (only when there are some: a run without lead-wide rules writes as before)."""
+        return {"wides": list(wides.items())} if wides else {}
 
     # -- time --------------------------------------------------------------------
     def tick(self, now: int, progress=None) -> Summary:
-        """Fire everything due up to `now`; only leads with something due are read."""
+        """Fire everything due up to `now`; only leads with something due are read.
+
+        A lead is advanced in all its journeys at once (engine.step.advance_lead): a send in
+        one journey may hold another's under the lead-wide cap."""
         total = Summary()
-        due = self.store.due_leads(now)
+        leads = []
+        for journey, lead, version, stored in self.store.due_leads(now):
+            if journey not in self.versions:
+                continue
+            leads.append(lead)
+            if (journey, lead) not in self.cache:  # read once: the query gave the record already
+                self.cache[(journey, lead)] = StoredLead(version, Lead.from_list(json.loads(stored)))
+        leads = list(dict.fromkeys(leads))
         first = True
-        for start in range(0, max(len(due), 1), self.batch_size):
+        for start in range(0, max(len(leads), 1), self.batch_size):
+            chunk = leads[start:start + self.batch_size]
+            self._leads({(j.name, lead) for j in self.journeys for lead in chunk})
             dirty, actions, transitions = [], [], []
             pending: dict[tuple[str, str], StoredLead] = {}  # reaches the cache only after the commit
-            for journey, lead, version, stored in due[start:start + self.batch_size]:
-                if journey not in self.versions:
-                    continue
-                cached = self.cache.get((journey, lead))
-                if cached is None:
-                    cached = StoredLead(version, Lead.from_list(json.loads(stored)))
-                j = self.version(journey, cached.version)  # each lead's timers are those of its own version
-                new, acts = advance(j, cached.record, lead, now)
-                if new is not cached.record:
-                    pending[(journey, lead)] = StoredLead(j.version, new)
-                    dirty.append((journey, lead, j.version, new))
-                collect_actions(acts, actions, transitions)
+            pending_wide: dict[str, LeadWide] = {}
+            for lead in chunk:
+                stored = {j.name: self.cache[(j.name, lead)] for j in self.journeys
+                          if self.cache.get((j.name, lead)) is not None}
+                wide = self.wides.get(lead)
+                result, before, versions = self._step(
+                    lead, stored, wide, lambda js, recs, w, lead=lead: advance_lead(js, self.rules, recs, w, lead, now))
+                for name, new in result.records.items():
+                    if new is not before.get(name):
+                        pending[(name, lead)] = StoredLead(versions[name], new)
+                        dirty.append((name, lead, versions[name], new))
+                if result.wide is not None and result.wide is not wide:
+                    pending_wide[lead] = result.wide
+                collect_actions(result.actions, actions, transitions)
             total.ticked_leads += len(dirty)
             for a in actions:
                 total.actions[a.kind] += 1
             inputs = [("tick", None, None, now, None, self.reached)] if first else []
             first = False
-            self.store.write_batch(inputs=inputs, leads=dirty, actions=actions, transitions=transitions)
+            self.store.write_batch(inputs=inputs, leads=dirty, actions=actions, transitions=transitions,
+                                   **self._wide_rows(pending_wide))
             self.cache.update(pending)
+            self.wides.update(pending_wide)
             if progress:
-                progress(len(due[start:start + self.batch_size]))
+                progress(len(chunk))
         return total
-
 
     # -- group commit (for the service) ---------------------------------------------
     def run_requests(self, requests: list[tuple[list, str]]) -> list[Summary]:
@@ -214,6 +262,7 @@ class Runner:
             real.write_batch(**group.merged())
         except BaseException:
             self.cache.clear()
+            self.wides.clear()
             raise
         finally:
             self.store = real
@@ -231,7 +280,7 @@ class _GroupWrites:
         self._store = store
         self._ids: set[str] = set()
         self._writes: dict[str, list] = {"inputs": [], "quarantine": [], "leads": [], "actions": [],
-                                         "transitions": []}
+                                         "transitions": [], "wides": []}
 
     def __getattr__(self, name):
         return getattr(self._store, name)
@@ -247,4 +296,4 @@ class _GroupWrites:
                 self._ids.update(event_id for _kind, event_id, *_rest in rows if event_id is not None)
 
     def merged(self) -> dict[str, list]:
-        return self._writes
+        return {name: rows for name, rows in self._writes.items() if rows or name != "wides"}

@@ -25,16 +25,17 @@ from dsl.loader import load_sources, load_text
 
 from .compiler import CompiledJourney, compile_journey, version_of
 from .events import format_time
-from .record import Lead
+from .record import Lead, LeadWide
 
 __all__ = ["Store", "StoredLead", "VersionRow", "DEFAULT_DB", "SCHEMA_VERSION", "text_changes"]
 
 DEFAULT_DB = "coltiva.db"
 #: Bumped whenever the tables change. Format 1 kept journeys pickled; format 2 keeps them as text;
-#: format 3 logs changes of version as `switch` inputs and lets a record remember content a version dropped.
-SCHEMA_VERSION = 3
+#: format 3 logs changes of version as `switch` inputs and lets a record remember content a version dropped;
+#: format 4 adds each lead's lead-wide record (`lead_wide`: lead score, sends across journeys, clock).
+SCHEMA_VERSION = 4
 #: Older formats this one migrates from when a writer opens the store (readers read them as they are).
-MIGRATES_FROM = (1, 2)
+MIGRATES_FROM = (1, 2, 3)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS journeys (
@@ -65,6 +66,10 @@ CREATE TABLE IF NOT EXISTS leads (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS leads_by_due ON leads (due) WHERE due IS NOT NULL;
 CREATE INDEX IF NOT EXISTS leads_by_version ON leads (journey, version);
+CREATE TABLE IF NOT EXISTS lead_wide (
+    lead TEXT PRIMARY KEY,
+    record TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS inputs (
     seq INTEGER PRIMARY KEY,
     kind TEXT NOT NULL,
@@ -258,6 +263,8 @@ class Store:
             self._migrate_1_to_2()
         # 2 -> 3 changes no table: records may gain a field and inputs a kind, which format 2 never wrote;
         # the new `user_version` (set by the caller) keeps an older Coltiva from misreading them
+        # 3 -> 4 adds the table `lead_wide` (the caller's SCHEMA creates it): a lead of an older store has
+        # no lead-wide record yet; its first step under lead-wide rules makes one at the lead's latest time
 
     def _migrate_1_to_2(self) -> None:
         """Format 1 kept each journey as a pickle beside its sources; rebuild it from the sources, as text.
@@ -430,6 +437,18 @@ class Store:
                 found[lead] = StoredLead(version, Lead.from_list(json.loads(record)))
         return found
 
+    def load_wides(self, leads: list[str]) -> dict[str, LeadWide]:
+        """The lead-wide records of these leads (a lead without one is left out)."""
+        found: dict[str, LeadWide] = {}
+        if self.format < 4:
+            return found  # a reader of an older store: no lead has one yet
+        for start in range(0, len(leads), 500):
+            chunk = leads[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for lead, record in self.db.execute(f"SELECT lead, record FROM lead_wide WHERE lead IN ({marks})", chunk):
+                found[lead] = LeadWide.from_list(json.loads(record))
+        return found
+
     def due_leads(self, now: int) -> list[tuple[str, str, str, str]]:
         """(journey, lead, version, record) of every lead with something due by `now`: one indexed query."""
         return self.db.execute(
@@ -447,12 +466,13 @@ class Store:
         return seen
 
     # -- one atomic batch --------------------------------------------------------
-    def write_batch(self, *, inputs=(), quarantine=(), leads=(), actions=(), transitions=()) -> None:
+    def write_batch(self, *, inputs=(), quarantine=(), leads=(), actions=(), transitions=(), wides=()) -> None:
         """Everything one batch changed, in one transaction (the outbox pattern)."""
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
-            self._write(inputs=inputs, quarantine=quarantine, leads=leads, actions=actions, transitions=transitions)
+            self._write(inputs=inputs, quarantine=quarantine, leads=leads, actions=actions, transitions=transitions,
+                        wides=wides)
             db.execute("COMMIT")
         except BaseException:
             # SQLite may have rolled back already (a full disk does): the real error is the one to show
@@ -460,9 +480,11 @@ class Store:
                 db.execute("ROLLBACK")
             raise
 
-    def _write(self, *, inputs=(), quarantine=(), leads=(), actions=(), transitions=()) -> None:
+    def _write(self, *, inputs=(), quarantine=(), leads=(), actions=(), transitions=(), wides=()) -> None:
         """The rows of one batch, inside the caller's transaction."""
         db = self.db
+        db.executemany("INSERT OR REPLACE INTO lead_wide (lead, record) VALUES (?, ?)",
+                       [(lead, json.dumps(w.to_list(), separators=(",", ":"))) for lead, w in wides])
         db.executemany(
             "INSERT INTO inputs (kind, event_id, lead, time, event, journeys) VALUES (?, ?, ?, ?, ?, ?)", inputs)
         db.executemany(
@@ -554,6 +576,7 @@ class Store:
                        for _, a in self.actions()],
             "quarantine": q("SELECT source, line_no, reason, raw FROM quarantine ORDER BY seq").fetchall(),
             "transitions": q("SELECT journey, lead, src, dst, time, rule FROM transitions ORDER BY seq").fetchall(),
+            "lead_wide": q("SELECT lead, record FROM lead_wide ORDER BY lead").fetchall() if self.format >= 4 else [],
         }
 
     # -- for the service (coltiva serve): the clock's bounds, paging, counts --------------------

@@ -95,12 +95,13 @@ def check_self_targets(j: Journey):
 
 
 def _durations(j: Journey):
-    for r in j.scoring:
+    for r in j.scoring + j.lead_scoring:
         if r.cap_window is not None:
             yield r.cap_window
-    if j.decay is not None:
-        yield j.decay.half_life
-    for c in j.caps:
+    for decay in (j.decay, j.lead_decay):
+        if decay is not None:
+            yield decay.half_life
+    for c in j.caps + j.lead_caps:
         yield c.window
     for s in j.stages:
         for send in s.sends:
@@ -143,13 +144,13 @@ MAX_NUMBER = 10**15
 
 def _numbers(j: Journey):
     """(number, where it is written, whether it is compared in a condition) for every number but durations."""
-    for r in j.scoring:
+    for r in j.scoring + j.lead_scoring:
         yield r.points, r.span, False
         if r.cap_count is not None:
             yield r.cap_count, r.span, False
     for f in j.fit:
         yield f.points, f.span, False
-    for c in j.caps:
+    for c in j.caps + j.lead_caps:
         yield c.count, c.span, False
     for s in j.stages:
         for t in s.triggers:
@@ -157,7 +158,7 @@ def _numbers(j: Journey):
                 yield t.value, t.span, False
         if s.hold is not None:
             yield s.hold.times, s.hold.span, False
-    conditions = [r.condition for r in j.scoring] + [f.condition for f in j.fit]
+    conditions = [r.condition for r in j.scoring + j.lead_scoring] + [f.condition for f in j.fit]
     conditions += [r.condition for r in j.exits + j.enrollments]  # type: ignore[operator]
     conditions += [t.condition for s in j.stages for t in s.triggers if isinstance(t, EventTrigger)]
     for c in (c for condition in conditions for c in compares(condition)):
@@ -176,11 +177,11 @@ def check_numbers(j: Journey):
 
 
 def check_counts(j: Journey):
-    for r in j.scoring:
+    for r in j.scoring + j.lead_scoring:
         if r.cap_count is not None and r.cap_count <= 0:
             yield Diagnostic("C056", E, "`at most 0` makes this rule count never", r.span,
                              "remove the rule, or allow at least 1")
-    for c in j.caps:
+    for c in j.caps + j.lead_caps:
         if c.count <= 0:
             yield Diagnostic("C056", E, "`at most 0 messages` would block every message", c.span,
                              "allow at least 1 message per window")
