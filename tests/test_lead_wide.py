@@ -267,3 +267,41 @@ def test_the_pure_step_is_the_same_whatever_order_the_journeys_come_in():
 def test_checks_of_lead_wide_rules(text, code):
     loaded = load_text(text)
     assert code in [d.code for d in loaded.diagnostics], [str(d) for d in loaded.diagnostics]
+
+
+# -- older stores -----------------------------------------------------------------------------------
+
+def test_older_stores_open_and_gain_the_lead_wide_table(tmp_path):
+    """Format 1 (the fixture) and format 3 stores migrate to format 4 when a writer opens them; nothing else moves."""
+    import shutil
+    import sqlite3
+    from pathlib import Path
+
+    from engine.store import SCHEMA_VERSION, Store
+
+    v1 = tmp_path / "v1.db"
+    shutil.copy(Path(__file__).parent / "fixtures" / "store_v1.db", v1)
+    v3 = tmp_path / "v3.db"
+    run(v3, [welcome("nurture", "n-welcome", shared=None)], [line("e1", "form.submitted", T0)])
+    con = sqlite3.connect(v3)
+    con.execute("DROP TABLE lead_wide")
+    con.execute("PRAGMA user_version = 3")
+    con.commit()
+    con.close()
+    for path in (v1, v3):
+        con = sqlite3.connect(path)
+        leads_before = con.execute("SELECT journey, lead, record FROM leads ORDER BY 1, 2").fetchall()
+        con.close()
+        with Store(path, read_only=True) as old:  # a reader reads it as it is
+            assert old.format < SCHEMA_VERSION and old.load_wides(["L1"]) == {} and old.dump()["lead_wide"] == []
+        with Store(path, writer=True) as store:
+            assert store.format == SCHEMA_VERSION == 4
+            assert store.db.execute("SELECT lead FROM lead_wide").fetchall() == []
+            assert store.db.execute("SELECT journey, lead, record FROM leads ORDER BY 1, 2").fetchall() == leads_before
+        # and runs on, with lead-wide rules, in place
+        journeys = [welcome("nurture2", "n2"), welcome("onboarding2", "o2")]
+        actions, dumped = run(path, journeys, [line("m1", "form.submitted", T0 + 400 * DAY, lead="new")],
+                              tick=T0 + 402 * DAY)
+        assert [(j, t) for j, _, t, _ in sends([a for a in actions if a["lead"] == "new"])] == [
+            ("nurture2", iso(T0 + 400 * DAY)), ("onboarding2", iso(T0 + 401 * DAY))]
+        assert [lead for lead, _ in dumped["lead_wide"]] == ["new"]
