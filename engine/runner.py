@@ -23,7 +23,7 @@ from .record import ATTRIBUTES_ONLY, Lead, LeadWide
 from .step import advance_lead, step_lead
 from .store import Store, StoredLead
 
-__all__ = ["Runner", "Summary", "BUILTIN_TYPES", "DEFAULT_BATCH", "collect_actions"]
+__all__ = ["Runner", "Summary", "GatheredWrites", "BUILTIN_TYPES", "DEFAULT_BATCH", "collect_actions"]
 
 #: Event types every journey understands: `lead.updated` carries attributes only.
 BUILTIN_TYPES = frozenset({ATTRIBUTES_ONLY})
@@ -297,3 +297,7 @@ class _GroupWrites:
 
     def merged(self) -> dict[str, list]:
         return {name: rows for name, rows in self._writes.items() if rows or name != "wides"}
+
+
+#: A store stand-in that gathers writes and commits nothing (the service's group commit, `tick --dry-run`).
+GatheredWrites = _GroupWrites

@@ -305,3 +305,23 @@ def test_older_stores_open_and_gain_the_lead_wide_table(tmp_path):
         assert [(j, t) for j, _, t, _ in sends([a for a in actions if a["lead"] == "new"])] == [
             ("nurture2", iso(T0 + 400 * DAY)), ("onboarding2", iso(T0 + 401 * DAY))]
         assert [lead for lead, _ in dumped["lead_wide"]] == ["new"]
+
+
+def test_check_and_run_refuse_journeys_that_disagree_on_lead_wide_rules(tmp_path):
+    import subprocess
+
+    from .engine_helpers import COLTIVA
+
+    body = 'at most {n} messages per 1 day across journeys\nstage s\n  initial\n  on x -> t\nstage t\n  final\n'
+    (tmp_path / "a.journey").write_text('journey "a"\n' + body.format(n=1))
+    (tmp_path / "b.journey").write_text('journey "b"\n' + body.format(n=2))
+    (tmp_path / "e.jsonl").write_text(line("e1", "x", T0) + "\n")
+    checked = subprocess.run([str(COLTIVA), "check", "a.journey", "b.journey"], capture_output=True, text=True,
+                             cwd=tmp_path)
+    assert checked.returncode == 1 and "C113" in checked.stdout and "Traceback" not in checked.stderr
+    alone = subprocess.run([str(COLTIVA), "check", "a.journey"], capture_output=True, text=True, cwd=tmp_path)
+    assert alone.returncode == 0, alone.stdout
+    ran = subprocess.run([str(COLTIVA), "run", "a.journey", "b.journey", "--events", "e.jsonl", "--db", "s.db"],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert ran.returncode == 1 and "declare different lead-wide rules" in ran.stderr
+    assert "Traceback" not in ran.stderr
