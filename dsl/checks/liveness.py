@@ -278,7 +278,7 @@ def _dead_reason(j: Journey, s: Stage, i: int, bounds) -> str | None:
             return f"`exit on {t.event}` removes the lead first"
     elif isinstance(t, ScoreTrigger):
         if threshold_unreachable(t, score_bounds(j, lead=True) if t.lead else bounds):
-            return f"no lead can get `score {t.op} {t.value}`"
+            return f"no lead can get `{'lead ' if t.lead else ''}score {t.op} {t.value}`"
         if shadowing_threshold(s, i) is not None:
             return f"line {shadowing_threshold(s, i).span.line} always fires first"  # type: ignore[union-attr]
     elif isinstance(t, TimeTrigger):
