@@ -325,3 +325,12 @@ def test_check_and_run_refuse_journeys_that_disagree_on_lead_wide_rules(tmp_path
                          capture_output=True, text=True, cwd=tmp_path)
     assert ran.returncode == 1 and "declare different lead-wide rules" in ran.stderr
     assert "Traceback" not in ran.stderr
+
+
+def test_diagrams_label_a_lead_score_threshold_as_such():
+    from visualize.text import trigger_event
+
+    loaded = load_text('journey "x"\nlead scoring\n  a +5\nscoring\n  a +5\nstage s\n  initial\n'
+                       '  when lead score >= 5 -> t\n  when score >= 5 -> t\nstage t\n  final\n')
+    lead, own = loaded.journey.stages[0].triggers
+    assert trigger_event(lead) == "lead score ≥ 5" and trigger_event(own) == "score ≥ 5"
