@@ -104,7 +104,7 @@ def replay_together(store: Store, journeys: list[CompiledJourney], lead: str, in
             rec = records.get(name)
             if rec is not None and on[name] != switch["to"] and follows(switch["policy"], rec):
                 records[name], _ = switch_lead(compiled(name, on[name]), compiled(name, switch["to"]), rec, lead,
-                                               time, trace=traces.get(name))
+                                               time, trace=traces.get(name), wide=wide, rules=rules)
                 on[name] = switch["to"]
             current[name] = switch["to"]
             continue

@@ -334,3 +334,32 @@ def test_diagrams_label_a_lead_score_threshold_as_such():
                        '  when lead score >= 5 -> t\n  when score >= 5 -> t\nstage t\n  final\n')
     lead, own = loaded.journey.stages[0].triggers
     assert trigger_event(lead) == "lead score ≥ 5" and trigger_event(own) == "score ≥ 5"
+
+
+def test_a_switch_of_version_reads_the_lead_score_and_explain_replays_it(tmp_path):
+    """`coltiva apply` at a switch: the new version's `when lead score` thresholds see the lead's real score."""
+    from engine.plan import apply_plan, make_plan
+
+    v1_body = """stage s
+  initial
+  send email "hello" on entry
+  on demo.requested -> done
+  on webinar.attended -> cold
+stage cold
+  on demo.requested -> done
+stage done
+  final
+"""
+    v1 = compiled("j", v1_body)
+    v2 = compiled("j", v1_body.replace("  on webinar.attended -> cold\n",
+                                       "  when lead score < 10 -> cold\n  on webinar.attended -> cold\n", 1))
+    hot = [line("e1", "page.visited", T0, data={"path": "/pricing"}),  # lead score 15: stays in `s`
+           line("e2", "page.visited", T0, data={"path": "/blog"}, lead="L2")]  # lead score 0: goes cold
+    run(tmp_path / "s.db", [v1], hot)
+    with open_store(tmp_path / "s.db") as store:
+        shown = make_plan(store, v2[0], "migrate", T0 + HOUR)
+        apply_plan(store, v2[0], v2[1], "migrate", shown.hash, T0 + HOUR)
+        states = {lead: state for _, lead, _, state, _, _ in store.dump()["leads"]}
+        explained = [e for lead in ("L1", "L2") for e in explain_lead(store, lead)]
+    assert states == {"L1": "s", "L2": "cold"}
+    assert explained and all(e.consistent for e in explained)
