@@ -23,7 +23,8 @@ from dsl.model import EXIT, EventTrigger, Journey, ScoreTrigger, TimeTrigger, co
 from .conditions import Predicate, compile_condition
 from .record import EXITED
 
-__all__ = ["CompiledJourney", "StagePlan", "LeadRules", "lead_rules", "NO_LEAD_RULES", "by_priority", "compile_journey", "journey_version", "version_of", "THRESHOLD_TESTS"]
+__all__ = ["CompiledJourney", "StagePlan", "ActPlan", "LeadRules", "lead_rules", "NO_LEAD_RULES", "by_priority",
+           "compile_journey", "journey_version", "version_of", "THRESHOLD_TESTS"]
 
 THRESHOLD_TESTS = {
     ">=": lambda s, v: s >= v,
@@ -45,6 +46,27 @@ class StagePlan:
     thresholds: list = field(default_factory=list)   # (transition name, op, value, reads the lead score)
     timeouts: list = field(default_factory=list)     # (transition name, "idle"|"in stage", seconds)
     hold: tuple | None = None                        # (stall, every, times, kind, content, transition name)
+    acts: list = field(default_factory=list)         # ActPlan of the stage's internal actions, in the order written
+
+
+@dataclass(frozen=True)
+class ActPlan:
+    """One internal action of a stage: `offset` 0 on entry; `bit` marks a delayed one done in this visit."""
+
+    offset: int
+    bit: int
+    kind: str
+    rule: str      # the idempotency key's rule part: `KIND:STAGE#N`
+    data: tuple    # (name, value) pairs of the action's data, after `stage`
+
+
+def _act_data(act) -> tuple:
+    if act.kind == "notify":
+        return (("to", "owner" if act.to is None else act.to), ("message", act.value))
+    if act.kind == "set_field":
+        return (("field", act.to), ("value", act.value))
+    name = {"task": "title", "tag": "tag", "add_to_list": "list", "webhook": "webhook"}[act.kind]
+    return ((name, act.value),)
 
 
 @dataclass
@@ -68,6 +90,9 @@ class CompiledJourney:
     cap_slots: int                          # how many score rules have a cap
     event_types: frozenset[str]
     callbacks: object = None                # engine.step.Callbacks, bound at compile time
+    reentry: tuple = ("once", None)         # ("once" | "always" | "per", seconds or None)
+    again_bits: int = 0                     # content of `send ... every visit` lines: forgotten on re-entry
+    catalogue: object = None                # dsl.catalogue.EventCatalogue it was checked against, if any
     rules: dict = field(default_factory=dict)  # transition name or "score#i" -> readable rule with its line
     priority: int = 0                       # `priority N`: who goes first when journeys send at once
 
@@ -97,6 +122,12 @@ def _plan_stage(stage, bits: dict[str, int]) -> StagePlan:
             plan.thresholds.append((name, t.op, float(t.value), t.lead))
         elif isinstance(t, TimeTrigger):
             plan.timeouts.append((name, t.mode, t.after.seconds))
+    delayed = 0
+    for i, act in enumerate(stage.actions):
+        offset = 0 if act.after is None else act.after.seconds
+        bit = 0 if offset == 0 else 1 << delayed
+        delayed += offset != 0
+        plan.acts.append(ActPlan(offset, bit, act.kind, f"{act.kind}:{stage.id}#{i}", _act_data(act)))
     if stage.hold is not None:
         h = stage.hold
         plan.hold = (h.stall_after.seconds, h.every.seconds, h.times, h.kind, h.content, f"{stage.id}#hold",
@@ -260,6 +291,12 @@ def compile_journey(journey: Journey, diagnostics=()) -> CompiledJourney:
         event_types=frozenset(journey.event_types()),
         priority=journey.priority.value if journey.priority is not None else 0,
     )
+    if journey.reentry is not None and journey.reentry.mode != "once":
+        cj.reentry = (journey.reentry.mode, journey.reentry.window.seconds if journey.reentry.window else None)
+    for s in journey.stages:
+        for send in s.sends:
+            if send.every_visit:
+                cj.again_bits |= bits[send.content]
     cj.rules = _describe_rules(journey)
     callbacks.bind(cj)
     cj.callbacks = callbacks

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from array import array
 
-__all__ = ["Lead", "LeadWide", "Action", "EXITED", "NOT_ENROLLED", "WAITING", "DONE", "ATTRIBUTES_ONLY"]
+from dsl.model import ACTION_KINDS as INTERNAL_KINDS
+
+__all__ = ["Lead", "LeadWide", "Action", "OUTBOX_KINDS", "EXITED", "NOT_ENROLLED", "WAITING", "DONE", "ATTRIBUTES_ONLY"]
 
 #: The machine state of a lead that left the journey (unsubscribed, `-> exit`).
 EXITED = "exit"
@@ -17,6 +19,8 @@ EXITED = "exit"
 NOT_ENROLLED = "not_enrolled"
 #: A lead known only by attributes so far (no enrolling event yet): kept so fit rules see them.
 WAITING = "waiting"
+#: Every kind of action in the outbox: the engine's own, then the internal actions a stage may take.
+OUTBOX_KINDS = ("stage", "send", "handoff", "exit") + INTERNAL_KINDS
 #: States in which nothing more ever happens to a lead.
 DONE = frozenset({EXITED, NOT_ENROLLED})
 #: The event type that only carries attributes: it never enrolls a lead and is not activity.
@@ -41,6 +45,9 @@ class Lead:
         "due",       # next time something is due, or None (cached from engine.timers)
         "clock",     # the lead's own time: its last step
         "gone",      # content ids received under an earlier version that this one does not send, or None
+        "acted",     # bit set of the current stage's delayed internal actions done in this stay
+        "enrolled",  # when the lead last entered the journey (kept only by journeys that re-enter), or None
+        "left",      # None, or in a journey that re-enters: "way" (left by `-> exit`), "rule" (met an exit rule)
     )
 
     def __init__(self, state: str, now: int):
@@ -60,6 +67,9 @@ class Lead:
         self.due = None
         self.clock = now
         self.gone = None
+        self.acted = 0
+        self.enrolled = None
+        self.left = None
 
     def copy(self) -> "Lead":
         """A shallow copy: `attrs` and `caps` are replaced, never mutated, by the step (copy-on-write)."""
@@ -80,13 +90,18 @@ class Lead:
         new.due = self.due
         new.clock = self.clock
         new.gone = self.gone
+        new.acted = self.acted
+        new.enrolled = self.enrolled
+        new.left = self.left
         return new
 
     def to_list(self) -> list:
         """A JSON-ready form for the store; `from_list` is its exact inverse.
 
-        `gone` is written only when a change of version left content ids behind, so a
-        record that never lived through such a change reads exactly as before."""
+        The optional tail (`gone`, `acted`, `enrolled`, `left`) is written only up to its
+        last field that differs from its default, so a record that uses none of them
+        reads exactly as before, and records stored before a field existed read back
+        with its default."""
         caps = None if self.caps is None else [None if c is None else list(c) for c in self.caps]
         out = [
             self.state, self.entered, self.active, self.score, self.score_at, self.fit,
@@ -94,9 +109,11 @@ class Lead:
             self.sent, self.hold, self.hold_at, caps, None if self.sends is None else list(self.sends),
             self.seq, self.due, self.clock,
         ]
-        if self.gone:
-            out.append(list(self.gone))
-        return out
+        tail = [list(self.gone) if self.gone else None, self.acted, self.enrolled, self.left]
+        defaults = [None, 0, None, None]
+        while tail and tail[-1] == defaults[len(tail) - 1]:
+            tail.pop()
+        return out + tail
 
     @classmethod
     def from_list(cls, data: list) -> "Lead":
@@ -104,6 +121,9 @@ class Lead:
         (new.state, new.entered, new.active, new.score, new.score_at, new.fit, new.attrs, new.sent,
          new.hold, new.hold_at, caps, sends, new.seq, new.due, new.clock) = data[:15]
         new.gone = tuple(data[15]) if len(data) > 15 and data[15] else None
+        new.acted = int(data[16]) if len(data) > 16 else 0
+        new.enrolled = data[17] if len(data) > 17 else None
+        new.left = data[18] if len(data) > 18 else None
         new.score = float(new.score)
         new.attrs = None if new.attrs is None else tuple(new.attrs)
         new.caps = None if caps is None else tuple(None if c is None else array("q", c) for c in caps)

@@ -12,6 +12,7 @@ version that runs now.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -71,6 +72,9 @@ class Runner:
         # the lead-wide rules (one lead score, one cap per lead) and each lead's lead-wide record
         self.rules = lead_rules(journeys)
         self.wides: dict[str, LeadWide | None] = {}
+        # the event catalogue(s) the journeys were checked against: events that break them are kept aside
+        catalogues = [j.catalogue for j in journeys if j.catalogue is not None]
+        self.catalogue = functools.reduce(lambda a, b: a.merged(b), catalogues) if catalogues else None
         # which journeys an input reached, logged with it so a replay feeds each journey exactly its inputs
         self.reached = json.dumps([j.name for j in journeys], ensure_ascii=False)
 
@@ -136,6 +140,10 @@ class Runner:
         quarantine = []
         for number, line in batch:
             parsed = parse_event(line, self.known_types)
+            if not isinstance(parsed, Malformed) and self.catalogue is not None:
+                reason = self.catalogue.problem(parsed.type, parsed.data)
+                if reason is not None:
+                    parsed = Malformed(reason, line if isinstance(line, str) else line.decode("utf-8"))
             if isinstance(parsed, Malformed):
                 quarantine.append((source, number, parsed.reason, parsed.raw))
             else:

@@ -13,10 +13,11 @@ import math
 
 from .record import Lead
 
-__all__ = ["next_timer", "score_at", "lead_score_at", "holds", "release_time", "lead_release", "SEND", "HOLD_SEND", "HOLD_END", "TIMEOUT", "CROSSING"]
+__all__ = ["next_timer", "score_at", "lead_score_at", "holds", "release_time", "lead_release", "SEND", "ACT",
+           "HOLD_SEND", "HOLD_END", "TIMEOUT", "CROSSING"]
 
 # Ties at one instant fire in this order.
-SEND, HOLD_SEND, HOLD_END, TIMEOUT, CROSSING = range(5)
+SEND, ACT, HOLD_SEND, HOLD_END, TIMEOUT, CROSSING = range(6)
 
 
 def behaviour_at(cj, rec: Lead, t: int) -> float:
@@ -148,7 +149,7 @@ def next_timer(cj, rec: Lead, wide=None, rules=None):
     frequency cap leave in the order they were due), then by kind (content,
     holding loop, loop end, timeout, decay crossing), then in declaration
     order. Sends carry the time they were meant for, so a deferred send can
-    say so."""
+    say so. Delayed internal actions come right after content sends."""
     if rec.state not in cj.stages:
         return None  # left, never enrolled, or waiting to enroll: no stage, nothing due
     plan = cj.stages[rec.state]
@@ -168,6 +169,11 @@ def next_timer(cj, rec: Lead, wide=None, rules=None):
             due = release
         if due_b is None or due < due_b or (due == due_b and meant < meant_b):
             due_b, meant_b, order_b, payload_b = due, meant, SEND, (bit, kind, content, meant)
+    for act in plan.acts:  # delayed internal actions: never held by the frequency cap
+        if act.bit and not rec.acted & act.bit:
+            due = rec.entered + act.offset
+            if due_b is None or due < due_b or (due == due_b and (due, ACT) < (meant_b, order_b)):
+                due_b, meant_b, order_b, payload_b = due, due, ACT, act
     idle_since = rec.active if rec.active > rec.entered else rec.entered
     if plan.hold is not None:
         stall, every, times, kind, content, name, _ = plan.hold

@@ -14,9 +14,12 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
 
+from engine.record import OUTBOX_KINDS as ACTION_KINDS
+
 from .errors import ConfigError
 
-__all__ = ["Webhook", "ServiceConfig", "load_config", "config_for_store", "LOOPBACK"]
+__all__ = ["Webhook", "ServiceConfig", "load_config", "config_for_store", "check_webhook_calls", "LOOPBACK",
+           "ACTION_KINDS"]
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
@@ -28,7 +31,7 @@ class Webhook:
     name: str
     url: str
     secret: str
-    kinds: tuple[str, ...] = ()           # action kinds (send, handoff, stage, exit...); empty: every kind
+    kinds: tuple[str, ...] = ()           # action kinds (ACTION_KINDS); empty: every kind but `webhook`
     content_kinds: tuple[str, ...] = ()   # for sends: content kinds (email, ...); empty: every content kind
     timeout: float = 10.0
     max_attempts: int = 8                 # then the action goes to the dead letters
@@ -36,6 +39,8 @@ class Webhook:
     max_backoff: float = 600.0
 
     def wants(self, action: dict) -> bool:
+        if action.get("kind") == "webhook":  # `call webhook "NAME"` calls the destination named NAME, only it
+            return action.get("webhook") == self.name
         if self.kinds and action.get("kind") not in self.kinds:
             return False
         if self.content_kinds and action.get("content_kind") not in self.content_kinds:
@@ -106,6 +111,14 @@ def _webhook(raw: dict, n: int, base: Path) -> Webhook:
     extra = set(raw) - known
     if extra:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(extra))}")
+    for kind in _get(raw, "kinds", list, where, []):
+        if kind not in ACTION_KINDS:
+            import difflib
+
+            guess = difflib.get_close_matches(str(kind), ACTION_KINDS, n=1)
+            hint = f"did you mean {guess[0]!r}? " if guess else ""
+            raise ConfigError(f"{where}.kinds: {kind!r} is not a kind of action ({hint}kinds: "
+                              f"{', '.join(ACTION_KINDS)})")
     return Webhook(
         name=_get(raw, "name", str, where, f"webhook-{n + 1}"), url=url, secret=secret,
         kinds=tuple(_get(raw, "kinds", list, where, [])), content_kinds=tuple(_get(raw, "content_kinds", list, where, [])),
@@ -176,3 +189,22 @@ def config_for_store(path: str | None, db: str | None) -> ServiceConfig:
     """The config a store command uses (`coltiva deliver`, `coltiva deliveries`): the file, then --db."""
     config = load_config(path)
     return replace(config, db=db) if db else config
+
+
+def check_webhook_calls(config: ServiceConfig, journeys) -> None:
+    """Every `call webhook "NAME"` of the journeys names a `[[webhooks]]` destination, else ConfigError.
+
+    A `webhook` action goes to the destination of that name only: without one it
+    would wait in the outbox forever, so the service refuses to start instead.
+    """
+    names = {hook.name for hook in config.webhooks}
+    for journey in journeys:
+        for stage in journey.stages:
+            for act in stage.actions:
+                if act.kind == "webhook" and act.value not in names:
+                    import difflib
+
+                    guess = difflib.get_close_matches(str(act.value), sorted(names), n=1)
+                    hint = f" (did you mean {guess[0]!r}?)" if guess else ""
+                    raise ConfigError(f"journey {journey.name!r} calls webhook {act.value!r} (line {act.span.line}), "
+                                      f"but no [[webhooks]] entry has that name{hint}")

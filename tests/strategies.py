@@ -27,6 +27,7 @@ __all__ = [
     "fit_rules",
     "content_items",
     "stages",
+    "internal_actions",
     "journeys",
     "comment_texts",
 ]
@@ -126,6 +127,20 @@ def _triggers(targets: list[str]) -> st.SearchStrategy[m.Trigger]:
     )
 
 
+_action_values = st.one_of(texts, _numbers, st.booleans())
+
+
+@st.composite
+def internal_actions(draw) -> m.InternalAction:
+    """notify (owner or a user), task, set_field (any value), tag, add_to_list, webhook; on entry or delayed."""
+    kind = draw(st.sampled_from(m.ACTION_KINDS))
+    if kind == "set_field":
+        value, to = draw(_action_values), draw(field_names)
+    else:
+        value, to = draw(texts), draw(st.none() | texts) if kind == "notify" else None
+    return m.InternalAction(kind, value, to, draw(st.none() | durations))
+
+
 @st.composite
 def stages(draw, sid: str, targets: list[str], initial: bool) -> m.Stage:
     """One stage whose triggers and holding loop lead to `targets` (stage ids or EXIT)."""
@@ -139,9 +154,11 @@ def stages(draw, sid: str, targets: list[str], initial: bool) -> m.Stage:
         initial=initial,
         final=draw(st.booleans()),
         handoff=draw(st.booleans()),
-        sends=tuple(draw(st.lists(st.builds(m.Send, identifiers, texts, st.none() | durations), max_size=3))),
+        sends=tuple(draw(st.lists(st.builds(m.Send, identifiers, texts, st.none() | durations,
+                                            every_visit=st.booleans()), max_size=3))),
         triggers=tuple(draw(st.lists(_triggers(targets), max_size=3))),
         hold=hold,
+        actions=tuple(draw(st.lists(internal_actions(), max_size=3))),
     )
 
 
@@ -165,6 +182,9 @@ def journeys(draw, max_stages: int = 3) -> m.Journey:
         lead_decay=draw(st.none() | st.builds(m.Decay, durations)),
         lead_caps=tuple(draw(st.lists(st.builds(m.FrequencyCap, st.integers(0, 20), durations), max_size=2))),
         priority=draw(st.none() | st.builds(m.Priority, st.integers(0, 10**6))),
+        reentry=draw(st.none() | st.builds(m.Reentry, st.sampled_from(["once", "always"]))
+                     | st.builds(m.Reentry, st.just("per"), durations)),
+        catalogue=draw(st.none() | st.builds(m.Catalogue, texts)),
     )
 
 

@@ -75,7 +75,7 @@ _LEGEND = {
 
 #: The panel section each kind of global rule is listed in.
 SECTION_OF = {"scoring": "Scoring", "decay": "Scoring", "fit": "Fit (profile points)",
-              "exit": "Exit rules", "enroll": "Enroll rules", "cap": "Frequency caps"}
+              "exit": "Exit rules", "enroll": "Enroll rules", "cap": "Frequency caps", "reentry": "Re-entry"}
 
 
 @dataclass(frozen=True)
@@ -172,7 +172,7 @@ def stage_node(stage: Stage, order: int, titles: dict[tuple[str, str], str]) -> 
     lines = tuple(
         Line(f"{t.offset_text(s)} · {t.send_text(s)}", titles.get((s.kind, s.content), ""))
         for s in stage.sends
-    )
+    ) + tuple(Line(f"{t.action_offset_text(a)} · ⚙ {t.action_text(a)}") for a in stage.actions)
     return Node(node_key(stage.id), stage.id, stage.title, "stage", order, tuple(badges), lines)
 
 
@@ -226,6 +226,8 @@ def rule_sections(journey: Journey, mark=None, removed=None) -> tuple[Section, .
         ("Exit rules", [Line(t.exit_rule_text(r), mark=mark(r)) for r in journey.exits]),
         ("Enroll rules", [Line(t.enroll_rule_text(r), mark=mark(r)) for r in journey.enrollments]),
         ("Frequency caps", [Line(t.cap_text(c), mark=mark(c)) for c in journey.caps]),
+        ("Re-entry", [Line(t.reentry_text(journey.reentry), mark=mark(journey.reentry))]
+         if journey.reentry is not None else []),
     ]
     for title, lines in pairs:
         lines = lines + list(removed.get(title, ()))

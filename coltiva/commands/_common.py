@@ -44,19 +44,27 @@ format_option = click.option("--format", "fmt", type=click.Choice(["table", "jso
                              show_default=True, help="A table for people, or JSON for programs.")
 
 
-def compile_files(paths) -> list:
-    """Load, check and compile journey files; print every diagnostic; exit 1 on errors."""
+catalogue_option = click.option(
+    "--catalogue", type=click.Path(dir_okay=False), default=None,
+    help="An event catalogue file: the journeys' event types and fields are checked against it, and events "
+         "that break it are kept aside (instead of a journey's own `catalogue` line).")
+
+
+def compile_files(paths, catalogue=None) -> list:
+    """Load, check and compile journey files; print every diagnostic; exit 1 on errors.
+
+    Each compiled journey carries the event catalogue it was checked against (`cj.catalogue`)."""
     from engine.compiler import compile_journey
 
     compiled = []
     failed = False
     names: dict[str, str] = {}
     for path in paths:
-        loaded = load_journey(path)
+        loaded = load_journey(path, catalogue=catalogue)
         if loaded.diagnostics:
             out = err_console()
             for d in loaded.diagnostics:
-                print_diagnostic(out, d, loaded.sources)
+                print_diagnostic(out, d, loaded.shown_sources())
         if loaded.fragment:
             click.echo(f"coltiva: {path} is a shared fragment (no `journey` line, no stages): "
                        "include it from a journey and run that journey", err=True)
@@ -66,6 +74,7 @@ def compile_files(paths) -> list:
             failed = True
             continue
         cj = compile_journey(loaded.journey, loaded.diagnostics)
+        cj.catalogue = loaded.catalogue
         if cj.name in names:
             click.echo(f"coltiva: {path} and {names[cj.name]} are both named {cj.name!r}: "
                        "a journey's name is its identity in the store; give each journey its own name", err=True)

@@ -9,7 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..output import err_console
 from ..tables import print_summary
-from ._common import compile_files, db_option, partition_option, writing_store
+from ._common import catalogue_option, compile_files, db_option, partition_option, writing_store
 
 __all__ = ["command"]
 
@@ -21,12 +21,13 @@ __all__ = ["command"]
 @db_option
 @click.option("--batch", default=5000, show_default=True, help="Events per transaction.")
 @partition_option
-def command(journeys, events, db, batch, partition):
+@catalogue_option
+def command(journeys, events, db, batch, partition, catalogue):
     """Run events through journeys. Malformed events are kept aside, duplicates ignored."""
     from engine.events import read_lines
     from engine.runner import Runner
 
-    compiled = compile_files(journeys)
+    compiled = compile_files(journeys, catalogue)
     source = "-" if events.name == "<stdin>" else events.name
     lines = read_lines(events)
     if not partition.whole:
