@@ -208,18 +208,14 @@ def _blocks(journey: m.Journey) -> list[list[_Line]]:
         rules.append(_Line(0, f"catalogue {encode_string(journey.catalogue.path)}", ("catalogue",)))
     if rules:
         blocks.append(rules)
-    if journey.lead_scoring or journey.lead_decay is not None:
-        block = [_Line(0, "lead scoring", ("block", "lead scoring"))]
-        block += [_Line(1, _score_rule(r), ("lead scoring", i)) for i, r in enumerate(journey.lead_scoring)]
-        if journey.lead_decay is not None:
-            block.append(_Line(1, f"decay half-life {journey.lead_decay.half_life}", ("lead decay",)))
-        blocks.append(block)
-    if journey.scoring or journey.decay is not None:
-        block = [_Line(0, "scoring", ("block", "scoring"))]
-        block += [_Line(1, _score_rule(r), ("scoring", i)) for i, r in enumerate(journey.scoring)]
-        if journey.decay is not None:
-            block.append(_Line(1, f"decay half-life {journey.decay.half_life}", ("decay",)))
-        blocks.append(block)
+    for head, rules_, decay, decay_key in (("lead scoring", journey.lead_scoring, journey.lead_decay, "lead decay"),
+                                           ("scoring", journey.scoring, journey.decay, "decay")):
+        if rules_ or decay is not None:
+            block = [_Line(0, head, ("block", head))]
+            block += [_Line(1, _score_rule(r), (head, i)) for i, r in enumerate(rules_)]
+            if decay is not None:
+                block.append(_Line(1, f"decay half-life {decay.half_life}", (decay_key,)))
+            blocks.append(block)
     if journey.fit:
         block = [_Line(0, "fit", ("block", "fit"))]
         block += [_Line(1, f"{format_condition(r.condition)} {_points(r.points)}", ("fit", i))

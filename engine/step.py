@@ -493,6 +493,24 @@ def _bar_return(cj, rec: Lead, event: Event) -> Lead:
     return rec
 
 
+def _on_event(ctx: Context, event: Event, notes=()) -> None:
+    """The event's own part of a step, at `ctx.time` (the lead's clock when the event is late): a re-entry or
+    the reaction (exit rules, scores, activity, transitions); `notes` go to its trace first."""
+    rec, t = ctx.rec, event.time
+    returning = _returns(ctx.cj, rec, event)
+    ctx.begin(f"event {event.id}: {event.type}" + (" (the lead re-enters)" if returning else ""))
+    if t < ctx.time:
+        ctx.note(f"late by {_span_of(ctx.time - t)}: applied at the lead's clock ({format_time(ctx.time)})")
+    for note in notes:
+        ctx.note(note)
+    rec.clock = ctx.time
+    if returning:
+        _reenter(ctx, event)
+    else:
+        _react(ctx, event)
+    ctx.end()
+
+
 def step_event(cj, rec: Lead | None, lead: str, event: Event, trace: list | None = None):
     """Apply one event to one lead: returns (new record or None if not enrolled, actions)."""
     if rec is None or rec.state == WAITING:
@@ -509,16 +527,7 @@ def step_event(cj, rec: Lead | None, lead: str, event: Event, trace: list | None
             rec.due = None
             return _bar_return(cj, rec, event), ctx.actions
     ctx.time = t if t > rec.clock else rec.clock
-    returning = _returns(cj, rec, event)
-    ctx.begin(f"event {event.id}: {event.type}" + (" (the lead re-enters)" if returning else ""))
-    if t < rec.clock:
-        ctx.note(f"late by {_span_of(rec.clock - t)}: applied at the lead's clock ({format_time(rec.clock)})")
-    rec.clock = ctx.time
-    if returning:
-        _reenter(ctx, event)
-    else:
-        _react(ctx, event)
-    ctx.end()
+    _on_event(ctx, event)
     timer = next_timer(cj, rec)
     rec.due = None if timer is None else timer[0]
     return rec, ctx.actions
@@ -653,19 +662,8 @@ def step_lead(journeys, rules, records: dict[str, Lead], wide: LeadWide | None, 
         ctx.time = t if t > rec.clock else rec.clock
         if wide is not None and wide.clock > ctx.time:
             ctx.time = wide.clock
-        returning = _returns(cj, rec, event)
         mark = len(ctx.actions)
-        ctx.begin(f"event {event.id}: {event.type}" + (" (the lead re-enters)" if returning else ""))
-        if t < ctx.time:
-            ctx.note(f"late by {_span_of(ctx.time - t)}: applied at the lead's clock ({format_time(ctx.time)})")
-        for note in lead_notes:
-            ctx.note(note)
-        rec.clock = ctx.time
-        if returning:
-            _reenter(ctx, event)
-        else:
-            _react(ctx, event)
-        ctx.end()
+        _on_event(ctx, event, lead_notes)
         actions.extend(ctx.actions[mark:])
     _settle(order, out, wide, rules)
     return LeadStep(out, wide, actions)
