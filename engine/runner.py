@@ -16,7 +16,7 @@ import functools
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from .compiler import CompiledJourney, lead_rules
 from .events import Event, Malformed, parse_event
@@ -24,7 +24,8 @@ from .record import ATTRIBUTES_ONLY, Lead, LeadWide
 from .step import advance_lead, step_lead
 from .store import Store, StoredLead
 
-__all__ = ["Runner", "Summary", "GatheredWrites", "BUILTIN_TYPES", "DEFAULT_BATCH", "collect_actions"]
+__all__ = ["Runner", "Summary", "GatheredWrites", "Candidate", "BUILTIN_TYPES", "DEFAULT_BATCH", "collect_actions", "line_batches",
+           "read_batch", "drop_duplicates", "bug_reason"]
 
 #: Event types every journey understands: `lead.updated` carries attributes only.
 BUILTIN_TYPES = frozenset({ATTRIBUTES_ONLY})
@@ -59,6 +60,77 @@ def collect_actions(acts, actions: list, transitions: list) -> None:
             transitions.append((a.journey, a.lead, a.data["from"], "exit", a.time, a.data["rule"]))
 
 
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A well-formed event of a batch, with its line as received (what the input log keeps) and its number."""
+
+    event: Event
+    raw: str
+    number: int
+
+
+def line_batches(lines: Iterable[str | bytes], size: int) -> Iterator[list[tuple[int, str | bytes]]]:
+    """(line number, line) of the non-blank lines, `size` at a time."""
+    batch: list[tuple[int, str | bytes]] = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        batch.append((number, line.rstrip(b"\n" if isinstance(line, bytes) else "\n")))
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def read_batch(batch: list[tuple[int, str | bytes]], source: str, known_types: frozenset[str],
+               catalogue=None) -> tuple[list[Candidate], list[tuple]]:
+    """The batch's well-formed events in order, and its malformed lines as quarantine rows.
+
+    With an event catalogue, an event that breaks it is kept aside too."""
+    candidates: list[Candidate] = []
+    quarantine: list[tuple] = []
+    for number, line in batch:
+        parsed = parse_event(line, known_types)
+        if not isinstance(parsed, Malformed) and catalogue is not None:
+            reason = catalogue.problem(parsed.type, parsed.data)
+            if reason is not None:
+                parsed = Malformed(reason, line if isinstance(line, str) else line.decode("utf-8"))
+        if isinstance(parsed, Malformed):
+            quarantine.append((source, number, parsed.reason, parsed.raw))
+        else:
+            candidates.append(Candidate(parsed, line if isinstance(line, str) else line.decode("utf-8"), number))
+    return candidates, quarantine
+
+
+def drop_duplicates(candidates: list[Candidate], known: dict[str, int], end: int,
+                    window: int | None) -> tuple[list[Candidate], int]:
+    """(the events to apply, how many were duplicates), by the window rule of docs/engine.md.
+
+    An event is a duplicate when an event with its id is among the last `window`
+    entries of the log (None: all of them), counting the entries of the events
+    before it in this batch, so the batch size never changes what is a duplicate.
+    `known` (id -> log position) and `end` (the log's last position) gain the
+    entries of the events kept. An event the engine then fails to apply (a bug,
+    kept aside) still counts as an entry for the rest of its batch.
+    """
+    fresh: list[Candidate] = []
+    duplicates = 0
+    for c in candidates:
+        at = known.get(c.event.id)
+        if at is not None and (window is None or at > end - window):
+            duplicates += 1
+            continue
+        end += 1
+        known[c.event.id] = end
+        fresh.append(c)
+    return fresh, duplicates
+
+
+def bug_reason(err: Exception) -> str:
+    return f"could not be applied ({type(err).__name__}: {err}); this is a Coltiva bug, please report it"
+
+
 class Runner:
     def __init__(self, store: Store, journeys: list[CompiledJourney], batch_size: int = DEFAULT_BATCH):
         self.store = store
@@ -89,17 +161,7 @@ class Runner:
     def run_lines(self, lines: Iterable[str | bytes], source: str = "-", progress=None) -> Summary:
         """Lines of JSON (text, or bytes checked as UTF-8 line by line); blank lines are skipped."""
         total = Summary()
-        batch: list[tuple[int, str | bytes]] = []
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            batch.append((number, line.rstrip(b"\n" if isinstance(line, bytes) else "\n")))
-            if len(batch) >= self.batch_size:
-                total.add(self._run_batch(batch, source))
-                if progress:
-                    progress(len(batch))
-                batch = []
-        if batch:
+        for batch in line_batches(lines, self.batch_size):
             total.add(self._run_batch(batch, source))
             if progress:
                 progress(len(batch))
@@ -132,69 +194,65 @@ class Runner:
                 records[j.name] = old.record
         return step(journeys, records, wide), records, versions
 
+    def step_one(self, e: Event, pending: dict[tuple[str, str], StoredLead], dirty: dict[tuple[str, str], tuple],
+                 actions: list, transitions: list, pending_wide: dict[str, LeadWide]) -> None:
+        """Step one event through every journey at once (engine.step.step_lead): all or none (an exception
+        changes nothing).
+
+        New records go to `pending` and `dirty`, the lead-wide record to `pending_wide`, actions and
+        transitions to their lists. The leads must be loaded (`_leads`).
+        """
+        stored = {}
+        for j in self.journeys:
+            key = (j.name, e.lead)
+            old = pending[key] if key in pending else self.cache[key]
+            if old is not None:
+                stored[j.name] = old
+        wide = pending_wide.get(e.lead) or self.wides.get(e.lead)
+        result, before, versions = self._step(
+            e.lead, stored, wide, lambda js, recs, w: step_lead(js, self.rules, recs, w, e.lead, e))
+        self._keep(e.lead, result, before, versions, wide, pending, dirty, pending_wide)
+        collect_actions(result.actions, actions, transitions)
+
+    @staticmethod
+    def _keep(lead: str, result, before: dict, versions: dict, wide, pending: dict, dirty, pending_wide: dict) -> None:
+        """The records a step changed into `pending` and `dirty` (a dict by key, or a list), the lead-wide one too."""
+        for name, new in result.records.items():
+            if new is not before.get(name):
+                pending[(name, lead)] = StoredLead(versions[name], new)
+                row = (name, lead, versions[name], new)
+                if isinstance(dirty, dict):
+                    dirty[(name, lead)] = row
+                else:
+                    dirty.append(row)
+        if result.wide is not None and result.wide is not wide:
+            pending_wide[lead] = result.wide
+
     def _run_batch(self, batch: list[tuple[int, str | bytes]], source: str) -> Summary:
         summary = Summary(lines=len(batch))
-        events: list[Event] = []
-        raw: dict[int, str] = {}  # the line as received is what the input log keeps
-        numbers: dict[int, int] = {}
-        quarantine = []
-        for number, line in batch:
-            parsed = parse_event(line, self.known_types)
-            if not isinstance(parsed, Malformed) and self.catalogue is not None:
-                reason = self.catalogue.problem(parsed.type, parsed.data)
-                if reason is not None:
-                    parsed = Malformed(reason, line if isinstance(line, str) else line.decode("utf-8"))
-            if isinstance(parsed, Malformed):
-                quarantine.append((source, number, parsed.reason, parsed.raw))
-            else:
-                raw[id(parsed)] = line if isinstance(line, str) else line.decode("utf-8")
-                numbers[id(parsed)] = number
-                events.append(parsed)
-        seen = self.store.seen([e.id for e in events])
-        fresh: list[Event] = []
-        for e in events:
-            if e.id in seen:
-                summary.duplicates += 1
-            else:
-                seen.add(e.id)
-                fresh.append(e)
-        self._leads({(j.name, e.lead) for j in self.journeys for e in fresh})
+        candidates, quarantine = read_batch(batch, source, self.known_types, self.catalogue)
+        fresh, summary.duplicates = drop_duplicates(candidates, *_recent(self.store, [c.event.id for c in candidates]))
+        self._leads({(j.name, c.event.lead) for j in self.journeys for c in fresh})
         # records change in `pending` and reach the cache only once the batch is committed:
         # a failed write leaves the cache as the store is, so a retry starts from the truth
         pending: dict[tuple[str, str], StoredLead] = {}
-        dirty: dict[tuple[str, str], tuple] = {}
+        dirty: dict[tuple[str, str], tuple[str, str, str, Lead]] = {}
         pending_wide: dict[str, LeadWide] = {}
-        actions, transitions, applied = [], [], []
-        for e in fresh:
-            stored = {}
-            for j in self.journeys:
-                key = (j.name, e.lead)
-                old = pending[key] if key in pending else self.cache[key]
-                if old is not None:
-                    stored[j.name] = old
-            wide = pending_wide.get(e.lead) or self.wides.get(e.lead)
+        actions: list = []
+        transitions: list = []
+        applied: list[Candidate] = []
+        for c in fresh:
             try:
-                result, before, versions = self._step(
-                    e.lead, stored, wide,
-                    lambda js, recs, w, e=e: step_lead(js, self.rules, recs, w, e.lead, e))
+                self.step_one(c.event, pending, dirty, actions, transitions, pending_wide)
             except Exception as err:  # a bug must not take the batch down: the event is kept aside
-                quarantine.append((source, numbers[id(e)], f"could not be applied ({type(err).__name__}: {err}); "
-                                   "this is a Coltiva bug, please report it", raw[id(e)]))
+                quarantine.append((source, c.number, bug_reason(err), c.raw))
                 continue
-            for name, new in result.records.items():  # all journeys or none
-                if new is not before.get(name):
-                    key = (name, e.lead)
-                    pending[key] = StoredLead(versions[name], new)
-                    dirty[key] = (name, e.lead, versions[name], new)
-            if result.wide is not None and result.wide is not wide:
-                pending_wide[e.lead] = result.wide
-            collect_actions(result.actions, actions, transitions)
-            applied.append(e)
+            applied.append(c)
         summary.applied = len(applied)
         summary.quarantined = len(quarantine)
         for a in actions:
             summary.actions[a.kind] += 1
-        inputs = [("event", e.id, e.lead, e.time, raw[id(e)], self.reached) for e in applied]
+        inputs = [("event", c.event.id, c.event.lead, c.event.time, c.raw, self.reached) for c in applied]
         self.store.write_batch(inputs=inputs, quarantine=quarantine, leads=dirty.values(), actions=actions,
                                transitions=transitions, **self._wide_rows(pending_wide))
         self.cache.update(pending)
@@ -213,14 +271,7 @@ class Runner:
         A lead is advanced in all its journeys at once (engine.step.advance_lead): a send in
         one journey may hold another's under the lead-wide cap."""
         total = Summary()
-        leads = []
-        for journey, lead, version, stored in self.store.due_leads(now):
-            if journey not in self.versions:
-                continue
-            leads.append(lead)
-            if (journey, lead) not in self.cache:  # read once: the query gave the record already
-                self.cache[(journey, lead)] = StoredLead(version, Lead.from_list(json.loads(stored)))
-        leads = list(dict.fromkeys(leads))
+        leads = self.due_leads(now)
         first = True
         for start in range(0, max(len(leads), 1), self.batch_size):
             chunk = leads[start:start + self.batch_size]
@@ -229,18 +280,7 @@ class Runner:
             pending: dict[tuple[str, str], StoredLead] = {}  # reaches the cache only after the commit
             pending_wide: dict[str, LeadWide] = {}
             for lead in chunk:
-                stored = {j.name: self.cache[(j.name, lead)] for j in self.journeys
-                          if self.cache.get((j.name, lead)) is not None}
-                wide = self.wides.get(lead)
-                result, before, versions = self._step(
-                    lead, stored, wide, lambda js, recs, w, lead=lead: advance_lead(js, self.rules, recs, w, lead, now))
-                for name, new in result.records.items():
-                    if new is not before.get(name):
-                        pending[(name, lead)] = StoredLead(versions[name], new)
-                        dirty.append((name, lead, versions[name], new))
-                if result.wide is not None and result.wide is not wide:
-                    pending_wide[lead] = result.wide
-                collect_actions(result.actions, actions, transitions)
+                self.advance_one(lead, now, pending, dirty, actions, transitions, pending_wide)
             total.ticked_leads += len(dirty)
             for a in actions:
                 total.actions[a.kind] += 1
@@ -253,6 +293,29 @@ class Runner:
             if progress:
                 progress(len(chunk))
         return total
+
+    def due_leads(self, now: int) -> list[str]:
+        """The leads with something due by `now` in a journey of this run, once each, in the store's order;
+        the records the query gave are cached (read once)."""
+        leads = []
+        for journey, lead, version, stored in self.store.due_leads(now):
+            if journey not in self.versions:
+                continue
+            leads.append(lead)
+            if (journey, lead) not in self.cache:
+                self.cache[(journey, lead)] = StoredLead(version, Lead.from_list(json.loads(stored)))
+        return list(dict.fromkeys(leads))
+
+    def advance_one(self, lead: str, now: int, pending: dict[tuple[str, str], StoredLead], dirty: list,
+                    actions: list, transitions: list, pending_wide: dict[str, LeadWide]) -> None:
+        """Fire what is due by `now` for one lead, in all its journeys at once. The lead must be loaded (`_leads`)."""
+        stored = {j.name: self.cache[(j.name, lead)] for j in self.journeys
+                  if self.cache.get((j.name, lead)) is not None}
+        wide = self.wides.get(lead)
+        result, before, versions = self._step(
+            lead, stored, wide, lambda js, recs, w: advance_lead(js, self.rules, recs, w, lead, now))
+        self._keep(lead, result, before, versions, wide, pending, dirty, pending_wide)
+        collect_actions(result.actions, actions, transitions)
 
     # -- group commit (for the service) ---------------------------------------------
     def run_requests(self, requests: list[tuple[list, str]]) -> list[Summary]:
@@ -277,16 +340,27 @@ class Runner:
         return summaries
 
 
+def _recent(store, event_ids: list[str]) -> tuple[dict[str, int], int, int | None]:
+    """(log position of each id's event within the duplicate window, the log's last position, the window).
+
+    A store without a window (PostgreSQL keeps every id) answers with `seen`: every id it knows, window None.
+    """
+    if hasattr(store, "recent"):
+        return store.recent(event_ids), store.log_end(), store.dedupe_window
+    return dict.fromkeys(store.seen(event_ids), 0), 0, None
+
+
 class _GroupWrites:
     """Stands in for the store during `run_requests`: gathers the batches' writes instead of committing.
 
-    `seen` also answers for ids gathered so far, so an event sent twice in one group
-    counts as a duplicate exactly as it would across two commits.
+    `seen` and `recent` also answer for ids gathered so far, so an event sent twice in
+    one group counts as a duplicate exactly as it would across two commits.
     """
 
     def __init__(self, store: Store):
         self._store = store
-        self._ids: set[str] = set()
+        self._ids: dict[str, int] = {}  # id -> the log position its input will take
+        self._logged = 0
         self._writes: dict[str, list] = {"inputs": [], "quarantine": [], "leads": [], "actions": [],
                                          "transitions": [], "wides": []}
 
@@ -294,14 +368,31 @@ class _GroupWrites:
         return getattr(self._store, name)
 
     def seen(self, event_ids: list[str]) -> set[str]:
-        return self._store.seen(event_ids) | (self._ids & set(event_ids))
+        return self._store.seen(event_ids) | (self._ids.keys() & set(event_ids))
+
+    # the duplicate window, as if each gathered batch were committed: gathered inputs take the next positions
+    @property
+    def dedupe_window(self) -> int | None:
+        return getattr(self._store, "dedupe_window", None)
+
+    def recent(self, event_ids: list[str]) -> dict[str, int]:
+        known, _, _ = _recent(self._store, event_ids)
+        known.update((i, self._ids[i]) for i in event_ids if i in self._ids)
+        return known
+
+    def log_end(self) -> int:
+        return _recent(self._store, [])[1] + self._logged
 
     def write_batch(self, **writes) -> None:
         for name, rows in writes.items():
             rows = list(rows)
             self._writes[name].extend(rows)
             if name == "inputs":
-                self._ids.update(event_id for _kind, event_id, *_rest in rows if event_id is not None)
+                end = self.log_end()
+                for position, (_kind, event_id, *_rest) in enumerate(rows, end + 1):
+                    if event_id is not None:
+                        self._ids[event_id] = position
+                self._logged += len(rows)
 
     def merged(self) -> dict[str, list]:
         return {name: rows for name, rows in self._writes.items() if rows or name != "wides"}

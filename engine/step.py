@@ -326,10 +326,10 @@ def _update_fit(cj, rec: Lead, attributes: dict | None) -> bool:
 
 def _apply_score(ctx: Context, event: Event) -> bool:
     """Add the points of every matching rule whose cap allows it; True if the score changed."""
-    return _score_event(ctx.cj, ctx.rec, "score", ctx.time, event, ctx.note)
+    return _score_event(ctx.cj, ctx.rec, "score", ctx.time, event, ctx.note, ctx.rec.fit)
 
 
-def _score_event(rules, rec, prefix: str, t: int, event: Event, note) -> bool:
+def _score_event(rules, rec, prefix: str, t: int, event: Event, note, fit: int = 0) -> bool:
     """The points of an event on a score (a journey's, on its record; or the lead's, on its LeadWide)."""
     table = rules.score_rules.get(event.type)
     if not table:
@@ -349,7 +349,8 @@ def _score_event(rules, rec, prefix: str, t: int, event: Event, note) -> bool:
             caps = list(rec.caps) if rec.caps else [None] * rules.cap_slots
             caps[slot] = hits
             rec.caps = tuple(caps)
-        rec.score = behaviour_at(rules, rec, t) + points
+        # (fit + behaviour) - fit, not behaviour alone: the very float the stores have always kept
+        rec.score = (fit + behaviour_at(rules, rec, t)) - fit + points
         rec.score_at = t
         scored = True
         note(f"scored: {rules.rules[f'{prefix}#{index}']}")

@@ -57,6 +57,7 @@ class ServiceConfig:
     keys: str | None = None
     clock: str = "wall"                   # "wall": tick every `tick_every` s from the wall clock; "manual"
     tick_every: float = 60.0
+    max_ahead_days: int = 90              # a tick further beyond the wall clock and the latest event needs force
     max_body: int = 16 * 1024 * 1024      # bytes per request
     read_deadline: float = 30.0           # seconds a client may take to send its body
     commit_deadline: float = 60.0         # seconds a request waits for its commit
@@ -75,6 +76,10 @@ class ServiceConfig:
 
 
 _TOP = {"journeys", "store", "keys", "server", "clock", "webhooks", "segment", "delivery", "limits"}
+#: The keys of each table: a misspelt key is named, never silently ignored.
+_TABLES = {"server": {"host", "port"}, "clock": {"mode", "every", "max_ahead"},
+           "limits": {"max_body_mb", "read_deadline", "commit_deadline", "queue_lines", "group_lines", "cache_leads"},
+           "delivery": {"every", "seed"}, "segment": {"types"}}
 
 
 def _get(table: dict, key: str, kind, where: str, default=None):
@@ -153,6 +158,12 @@ def load_config(path: str | Path | None) -> ServiceConfig:
     limits = _get(data, "limits", dict, "config", {})
     delivery = _get(data, "delivery", dict, "config", {})
     segment = _get(data, "segment", dict, "config", {})
+    for name, table in (("server", server), ("clock", clock), ("limits", limits), ("delivery", delivery),
+                        ("segment", segment)):
+        extra = set(table) - _TABLES[name]
+        if extra:
+            raise ConfigError(f"{path}: unknown key(s) {', '.join(f'{name}.{k}' for k in sorted(extra))} "
+                              f"(known in [{name}]: {', '.join(sorted(_TABLES[name]))})")
     types = _get(segment, "types", dict, "segment", {})
     if any(not isinstance(v, str) for v in types.values()):
         raise ConfigError("segment.types maps Segment event names to Coltiva event types (strings)")
@@ -162,8 +173,15 @@ def load_config(path: str | Path | None) -> ServiceConfig:
     every = float(_get(clock, "every", (int, float), "clock", cfg.tick_every))
     if every <= 0:
         raise ConfigError("clock.every must be a positive number of seconds")
+    max_ahead = _get(clock, "max_ahead", int, "clock", cfg.max_ahead_days)
+    if max_ahead < 0:
+        raise ConfigError("clock.max_ahead must be a whole number of days, 0 or more")
     store = _get(data, "store", str, "config", None)
     keys = _get(data, "keys", str, "config", None)
+    for name in ("max_body_mb", "read_deadline", "commit_deadline", "queue_lines", "group_lines"):
+        value = limits.get(name)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
+            raise ConfigError(f"limits.{name} must be above 0, not {value!r}")
     return replace(
         cfg,
         journeys=tuple(rel(j) for j in journeys),
@@ -171,7 +189,7 @@ def load_config(path: str | Path | None) -> ServiceConfig:
         keys=rel(keys) if keys else None,
         host=_get(server, "host", str, "server", cfg.host),
         port=_get(server, "port", int, "server", cfg.port),
-        clock=mode, tick_every=every,
+        clock=mode, tick_every=every, max_ahead_days=max_ahead,
         max_body=int(_get(limits, "max_body_mb", (int, float), "limits", cfg.max_body / 2 ** 20) * 2 ** 20),
         read_deadline=float(_get(limits, "read_deadline", (int, float), "limits", cfg.read_deadline)),
         commit_deadline=float(_get(limits, "commit_deadline", (int, float), "limits", cfg.commit_deadline)),

@@ -272,30 +272,34 @@ def test_checks_of_lead_wide_rules(text, code):
 # -- older stores -----------------------------------------------------------------------------------
 
 def test_older_stores_open_and_gain_the_lead_wide_table(tmp_path):
-    """Format 1 (the fixture) and format 3 stores migrate to format 4 when a writer opens them; nothing else moves."""
+    """Format 1 and 3 (the fixtures) and format 4 stores migrate to format 5 when a writer opens them;
+    nothing else of theirs moves."""
     import shutil
     import sqlite3
     from pathlib import Path
 
     from engine.store import SCHEMA_VERSION, Store
 
-    v1 = tmp_path / "v1.db"
-    shutil.copy(Path(__file__).parent / "fixtures" / "store_v1.db", v1)
-    v3 = tmp_path / "v3.db"
-    run(v3, [welcome("nurture", "n-welcome", shared=None)], [line("e1", "form.submitted", T0)])
-    con = sqlite3.connect(v3)
-    con.execute("DROP TABLE lead_wide")
-    con.execute("PRAGMA user_version = 3")
+    paths = []
+    for n in (1, 3):
+        paths.append(tmp_path / f"v{n}.db")
+        shutil.copy(Path(__file__).parent / "fixtures" / f"store_v{n}.db", paths[-1])
+    v4 = tmp_path / "v4.db"
+    run(v4, [welcome("nurture", "n-welcome", shared=None)], [line("e1", "form.submitted", T0)])
+    con = sqlite3.connect(v4)
+    con.execute("DROP TABLE lead_wide")  # format 4 as it was: the same tables but this one
+    con.execute("PRAGMA user_version = 4")
     con.commit()
     con.close()
-    for path in (v1, v3):
+    paths.append(v4)
+    for path in paths:
         con = sqlite3.connect(path)
         leads_before = con.execute("SELECT journey, lead, record FROM leads ORDER BY 1, 2").fetchall()
         con.close()
         with Store(path, read_only=True) as old:  # a reader reads it as it is
             assert old.format < SCHEMA_VERSION and old.load_wides(["L1"]) == {} and old.dump()["lead_wide"] == []
         with Store(path, writer=True) as store:
-            assert store.format == SCHEMA_VERSION == 4
+            assert store.format == SCHEMA_VERSION == 5
             assert store.db.execute("SELECT lead FROM lead_wide").fetchall() == []
             assert store.db.execute("SELECT journey, lead, record FROM leads ORDER BY 1, 2").fetchall() == leads_before
         # and runs on, with lead-wide rules, in place

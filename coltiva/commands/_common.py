@@ -13,8 +13,8 @@ from dsl.loader import load_journey
 
 from ..output import err_console, print_diagnostic
 
-__all__ = ["db_option", "db_read_option", "format_option", "partition_option", "compile_files", "parse_when",
-           "open_store", "writing_store"]
+__all__ = ["db_option", "db_read_option", "format_option", "partition_option", "workers_option", "compile_files",
+           "parse_when", "open_store", "writing_store", "stepping_runner"]
 
 db_option = click.option("--db", default="coltiva.db", show_default=True, type=click.Path(dir_okay=False),
                          help="The store: an SQLite file (created if missing) or a postgresql:// address.")
@@ -38,6 +38,26 @@ partition_option = click.option(
     "--partition", default=None, metavar="K/N", callback=_partition,
     help="PostgreSQL only: this writer owns partition K of N (a stable hash of the lead id); run N writers, "
          "K = 0..N-1, on the same events.")
+
+
+workers_option = click.option(
+    "--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+    help="SQLite: processes stepping leads, split by a hash of the lead id (one commits); the store is the one "
+         "a single process writes.")
+
+
+@contextlib.contextmanager
+def stepping_runner(store, journeys, workers: int, batch: int | None = None):
+    """A Runner, or with --workers N > 1 a ParallelRunner (its processes stop when the block ends)."""
+    from engine.runner import DEFAULT_BATCH, Runner
+
+    if workers == 1:
+        yield Runner(store, journeys, batch_size=batch or DEFAULT_BATCH)
+        return
+    from engine.workers import ParallelRunner
+
+    with ParallelRunner(store, journeys, workers, batch_size=batch or DEFAULT_BATCH) as runner:
+        yield runner
 
 
 format_option = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
