@@ -169,3 +169,30 @@ def test_ticks_between_runs_replay_to_the_stored_records(stores, lines, ticks):
             for lead in leads:
                 for e in explain_lead(store, lead):
                     assert e.consistent, (lead, e.journey, e.stored, e.replayed)
+
+
+@settings(deadline=None, max_examples=8, suppress_health_check=[HealthCheck.too_slow])
+@given(streams(), st.integers(2, 3), st.integers(1, 6))
+def test_workers_write_the_store_one_process_writes(tmp_path_factory, lines, workers, batch):
+    """`--workers N` under lead-wide rules: each lead (all its journeys, its lead-wide record) in one worker."""
+    from engine.workers import ParallelRunner
+
+    base = tmp_path_factory.mktemp("workers")
+    ticks = [T0 + 2 * DAY, _last(lines) + 30 * DAY]
+    dumps = []
+    for n in (1, workers):
+        path = base / f"w{n}.db"
+        with _open(path, JOURNEYS) as store:
+            compiled_ = [cj for cj, _ in JOURNEYS]
+            if n == 1:
+                runner = Runner(store, compiled_, batch_size=batch)
+                runner.run_lines(lines, "events.jsonl")
+                for t in ticks:
+                    runner.tick(t)
+            else:
+                with ParallelRunner(store, compiled_, n, batch_size=batch) as parallel:
+                    parallel.run_lines(lines, "events.jsonl")
+                    for t in ticks:
+                        parallel.tick(t)
+            dumps.append(store.dump())
+    assert dumps[1] == dumps[0] and dumps[0]["lead_wide"]
