@@ -3,6 +3,8 @@ the cap per lead across journeys, priorities. One test per rule, through the rea
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from dsl.errors import JourneyError
@@ -367,3 +369,21 @@ stage done
         explained = [e for lead in ("L1", "L2") for e in explain_lead(store, lead)]
     assert states == {"L1": "s", "L2": "cold"}
     assert explained and all(e.consistent for e in explained)
+
+
+def test_the_flink_jobs_lead_logic_steps_lead_wide_rules_as_the_runner(tmp_path):
+    """engine_flink.logic (what each Flink key runs) and the runner: the same actions and lead-wide record."""
+    from engine.events import parse_event
+    from engine_flink.logic import LeadState, apply_event, apply_tick
+
+    journeys = [welcome("nurture", "n-welcome"), welcome("onboarding", "o-welcome", priority=1)]
+    lines = [line("e1", "form.submitted", T0), line("e2", "email.clicked", T0 + HOUR)]
+    actions, dumped = run(tmp_path / "s.db", journeys, lines, tick=T0 + 3 * DAY)
+    state = LeadState()
+    flink = []
+    for text in lines:
+        flink += apply_event([cj for cj, _ in journeys], state, parse_event(text)).actions
+    flink += apply_tick([cj for cj, _ in journeys], state, "L1", T0 + 3 * DAY).actions
+    assert [a.to_json() for a in flink] == actions
+    assert LeadState.from_text(state.to_text()) == state
+    assert [["L1", state.wide.to_list()]] == [[lead, json.loads(record)] for lead, record in dumped["lead_wide"]]
