@@ -77,6 +77,7 @@ def _merge(base: m.Journey, part: m.Journey) -> m.Journey:
         lead_decay=base.lead_decay or part.lead_decay,
         lead_caps=base.lead_caps + part.lead_caps,
         priority=base.priority or part.priority,
+        goals=base.goals + part.goals,
         reentry=base.reentry or part.reentry,
         catalogue=base.catalogue or part.catalogue,
     )

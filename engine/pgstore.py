@@ -25,19 +25,23 @@ from dsl.errors import StoreError
 from .compiler import CompiledJourney
 from .partition import WHOLE, Partition, lead_hash
 from .record import Lead, LeadWide
-from .store import SCHEMA_VERSION, Store, StoredLead, VersionRow, _changed_message, _rebuild
+from .store import Store, StoredLead, VersionRow, _changed_message, _rebuild
 
-__all__ = ["PgStore", "COPY_FROM"]
+__all__ = ["PgStore", "COPY_FROM", "FORMAT"]
+
+#: The PostgreSQL tables' format, bumped when they change (the SQLite file has its own, SCHEMA_VERSION):
+#: 3 is the first; its input log kept its event-id and lead indexes when SQLite's format 4 dropped them;
+#: 4 adds each lead's lead-wide record (`lead_wide`, as SQLite's format 5).
+FORMAT = 4
 
 #: Batches with at least this many rows in a table go by COPY; smaller ones by one prepared statement.
 COPY_FROM = 64
 
 _T = 'TEXT COLLATE "C"'  # byte order, as SQLite compares: `ORDER BY lead` gives the same order on both stores
-#: Format 5: each lead's lead-wide record (engine.record.LeadWide); a format 3 or 4 store gains it when a writer
-#: opens it (the PostgreSQL layout is otherwise the same in formats 3 to 5).
+#: Format 4: each lead's lead-wide record (engine.record.LeadWide); a format 3 store gains it when a writer opens it.
 LEAD_WIDE = f"CREATE TABLE IF NOT EXISTS lead_wide (lead {_T} PRIMARY KEY, record TEXT NOT NULL);"
 #: Older formats a writer migrates from (a reader reads them as they are).
-MIGRATES_FROM = (3, 4)
+MIGRATES_FROM = (3,)
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS coltiva_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS journeys (
@@ -146,14 +150,14 @@ class PgStore:
         if meta[0]:
             row = q("SELECT value FROM coltiva_meta WHERE key = 'format'").fetchone()
             self.format = int(row[0]) if row else 0
-            if self.format != SCHEMA_VERSION and self.format not in MIGRATES_FROM:
+            if self.format != FORMAT and self.format not in MIGRATES_FROM:
                 raise StoreError(f"{self.path}: made by another version of Coltiva (store format {self.format}, "
-                                 f"this one reads {SCHEMA_VERSION}); use another schema or database")
+                                 f"this one reads {FORMAT}); use another schema or database")
         elif meta[1]:
             raise StoreError(f"{self.path}: schema {schema!r} has tables, but not a Coltiva store's; "
                              "use another schema (options=-csearch_path=NAME) or database")
         else:
-            self.format = SCHEMA_VERSION
+            self.format = FORMAT
             if self.read_only:
                 raise StoreError(f"{self.path}: no Coltiva store here (run `coltiva run ... --db URL` first)")
         if self.read_only:
@@ -164,13 +168,13 @@ class PgStore:
                 q("SELECT pg_advisory_xact_lock(%s)", (self._commit_key,))  # two first writers create it once
                 q(SCHEMA)
                 q("INSERT INTO coltiva_meta VALUES ('format', %s) ON CONFLICT (key) DO NOTHING",
-                  (str(SCHEMA_VERSION),))
-        elif self.format != SCHEMA_VERSION:
-            with self._conn.transaction():  # 3 or 4 -> 5: a new table, nothing else changes
+                  (str(FORMAT),))
+        elif self.format != FORMAT:
+            with self._conn.transaction():  # 3 -> 4: a new table, nothing else changes
                 q("SELECT pg_advisory_xact_lock(%s)", (self._commit_key,))
                 q(LEAD_WIDE)
-                q("UPDATE coltiva_meta SET value = %s WHERE key = 'format'", (str(SCHEMA_VERSION),))
-            self.format = SCHEMA_VERSION
+                q("UPDATE coltiva_meta SET value = %s WHERE key = 'format'", (str(FORMAT),))
+            self.format = FORMAT
 
     def _take_writer_lock(self, database: str, schema: str) -> None:
         """A whole-store writer excludes every other writer; partition writers exclude the same partition.
@@ -276,8 +280,12 @@ class PgStore:
             "SELECT lead, version, record FROM leads WHERE journey = %s AND lead = ANY(%s)",
             (journey, [_text(lead) for lead in leads]))}
 
+    @property
+    def has_lead_wide(self) -> bool:
+        return self.format >= 4
+
     def load_wides(self, leads: list[str]) -> dict[str, LeadWide]:
-        if self.format < 5:
+        if not self.has_lead_wide:
             return {}
         return {lead: LeadWide.from_list(json.loads(record)) for lead, record in self._q(
             "SELECT lead, record FROM lead_wide WHERE lead = ANY(%s)", ([_text(lead) for lead in leads],))}

@@ -499,10 +499,15 @@ class Store:
                 found[lead] = StoredLead(version, Lead.from_list(json.loads(record)))
         return found
 
+    @property
+    def has_lead_wide(self) -> bool:
+        """Whether the store has the table `lead_wide` (an older store read as it is has not)."""
+        return self.format >= 5
+
     def load_wides(self, leads: list[str]) -> dict[str, LeadWide]:
         """The lead-wide records of these leads (a lead without one is left out)."""
         found: dict[str, LeadWide] = {}
-        if self.format < 5:
+        if not self.has_lead_wide:
             return found  # a reader of an older store: no lead has one yet
         for start in range(0, len(leads), 500):
             chunk = leads[start:start + 500]
@@ -716,7 +721,7 @@ class Store:
                        for _, a in self.actions()],
             "quarantine": q("SELECT source, line_no, reason, raw FROM quarantine ORDER BY seq").fetchall(),
             "transitions": q("SELECT journey, lead, src, dst, time, rule FROM transitions ORDER BY seq").fetchall(),
-            "lead_wide": q("SELECT lead, record FROM lead_wide ORDER BY lead").fetchall() if self.format >= 5 else [],
+            "lead_wide": q("SELECT lead, record FROM lead_wide ORDER BY lead").fetchall() if self.has_lead_wide else [],
         }
 
     # -- for the service (coltiva serve): the clock's bounds, paging, counts --------------------

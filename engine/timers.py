@@ -161,8 +161,9 @@ def next_timer(cj, rec: Lead, wide=None, rules=None):
         held = lead_release(rules, wide)
         if held is not None and (release is None or held > release):
             release = held
+    done = rec.sent | rec.passed  # sent, or a conditional send passed over in this visit
     for offset, bit, kind, content in plan.sends:
-        if rec.sent & bit:
+        if done & bit:
             continue
         meant = due = rec.entered + offset
         if release is not None and release > due:
