@@ -25,9 +25,13 @@ from dsl.errors import StoreError
 from .compiler import CompiledJourney
 from .partition import WHOLE, Partition, lead_hash
 from .record import Lead
-from .store import SCHEMA_VERSION, Store, StoredLead, VersionRow, _changed_message, _rebuild
+from .store import Store, StoredLead, VersionRow, _changed_message, _rebuild
 
-__all__ = ["PgStore", "COPY_FROM"]
+__all__ = ["PgStore", "COPY_FROM", "FORMAT"]
+
+#: The PostgreSQL tables' format, bumped when they change (the SQLite file has its own, SCHEMA_VERSION):
+#: 3 is the first; its input log kept its event-id and lead indexes when SQLite's format 4 dropped them.
+FORMAT = 3
 
 #: Batches with at least this many rows in a table go by COPY; smaller ones by one prepared statement.
 COPY_FROM = 64
@@ -140,14 +144,14 @@ class PgStore:
         if meta[0]:
             row = q("SELECT value FROM coltiva_meta WHERE key = 'format'").fetchone()
             self.format = int(row[0]) if row else 0
-            if self.format != SCHEMA_VERSION:
+            if self.format != FORMAT:
                 raise StoreError(f"{self.path}: made by another version of Coltiva (store format {self.format}, "
-                                 f"this one reads {SCHEMA_VERSION}); use another schema or database")
+                                 f"this one reads {FORMAT}); use another schema or database")
         elif meta[1]:
             raise StoreError(f"{self.path}: schema {schema!r} has tables, but not a Coltiva store's; "
                              "use another schema (options=-csearch_path=NAME) or database")
         else:
-            self.format = SCHEMA_VERSION
+            self.format = FORMAT
             if self.read_only:
                 raise StoreError(f"{self.path}: no Coltiva store here (run `coltiva run ... --db URL` first)")
         if self.read_only:
@@ -158,7 +162,7 @@ class PgStore:
                 q("SELECT pg_advisory_xact_lock(%s)", (self._commit_key,))  # two first writers create it once
                 q(SCHEMA)
                 q("INSERT INTO coltiva_meta VALUES ('format', %s) ON CONFLICT (key) DO NOTHING",
-                  (str(SCHEMA_VERSION),))
+                  (str(FORMAT),))
 
     def _take_writer_lock(self, database: str, schema: str) -> None:
         """A whole-store writer excludes every other writer; partition writers exclude the same partition.
