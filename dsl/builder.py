@@ -82,7 +82,16 @@ class _Builder(Transformer):
         return m.Duration(int(amount), _unit(str(unit)), self._span(meta))
 
     def points(self, meta, children):
-        return int(children[0])
+        token = children[0]
+        if str(token)[:1] not in "+-":
+            self.diagnostics.append(
+                Diagnostic(
+                    "C097", Severity.WARNING,
+                    f"points have a sign: `{token}` is read as `+{token}`; did you mean to take points away?",
+                    self._tok_span(token), f"write `+{token}` (or `-{token}`); `coltiva fmt FILE` adds the `+`",
+                )
+            )
+        return int(token)
 
     def string(self, meta, children):
         return decode_string(children[0])
@@ -140,8 +149,14 @@ class _Builder(Transformer):
     def not_(self, meta, children):
         return m.Not(children[0], self._span(meta))
 
+    def had(self, meta, children):
+        return m.Had(str(children[0]), self._span(meta))
+
     def where(self, meta, children):
         return ("where", children[0])
+
+    def events(self, meta, children):
+        return ("events", tuple(str(c) for c in children))
 
     # -- blocks ----------------------------------------------------------------
     def header(self, meta, children):
@@ -189,8 +204,9 @@ class _Builder(Transformer):
         return ("content", children, self._span(meta))
 
     def _event_rule(self, cls, meta, children):
+        first, *more = children[0][1]
         condition = children[1][1] if len(children) > 1 else None
-        return cls(str(children[0]), condition, self._span(meta))
+        return cls(first, condition, self._span(meta), more=tuple(more))
 
     def exit_rule(self, meta, children):
         return self._event_rule(m.ExitRule, meta, children)
@@ -233,12 +249,21 @@ class _Builder(Transformer):
     def after(self, meta, children):
         return children[0]
 
+    def send_if(self, meta, children):
+        return ("if", children[0])
+
+    def send_unless(self, meta, children):
+        return ("unless", children[0])
+
     def every_visit(self, meta, _):
         return "every visit"
 
     def send(self, meta, children):
-        kind, cid, when, *again = children
-        return m.Send(str(kind), decode_string(cid), when, self._span(meta), every_visit=bool(again))
+        kind, cid, when, *rest = children
+        test = next((r for r in rest if isinstance(r, tuple)), None)
+        condition, unless = (test[1], test[0] == "unless") if test else (None, False)
+        return m.Send(str(kind), decode_string(cid), when, self._span(meta), condition, unless,
+                      every_visit="every visit" in rest)
 
     # -- internal actions --------------------------------------------------------
     def _act(self, kind, meta, children, to=None):
@@ -283,10 +308,13 @@ class _Builder(Transformer):
         return m.Catalogue(decode_string(children[0]), self._span(meta))
 
     def on_event(self, meta, children):
-        event = str(children[0])
+        first, *more = children[0][1]
         condition = children[1][1] if len(children) == 3 else None
-        return m.EventTrigger(event, self._target(children[-1]), condition, self._span(meta),
-                              self._target_span(children[-1], meta))
+        return m.EventTrigger(first, self._target(children[-1]), condition, self._span(meta),
+                              self._target_span(children[-1], meta), tuple(more))
+
+    def goal(self, meta, children):
+        return ("goal", self.on_event(meta, children))
 
     def on_score(self, meta, children):
         op, value, target = children
@@ -389,7 +417,7 @@ def build_journey(tree: Tree, path: str, text: str = "") -> tuple[m.Journey, lis
     diagnostics = builder.diagnostics
     name = None
     header_span = m.Span(path, 1, 1, 1, 1)
-    stages, scoring, fit, exits, enrollments, caps, contents, includes, moves = ([] for _ in range(9))
+    stages, scoring, fit, exits, enrollments, caps, contents, includes, moves, goals = ([] for _ in range(10))
     decay = None
     reentry = catalogue = None
     block_spans = []
@@ -422,6 +450,8 @@ def build_journey(tree: Tree, path: str, text: str = "") -> tuple[m.Journey, lis
             contents.extend(item[1])
         elif isinstance(item, tuple) and item[0] == "moves":
             moves.extend(item[1])
+        elif isinstance(item, tuple) and item[0] == "goal":
+            goals.append(item[1])
         elif isinstance(item, m.Stage):
             stages.append(item)
         elif isinstance(item, m.ExitRule):
@@ -456,6 +486,7 @@ def build_journey(tree: Tree, path: str, text: str = "") -> tuple[m.Journey, lis
         contents=tuple(contents),
         includes=tuple(includes),
         moves=tuple(moves),
+        goals=tuple(goals),
         reentry=reentry,
         catalogue=catalogue,
         path=path,

@@ -137,12 +137,17 @@ def _uses(j: m.Journey):
     """(event type, condition or None, span) of every rule that names an event."""
     for r in j.scoring:
         yield r.event, r.condition, r.span
-    for r in j.exits + j.enrollments:  # type: ignore[operator]
-        yield r.event, r.condition, r.span
+    for r in j.exits + j.enrollments + j.goals:  # type: ignore[operator]
+        for event in r.events:  # `on a or b`: each type carries the fields the condition reads
+            yield event, r.condition, r.span
     for s in j.stages:
         for t in s.triggers:
             if isinstance(t, m.EventTrigger):
-                yield t.event, t.condition, t.span
+                for event in t.events:
+                    yield event, t.condition, t.span
+    for cond in j.conditions():  # `had EVENT` names an event type too
+        for h in m.hads(cond):
+            yield h.event, None, h.span
 
 
 def check_journey(j: m.Journey, catalogue: EventCatalogue):
@@ -156,6 +161,8 @@ def check_journey(j: m.Journey, catalogue: EventCatalogue):
         if event in BUILTIN_EVENTS:
             continue
         for c in m.compares(condition):
+            if m.lead_field(c.field) is not None:
+                continue  # `lead.FIELD` reads the lead's attributes, not the event's data
             if not catalogue.knows_field(event, c.field):
                 guess = catalogue.guess_field(event, c.field)
                 hint = (f"did you mean `{guess}`?" if guess else

@@ -91,7 +91,9 @@ def format_condition(cond: m.Condition) -> str:
     if isinstance(cond, m.Not):
         inner = cond.part
         text = format_condition(inner)
-        return f"not {text}" if isinstance(inner, (m.Compare, m.Not)) else f"not ({text})"
+        return f"not {text}" if isinstance(inner, (m.Compare, m.Not, m.Had)) else f"not ({text})"
+    if isinstance(cond, m.Had):
+        return f"had {cond.event}"
     if isinstance(cond, m.Compare):
         if cond.op == "is set":
             return f"{cond.field} is set"
@@ -101,6 +103,11 @@ def format_condition(cond: m.Condition) -> str:
 
 def _where(cond: m.Condition | None) -> str:
     return "" if cond is None else f" where {format_condition(cond)}"
+
+
+def _events(rule) -> str:
+    """`a` or `a or b`: the event types of a trigger, goal, exit or enroll rule."""
+    return " or ".join(rule.events)
 
 
 def _target(target: str) -> str:
@@ -126,7 +133,8 @@ def _content_item(item: m.ContentItem) -> str:
 
 def _send(send: m.Send) -> str:
     when = "on entry" if send.after is None else f"after {send.after}"
-    return f"send {send.kind} {encode_string(send.content)} {when}" + (" every visit" if send.every_visit else "")
+    test = "" if send.condition is None else f" {'unless' if send.unless else 'if'} {format_condition(send.condition)}"
+    return f"send {send.kind} {encode_string(send.content)} {when}" + (" every visit" if send.every_visit else "") + test
 
 
 def format_action(act: m.InternalAction) -> str:
@@ -144,7 +152,7 @@ def format_action(act: m.InternalAction) -> str:
 
 def _trigger(trigger: m.Trigger) -> str:
     if isinstance(trigger, m.EventTrigger):
-        return f"on {trigger.event}{_where(trigger.condition)} -> {trigger.target}"
+        return f"on {_events(trigger)}{_where(trigger.condition)} -> {trigger.target}"
     if isinstance(trigger, m.ScoreTrigger):
         return f"when score {trigger.op} {_number(trigger.value)} -> {trigger.target}"
     if isinstance(trigger, m.TimeTrigger):
@@ -193,11 +201,12 @@ def _blocks(journey: m.Journey) -> list[list[_Line]]:
     if journey.includes:
         blocks.append([_Line(0, f"include {encode_string(inc.path)}", ("include", i))
                        for i, inc in enumerate(journey.includes)])
-    rules = [_Line(0, f"enroll on {r.event}{_where(r.condition)}", ("enroll", i))
+    rules = [_Line(0, f"enroll on {_events(r)}{_where(r.condition)}", ("enroll", i))
              for i, r in enumerate(journey.enrollments)]
-    rules += [_Line(0, f"exit on {r.event}{_where(r.condition)}", ("exit", i))
+    rules += [_Line(0, f"exit on {_events(r)}{_where(r.condition)}", ("exit", i))
               for i, r in enumerate(journey.exits)]
     rules += [_Line(0, _cap(c), ("cap", i)) for i, c in enumerate(journey.caps)]
+    rules += [_Line(0, _trigger(g), ("goal", i)) for i, g in enumerate(journey.goals)]
     if journey.reentry is not None:
         rules.append(_Line(0, _reentry(journey.reentry), ("reentry",)))
     if journey.catalogue is not None:
@@ -256,7 +265,7 @@ def _anchors(journey: m.Journey) -> list[tuple[int, tuple, bool]]:
         add(inc.span, ("include", i))
     for kind, items in (("enroll", journey.enrollments), ("exit", journey.exits), ("cap", journey.caps),
                         ("scoring", journey.scoring), ("fit", journey.fit), ("content", journey.contents),
-                        ("moves", journey.moves)):
+                        ("moves", journey.moves), ("goal", journey.goals)):
         for i, item in enumerate(items):
             add(item.span, (kind, i))
     if journey.decay is not None:
@@ -352,13 +361,18 @@ def canonical_text(journey: m.Journey) -> str:
 def format_text(text: str, path: str = "<string>") -> str:
     """Parse one file and give its canonical text; JourneyError if it cannot be read as a journey.
 
+    Odd spaces (a non-breaking space outside quotes) are read as plain spaces first: that is a fix
+    `fmt` makes, not a meaning it guesses.
+
     A file with errors found while building the model (a second hold in a stage, a
     second name, a second decay) is refused too: its model lost a line, and the
     formatter must never drop what the user wrote.
     """
     from .loader import parse_journey
+    from .parser import replace_odd_spaces
 
-    journey, diagnostics = parse_journey(text, path)
+    # non-breaking and other odd spaces pasted from a word processor become plain spaces (C091)
+    journey, diagnostics = parse_journey(replace_odd_spaces(text), path)
     if journey is None or has_errors(diagnostics):
         errors = [d for d in diagnostics if d.is_error]
         raise JourneyError(f"{path}: cannot format: {len(errors)} error(s)", errors)

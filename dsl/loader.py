@@ -73,6 +73,7 @@ def _merge(base: m.Journey, part: m.Journey) -> m.Journey:
         caps=base.caps + part.caps,
         contents=base.contents + part.contents,
         moves=base.moves + part.moves,
+        goals=base.goals + part.goals,
         reentry=base.reentry or part.reentry,
         catalogue=base.catalogue or part.catalogue,
     )

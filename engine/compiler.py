@@ -17,13 +17,20 @@ from transitions import Machine
 
 from dsl.diagnostics import has_errors
 from dsl.errors import JourneyError
-from dsl.formatter import canonical_text
-from dsl.model import EXIT, EventTrigger, Journey, ScoreTrigger, TimeTrigger, compares
+from dsl.formatter import canonical_text, format_condition
+from dsl.model import EXIT, EventTrigger, Journey, ScoreTrigger, TimeTrigger, compares, hads, lead_field
 
 from .conditions import Predicate, compile_condition
 from .record import EXITED
 
-__all__ = ["CompiledJourney", "StagePlan", "ActPlan", "compile_journey", "journey_version", "version_of", "THRESHOLD_TESTS"]
+__all__ = ["CompiledJourney", "StagePlan", "SendTest", "ActPlan", "EXIT_RULE", "GOAL_RULE", "compile_journey",
+           "journey_version", "version_of", "THRESHOLD_TESTS"]
+
+#: How the rule of an `exit` action begins (then which rule, with its line): readers such as the counts
+#: overlay tell an exit rule from a trigger to `exit` by it.
+EXIT_RULE = "an exit rule matched"
+#: How the rule of a move by a journey-level goal begins.
+GOAL_RULE = "goal"
 
 THRESHOLD_TESTS = {
     ">=": lambda s, v: s >= v,
@@ -45,7 +52,17 @@ class StagePlan:
     thresholds: list = field(default_factory=list)   # (transition name, op, value)
     timeouts: list = field(default_factory=list)     # (transition name, "idle"|"in stage", seconds)
     hold: tuple | None = None                        # (stall, every, times, kind, content, transition name)
+    tests: dict = field(default_factory=dict)        # content bit -> SendTest, for sends with `if`/`unless`
     acts: list = field(default_factory=list)         # ActPlan of the stage's internal actions, in the order written
+
+
+@dataclass(frozen=True)
+class SendTest:
+    """The condition of a conditional send: it goes out only if `predicate(view)` differs from `unless`."""
+
+    predicate: Predicate
+    unless: bool
+    text: str  # as written, for explain
 
 
 @dataclass(frozen=True)
@@ -79,10 +96,13 @@ class CompiledJourney:
     stages: dict[str, StagePlan]
     content_bits: dict[str, int]
     score_rules: dict[str, list]            # type -> [(rule index, predicate, points, cap count, cap seconds, slot)]
-    exit_rules: dict[str, list[Predicate]]
-    enroll_rules: dict[str, list[Predicate]] | None
+    exit_rules: dict[str, list[tuple[int, Predicate]]]   # type -> [(rule index, predicate)]
+    enroll_rules: dict[str, list[tuple[int, Predicate]]] | None
+    goals: dict[str, list[tuple[str, str, Predicate]]]   # type -> [(transition name, target stage, predicate)]
+    had_bits: dict[str, int]                # event types `had` conditions name -> their bit in `Lead.had`
+    reads_lead: bool                        # some condition reads the lead (`lead.FIELD`, `had`): views carry it
     fit_rules: list                         # (predicate over attributes, points)
-    fit_fields: tuple[str, ...]             # in declaration order: records serialize the same in every process
+    fit_fields: tuple[str, ...]             # attributes kept: fit fields, then `lead.` fields, in declaration order
     fit_empty: int                          # the fit points of a lead whose profile holds none of those fields
     half_life: int | None
     caps: list                              # (count, seconds)
@@ -112,10 +132,15 @@ def _plan_stage(stage, bits: dict[str, int]) -> StagePlan:
     for send in stage.sends:
         offset = 0 if send.after is None else send.after.seconds
         plan.sends.append((offset, bits[send.content], send.kind, send.content))
+        if send.condition is not None:
+            text = f"{'unless' if send.unless else 'if'} {format_condition(send.condition)}"
+            plan.tests[bits[send.content]] = SendTest(compile_condition(send.condition), send.unless, text)
     for i, t in enumerate(stage.triggers):
         name = f"{stage.id}#{i}"
         if isinstance(t, EventTrigger):
-            plan.events.setdefault(t.event, []).append((name, compile_condition(t.condition)))
+            predicate = compile_condition(t.condition)
+            for event in t.events:
+                plan.events.setdefault(event, []).append((name, predicate))
         elif isinstance(t, ScoreTrigger):
             plan.thresholds.append((name, t.op, float(t.value)))
         elif isinstance(t, TimeTrigger):
@@ -156,7 +181,7 @@ def _build_machine(journey: Journey, callbacks) -> Machine:
             conditions = []
             if isinstance(t, EventTrigger) and t.condition is not None:
                 predicate = compile_condition(t.condition)
-                conditions.append(lambda ctx, p=predicate: p(ctx.event.data))
+                conditions.append(lambda ctx, p=predicate: p(ctx.view))
             elif isinstance(t, ScoreTrigger):
                 test, value = THRESHOLD_TESTS[t.op], float(t.value)
                 conditions.append(lambda ctx, test=test, value=value: test(ctx.score_now(), value))
@@ -165,14 +190,26 @@ def _build_machine(journey: Journey, callbacks) -> Machine:
             machine.add_transition(f"{s.id}#hold", s.id, _target_state(s.hold.then))
     # exit rules remove a lead from any stage but a final one: a finished lead stays where it ended
     machine.add_transition("exit", [s.id for s in journey.stages if not s.final], EXITED)
+    # a goal moves a lead from any stage but a final one and its own target (docs/engine.md, Goals)
+    for i, g in enumerate(journey.goals):
+        sources = [s.id for s in journey.stages if not s.final and s.id != g.target]
+        if sources:
+            machine.add_transition(f"goal#{i}", sources, _target_state(g.target))
     return machine
 
 
 def _rules_by_type(rules, build) -> dict[str, list]:
     table: dict[str, list] = {}
     for i, rule in enumerate(rules):
-        table.setdefault(rule.event, []).append(build(i, rule))
+        for event in getattr(rule, "events", (rule.event,)):
+            table.setdefault(event, []).append(build(i, rule))
     return table
+
+
+def _had_bits(journey: Journey) -> dict[str, int]:
+    """A bit per event type that a `had` condition names, in order of first mention."""
+    types = dict.fromkeys(h.event for c in journey.conditions() for h in hads(c))
+    return {event: 1 << n for n, event in enumerate(types)}
 
 
 def compile_journey(journey: Journey, diagnostics=()) -> CompiledJourney:
@@ -208,9 +245,13 @@ def compile_journey(journey: Journey, diagnostics=()) -> CompiledJourney:
                           r.cap_window.seconds if r.cap_window else None, cap_slots.get(i)),
         ),
         cap_slots=len(cap_slots),
-        exit_rules=_rules_by_type(journey.exits, lambda i, r: compile_condition(r.condition)),
-        enroll_rules=_rules_by_type(journey.enrollments, lambda i, r: compile_condition(r.condition))
+        exit_rules=_rules_by_type(journey.exits, lambda i, r: (i, compile_condition(r.condition))),
+        enroll_rules=_rules_by_type(journey.enrollments, lambda i, r: (i, compile_condition(r.condition)))
         if journey.enrollments else None,
+        goals=_rules_by_type(journey.goals, lambda i, g: (f"goal#{i}", g.target, compile_condition(g.condition))),
+        had_bits=_had_bits(journey),
+        reads_lead=any(lead_field(c.field) is not None for x in journey.conditions() for c in compares(x))
+        or any(True for x in journey.conditions() for _ in hads(x)),
         fit_rules=[(compile_condition(f.condition), f.points) for f in journey.fit],
         fit_fields=tuple(dict.fromkeys(_fit_fields(journey))),
         # a missing field meets `!=` and `not in` (docs/language.md, Conditions): a lead with no
@@ -239,13 +280,20 @@ def _describe_rules(journey: Journey) -> dict[str, str]:
             return f"{Path(span.file).name}:{span.line}"  # a rule from an included file
         return f"line {span.line}"
 
-    out = {"exit": "an exit rule matched (" + ", ".join(f"exit on {r.event}" for r in journey.exits) + ")"}
+    def on(rule) -> str:
+        return " or ".join(rule.events) + ("" if rule.condition is None else " where ...")
+
+    out = {"exit": EXIT_RULE}
+    for i, r in enumerate(journey.exits):
+        out[f"exit#{i}"] = f"{EXIT_RULE}: exit on {on(r)} ({where(r.span)})"
+    for i, g in enumerate(journey.goals):
+        out[f"goal#{i}"] = f"{GOAL_RULE}: on {on(g)} -> {g.target} ({where(g.span)})"
     for i, r in enumerate(journey.scoring):
         out[f"score#{i}"] = f"{r.event} {r.points:+d} ({where(r.span)})"
     for s in journey.stages:
         for i, t in enumerate(s.triggers):
             if isinstance(t, EventTrigger):
-                what = f"on {t.event}" + (" where ..." if t.condition is not None else "")
+                what = f"on {on(t)}"
             elif isinstance(t, ScoreTrigger):
                 what = f"when score {t.op} {t.value:g}"
             else:
@@ -257,8 +305,15 @@ def _describe_rules(journey: Journey) -> dict[str, str]:
 
 
 def _fit_fields(journey: Journey):
-    """The attribute fields fit rules read: only these are kept on a lead."""
+    """The attribute fields fit rules and `lead.` conditions read: only these are kept on a lead.
+
+    Fit fields come first, so a journey without `lead.` conditions keeps its records as before."""
     for f in journey.fit:
         for c in compares(f.condition):
             yield c.field
+    for x in journey.conditions():
+        for c in compares(x):
+            attribute = lead_field(c.field)
+            if attribute is not None:
+                yield attribute
 

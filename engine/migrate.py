@@ -83,6 +83,15 @@ def _capped_rules(cj: CompiledJourney) -> list[tuple]:
     return keys
 
 
+def _remap(bits: int, old: dict[str, int], new: dict[str, int]) -> int:
+    """A bit set keyed by name in `old` read with the bits of `new` (names `new` lacks are dropped)."""
+    out = 0
+    for name, bit in old.items():
+        if bits & bit and name in new:
+            out |= new[name]
+    return out
+
+
 def carry_over(old: CompiledJourney, new: CompiledJourney, rec: Lead, at: int, moves: Moves | None = None,
                notes: list[str] | None = None) -> Lead:
     """The record as the new version reads it at the switch instant `at`. Pure: no clock, no store.
@@ -111,10 +120,15 @@ def carry_over(old: CompiledJourney, new: CompiledJourney, rec: Lead, at: int, m
         if cid in received:
             out.sent |= bit
     out.gone = tuple(sorted(received - new.content_bits.keys())) or None
+    # events had, by type; conditional sends passed over in this visit, by content id
+    out.had = _remap(rec.had, old.had_bits, new.had_bits)
+    out.passed = _remap(rec.passed, old.content_bits, new.content_bits)
     # holding loop: its progress is kept while the stage still has a loop
     plan = new.stages.get(out.state)
     if plan is not None and plan.hold is None and (out.hold or out.hold_at is not None):
         out.hold, out.hold_at = 0, None
+    # delayed internal actions done in this stay: found by what they do and their delay, not by position
+    out.acted = _acted(old, new, rec, out.state) if rec.acted else 0
     # score: a changed half-life rebases the behavioural score at the switch instant
     if old.half_life != new.half_life and rec.score != 0.0:
         out.score = behaviour_at(old, rec, at)
@@ -143,6 +157,15 @@ def carry_over(old: CompiledJourney, new: CompiledJourney, rec: Lead, at: int, m
     timer = next_timer(new, out)
     out.due = None if timer is None else timer[0]
     return out
+
+
+def _acted(old: CompiledJourney, new: CompiledJourney, rec: Lead, state: str) -> int:
+    """The new stage's delayed actions that the old stage had, the same, and had taken (else still due)."""
+    before, after = old.stages.get(rec.state), new.stages.get(state)
+    if before is None or after is None:
+        return 0
+    done = {(a.kind, a.data, a.offset) for a in before.acts if a.bit and rec.acted & a.bit}
+    return sum(a.bit for a in after.acts if a.bit and (a.kind, a.data, a.offset) in done)
 
 
 def switch_lead(old: CompiledJourney, new: CompiledJourney, rec: Lead, lead: str, at: int,

@@ -97,7 +97,7 @@ def pending_sends(cj: CompiledJourney, rec: Lead) -> dict[str, int]:
     release = release_time(cj, rec) if cj.caps else None
     out: dict[str, int] = {}
     for offset, bit, _, content in plan.sends:
-        if not rec.sent & bit:
+        if not (rec.sent | rec.passed) & bit:
             due = rec.entered + offset
             out[content] = due if release is None or release <= due else release
     return out

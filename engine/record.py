@@ -48,6 +48,8 @@ class Lead:
         "acted",     # bit set of the current stage's delayed internal actions done in this stay
         "enrolled",  # when the lead last entered the journey (kept only by journeys that re-enter), or None
         "left",      # None, or in a journey that re-enters: "way" (left by `-> exit`), "rule" (met an exit rule)
+        "had",       # bit set of the event types `had` conditions name that the lead has had (0: none)
+        "passed",    # bit set of conditional sends passed over in this visit of the stage (0: none)
     )
 
     def __init__(self, state: str, now: int):
@@ -70,6 +72,8 @@ class Lead:
         self.acted = 0
         self.enrolled = None
         self.left = None
+        self.had = 0
+        self.passed = 0
 
     def copy(self) -> "Lead":
         """A shallow copy: `attrs` and `caps` are replaced, never mutated, by the step (copy-on-write)."""
@@ -93,13 +97,15 @@ class Lead:
         new.acted = self.acted
         new.enrolled = self.enrolled
         new.left = self.left
+        new.had = self.had
+        new.passed = self.passed
         return new
 
     def to_list(self) -> list:
         """A JSON-ready form for the store; `from_list` is its exact inverse.
 
-        The optional tail (`gone`, `acted`, `enrolled`, `left`) is written only up to its
-        last field that differs from its default, so a record that uses none of them
+        The optional tail (`gone`, `acted`, `enrolled`, `left`, `had`, `passed`) is written only
+        up to its last field that differs from its default, so a record that uses none of them
         reads exactly as before, and records stored before a field existed read back
         with its default."""
         caps = None if self.caps is None else [None if c is None else list(c) for c in self.caps]
@@ -109,8 +115,9 @@ class Lead:
             self.sent, self.hold, self.hold_at, caps, None if self.sends is None else list(self.sends),
             self.seq, self.due, self.clock,
         ]
-        tail = [list(self.gone) if self.gone else None, self.acted, self.enrolled, self.left]
-        defaults = [None, 0, None, None]
+        tail = [list(self.gone) if self.gone else None, self.acted, self.enrolled, self.left,
+                self.had, self.passed]
+        defaults = [None, 0, None, None, 0, 0]
         while tail and tail[-1] == defaults[len(tail) - 1]:
             tail.pop()
         return out + tail
@@ -124,6 +131,8 @@ class Lead:
         new.acted = int(data[16]) if len(data) > 16 else 0
         new.enrolled = data[17] if len(data) > 17 else None
         new.left = data[18] if len(data) > 18 else None
+        new.had = int(data[19]) if len(data) > 19 else 0
+        new.passed = int(data[20]) if len(data) > 20 else 0
         new.score = float(new.score)
         new.attrs = None if new.attrs is None else tuple(new.attrs)
         new.caps = None if caps is None else tuple(None if c is None else array("q", c) for c in caps)

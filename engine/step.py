@@ -7,9 +7,11 @@ order inside one step (docs/engine.md):
 2. exit rules (the lead leaves, everything due is cancelled);
 3. attributes update fit points; the event's score rules add points (caps per window);
 4. the event counts as activity: idle clocks and holding loops restart;
-5. transitions: event triggers in declaration order (first match wins), then
-   score thresholds in declaration order; entering a stage sends its on-entry
-   content and may cascade through thresholds (bounded).
+5. transitions: goals in declaration order (a goal to the lead's own stage is
+   passed over), else the stage's event triggers in declaration order (first
+   match wins); then score thresholds in declaration order; entering a stage
+   sends its on-entry content (conditional sends tested) and may cascade
+   through thresholds (bounded).
 
 Time only comes from events and from `now`: nothing here reads the clock.
 """
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 from array import array
 
-from .conditions import MISSING, lookup
+from .conditions import ATTRS, HAD, MISSING, lookup
 from .events import Event, format_time
 from .record import ATTRIBUTES_ONLY, DONE, EXITED, NOT_ENROLLED, WAITING, Action, Lead
 from .timers import ACT, CROSSING, HOLD_END, HOLD_SEND, SEND, TIMEOUT, holds, next_timer, release_time, score_at
@@ -44,7 +46,8 @@ def _shown(score: float) -> float:
 class Context:
     """The state of one step, handed to the machine's callbacks."""
 
-    __slots__ = ("cj", "rec", "lead", "time", "event", "actions", "trace", "entry", "prev", "trigger", "fired")
+    __slots__ = ("cj", "rec", "lead", "time", "event", "view", "actions", "trace", "entry", "prev", "trigger",
+                 "fired")
 
     def __init__(self, cj, rec: Lead, lead: str, time: int, trace):
         self.cj = cj
@@ -52,6 +55,7 @@ class Context:
         self.lead = lead
         self.time = time
         self.event = None
+        self.view: dict = {}  # what the conditions of this step read: the event's data (+ the lead, see _view)
         self.actions: list[Action] = []
         self.trace = trace
         self.entry = None
@@ -114,6 +118,7 @@ class Callbacks:
         rec.entered = ctx.time
         rec.hold = 0
         rec.hold_at = None
+        rec.passed = 0  # conditional sends are tested again on each visit
         rec.acted = 0
         ctx.emit("stage", f"stage:{plan.id}", {"from": ctx.prev, "to": plan.id, "rule": ctx.trigger})
         ctx.note(f"entered {plan.id}")
@@ -136,7 +141,6 @@ class Callbacks:
 def _act(ctx: Context, act) -> None:
     """An internal action (notify, task, set_field, tag, add_to_list, webhook): never held by the frequency cap."""
     ctx.emit(act.kind, act.rule, {"stage": ctx.rec.state, **dict(act.data)})
-    ctx.note(f"internal action: {act.kind} " + ", ".join(f"{k}={v!r}" for k, v in act.data))
 
 
 def _send_allowed(ctx: Context) -> bool:
@@ -172,10 +176,52 @@ def _deferral(ctx: Context, meant: int | None) -> dict:
     return {"deferred_from": format_time(meant)}
 
 
+def _attributes(cj, rec: Lead | None, attributes: dict | None) -> dict:
+    """The lead's attributes as `lead.` conditions read them: those kept, overlaid with `attributes`."""
+    kept = rec.attrs if rec is not None and rec.attrs is not None else (None,) * len(cj.fit_fields)
+    out = {}
+    for name, value in zip(cj.fit_fields, kept):
+        if attributes:
+            new = lookup(attributes, name)
+            if new is not MISSING:
+                value = new
+        if value is not None:
+            out[name] = value
+    return out
+
+
+def _had(cj, rec: Lead) -> frozenset:
+    return frozenset(event for event, bit in cj.had_bits.items() if rec.had & bit) if rec.had else frozenset()
+
+
+def _view(cj, rec: Lead | None, event: Event | None) -> dict:
+    """What conditions read: the event's data, and when the journey has conditions on the lead, its
+    attributes (this event's included) and the event types it has had (this event included)."""
+    data = event.data if event is not None else {}
+    if not cj.reads_lead:
+        return data
+    view = dict(data)
+    view[ATTRS] = _attributes(cj, rec, event.attributes if event is not None else None)
+    view[HAD] = _had(cj, rec) if rec is not None else frozenset()
+    return view
+
+
+def _remember(cj, rec: Lead, event: Event) -> None:
+    """An event of a type some `had` condition names is remembered (one bit per type, nothing more)."""
+    bit = cj.had_bits.get(event.type)
+    if bit is not None:
+        rec.had |= bit
+
+
 def _try_send(ctx: Context, bit: int, kind: str, content: str, meant: int | None = None) -> None:
     rec = ctx.rec
     if rec.sent & bit:
         ctx.note(f"not sent again: {kind} {content!r} was already sent")
+        return
+    test = ctx.cj.stages[rec.state].tests.get(bit)
+    if test is not None and test.predicate(_view(ctx.cj, rec, None)) == test.unless:
+        rec.passed |= bit
+        ctx.note(f"not sent: {kind} {content!r} ({test.text} says no; passed over for this visit)")
         return
     if not _send_allowed(ctx):
         ctx.note(f"deferred by the frequency cap: {kind} {content!r}")
@@ -186,9 +232,11 @@ def _try_send(ctx: Context, bit: int, kind: str, content: str, meant: int | None
              {"stage": rec.state, "content_kind": kind, "content": content, **_deferral(ctx, meant)})
 
 
-def _fire(ctx: Context, name: str) -> bool:
-    """Drive the shared Machine: it checks the transition's conditions and runs the callbacks."""
-    ctx.trigger = ctx.cj.rules.get(name, name)
+def _fire(ctx: Context, name: str, rule: str | None = None) -> bool:
+    """Drive the shared Machine: it checks the transition's conditions and runs the callbacks.
+
+    `rule` names the rule when the transition serves several (the one `exit` serves every exit rule)."""
+    ctx.trigger = ctx.cj.rules.get(rule or name, rule or name)
     ctx.fired = name
     ctx.note(f"rule fired: {ctx.trigger}")
     return ctx.cj.machine.events[name].trigger(ctx.rec, ctx)
@@ -230,7 +278,7 @@ def _fire_due(ctx: Context, until: int) -> None:
             bit, kind, content, meant = payload
             ctx.begin(f"timer: send {kind} {content!r}")
             _try_send(ctx, bit, kind, content, meant)
-            if not rec.sent & bit and release_time(cj, rec) is None:
+            if not rec.sent & bit and not rec.passed & bit and release_time(cj, rec) is None:
                 raise EngineBug(f"send of {content!r} neither sent nor deferred")
         elif order == ACT:
             ctx.begin(f"timer: {payload.kind} of {rec.state}")
@@ -266,7 +314,7 @@ def _fire_due(ctx: Context, until: int) -> None:
 
 def _update_fit(cj, rec: Lead, attributes: dict | None) -> bool:
     """Keep the attribute values fit rules read (a tuple by field); True if fit points changed."""
-    if not attributes or not cj.fit_rules:
+    if not attributes or not cj.fit_fields:
         return False
     incoming = [lookup(attributes, name) for name in cj.fit_fields]
     if all(value is MISSING for value in incoming):
@@ -289,7 +337,7 @@ def _apply_score(ctx: Context, event: Event) -> bool:
         return False
     scored = False
     for index, predicate, points, cap_count, cap_seconds, slot in rules:
-        if predicate is not None and not predicate(event.data):
+        if predicate is not None and not predicate(ctx.view):
             continue
         if cap_count is not None:
             old = rec.caps[slot] if rec.caps else None
@@ -309,18 +357,43 @@ def _apply_score(ctx: Context, event: Event) -> bool:
     return scored
 
 
-def _matches_any(rules, event: Event) -> bool:
-    return any(predicate(event.data) for predicate in rules.get(event.type, ()))
+def _first_match(rules, event: Event, view: dict) -> int | None:
+    """The index of the first rule (exit or enroll) of the event's type whose condition holds."""
+    for index, predicate in rules.get(event.type, ()):
+        if predicate(view):
+            return index
+    return None
+
+
+def _transitions(ctx: Context, event: Event) -> None:
+    """Goals first (a goal to the lead's own stage is passed over), else the stage's triggers; then thresholds."""
+    cj, rec = ctx.cj, ctx.rec
+    fired = False
+    if not cj.stages[rec.state].final:
+        for name, target, predicate in cj.goals.get(event.type, ()):
+            if target != rec.state and predicate(ctx.view):
+                fired = _fire(ctx, name)
+                break
+    if not fired:
+        for name, predicate in cj.stages[rec.state].events.get(event.type, ()):
+            if predicate(ctx.view):
+                _fire(ctx, name)
+                break
+    # thresholds are levels: tested after every event, whether or not it changed the score
+    _cascade(ctx)
 
 
 def _react(ctx: Context, event: Event) -> None:
     """Exit rules, scoring, activity, then transitions: the event's own part of a step."""
     cj, rec = ctx.cj, ctx.rec
     ctx.event = event
+    _remember(cj, rec, event)
+    ctx.view = _view(cj, rec, event)
     plan = cj.stages[rec.state]
-    if _matches_any(cj.exit_rules, event):
+    rule = _first_match(cj.exit_rules, event, ctx.view)
+    if rule is not None:
         if not plan.final:
-            _fire(ctx, "exit")
+            _fire(ctx, "exit", f"exit#{rule}")
             return
         # a lead in a final stage has finished: it stays where it ended, but never re-enters
         if cj.reentry[0] != "once" and rec.left != "rule":
@@ -333,23 +406,20 @@ def _react(ctx: Context, event: Event) -> None:
         if rec.hold:
             ctx.note("activity: the holding loop restarts from zero")
             rec.hold = 0
-    for name, predicate in plan.events.get(event.type, ()):
-        if predicate(event.data):
-            _fire(ctx, name)
-            break
-    # thresholds are levels: tested after every event, whether or not it changed the score
-    _cascade(ctx)
+    _transitions(ctx, event)
 
 
 def _enroll(cj, lead: str, event: Event, trace, waiting: Lead | None = None):
     """A lead not in the journey yet: enroll it, remember an exit, or keep its attributes waiting."""
-    # an exit event before enrollment is remembered, so no later event can enroll the lead
-    exiting = _matches_any(cj.exit_rules, event)
+    # an exit event before enrollment is remembered, so no later event can enroll the lead;
+    # conditions on the lead read the attributes kept while waiting and those this event carries
+    view = _view(cj, waiting, event)
+    exiting = _first_match(cj.exit_rules, event, view) is not None
     enrolls = event.type != ATTRIBUTES_ONLY and (
-        cj.enroll_rules is None or _matches_any(cj.enroll_rules, event))
+        cj.enroll_rules is None or _first_match(cj.enroll_rules, event, view) is not None)
     if not exiting and not enrolls:
-        # not (yet) enrolled: keep what fit rules will need when an enrolling event comes
-        if not cj.fit_rules or not event.attributes:
+        # not (yet) enrolled: keep what fit rules and `lead.` conditions will need when an enrolling event comes
+        if not cj.fit_fields or not event.attributes:
             return waiting, []
         rec = waiting.copy() if waiting is not None else Lead(WAITING, event.time)
         rec.clock = rec.entered = rec.active = rec.score_at = event.time
@@ -371,15 +441,13 @@ def _enroll(cj, lead: str, event: Event, trace, waiting: Lead | None = None):
     if waiting is not None:
         ctx.note(f"attributes received before enrollment give {rec.fit:g} fit points")
     ctx.event = event
+    _remember(cj, rec, event)
+    ctx.view = _view(cj, rec, event)
     _update_fit(cj, rec, event.attributes)
     _apply_score(ctx, event)
     ctx.trigger = "enrolled"
     cj.callbacks.on_enter(ctx)
-    for name, predicate in cj.stages[rec.state].events.get(event.type, ()):
-        if predicate(event.data):
-            _fire(ctx, name)
-            break
-    _cascade(ctx)
+    _transitions(ctx, event)
     ctx.end()
     timer = next_timer(cj, rec)
     rec.due = None if timer is None else timer[0]
@@ -401,9 +469,10 @@ def _returns(cj, rec: Lead, event: Event) -> bool:
     mode, window = cj.reentry
     if mode == "once" or not _finished(cj, rec) or event.type == ATTRIBUTES_ONLY:
         return False
-    if _matches_any(cj.exit_rules, event):
+    view = _view(cj, rec, event)
+    if _first_match(cj.exit_rules, event, view) is not None:
         return False
-    if cj.enroll_rules is not None and not _matches_any(cj.enroll_rules, event):
+    if cj.enroll_rules is not None and _first_match(cj.enroll_rules, event, view) is None:
         return False
     t = event.time if event.time > rec.clock else rec.clock
     return mode != "per" or rec.enrolled is None or t - rec.enrolled >= window
@@ -421,20 +490,19 @@ def _reenter(ctx: Context, event: Event) -> None:
     if cj.reentry[0] == "per":
         rec.enrolled = ctx.time
     ctx.event = event
+    _remember(cj, rec, event)
+    ctx.view = _view(cj, rec, event)
     _update_fit(cj, rec, event.attributes)
     _apply_score(ctx, event)
     ctx.trigger = "re-entered"
     cj.callbacks.on_enter(ctx)
-    for name, predicate in cj.stages[rec.state].events.get(event.type, ()):
-        if predicate(event.data):
-            _fire(ctx, name)
-            break
-    _cascade(ctx)
+    _transitions(ctx, event)
 
 
 def _bar_return(cj, rec: Lead, event: Event) -> Lead:
     """A lead that left by a way out and now meets an exit rule (an unsubscribe) never comes back."""
-    if rec.state == EXITED and rec.left == "way" and _matches_any(cj.exit_rules, event):
+    if rec.state == EXITED and rec.left == "way" and _first_match(cj.exit_rules, event,
+                                                                   _view(cj, rec, event)) is not None:
         rec = rec.copy()
         rec.left = "rule"
     return rec

@@ -134,8 +134,9 @@ def next_timer(cj, rec: Lead):
     due_b = meant_b = order_b = None
     payload_b = None
     release = release_time(cj, rec) if cj.caps else None
+    done = rec.sent | rec.passed  # sent, or a conditional send passed over in this visit
     for offset, bit, kind, content in plan.sends:
-        if rec.sent & bit:
+        if done & bit:
             continue
         meant = due = rec.entered + offset
         if release is not None and release > due:

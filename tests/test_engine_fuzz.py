@@ -74,6 +74,7 @@ def test_the_engine_never_crashes_and_keeps_its_invariants(scenario):
                if c.op == "matches"))  # C038
     cj = compile_journey(journey)  # deliberately unchecked: dead ends, loops, unreachable stages
     records, keys, sent, stopped = {}, set(), set(), {}
+    again = {x.content for s in journey.stages for x in s.sends if x.every_visit}
     now = T0
     for n, (kind, etype, gap, data, lead) in enumerate(steps):
         now = max(T0, now + gap)
@@ -89,6 +90,9 @@ def test_the_engine_never_crashes_and_keeps_its_invariants(scenario):
         for a in actions:
             assert a.key not in keys, a.key
             keys.add(a.key)
+            if a.kind == "stage" and a.data["rule"] == "re-entered":  # a new visit: `every visit` content again
+                assert journey.reentry is not None and journey.reentry.mode != "once"
+                sent -= {(a.lead, content) for content in again}
             if a.kind == "send" and "edition" not in a.data:
                 assert (a.lead, a.data["content"]) not in sent, a.data
                 sent.add((a.lead, a.data["content"]))
