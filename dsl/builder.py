@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from lark import Token, Transformer, Tree
 
 from . import model as m
@@ -218,6 +220,15 @@ class _Builder(Transformer):
     def frequency_cap(self, meta, children):
         return m.FrequencyCap(int(children[0]), children[1], self._span(meta))
 
+    def lead_cap(self, meta, children):
+        return ("lead cap", m.FrequencyCap(int(children[0]), children[1], self._span(meta)))
+
+    def lead_scoring(self, meta, children):
+        return ("lead scoring", children, self._span(meta))
+
+    def priority(self, meta, children):
+        return m.Priority(int(children[0]), self._span(meta))
+
     # -- stages ----------------------------------------------------------------
     def exit_target(self, meta, _):
         return m.EXIT
@@ -316,6 +327,9 @@ class _Builder(Transformer):
 
     def goal(self, meta, children):
         return ("goal", self.on_event(meta, children))
+
+    def on_lead_score(self, meta, children):
+        return dataclasses.replace(self.on_score(meta, children), lead=True)
 
     def on_score(self, meta, children):
         op, value, target = children
@@ -419,12 +433,13 @@ def build_journey(tree: Tree, path: str, text: str = "") -> tuple[m.Journey, lis
     name = None
     header_span = m.Span(path, 1, 1, 1, 1)
     stages, scoring, fit, exits, enrollments, caps, contents, includes, moves, goals = ([] for _ in range(10))
-    decay = None
+    decay = lead_decay = priority = None
+    lead_scoring, lead_caps = [], []
     reentry: m.Reentry | None = None
     catalogue: m.Catalogue | None = None
     block_spans = []
     for item in items:
-        if isinstance(item, tuple) and item[0] in ("scoring", "fit", "content", "moves"):
+        if isinstance(item, tuple) and item[0] in ("scoring", "fit", "content", "moves", "lead scoring"):
             block_spans.append((item[0], item[2]))
         if isinstance(item, tuple) and item[0] == "header":
             if name is not None:
@@ -446,6 +461,22 @@ def build_journey(tree: Tree, path: str, text: str = "") -> tuple[m.Journey, lis
                     decay = rule
                 else:
                     scoring.append(rule)
+        elif isinstance(item, tuple) and item[0] == "lead scoring":
+            for rule in item[1]:
+                if not isinstance(rule, m.Decay):
+                    lead_scoring.append(rule)
+                elif lead_decay is not None:
+                    diagnostics.append(_twice("lead score decay", rule.span, lead_decay.span,
+                                              "keep one `decay half-life` line in `lead scoring`"))
+                else:
+                    lead_decay = rule
+        elif isinstance(item, tuple) and item[0] == "lead cap":
+            lead_caps.append(item[1])
+        elif isinstance(item, m.Priority):
+            if priority is not None:
+                diagnostics.append(_twice("the priority", item.span, priority.span, "keep one `priority` line"))
+                continue
+            priority = item
         elif isinstance(item, tuple) and item[0] == "fit":
             fit.extend(item[1])
         elif isinstance(item, tuple) and item[0] == "content":
@@ -488,6 +519,10 @@ def build_journey(tree: Tree, path: str, text: str = "") -> tuple[m.Journey, lis
         contents=tuple(contents),
         includes=tuple(includes),
         moves=tuple(moves),
+        lead_scoring=tuple(lead_scoring),
+        lead_decay=lead_decay,
+        lead_caps=tuple(lead_caps),
+        priority=priority,
         goals=tuple(goals),
         reentry=reentry,
         catalogue=catalogue,
@@ -496,3 +531,8 @@ def build_journey(tree: Tree, path: str, text: str = "") -> tuple[m.Journey, lis
         block_spans=tuple(block_spans),
     )
     return journey, diagnostics
+
+
+def _twice(what: str, span: m.Span, first: m.Span, hint: str) -> Diagnostic:
+    """C111: a lead-wide declaration written twice (the second is not kept)."""
+    return Diagnostic("C111", Severity.ERROR, f"{what} is declared twice", span, f"{hint} (first at line {first.line})")

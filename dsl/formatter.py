@@ -158,7 +158,8 @@ def _trigger(trigger: m.Trigger) -> str:
     if isinstance(trigger, m.EventTrigger):
         return f"on {_events(trigger)}{_where(trigger.condition)} -> {trigger.target}"
     if isinstance(trigger, m.ScoreTrigger):
-        return f"when score {trigger.op} {_number(trigger.value)} -> {trigger.target}"
+        lead = "lead " if trigger.lead else ""
+        return f"when {lead}score {trigger.op} {_number(trigger.value)} -> {trigger.target}"
     if isinstance(trigger, m.TimeTrigger):
         return f"after {trigger.after} {trigger.mode} -> {trigger.target}"
     raise TypeError(f"not a trigger: {trigger!r}")
@@ -210,6 +211,9 @@ def _blocks(journey: m.Journey) -> list[list[_Line]]:
     rules += [_Line(0, f"exit on {_events(r)}{_where(r.condition)}", ("exit", i))
               for i, r in enumerate(journey.exits)]
     rules += [_Line(0, _cap(c), ("cap", i)) for i, c in enumerate(journey.caps)]
+    rules += [_Line(0, f"{_cap(c)} across journeys", ("lead cap", i)) for i, c in enumerate(journey.lead_caps)]
+    if journey.priority is not None:
+        rules.append(_Line(0, f"priority {journey.priority.value}", ("priority",)))
     rules += [_Line(0, _trigger(g), ("goal", i)) for i, g in enumerate(journey.goals)]
     if journey.reentry is not None:
         rules.append(_Line(0, _reentry(journey.reentry), ("reentry",)))
@@ -217,12 +221,14 @@ def _blocks(journey: m.Journey) -> list[list[_Line]]:
         rules.append(_Line(0, f"catalogue {encode_string(journey.catalogue.path)}", ("catalogue",)))
     if rules:
         blocks.append(rules)
-    if journey.scoring or journey.decay is not None:
-        block = [_Line(0, "scoring", ("block", "scoring"))]
-        block += [_Line(1, _score_rule(r), ("scoring", i)) for i, r in enumerate(journey.scoring)]
-        if journey.decay is not None:
-            block.append(_Line(1, f"decay half-life {journey.decay.half_life}", ("decay",)))
-        blocks.append(block)
+    for head, rules_, decay, decay_key in (("lead scoring", journey.lead_scoring, journey.lead_decay, "lead decay"),
+                                           ("scoring", journey.scoring, journey.decay, "decay")):
+        if rules_ or decay is not None:
+            block = [_Line(0, head, ("block", head))]
+            block += [_Line(1, _score_rule(r), (head, i)) for i, r in enumerate(rules_)]
+            if decay is not None:
+                block.append(_Line(1, f"decay half-life {decay.half_life}", (decay_key,)))
+            blocks.append(block)
     if journey.fit:
         block = [_Line(0, "fit", ("block", "fit"))]
         block += [_Line(1, f"{format_condition(r.condition)} {_points(r.points)}", ("fit", i))
@@ -269,12 +275,17 @@ def _anchors(journey: m.Journey) -> list[tuple[int, tuple, bool]]:
         add(inc.span, ("include", i))
     item: Any  # a rule of any of these kinds: each has a span
     for kind, items in (("enroll", journey.enrollments), ("exit", journey.exits), ("cap", journey.caps),
+                        ("lead cap", journey.lead_caps), ("lead scoring", journey.lead_scoring),
                         ("scoring", journey.scoring), ("fit", journey.fit), ("content", journey.contents),
                         ("moves", journey.moves), ("goal", journey.goals)):
         for i, item in enumerate(items):
             add(item.span, (kind, i))
     if journey.decay is not None:
         add(journey.decay.span, ("decay",))
+    if journey.lead_decay is not None:
+        add(journey.lead_decay.span, ("lead decay",))
+    if journey.priority is not None:
+        add(journey.priority.span, ("priority",))
     if journey.reentry is not None:
         add(journey.reentry.span, ("reentry",))
     if journey.catalogue is not None:

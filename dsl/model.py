@@ -30,6 +30,7 @@ __all__ = [
     "ExitRule",
     "EnrollRule",
     "FrequencyCap",
+    "Priority",
     "ContentItem",
     "Include",
     "Send",
@@ -228,6 +229,14 @@ class FrequencyCap:
 
 
 @dataclass(frozen=True, slots=True)
+class Priority:
+    """`priority N`: when journeys want to send to one lead at once, the higher N goes first."""
+
+    value: int
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
 class ContentItem:
     kind: str
     id: str
@@ -323,6 +332,8 @@ class ScoreTrigger:
     target: str
     span: Span = _span()
     target_span: Span = _span()
+    #: `when lead score ...`: compares the lead score shared by every journey (`lead scoring`)
+    lead: bool = False
 
     @property
     def upward(self) -> bool:
@@ -424,6 +435,11 @@ class Journey:
     contents: tuple[ContentItem, ...] = ()
     includes: tuple[Include, ...] = ()
     moves: tuple[Move, ...] = ()
+    #: lead-wide rules (docs/language.md, "One lead across journeys"): the same in every journey that declares them
+    lead_scoring: tuple[ScoreRule, ...] = ()
+    lead_decay: Decay | None = None
+    lead_caps: tuple[FrequencyCap, ...] = ()
+    priority: Priority | None = None
     #: journey-level goals, in the order written (tried before the stage's own triggers)
     goals: tuple[EventTrigger, ...] = ()
     reentry: Reentry | None = None
@@ -449,7 +465,7 @@ class Journey:
 
     def conditions(self):
         """Every `where` and fit condition of the journey (None where a rule has none)."""
-        for r in self.scoring:
+        for r in self.scoring + self.lead_scoring:
             yield r.condition
         for f in self.fit:
             yield f.condition
@@ -465,7 +481,7 @@ class Journey:
 
     def event_types(self) -> set[str]:
         """Every event type the journey reacts to."""
-        types = {r.event for r in self.scoring}
+        types = {r.event for r in self.scoring + self.lead_scoring}
         for r in self.exits + self.enrollments + self.goals:
             types.update(r.events)
         for s in self.stages:

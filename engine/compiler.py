@@ -27,8 +27,8 @@ from .record import EXITED
 if TYPE_CHECKING:
     from dsl.catalogue import EventCatalogue
 
-__all__ = ["CompiledJourney", "StagePlan", "SendTest", "ActPlan", "EXIT_RULE", "GOAL_RULE", "compile_journey",
-           "journey_version", "version_of", "THRESHOLD_TESTS"]
+__all__ = ["CompiledJourney", "StagePlan", "SendTest", "ActPlan", "EXIT_RULE", "GOAL_RULE", "LeadRules", "lead_rules",
+           "NO_LEAD_RULES", "by_priority", "compile_journey", "journey_version", "version_of", "THRESHOLD_TESTS"]
 
 #: How the rule of an `exit` action begins (then which rule, with its line): readers such as the counts
 #: overlay tell an exit rule from a trigger to `exit` by it.
@@ -53,7 +53,7 @@ class StagePlan:
     handoff: bool
     sends: list = field(default_factory=list)        # (offset, bit, kind, content) in declaration order
     events: dict = field(default_factory=dict)       # type -> [(transition name, predicate)]
-    thresholds: list = field(default_factory=list)   # (transition name, op, value)
+    thresholds: list = field(default_factory=list)   # (transition name, op, value, reads the lead score)
     timeouts: list = field(default_factory=list)     # (transition name, "idle"|"in stage", seconds)
     hold: tuple | None = None                        # (stall, every, times, kind, content, transition name)
     tests: dict = field(default_factory=dict)        # content bit -> SendTest, for sends with `if`/`unless`
@@ -115,8 +115,9 @@ class CompiledJourney:
     callbacks: object = None                # engine.step.Callbacks, bound at compile time
     reentry: tuple = ("once", None)         # ("once" | "always" | "per", seconds or None)
     again_bits: int = 0                     # content of `send ... every visit` lines: forgotten on re-entry
-    catalogue: EventCatalogue | None = None                # dsl.catalogue.EventCatalogue it was checked against, if any
+    catalogue: EventCatalogue | None = None  # the event catalogue it was checked against, if any
     rules: dict = field(default_factory=dict)  # transition name or "score#i" -> readable rule with its line
+    priority: int = 0                       # `priority N`: who goes first when journeys send at once
 
     def stage_ids(self) -> list[str]:
         return [s.id for s in self.journey.stages]
@@ -146,7 +147,7 @@ def _plan_stage(stage, bits: dict[str, int]) -> StagePlan:
             for event in t.events:
                 plan.events.setdefault(event, []).append((name, predicate))
         elif isinstance(t, ScoreTrigger):
-            plan.thresholds.append((name, t.op, float(t.value)))
+            plan.thresholds.append((name, t.op, float(t.value), t.lead))
         elif isinstance(t, TimeTrigger):
             plan.timeouts.append((name, t.mode, t.after.seconds))
     delayed = 0
@@ -189,7 +190,10 @@ def _build_machine(journey: Journey, callbacks) -> Machine:
                 conditions.append(lambda ctx, p=predicate: p(ctx.view))
             elif isinstance(t, ScoreTrigger):
                 test, value = THRESHOLD_TESTS[t.op], float(t.value)
-                conditions.append(lambda ctx, test=test, value=value: test(ctx.score_now(), value))
+                if t.lead:
+                    conditions.append(lambda ctx, test=test, value=value: test(ctx.lead_score_now(), value))
+                else:
+                    conditions.append(lambda ctx, test=test, value=value: test(ctx.score_now(), value))
             machine.add_transition(name, s.id, _target_state(t.target), conditions=conditions)
         if s.hold is not None:
             machine.add_transition(f"{s.id}#hold", s.id, _target_state(s.hold.then))
@@ -212,6 +216,73 @@ def _rules_by_type(rules, build) -> dict[str, list]:
     return table
 
 
+def _score_rules(rules, cap_slots: dict[int, int]) -> dict[str, list]:
+    return _rules_by_type(
+        rules,
+        lambda i, r: (i, compile_condition(r.condition) if r.condition else None, r.points, r.cap_count,
+                      r.cap_window.seconds if r.cap_window else None, cap_slots.get(i)),
+    )
+
+
+def _cap_slots(rules) -> dict[int, int]:
+    """Each capped score rule gets a slot in a record's `caps` tuple."""
+    return {i: slot for slot, i in enumerate(i for i, r in enumerate(rules) if r.cap_count)}
+
+
+@dataclass(frozen=True)
+class LeadRules:
+    """The lead-wide rules of a run: one lead score and one cap per lead, whatever the journey.
+
+    Compiled from the journeys that run now (they must agree, C113); a lead on an
+    older version of a journey obeys these too.
+    """
+
+    score_rules: dict = field(default_factory=dict)  # as CompiledJourney.score_rules
+    cap_slots: int = 0
+    half_life: int | None = None
+    caps: tuple = ()                                 # (count, seconds)
+    caps_text: str = ""                              # the cap lines, for explain
+    rules: dict = field(default_factory=dict)        # "lead#i" -> readable rule with its line
+
+    @property
+    def active(self) -> bool:
+        """Whether leads need a lead-wide record at all: without these rules journeys never interact."""
+        return bool(self.score_rules or self.caps or self.half_life)
+
+
+NO_LEAD_RULES = LeadRules()
+
+
+def lead_rules(journeys) -> LeadRules:
+    """The one set of lead-wide rules of the compiled journeys; JourneyError (C113) if they disagree."""
+    from dsl.checks.lead import check_lead_agreement
+
+    models = [cj.journey for cj in journeys]
+    conflicts = check_lead_agreement(models)
+    if conflicts:
+        raise JourneyError(conflicts[0].message, conflicts)
+    j = next((m for m in models if m.lead_scoring or m.lead_decay or m.lead_caps), None)
+    if j is None:
+        return NO_LEAD_RULES
+    slots = _cap_slots(j.lead_scoring)
+    return LeadRules(
+        score_rules=_score_rules(j.lead_scoring, slots),
+        cap_slots=len(slots),
+        half_life=j.lead_decay.half_life.seconds if j.lead_decay else None,
+        caps=tuple((c.count, c.window.seconds) for c in j.lead_caps),
+        caps_text="; ".join(f"at most {c.count} message{'' if c.count == 1 else 's'} per {c.window} across journeys"
+                            for c in j.lead_caps),
+        rules={f"lead#{i}": f"lead score: {r.event} {r.points:+d} (line {r.span.line})"
+               for i, r in enumerate(j.lead_scoring)},
+    )
+
+
+def by_priority(journeys) -> list:
+    """Journeys in the order they act on one lead at one instant: higher `priority` first, then by name.
+
+    The order depends on nothing else (not the order given or stored), so a run is the same however it is split.
+    """
+    return sorted(journeys, key=lambda cj: (-cj.priority, cj.name))
 def _had_bits(journey: Journey) -> dict[str, int]:
     """A bit per event type that a `had` condition names, in order of first mention."""
     types = dict.fromkeys(h.event for c in journey.conditions() for h in hads(c))
@@ -235,7 +306,7 @@ def compile_journey(journey: Journey | None, diagnostics=()) -> CompiledJourney:
         if content not in bits:
             bits[content] = 1 << len(bits)
     # each capped score rule gets a slot in a lead's `caps` tuple
-    cap_slots = {i: slot for slot, i in enumerate(i for i, r in enumerate(journey.scoring) if r.cap_count)}
+    cap_slots = _cap_slots(journey.scoring)
     callbacks = Callbacks()
     text = canonical_text(journey)
     cj = CompiledJourney(
@@ -247,11 +318,7 @@ def compile_journey(journey: Journey | None, diagnostics=()) -> CompiledJourney:
         initial=journey.initial.id,
         stages={s.id: _plan_stage(s, bits) for s in journey.stages},
         content_bits=bits,
-        score_rules=_rules_by_type(
-            journey.scoring,
-            lambda i, r: (i, compile_condition(r.condition) if r.condition else None, r.points, r.cap_count,
-                          r.cap_window.seconds if r.cap_window else None, cap_slots.get(i)),
-        ),
+        score_rules=_score_rules(journey.scoring, cap_slots),
         cap_slots=len(cap_slots),
         exit_rules=_rules_by_type(journey.exits, lambda i, r: (i, compile_condition(r.condition))),
         enroll_rules=_rules_by_type(journey.enrollments, lambda i, r: (i, compile_condition(r.condition)))
@@ -268,6 +335,7 @@ def compile_journey(journey: Journey | None, diagnostics=()) -> CompiledJourney:
         half_life=journey.decay.half_life.seconds if journey.decay else None,
         caps=[(c.count, c.window.seconds) for c in journey.caps],
         event_types=frozenset(journey.event_types()),
+        priority=journey.priority.value if journey.priority is not None else 0,
     )
     if journey.reentry is not None and journey.reentry.mode != "once":
         cj.reentry = (journey.reentry.mode, journey.reentry.window.seconds if journey.reentry.window else None)
@@ -303,7 +371,7 @@ def _describe_rules(journey: Journey) -> dict[str, str]:
             if isinstance(t, EventTrigger):
                 what = f"on {on(t)}"
             elif isinstance(t, ScoreTrigger):
-                what = f"when score {t.op} {t.value:g}"
+                what = f"when {'lead ' if t.lead else ''}score {t.op} {t.value:g}"
             else:
                 what = f"after {t.after} {t.mode}"
             out[f"{s.id}#{i}"] = f"{s.id}: {what} -> {t.target} (line {t.span.line})"

@@ -170,13 +170,18 @@ def _acted(old: CompiledJourney, new: CompiledJourney, rec: Lead, state: str) ->
 
 
 def switch_lead(old: CompiledJourney, new: CompiledJourney, rec: Lead, lead: str, at: int,
-                moves: Moves | None = None, trace: list | None = None) -> tuple[Lead, list[Action]]:
-    """The switch of one lead at `at`: the old version up to `at`, the carry-over, the new version at `at`."""
+                moves: Moves | None = None, trace: list | None = None, wide=None,
+                rules=None) -> tuple[Lead, list[Action]]:
+    """The switch of one lead at `at`: the old version up to `at`, the carry-over, the new version at `at`.
+
+    `wide`, `rules`: the lead's lead-wide record and the run's lead-wide rules, read (never changed):
+    the new version's `when lead score` thresholds and the lead-wide cap see them at the switch."""
     rec, actions = advance(old, rec, lead, at, trace)
     was = rec.state
     notes: list[str] = []
     rec = carry_over(old, new, rec, at, moves, notes)
-    ctx = Context(new, rec, lead, at if at > rec.clock else rec.clock, trace)
+    ctx = Context(new, rec, lead, at if at > rec.clock else rec.clock, trace,
+                  None if wide is None else wide.copy(), rules)
     ctx.begin(f"switch to version {new.version}")
     for note in notes:
         ctx.note(note)
@@ -198,6 +203,6 @@ def switch_lead(old: CompiledJourney, new: CompiledJourney, rec: Lead, lead: str
             rec.clock = ctx.time
         elif trace is not None:
             del trace[traced:]  # nothing held: no step to show
-    timer = next_timer(new, rec)
+    timer = ctx.timer()
     rec.due = None if timer is None else timer[0]
     return rec, actions + ctx.actions

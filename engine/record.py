@@ -11,7 +11,7 @@ from array import array
 
 from dsl.model import ACTION_KINDS as INTERNAL_KINDS
 
-__all__ = ["Lead", "Action", "OUTBOX_KINDS", "EXITED", "NOT_ENROLLED", "WAITING", "DONE", "ATTRIBUTES_ONLY"]
+__all__ = ["Lead", "LeadWide", "Action", "OUTBOX_KINDS", "EXITED", "NOT_ENROLLED", "WAITING", "DONE", "ATTRIBUTES_ONLY"]
 
 #: The machine state of a lead that left the journey (unsubscribed, `-> exit`).
 EXITED = "exit"
@@ -144,6 +144,59 @@ class Lead:
 
     def __repr__(self) -> str:
         return f"Lead(state={self.state!r}, score={self.score:.3f}@{self.score_at}, due={self.due})"
+
+
+class LeadWide:
+    """What belongs to the lead itself, across every journey: its lead score, its recent sends, its clock.
+
+    It exists only when the journeys run declare lead-wide rules (`lead scoring`,
+    `... across journeys`). `clock` is the lead's one time: the latest instant any
+    of its journeys was stepped to, so sends across journeys are logged in time order.
+    """
+
+    __slots__ = (
+        "score",     # lead score as of `score_at` (decays with the `lead scoring` half-life)
+        "score_at",
+        "caps",      # per capped lead score rule: its recent counted times (array), or None
+        "sends",     # recent send times across journeys (array, in time order), or None
+        "senders",   # the journey of each of `sends` (explain says who used the cap)
+        "clock",
+    )
+
+    def __init__(self, now: int):
+        self.score = 0.0
+        self.score_at = now
+        self.caps: tuple[array | None, ...] | None = None
+        self.sends: array | None = None
+        self.senders: tuple[str, ...] = ()
+        self.clock = now
+
+    def copy(self) -> "LeadWide":
+        new = LeadWide.__new__(LeadWide)
+        new.score, new.score_at, new.caps = self.score, self.score_at, self.caps
+        new.sends, new.senders, new.clock = self.sends, self.senders, self.clock
+        return new
+
+    def to_list(self) -> list:
+        caps = None if self.caps is None else [None if c is None else list(c) for c in self.caps]
+        return [self.score, self.score_at, caps, None if self.sends is None else list(self.sends),
+                list(self.senders), self.clock]
+
+    @classmethod
+    def from_list(cls, data: list) -> "LeadWide":
+        new = cls.__new__(cls)
+        score, new.score_at, caps, sends, senders, new.clock = data[:6]
+        new.score = float(score)
+        new.caps = None if caps is None else tuple(None if c is None else array("q", c) for c in caps)
+        new.sends = None if sends is None else array("q", sends)
+        new.senders = tuple(senders)
+        return new
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, LeadWide) and self.to_list() == other.to_list()
+
+    def __repr__(self) -> str:
+        return f"LeadWide(score={self.score:.3f}@{self.score_at}, sends={list(self.sends or ())}, clock={self.clock})"
 
 
 class Action:

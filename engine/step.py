@@ -22,10 +22,12 @@ from array import array
 
 from .conditions import ATTRS, HAD, MISSING, lookup
 from .events import Event, format_time
-from .record import ATTRIBUTES_ONLY, DONE, EXITED, NOT_ENROLLED, WAITING, Action, Lead
-from .timers import ACT, CROSSING, HOLD_END, HOLD_SEND, SEND, TIMEOUT, holds, next_timer, release_time, score_at
+from .record import ATTRIBUTES_ONLY, DONE, EXITED, NOT_ENROLLED, WAITING, Action, Lead, LeadWide
+from .timers import (ACT, CROSSING, HOLD_END, HOLD_SEND, SEND, TIMEOUT, behaviour_at, holds, lead_release,
+                     lead_score_at, next_timer, release_time, score_at)
 
-__all__ = ["step_event", "advance", "Callbacks", "EngineBug", "MAX_CASCADE", "MAX_TIMERS_PER_STEP"]
+__all__ = ["step_event", "advance", "step_lead", "advance_lead", "LeadStep", "Callbacks", "EngineBug", "MAX_CASCADE",
+           "MAX_TIMERS_PER_STEP"]
 
 MAX_TIMERS_PER_STEP = 100_000
 
@@ -47,13 +49,15 @@ class Context:
     """The state of one step, handed to the machine's callbacks."""
 
     __slots__ = ("cj", "rec", "lead", "time", "event", "view", "actions", "trace", "entry", "prev", "trigger",
-                 "fired")
+                 "fired", "wide", "rules")
 
-    def __init__(self, cj, rec: Lead, lead: str, time: int, trace):
+    def __init__(self, cj, rec: Lead, lead: str, time: int, trace, wide: LeadWide | None = None, rules=None):
         self.cj = cj
         self.rec = rec
         self.lead = lead
         self.time = time
+        self.wide = wide    # the lead-wide record (step_lead), shared by the journeys of one step
+        self.rules = rules  # engine.compiler.LeadRules, with `wide`
         self.event: Event | None = None
         self.view: dict = {}  # what the conditions of this step read: the event's data (+ the lead, see _view)
         self.actions: list[Action] = []
@@ -65,6 +69,18 @@ class Context:
 
     def score_now(self) -> float:
         return score_at(self.cj, self.rec, self.time)
+
+    def lead_score_now(self) -> float:
+        return lead_score_at(self.rules, self.wide, self.time)
+
+    def timer(self):
+        return next_timer(self.cj, self.rec, self.wide, self.rules)
+
+    def release(self) -> int | None:
+        """When the caps (the journey's, and the lead-wide one) allow a send again; None if none is full."""
+        own = release_time(self.cj, self.rec)
+        held = lead_release(self.rules, self.wide) if self.wide is not None else None
+        return held if own is None or (held is not None and held > own) else own
 
     def emit(self, kind: str, rule: str, data: dict) -> None:
         rec, cj = self.rec, self.cj
@@ -144,18 +160,34 @@ def _act(ctx: Context, act) -> None:
 
 
 def _send_allowed(ctx: Context) -> bool:
-    release = release_time(ctx.cj, ctx.rec)
+    release = ctx.release()
     return release is None or release <= ctx.time
 
 
 def _record_send(ctx: Context) -> None:
-    cj, rec, t = ctx.cj, ctx.rec, ctx.time
-    if not cj.caps:
-        return
-    horizon = t - max(window for _, window in cj.caps)
-    kept = array("q", [x for x in rec.sends if x > horizon]) if rec.sends else array("q")
-    kept.append(t)
-    rec.sends = kept
+    cj, rec, t, wide = ctx.cj, ctx.rec, ctx.time, ctx.wide
+    if cj.caps:
+        horizon = t - max(window for _, window in cj.caps)
+        kept = array("q", [x for x in rec.sends if x > horizon]) if rec.sends else array("q")
+        kept.append(t)
+        rec.sends = kept
+    if wide is not None and ctx.rules.caps:  # every journey's send counts in the lead-wide cap
+        horizon = t - max(window for _, window in ctx.rules.caps)
+        old = wide.sends or ()
+        first = next((i for i, x in enumerate(old) if x > horizon), len(old))
+        wide.sends = array("q", old[first:])
+        wide.sends.append(t)
+        wide.senders = wide.senders[first:] + (cj.name,)
+
+
+def _held_by(ctx: Context) -> str:
+    """Which cap holds a send now, for explain: the journey's own, or the lead-wide one (and who used it)."""
+    held = lead_release(ctx.rules, ctx.wide) if ctx.wide is not None else None
+    wide = ctx.wide
+    if held is None or held <= ctx.time or wide is None or wide.sends is None:
+        return "the frequency cap"
+    recent = ", ".join(f"{name} at {format_time(t)}" for t, name in zip(wide.sends, wide.senders))
+    return f"the lead-wide cap ({ctx.rules.caps_text}; sent: {recent}) until {format_time(held)}"
 
 
 def _span_of(seconds: int) -> str:
@@ -169,10 +201,10 @@ def _span_of(seconds: int) -> str:
 
 
 def _deferral(ctx: Context, meant: int | None) -> dict:
-    """A send later than it was meant (the frequency cap held it) says since when."""
+    """A send later than it was meant (a frequency cap held it) says since when."""
     if meant is None or ctx.time <= meant:
         return {}
-    ctx.note(f"sent late: the frequency cap held it since {format_time(meant)}")
+    ctx.note(f"sent late: a frequency cap held it since {format_time(meant)}")
     return {"deferred_from": format_time(meant)}
 
 
@@ -224,7 +256,7 @@ def _try_send(ctx: Context, bit: int, kind: str, content: str, meant: int | None
         ctx.note(f"not sent: {kind} {content!r} ({test.text} says no; passed over for this visit)")
         return
     if not _send_allowed(ctx):
-        ctx.note(f"deferred by the frequency cap: {kind} {content!r}")
+        ctx.note(f"deferred by {_held_by(ctx)}: {ctx.cj.name}'s {kind} {content!r} waits")
         return
     rec.sent |= bit
     _record_send(ctx)
@@ -250,8 +282,8 @@ def _thresholds(ctx: Context) -> bool:
     if not thresholds:
         return False
     score = ctx.score_now()
-    for name, op, value in thresholds:
-        if holds(op, score, value):
+    for name, op, value, lead in thresholds:
+        if holds(op, ctx.lead_score_now() if lead else score, value):
             return _fire(ctx, name)
     return False
 
@@ -265,51 +297,61 @@ def _cascade(ctx: Context) -> None:
 
 
 def _fire_due(ctx: Context, until: int) -> None:
-    cj, rec = ctx.cj, ctx.rec
+    rec = ctx.rec
     for _ in range(MAX_TIMERS_PER_STEP):
         if rec.state == EXITED:
             return
-        timer = next_timer(cj, rec)
+        timer = ctx.timer()
         if timer is None or timer[0] > until:
             return
-        due, order, payload = timer
-        ctx.time = rec.clock = due if due > rec.clock else rec.clock
-        if order == SEND:
-            bit, kind, content, meant = payload
-            ctx.begin(f"timer: send {kind} {content!r}")
-            _try_send(ctx, bit, kind, content, meant)
-            if not rec.sent & bit and not rec.passed & bit and release_time(cj, rec) is None:
-                raise EngineBug(f"send of {content!r} neither sent nor deferred")
-        elif order == ACT:
-            ctx.begin(f"timer: {payload.kind} of {rec.state}")
-            rec.acted |= payload.bit
-            _act(ctx, payload)
-        elif order == HOLD_SEND:
-            (stall, every, times, kind, content, name, bit), meant = payload
-            ctx.begin(f"timer: holding loop of {rec.state} ({rec.hold + 1}/{times})")
-            if _send_allowed(ctx):
-                rec.hold += 1
-                rec.hold_at = ctx.time
-                rec.sent |= bit  # a loop repeats its content, but a later `send` line of it is skipped
-                _record_send(ctx)
-                ctx.emit("send", f"hold:{rec.state}:{content}",
-                         {"stage": rec.state, "content_kind": kind, "content": content, "edition": rec.hold,
-                          **_deferral(ctx, meant)})
-            else:
-                ctx.note(f"deferred by the frequency cap: holding-loop {kind} {content!r}")
-        elif order == HOLD_END:
-            ctx.begin(f"timer: holding loop of {rec.state} ran out")
-            _fire(ctx, payload)
-            _cascade(ctx)
-        elif order == TIMEOUT:
-            ctx.begin(f"timer: {cj.rules.get(payload, payload)}")
-            _fire(ctx, payload)
-            _cascade(ctx)
-        elif order == CROSSING:
-            ctx.begin("timer: score decay crossed a threshold")
-            _cascade(ctx)
-        ctx.end()
+        _fire_timer(ctx, timer)
     raise EngineBug("timers did not settle within one step")
+
+
+def _fire_timer(ctx: Context, timer) -> None:
+    """Fire one timer (due, order, payload) of the context's journey, at its due time (or the clock if later)."""
+    cj, rec, wide = ctx.cj, ctx.rec, ctx.wide
+    due, order, payload = timer
+    ctx.time = rec.clock = due if due > rec.clock else rec.clock
+    if wide is not None:  # the lead has one clock: nothing of it happens before what already happened
+        if wide.clock > ctx.time:
+            ctx.time = rec.clock = wide.clock
+        wide.clock = ctx.time
+    if order == SEND:
+        bit, kind, content, meant = payload
+        ctx.begin(f"timer: send {kind} {content!r}")
+        _try_send(ctx, bit, kind, content, meant)
+        if not rec.sent & bit and not rec.passed & bit and ctx.release() is None:
+            raise EngineBug(f"send of {content!r} neither sent nor deferred")
+    elif order == ACT:
+        ctx.begin(f"timer: {payload.kind} of {rec.state}")
+        rec.acted |= payload.bit
+        _act(ctx, payload)
+    elif order == HOLD_SEND:
+        (stall, every, times, kind, content, name, bit), meant = payload
+        ctx.begin(f"timer: holding loop of {rec.state} ({rec.hold + 1}/{times})")
+        if _send_allowed(ctx):
+            rec.hold += 1
+            rec.hold_at = ctx.time
+            rec.sent |= bit  # a loop repeats its content, but a later `send` line of it is skipped
+            _record_send(ctx)
+            ctx.emit("send", f"hold:{rec.state}:{content}",
+                     {"stage": rec.state, "content_kind": kind, "content": content, "edition": rec.hold,
+                      **_deferral(ctx, meant)})
+        else:
+            ctx.note(f"deferred by {_held_by(ctx)}: {cj.name}'s holding-loop {kind} {content!r} waits")
+    elif order == HOLD_END:
+        ctx.begin(f"timer: holding loop of {rec.state} ran out")
+        _fire(ctx, payload)
+        _cascade(ctx)
+    elif order == TIMEOUT:
+        ctx.begin(f"timer: {cj.rules.get(payload, payload)}")
+        _fire(ctx, payload)
+        _cascade(ctx)
+    elif order == CROSSING:
+        ctx.begin("timer: score decay crossed a threshold")
+        _cascade(ctx)
+    ctx.end()
 
 
 def _update_fit(cj, rec: Lead, attributes: dict | None) -> bool:
@@ -331,29 +373,36 @@ def _update_fit(cj, rec: Lead, attributes: dict | None) -> bool:
 
 def _apply_score(ctx: Context, event: Event) -> bool:
     """Add the points of every matching rule whose cap allows it; True if the score changed."""
-    cj, rec, t = ctx.cj, ctx.rec, ctx.time
-    rules = cj.score_rules.get(event.type)
-    if not rules:
+    return _score_event(ctx.cj, ctx.rec, "score", ctx.time, event.type, ctx.view, ctx.note, ctx.rec.fit)
+
+
+def _score_event(rules, rec, prefix: str, t: int, event_type: str, view: dict, note, fit: int = 0) -> bool:
+    """The points of an event on a score (a journey's, on its record; or the lead's, on its LeadWide).
+
+    `view`: what the rules' conditions read (the event's data; for a journey, the lead too)."""
+    table = rules.score_rules.get(event_type)
+    if not table:
         return False
     scored = False
-    for index, predicate, points, cap_count, cap_seconds, slot in rules:
-        if predicate is not None and not predicate(ctx.view):
+    for index, predicate, points, cap_count, cap_seconds, slot in table:
+        if predicate is not None and not predicate(view):
             continue
         if cap_count is not None:
             old = rec.caps[slot] if rec.caps else None
             horizon = t - cap_seconds
             hits = array("q", [x for x in old if x > horizon]) if old else array("q")
             if len(hits) >= cap_count:
-                ctx.note(f"capped: {cj.rules[f'score#{index}']}")
+                note(f"capped: {rules.rules[f'{prefix}#{index}']}")
                 continue
             hits.append(t)
-            caps: list[array | None] = list(rec.caps) if rec.caps else [None] * cj.cap_slots
+            caps: list[array | None] = list(rec.caps) if rec.caps else [None] * rules.cap_slots
             caps[slot] = hits
             rec.caps = tuple(caps)
-        rec.score = score_at(cj, rec, t) - rec.fit + points
+        # (fit + behaviour) - fit, not behaviour alone: the very float the stores have always kept
+        rec.score = (fit + behaviour_at(rules, rec, t)) - fit + points
         rec.score_at = t
         scored = True
-        ctx.note(f"scored: {cj.rules[f'score#{index}']}")
+        note(f"scored: {rules.rules[f'{prefix}#{index}']}")
     return scored
 
 
@@ -409,8 +458,12 @@ def _react(ctx: Context, event: Event) -> None:
     _transitions(ctx, event)
 
 
-def _enroll(cj, lead: str, event: Event, trace, waiting: Lead | None = None):
-    """A lead not in the journey yet: enroll it, remember an exit, or keep its attributes waiting."""
+def _enroll(cj, lead: str, event: Event, trace, waiting: Lead | None = None, wide: LeadWide | None = None,
+            rules=None):
+    """A lead not in the journey yet: enroll it, remember an exit, or keep its attributes waiting.
+
+    With a lead-wide record, the lead's clock is its time: a late event enrolls it at that clock."""
+    at = event.time if wide is None or wide.clock <= event.time else wide.clock
     # an exit event before enrollment is remembered, so no later event can enroll the lead;
     # conditions on the lead read the attributes kept while waiting and those this event carries
     view = _view(cj, waiting, event)
@@ -421,23 +474,25 @@ def _enroll(cj, lead: str, event: Event, trace, waiting: Lead | None = None):
         # not (yet) enrolled: keep what fit rules and `lead.` conditions will need when an enrolling event comes
         if not cj.fit_fields or not event.attributes:
             return waiting, []
-        rec = waiting.copy() if waiting is not None else Lead(WAITING, event.time)
-        rec.clock = rec.entered = rec.active = rec.score_at = event.time
+        rec = waiting.copy() if waiting is not None else Lead(WAITING, at)
+        rec.clock = rec.entered = rec.active = rec.score_at = at
         _update_fit(cj, rec, event.attributes)
         return (rec if rec.attrs is not None else waiting), []
-    rec = Lead(NOT_ENROLLED if exiting else cj.initial, event.time)
+    rec = Lead(NOT_ENROLLED if exiting else cj.initial, at)
     if cj.reentry[0] == "per" and not exiting:
-        rec.enrolled = event.time
+        rec.enrolled = at
     rec.fit = cj.fit_empty  # no attribute known yet: the fit lines an empty profile meets
     if waiting is not None:
         rec.attrs, rec.fit = waiting.attrs, waiting.fit
-    ctx = Context(cj, rec, lead, event.time, trace)
+    ctx = Context(cj, rec, lead, at, trace, wide, rules)
     if exiting:
         ctx.begin(f"event {event.id}: {event.type}")
         ctx.note("an exit event before enrollment: the lead is never enrolled")
         ctx.end()
         return rec, []
     ctx.begin(f"event {event.id}: {event.type} (enrolls the lead)")
+    if at > event.time:
+        ctx.note(f"late by {_span_of(at - event.time)}: applied at the lead's clock ({format_time(at)})")
     if waiting is not None:
         ctx.note(f"attributes received before enrollment give {rec.fit:g} fit points")
     ctx.event = event
@@ -449,7 +504,7 @@ def _enroll(cj, lead: str, event: Event, trace, waiting: Lead | None = None):
     cj.callbacks.on_enter(ctx)
     _transitions(ctx, event)
     ctx.end()
-    timer = next_timer(cj, rec)
+    timer = ctx.timer()
     rec.due = None if timer is None else timer[0]
     return rec, ctx.actions
 
@@ -508,6 +563,24 @@ def _bar_return(cj, rec: Lead, event: Event) -> Lead:
     return rec
 
 
+def _on_event(ctx: Context, event: Event, notes=()) -> None:
+    """The event's own part of a step, at `ctx.time` (the lead's clock when the event is late): a re-entry or
+    the reaction (exit rules, scores, activity, transitions); `notes` go to its trace first."""
+    rec, t = ctx.rec, event.time
+    returning = _returns(ctx.cj, rec, event)
+    ctx.begin(f"event {event.id}: {event.type}" + (" (the lead re-enters)" if returning else ""))
+    if t < ctx.time:
+        ctx.note(f"late by {_span_of(ctx.time - t)}: applied at the lead's clock ({format_time(ctx.time)})")
+    for note in notes:
+        ctx.note(note)
+    rec.clock = ctx.time
+    if returning:
+        _reenter(ctx, event)
+    else:
+        _react(ctx, event)
+    ctx.end()
+
+
 def step_event(cj, rec: Lead | None, lead: str, event: Event, trace: list | None = None):
     """Apply one event to one lead: returns (new record or None if not enrolled, actions)."""
     if rec is None or rec.state == WAITING:
@@ -524,16 +597,7 @@ def step_event(cj, rec: Lead | None, lead: str, event: Event, trace: list | None
             rec.due = None
             return _bar_return(cj, rec, event), ctx.actions
     ctx.time = t if t > rec.clock else rec.clock
-    returning = _returns(cj, rec, event)
-    ctx.begin(f"event {event.id}: {event.type}" + (" (the lead re-enters)" if returning else ""))
-    if t < rec.clock:
-        ctx.note(f"late by {_span_of(rec.clock - t)}: applied at the lead's clock ({format_time(rec.clock)})")
-    rec.clock = ctx.time
-    if returning:
-        _reenter(ctx, event)
-    else:
-        _react(ctx, event)
-    ctx.end()
+    _on_event(ctx, event)
     timer = next_timer(cj, rec)
     rec.due = None if timer is None else timer[0]
     return rec, ctx.actions
@@ -549,3 +613,148 @@ def advance(cj, rec: Lead, lead: str, now: int, trace: list | None = None):
     timer = next_timer(cj, rec)
     rec.due = None if timer is None else timer[0]
     return rec, ctx.actions
+
+
+# -- a lead in every journey at once (the runner's step) ------------------------------------------
+
+class LeadStep:
+    """What one input did to a lead: its record in each journey, its lead-wide record, the actions in order."""
+
+    __slots__ = ("records", "wide", "actions")
+
+    def __init__(self, records: dict[str, Lead], wide: LeadWide | None, actions: list[Action]):
+        self.records = records
+        self.wide = wide
+        self.actions = actions
+
+
+def _wide_for(rules, wide: LeadWide | None, records: dict[str, Lead], t: int) -> LeadWide | None:
+    """A copy of the lead-wide record to step, a new one (at the lead's latest time), or None without rules."""
+    if not rules.active:
+        return None
+    if wide is not None:
+        return wide.copy()
+    # the lead's first input under lead-wide rules (or its first input after an upgrade)
+    return LeadWide(max([t, *(r.clock for r in records.values())]))
+
+
+def _live(order, records: dict[str, Lead], lead: str, traces, wide, rules) -> list[Context]:
+    """A context on a copy of each record that is in a stage, in priority order; the copies replace them."""
+    live = []
+    for cj in order:
+        rec = records.get(cj.name)
+        if rec is None or rec.state in DONE or rec.state == WAITING:
+            continue
+        rec = records[cj.name] = rec.copy()
+        live.append(Context(cj, rec, lead, rec.clock, None if traces is None else traces.get(cj.name), wide, rules))
+    return live
+
+
+def _fire_all(live: list[Context], until: int, actions: list) -> None:
+    """Every timer due by `until` in every journey, earliest first; at one instant, in priority order.
+
+    Only journeys with something due by `until` at the start can fire: a send of one
+    journey only delays the others (the lead-wide cap), and the lead score does not
+    change between events."""
+    pending = [ctx for ctx in live if ctx.rec.due is not None and ctx.rec.due <= until]
+    for _ in range(MAX_TIMERS_PER_STEP):
+        best = best_at = best_timer = None
+        for ctx in pending:
+            if ctx.rec.state == EXITED:
+                continue
+            timer = ctx.timer()
+            if timer is None or timer[0] > until:
+                continue
+            at = timer[0] if timer[0] > ctx.rec.clock else ctx.rec.clock
+            if best is None or best_at is None or at < best_at:
+                best, best_at, best_timer = ctx, at, timer
+        if best is None:
+            return
+        mark = len(best.actions)
+        _fire_timer(best, best_timer)
+        actions.extend(best.actions[mark:])
+    raise EngineBug("timers did not settle within one step")
+
+
+def _settle(order, records: dict[str, Lead], wide, rules) -> None:
+    """Each record's cached due time, derived again: a send in one journey may move another's (the lead cap)."""
+    for cj in order:
+        rec = records.get(cj.name)
+        if rec is None or rec.state not in cj.stages:
+            if rec is not None and rec.state in DONE and rec.due is not None:
+                rec.due = None  # a copy a timer just took out (a stored record that left is due nothing)
+            continue
+        timer = next_timer(cj, rec, wide, rules)
+        rec.due = None if timer is None else timer[0]
+
+
+def step_lead(journeys, rules, records: dict[str, Lead], wide: LeadWide | None, lead: str, event: Event,
+              traces: dict[str, list] | None = None) -> LeadStep:
+    """Apply one event to one lead in every journey: pure, and the same whatever order `journeys` come in.
+
+    `journeys`: the compiled version each record is on (a journey the lead is not in yet: the
+    current one); `rules`: the run's engine.compiler.LeadRules. Order (docs/engine.md, "One lead
+    across journeys"): the timers due by the event in every journey, earliest first, at one
+    instant higher priority first; then the lead score takes the event's points; then each
+    journey reacts to the event, higher priority first (by_priority). Records in `records` are
+    never changed: changed ones are new objects in the result."""
+    from .compiler import by_priority
+
+    order = by_priority(journeys)
+    out = dict(records)
+    wide = _wide_for(rules, wide, records, event.time)
+    actions: list[Action] = []
+    live = {ctx.cj.name: ctx for ctx in _live(order, out, lead, traces, wide, rules)}
+    _fire_all(list(live.values()), event.time, actions)
+    t = event.time
+    lead_notes: list[str] = []
+    if wide is not None:
+        if t > wide.clock:
+            wide.clock = t
+        if _score_event(rules, wide, "lead", wide.clock, event.type, event.data, lead_notes.append):
+            lead_notes.append(f"lead score now {_shown(behaviour_at(rules, wide, wide.clock))}")
+    for cj in order:
+        rec = out.get(cj.name)
+        trace = None if traces is None else traces.get(cj.name)
+        if rec is None or rec.state == WAITING:
+            new, acts = _enroll(cj, lead, event, trace, rec, wide, rules)
+            if new is not None:
+                out[cj.name] = new
+            actions.extend(acts)
+            continue
+        if rec.state in DONE and not _returns(cj, rec, event):
+            out[cj.name] = _bar_return(cj, rec, event)  # left or never enrolled (maybe by a timer just now)
+            continue
+        ctx = live.get(cj.name)
+        if ctx is None:  # a finished lead coming back (re-entry): step a copy
+            rec = out[cj.name] = rec.copy()
+            ctx = Context(cj, rec, lead, rec.clock, trace, wide, rules)
+        ctx.time = t if t > rec.clock else rec.clock
+        if wide is not None and wide.clock > ctx.time:
+            ctx.time = wide.clock
+        mark = len(ctx.actions)
+        _on_event(ctx, event, lead_notes)
+        actions.extend(ctx.actions[mark:])
+    _settle(order, out, wide, rules)
+    return LeadStep(out, wide, actions)
+
+
+def advance_lead(journeys, rules, records: dict[str, Lead], wide: LeadWide | None, lead: str, now: int,
+                 traces: dict[str, list] | None = None) -> LeadStep:
+    """Fire everything due up to `now` in every journey of the lead (a tick), in the order `step_lead` fires timers.
+
+    A lead with nothing due is returned as it was (the same objects); so is each record nothing changed."""
+    from .compiler import by_priority
+
+    if not any(r.due is not None and r.due <= now for r in records.values()):
+        return LeadStep(records, wide, [])
+    order = by_priority(journeys)
+    out = dict(records)
+    wide = _wide_for(rules, wide, records, now if not records else min(r.clock for r in records.values()))
+    actions: list[Action] = []
+    _fire_all(_live(order, out, lead, traces, wide, rules), now, actions)
+    _settle(order, out, wide, rules)
+    for name, rec in out.items():  # unchanged records stay the objects they were: nothing to write
+        if rec is not records[name] and rec == records[name]:
+            out[name] = records[name]
+    return LeadStep(out, wide, actions)

@@ -11,33 +11,47 @@ from __future__ import annotations
 
 import math
 
-from .record import Lead
+from .record import Lead, LeadWide
 
-__all__ = ["next_timer", "score_at", "holds", "release_time", "SEND", "ACT", "HOLD_SEND", "HOLD_END", "TIMEOUT",
-           "CROSSING"]
+__all__ = ["next_timer", "score_at", "lead_score_at", "holds", "release_time", "lead_release", "SEND", "ACT",
+           "HOLD_SEND", "HOLD_END", "TIMEOUT", "CROSSING"]
 
 # Ties at one instant fire in this order.
 SEND, ACT, HOLD_SEND, HOLD_END, TIMEOUT, CROSSING = range(6)
 
 
-def behaviour_at(cj, rec: Lead, t: int) -> float:
+def behaviour_at(cj, rec: Lead | LeadWide | _LeadView, t: int) -> float:
     """The behavioural part of the score at `t`: exact exponential decay from `score_at`."""
     if cj.half_life is None or t == rec.score_at or rec.score == 0.0:
         return rec.score
     return rec.score * 2.0 ** (-(t - rec.score_at) / cj.half_life)
 
 
-def score_at(cj, rec: Lead, t: int) -> float:
+def score_at(cj, rec: Lead | _LeadView, t: int) -> float:
     return rec.fit + behaviour_at(cj, rec, t)
+
+
+def lead_score_at(rules, wide, t: int) -> float:
+    """The lead score at `t` (0 without lead-wide rules): `lead scoring` points, decayed, no fit."""
+    return 0.0 if wide is None else behaviour_at(rules, wide, t)
 
 
 def release_time(cj, rec: Lead) -> int | None:
     """The earliest time the frequency caps allow another send (None: no cap is full)."""
-    if not cj.caps or not rec.sends:
+    return _release(cj.caps, rec.sends)
+
+
+def lead_release(rules, wide) -> int | None:
+    """The earliest time the lead-wide caps allow another send to the lead, from any journey (None: none full)."""
+    return None if wide is None else _release(rules.caps, wide.sends)
+
+
+def _release(caps, recent) -> int | None:
+    if not caps or not recent:
         return None
     release = None
-    recent = rec.sends  # appended in time order, so already sorted
-    for count, window in cj.caps:
+    # appended in time order, so already sorted (lead-wide sends too: the lead has one clock)
+    for count, window in caps:
         if len(recent) >= count:
             candidate = recent[len(recent) - count] + window
             release = candidate if release is None or candidate > release else release
@@ -50,7 +64,7 @@ def holds(op: str, score: float, value: float) -> bool:
         else score < value
 
 
-def _first_holding(cj, rec: Lead, op: str, value: float, guess: int, limit: int) -> int | None:
+def _first_holding(cj, rec: Lead | _LeadView, op: str, value: float, guess: int, limit: int) -> int | None:
     """The first whole second in (clock, limit] at which `score op value` holds, searching from `guess`.
 
     The decayed score moves one way only, so the threshold, once it holds, holds
@@ -90,7 +104,7 @@ def _first_holding(cj, rec: Lead, op: str, value: float, guess: int, limit: int)
     return high
 
 
-def _crossing(cj, rec: Lead, op: str, value: float) -> int | None:
+def _crossing(cj, rec: Lead | _LeadView, op: str, value: float) -> int | None:
     """When decay alone first makes `score op value` true, in whole seconds after the lead's clock.
 
     The behavioural part b(t) = S * 2^(-(t - t0) / h) shrinks toward zero; the
@@ -119,7 +133,16 @@ def _crossing(cj, rec: Lead, op: str, value: float) -> int | None:
     return _first_holding(cj, rec, op, value, guess, limit)
 
 
-def next_timer(cj, rec: Lead):
+class _LeadView:
+    """The lead score seen from one journey's record: what `_crossing` reads (no fit, the record's clock)."""
+
+    __slots__ = ("score", "score_at", "fit", "clock")
+
+    def __init__(self, wide, clock: int):
+        self.score, self.score_at, self.fit, self.clock = wide.score, wide.score_at, 0, clock
+
+
+def next_timer(cj, rec: Lead, wide=None, rules=None):
     """(due, order, payload) of the earliest thing due, or None.
 
     Ties at one instant go to what was meant earliest (sends held by the
@@ -134,6 +157,10 @@ def next_timer(cj, rec: Lead):
     due_b = meant_b = order_b = None
     payload_b: object = None
     release = release_time(cj, rec) if cj.caps else None
+    if wide is not None and rules.caps:  # the lead-wide cap holds sends of every journey
+        held = lead_release(rules, wide)
+        if held is not None and (release is None or held > release):
+            release = held
     done = rec.sent | rec.passed  # sent, or a conditional send passed over in this visit
     for offset, bit, kind, content in plan.sends:
         if done & bit:
@@ -165,9 +192,14 @@ def next_timer(cj, rec: Lead):
         due = (idle_since if mode == "idle" else rec.entered) + seconds
         if due_b is None or due < due_b or (due == due_b and (due, TIMEOUT) < (meant_b, order_b)):
             due_b, meant_b, order_b, payload_b = due, due, TIMEOUT, name
-    if plan.thresholds and cj.half_life is not None:
-        for name, op, value in plan.thresholds:
-            due = _crossing(cj, rec, op, value)
+    if plan.thresholds and (cj.half_life is not None or (wide is not None and rules.half_life is not None)):
+        for name, op, value, lead in plan.thresholds:
+            if not lead:
+                due = None if cj.half_life is None else _crossing(cj, rec, op, value)
+            elif wide is None or rules.half_life is None:
+                continue
+            else:
+                due = _crossing(rules, _LeadView(wide, rec.clock), op, value)
             if due is not None and (due_b is None or due < due_b or
                                     (due == due_b and (due, CROSSING) < (meant_b, order_b))):
                 due_b, meant_b, order_b, payload_b = due, due, CROSSING, name

@@ -274,7 +274,12 @@ class Deliverer:
                     first = self._answers.get(timeout=wait)
                 except queue.Empty:
                     continue
-                self._settle_answers(first, counts)
+                try:
+                    self._settle_answers(first, counts)
+                except Exception as err:  # not recorded: those calls are repeated after a restart (at-least-once)
+                    log.error("recording deliveries failed", extra={"error": f"{type(err).__name__}: {err}"})
+                    if until_idle:
+                        raise
         finally:
             while self._in_flight:  # stopping: the calls in flight end (or time out) and are recorded
                 self._settle_answers(self._answers.get(), counts)

@@ -145,7 +145,8 @@ def _triggers(targets: list[str]) -> st.SearchStrategy[m.Trigger]:
     return st.one_of(
         st.builds(m.EventTrigger, event=event_names, target=target, condition=st.none() | conditions,
                   more=more_events),
-        st.builds(m.ScoreTrigger, op=st.sampled_from([">=", ">", "<=", "<"]), value=_numbers, target=target),
+        st.builds(m.ScoreTrigger, op=st.sampled_from([">=", ">", "<=", "<"]), value=_numbers, target=target,
+                  lead=st.booleans()),
         st.builds(m.TimeTrigger, after=durations, mode=st.sampled_from(["idle", "in stage"]), target=target),
     )
 
@@ -200,6 +201,10 @@ def journeys(draw, max_stages: int = 3) -> m.Journey:
         caps=tuple(draw(st.lists(st.builds(m.FrequencyCap, st.integers(0, 20), durations), max_size=2))),
         contents=tuple(draw(st.lists(content_items, max_size=3))),
         includes=tuple(draw(st.lists(st.builds(m.Include, texts), max_size=2))),
+        lead_scoring=tuple(draw(st.lists(score_rules(), max_size=2))),
+        lead_decay=draw(st.none() | st.builds(m.Decay, durations)),
+        lead_caps=tuple(draw(st.lists(st.builds(m.FrequencyCap, st.integers(0, 20), durations), max_size=2))),
+        priority=draw(st.none() | st.builds(m.Priority, st.integers(0, 10**6))),
         goals=tuple(draw(st.lists(st.builds(m.EventTrigger, event=event_names, target=st.sampled_from(targets),
                                             condition=st.none() | conditions, more=more_events), max_size=2))),
         reentry=draw(st.none() | st.builds(m.Reentry, st.sampled_from(["once", "always"]))

@@ -836,6 +836,49 @@ CASES = [
         stage b
           final
         """, "C072", 4, 3, "moved twice", "line 3"),
+    # ---- lead-wide rules (one lead score, one cap per lead across journeys) ----------------
+    ("lead score without lead scoring", """
+        journey "t"
+        stage a
+          initial
+          when lead score >= 20 -> b
+        stage b
+          final
+        """, "C110", 4, 3, "declares no `lead scoring`", 'include "lead.coltiva"'),
+    ("priority twice", """
+        journey "t"
+        priority 2
+        priority 3
+        stage a
+          initial
+          on go -> b
+        stage b
+          final
+        """, "C111", 3, 1, "priority is declared twice", "first at line 2"),
+    ("lead score decay twice", """
+        journey "t"
+        lead scoring
+          email.clicked +3
+          decay half-life 30 days
+          decay half-life 60 days
+        stage a
+          initial
+          on go -> b
+        stage b
+          final
+        """, "C111", 5, 3, "decay is declared twice", "first at line 4"),
+    ("lead score out of reach", """
+        journey "t"
+        lead scoring
+          email.clicked +3 at most 1 per 1 day
+          decay half-life 2 days
+        stage a
+          initial
+          when lead score >= 100 -> b
+          on go -> b
+        stage b
+          final
+        """, "C112", 7, 3, "no lead score can go up to `lead score >= 100`", "`lead scoring` rules"),
     # ---- issue 12: goals, conditions on the lead, several event types, messages --------
     ("goal to exit", """
         journey "t"
@@ -1052,13 +1095,14 @@ def test_there_are_enough_cases():
 def _all_codes() -> set[str]:
     codes = set()
     for path in (ROOT / "dsl").rglob("*.py"):
-        codes |= set(re.findall(r'"(C0\d\d|C10\d)"', path.read_text()))
+        codes |= set(re.findall(r'"(C0\d\d|C1[01]\d)"', path.read_text()))
     return codes
 
 
 def test_every_code_is_produced_by_a_case():
     produced = {c[2] for c in CASES} | {"C020", "C021", "C022"}  # the include codes: tests below
     produced |= {"C100", "C101", "C102", "C103", "C104"}  # the catalogue codes: tests below
+    produced |= {"C113"}  # journeys that disagree on lead-wide rules: tests/test_lead_wide.py
     assert _all_codes() <= produced, sorted(_all_codes() - produced)
 
 

@@ -467,3 +467,23 @@ def test_a_version_switch_keeps_delayed_actions_done_by_what_they_do_not_by_posi
     assert [(a.kind, a.data.get("tag"), a.time) for a in acts if a.kind in ("tag", "task")] == [
         ("tag", "warm", T0 + 3 * DAY)]
     assert rec.acted == 0b11
+
+
+def test_the_catalogue_checks_goals_every_type_of_an_or_and_had_but_not_lead_fields(tmp_path):
+    (tmp_path / "events.catalogue").write_text("a.x n\nb.y\nc.z\n")
+    text = '''journey "t"
+catalogue "events.catalogue"
+on a.x or b.y where n > 1 and lead.plan == "pro" -> b
+on a.x or b.yy -> b
+
+stage a
+  initial
+  send email "w" on entry unless had c.zz
+  on c.z -> b
+
+stage b
+  final
+'''
+    found = [(d.code, d.span.line, d.hint) for d in load_text(text, "t.journey", tmp_path).diagnostics
+             if d.code.startswith("C10")]
+    assert found == [("C100", 4, "did you mean `b.y`?"), ("C100", 8, "did you mean `c.z`?")]

@@ -57,14 +57,14 @@ def test_a_failed_write_leaves_nothing_behind_and_a_retry_delivers_every_action(
 
 def test_an_event_that_fails_is_kept_aside_and_the_batch_goes_on(store_at, monkeypatch):
     cj = journey(SENDER)
-    real = runner_module.step_event
+    real = runner_module.step_lead
 
-    def step(j, rec, lead, event, trace=None):
+    def step(journeys, rules, records, wide, lead, event, traces=None):
         if event.id == "bad":
             raise RuntimeError("boom")
-        return real(j, rec, lead, event, trace)
+        return real(journeys, rules, records, wide, lead, event, traces)
 
-    monkeypatch.setattr(runner_module, "step_event", step)
+    monkeypatch.setattr(runner_module, "step_lead", step)
     with open_store(store_at("s")) as store:
         store.register(cj, {})
         summary = Runner(store, [cj]).run_lines(

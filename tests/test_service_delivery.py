@@ -285,7 +285,8 @@ secret = "{SECRET}"
 """ for name, extra in (("mail", 'kinds = ["send"]\ncontent_kinds = ["email", "newsletter"]'),
                         ("crm", 'kinds = ["handoff"]'), ("all", ""))))
         out = coltiva("deliver", "--config", str(config), "--db", db, cwd=tmp_path).stdout
-        got = {name: sorted(c["body"]["seq"] for c in receiver.delivered(f"/{name}")) for name in ("mail", "crm", "all")}
+        got = {name: sorted(c["body"]["seq"] for c in receiver.delivered(f"/{name}"))
+               for name in ("mail", "crm", "all")}
     assert got["mail"] == [a["seq"] for a in actions if a["kind"] == "send"
                            and a["content_kind"] in ("email", "newsletter")] != []
     assert got["crm"] == [a["seq"] for a in actions if a["kind"] == "handoff"] != []

@@ -85,7 +85,7 @@ def _trigger_key(trig) -> tuple:
     if isinstance(trig, EventTrigger):
         return ("event", trig.events, trig.target)
     if isinstance(trig, ScoreTrigger):
-        return ("score", trig.upward, trig.target)
+        return ("lead score" if trig.lead else "score", trig.upward, trig.target)
     return ("time", trig.mode, trig.target)
 
 
@@ -93,7 +93,7 @@ def _trigger_loose(trig) -> tuple:
     if isinstance(trig, EventTrigger):
         return ("event", trig.events)
     if isinstance(trig, ScoreTrigger):
-        return ("score", trig.upward, trig.op, trig.value)
+        return ("lead score" if trig.lead else "score", trig.upward, trig.op, trig.value)
     return ("time", trig.mode, trig.after.seconds)
 
 

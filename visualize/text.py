@@ -115,7 +115,7 @@ def trigger_event(trigger: Trigger) -> str:
     if isinstance(trigger, EventTrigger):
         return f"on {' or '.join(trigger.events)}"
     if isinstance(trigger, ScoreTrigger):
-        return f"score {op_text(trigger.op)} {trigger.value}"
+        return f"{'lead score' if trigger.lead else 'score'} {op_text(trigger.op)} {trigger.value}"
     if isinstance(trigger, TimeTrigger):
         return f"after {trigger.after} {'idle' if trigger.mode == 'idle' else 'in stage'}"
     return str(trigger)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import TypeGuard
 
 import networkx as nx
 
@@ -287,8 +288,13 @@ def _first_met(rules: list[tuple], score: float) -> str | None:
     return None
 
 
+def _journey_threshold(t) -> TypeGuard[ScoreTrigger]:
+    """A `when score` threshold: `when lead score` ones compare another score (dsl.checks.lead checks them)."""
+    return isinstance(t, ScoreTrigger) and not t.lead
+
+
 def _threshold_rules(s: Stage) -> list[tuple]:
-    return [threshold_interval(t) + (t.target,) for t in s.triggers if isinstance(t, ScoreTrigger)]
+    return [threshold_interval(t) + (t.target,) for t in s.triggers if _journey_threshold(t)]
 
 
 def _threshold_graph(j: Journey) -> nx.DiGraph:
@@ -296,7 +302,7 @@ def _threshold_graph(j: Journey) -> nx.DiGraph:
     g = nx.DiGraph()
     for s in j.stages:
         for t in s.triggers:
-            if isinstance(t, ScoreTrigger) and t.target in known and t.target != s.id:
+            if _journey_threshold(t) and t.target in known and t.target != s.id:
                 g.add_edge(s.id, t.target)
     return g
 
@@ -312,7 +318,7 @@ def _samples(stages: dict[str, Stage], group: set[str]):
     by_value: dict[float, set[str]] = {}
     for sid in group:
         for t in stages[sid].triggers:
-            if isinstance(t, ScoreTrigger):
+            if _journey_threshold(t):
                 by_value.setdefault(float(t.value), set()).add(sid)
     values = sorted(by_value)
     yield values[0] - 1, sorted(group)
@@ -371,7 +377,7 @@ def _cascade_diagnostic(stages: dict[str, Stage], cycle: list[str]) -> Diagnosti
     interval = (-math.inf, False, math.inf, False)
     first = None
     for a, b in zip(cycle, cycle[1:] + cycle[:1]):
-        thresholds = [t for t in stages[a].triggers if isinstance(t, ScoreTrigger)]
+        thresholds = [t for t in stages[a].triggers if _journey_threshold(t)]
         k = next(k for k, t in enumerate(thresholds) if t.target == b)
         first = first or thresholds[k]
         interval = intersect(interval, threshold_interval(thresholds[k])) or interval
@@ -458,7 +464,7 @@ def check_thresholds_reachable(j: Journey):
     low, high = bounds
     for s in j.stages:
         for t in s.triggers:
-            if not isinstance(t, ScoreTrigger) or not threshold_unreachable(t, bounds):
+            if not _journey_threshold(t) or not threshold_unreachable(t, bounds):
                 continue
             v = _fmt_score(float(t.value))
             if t.upward:

@@ -65,7 +65,8 @@ def triggers_by_kind(s: Stage) -> dict:
                 for event in t.events:
                     groups.setdefault(("event", event), []).append((i, t))
                 continue
-            key = "score" if isinstance(t, ScoreTrigger) else "timer"
+            # the lead score is another quantity: its thresholds never shadow the journey's
+            key = ("lead score" if t.lead else "score") if isinstance(t, ScoreTrigger) else "timer"
             groups.setdefault(key, []).append((i, t))
         memo["kinds"] = groups
     return memo["kinds"]
@@ -281,11 +282,13 @@ def hold_end_blocker(s: Stage) -> TimeTrigger | None:
     return None
 
 
-def score_bounds(j: Journey) -> tuple[float, float]:
-    """The lowest and highest score a lead can ever have (inf when unbounded)."""
-    fit_max = sum(f.points for f in j.fit if f.points > 0)
-    fit_min = sum(f.points for f in j.fit if f.points < 0)
-    half_life = j.decay.half_life.seconds if j.decay is not None and j.decay.half_life.seconds > 0 else None
+def score_bounds(j: Journey, lead: bool = False) -> tuple[float, float]:
+    """The lowest and highest score a lead can ever have (inf when unbounded); `lead`: its lead score."""
+    fit = () if lead else j.fit
+    fit_max = sum(f.points for f in fit if f.points > 0)
+    fit_min = sum(f.points for f in fit if f.points < 0)
+    decay, scoring = (j.lead_decay, j.lead_scoring) if lead else (j.decay, j.scoring)
+    half_life = decay.half_life.seconds if decay is not None and decay.half_life.seconds > 0 else None
 
     def extreme(rules) -> float:
         total = 0.0
@@ -297,8 +300,8 @@ def score_bounds(j: Journey) -> tuple[float, float]:
             total += max(r.cap_count, 0) * abs(r.points) / (1 - 2 ** (-window / half_life))
         return total
 
-    high = fit_max + extreme([r for r in j.scoring if r.points > 0])
-    low = fit_min - extreme([r for r in j.scoring if r.points < 0])
+    high = fit_max + extreme([r for r in scoring if r.points > 0])
+    low = fit_min - extreme([r for r in scoring if r.points < 0])
     return low, high
 
 
@@ -326,8 +329,8 @@ def _dead_reason(j: Journey, s: Stage, i: int, bounds) -> str | None:
         if goal is not None:
             return f"the goal at line {goal.span.line} takes it first"
     elif isinstance(t, ScoreTrigger):
-        if threshold_unreachable(t, bounds):
-            return f"no lead can get `score {t.op} {t.value}`"
+        if threshold_unreachable(t, score_bounds(j, lead=True) if t.lead else bounds):
+            return f"no lead can get `{'lead ' if t.lead else ''}score {t.op} {t.value}`"
         if shadowing_threshold(s, i) is not None:
             return f"line {shadowing_threshold(s, i).span.line} always fires first"  # type: ignore[union-attr]
     elif isinstance(t, TimeTrigger):

@@ -103,12 +103,13 @@ def check_self_targets(j: Journey):
 
 
 def _durations(j: Journey):
-    for r in j.scoring:
+    for r in j.scoring + j.lead_scoring:
         if r.cap_window is not None:
             yield r.cap_window
-    if j.decay is not None:
-        yield j.decay.half_life
-    for c in j.caps:
+    for decay in (j.decay, j.lead_decay):
+        if decay is not None:
+            yield decay.half_life
+    for c in j.caps + j.lead_caps:
         yield c.window
     if j.reentry is not None and j.reentry.window is not None:
         yield j.reentry.window
@@ -156,13 +157,13 @@ MAX_NUMBER = 10**15
 
 def _numbers(j: Journey):
     """(number, where it is written, whether it is compared in a condition) for every number but durations."""
-    for r in j.scoring:
+    for r in j.scoring + j.lead_scoring:
         yield r.points, r.span, False
         if r.cap_count is not None:
             yield r.cap_count, r.span, False
     for f in j.fit:
         yield f.points, f.span, False
-    for c in j.caps:
+    for c in j.caps + j.lead_caps:
         yield c.count, c.span, False
     for s in j.stages:
         for t in s.triggers:
@@ -172,7 +173,7 @@ def _numbers(j: Journey):
             yield s.hold.times, s.hold.span, False
         for act in s.actions:  # `set FIELD to NUMBER`
             yield act.value, act.span, False
-    conditions = [r.condition for r in j.scoring] + [f.condition for f in j.fit]
+    conditions = [r.condition for r in j.scoring + j.lead_scoring] + [f.condition for f in j.fit]
     conditions += [r.condition for r in j.exits + j.enrollments + j.goals]
     conditions += [t.condition for s in j.stages for t in s.triggers if isinstance(t, EventTrigger)]
     conditions += [x.condition for s in j.stages for x in s.sends]
@@ -192,11 +193,11 @@ def check_numbers(j: Journey):
 
 
 def check_counts(j: Journey):
-    for r in j.scoring:
+    for r in j.scoring + j.lead_scoring:
         if r.cap_count is not None and r.cap_count <= 0:
             yield Diagnostic("C056", E, "`at most 0` makes this rule count never", r.span,
                              "remove the rule, or allow at least 1")
-    for c in j.caps:
+    for c in j.caps + j.lead_caps:
         if c.count <= 0:
             yield Diagnostic("C056", E, "`at most 0 messages` would block every message", c.span,
                              "allow at least 1 message per window")
