@@ -221,8 +221,11 @@ def replace_odd_spaces(text: str) -> str:
                 chars.append(line[i:])
                 break
             if quoted:
-                escaped = ch == "\\" and not escaped
-                if ch == '"' and not escaped:
+                if escaped:  # the character after a backslash is taken as it is, `\"` included
+                    escaped = False
+                elif ch == "\\":
+                    escaped = True
+                elif ch == '"':
                     quoted = False
             elif ch == '"':
                 quoted = True

@@ -294,3 +294,15 @@ def test_real_command_line_check_on_the_examples():
                           capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout == "" and done.stderr == ""
+
+
+def test_fmt_replaces_odd_spaces_outside_quotes_only():
+    """language.md (C091): `coltiva fmt` makes a non-breaking space a plain space, except inside a
+    quoted text, where it is part of the text; an escaped quote does not end the text."""
+    text = ('journey "t"\ncontent\n  email "a\\"\u00a0b"\nstage\u00a0a\n  initial\n'
+            '  send email "a\\"\u00a0b" on entry\n  on x\u00a0-> b\nstage b\n  final\n')
+    formatted = format_text(text)
+    journey, diagnostics = parse_journey(formatted)
+    assert diagnostics == []
+    assert [c.id for c in journey.contents] == ['a"\u00a0b']
+    assert "stage a" in formatted and "\u00a0->" not in formatted
