@@ -36,7 +36,7 @@ def _expected_kinds(journey):
         if stage.hold is not None:
             kinds["hold"] += 1
             kinds["hold-end"] += 1
-    kinds["goal"] = len(journey.goals)  # each goal drawn once, from "any stage"
+    kinds["goal"] = len(journey.goals)  # each goal drawn once, from "Any stage"
     kinds["enroll"] = 1  # the entry edge: who enrolls
     return kinds
 
