@@ -22,7 +22,7 @@ FLINK_EXTRAS := flink,postgres,test
 FLINK_STAMP := $(FLINK_VENV)/.installed-$(subst $(comma),-,$(FLINK_EXTRAS))
 FLINK_PYTHON ?= python3
 
-.PHONY: setup system-deps postgres-deps test-deps demo test test-flink flink java bench images clean
+.PHONY: setup system-deps postgres-deps test-deps demo lint test test-flink flink java bench images clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -75,7 +75,12 @@ demo: setup
 # mini-cluster on its JVM, so side by side they cost little more than the main suite alone.
 FLINK_LOG := .cache/test-flink.log
 
-test: setup test-deps java
+# The lint and type gate (configuration in pyproject.toml): zero errors, checked before the tests.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+test: lint setup test-deps java
 	@mkdir -p .cache
 	@( $(MAKE) --no-print-directory $(FLINK_STAMP) && $(FLINK_PY) -m pytest -p no:cacheprovider -q tests_flink ) \
 	  > $(FLINK_LOG) 2>&1 & flink=$$!; \

@@ -24,6 +24,7 @@ Sections (all on journeys/demand_generation.journey and bench.workload):
 from __future__ import annotations
 
 import argparse
+from array import array
 import cProfile
 import gc
 import os
@@ -43,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from rich.console import Console  # noqa: E402
+from rich.console import Console, JustifyMethod  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from bench.workload import DAY, SIZES, START, Spec, chunks, events, json_lines, lead_id  # noqa: E402
@@ -184,7 +185,6 @@ def run_durable(cj, loaded, spec: Spec, workdir: Path, workers: int = 1):
     pool = ParallelRunner(store, [cj], workers, BATCH) if workers > 1 else None
     runner = pool or Runner(store, [cj], BATCH)
     gc.collect()
-    rss0 = rss_bytes()
     elapsed = 0.0
     total = None
     stretches: list[tuple[int, float, float]] = []  # (lines, wall seconds, CPU seconds) per timed chunk
@@ -202,12 +202,11 @@ def run_durable(cj, loaded, spec: Spec, workdir: Path, workers: int = 1):
             total = summary
         else:
             total.add(summary)
-    rss_growth = rss_bytes() - rss0
     if pool is not None:
         pool.close()  # joined: their CPU time is in RUSAGE_CHILDREN now
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     workers_cpu = (children.ru_utime + children.ru_stime) - (children0.ru_utime + children0.ru_stime)
-    cache_per_lead = bytes_per_lead_memory(runner.cache) if pool is None else 0.0
+    cache_per_lead = bytes_per_lead_memory(runner.cache) if isinstance(runner, Runner) else 0.0  # one process
     peak = peak_rss_bytes()
     leads_bytes = store.db.execute(
         "SELECT SUM(pgsize) FROM dbstat WHERE name IN ('leads', 'leads_by_due')").fetchone()[0]
@@ -258,7 +257,7 @@ def build_tick_store(cj, path: Path, leads: int) -> int:
     def record(due_at: int) -> tuple[str, int]:
         rec = Lead("shown_interest", due_at - 7 * DAY)
         rec.sent = cj.content_bits["welcome"]
-        rec.sends = (rec.entered,)
+        rec.sends = array("q", [rec.entered])
         rec.score, rec.seq = 12.0, 3
         due, _, _ = next_timer(cj, rec)
         assert due == due_at, (due, due_at)
@@ -413,10 +412,8 @@ def main(argv=None) -> int:
                   f"over {spec.days} days, seed {spec.seed}, {repeat} run(s) per figure; "
                   f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
 
-    mem_rate = None
     durable_rate = None
     durable_cpu = None  # µs of CPU per event, one process
-    durable_growth = None
     subset: list = []
     last_recs = None
 
@@ -504,13 +501,13 @@ def main(argv=None) -> int:
             us.append(1e6 * elapsed / spec.events)
             acts.append(actions)
             last_recs = recs
-        mem_rate = statistics.median(rates)
         if "memory" in only:
             figures.append("In memory (step_event over a dict of records, six-stage journey)")
             figures.append(Figure("events/s in memory", "ev/s", rates, target=500_000))
             figures.append(Figure("µs/event in memory", "µs", us, "{:,.2f}", better="low"))
             figures.append(Figure("actions per run", "", acts, note="sends, stage moves, handoffs, exits"))
         if "bytes" in only:
+            assert last_recs is not None  # the loop above ran at least once
             b = bytes_per_lead_memory(last_recs)
             figures.append("Bytes per lead (in memory)")
             figures.append(Figure("in memory (tracemalloc, key + record)", "B", [b], target=300, better="low",
@@ -599,16 +596,19 @@ def main(argv=None) -> int:
 
     table = Table(title=f"Coltiva bench — {args.size} ({spec.leads:,} leads, {spec.events:,} events), "
                         f"{repeat} run(s), median and min – max", show_lines=False)
-    for col, just in (("figure", "left"), ("median", "right"), ("unit", "left"), ("min – max", "right"),
-                      ("target", "right"), ("", "left"), ("note", "left")):
-        table.add_column(col, justify=just, overflow="fold")
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("figure", "left"), ("median", "right"), ("unit", "left"), ("min – max", "right"), ("target", "right"),
+        ("", "left"), ("note", "left"))
+    for heading, just in columns:
+        table.add_column(heading, justify=just, overflow="fold")
     groups: list[list] = []
     for f in figures:
         if isinstance(f, str):
             groups.append([f])
         else:
             groups[-1].append(f)
-    order = ("In memory", "Durable (", "Durable with", "PostgreSQL", "Bytes", "Baselines", "Runner.tick", "Language", "Apache Flink")
+    order = ("In memory", "Durable (", "Durable with", "PostgreSQL", "Bytes", "Baselines", "Runner.tick", "Language",
+             "Apache Flink")
     groups.sort(key=lambda g: next((i for i, p in enumerate(order) if g[0].startswith(p)), len(order)))
     figures = [f for g in groups for f in g]
     for f in figures:

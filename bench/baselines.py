@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import time
 import tracemalloc
+from typing import Callable
 
 from engine.record import EXITED
 from engine.step import step_event
@@ -74,7 +75,8 @@ def baseline_per_lead_machine(cj, evs) -> float:
     initial = cj.initial
 
     class Model:
-        pass
+        state: str  # set by the Machine, as is trigger()
+        trigger: Callable[[str], bool]
 
     models: dict[str, Model] = {}
     gc.collect()
@@ -103,7 +105,8 @@ def per_lead_machine_bytes(cj, leads: int = 500) -> float:
     states, transitions = machine_spec(cj)
 
     class Model:
-        pass
+        state: str  # set by the Machine, as is trigger()
+        trigger: Callable[[str], bool]
 
     gc.collect()
     tracemalloc.start()
@@ -128,7 +131,8 @@ def baseline_shared_add_model(cj, evs) -> float:
                       auto_transitions=False)
 
     class Model:
-        pass
+        state: str  # set by the Machine, as is trigger()
+        trigger: Callable[[str], bool]
 
     models: dict[str, Model] = {}
     gc.collect()

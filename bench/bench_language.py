@@ -184,6 +184,7 @@ def phases(text: str, runs: int = 5) -> tuple[float, float, float]:
         a = time.perf_counter()
         tree, _ = parse_text(text, "generated.journey")
         b = time.perf_counter()
+        assert tree is not None  # the generated text parses
         journey, _ = build_journey(tree, "generated.journey")
         c = time.perf_counter()
         run_checks(journey)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import multiprocessing
 import time
 from dataclasses import dataclass
+from typing import cast
 
 __all__ = ["Row", "postgres_rows"]
 
@@ -38,6 +39,7 @@ def _writer(url: str, journey_path: str, spec, index: int, count: int, batch: in
     from engine.partition import Partition
     from engine.pgstore import PgStore
     from engine.runner import Runner
+    from engine.store import Store
 
     loaded = load_journey(journey_path)
     cj = compile_journey(loaded.journey, loaded.diagnostics)
@@ -45,7 +47,7 @@ def _writer(url: str, journey_path: str, spec, index: int, count: int, batch: in
     blocks = list(chunks((line for line in json_lines(spec) if part.owns_line(line)), chunk))
     store = PgStore(url, writer=True, partition=part)
     store.register(cj, loaded.sources)
-    runner = Runner(store, [cj], batch)
+    runner = Runner(cast(Store, store), [cj], batch)  # PgStore: the same interface (engine.stores.LeadStore)
     barrier.wait()
     start = time.perf_counter()
     applied = 0

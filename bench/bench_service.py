@@ -102,8 +102,10 @@ def serve_rate(lines: list[str], clients: int, batch: int, workdir: Path) -> Mea
         proc = subprocess.Popen([sys.executable, "-m", "coltiva.cli", "serve", str(JOURNEY), "--db", str(db),
                                  "--port", "0", "--clock", "manual"], cwd=workdir, stdout=subprocess.PIPE,
                                 stderr=err, text=True)
+    stdout = proc.stdout
+    assert stdout is not None  # stdout=PIPE
     try:
-        banner = proc.stdout.readline()
+        banner = stdout.readline()
         if not banner.startswith("listening on "):
             raise SystemExit(f"coltiva serve did not start:\n{log.read_text()[-2000:]}")
         base = banner.split()[-1]
@@ -144,7 +146,7 @@ def serve_rate(lines: list[str], clients: int, batch: int, workdir: Path) -> Mea
     finally:
         proc.terminate()
         proc.wait(timeout=60)
-        proc.stdout.close()
+        stdout.close()
 
 
 def pct(values: list[float], q: float) -> float:

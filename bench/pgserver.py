@@ -27,9 +27,10 @@ class PgServer:
     """`with PgServer() as pg: pg.url("dbname")`; `pg.create_database(name)` gives a fresh one."""
 
     def __init__(self, port: int = 5432):
-        self.bin = find_bin()
-        if self.bin is None:
+        found = find_bin()
+        if found is None:
             raise RuntimeError("PostgreSQL is not installed: `make test-deps` installs Debian's postgresql")
+        self.bin = found
         self.port = port
         self.root = Path(tempfile.mkdtemp(prefix="coltiva-pg-", dir="/tmp"))
         self.data = self.root / "data"

@@ -95,7 +95,7 @@ def generate(leads: int = 300, days: int = 120, seed: int = 7) -> list[str]:
             "country": rng.choice(COUNTRIES),
         }
         for i, (moment, kind, data) in enumerate(_lead_events(rng, lead, persona, days)):
-            event = {"id": f"{lead}-{i}", "lead": lead, "type": kind, "time": _iso(moment)}
+            event: dict[str, object] = {"id": f"{lead}-{i}", "lead": lead, "type": kind, "time": _iso(moment)}
             if data:
                 event["data"] = data
             if i == 0:

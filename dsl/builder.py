@@ -72,7 +72,8 @@ class _Builder(Transformer):
         return m.Span(self.path, meta.line, meta.column, meta.end_line, meta.end_column)
 
     def _tok_span(self, tok: Token) -> m.Span:
-        return m.Span(self.path, tok.line, tok.column, tok.end_line, tok.end_column)
+        # lark's stubs say Optional; tokens from our parser always carry their positions
+        return m.Span(self.path, tok.line, tok.column, tok.end_line, tok.end_column)  # type: ignore[arg-type]
 
     @staticmethod
     def _tokens(children, kind=None):
@@ -434,7 +435,8 @@ def build_journey(tree: Tree, path: str, text: str = "") -> tuple[m.Journey, lis
     stages, scoring, fit, exits, enrollments, caps, contents, includes, moves, goals = ([] for _ in range(10))
     decay = lead_decay = priority = None
     lead_scoring, lead_caps = [], []
-    reentry = catalogue = None
+    reentry: m.Reentry | None = None
+    catalogue: m.Catalogue | None = None
     block_spans = []
     for item in items:
         if isinstance(item, tuple) and item[0] in ("scoring", "fit", "content", "moves", "lead scoring"):

@@ -137,8 +137,8 @@ def _uses(j: m.Journey):
     """(event types, condition or None, span) of every rule that names events (`on a or b`: both)."""
     for r in j.scoring:
         yield (r.event,), r.condition, r.span
-    for r in j.exits + j.enrollments + j.goals:  # type: ignore[operator]
-        yield r.events, r.condition, r.span
+    for x in j.exits + j.enrollments + j.goals:
+        yield x.events, x.condition, x.span
     for s in j.stages:
         for t in s.triggers:
             if isinstance(t, m.EventTrigger):

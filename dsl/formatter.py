@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import bisect
 from decimal import Decimal
+from typing import Any
 
 from . import model as m
 from .builder import encode_string
 from .diagnostics import has_errors
 from .errors import JourneyError
 
-__all__ = ["format_journey", "format_text", "canonical_text", "format_condition", "format_value", "format_action", "INDENT"]
+__all__ = ["format_journey", "format_text", "canonical_text", "format_condition", "format_value", "format_action",
+           "INDENT"]
 
 INDENT = "  "
 
@@ -97,6 +99,7 @@ def format_condition(cond: m.Condition) -> str:
     if isinstance(cond, m.Compare):
         if cond.op == "is set":
             return f"{cond.field} is set"
+        assert cond.value is not None  # every comparison but `is set` has a value
         return f"{cond.field} {cond.op} {format_value(cond.value)}"
     raise TypeError(f"not a condition: {cond!r}")
 
@@ -134,7 +137,8 @@ def _content_item(item: m.ContentItem) -> str:
 def _send(send: m.Send) -> str:
     when = "on entry" if send.after is None else f"after {send.after}"
     test = "" if send.condition is None else f" {'unless' if send.unless else 'if'} {format_condition(send.condition)}"
-    return f"send {send.kind} {encode_string(send.content)} {when}" + (" every visit" if send.every_visit else "") + test
+    return (f"send {send.kind} {encode_string(send.content)} {when}" + (" every visit" if send.every_visit else "")
+            + test)
 
 
 def format_action(act: m.InternalAction) -> str:
@@ -269,6 +273,7 @@ def _anchors(journey: m.Journey) -> list[tuple[int, tuple, bool]]:
         add(journey.span, ("header",))
     for i, inc in enumerate(journey.includes):
         add(inc.span, ("include", i))
+    item: Any  # a rule of any of these kinds: each has a span
     for kind, items in (("enroll", journey.enrollments), ("exit", journey.exits), ("cap", journey.caps),
                         ("lead cap", journey.lead_caps), ("lead scoring", journey.lead_scoring),
                         ("scoring", journey.scoring), ("fit", journey.fit), ("content", journey.contents),

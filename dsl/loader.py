@@ -11,6 +11,7 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import model as m
 from .builder import build_journey
@@ -20,6 +21,9 @@ from .errors import SourceError
 from .limits import MAX_FILE_BYTES, MAX_VALUE
 from .parser import parse_text
 from .source import read_journey_file
+
+if TYPE_CHECKING:
+    from .catalogue import EventCatalogue
 
 __all__ = ["Loaded", "parse_journey", "load_journey", "load_text", "load_sources"]
 
@@ -38,7 +42,7 @@ class Loaded:
     #: when set, includes are read from these texts (a store's copy), never from the disk
     files: dict[str, str] | None = field(default=None, repr=False)
     #: the event catalogue the journey was checked against (`--catalogue`, or its `catalogue` line)
-    catalogue: object = None
+    catalogue: EventCatalogue | None = None
 
     def shown_sources(self) -> dict[str, str]:
         """The texts diagnostics quote: the journey's files and its catalogue's."""

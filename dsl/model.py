@@ -469,7 +469,7 @@ class Journey:
             yield r.condition
         for f in self.fit:
             yield f.condition
-        for r in self.exits + self.enrollments + self.goals:  # type: ignore[operator]
+        for r in self.exits + self.enrollments + self.goals:
             yield r.condition
         for s in self.stages:
             for t in s.triggers:
@@ -482,7 +482,7 @@ class Journey:
     def event_types(self) -> set[str]:
         """Every event type the journey reacts to."""
         types = {r.event for r in self.scoring + self.lead_scoring}
-        for r in self.exits + self.enrollments + self.goals:  # type: ignore[operator]
+        for r in self.exits + self.enrollments + self.goals:
             types.update(r.events)
         for s in self.stages:
             for t in s.triggers:

@@ -135,7 +135,8 @@ def _error_position(err: UnexpectedInput, lines: list[str]) -> tuple[int, int, i
     return line, column, 1
 
 
-def _diagnose(err: Exception, path: str, lines: list[str], parsed: list[str] | None = None) -> Diagnostic:
+def _diagnose(err: UnexpectedInput | DedentError, path: str, lines: list[str],
+              parsed: list[str] | None = None) -> Diagnostic:
     """The diagnostic for a parse error; `lines` as written, `parsed` as parsed (broken lines blanked)."""
     from .mistakes import explain_mistake
 

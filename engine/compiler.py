@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 from dataclasses import dataclass, field
 
 from transitions import Machine
@@ -22,6 +23,9 @@ from dsl.model import EXIT, EventTrigger, Journey, ScoreTrigger, TimeTrigger, co
 
 from .conditions import Predicate, compile_condition
 from .record import EXITED
+
+if TYPE_CHECKING:
+    from dsl.catalogue import EventCatalogue
 
 __all__ = ["CompiledJourney", "StagePlan", "SendTest", "ActPlan", "EXIT_RULE", "GOAL_RULE", "LeadRules", "lead_rules",
            "NO_LEAD_RULES", "by_priority", "compile_journey", "journey_version", "version_of", "THRESHOLD_TESTS"]
@@ -111,7 +115,7 @@ class CompiledJourney:
     callbacks: object = None                # engine.step.Callbacks, bound at compile time
     reentry: tuple = ("once", None)         # ("once" | "always" | "per", seconds or None)
     again_bits: int = 0                     # content of `send ... every visit` lines: forgotten on re-entry
-    catalogue: object = None                # dsl.catalogue.EventCatalogue it was checked against, if any
+    catalogue: EventCatalogue | None = None  # the event catalogue it was checked against, if any
     rules: dict = field(default_factory=dict)  # transition name or "score#i" -> readable rule with its line
     priority: int = 0                       # `priority N`: who goes first when journeys send at once
 
@@ -168,6 +172,7 @@ def _build_machine(journey: Journey, callbacks) -> Machine:
     for s in journey.stages:
         states.append({"name": s.id, "on_enter": [callbacks.on_enter], "on_exit": [callbacks.on_exit]})
     states.append({"name": EXITED, "on_enter": [callbacks.on_exit_journey]})
+    assert journey.initial is not None, "a checked journey has a first stage"
     machine = Machine(
         model=None,
         states=states,
@@ -179,7 +184,7 @@ def _build_machine(journey: Journey, callbacks) -> Machine:
     for s in journey.stages:
         for i, t in enumerate(s.triggers):
             name = f"{s.id}#{i}"
-            conditions = []
+            conditions: list[str | Callable[..., bool | None]] = []
             if isinstance(t, EventTrigger) and t.condition is not None:
                 predicate = compile_condition(t.condition)
                 conditions.append(lambda ctx, p=predicate: p(ctx.view))
@@ -193,10 +198,11 @@ def _build_machine(journey: Journey, callbacks) -> Machine:
         if s.hold is not None:
             machine.add_transition(f"{s.id}#hold", s.id, _target_state(s.hold.then))
     # exit rules remove a lead from any stage but a final one: a finished lead stays where it ended
-    machine.add_transition("exit", [s.id for s in journey.stages if not s.final], EXITED)
+    not_final: list = [s.id for s in journey.stages if not s.final]
+    machine.add_transition("exit", not_final, EXITED)
     # a goal moves a lead from any stage but a final one and its own target (docs/engine.md, Goals)
     for i, g in enumerate(journey.goals):
-        sources = [s.id for s in journey.stages if not s.final and s.id != g.target]
+        sources: list = [s.id for s in journey.stages if not s.final and s.id != g.target]
         if sources:
             machine.add_transition(f"goal#{i}", sources, _target_state(g.target))
     return machine
@@ -283,8 +289,10 @@ def _had_bits(journey: Journey) -> dict[str, int]:
     return {event: 1 << n for n, event in enumerate(types)}
 
 
-def compile_journey(journey: Journey, diagnostics=()) -> CompiledJourney:
-    """Compile a journey that checked without errors; refuse one that did not."""
+def compile_journey(journey: Journey | None, diagnostics=()) -> CompiledJourney:
+    """Compile a journey that checked without errors; refuse one that did not (or that did not build)."""
+    if journey is None:  # a load that failed: `Loaded.journey` is None
+        raise JourneyError("the journey has errors; run `coltiva check` on it", diagnostics)
     if has_errors(diagnostics) or journey.initial is None:
         raise JourneyError(f"journey {journey.name!r} has errors; run `coltiva check` on it", diagnostics)
     from .step import Callbacks
@@ -356,8 +364,8 @@ def _describe_rules(journey: Journey) -> dict[str, str]:
         out[f"exit#{i}"] = f"{EXIT_RULE}: exit on {on(r)} ({where(r.span)})"
     for i, g in enumerate(journey.goals):
         out[f"goal#{i}"] = f"{GOAL_RULE}: on {on(g)} -> {g.target} ({where(g.span)})"
-    for i, r in enumerate(journey.scoring):
-        out[f"score#{i}"] = f"{r.event} {r.points:+d} ({where(r.span)})"
+    for i, sr in enumerate(journey.scoring):
+        out[f"score#{i}"] = f"{sr.event} {sr.points:+d} ({where(sr.span)})"
     for s in journey.stages:
         for i, t in enumerate(s.triggers):
             if isinstance(t, EventTrigger):

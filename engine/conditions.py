@@ -14,7 +14,7 @@ not strings, so no JSON data can hold or hide them.
 from __future__ import annotations
 
 import operator
-from typing import Callable
+from typing import Callable, cast
 
 from dsl.model import AllOf, AnyOf, Compare, Condition, Had, Not, lead_field
 from dsl.patterns import compile_pattern
@@ -78,7 +78,7 @@ def _compare(c: Compare) -> Predicate:
         if not _is_number(value):
             return lambda d: False  # ordering compares numbers only: a text or a boolean bound never holds
         test = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}[op]
-        bound = value
+        bound = cast(float, value)  # a number: checked just above
 
         def ordered(d) -> bool:
             v = lookup(d, field)  # Python compares an int and a float exactly, however large the int

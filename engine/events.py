@@ -14,7 +14,7 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterable, Iterator
 
 __all__ = ["Event", "Malformed", "parse_event", "parse_time", "format_time", "TYPE_PATTERN",
            "MAX_EVENT_BYTES", "MAX_DEPTH", "MAX_ID_LENGTH", "read_lines"]
@@ -50,7 +50,7 @@ class Event:
         return f"Event({self.id!r}, {self.lead!r}, {self.type!r}, {format_time(self.time)})"
 
     def to_json(self) -> dict:
-        out = {"id": self.id, "lead": self.lead, "type": self.type, "time": format_time(self.time)}
+        out: dict = {"id": self.id, "lead": self.lead, "type": self.type, "time": format_time(self.time)}
         if self.data:
             out["data"] = self.data
         if self.attributes:
@@ -136,7 +136,7 @@ def _depth(value) -> int:
     while stack:
         node, depth = stack.pop()
         if isinstance(node, dict):
-            children = node.values()
+            children: Iterable = node.values()
         elif isinstance(node, list):
             children = node
         else:
@@ -210,10 +210,11 @@ def parse_event(line: str | bytes, known_types: frozenset[str] | None = None) ->
         shown = line[:200] if isinstance(line, str) else line[:200].decode("utf-8", "replace")
         return Malformed(f"longer than {MAX_EVENT_BYTES // 1024} KiB (an event is at most 1 MiB)", shown + "...")
     if isinstance(line, bytes):
+        raw = line
         try:
-            line = line.decode("utf-8")
+            line = raw.decode("utf-8")
         except UnicodeDecodeError as err:
-            return Malformed(f"not valid UTF-8 (byte {err.start + 1} of the line)", line.decode("utf-8", "replace"))
+            return Malformed(f"not valid UTF-8 (byte {err.start + 1} of the line)", raw.decode("utf-8", "replace"))
     if line.startswith("\ufeff"):
         line = line[1:]  # a byte-order mark at the start of a file is not part of the event
     try:

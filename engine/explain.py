@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 
 from .compiler import CompiledJourney, lead_rules
-from .events import parse_event
+from .events import Event, parse_event
 from .migrate import follows, switch_lead
 from .record import Lead
 from .step import advance, advance_lead, step_event, step_lead
@@ -35,7 +35,8 @@ class Explanation:
 
 
 def replay_lead(store: Store, cj: CompiledJourney, lead: str, inputs: list, trace: list | None = None):
-    """(record, version) of `lead` in journey `cj.name` (`cj`: the version that runs now) rebuilt from the input log through the pure step.
+    """(record, version) of `lead` in journey `cj.name` (`cj`: the version that runs now) rebuilt from the
+    input log through the pure step.
 
     Switches of version are inputs too: a lead follows one (engine.migrate.follows)
     with the same `switch_lead` that `coltiva apply` ran, at the same instant."""
@@ -55,16 +56,17 @@ def replay_lead(store: Store, cj: CompiledJourney, lead: str, inputs: list, trac
     for kind, time, payload in mine:
         if kind == "switch":
             switch = json.loads(payload)
-            if rec is not None and on != switch["to"] and follows(switch["policy"], rec):
+            if rec is not None and on is not None and on != switch["to"] and follows(switch["policy"], rec):
                 rec, _ = switch_lead(compiled(on), compiled(switch["to"]), rec, lead, time, trace=trace)
                 on = switch["to"]
             current = switch["to"]
         elif kind == "tick":
-            if rec is not None:
+            if rec is not None and on is not None:
                 rec, _ = advance(compiled(on), rec, lead, time, trace)
         else:
             event = parse_event(payload)  # the logged line was valid when it was applied
-            version = on if rec is not None else current
+            assert isinstance(event, Event)
+            version = on if rec is not None and on is not None else current
             rec, _ = step_event(compiled(version), rec, lead, event, trace)
             on = version if rec is not None else None
     return rec, on
@@ -114,7 +116,9 @@ def replay_together(store: Store, journeys: list[CompiledJourney], lead: str, in
         if kind == "tick":
             result = advance_lead(here, rules, mine, wide, lead, time, traces)
         else:
-            result = step_lead(here, rules, mine, wide, lead, parse_event(payload), traces)
+            event = parse_event(payload)  # the logged line was valid when it was applied
+            assert isinstance(event, Event)
+            result = step_lead(here, rules, mine, wide, lead, event, traces)
         wide = result.wide
         for name, rec in result.records.items():
             records[name] = rec
@@ -129,7 +133,7 @@ def explain_lead(store: Store, lead: str) -> list[Explanation]:
     journeys = store.journeys()
     together = None
     if lead_rules(journeys).active:
-        traces = {cj.name: [] for cj in journeys}
+        traces: dict[str, list] = {cj.name: [] for cj in journeys}
         together = replay_together(store, journeys, lead, inputs, traces)
     for cj in journeys:
         if cj.name not in records:

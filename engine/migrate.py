@@ -11,6 +11,7 @@ Nothing here reads a clock or the store: plans, `apply` and replays call it alik
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter
 from dataclasses import dataclass
 
@@ -148,7 +149,7 @@ def carry_over(old: CompiledJourney, new: CompiledJourney, rec: Lead, at: int, m
     # caps of score rules: each capped rule keeps its recent counts, found by event and condition
     if rec.caps is not None:
         old_slots = {key: slot for slot, key in enumerate(_capped_rules(old))}
-        caps = [None] * new.cap_slots
+        caps: list[array | None] = [None] * new.cap_slots
         for slot, key in enumerate(_capped_rules(new)):
             if key in old_slots and old_slots[key] < len(rec.caps):
                 caps[slot] = rec.caps[old_slots[key]]

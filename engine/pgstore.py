@@ -19,6 +19,7 @@ import hashlib
 import json
 import re
 from contextlib import contextmanager
+from typing import Any
 
 from dsl.errors import StoreError
 
@@ -124,7 +125,7 @@ class PgStore:
         self.read_only = read_only and not writer
         self.partition = partition
         try:
-            timeout = {} if "connect_timeout" in url else {"connect_timeout": 15}  # never wait for ever
+            timeout: dict[str, Any] = {} if "connect_timeout" in url else {"connect_timeout": 15}  # never wait
             self._conn = psycopg.connect(url, autocommit=True, **timeout)
             self.db = _Qmark(self._conn, self.path)
         except psycopg.Error as err:
@@ -230,7 +231,7 @@ class PgStore:
         sources_json = json.dumps(sources or {cj.journey.path: cj.text}, ensure_ascii=False)
         with self._transaction():
             self._q("SELECT pg_advisory_xact_lock(%s)", (self._commit_key,))
-            current = self.current_version(cj.name)
+            current = self.current_version(cj.name)  # type: ignore[misc]  # Store's method, borrowed below
             if current == cj.version:
                 self._q("UPDATE journeys SET sources = %s WHERE name = %s AND version = %s",
                         (sources_json, cj.name, cj.version))
@@ -238,10 +239,12 @@ class PgStore:
             if current is not None:
                 in_flight = self._q("SELECT COUNT(*) FROM leads WHERE journey = %s", (cj.name,)).fetchone()[0]
                 if in_flight:
-                    raise StoreError(_changed_message(cj, current, self.stored_text(cj.name, current), in_flight,
+                    # Store's method, borrowed below; a registered version always has its text
+                    old_text: str = self.stored_text(cj.name, current)  # type: ignore[misc, assignment]
+                    raise StoreError(_changed_message(cj, current, old_text, in_flight,
                                                       self.path))
             switch = None if current is None else self.switch_input(cj.name, current, cj.version, "register",
-                                                                     self.last_input_time())
+                                                                     self.last_input_time())  # type: ignore[misc]
             self.write_switch(cj, sources_json, command=command, applied_at=applied_at, policy=None, note=None,
                               switch=switch)
 
@@ -380,7 +383,7 @@ class PgStore:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (self._commit_key,))
             if large:
                 last = dict(zip(logs, cur.execute("SELECT " + ", ".join(
-                    f"(SELECT COALESCE(MAX(seq), 0) FROM {table})" for table in logs)).fetchone()))
+                    f"(SELECT COALESCE(MAX(seq), 0) FROM {table})" for table in logs)).fetchone()))  # type: ignore[arg-type]  # an aggregate: one row
             for table, rows in logs.items():
                 columns = _COLUMNS[table]
                 names = ", ".join(columns)

@@ -59,19 +59,19 @@ class Lead:
         self.score = 0.0
         self.score_at = now
         self.fit = 0
-        self.attrs = None
+        self.attrs: tuple | None = None
         self.sent = 0
         self.hold = 0
-        self.hold_at = None
-        self.caps = None
-        self.sends = None
+        self.hold_at: int | None = None
+        self.caps: tuple[array | None, ...] | None = None
+        self.sends: array | None = None
         self.seq = 0
-        self.due = None
+        self.due: int | None = None
         self.clock = now
-        self.gone = None
+        self.gone: tuple[str, ...] | None = None
         self.acted = 0
-        self.enrolled = None
-        self.left = None
+        self.enrolled: int | None = None
+        self.left: str | None = None
         self.had = 0
         self.passed = 0
 
@@ -166,9 +166,9 @@ class LeadWide:
     def __init__(self, now: int):
         self.score = 0.0
         self.score_at = now
-        self.caps = None
-        self.sends = None
-        self.senders = ()
+        self.caps: tuple[array | None, ...] | None = None
+        self.sends: array | None = None
+        self.senders: tuple[str, ...] = ()
         self.clock = now
 
     def copy(self) -> "LeadWide":

@@ -16,7 +16,7 @@ import functools
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, cast
 
 from .compiler import CompiledJourney, lead_rules
 from .events import Event, Malformed, parse_event
@@ -24,8 +24,8 @@ from .record import ATTRIBUTES_ONLY, Lead, LeadWide
 from .step import advance_lead, step_lead
 from .store import Store, StoredLead
 
-__all__ = ["Runner", "Summary", "GatheredWrites", "Candidate", "BUILTIN_TYPES", "DEFAULT_BATCH", "collect_actions", "line_batches",
-           "read_batch", "drop_duplicates", "bug_reason"]
+__all__ = ["Runner", "Summary", "GatheredWrites", "Candidate", "BUILTIN_TYPES", "DEFAULT_BATCH", "collect_actions",
+           "line_batches", "read_batch", "drop_duplicates", "bug_reason"]
 
 #: Event types every journey understands: `lead.updated` carries attributes only.
 BUILTIN_TYPES = frozenset({ATTRIBUTES_ONLY})
@@ -75,7 +75,7 @@ def line_batches(lines: Iterable[str | bytes], size: int) -> Iterator[list[tuple
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        batch.append((number, line.rstrip(b"\n" if isinstance(line, bytes) else "\n")))
+        batch.append((number, line.rstrip(b"\n") if isinstance(line, bytes) else line.rstrip("\n")))
         if len(batch) >= size:
             yield batch
             batch = []
@@ -276,7 +276,9 @@ class Runner:
         for start in range(0, max(len(leads), 1), self.batch_size):
             chunk = leads[start:start + self.batch_size]
             self._leads({(j.name, lead) for j in self.journeys for lead in chunk})
-            dirty, actions, transitions = [], [], []
+            dirty: list = []
+            actions: list = []
+            transitions: list = []
             pending: dict[tuple[str, str], StoredLead] = {}  # reaches the cache only after the commit
             pending_wide: dict[str, LeadWide] = {}
             for lead in chunk:
@@ -309,8 +311,7 @@ class Runner:
     def advance_one(self, lead: str, now: int, pending: dict[tuple[str, str], StoredLead], dirty: list,
                     actions: list, transitions: list, pending_wide: dict[str, LeadWide]) -> None:
         """Fire what is due by `now` for one lead, in all its journeys at once. The lead must be loaded (`_leads`)."""
-        stored = {j.name: self.cache[(j.name, lead)] for j in self.journeys
-                  if self.cache.get((j.name, lead)) is not None}
+        stored = {j.name: s for j in self.journeys if (s := self.cache.get((j.name, lead))) is not None}
         wide = self.wides.get(lead)
         result, before, versions = self._step(
             lead, stored, wide, lambda js, recs, w: advance_lead(js, self.rules, recs, w, lead, now))
@@ -327,7 +328,7 @@ class Runner:
         """
         real = self.store
         group = _GroupWrites(real)
-        self.store = group
+        self.store = cast(Store, group)  # stands in for the store: same methods, writes gathered
         try:
             summaries = [self.run_lines(lines, source) for lines, source in requests]
             real.write_batch(**group.merged())

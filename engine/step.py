@@ -58,14 +58,14 @@ class Context:
         self.time = time
         self.wide = wide    # the lead-wide record (step_lead), shared by the journeys of one step
         self.rules = rules  # engine.compiler.LeadRules, with `wide`
-        self.event = None
+        self.event: Event | None = None
         self.view: dict = {}  # what the conditions of this step read: the event's data (+ the lead, see _view)
         self.actions: list[Action] = []
         self.trace = trace
-        self.entry = None
-        self.prev = None
-        self.trigger = None
-        self.fired = None  # the transition name last fired ("exit": an exit rule)
+        self.entry: dict | None = None
+        self.prev: str | None = None
+        self.trigger: str | None = None
+        self.fired: str | None = None  # the transition name last fired ("exit": an exit rule)
 
     def score_now(self) -> float:
         return score_at(self.cj, self.rec, self.time)
@@ -183,16 +183,16 @@ def _record_send(ctx: Context) -> None:
 def _held_by(ctx: Context) -> str:
     """Which cap holds a send now, for explain: the journey's own, or the lead-wide one (and who used it)."""
     held = lead_release(ctx.rules, ctx.wide) if ctx.wide is not None else None
-    if held is None or held <= ctx.time:
-        return "the frequency cap"
     wide = ctx.wide
+    if held is None or held <= ctx.time or wide is None or wide.sends is None:
+        return "the frequency cap"
     recent = ", ".join(f"{name} at {format_time(t)}" for t, name in zip(wide.sends, wide.senders))
     return f"the lead-wide cap ({ctx.rules.caps_text}; sent: {recent}) until {format_time(held)}"
 
 
 def _span_of(seconds: int) -> str:
     """A duration for people: the two largest units (e.g. "3 d 4 h")."""
-    parts = []
+    parts: list[str] = []
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
         if seconds >= size or (unit == "s" and not parts):
             parts.append(f"{seconds // size} {unit}")
@@ -395,7 +395,7 @@ def _score_event(rules, rec, prefix: str, t: int, event_type: str, view: dict, n
                 note(f"capped: {rules.rules[f'{prefix}#{index}']}")
                 continue
             hits.append(t)
-            caps = list(rec.caps) if rec.caps else [None] * rules.cap_slots
+            caps: list[array | None] = list(rec.caps) if rec.caps else [None] * rules.cap_slots
             caps[slot] = hits
             rec.caps = tuple(caps)
         # (fit + behaviour) - fit, not behaviour alone: the very float the stores have always kept
@@ -666,7 +666,7 @@ def _fire_all(live: list[Context], until: int, actions: list) -> None:
             if timer is None or timer[0] > until:
                 continue
             at = timer[0] if timer[0] > ctx.rec.clock else ctx.rec.clock
-            if best is None or at < best_at:
+            if best is None or best_at is None or at < best_at:
                 best, best_at, best_timer = ctx, at, timer
         if best is None:
             return

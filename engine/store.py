@@ -179,7 +179,7 @@ class Store:
         self._recent_order: deque[tuple[int, str]] = deque()
         self._end = 0  # the input log's last position, kept while the window is loaded
         in_memory = self.path == ":memory:"  # a private store of one process: nothing to lock
-        self._lock = None
+        self._lock: int | None = None
         self._key: tuple[int, int] | None = None
         if writer and not in_memory:
             self._take_writer_lock()
@@ -227,7 +227,8 @@ class Store:
 
     def _ours(self) -> bool:
         return self.db.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name IN ('journeys', 'outbox')").fetchone() is not None
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name IN ('journeys', 'outbox')"
+        ).fetchone() is not None
 
     def _release(self) -> None:
         if self._lock is not None:
@@ -715,7 +716,8 @@ class Store:
         """Everything that defines the store's meaning, for equality tests."""
         q = self.db.execute
         return {
-            "leads": q("SELECT journey, lead, version, state, due, record FROM leads ORDER BY journey, lead").fetchall(),
+            "leads": q("SELECT journey, lead, version, state, due, record FROM leads"
+                       " ORDER BY journey, lead").fetchall(),
             "inputs": q("SELECT kind, event_id, lead, time, event, journeys FROM inputs ORDER BY seq").fetchall(),
             "outbox": [(a["key"], a["journey"], a["lead"], a["kind"], a["time"], json.dumps(a, ensure_ascii=False))
                        for _, a in self.actions()],

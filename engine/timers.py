@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from .record import Lead
+from .record import Lead, LeadWide
 
 __all__ = ["next_timer", "score_at", "lead_score_at", "holds", "release_time", "lead_release", "SEND", "ACT",
            "HOLD_SEND", "HOLD_END", "TIMEOUT", "CROSSING"]
@@ -20,14 +20,14 @@ __all__ = ["next_timer", "score_at", "lead_score_at", "holds", "release_time", "
 SEND, ACT, HOLD_SEND, HOLD_END, TIMEOUT, CROSSING = range(6)
 
 
-def behaviour_at(cj, rec: Lead, t: int) -> float:
+def behaviour_at(cj, rec: Lead | LeadWide | _LeadView, t: int) -> float:
     """The behavioural part of the score at `t`: exact exponential decay from `score_at`."""
     if cj.half_life is None or t == rec.score_at or rec.score == 0.0:
         return rec.score
     return rec.score * 2.0 ** (-(t - rec.score_at) / cj.half_life)
 
 
-def score_at(cj, rec: Lead, t: int) -> float:
+def score_at(cj, rec: Lead | _LeadView, t: int) -> float:
     return rec.fit + behaviour_at(cj, rec, t)
 
 
@@ -64,7 +64,7 @@ def holds(op: str, score: float, value: float) -> bool:
         else score < value
 
 
-def _first_holding(cj, rec: Lead, op: str, value: float, guess: int, limit: int) -> int | None:
+def _first_holding(cj, rec: Lead | _LeadView, op: str, value: float, guess: int, limit: int) -> int | None:
     """The first whole second in (clock, limit] at which `score op value` holds, searching from `guess`.
 
     The decayed score moves one way only, so the threshold, once it holds, holds
@@ -104,7 +104,7 @@ def _first_holding(cj, rec: Lead, op: str, value: float, guess: int, limit: int)
     return high
 
 
-def _crossing(cj, rec: Lead, op: str, value: float) -> int | None:
+def _crossing(cj, rec: Lead | _LeadView, op: str, value: float) -> int | None:
     """When decay alone first makes `score op value` true, in whole seconds after the lead's clock.
 
     The behavioural part b(t) = S * 2^(-(t - t0) / h) shrinks toward zero; the
@@ -155,7 +155,7 @@ def next_timer(cj, rec: Lead, wide=None, rules=None):
     plan = cj.stages[rec.state]
     # the best so far, as plain variables: this runs on every step, tuples per comparison cost
     due_b = meant_b = order_b = None
-    payload_b = None
+    payload_b: object = None
     release = release_time(cj, rec) if cj.caps else None
     if wide is not None and rules.caps:  # the lead-wide cap holds sends of every journey
         held = lead_release(rules, wide)

@@ -77,7 +77,7 @@ def _step(runner: Runner, items: list[tuple]):
     pending: dict[tuple[str, str], StoredLead] = {}
     dirty: dict = {}
     pending_wide: dict = {}
-    out = []
+    out: list[tuple] = []
     for n, e in events:
         actions: list = []
         transitions: list = []

@@ -264,6 +264,7 @@ def register_outbox(spec: JobSpec) -> None:
 
     from .logic import rebuild_journeys
 
+    assert spec.outbox is not None  # called for a run with an outbox
     with PgStore(spec.outbox) as store:
         for item, cj in zip(spec.journeys, rebuild_journeys(list(spec.journeys))):
             store.register(cj, item["sources"], command="flink")

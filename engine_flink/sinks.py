@@ -15,6 +15,10 @@ import glob
 import json
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from engine.pgstore import PgStore
 
 __all__ = ["file_sink", "file_action_sink", "postgres_action_sink", "OutboxWriter", "read_lines", "read_results",
            "Results"]
@@ -47,7 +51,7 @@ class OutboxWriter:
 
     def __init__(self, url: str):
         self.url = url
-        self.store = None
+        self.store: PgStore | None = None
 
     def open(self) -> None:
         from engine.pgstore import PgStore
@@ -57,6 +61,7 @@ class OutboxWriter:
     def write(self, line: str) -> None:
         from .logic import action_from_line
 
+        assert self.store is not None  # open() came first
         self.store.add_actions([action_from_line(line)])
 
     def close(self) -> None:
@@ -91,7 +96,7 @@ def postgres_action_sink(url: str, parallelism: int = 1):
 
 def read_lines(path: str) -> list[dict]:
     """Every committed line under a sink's folder (in-progress and hidden files are not committed)."""
-    rows = []
+    rows: list[dict] = []
     for name in sorted(glob.glob(os.path.join(path, "**", "*"), recursive=True)):
         if os.path.isfile(name) and not os.path.basename(name).startswith("."):
             with open(name, encoding="utf-8") as f:

@@ -16,7 +16,7 @@ import itertools
 import json
 import logging
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -35,6 +35,9 @@ from .metrics import CONTENT_TYPE, Metrics
 from .reads import Readers
 from .segment import ValidationError, parse_segment, to_lines, event_schemas
 from .writer import Writer, summary_json
+
+if TYPE_CHECKING:
+    from .delivery import Deliverer
 
 __all__ = ["Service", "create_app"]
 
@@ -90,7 +93,7 @@ class Service:
         self.stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         self.requests = itertools.count(1)
         self.tasks: list[asyncio.Task] = []
-        self.deliverer = None
+        self.deliverer: Deliverer | None = None
         self.delivering: asyncio.Future | None = None
 
     def _committed(self, requests: int, lines: int, seconds: float) -> None:
@@ -121,7 +124,7 @@ class Service:
             self.delivering = loop.run_in_executor(None, self.deliverer.loop)
 
     async def stop(self) -> None:
-        if self.deliverer is not None:
+        if self.deliverer is not None and self.delivering is not None:
             self.deliverer.stop()
             try:
                 await self.delivering  # the calls in flight end (or time out) and are recorded before the writer closes
@@ -446,7 +449,7 @@ def create_app(svc: Service) -> FastAPI:
             app.openapi_schema = spec
         return app.openapi_schema
 
-    app.openapi = openapi
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to extend the schema
 
     @app.get("/openapi.json", dependencies=[need("actions:read")], include_in_schema=False)
     async def openapi_json():

@@ -130,7 +130,8 @@ def _webhook(raw: dict, n: int, base: Path) -> Webhook:
                               f"{', '.join(ACTION_KINDS)})")
     return Webhook(
         name=_get(raw, "name", str, where, f"webhook-{n + 1}"), url=url, secret=secret,
-        kinds=tuple(_get(raw, "kinds", list, where, [])), content_kinds=tuple(_get(raw, "content_kinds", list, where, [])),
+        kinds=tuple(_get(raw, "kinds", list, where, [])),
+        content_kinds=tuple(_get(raw, "content_kinds", list, where, [])),
         timeout=float(_get(raw, "timeout", (int, float), where, 10.0)), max_attempts=attempts,
         backoff=float(_get(raw, "backoff", (int, float), where, 1.0)),
         max_backoff=float(_get(raw, "max_backoff", (int, float), where, 600.0)), concurrency=concurrency)

@@ -28,6 +28,7 @@ The body is the action as JSON (as `GET /actions` gives it, with `seq`). Headers
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import itertools
@@ -39,7 +40,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, TypeVar
+from typing import Callable, Protocol, TypeVar
 
 import httpx
 
@@ -52,6 +53,12 @@ __all__ = ["DELIVERY_SCHEMA", "Deliverer", "PassResult", "DeadLetter", "Destinat
 
 log = logging.getLogger("coltiva.service")
 T = TypeVar("T")
+
+
+class _WithStore(Protocol):
+    """Runs a function with the store and returns what it returns (`read` and `write` of the Deliverer)."""
+
+    def __call__(self, fn: Callable[[Store], T], /) -> T: ...
 
 DELIVERY_SCHEMA = """
 CREATE TABLE IF NOT EXISTS delivery_offsets (
@@ -203,7 +210,7 @@ class Deliverer:
     `loop` or `pass_once`.
     """
 
-    def __init__(self, webhooks, read: Callable[[Callable[[Store], T]], T], write: Callable[[Callable[[Store], T]], T],
+    def __init__(self, webhooks, read: _WithStore, write: _WithStore,
                  *, rng: random.Random | None = None, clock: Callable[[], float] = time.time, metrics=None,
                  every: float = 1.0, client: httpx.Client | None = None, window: int = WINDOW):
         self.webhooks = tuple(webhooks)
@@ -220,7 +227,7 @@ class Deliverer:
         self._pool = ThreadPoolExecutor(max_workers=calls, thread_name_prefix="coltiva-delivery")
         self._answers: queue.Queue[_Answer | None] = queue.Queue()  # None: wake up
         self._stop = threading.Event()
-        self._dests: dict[str, _Destination] | None = None
+        self._dests: dict[str, _Destination] = {}  # loaded by the first round
         self._in_flight = 0
         self._once = False
         self.write(ensure_tables)
@@ -247,8 +254,8 @@ class Deliverer:
     def _run(self, until_idle: bool) -> PassResult:
         counts = {"delivered": 0, "failed": 0, "dead": 0}
         self._once = until_idle
-        if self._dests is None:
-            self._dests = {h.name: self.read(lambda s, h=h: _load(s, h)) for h in self.webhooks}
+        if not self._dests:
+            self._dests = {h.name: self.read(functools.partial(_load, hook=h)) for h in self.webhooks}
         next_retry = None
         try:
             while not self._stop.is_set():

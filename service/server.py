@@ -74,7 +74,9 @@ def serve(config: ServiceConfig, open_runner, announce=print) -> None:
     sock = _bind(config.host, config.port)
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on",
-                                           timeout_keep_alive=30, timeout_graceful_shutdown=config.commit_deadline,
+                                           # uvicorn annotates an int; it hands the value to asyncio.wait_for (a float)
+                                           timeout_keep_alive=30,
+                                           timeout_graceful_shutdown=config.commit_deadline,  # type: ignore[arg-type]
                                            h11_max_incomplete_event_size=64 * 1024))
     host = f"[{config.host}]" if ":" in config.host else config.host
     announce(f"listening on http://{host}:{port}")

@@ -18,7 +18,7 @@ import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, cast
 
 from engine.runner import Runner, Summary
 
@@ -65,7 +65,7 @@ class Writer:
         self.max_ahead_days = max_ahead_days
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="coltiva-writer")
         self._jobs: deque[_Events | _Tick | None] = deque()
-        self._wake: asyncio.Event | None = None
+        self._wake = asyncio.Event()  # start() makes a fresh one (an Event binds to a loop only on first use)
         self._task: asyncio.Task | None = None
         self.pending_lines = 0
         self.runner: Runner | None = None
@@ -121,7 +121,11 @@ class Writer:
 
     def run_sync(self, fn: Callable):
         """Run fn(store) on the writer's thread from another thread (delivery bookkeeping)."""
-        return self._executor.submit(lambda: fn(self.runner.store)).result()
+        return self._executor.submit(lambda: fn(self._opened().store)).result()
+
+    def _opened(self) -> Runner:
+        assert self.runner is not None, "start() opens the runner"
+        return self.runner
 
     @property
     def depth(self) -> int:
@@ -143,7 +147,8 @@ class Writer:
                 job.taken = True
                 await self._settle([job], loop.run_in_executor(self._executor, self._tick, job.now, job.force))
                 continue
-            group, dropped = [], 0
+            group: list[_Events] = []
+            dropped = 0
             lines = 0
             while True:  # every request waiting (up to group_lines lines) goes into ONE transaction
                 if job.future.done():  # its request gave up (deadline) before the writer took it: not written
@@ -154,7 +159,7 @@ class Writer:
                     lines += len(job.lines)
                 if not (self._jobs and isinstance(self._jobs[0], _Events) and lines < self.group_lines):
                     break
-                job = self._jobs.popleft()
+                job = cast(_Events, self._jobs.popleft())  # an _Events: checked just above
             self.pending_lines -= dropped
             if not group:
                 continue
@@ -182,20 +187,21 @@ class Writer:
                 j.future.set_result(result)
 
     def _commit(self, requests) -> list[Summary]:
-        summaries = self.runner.run_requests(requests)
+        summaries = self._opened().run_requests(requests)
         self._trim_cache()
         return summaries
 
     def _tick(self, now: int, force: bool) -> Summary:
-        check_tick(self.runner.store, now, force=force, last_tick=self.last_tick, max_ahead_days=self.max_ahead_days)
-        summary = self.runner.tick(now)
+        runner = self._opened()
+        check_tick(runner.store, now, force=force, last_tick=self.last_tick, max_ahead_days=self.max_ahead_days)
+        summary = runner.tick(now)
         self.last_tick = now
         self._trim_cache()
         return summary
 
     def _trim_cache(self) -> None:
         """Bound the runner's lead cache: drop the oldest entries (they reload from the store on use)."""
-        cache = self.runner.cache
+        cache = self._opened().cache
         extra = len(cache) - self.cache_leads
         if extra > 0:
             for key in list(itertools.islice(iter(cache), extra)):

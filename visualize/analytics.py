@@ -109,6 +109,7 @@ def read_counts(db: str, journey: Journey) -> StoreCounts:
     from engine.compiler import journey_version
     from engine.record import DONE, NOT_ENROLLED, WAITING
 
+    assert journey.name is not None  # a journey, not a fragment: it has a name
     with open_store(db) as store:
         try:
             current = find_journey(store, db, journey.name)

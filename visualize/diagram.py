@@ -363,13 +363,13 @@ def build_diagram(journey: Journey, fragment: bool = False) -> Diagram:
         edges += [replace(goal_edge(g), number=i) for i, g in enumerate(journey.goals, 1)]
     if any(e.target == EXIT_KEY for e in edges):
         nodes.append(exit_node(len(nodes)))
-    edges = number_edges(edges)
+    numbered = number_edges(edges)
     return shorten(Diagram(
         title=diagram_title(journey, fragment),
         nodes=tuple(nodes),
-        edges=edges,
+        edges=numbered,
         panel=rule_sections(journey),
-        legend=legend_for(edges),
+        legend=legend_for(numbered),
         entry="" if fragment or journey.initial is None else entry_text(journey),
     ))
 

@@ -11,6 +11,7 @@ is one "~" line, not a "-" and a "+".
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Sequence
 
 from dsl.model import EventTrigger, HoldLoop, Journey, ScoreTrigger, Send, Stage, TimeTrigger
 
@@ -27,8 +28,9 @@ class Change:
     kind: str  # stage, label, flag, send, trigger, hold, scoring, decay, fit, exit, enroll, cap, name
     stage: str | None
     text: str
-    old: object = field(default=None, compare=False, repr=False)
-    new: object = field(default=None, compare=False, repr=False)
+    # the model elements compared (a Send, a Stage, a rule...), or None: what kind follows from `kind`
+    old: Any = field(default=None, compare=False, repr=False)
+    new: Any = field(default=None, compare=False, repr=False)
     contents: tuple[str, ...] = ()  # for an added or removed stage: what it holds, one line each
 
     def __str__(self) -> str:
@@ -55,7 +57,7 @@ class JourneyDiff:
         return tuple(dict.fromkeys(c.stage for c in self.changes if c.stage is not None))
 
 
-def _pair(old: list, new: list, keys) -> tuple[list, list, list]:
+def _pair(old: Sequence, new: Sequence, keys) -> tuple[list, list, list]:
     """Match items: exactly equal first, then by each looser key in turn.
 
     Returns (pairs of (old, new) that differ, removed, added); equal items drop out.
@@ -166,10 +168,11 @@ def _hold_line(h: HoldLoop) -> str:
 def _hold_changes(sid: str, old: Stage, new: Stage) -> list[Change]:
     if old.hold == new.hold:
         return []
-    if old.hold is None:
+    if old.hold is None and new.hold is not None:
         return [Change("+", "hold", sid, _hold_line(new.hold), None, new.hold)]
-    if new.hold is None:
+    if new.hold is None and old.hold is not None:
         return [Change("-", "hold", sid, _hold_line(old.hold), old.hold, None)]
+    assert old.hold is not None and new.hold is not None  # they differ: neither is missing now
     return [Change("~", "hold", sid, f"{_hold_line(old.hold)} -> {_hold_line(new.hold)}", old.hold, new.hold)]
 
 
@@ -238,7 +241,9 @@ def diff_journeys(old: Journey, new: Journey) -> JourneyDiff:
             changes.append(Change("+", "stage", stage.id, f"stage {stage.id}", None, stage,
                                   contents=stage_contents(stage)))
         else:
-            changes.extend(_stage_changes(old.stage(stage.id), stage))
+            before = old.stage(stage.id)
+            assert before is not None  # its id is among the old stages'
+            changes.extend(_stage_changes(before, stage))
     for stage in old.stages:
         if stage.id not in new_ids:
             changes.append(Change("-", "stage", stage.id, f"stage {stage.id}", stage, None,

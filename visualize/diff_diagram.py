@@ -65,7 +65,7 @@ def _rule_text(rule) -> str:
     for kind, fn in ((ScoreRule, t.score_rule_text), (FitRule, t.fit_rule_text), (ExitRule, t.exit_rule_text),
                      (EnrollRule, t.enroll_rule_text), (FrequencyCap, t.cap_text)):
         if isinstance(rule, kind):
-            return fn(rule)
+            return fn(rule)  # type: ignore[arg-type]  # each function is paired with its own rule type
     if isinstance(rule, Decay):
         return f"decay half-life {rule.half_life}"
     return str(rule)
@@ -78,8 +78,9 @@ def build_diff_diagram(diff: JourneyDiff) -> Diagram:
     removed = [c for c in diff.changes if c.sign == "-"]
     touched = {c.stage for c in diff.changes if c.stage is not None}
     notes: dict[str, list[str]] = {}
+    c: Change | None
     for c in diff.changes:
-        if c.kind in ("label", "flag"):
+        if c.kind in ("label", "flag") and c.stage is not None:
             notes.setdefault(c.stage, []).append(c.text if c.sign == "~" else f"{c.sign} {c.text}")
     titles = {(c.kind, c.id): c.title for c in old.contents + new.contents if c.title}
     new_ids = {s.id for s in new.stages}
@@ -118,9 +119,9 @@ def build_diff_diagram(diff: JourneyDiff) -> Diagram:
                 e = replace(e, mark="added" if c.sign == "+" else "changed", note=_was(c) if c.sign == "~" else "")
             edges.append(e)
         for c in removed:
-            if c.stage == stage.id and c.kind == "trigger":
+            if c.stage == stage.id and c.kind == "trigger" and old_stage is not None:
                 edges.append(replace(trigger_edge(old_stage, c.old), mark="removed"))
-            elif c.stage == stage.id and c.kind == "hold":
+            elif c.stage == stage.id and c.kind == "hold" and old_stage is not None:
                 edges += [replace(e, mark="removed") for e in hold_edges(old_stage, c.old)]
 
     goal_changes = [c for c in diff.changes if c.kind == "goal"]
@@ -144,13 +145,13 @@ def build_diff_diagram(diff: JourneyDiff) -> Diagram:
         if c.stage is None and c.sign == "-" and c.kind in SECTION_OF:
             ghosts.setdefault(SECTION_OF[c.kind], []).append(Line(_rule_text(c.old), mark="removed"))
     panel = rule_sections(new, mark=lambda rule: rule_marks.get(id(rule)), removed=ghosts)
-    edges = number_edges(edges)
+    numbered = number_edges(edges)
     return shorten(Diagram(
         title=f"{new.name or '(unnamed journey)'} — changes",
         nodes=tuple(nodes),
-        edges=edges,
+        edges=numbered,
         panel=panel,
-        legend=legend_for(edges, mode="diff"),
+        legend=legend_for(numbered, mode="diff"),
         mode="diff",
         entry="" if new.initial is None else entry_text(new),
     ))

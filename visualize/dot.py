@@ -39,9 +39,9 @@ EDGE_STYLE = {
     "exit-rule": {"style": "dashed", "color": "#98a2b3", "penwidth": "1"},
     "enroll": {"style": "solid", "color": "#1d4ed8", "penwidth": "2"},
 }
-MARK_COLOR = {"added": "#1a7f37", "removed": "#d92d20", "changed": "#dc6803"}
-MARK_FILL = {"added": "#e7f6ec", "removed": "#ffffff", "changed": "#fff4e5"}
-MARK_SIGN = {"added": "+ ", "removed": "− ", "changed": "~ "}
+MARK_COLOR: dict[str | None, str] = {"added": "#1a7f37", "removed": "#d92d20", "changed": "#dc6803"}
+MARK_FILL: dict[str | None, str] = {"added": "#e7f6ec", "removed": "#ffffff", "changed": "#fff4e5"}
+MARK_SIGN: dict[str | None, str] = {"added": "+ ", "removed": "− ", "changed": "~ "}
 #: Badge colours; the words are BADGE_TEXT's. "can exit" is grey: it marks a way out, not an exit.
 BADGE = {
     "initial": (BADGE_TEXT["initial"], "#1d4ed8"),

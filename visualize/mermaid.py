@@ -38,7 +38,7 @@ _CLASSES = {
     "start": "fill:#1d4ed8,stroke:#1d4ed8,color:#ffffff",
     "rules": "fill:#f8fafc,stroke:#98a2b3,text-align:left",
 }
-_SIGN = {"added": "+ ", "removed": "- ", "changed": "~ "}
+_SIGN: dict[str | None, str] = {"added": "+ ", "removed": "- ", "changed": "~ "}
 _KIND_WORD = {"score-up": "▲ ", "score-down": "▼ ", "time": "⏱ ", "hold": "↻ ", "hold-end": "↻ ",
               "exit-rule": "", "event": "", "goal": ""}
 #: Arrow per edge kind: solid for events, thick for score thresholds, dotted for time and holds.
@@ -127,7 +127,7 @@ def to_mermaid(diagram: Diagram, direction: str = "LR") -> str:
     links: list[str] = []  # every link in order: linkStyle counts them from 0
     chain = ([RULES_KEY] if diagram.panel else []) + ([START_KEY] if entry else []) + [n.key for n in nodes]
     links += [f"    {a} ~~~ {b}" for a, b in zip(chain, chain[1:])]
-    if entry:
+    if entry and initial is not None:
         text = diagram.entry + ("" if diagram.entry_count is None else f" · {diagram.entry_count} leads")
         links.append(f'    {START_KEY} -->|"{mermaid_escape(text)}"| {initial.key}')
     styles = []

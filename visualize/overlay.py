@@ -93,7 +93,7 @@ def apply_counts(diagram: Diagram, stage_counts: StageCounts, edge_counts: EdgeC
     edges = list(diagram.edges)
     nodes = list(diagram.nodes)
     drawn = {e.transition for e in edges if e.kind != "hold"}
-    exit_rule_moves = Counter()
+    exit_rule_moves: Counter[str] = Counter()
     for (source, target, rule), n in (rule_counts or {}).items():
         if target == EXIT and _exit_rule(rule):
             exit_rule_moves[source] += n
@@ -104,7 +104,7 @@ def apply_counts(diagram: Diagram, stage_counts: StageCounts, edge_counts: EdgeC
     if any(e.target == EXIT_KEY for e in edges) and diagram.node(EXIT_KEY) is None:
         nodes.append(exit_node(max((n.order for n in nodes), default=-1) + 1))
 
-    left = Counter()
+    left: Counter[str] = Counter()
     for (source, target), count in edge_counts.items():
         if source != target:
             left[source] += count
@@ -127,6 +127,6 @@ def apply_counts(diagram: Diagram, stage_counts: StageCounts, edge_counts: EdgeC
             counted.append(replace(e, count=count, share=count / left[source] if left[source] else None))
     nodes = [n if n.key == ANY_KEY else replace(n, count=stage_counts.get(n.stage if n.stage is not None else EXIT, 0))
              for n in nodes]
-    edges = number_edges(counted)
-    return replace(diagram, nodes=tuple(nodes), edges=edges, counted=True, entry_count=enrolled,
-                   legend=legend_for(edges, diagram.mode, counted=True))
+    numbered = number_edges(counted)
+    return replace(diagram, nodes=tuple(nodes), edges=numbered, counted=True, entry_count=enrolled,
+                   legend=legend_for(numbered, diagram.mode, counted=True))

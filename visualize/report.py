@@ -158,7 +158,8 @@ def build_report(db: str, name: str | None = None, journey=None) -> Report:
         Conversion(src, dst, rows["entered"].get(src, 0), n, n / rows["entered"][src] if rows["entered"].get(src)
                    else 0.0)
         for src, dst, n in sorted(rows["moved"], key=lambda r: (rank(r[0]), rank(r[1]))))
-    finished, still = defaultdict(list), defaultdict(int)
+    finished: defaultdict[str, list] = defaultdict(list)
+    still: defaultdict[str, int] = defaultdict(int)
     for stage, start, end in rows["stays"]:
         if end is None:
             still[stage] += 1
@@ -245,8 +246,8 @@ def charts(report: Report) -> dict[str, str]:
         fig, ax = _figure("Sends per lead per week")
         mean = [0.0] * len(weeks)
         top = [0] * len(weeks)
-        for row in report.sends:
-            mean[index[row.week]], top[index[row.week]] = row.mean_per_lead, row.max_per_lead
+        for sent in report.sends:
+            mean[index[sent.week]], top[index[sent.week]] = sent.mean_per_lead, sent.max_per_lead
         ax.plot(range(len(weeks)), mean, marker=".", label="mean per lead sent anything")
         ax.plot(range(len(weeks)), top, marker=".", label="most sent to one lead")
         if report.cap_per_week is not None:
@@ -258,8 +259,8 @@ def charts(report: Report) -> dict[str, str]:
 
         fig, ax = _figure("Handoffs to sales per week")
         ys = [0] * len(weeks)
-        for row in report.handoffs:
-            ys[index[row.week]] = row.handoffs
+        for handed in report.handoffs:
+            ys[index[handed.week]] = handed.handoffs
         ax.bar(range(len(weeks)), ys, color="#b54708")
         _week_axis(ax, weeks)
         ax.set_ylabel("handoffs")
@@ -267,7 +268,7 @@ def charts(report: Report) -> dict[str, str]:
     timed = [t for t in report.times if t.median_days is not None]
     if timed:
         fig, ax = _figure("Time in stage (finished stays), days", height=0.45 * len(timed) + 1.2)
-        ys = range(len(timed))
+        ys = list(range(len(timed)))
         ax.barh([y + 0.2 for y in ys], [t.p90_days for t in timed], height=0.4, color="#98a2b3", label="p90")
         ax.barh([y - 0.2 for y in ys], [t.median_days for t in timed], height=0.4, color="#1d4ed8", label="median")
         ax.set_yticks(list(ys))
@@ -299,7 +300,7 @@ def report_section(report: Report) -> str:
     """The report as an HTML section (charts and tables), for the review page or the report page."""
     svg = charts(report)
     chart = lambda name: f'<div class="chart" id="chart-{name}">{svg[name]}</div>' if name in svg else ""  # noqa: E731
-    reach = defaultdict(dict)
+    reach: defaultdict[str, dict] = defaultdict(dict)
     for row in report.reaching:
         reach[row.week][row.stage] = row.leads
     reach_rows = [[w] + [reach[w].get(s, 0) for s in report.stages] for w in report.weeks]

@@ -90,7 +90,7 @@ def compile_files(paths, catalogue=None) -> list:
                        "include it from a journey and run that journey", err=True)
             failed = True
             continue
-        if not loaded.ok:
+        if not loaded.ok or loaded.journey is None:
             failed = True
             continue
         cj = compile_journey(loaded.journey, loaded.diagnostics)

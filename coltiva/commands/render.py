@@ -44,6 +44,7 @@ def counts_for(db: str, loaded: Loaded):
     """
     from visualize.analytics import read_counts
 
+    assert loaded.journey is not None  # load_or_exit: a usable journey
     if loaded.fragment:
         raise ColtivaError(f"{loaded.journey.path}: a shared fragment has no leads; "
                            "draw a journey that includes it with --db")

@@ -19,6 +19,7 @@ def _journey_name(journey: str | None) -> tuple[str | None, object]:
     from .render import load_or_exit
 
     loaded = load_or_exit(journey)
+    assert loaded.journey is not None  # load_or_exit: a usable journey
     return loaded.journey.name, loaded.journey
 
 

@@ -26,7 +26,8 @@ __all__ = ["command"]
 @click.option("--host", default=None, help="Address to listen on.  [default: 127.0.0.1]")
 @click.option("--port", default=None, type=int, help="0 picks a free port (printed).  [default: 8787]")
 @click.option("--keys", "keys_path", default=None, type=click.Path(dir_okay=False),
-              help="API keys file (`coltiva keys create`); required beyond loopback.  [default: coltiva-keys.json if present]")
+              help="API keys file (`coltiva keys create`); required beyond loopback."
+                   "  [default: coltiva-keys.json if present]")
 @click.option("--clock", type=click.Choice(["wall", "manual"]), default=None,
               help="wall: tick from the wall clock every --tick-every s; manual: only POST /tick.  [default: wall]")
 @click.option("--tick-every", type=float, default=None, help="Seconds between ticks of the wall clock.  [default: 60]")

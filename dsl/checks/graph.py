@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import TypeGuard
 
 import networkx as nx
 
@@ -155,6 +156,8 @@ def check_initial_final(j: Journey):
 def _event_overlap(s: Stage, i: int) -> EventTrigger | None:
     """An earlier trigger to another stage that may take some of this trigger's events."""
     later = s.triggers[i]
+    if not isinstance(later, EventTrigger):
+        return None
     for _, earlier in earlier_of_event(s, i):
         if earlier.target != later.target and not disjoint(earlier.condition, later.condition):
             return earlier
@@ -285,7 +288,7 @@ def _first_met(rules: list[tuple], score: float) -> str | None:
     return None
 
 
-def _journey_threshold(t) -> bool:
+def _journey_threshold(t) -> TypeGuard[ScoreTrigger]:
     """A `when score` threshold: `when lead score` ones compare another score (dsl.checks.lead checks them)."""
     return isinstance(t, ScoreTrigger) and not t.lead
 
@@ -377,7 +380,7 @@ def _cascade_diagnostic(stages: dict[str, Stage], cycle: list[str]) -> Diagnosti
         thresholds = [t for t in stages[a].triggers if _journey_threshold(t)]
         k = next(k for k, t in enumerate(thresholds) if t.target == b)
         first = first or thresholds[k]
-        interval = intersect(interval, threshold_interval(thresholds[k])) or interval  # type: ignore[arg-type]
+        interval = intersect(interval, threshold_interval(thresholds[k])) or interval
         for earlier in thresholds[:k]:  # an earlier threshold met first would lead elsewhere
             outside = _complement(earlier)
             if outside is not None:
@@ -426,7 +429,7 @@ def check_content_twice(j: Journey):
                         None)
             if loop is not None:
                 yield Diagnostic("C048", W, f"content `{b.content}` is also sent by the holding loop at line "
-                                 f"{loop.hold.span.line}", b.span,  # type: ignore[union-attr]
+                                 f"{loop.hold.span.line}", b.span,
                                  "a lead that got it from the loop does not get it again from this line")
 
 
@@ -443,7 +446,8 @@ def check_unsendable_content(j: Journey):
         for x in s.sends:
             if x.after is not None and x.after.seconds > limit.after.seconds:
                 yield Diagnostic("C050", W, f"`{x.content}` is never sent: leads leave `{s.id}` after {limit.after}",
-                                 x.span, f"send it no later than {limit.after}, or stay longer (line {limit.span.line})")
+                                 x.span,
+                                 f"send it no later than {limit.after}, or stay longer (line {limit.span.line})")
 
 
 def check_hold_never_starts(j: Journey):

@@ -28,7 +28,8 @@ def check_lead_score_declared(j: Journey):
     if j.lead_scoring or j.lead_decay is not None:
         return
     for t in _lead_thresholds(j):
-        yield Diagnostic("C110", E, "`when lead score` reads the lead score, but this journey declares no `lead scoring`",
+        yield Diagnostic("C110", E,
+                         "`when lead score` reads the lead score, but this journey declares no `lead scoring`",
                          t.span, "add (or include) the shared `lead scoring` block, e.g. `include \"lead.coltiva\"`; "
                          "for this journey's own score write `when score`")
 

@@ -12,6 +12,7 @@ number never equals text or `true`, and an absent field meets only negations.
 from __future__ import annotations
 
 import math
+from typing import TypeGuard
 
 from ..model import AllOf, AnyOf, Compare, Condition, Had, Not, ScoreTrigger
 
@@ -20,7 +21,7 @@ __all__ = ["disjoint", "implies", "never_true", "Interval", "threshold_interval"
 Interval = tuple[float, bool, float, bool]  # low, low_closed, high, high_closed
 
 
-def _numeric(v) -> bool:
+def _numeric(v) -> TypeGuard[int | float]:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
@@ -110,9 +111,9 @@ def _compare_disjoint(a: Compare, b: Compare) -> bool:
                 if not any(test(v, y.value) for v in sx):
                     return True
     if a.op == "starts with" and b.op == "starts with":
-        return not (a.value.startswith(b.value) or b.value.startswith(a.value))  # type: ignore[union-attr]
+        return not (str(a.value).startswith(str(b.value)) or str(b.value).startswith(str(a.value)))  # texts
     if a.op == "ends with" and b.op == "ends with":
-        return not (a.value.endswith(b.value) or b.value.endswith(a.value))  # type: ignore[union-attr]
+        return not (str(a.value).endswith(str(b.value)) or str(b.value).endswith(str(a.value)))  # texts
     if _numeric(a.value) and _numeric(b.value):
         ia, ib = _interval(a.op, float(a.value)), _interval(b.op, float(b.value))
         if ia is not None and ib is not None:

@@ -10,6 +10,7 @@ from ..limits import MAX_NAME, MAX_TEXT, MAX_VALUE
 from ..patterns import PatternError, compile_pattern
 from ..model import (
     EXIT,
+    ContentItem,
     EventTrigger,
     Journey,
     ScoreTrigger,
@@ -173,7 +174,7 @@ def _numbers(j: Journey):
         for act in s.actions:  # `set FIELD to NUMBER`
             yield act.value, act.span, False
     conditions = [r.condition for r in j.scoring + j.lead_scoring] + [f.condition for f in j.fit]
-    conditions += [r.condition for r in j.exits + j.enrollments + j.goals]  # type: ignore[operator]
+    conditions += [r.condition for r in j.exits + j.enrollments + j.goals]
     conditions += [t.condition for s in j.stages for t in s.triggers if isinstance(t, EventTrigger)]
     conditions += [x.condition for s in j.stages for x in s.sends]
     for c in (c for condition in conditions for c in compares(condition)):
@@ -214,11 +215,12 @@ def _a(word: str) -> str:
 def check_content_library(j: Journey):
     if not j.contents:
         return
-    library: dict[str, object] = {}
+    library: dict[str, ContentItem] = {}
+    item: ContentItem | None
     for item in j.contents:
         if item.id in library:
             yield Diagnostic("C035", E, f"content `{item.id}` is declared twice", item.span,
-                             f"the first is at {library[item.id].span}")  # type: ignore[attr-defined]
+                             f"the first is at {library[item.id].span}")
         else:
             library[item.id] = item
     for s in j.stages:
@@ -230,18 +232,18 @@ def check_content_library(j: Journey):
             if item is None:
                 yield Diagnostic("C034", E, f"unknown content `{cid}`", span,
                                  did_you_mean(cid, library) or "declare it in the `content` block")
-            elif item.kind != kind:  # type: ignore[attr-defined]
-                yield Diagnostic("C036", E, f"`{cid}` is {_a(item.kind)}, not {_a(kind)}", span,  # type: ignore[attr-defined]
-                                 f"write `send {item.kind} \"{cid}\"`, or declare it as {_a(kind)} "  # type: ignore[attr-defined]
+            elif item.kind != kind:
+                yield Diagnostic("C036", E, f"`{cid}` is {_a(item.kind)}, not {_a(kind)}", span,
+                                 f"write `send {item.kind} \"{cid}\"`, or declare it as {_a(kind)} "
                                  f"in the `content` block")
 
 
 def _event_uses(j: Journey):
     for r in j.scoring:
         yield r.event, r.span
-    for r in j.exits + j.enrollments + j.goals:  # type: ignore[operator]
-        for event in r.events:
-            yield event, r.span
+    for x in j.exits + j.enrollments + j.goals:
+        for event in x.events:
+            yield event, x.span
     for s in j.stages:
         for t in s.triggers:
             if isinstance(t, EventTrigger):
@@ -370,9 +372,9 @@ def _lengths(j: Journey):
         yield "a journey name", j.name, j.span, "text"
     for r in j.scoring:
         yield "an event type", r.event, r.span, "name"
-    for r in j.exits + j.enrollments + j.goals:  # type: ignore[operator]
-        for event in r.events:
-            yield "an event type", event, r.span, "name"
+    for x in j.exits + j.enrollments + j.goals:
+        for event in x.events:
+            yield "an event type", event, x.span, "name"
     for item in j.contents:
         yield "a content kind", item.kind, item.span, "name"
         yield "a content id", item.id, item.span, "text"

@@ -42,7 +42,7 @@ def check_every_visit_without_reentry(j: Journey):
     for s in j.stages:
         for x in s.sends:
             if x.every_visit:
-                yield Diagnostic("C105", W, f"`every visit` changes nothing: leads never re-enter this journey",
+                yield Diagnostic("C105", W, "`every visit` changes nothing: leads never re-enter this journey",
                                  x.span, "add `re-enter every time` (or `re-enter once per D`) at the top level, "
                                  "or drop `every visit`")
 
