@@ -1,7 +1,8 @@
 """One canonical layout for a journey file, comments kept, so diffs show meaning, not style.
 
 `format_journey` prints a parsed file model (see `dsl.loader.parse_journey`):
-header, includes, top-level rules (enroll, exit, frequency caps), `scoring`
+header, includes, top-level rules (enroll, exit, frequency caps, time zone,
+send windows and quiet hours), `scoring`
 (rules, decay last), `fit`, `content`, then the stages in order; inside a stage
 its flags, sends, triggers (in their order: it is semantic) and the holding
 loop. The printed text parses back to an equal model.
@@ -125,7 +126,7 @@ def _content_item(item: m.ContentItem) -> str:
 
 
 def _send(send: m.Send) -> str:
-    when = "on entry" if send.after is None else f"after {send.after}"
+    when = str(send.at) if send.at is not None else "on entry" if send.after is None else f"after {send.after}"
     return f"send {send.kind} {encode_string(send.content)} {when}"
 
 
@@ -135,7 +136,7 @@ def _trigger(trigger: m.Trigger) -> str:
     if isinstance(trigger, m.ScoreTrigger):
         return f"when score {trigger.op} {_number(trigger.value)} -> {trigger.target}"
     if isinstance(trigger, m.TimeTrigger):
-        return f"after {trigger.after} {trigger.mode} -> {trigger.target}"
+        return f"after {trigger.after} {trigger.clock} -> {trigger.target}"
     raise TypeError(f"not a trigger: {trigger!r}")
 
 
@@ -154,6 +155,13 @@ def _move(move: m.Move) -> str:
 
 def _cap(cap: m.FrequencyCap) -> str:
     return f"at most {_plural(cap.count, 'message')} per {cap.window}"
+
+
+def _zone(zone: m.TimeZone) -> str:
+    if zone.field is None:
+        return f"time zone {encode_string(zone.zone)}"
+    default = "" if zone.default is None else f" default {encode_string(zone.default)}"
+    return f"time zone from {zone.field}{default}"
 
 
 # ---- layout ----------------------------------------------------------------------
@@ -179,6 +187,8 @@ def _blocks(journey: m.Journey) -> list[list[_Line]]:
     rules += [_Line(0, f"exit on {r.event}{_where(r.condition)}", ("exit", i))
               for i, r in enumerate(journey.exits)]
     rules += [_Line(0, _cap(c), ("cap", i)) for i, c in enumerate(journey.caps)]
+    rules += [_Line(0, _zone(z), ("zone", i)) for i, z in enumerate(journey.zones)]
+    rules += [_Line(0, str(w), ("window", i)) for i, w in enumerate(journey.windows)]
     if rules:
         blocks.append(rules)
     if journey.scoring or journey.decay is not None:
@@ -231,6 +241,7 @@ def _anchors(journey: m.Journey) -> list[tuple[int, tuple, bool]]:
     for i, inc in enumerate(journey.includes):
         add(inc.span, ("include", i))
     for kind, items in (("enroll", journey.enrollments), ("exit", journey.exits), ("cap", journey.caps),
+                        ("zone", journey.zones), ("window", journey.windows),
                         ("scoring", journey.scoring), ("fit", journey.fit), ("content", journey.contents),
                         ("moves", journey.moves)):
         for i, item in enumerate(items):

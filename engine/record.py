@@ -41,7 +41,15 @@ class Lead:
         "due",       # next time something is due, or None (cached from engine.timers)
         "clock",     # the lead's own time: its last step
         "gone",      # content ids received under an earlier version that this one does not send, or None
+        # time (docs/engine.md, Time zones): each None unless the journey uses it, so other records
+        # store exactly as before
+        "zone",      # the lead's IANA zone from its attribute, or None (the journey's default)
+        "dates",     # per date anchor of the journey: (date, known since) or None; None if none known
+        "enrolled",  # when the lead was enrolled, for `after N in journey` timers
+        "marks",     # per content a `since "..."` timer watches: when it was last sent, or None
     )
+    #: The time fields, by name in the stored record's trailing object.
+    TIME_FIELDS = ("zone", "dates", "enrolled", "marks")
 
     def __init__(self, state: str, now: int):
         self.state = state
@@ -60,6 +68,10 @@ class Lead:
         self.due = None
         self.clock = now
         self.gone = None
+        self.zone = None
+        self.dates = None
+        self.enrolled = None
+        self.marks = None
 
     def copy(self) -> "Lead":
         """A shallow copy: `attrs` and `caps` are replaced, never mutated, by the step (copy-on-write)."""
@@ -80,13 +92,18 @@ class Lead:
         new.due = self.due
         new.clock = self.clock
         new.gone = self.gone
+        new.zone = self.zone
+        new.dates = self.dates
+        new.enrolled = self.enrolled
+        new.marks = self.marks
         return new
 
     def to_list(self) -> list:
         """A JSON-ready form for the store; `from_list` is its exact inverse.
 
-        `gone` is written only when a change of version left content ids behind, so a
-        record that never lived through such a change reads exactly as before."""
+        `gone` is written only when a change of version left content ids behind, and the
+        time fields (an object after it) only when one is set, so a record that never
+        lived through such a change, in a journey without time rules, reads exactly as before."""
         caps = None if self.caps is None else [None if c is None else list(c) for c in self.caps]
         out = [
             self.state, self.entered, self.active, self.score, self.score_at, self.fit,
@@ -94,8 +111,15 @@ class Lead:
             self.sent, self.hold, self.hold_at, caps, None if self.sends is None else list(self.sends),
             self.seq, self.due, self.clock,
         ]
-        if self.gone:
-            out.append(list(self.gone))
+        extra = {name: getattr(self, name) for name in self.TIME_FIELDS if getattr(self, name) is not None}
+        if "dates" in extra:
+            extra["dates"] = [None if d is None else list(d) for d in self.dates]
+        if "marks" in extra:
+            extra["marks"] = list(self.marks)
+        if self.gone or extra:
+            out.append(list(self.gone) if self.gone else None)
+        if extra:
+            out.append(extra)
         return out
 
     @classmethod
@@ -104,6 +128,13 @@ class Lead:
         (new.state, new.entered, new.active, new.score, new.score_at, new.fit, new.attrs, new.sent,
          new.hold, new.hold_at, caps, sends, new.seq, new.due, new.clock) = data[:15]
         new.gone = tuple(data[15]) if len(data) > 15 and data[15] else None
+        extra = data[16] if len(data) > 16 and isinstance(data[16], dict) else {}
+        new.zone = extra.get("zone")
+        new.enrolled = extra.get("enrolled")
+        dates = extra.get("dates")
+        new.dates = None if dates is None else tuple(None if d is None else (d[0], d[1]) for d in dates)
+        marks = extra.get("marks")
+        new.marks = None if marks is None else tuple(marks)
         new.score = float(new.score)
         new.attrs = None if new.attrs is None else tuple(new.attrs)
         new.caps = None if caps is None else tuple(None if c is None else array("q", c) for c in caps)

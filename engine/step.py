@@ -21,7 +21,9 @@ from array import array
 from .conditions import MISSING, lookup
 from .events import Event, format_time
 from .record import ATTRIBUTES_ONLY, DONE, EXITED, NOT_ENROLLED, WAITING, Action, Lead
-from .timers import CROSSING, HOLD_END, HOLD_SEND, SEND, TIMEOUT, holds, next_timer, release_time, score_at
+from .timers import (CROSSING, HOLD_END, HOLD_SEND, SEND, TIMEOUT, holds, lead_zone, next_timer, release_time,
+                     score_at, window_due)
+from .zones import local_text, parse_date, zone
 
 __all__ = ["step_event", "advance", "Callbacks", "EngineBug", "MAX_CASCADE", "MAX_TIMERS_PER_STEP"]
 
@@ -104,6 +106,7 @@ class Callbacks:
         if ctx.trace is not None:
             plan = self.cj.stages[rec.state]
             pending = [content for _, bit, _, content in plan.sends if not rec.sent & bit]
+            pending += [d.content for d in plan.dated if not rec.sent & d.bit]
             if pending:
                 ctx.note(f"cancelled (stage left before they were sent): {', '.join(pending)}")
 
@@ -126,9 +129,29 @@ class Callbacks:
         ctx.note("left the journey; everything still due is cancelled")
 
 
-def _send_allowed(ctx: Context) -> bool:
+def _held(ctx: Context) -> str | None:
+    """Why a send cannot go out now (the frequency cap, the send window), or None if it can."""
     release = release_time(ctx.cj, ctx.rec)
-    return release is None or release <= ctx.time
+    if release is not None and release > ctx.time:
+        return "the frequency cap"
+    if ctx.cj.windows and window_due(ctx.cj, ctx.rec, ctx.time) > ctx.time:
+        return "the send window"
+    return None
+
+
+def _window_words(ctx: Context) -> str:
+    """The journey's windows and the lead's zone, as explain says them."""
+    lines = "; ".join(str(w) for w in ctx.cj.journey.windows)
+    return f"{lines} (in {lead_zone(ctx.cj, ctx.rec).key})"
+
+
+def _mark(ctx: Context, content: str) -> None:
+    """Remember when watched content was sent: `after N since "content"` timers count from it."""
+    cj, rec = ctx.cj, ctx.rec
+    if content in cj.marks:
+        marks = list(rec.marks) if rec.marks is not None else [None] * len(cj.marks)
+        marks[cj.marks.index(content)] = ctx.time
+        rec.marks = tuple(marks)
 
 
 def _record_send(ctx: Context) -> None:
@@ -152,11 +175,26 @@ def _span_of(seconds: int) -> str:
 
 
 def _deferral(ctx: Context, meant: int | None) -> dict:
-    """A send later than it was meant (the frequency cap held it) says since when."""
+    """A send later than it was meant says since when, and what held it (the cap, the window, or both).
+
+    `held_by` appears only when a send window held it: a journey without windows
+    writes the same actions as before windows existed."""
     if meant is None or ctx.time <= meant:
         return {}
-    ctx.note(f"sent late: the frequency cap held it since {format_time(meant)}")
-    return {"deferred_from": format_time(meant)}
+    cj, rec = ctx.cj, ctx.rec
+    release = release_time(cj, rec)
+    base = release if release is not None and release > meant else meant
+    by = ["the frequency cap"] if base > meant else []
+    if cj.windows and window_due(cj, rec, base) > base:
+        by.append("the send window")
+    if not by:  # the lead's clock was already past the moment (a late event, or a date already past)
+        ctx.note(f"sent late: it was meant for {format_time(meant)}")
+        return {"deferred_from": format_time(meant)}
+    ctx.note(f"sent late: {' and '.join(by)} held it since {format_time(meant)}")
+    out = {"deferred_from": format_time(meant)}
+    if "the send window" in by:
+        out["held_by"] = " and ".join(b.removeprefix("the ") for b in by)
+    return out
 
 
 def _try_send(ctx: Context, bit: int, kind: str, content: str, meant: int | None = None) -> None:
@@ -164,13 +202,26 @@ def _try_send(ctx: Context, bit: int, kind: str, content: str, meant: int | None
     if rec.sent & bit:
         ctx.note(f"not sent again: {kind} {content!r} was already sent")
         return
-    if not _send_allowed(ctx):
-        ctx.note(f"deferred by the frequency cap: {kind} {content!r}")
+    held = _held(ctx)
+    if held is not None:
+        _note_held(ctx, held, f"{kind} {content!r}")
         return
+    late = _deferral(ctx, meant)  # before this send counts against the cap
     rec.sent |= bit
     _record_send(ctx)
-    ctx.emit("send", f"send:{content}",
-             {"stage": rec.state, "content_kind": kind, "content": content, **_deferral(ctx, meant)})
+    _mark(ctx, content)
+    ctx.emit("send", f"send:{content}", {"stage": rec.state, "content_kind": kind, "content": content, **late})
+
+
+def _note_held(ctx: Context, held: str, what: str) -> None:
+    if ctx.trace is None:
+        return
+    if held == "the send window":
+        opens = window_due(ctx.cj, ctx.rec, ctx.time)
+        ctx.note(f"deferred by the send window: {what} waits until "
+                 f"{local_text(opens, lead_zone(ctx.cj, ctx.rec))} ({_window_words(ctx)})")
+    else:
+        ctx.note(f"deferred by {held.removeprefix('the ')}: {what}")
 
 
 def _fire(ctx: Context, name: str) -> bool:
@@ -216,21 +267,24 @@ def _fire_due(ctx: Context, until: int) -> None:
             bit, kind, content, meant = payload
             ctx.begin(f"timer: send {kind} {content!r}")
             _try_send(ctx, bit, kind, content, meant)
-            if not rec.sent & bit and release_time(cj, rec) is None:
+            if not rec.sent & bit and _held(ctx) is None:
                 raise EngineBug(f"send of {content!r} neither sent nor deferred")
         elif order == HOLD_SEND:
             (stall, every, times, kind, content, name, bit), meant = payload
             ctx.begin(f"timer: holding loop of {rec.state} ({rec.hold + 1}/{times})")
-            if _send_allowed(ctx):
+            held = _held(ctx)
+            if held is None:
+                late = _deferral(ctx, meant)
                 rec.hold += 1
                 rec.hold_at = ctx.time
                 rec.sent |= bit  # a loop repeats its content, but a later `send` line of it is skipped
                 _record_send(ctx)
+                _mark(ctx, content)
                 ctx.emit("send", f"hold:{rec.state}:{content}",
                          {"stage": rec.state, "content_kind": kind, "content": content, "edition": rec.hold,
-                          **_deferral(ctx, meant)})
+                          **late})
             else:
-                ctx.note(f"deferred by the frequency cap: holding-loop {kind} {content!r}")
+                _note_held(ctx, held, f"holding-loop {kind} {content!r}")
         elif order == HOLD_END:
             ctx.begin(f"timer: holding loop of {rec.state} ran out")
             _fire(ctx, payload)
@@ -261,6 +315,43 @@ def _update_fit(cj, rec: Lead, attributes: dict | None) -> bool:
     changed = fit != rec.fit
     rec.fit = fit
     return changed
+
+
+def _update_time(ctx: Context, event: Event) -> None:
+    """The lead's zone (from its attribute) and the dates its sends count from (from the event or attributes)."""
+    cj, rec = ctx.cj, ctx.rec
+    attributes = event.attributes
+    if cj.zone_field is not None and attributes:
+        value = lookup(attributes, cj.zone_field)
+        if value is not MISSING and value != rec.zone:
+            if zone(value) is not None:
+                rec.zone = value
+                ctx.note(f"time zone: {value}")
+            else:
+                ctx.note(f"time zone {str(value)[:80]!r} is not an IANA zone name: kept "
+                         f"{rec.zone or cj.zone_default}")
+    if not cj.anchors:
+        return
+    dates = list(rec.dates) if rec.dates is not None else [None] * len(cj.anchors)
+    changed = False
+    for slot, (etype, name) in enumerate(cj.anchors):
+        source = attributes if etype is None else (event.data if etype == event.type else None)
+        if not source:
+            continue
+        value = lookup(source, name)
+        if value is MISSING:
+            continue
+        when = parse_date(value, lead_zone(cj, rec))
+        where = f"{name} of {etype or 'lead'}"
+        if when is None:
+            ctx.note(f"{where} {str(value)[:80]!r} is not a date (ISO 8601): ignored")
+            continue
+        if dates[slot] is None or dates[slot][0] != when:
+            dates[slot] = (when, ctx.time)
+            changed = True
+            ctx.note(f"{where} is {format_time(when)}")
+    if changed:
+        rec.dates = tuple(dates)
 
 
 def _apply_score(ctx: Context, event: Event) -> bool:
@@ -304,6 +395,7 @@ def _react(ctx: Context, event: Event) -> None:
         _fire(ctx, "exit")  # a lead in a final stage has finished: it stays where it ended
         return
     _update_fit(cj, rec, event.attributes)
+    _update_time(ctx, event)
     _apply_score(ctx, event)
     if event.type != ATTRIBUTES_ONLY:  # a profile update is not an interaction
         rec.active = ctx.time
@@ -325,17 +417,24 @@ def _enroll(cj, lead: str, event: Event, trace, waiting: Lead | None = None):
     enrolls = event.type != ATTRIBUTES_ONLY and (
         cj.enroll_rules is None or _matches_any(cj.enroll_rules, event))
     if not exiting and not enrolls:
-        # not (yet) enrolled: keep what fit rules will need when an enrolling event comes
-        if not cj.fit_rules or not event.attributes:
+        # not (yet) enrolled: keep what fit rules, the zone and dates of attributes will need
+        profile_time = cj.zone_field is not None or any(etype is None for etype, _ in cj.anchors)
+        if not (cj.fit_rules or profile_time) or not event.attributes:
             return waiting, []
         rec = waiting.copy() if waiting is not None else Lead(WAITING, event.time)
         rec.clock = rec.entered = rec.active = rec.score_at = event.time
         _update_fit(cj, rec, event.attributes)
-        return (rec if rec.attrs is not None else waiting), []
+        if profile_time:
+            _update_time(Context(cj, rec, lead, event.time, None), event)
+        kept = rec.attrs is not None or rec.zone is not None or rec.dates is not None
+        return (rec if kept else waiting), []
     rec = Lead(NOT_ENROLLED if exiting else cj.initial, event.time)
     rec.fit = cj.fit_empty  # no attribute known yet: the fit lines an empty profile meets
     if waiting is not None:
         rec.attrs, rec.fit = waiting.attrs, waiting.fit
+        rec.zone, rec.dates = waiting.zone, waiting.dates
+    if cj.uses_enrolled:
+        rec.enrolled = event.time
     ctx = Context(cj, rec, lead, event.time, trace)
     if exiting:
         ctx.begin(f"event {event.id}: {event.type}")
@@ -347,6 +446,7 @@ def _enroll(cj, lead: str, event: Event, trace, waiting: Lead | None = None):
         ctx.note(f"attributes received before enrollment give {rec.fit:g} fit points")
     ctx.event = event
     _update_fit(cj, rec, event.attributes)
+    _update_time(ctx, event)
     _apply_score(ctx, event)
     ctx.trigger = "enrolled"
     cj.callbacks.on_enter(ctx)
@@ -356,9 +456,18 @@ def _enroll(cj, lead: str, event: Event, trace, waiting: Lead | None = None):
             break
     _cascade(ctx)
     ctx.end()
-    timer = next_timer(cj, rec)
-    rec.due = None if timer is None else timer[0]
+    _settle(ctx)
     return rec, ctx.actions
+
+
+def _settle(ctx: Context) -> None:
+    """Cache the next due time; what the event made due at once (a date already past, `if past send now`) fires now."""
+    cj, rec = ctx.cj, ctx.rec
+    timer = next_timer(cj, rec)
+    if timer is not None and timer[0] <= ctx.time and rec.state not in DONE:
+        _fire_due(ctx, ctx.time)
+        timer = next_timer(cj, rec)
+    rec.due = None if timer is None else timer[0]
 
 
 def step_event(cj, rec: Lead | None, lead: str, event: Event, trace: list | None = None):
@@ -382,8 +491,7 @@ def step_event(cj, rec: Lead | None, lead: str, event: Event, trace: list | None
     rec.clock = ctx.time
     _react(ctx, event)
     ctx.end()
-    timer = next_timer(cj, rec)
-    rec.due = None if timer is None else timer[0]
+    _settle(ctx)
     return rec, ctx.actions
 
 

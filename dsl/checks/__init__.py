@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..diagnostics import Diagnostic, sort_key
 from ..model import Journey
-from . import graph, moves, names
+from . import graph, moves, names, timing
 
 __all__ = ["CHECKS", "GRAPH_CHECKS", "run_checks"]
 
@@ -51,6 +51,10 @@ CHECKS = (
     graph.check_hold_never_starts,
     graph.check_thresholds_reachable,
     moves.check_moves,
+    timing.check_zones,
+    timing.check_windows,
+    timing.check_anchors,
+    timing.check_since,
 )
 
 
