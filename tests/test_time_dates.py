@@ -210,3 +210,44 @@ def test_a_stored_webinar_lead_gets_its_reminders_from_the_store(tmp_path):
     sent = [(a["content"], a["time"]) for a in outbox(path) if a["kind"] == "send"]
     assert sent == [("confirmation", "2026-05-10T09:00:00Z"), ("reminder-24h", "2026-05-19T15:00:00Z"),
                     ("reminder-1h", "2026-05-20T14:00:00Z"), ("reminder-10m", "2026-05-20T14:50:00Z")]
+
+
+def test_the_same_date_again_keeps_when_it_became_known():
+    # registering twice with the same start does not make the 24 h reminder "past" the second time
+    d = Driver(journey(WEBINAR))
+    d.send("webinar.registered", "2026-05-10T09:00:00Z", data={"starts_at": START})
+    d.send("webinar.registered", "2026-05-19T16:00:00Z", data={"starts_at": START})  # after the 24 h moment
+    assert ("reminder-24h", "2026-05-19T15:00:00Z") in _sent(d)
+    assert d.rec.dates == ((at(START), at("2026-05-10T09:00:00Z")),)
+
+
+def test_a_record_without_an_enrollment_time_counts_in_journey_from_its_stage_entry():
+    cj = journey(TRIAL)
+    d = Driver(cj)
+    d.send("trial.started", "2026-03-01T08:00:00Z")
+    old = Lead.from_list(d.rec.to_list()[:15])  # as stored before the time fields existed
+    assert old.enrolled is None
+    d.rec = old
+    d.send("app.setup_done", "2026-03-02T08:00:00Z")  # entry into `activated` on the 2nd
+    d.tick("2026-03-20T00:00:00Z")
+    assert d.stages()[-1] == ("activated", "closing", at("2026-03-12T08:00:00Z"))
+
+
+def test_a_new_version_keeps_dates_and_marks_by_what_they_are():
+    from engine.migrate import carry_over
+
+    old = journey(WEBINAR.replace('  on webinar.attended', '  after 1 day since "confirmation" -> attended\n'
+                                  '  on webinar.attended'))
+    # the new version reads another date first and watches the content under a new id
+    new_text = WEBINAR.replace('send email "confirmation" on entry', 'send email "confirmed" on entry\n'
+                               '  send email "early" 1 day after signed_up of lead').replace(
+        '  on webinar.attended', '  after 1 day since "confirmed" -> attended\n  on webinar.attended').replace(
+        'stage attended\n  final\n', 'stage attended\n  final\n\nmoves\n  content "confirmation" -> "confirmed"\n')
+    new = journey(new_text)
+    rec, _ = step_event(old, None, "L1", ev("e1", "webinar.registered", "2026-05-10T09:00:00Z",
+                                               data={"starts_at": START}))
+    assert rec.dates == ((at(START), at("2026-05-10T09:00:00Z")),) and rec.marks == (at("2026-05-10T09:00:00Z"),)
+    out = carry_over(old, new, rec, at("2026-05-10T10:00:00Z"))
+    assert new.anchors[0] == (None, "signed_up")
+    assert out.dates == (None, (at(START), at("2026-05-10T09:00:00Z")))
+    assert out.marks == (at("2026-05-10T09:00:00Z"),)

@@ -75,7 +75,8 @@ _LEGEND = {
 
 #: The panel section each kind of global rule is listed in.
 SECTION_OF = {"scoring": "Scoring", "decay": "Scoring", "fit": "Fit (profile points)",
-              "exit": "Exit rules", "enroll": "Enroll rules", "cap": "Frequency caps"}
+              "exit": "Exit rules", "enroll": "Enroll rules", "cap": "Frequency caps",
+              "zone": "Time", "window": "Time"}
 
 
 @dataclass(frozen=True)
@@ -226,6 +227,8 @@ def rule_sections(journey: Journey, mark=None, removed=None) -> tuple[Section, .
         ("Exit rules", [Line(t.exit_rule_text(r), mark=mark(r)) for r in journey.exits]),
         ("Enroll rules", [Line(t.enroll_rule_text(r), mark=mark(r)) for r in journey.enrollments]),
         ("Frequency caps", [Line(t.cap_text(c), mark=mark(c)) for c in journey.caps]),
+        ("Time", [Line(t.zone_text(z), mark=mark(z)) for z in journey.zones]
+         + [Line(t.window_text(w), mark=mark(w)) for w in journey.windows]),
     ]
     for title, lines in pairs:
         lines = lines + list(removed.get(title, ()))

@@ -185,6 +185,8 @@ def _global_changes(old: Journey, new: Journey) -> list[Change]:
     out += _rules("exit", old.exits, new.exits, t.exit_rule_text, lambda r: r.event)
     out += _rules("enroll", old.enrollments, new.enrollments, t.enroll_rule_text, lambda r: r.event)
     out += _rules("cap", old.caps, new.caps, t.cap_text, lambda c: c.window.seconds)
+    out += _rules("zone", old.zones, new.zones, t.zone_text, lambda z: z.field)
+    out += _rules("window", old.windows, new.windows, t.window_text, lambda w: w.kind)
     return out
 
 
