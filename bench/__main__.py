@@ -8,7 +8,9 @@
 
 Sections (all on journeys/demand_generation.journey and bench.workload):
   memory    events/s and µs/event of step_event over a dict of records (only the stepping is timed)
-  durable   the same events as JSON lines through Runner.run_lines on a SQLite store (batch commits)
+  durable   the same events as JSON lines through Runner.run_lines on a SQLite store (batch commits), and
+            "flat": CPU per event over the run's last fifth / its first fifth (the store's growth)
+  workers   the durable run with --workers 2 (engine.workers.ParallelRunner), as a ratio to one process
   bytes     bytes per lead in memory (tracemalloc over the records dict) and on disk
   tick      Runner.tick on a 1M-lead store with 0, 0.1 %, 1 % and 10 % of the leads due
   language  parse + check + compile of generated 10 / 100 / 1,000-stage journeys
@@ -61,7 +63,7 @@ from bench.baselines import (  # noqa: E402
 )
 
 JOURNEY = ROOT / "journeys" / "demand_generation.journey"
-SECTIONS = ("memory", "durable", "bytes", "tick", "language", "baselines", "service", "postgres", "flink")
+SECTIONS = ("memory", "durable", "workers", "bytes", "tick", "language", "baselines", "service", "postgres", "flink")
 CHUNK = 50_000          # events generated ahead of each timed stretch
 BATCH = 5_000           # durable batch (one transaction per batch), Runner's default
 TICK_LEADS = 1_000_000
@@ -164,34 +166,71 @@ def bytes_per_lead_memory(recs: dict) -> float:
 
 
 # -- durable ----------------------------------------------------------------------------------
-def run_durable(cj, loaded, spec: Spec, workdir: Path):
-    """One durable run: (seconds in run_lines, db bytes, leads-table bytes, summary, rss growth)."""
+def run_durable(cj, loaded, spec: Spec, workdir: Path, workers: int = 1):
+    """One durable run: (seconds in run_lines, db bytes, leads-table bytes, summary, rss growth, stretches).
+
+    With workers > 1, a ParallelRunner (its processes started before the clock; CPU times are the main
+    process's only)."""
+    from engine.workers import ParallelRunner
+
     path = workdir / "bench.db"
     for suffix in ("", "-wal", "-shm"):
         Path(str(path) + suffix).unlink(missing_ok=True)
     store = Store(path)
     store.register(cj, loaded.sources)
-    runner = Runner(store, [cj], BATCH)
+    children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    pool = ParallelRunner(store, [cj], workers, BATCH) if workers > 1 else None
+    runner = pool or Runner(store, [cj], BATCH)
     gc.collect()
     rss0 = rss_bytes()
     elapsed = 0.0
     total = None
+    stretches: list[tuple[int, float, float]] = []  # (lines, wall seconds, CPU seconds) per timed chunk
     for block in chunks(json_lines(spec), CHUNK):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         summary = runner.run_lines(block, "bench")
-        elapsed += time.perf_counter() - start
+        took = time.perf_counter() - start
+        elapsed += took
+        stretches.append((len(block), took, time.process_time() - cpu))
         if total is None:
             total = summary
         else:
             total.add(summary)
     rss_growth = rss_bytes() - rss0
-    cache_per_lead = bytes_per_lead_memory(runner.cache)
+    if pool is not None:
+        pool.close()  # joined: their CPU time is in RUSAGE_CHILDREN now
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    workers_cpu = (children.ru_utime + children.ru_stime) - (children0.ru_utime + children0.ru_stime)
+    cache_per_lead = bytes_per_lead_memory(runner.cache) if pool is None else 0.0
     peak = peak_rss_bytes()
     leads_bytes = store.db.execute(
         "SELECT SUM(pgsize) FROM dbstat WHERE name IN ('leads', 'leads_by_due')").fetchone()[0]
     store.close()  # checkpoints the WAL into the file
     size = sum(Path(str(path) + s).stat().st_size for s in ("", "-wal") if Path(str(path) + s).exists())
-    return elapsed, size, leads_bytes, total, (peak, cache_per_lead)
+    return elapsed, size, leads_bytes, total, (peak, cache_per_lead), stretches, workers_cpu
+
+
+#: The share of a durable run compared for flatness: its first and its last fifth (of the medium
+#: workload's 5M events, the first and the last million).
+FLAT_SHARE = 0.2
+
+
+def flatness(stretches: list[tuple[int, float, float]]) -> tuple[float, float, float, float]:
+    """(µs/event wall, µs/event CPU) over the first and over the last FLAT_SHARE of a run's lines:
+    (first wall, last wall, first CPU, last CPU)."""
+    total = sum(n for n, _, _ in stretches)
+    want = max(1, int(total * FLAT_SHARE))
+
+    def share(rows):
+        n = wall = cpu = 0.0
+        for lines, w, c in rows:
+            if n >= want:
+                break
+            n, wall, cpu = n + lines, wall + w, cpu + c
+        return 1e6 * wall / n, 1e6 * cpu / n
+
+    first, last = share(stretches), share(reversed(stretches))
+    return first[0], last[0], first[1], last[1]
 
 
 # -- tick -------------------------------------------------------------------------------------
@@ -366,16 +405,19 @@ def main(argv=None) -> int:
 
     mem_rate = None
     durable_rate = None
+    durable_cpu = None  # µs of CPU per event, one process
     durable_growth = None
     subset: list = []
     last_recs = None
 
     # durable first, so the process's peak RSS is the durable run's
     if "durable" in only or "bytes" in only:
-        rates, us, sizes, leads_b, growths = [], [], [], [], []
+        rates, us, sizes, leads_b, growths, flats, cpus = [], [], [], [], [], [], []
         for r in range(repeat if "durable" in only else 1):
             progress(f"durable run {r + 1}/{repeat}")
-            elapsed, size, lb, summary, growth = run_durable(cj, loaded, spec, workdir)
+            elapsed, size, lb, summary, growth, stretches, _ = run_durable(cj, loaded, spec, workdir)
+            flats.append(flatness(stretches))
+            cpus.append(1e6 * sum(c for _, _, c in stretches) / summary.applied)
             rates.append(summary.applied / elapsed)
             us.append(1e6 * elapsed / summary.applied)
             sizes.append(size / spec.leads)
@@ -384,11 +426,21 @@ def main(argv=None) -> int:
             if summary.quarantined:
                 notes.append(f"durable: {summary.quarantined} line(s) quarantined (generator bug?)")
         durable_rate = statistics.median(rates)
+        durable_cpu = statistics.median(cpus)
         if "durable" in only:
             figures.append("Durable (SQLite, WAL, Runner.run_lines on JSON lines, "
                            f"{BATCH:,} events per transaction)")
             figures.append(Figure("events/s durable", "ev/s", rates, target=150_000))
             figures.append(Figure("µs/event durable", "µs", us, "{:,.1f}", better="low"))
+            part = f"{FLAT_SHARE:.0%} ({int(spec.events * FLAT_SHARE):,} events)"
+            figures.append(Figure(f"µs/event CPU, first {part}", "µs", [f[2] for f in flats], "{:,.1f}",
+                                  better="low", note=f"wall {statistics.median(f[0] for f in flats):,.1f} µs"))
+            figures.append(Figure(f"µs/event CPU, last {part}", "µs", [f[3] for f in flats], "{:,.1f}",
+                                  better="low", note=f"wall {statistics.median(f[1] for f in flats):,.1f} µs"))
+            figures.append(Figure("flat: last / first, CPU per event", "×", [f[3] / f[2] for f in flats],
+                                  "{:,.2f}", target=1.25, better="low",
+                                  note=f"wall: {statistics.median(f[1] / f[0] for f in flats):,.2f}×; "
+                                       "the issue's target is on --size medium (first and last million)"))
             large = SIZES["large"]
             figures.append(Figure("large (50M) durable, projected time", "s", [large.events / x for x in rates],
                                   "{:,.0f}", target=600, better="low",
@@ -406,6 +458,32 @@ def main(argv=None) -> int:
             figures.append(Figure("on disk, whole store / leads", "B", sizes, note="includes the input log, "
                                   "outbox and transitions history of every event"))
             figures.append(Figure("on disk, leads table + due index / leads", "B", leads_b))
+
+    if "workers" in only:
+        if durable_rate is None:
+            progress("durable run, one process (for the ratio)")
+            elapsed, _, _, summary, _, stretches, _ = run_durable(cj, loaded, spec, workdir)
+            durable_rate = summary.applied / elapsed
+            durable_cpu = 1e6 * sum(c for _, _, c in stretches) / summary.applied
+        figures.append("Durable with --workers 2 (ParallelRunner: 2 stepping processes, 1 committing)")
+        rates2, main_us, workers_us = [], [], []
+        for r in range(repeat):
+            progress(f"durable run with 2 workers {r + 1}/{repeat}")
+            elapsed, _, _, summary, _, stretches2, workers_cpu = run_durable(cj, loaded, spec, workdir, workers=2)
+            rates2.append(summary.applied / elapsed)
+            main_us.append(1e6 * sum(c for _, _, c in stretches2) / summary.applied)
+            workers_us.append(1e6 * workers_cpu / summary.applied)
+        figures.append(Figure("Durable, events/s with 2 workers", "ev/s", rates2))
+        figures.append(Figure("2 workers / 1 process, wall", "×", [x / durable_rate for x in rates2], "{:,.2f}",
+                              target=1.7, note=f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs "
+                                               "(a busy machine makes this figure low)"))
+        figures.append(Figure("CPU per event, committing process", "µs", main_us, "{:,.1f}",
+                              note=f"one process alone: {durable_cpu:,.1f} µs"))
+        figures.append(Figure("CPU per event, the 2 workers together", "µs", workers_us, "{:,.1f}"))
+        figures.append(Figure("2 workers / 1 process, from CPU times on 2 idle cores", "×",
+                              [durable_cpu / max(m, (m + w) / 2) for m, w in zip(main_us, workers_us)], "{:,.2f}",
+                              note="one process's CPU / max(committing process, all CPU / 2): "
+                                   "a projection from measured CPU, not a wall-clock figure"))
 
     if "memory" in only or "bytes" in only or "baselines" in only:
         rates, us, acts = [], [], []
@@ -520,7 +598,7 @@ def main(argv=None) -> int:
             groups.append([f])
         else:
             groups[-1].append(f)
-    order = ("In memory", "Durable", "PostgreSQL", "Bytes", "Baselines", "Runner.tick", "Language", "Apache Flink")
+    order = ("In memory", "Durable (", "Durable with", "PostgreSQL", "Bytes", "Baselines", "Runner.tick", "Language", "Apache Flink")
     groups.sort(key=lambda g: next((i for i, p in enumerate(order) if g[0].startswith(p)), len(order)))
     figures = [f for g in groups for f in g]
     for f in figures:

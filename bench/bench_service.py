@@ -10,20 +10,26 @@ a request, and waits for each answer (2xx = committed) before the next.
 events/s counts applied events from the first request to the last answer;
 latency is per request. The reference is `Runner.run_lines` in this process on
 the same events (5,000 a transaction, what `coltiva run` does, without process
-start-up). Both share the machine's cores with the client, which is part of
-what is measured: on 2 cores the clients' JSON and HTTP work competes with
-the server.
+start-up), measured just before each row (the machine's load changes from one
+minute to the next). Both share the machine's cores with the client, which is
+part of what is measured: on 2 cores the clients' JSON and HTTP work competes
+with the server. So each row also gives the server's CPU per event (from
+/proc, all its threads) beside the reference's: the cost of HTTP, auth and
+group commit over the engine's own, whatever else the machine runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,7 +47,14 @@ TARGET = 0.8  # 50 clients, batches of 100: at least 80 % of coltiva run's rate
 console = Console(width=150)
 
 
-def reference_rate(lines: list[str], workdir: Path) -> float:
+@dataclass(frozen=True)
+class Measure:
+    rate: float                 # applied events/s, wall clock
+    cpu_per_event: float        # seconds of CPU (the server's process, or this one for the reference) per event
+    latencies: tuple[float, ...] = ()
+
+
+def reference_rate(lines: list[str], workdir: Path) -> Measure:
     """Applied events/s of Runner.run_lines on a fresh store (what `coltiva run` does)."""
     from dsl.loader import load_journey
     from engine.compiler import compile_journey
@@ -56,9 +69,16 @@ def reference_rate(lines: list[str], workdir: Path) -> float:
     with Store(path) as store:
         store.register(cj, loaded.sources)
         runner = Runner(store, [cj])
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         summary = runner.run_lines(lines, "bench")
-        return summary.applied / (time.perf_counter() - start)
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+        return Measure(summary.applied / elapsed, cpu / summary.applied)
+
+
+def process_cpu(pid: int) -> float:
+    """Seconds of CPU a process has used (user + system), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def split(lines: list[str], clients: int, batch: int) -> list[list[bytes]]:
@@ -73,8 +93,10 @@ def split(lines: list[str], clients: int, batch: int) -> list[list[bytes]]:
     return [[("\n".join(c[i:i + batch]) + "\n").encode() for i in range(0, len(c), batch)] for c in per]
 
 
-def serve_rate(lines: list[str], clients: int, batch: int, workdir: Path) -> tuple[float, list[float]]:
+def serve_rate(lines: list[str], clients: int, batch: int, workdir: Path) -> Measure:
     db = workdir / f"svc-{clients}-{batch}.db"
+    for suffix in ("", "-wal", "-shm"):  # a fresh store for every run
+        Path(str(db) + suffix).unlink(missing_ok=True)
     log = workdir / "serve.log"
     with open(log, "w") as err:
         proc = subprocess.Popen([sys.executable, "-m", "coltiva.cli", "serve", str(JOURNEY), "--db", str(db),
@@ -90,28 +112,35 @@ def serve_rate(lines: list[str], clients: int, batch: int, workdir: Path) -> tup
         latencies: list[float] = []
         applied = 0
 
-        async def client(bodies):
+        async def client(http, bodies):
             nonlocal applied
-            async with httpx.AsyncClient(base_url=base, timeout=120) as http:
-                for body in bodies:
-                    while True:
-                        t = time.perf_counter()
-                        r = await http.post("/events", content=body)
-                        if r.status_code == 429:
-                            await asyncio.sleep(0.05)
-                            continue
-                        r.raise_for_status()
-                        latencies.append(time.perf_counter() - t)
-                        applied += r.json()["applied"]
-                        break
+            for body in bodies:
+                while True:
+                    t = time.perf_counter()
+                    r = await http.post("/events", content=body)
+                    if r.status_code == 429:
+                        await asyncio.sleep(0.05)
+                        continue
+                    r.raise_for_status()
+                    latencies.append(time.perf_counter() - t)
+                    applied += r.json()["applied"]
+                    break
 
-        async def run():
-            await asyncio.gather(*(client(b) for b in requests))
+        async def run() -> tuple[float, float]:
+            # the clients and their connections are made before the clock starts: an httpx client
+            # builds an SSL context (~0.1 s of CPU) even for http://, which is not the service's cost
+            tls = ssl.create_default_context()
+            https = [httpx.AsyncClient(base_url=base, timeout=120, verify=tls) for _ in requests]
+            try:
+                await asyncio.gather(*(h.get("/health") for h in https))
+                start, cpu = time.perf_counter(), process_cpu(proc.pid)
+                await asyncio.gather(*(client(h, b) for h, b in zip(https, requests)))
+                return time.perf_counter() - start, process_cpu(proc.pid) - cpu
+            finally:
+                await asyncio.gather(*(h.aclose() for h in https))
 
-        start = time.perf_counter()
-        asyncio.run(run())
-        elapsed = time.perf_counter() - start
-        return applied / elapsed, latencies
+        elapsed, cpu = asyncio.run(run())
+        return Measure(applied / elapsed, cpu / max(1, applied), tuple(latencies))
     finally:
         proc.terminate()
         proc.wait(timeout=60)
@@ -129,27 +158,40 @@ def main(argv=None) -> int:
     parser.add_argument("--single", type=int, default=2_000, help="events per row with batches of 1")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--rows", nargs="*", default=["1x1", "10x1", "50x1", "1x100", "10x100", "50x100"],
+                        help="CLIENTSxBATCH rows to run (default: all six)")
     args = parser.parse_args(argv)
+    try:
+        rows = [tuple(int(x) for x in row.split("x")) for row in args.rows]
+    except ValueError:
+        parser.error("--rows takes CLIENTSxBATCH, e.g. 50x100")
     lines = list(json_lines(Spec(max(1, args.events // 10), args.events, 90, args.seed)))
     with tempfile.TemporaryDirectory(prefix="coltiva-bench-service-") as tmp:
         workdir = Path(tmp)
-        ref = statistics.median(reference_rate(lines, workdir) for _ in range(args.repeat))
-        table = Table(title=f"coltiva serve: {len(lines):,} events ({args.single:,} with batches of 1), "
-                            f"against Runner.run_lines at {ref:,.0f} ev/s on the same events")
-        for col in ("clients", "events/request", "events/s", "of run's rate", "p50 ms", "p99 ms", "target"):
+        table = Table(title=f"coltiva serve: {len(lines):,} events ({args.single:,} with batches of 1), each row "
+                            "against Runner.run_lines on the same events measured just before it")
+        for col in ("clients", "events/request", "events/s", "run's events/s", "of run's rate", "p50 ms", "p99 ms",
+                    "server CPU µs/event", "run's CPU µs/event", "target"):
             table.add_column(col, justify="right")
-        for batch in (1, 100):
+        for clients, batch in rows:
             events = lines if batch > 1 else lines[:args.single]
-            for clients in (1, 10, 50):
-                runs = [serve_rate(events, clients, batch, workdir) for _ in range(args.repeat)]
-                rate = statistics.median(r for r, _ in runs)
-                lat = [x for _, ls in runs for x in ls]
-                target = ""
-                if clients == 50 and batch == 100:
-                    target = "[green]met[/green]" if rate >= TARGET * ref else "[red]not met[/red]"
-                    target = f"≥ {TARGET:.0%} {target}"
-                table.add_row(str(clients), str(batch), f"{rate:,.0f}", f"{rate / ref:.0%}",
-                              f"{1000 * pct(lat, 0.5):,.1f}", f"{1000 * pct(lat, 0.99):,.1f}", target)
+            # the reference runs next to each row: the machine's load changes from minute to minute
+            refs, runs = [], []
+            for _ in range(args.repeat):
+                refs.append(reference_rate(events, workdir))
+                runs.append(serve_rate(events, clients, batch, workdir))
+            ref = statistics.median(r.rate for r in refs)
+            rate = statistics.median(r.rate for r in runs)
+            lat = [x for r in runs for x in r.latencies]
+            target = ""
+            if clients == 50 and batch == 100:
+                met = rate >= TARGET * ref
+                target = f"≥ {TARGET:.0%} " + ("[green]met[/green]" if met else "[red]not met[/red]")
+            table.add_row(str(clients), str(batch), f"{rate:,.0f}", f"{ref:,.0f}", f"{rate / ref:.0%}",
+                          f"{1000 * pct(lat, 0.5):,.1f}", f"{1000 * pct(lat, 0.99):,.1f}",
+                          f"{1e6 * statistics.median(r.cpu_per_event for r in runs):,.0f}",
+                          f"{1e6 * statistics.median(r.cpu_per_event for r in refs):,.0f}", target)
+    table.caption = "load average (1, 5, 15 min) at the end: " + " ".join(f"{x:.1f}" for x in os.getloadavg())
     console.print(table)
     return 0
 

@@ -310,11 +310,56 @@ class _Builder(Transformer):
     def after(self, meta, children):
         return children[0]
 
+    def every_visit(self, meta, _):
+        return "every visit"
+
     def send(self, meta, children):
-        kind, cid, when = children
+        kind, cid, when, *again = children
         if isinstance(when, m.DateAnchor):
-            return m.Send(str(kind), decode_string(cid), None, self._span(meta), when)
-        return m.Send(str(kind), decode_string(cid), when, self._span(meta))
+            return m.Send(str(kind), decode_string(cid), None, self._span(meta), when, every_visit=bool(again))
+        return m.Send(str(kind), decode_string(cid), when, self._span(meta), every_visit=bool(again))
+
+    # -- internal actions --------------------------------------------------------
+    def _act(self, kind, meta, children, to=None):
+        """`children`: the value (a quoted text or a condition value), then an optional `after` delay."""
+        after = children[-1] if isinstance(children[-1], m.Duration) else None
+        value = children[0]
+        value = decode_string(value) if isinstance(value, Token) else value
+        return m.InternalAction(kind, value, to, after, self._span(meta))
+
+    def notify(self, meta, children):
+        """`notify owner "MESSAGE"` (to None) or `notify user "WHO" "MESSAGE"`."""
+        strings = self._tokens(children, "STRING")
+        to = decode_string(strings[0]) if len(strings) == 2 else None
+        return self._act("notify", meta, children[len(strings) - 1:], to)
+
+    def task(self, meta, children):
+        return self._act("task", meta, children)
+
+    def set_field(self, meta, children):
+        return self._act("set_field", meta, children[1:], str(children[0]))
+
+    def tag(self, meta, children):
+        return self._act("tag", meta, children)
+
+    def add_to_list(self, meta, children):
+        return self._act("add_to_list", meta, children)
+
+    def call_webhook(self, meta, children):
+        return self._act("webhook", meta, children)
+
+    # -- journey options ---------------------------------------------------------
+    def reenter_once(self, meta, _):
+        return m.Reentry("once", None, self._span(meta))
+
+    def reenter_always(self, meta, _):
+        return m.Reentry("always", None, self._span(meta))
+
+    def reenter_per(self, meta, children):
+        return m.Reentry("per", children[0], self._span(meta))
+
+    def catalogue(self, meta, children):
+        return m.Catalogue(decode_string(children[0]), self._span(meta))
 
     def on_event(self, meta, children):
         event = str(children[0])
@@ -369,13 +414,15 @@ class _Builder(Transformer):
             label = decode_string(items[0])
             items = items[1:]
         flags = {"initial": False, "final": False, "handoff": False}
-        sends, triggers, holds, flag_spans = [], [], [], []
+        sends, triggers, holds, flag_spans, actions = [], [], [], [], []
         for item in items:
             if isinstance(item, tuple):
                 flags[item[0]] = True
                 flag_spans.append(item)
             elif isinstance(item, m.Send):
                 sends.append(item)
+            elif isinstance(item, m.InternalAction):
+                actions.append(item)
             elif isinstance(item, m.HoldLoop):
                 holds.append(item)
             else:
@@ -406,6 +453,7 @@ class _Builder(Transformer):
             span=self._span(meta),
             id_span=self._tok_span(sid),
             flag_spans=tuple(flag_spans),
+            actions=tuple(actions),
         )
 
     # -- moves ----------------------------------------------------------------
@@ -432,6 +480,7 @@ def build_journey(tree: Tree, path: str, text: str = "") -> tuple[m.Journey, lis
     stages, scoring, fit, exits, enrollments, caps, contents, includes, moves = ([] for _ in range(9))
     zones, windows = [], []
     decay = None
+    reentry = catalogue = None
     block_spans = []
     for item in items:
         if isinstance(item, tuple) and item[0] in ("scoring", "fit", "content", "moves"):
@@ -476,6 +525,18 @@ def build_journey(tree: Tree, path: str, text: str = "") -> tuple[m.Journey, lis
             windows.append(item)
         elif isinstance(item, m.Include):
             includes.append(item)
+        elif isinstance(item, (m.Reentry, m.Catalogue)):
+            kind = "re-enter" if isinstance(item, m.Reentry) else "catalogue"
+            earlier = reentry if isinstance(item, m.Reentry) else catalogue
+            if earlier is not None:
+                diagnostics.append(
+                    Diagnostic("C107", Severity.ERROR, f"`{kind}` is declared twice", item.span,
+                               f"keep one `{kind}` line (first at line {earlier.span.line})")
+                )
+            elif isinstance(item, m.Reentry):
+                reentry = item
+            else:
+                catalogue = item
     journey = m.Journey(
         name=name,
         stages=tuple(stages),
@@ -490,6 +551,8 @@ def build_journey(tree: Tree, path: str, text: str = "") -> tuple[m.Journey, lis
         contents=tuple(contents),
         includes=tuple(includes),
         moves=tuple(moves),
+        reentry=reentry,
+        catalogue=catalogue,
         path=path,
         span=header_span,
         block_spans=tuple(block_spans),

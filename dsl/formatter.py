@@ -25,7 +25,7 @@ from .builder import encode_string
 from .diagnostics import has_errors
 from .errors import JourneyError
 
-__all__ = ["format_journey", "format_text", "canonical_text", "format_condition", "format_value", "INDENT"]
+__all__ = ["format_journey", "format_text", "canonical_text", "format_condition", "format_value", "format_action", "INDENT"]
 
 INDENT = "  "
 
@@ -127,7 +127,20 @@ def _content_item(item: m.ContentItem) -> str:
 
 def _send(send: m.Send) -> str:
     when = str(send.at) if send.at is not None else "on entry" if send.after is None else f"after {send.after}"
-    return f"send {send.kind} {encode_string(send.content)} {when}"
+    return f"send {send.kind} {encode_string(send.content)} {when}" + (" every visit" if send.every_visit else "")
+
+
+def format_action(act: m.InternalAction) -> str:
+    """An internal action as written in a stage (`notify owner "..."`, `set lifecycle to "mql"`, ...)."""
+    value = format_value(act.value)
+    if act.kind == "notify":
+        text = f"notify owner {value}" if act.to is None else f"notify user {encode_string(act.to)} {value}"
+    elif act.kind == "set_field":
+        text = f"set {act.to} to {value}"
+    else:
+        text = {"task": "create task", "tag": "tag", "add_to_list": "add to list",
+                "webhook": "call webhook"}[act.kind] + f" {value}"
+    return text if act.after is None else f"{text} after {act.after}"
 
 
 def _trigger(trigger: m.Trigger) -> str:
@@ -151,6 +164,12 @@ def _move(move: m.Move) -> str:
     if move.kind == "stage":
         return f"stage {move.old} -> {move.new}"  # `-> exit` reads as written
     return f"content {encode_string(move.old)} -> {encode_string(move.new)}"
+
+
+def _reentry(reentry: m.Reentry) -> str:
+    if reentry.mode == "per":
+        return f"re-enter once per {reentry.window}"
+    return "re-enter every time" if reentry.mode == "always" else "re-enter once"
 
 
 def _cap(cap: m.FrequencyCap) -> str:
@@ -189,6 +208,10 @@ def _blocks(journey: m.Journey) -> list[list[_Line]]:
     rules += [_Line(0, _cap(c), ("cap", i)) for i, c in enumerate(journey.caps)]
     rules += [_Line(0, _zone(z), ("zone", i)) for i, z in enumerate(journey.zones)]
     rules += [_Line(0, str(w), ("window", i)) for i, w in enumerate(journey.windows)]
+    if journey.reentry is not None:
+        rules.append(_Line(0, _reentry(journey.reentry), ("reentry",)))
+    if journey.catalogue is not None:
+        rules.append(_Line(0, f"catalogue {encode_string(journey.catalogue.path)}", ("catalogue",)))
     if rules:
         blocks.append(rules)
     if journey.scoring or journey.decay is not None:
@@ -216,6 +239,7 @@ def _blocks(journey: m.Journey) -> list[list[_Line]]:
         for flag, word in (("initial", "initial"), ("final", "final"), ("handoff", "handoff to sales")):
             if getattr(stage, flag):
                 block.append(_Line(1, word, ("flag", si, flag)))
+        block += [_Line(1, format_action(a), ("act", si, i)) for i, a in enumerate(stage.actions)]
         block += [_Line(1, _send(s), ("send", si, i)) for i, s in enumerate(stage.sends)]
         block += [_Line(1, _trigger(t), ("trigger", si, i)) for i, t in enumerate(stage.triggers)]
         if stage.hold is not None:
@@ -248,6 +272,10 @@ def _anchors(journey: m.Journey) -> list[tuple[int, tuple, bool]]:
             add(item.span, (kind, i))
     if journey.decay is not None:
         add(journey.decay.span, ("decay",))
+    if journey.reentry is not None:
+        add(journey.reentry.span, ("reentry",))
+    if journey.catalogue is not None:
+        add(journey.catalogue.span, ("catalogue",))
     seen_blocks: set[str] = set()
     for kind, span in sorted(journey.block_spans, key=lambda ks: ks[1].line):
         add(span, ("block", kind), kind not in seen_blocks)
@@ -258,6 +286,8 @@ def _anchors(journey: m.Journey) -> list[tuple[int, tuple, bool]]:
         for flag, span in stage.flag_spans:
             add(span, ("flag", si, flag), flag not in seen_flags)
             seen_flags.add(flag)
+        for i, act in enumerate(stage.actions):
+            add(act.span, ("act", si, i))
         for i, send in enumerate(stage.sends):
             add(send.span, ("send", si, i))
         for i, trigger in enumerate(stage.triggers):

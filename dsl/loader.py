@@ -37,6 +37,14 @@ class Loaded:
     included: set = field(default_factory=set, repr=False)
     #: when set, includes are read from these texts (a store's copy), never from the disk
     files: dict[str, str] | None = field(default=None, repr=False)
+    #: the event catalogue the journey was checked against (`--catalogue`, or its `catalogue` line)
+    catalogue: object = None
+
+    def shown_sources(self) -> dict[str, str]:
+        """The texts diagnostics quote: the journey's files and its catalogue's."""
+        if self.catalogue is None:
+            return self.sources
+        return {**self.sources, self.catalogue.path: self.catalogue.text}
 
     @property
     def ok(self) -> bool:
@@ -67,6 +75,8 @@ def _merge(base: m.Journey, part: m.Journey) -> m.Journey:
         windows=base.windows + part.windows,
         contents=base.contents + part.contents,
         moves=base.moves + part.moves,
+        reentry=base.reentry or part.reentry,
+        catalogue=base.catalogue or part.catalogue,
     )
 
 
@@ -183,10 +193,12 @@ def load_sources(sources: dict[str, str], check: bool = True) -> Loaded:
 
 
 def load_text(text: str, path: str = "<string>", directory: Path | None = None, check: bool = True,
-              files: dict[str, str] | None = None) -> Loaded:
+              files: dict[str, str] | None = None, catalogue: str | os.PathLike | None = None) -> Loaded:
     """Load a journey from text; `directory` resolves includes (default: the current one).
 
     With `files`, includes are read from that map (see `load_sources`), never from the disk.
+    With `catalogue` (a file), the journey is checked against that event catalogue,
+    whatever its own `catalogue` line says.
     """
     from .checks import run_checks
 
@@ -220,12 +232,34 @@ def load_text(text: str, path: str = "<string>", directory: Path | None = None, 
         )
     if check and not has_errors(loaded.diagnostics):
         loaded.diagnostics.extend(run_checks(journey))
+    if check and files is None:
+        _check_catalogue(journey, base, catalogue, loaded)
     loaded.journey = journey
     loaded.diagnostics.sort(key=sort_key)
     return loaded
 
 
-def load_journey(path: str | os.PathLike, check: bool = True) -> Loaded:
-    """Read, parse, resolve includes and check one journey file."""
+def _check_catalogue(journey: m.Journey, base: Path, explicit, loaded: Loaded) -> None:
+    """Read the event catalogue (`--catalogue`, else the journey's `catalogue` line) and check against it."""
+    from .catalogue import check_journey, read_catalogue
+
+    if explicit is not None:
+        found, diagnostics = read_catalogue(explicit)
+    elif journey.catalogue is not None:
+        line = journey.catalogue
+        # the journey's own file is in `base`; an included file's name is relative to the working directory
+        own = line.span.file in ("<string>", "<generated>", journey.path)
+        here = base if own else Path(line.span.file).parent
+        found, diagnostics = read_catalogue(os.path.normpath(here / line.path), line.span)
+    else:
+        return
+    loaded.diagnostics.extend(diagnostics)
+    loaded.catalogue = found
+    if found is not None and not has_errors(diagnostics):
+        loaded.diagnostics.extend(check_journey(journey, found))
+
+
+def load_journey(path: str | os.PathLike, check: bool = True, catalogue: str | os.PathLike | None = None) -> Loaded:
+    """Read, parse, resolve includes and check one journey file (against an event catalogue, if given)."""
     text = read_journey_file(path)  # SourceError (a ColtivaError) says why not
-    return load_text(text, str(path), Path(path).parent, check=check)
+    return load_text(text, str(path), Path(path).parent, check=check, catalogue=catalogue)

@@ -32,6 +32,10 @@ __all__ = [
     "ContentItem",
     "Include",
     "Send",
+    "InternalAction",
+    "ACTION_KINDS",
+    "Reentry",
+    "Catalogue",
     "EventTrigger",
     "ScoreTrigger",
     "TimeTrigger",
@@ -304,6 +308,44 @@ class Send:
     after: Duration | None = None
     span: Span = _span()
     at: DateAnchor | None = None
+    #: `every visit`: a lead that re-enters the journey may receive this content again (once per visit)
+    every_visit: bool = False
+
+
+#: The internal actions a stage may take, as the outbox names their kinds.
+ACTION_KINDS = ("notify", "task", "set_field", "tag", "add_to_list", "webhook")
+
+
+@dataclass(frozen=True, slots=True)
+class InternalAction:
+    """Something done for the team, not sent to the lead: on entry (`after` None) or a delay after entry.
+
+    `value` is the message (notify), title (task), tag, list or webhook name, or the value
+    a field is set to; `to` is the user notified (None: the lead's owner) or the field set.
+    """
+
+    kind: str  # one of ACTION_KINDS
+    value: "Value"
+    to: str | None = None
+    after: Duration | None = None
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Reentry:
+    """Whether a lead that left or finished may enter again: "once" (never), "always", or "per" `window`."""
+
+    mode: str  # "once" | "always" | "per"
+    window: Duration | None = None
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Catalogue:
+    """`catalogue "PATH"`: the event catalogue this journey is checked against (relative to its file)."""
+
+    path: str
+    span: Span = _span()
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,6 +419,8 @@ class Stage:
     hold: HoldLoop | None = None
     span: Span = _span()
     id_span: Span = _span()
+    #: internal actions (notify, task, set, tag, list, webhook), in the order written
+    actions: tuple[InternalAction, ...] = ()
     #: (flag, span) for each `initial`/`final`/`handoff` line: the formatter keeps their comments.
     flag_spans: tuple[tuple[str, Span], ...] = field(default=(), compare=False, repr=False)
 
@@ -432,6 +476,8 @@ class Journey:
     contents: tuple[ContentItem, ...] = ()
     includes: tuple[Include, ...] = ()
     moves: tuple[Move, ...] = ()
+    reentry: Reentry | None = None
+    catalogue: Catalogue | None = None
     path: str = field(default="<string>", compare=False)
     span: Span = _span()
     comments: tuple[Comment, ...] = field(default=(), compare=False, repr=False)

@@ -33,7 +33,8 @@ MAX_SYNTAX_ERRORS = 20
 
 # Words that start a statement, for "did you mean" on a misspelled one.
 KEYWORDS = ["journey", "include", "scoring", "fit", "content", "exit", "enroll", "at", "stage",
-            "initial", "final", "send", "on", "when", "after", "hold", "handoff", "decay"]
+            "initial", "final", "send", "on", "when", "after", "hold", "handoff", "decay",
+            "notify", "create", "set", "tag", "add", "call", "re-enter", "catalogue"]
 
 
 class JourneyIndenter(Indenter):
@@ -186,7 +187,19 @@ def _diagnose(err: Exception, path: str, lines: list[str], parsed: list[str] | N
 # Terminals that start a statement (the words the parser names in `expected`).
 _STATEMENT_WORDS = {name: name.lower() for name in (
     "JOURNEY", "INCLUDE", "SCORING", "FIT", "CONTENT", "EXIT", "ENROLL", "AT", "STAGE",
-    "INITIAL", "FINAL", "SEND", "ON", "WHEN", "AFTER", "HOLD", "HANDOFF", "DECAY")}
+    "INITIAL", "FINAL", "SEND", "ON", "WHEN", "AFTER", "HOLD", "HANDOFF", "DECAY",
+    "NOTIFY", "CREATE", "SET", "TAG", "ADD", "CALL", "CATALOGUE")}
+
+
+@functools.cache
+def _statement_word(terminal: str) -> str | None:
+    """The keyword a terminal stands for, if it starts a statement (lark numbers `re-enter`: __ANON_n)."""
+    if terminal in _STATEMENT_WORDS:
+        return _STATEMENT_WORDS[terminal]
+    for t in grammar_parser().terminals:
+        if t.name == terminal and t.pattern.type == "str" and t.pattern.value in KEYWORDS:
+            return t.pattern.value
+    return None
 _WORD_TOKENS = {"EVENT", "FIELD", "KIND", "STAGE_ID"}
 
 
@@ -210,7 +223,7 @@ def _unknown_statement(err, lines, line, col):
     text = lines[line - 1]
     if col != len(text) - len(text.lstrip()) + 1:
         return None  # not the first word of its line
-    allowed = sorted({_STATEMENT_WORDS[t] for t in err.expected if t in _STATEMENT_WORDS})
+    allowed = sorted({w for w in map(_statement_word, err.expected) if w is not None})
     if not allowed:
         return None
     word = str(err.token)

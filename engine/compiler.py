@@ -24,7 +24,8 @@ from .conditions import Predicate, compile_condition
 from .record import EXITED
 from .zones import Window
 
-__all__ = ["CompiledJourney", "StagePlan", "DatedSend", "compile_journey", "journey_version", "version_of", "THRESHOLD_TESTS"]
+__all__ = ["CompiledJourney", "StagePlan", "DatedSend", "ActPlan", "compile_journey", "journey_version", "version_of",
+           "THRESHOLD_TESTS"]
 
 THRESHOLD_TESTS = {
     ">=": lambda s, v: s >= v,
@@ -48,6 +49,7 @@ class StagePlan:
     hold: tuple | None = None                        # (stall, every, times, kind, content, transition name)
     dated: list = field(default_factory=list)        # DatedSend of sends at a date, in declaration order
     since: list = field(default_factory=list)        # (transition name, mark slot, seconds) of `since "..."`
+    acts: list = field(default_factory=list)         # ActPlan of the stage's internal actions, in the order written
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +62,26 @@ class DatedSend:
     bit: int
     kind: str
     content: str
+
+
+@dataclass(frozen=True)
+class ActPlan:
+    """One internal action of a stage: `offset` 0 on entry; `bit` marks a delayed one done in this visit."""
+
+    offset: int
+    bit: int
+    kind: str
+    rule: str      # the idempotency key's rule part: `KIND:STAGE#N`
+    data: tuple    # (name, value) pairs of the action's data, after `stage`
+
+
+def _act_data(act) -> tuple:
+    if act.kind == "notify":
+        return (("to", "owner" if act.to is None else act.to), ("message", act.value))
+    if act.kind == "set_field":
+        return (("field", act.to), ("value", act.value))
+    name = {"task": "title", "tag": "tag", "add_to_list": "list", "webhook": "webhook"}[act.kind]
+    return ((name, act.value),)
 
 
 @dataclass
@@ -89,6 +111,9 @@ class CompiledJourney:
     anchors: tuple = ()                     # (event type or None for an attribute, field) per date slot
     marks: tuple = ()                       # content ids `since "..."` timers count from, per mark slot
     uses_enrolled: bool = False             # a timer counts `in journey`: records keep their enrollment
+    reentry: tuple = ("once", None)         # ("once" | "always" | "per", seconds or None)
+    again_bits: int = 0                     # content of `send ... every visit` lines: forgotten on re-entry
+    catalogue: object = None                # dsl.catalogue.EventCatalogue it was checked against, if any
     rules: dict = field(default_factory=dict)  # transition name or "score#i" -> readable rule with its line
 
     def stage_ids(self) -> list[str]:
@@ -123,6 +148,12 @@ def _plan_stage(stage, bits: dict[str, int], anchors: tuple, marks: tuple) -> St
             plan.since.append((name, marks.index(t.content), t.after.seconds))
         elif isinstance(t, TimeTrigger):
             plan.timeouts.append((name, t.mode, t.after.seconds))
+    delayed = 0
+    for i, act in enumerate(stage.actions):
+        offset = 0 if act.after is None else act.after.seconds
+        bit = 0 if offset == 0 else 1 << delayed
+        delayed += offset != 0
+        plan.acts.append(ActPlan(offset, bit, act.kind, f"{act.kind}:{stage.id}#{i}", _act_data(act)))
     if stage.hold is not None:
         h = stage.hold
         plan.hold = (h.stall_after.seconds, h.every.seconds, h.times, h.kind, h.content, f"{stage.id}#hold",
@@ -234,6 +265,12 @@ def compile_journey(journey: Journey, diagnostics=()) -> CompiledJourney:
         marks=marks,
         uses_enrolled=any(t.mode == "in journey" for t in timers),
     )
+    if journey.reentry is not None and journey.reentry.mode != "once":
+        cj.reentry = (journey.reentry.mode, journey.reentry.window.seconds if journey.reentry.window else None)
+    for s in journey.stages:
+        for send in s.sends:
+            if send.every_visit:
+                cj.again_bits |= bits[send.content]
     cj.rules = _describe_rules(journey)
     callbacks.bind(cj)
     cj.callbacks = callbacks

@@ -74,6 +74,7 @@ _COLUMNS = {
 }
 _LEAD_COLUMNS = ("journey", "lead", "version", "state", "due", "record", "hash")
 _CONFLICT = {"quarantine": " ON CONFLICT (source, line_no, md5(raw)) DO NOTHING"}
+_CONFLICT_ONCE = {"outbox": " ON CONFLICT (key) DO NOTHING"}
 _UPSERT_LEADS = ("INSERT INTO leads {source} ON CONFLICT (journey, lead) DO UPDATE SET version = excluded.version, "
                  "state = excluded.state, due = excluded.due, record = excluded.record, hash = excluded.hash")
 
@@ -127,6 +128,7 @@ class PgStore:
             raise
 
     def _open(self, writer: bool) -> None:
+        self._loading: set[str] = set()  # load tables made in this session (temporary: one set per connection)
         q = self._q
         schema, database = q("SELECT current_schema(), current_database()").fetchone()
         if schema is None:
@@ -157,7 +159,6 @@ class PgStore:
                 q(SCHEMA)
                 q("INSERT INTO coltiva_meta VALUES ('format', %s) ON CONFLICT (key) DO NOTHING",
                   (str(SCHEMA_VERSION),))
-        self._loading: set[str] = set()  # load tables made in this session (temporary: one set per connection)
 
     def _take_writer_lock(self, database: str, schema: str) -> None:
         """A whole-store writer excludes every other writer; partition writers exclude the same partition.
@@ -194,8 +195,12 @@ class PgStore:
     def _transaction(self):
         """One transaction; database errors become a StoreError naming the store."""
         try:
-            with self._conn.transaction():
-                yield
+            try:
+                with self._conn.transaction():
+                    yield
+            except BaseException:
+                self._loading.clear()  # a load table made in a transaction that rolled back is gone
+                raise
         except self._psycopg.errors.UniqueViolation as err:
             raise StoreError(f"{self.path}: {_first_line(err)} (with several writers, an event id must "
                              "always come with the same lead)") from None
@@ -301,15 +306,23 @@ class PgStore:
         with self._transaction():
             self._write(inputs=inputs, quarantine=quarantine, leads=leads, actions=actions, transitions=transitions)
 
-    def _write(self, *, inputs=(), quarantine=(), leads=(), actions=(), transitions=(), log=()) -> None:
+    def add_actions(self, actions) -> None:
+        """Actions into the outbox by key, in one transaction: a key already there keeps its row and its
+        position. For a sink that may write an action again (Flink's, after a restore from a checkpoint)."""
+        with self._transaction():
+            self._write(actions=actions, once=True)
+
+    def _write(self, *, inputs=(), quarantine=(), leads=(), actions=(), transitions=(), log=(), once=False) -> None:
         """The rows of one batch, inside the caller's transaction: records first, then the ordered logs
         under the commit lock, held to the commit, so positions grow in commit order.
 
-        Small batches go in pipeline mode (every statement sent at once, one wait),
-        large ones by COPY (which a pipeline cannot carry).
+        Small batches go in pipeline mode (every statement sent at once, one wait).
+        Large ones by COPY (which a pipeline cannot carry): records into a load table,
+        then one `INSERT ... ON CONFLICT`; log rows straight into their table, with
+        positions counted from the last committed one (read under the lock).
         """
-        records = {(j, lead): (j, lead, v, rec.state, rec.due, json.dumps(rec.to_list(), separators=(",", ":")),
-                               lead_hash(lead)) for j, lead, v, rec in leads}
+        records = [(j, lead, v, rec.state, rec.due, json.dumps(rec.to_list(), separators=(",", ":")),
+                    lead_hash(lead)) for j, lead, v, rec in _last_per_key(leads)]
         p = self.partition
         part = (None, None) if p.whole else (p.index, p.count)
         logs = {
@@ -320,41 +333,44 @@ class PgStore:
                         json.dumps(a.data, ensure_ascii=False, separators=(",", ":"))) for a in actions],
             "transitions": list(transitions),
         }
-        large = max(len(records), *map(len, logs.values())) >= COPY_FROM
+        records = _no_nul(records)
+        logs = {table: _no_nul(rows) for table, rows in logs.items() if rows}
+        large = max(len(records), *map(len, logs.values()), 0) >= COPY_FROM
         with contextlib.nullcontext() if large else self._conn.pipeline(), self._conn.cursor() as cur:
             if records:
-                rows = [tuple(map(_text, row)) for row in records.values()]
                 if large:
-                    self._copy(cur, "leads", _LEAD_COLUMNS, rows)
+                    self._copy(cur, "load_leads", _LEAD_COLUMNS, records)
                     cur.execute(_UPSERT_LEADS.format(source="SELECT * FROM load_leads"))
                 else:
-                    cur.executemany(_UPSERT_LEADS.format(source=f"VALUES ({_marks(_LEAD_COLUMNS)})"), rows)
-            if not any(logs.values()):
+                    cur.executemany(_UPSERT_LEADS.format(source=f"VALUES ({_marks(_LEAD_COLUMNS)})"), records)
+            if not logs:
                 return
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (self._commit_key,))
+            if large:
+                last = dict(zip(logs, cur.execute("SELECT " + ", ".join(
+                    f"(SELECT COALESCE(MAX(seq), 0) FROM {table})" for table in logs)).fetchone()))
             for table, rows in logs.items():
-                if not rows:
-                    continue
                 columns = _COLUMNS[table]
                 names = ", ".join(columns)
-                conflict = _CONFLICT.get(table, "")
-                if large:  # positions: after the last committed one, in the batch's order
-                    self._copy(cur, table, ("seq", *columns), [(n, *map(_text, row)) for n, row in enumerate(rows, 1)])
-                    cur.execute(f"INSERT INTO {table} (seq, {names}) SELECT last.seq + l.seq, {names} "
-                                f"FROM load_{table} l, (SELECT COALESCE(MAX(seq), 0) AS seq FROM {table}) last "
-                                f"ORDER BY l.seq{conflict}")
+                conflict = _CONFLICT_ONCE.get(table, "") if once else _CONFLICT.get(table, "")
+                if large and not conflict:  # straight in: positions after the last committed one, in order
+                    base = last[table]
+                    self._copy(cur, table, ("seq", *columns), [(base + n, *row) for n, row in enumerate(rows, 1)])
+                elif large:  # rows that may be there already: through a load table, then ON CONFLICT
+                    self._copy(cur, f"load_{table}", ("seq", *columns), [(n, *row) for n, row in enumerate(rows, 1)])
+                    cur.execute(f"INSERT INTO {table} (seq, {names}) SELECT {last[table]} + l.seq, {names} "
+                                f"FROM load_{table} l ORDER BY l.seq{conflict}")
                 else:
                     cur.executemany(f"INSERT INTO {table} (seq, {names}) VALUES ((SELECT COALESCE(MAX(seq), 0) + 1 "
-                                    f"FROM {table}), {_marks(columns)}){conflict}",
-                                    [tuple(map(_text, row)) for row in rows])
+                                    f"FROM {table}), {_marks(columns)}){conflict}", rows)
 
     def _copy(self, cur, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
-        """Rows into this session's load table for `table` (no constraint, no index: COPY only appends)."""
-        if table not in self._loading:
-            cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS load_{table} AS SELECT * FROM {table} WITH NO DATA")
+        """Rows into `table` by COPY. A load table (`load_NAME`: NAME's columns, no constraint, no index)
+        is made once per session; its rows go at the commit (or the rollback) that ends the batch."""
+        if table.startswith("load_") and table not in self._loading:
+            cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} (LIKE {table[5:]}) ON COMMIT DELETE ROWS")
             self._loading.add(table)
-        cur.execute(f"TRUNCATE load_{table}")
-        with cur.copy(f"COPY load_{table} ({', '.join(columns)}) FROM STDIN") as copy:
+        with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
 
@@ -398,6 +414,20 @@ def _execute(conn, path: str, sql: str, args):
         raise  # a batch's own error: `_transaction` words it
     except psycopg.Error as err:
         raise StoreError(f"{path}: {_first_line(err)}") from None
+
+
+def _last_per_key(leads):
+    """Each (journey, lead) once, its last record: one batch may change a lead twice (an upsert takes a
+    row once)."""
+    return {(j, lead): (j, lead, v, rec) for j, lead, v, rec in leads}.values()
+
+
+def _no_nul(rows: list[tuple]) -> list[tuple]:
+    """PostgreSQL text holds no NUL character; SQLite does. A NUL is kept as U+FFFD, a visible stand-in.
+    One search of the batch's text: rows are rebuilt only in a batch that holds a NUL."""
+    if not rows or "\x00" not in "".join([v for row in rows for v in row if v.__class__ is str]):
+        return rows
+    return [tuple(map(_text, row)) for row in rows]
 
 
 def _marks(columns) -> str:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from array import array
 
-__all__ = ["Lead", "Action", "EXITED", "NOT_ENROLLED", "WAITING", "DONE", "ATTRIBUTES_ONLY"]
+from dsl.model import ACTION_KINDS as INTERNAL_KINDS
+
+__all__ = ["Lead", "Action", "OUTBOX_KINDS", "EXITED", "NOT_ENROLLED", "WAITING", "DONE", "ATTRIBUTES_ONLY"]
 
 #: The machine state of a lead that left the journey (unsubscribed, `-> exit`).
 EXITED = "exit"
@@ -17,6 +19,8 @@ EXITED = "exit"
 NOT_ENROLLED = "not_enrolled"
 #: A lead known only by attributes so far (no enrolling event yet): kept so fit rules see them.
 WAITING = "waiting"
+#: Every kind of action in the outbox: the engine's own, then the internal actions a stage may take.
+OUTBOX_KINDS = ("stage", "send", "handoff", "exit") + INTERNAL_KINDS
 #: States in which nothing more ever happens to a lead.
 DONE = frozenset({EXITED, NOT_ENROLLED})
 #: The event type that only carries attributes: it never enrolls a lead and is not activity.
@@ -41,15 +45,18 @@ class Lead:
         "due",       # next time something is due, or None (cached from engine.timers)
         "clock",     # the lead's own time: its last step
         "gone",      # content ids received under an earlier version that this one does not send, or None
+        "acted",     # bit set of the current stage's delayed internal actions done in this stay
+        "enrolled",  # when the lead last entered the journey (kept by journeys that re-enter or count
+                     # `after D in journey`), or None
+        "left",      # None, or in a journey that re-enters: "way" (left by `-> exit`), "rule" (met an exit rule)
         # time (docs/engine.md, Time zones): each None unless the journey uses it, so other records
         # store exactly as before
         "zone",      # the lead's IANA zone from its attribute, or None (the journey's default)
         "dates",     # per date anchor of the journey: (date, known since) or None; None if none known
-        "enrolled",  # when the lead was enrolled, for `after N in journey` timers
         "marks",     # per content a `since "..."` timer watches: when it was last sent, or None
     )
     #: The time fields, by name in the stored record's trailing object.
-    TIME_FIELDS = ("zone", "dates", "enrolled", "marks")
+    TIME_FIELDS = ("zone", "dates", "marks")
 
     def __init__(self, state: str, now: int):
         self.state = state
@@ -68,9 +75,11 @@ class Lead:
         self.due = None
         self.clock = now
         self.gone = None
+        self.acted = 0
+        self.enrolled = None
+        self.left = None
         self.zone = None
         self.dates = None
-        self.enrolled = None
         self.marks = None
 
     def copy(self) -> "Lead":
@@ -92,18 +101,21 @@ class Lead:
         new.due = self.due
         new.clock = self.clock
         new.gone = self.gone
+        new.acted = self.acted
+        new.enrolled = self.enrolled
+        new.left = self.left
         new.zone = self.zone
         new.dates = self.dates
-        new.enrolled = self.enrolled
         new.marks = self.marks
         return new
 
     def to_list(self) -> list:
         """A JSON-ready form for the store; `from_list` is its exact inverse.
 
-        `gone` is written only when a change of version left content ids behind, and the
-        time fields (an object after it) only when one is set, so a record that never
-        lived through such a change, in a journey without time rules, reads exactly as before."""
+        The optional tail (`gone`, `acted`, `enrolled`, `left`, then the time fields as
+        one object) is written only up to its last field that differs from its default,
+        so a record that uses none of them reads exactly as before, and records stored
+        before a field existed read back with its default."""
         caps = None if self.caps is None else [None if c is None else list(c) for c in self.caps]
         out = [
             self.state, self.entered, self.active, self.score, self.score_at, self.fit,
@@ -111,16 +123,16 @@ class Lead:
             self.sent, self.hold, self.hold_at, caps, None if self.sends is None else list(self.sends),
             self.seq, self.due, self.clock,
         ]
-        extra = {name: getattr(self, name) for name in self.TIME_FIELDS if getattr(self, name) is not None}
-        if "dates" in extra:
-            extra["dates"] = [None if d is None else list(d) for d in self.dates]
-        if "marks" in extra:
-            extra["marks"] = list(self.marks)
-        if self.gone or extra:
-            out.append(list(self.gone) if self.gone else None)
-        if extra:
-            out.append(extra)
-        return out
+        time = {name: getattr(self, name) for name in self.TIME_FIELDS if getattr(self, name) is not None}
+        if "dates" in time:
+            time["dates"] = [None if d is None else list(d) for d in self.dates]
+        if "marks" in time:
+            time["marks"] = list(self.marks)
+        tail = [list(self.gone) if self.gone else None, self.acted, self.enrolled, self.left, time or None]
+        defaults = [None, 0, None, None, None]
+        while tail and tail[-1] == defaults[len(tail) - 1]:
+            tail.pop()
+        return out + tail
 
     @classmethod
     def from_list(cls, data: list) -> "Lead":
@@ -128,12 +140,14 @@ class Lead:
         (new.state, new.entered, new.active, new.score, new.score_at, new.fit, new.attrs, new.sent,
          new.hold, new.hold_at, caps, sends, new.seq, new.due, new.clock) = data[:15]
         new.gone = tuple(data[15]) if len(data) > 15 and data[15] else None
-        extra = data[16] if len(data) > 16 and isinstance(data[16], dict) else {}
-        new.zone = extra.get("zone")
-        new.enrolled = extra.get("enrolled")
-        dates = extra.get("dates")
+        new.acted = int(data[16]) if len(data) > 16 else 0
+        new.enrolled = data[17] if len(data) > 17 else None
+        new.left = data[18] if len(data) > 18 else None
+        time = data[19] if len(data) > 19 and isinstance(data[19], dict) else {}
+        new.zone = time.get("zone")
+        dates = time.get("dates")
         new.dates = None if dates is None else tuple(None if d is None else (d[0], d[1]) for d in dates)
-        marks = extra.get("marks")
+        marks = time.get("marks")
         new.marks = None if marks is None else tuple(marks)
         new.score = float(new.score)
         new.attrs = None if new.attrs is None else tuple(new.attrs)

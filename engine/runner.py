@@ -12,10 +12,11 @@ version that runs now.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from .compiler import CompiledJourney
 from .events import Event, Malformed, parse_event
@@ -23,7 +24,8 @@ from .record import ATTRIBUTES_ONLY, Lead
 from .step import advance, step_event
 from .store import Store, StoredLead
 
-__all__ = ["Runner", "Summary", "BUILTIN_TYPES", "DEFAULT_BATCH", "collect_actions"]
+__all__ = ["Runner", "Summary", "Candidate", "BUILTIN_TYPES", "DEFAULT_BATCH", "collect_actions", "line_batches",
+           "read_batch", "drop_duplicates", "bug_reason"]
 
 #: Event types every journey understands: `lead.updated` carries attributes only.
 BUILTIN_TYPES = frozenset({ATTRIBUTES_ONLY})
@@ -58,6 +60,77 @@ def collect_actions(acts, actions: list, transitions: list) -> None:
             transitions.append((a.journey, a.lead, a.data["from"], "exit", a.time, a.data["rule"]))
 
 
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A well-formed event of a batch, with its line as received (what the input log keeps) and its number."""
+
+    event: Event
+    raw: str
+    number: int
+
+
+def line_batches(lines: Iterable[str | bytes], size: int) -> Iterator[list[tuple[int, str | bytes]]]:
+    """(line number, line) of the non-blank lines, `size` at a time."""
+    batch: list[tuple[int, str | bytes]] = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        batch.append((number, line.rstrip(b"\n" if isinstance(line, bytes) else "\n")))
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def read_batch(batch: list[tuple[int, str | bytes]], source: str, known_types: frozenset[str],
+               catalogue=None) -> tuple[list[Candidate], list[tuple]]:
+    """The batch's well-formed events in order, and its malformed lines as quarantine rows.
+
+    With an event catalogue, an event that breaks it is kept aside too."""
+    candidates: list[Candidate] = []
+    quarantine: list[tuple] = []
+    for number, line in batch:
+        parsed = parse_event(line, known_types)
+        if not isinstance(parsed, Malformed) and catalogue is not None:
+            reason = catalogue.problem(parsed.type, parsed.data)
+            if reason is not None:
+                parsed = Malformed(reason, line if isinstance(line, str) else line.decode("utf-8"))
+        if isinstance(parsed, Malformed):
+            quarantine.append((source, number, parsed.reason, parsed.raw))
+        else:
+            candidates.append(Candidate(parsed, line if isinstance(line, str) else line.decode("utf-8"), number))
+    return candidates, quarantine
+
+
+def drop_duplicates(candidates: list[Candidate], known: dict[str, int], end: int,
+                    window: int | None) -> tuple[list[Candidate], int]:
+    """(the events to apply, how many were duplicates), by the window rule of docs/engine.md.
+
+    An event is a duplicate when an event with its id is among the last `window`
+    entries of the log (None: all of them), counting the entries of the events
+    before it in this batch, so the batch size never changes what is a duplicate.
+    `known` (id -> log position) and `end` (the log's last position) gain the
+    entries of the events kept. An event the engine then fails to apply (a bug,
+    kept aside) still counts as an entry for the rest of its batch.
+    """
+    fresh: list[Candidate] = []
+    duplicates = 0
+    for c in candidates:
+        at = known.get(c.event.id)
+        if at is not None and (window is None or at > end - window):
+            duplicates += 1
+            continue
+        end += 1
+        known[c.event.id] = end
+        fresh.append(c)
+    return fresh, duplicates
+
+
+def bug_reason(err: Exception) -> str:
+    return f"could not be applied ({type(err).__name__}: {err}); this is a Coltiva bug, please report it"
+
+
 class Runner:
     def __init__(self, store: Store, journeys: list[CompiledJourney], batch_size: int = DEFAULT_BATCH):
         self.store = store
@@ -68,6 +141,9 @@ class Runner:
         older = [self.version(name, version) for name, version in store.versions_in_use() if name in self.versions]
         self.known_types = frozenset().union(*(j.event_types for j in journeys + older)) | BUILTIN_TYPES
         self.cache: dict[tuple[str, str], StoredLead | None] = {}
+        # the event catalogue(s) the journeys were checked against: events that break them are kept aside
+        catalogues = [j.catalogue for j in journeys if j.catalogue is not None]
+        self.catalogue = functools.reduce(lambda a, b: a.merged(b), catalogues) if catalogues else None
         # which journeys an input reached, logged with it so a replay feeds each journey exactly its inputs
         self.reached = json.dumps([j.name for j in journeys], ensure_ascii=False)
 
@@ -82,17 +158,7 @@ class Runner:
     def run_lines(self, lines: Iterable[str | bytes], source: str = "-", progress=None) -> Summary:
         """Lines of JSON (text, or bytes checked as UTF-8 line by line); blank lines are skipped."""
         total = Summary()
-        batch: list[tuple[int, str | bytes]] = []
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            batch.append((number, line.rstrip(b"\n" if isinstance(line, bytes) else "\n")))
-            if len(batch) >= self.batch_size:
-                total.add(self._run_batch(batch, source))
-                if progress:
-                    progress(len(batch))
-                batch = []
-        if batch:
+        for batch in line_batches(lines, self.batch_size):
             total.add(self._run_batch(batch, source))
             if progress:
                 progress(len(batch))
@@ -108,58 +174,50 @@ class Runner:
             for lead in leads:
                 self.cache[(journey, lead)] = found.get(lead)
 
+    def step_one(self, e: Event, pending: dict[tuple[str, str], StoredLead],
+                 dirty: dict[tuple[str, str], tuple[str, str, str, Lead]], actions: list, transitions: list) -> None:
+        """Step one event through every journey: all journeys or none (an exception changes nothing).
+
+        New records go to `pending` and `dirty`, actions and transitions to their lists.
+        The leads must be loaded (`_leads`).
+        """
+        results = []
+        for j in self.journeys:
+            key = (j.name, e.lead)
+            old = pending[key] if key in pending else self.cache[key]
+            cj = j if old is None else self.version(j.name, old.version)
+            new, acts = step_event(cj, None if old is None else old.record, e.lead, e)
+            results.append((cj, key, new, acts))
+        for j, key, new, acts in results:
+            if new is not None:
+                pending[key] = StoredLead(j.version, new)
+                dirty[key] = (j.name, e.lead, j.version, new)
+            collect_actions(acts, actions, transitions)
+
     def _run_batch(self, batch: list[tuple[int, str | bytes]], source: str) -> Summary:
         summary = Summary(lines=len(batch))
-        events: list[Event] = []
-        raw: dict[int, str] = {}  # the line as received is what the input log keeps
-        numbers: dict[int, int] = {}
-        quarantine = []
-        for number, line in batch:
-            parsed = parse_event(line, self.known_types)
-            if isinstance(parsed, Malformed):
-                quarantine.append((source, number, parsed.reason, parsed.raw))
-            else:
-                raw[id(parsed)] = line if isinstance(line, str) else line.decode("utf-8")
-                numbers[id(parsed)] = number
-                events.append(parsed)
-        seen = self.store.seen([e.id for e in events])
-        fresh: list[Event] = []
-        for e in events:
-            if e.id in seen:
-                summary.duplicates += 1
-            else:
-                seen.add(e.id)
-                fresh.append(e)
-        self._leads({(j.name, e.lead) for j in self.journeys for e in fresh})
+        candidates, quarantine = read_batch(batch, source, self.known_types, self.catalogue)
+        fresh, summary.duplicates = drop_duplicates(candidates, *_recent(self.store, [c.event.id for c in candidates]))
+        self._leads({(j.name, c.event.lead) for j in self.journeys for c in fresh})
         # records change in `pending` and reach the cache only once the batch is committed:
         # a failed write leaves the cache as the store is, so a retry starts from the truth
         pending: dict[tuple[str, str], StoredLead] = {}
         dirty: dict[tuple[str, str], tuple[str, str, str, Lead]] = {}
-        actions, transitions, applied = [], [], []
-        for e in fresh:
+        actions: list = []
+        transitions: list = []
+        applied: list[Candidate] = []
+        for c in fresh:
             try:
-                results = []
-                for j in self.journeys:
-                    key = (j.name, e.lead)
-                    old = pending[key] if key in pending else self.cache[key]
-                    cj = j if old is None else self.version(j.name, old.version)
-                    new, acts = step_event(cj, None if old is None else old.record, e.lead, e)
-                    results.append((cj, key, new, acts))
+                self.step_one(c.event, pending, dirty, actions, transitions)
             except Exception as err:  # a bug must not take the batch down: the event is kept aside
-                quarantine.append((source, numbers[id(e)], f"could not be applied ({type(err).__name__}: {err}); "
-                                   "this is a Coltiva bug, please report it", raw[id(e)]))
+                quarantine.append((source, c.number, bug_reason(err), c.raw))
                 continue
-            for j, key, new, acts in results:  # all journeys or none
-                if new is not None:
-                    pending[key] = StoredLead(j.version, new)
-                    dirty[key] = (j.name, e.lead, j.version, new)
-                collect_actions(acts, actions, transitions)
-            applied.append(e)
+            applied.append(c)
         summary.applied = len(applied)
         summary.quarantined = len(quarantine)
         for a in actions:
             summary.actions[a.kind] += 1
-        inputs = [("event", e.id, e.lead, e.time, raw[id(e)], self.reached) for e in applied]
+        inputs = [("event", c.event.id, c.event.lead, c.event.time, c.raw, self.reached) for c in applied]
         self.store.write_batch(inputs=inputs, quarantine=quarantine, leads=dirty.values(), actions=actions,
                                transitions=transitions)
         self.cache.update(pending)
@@ -175,17 +233,7 @@ class Runner:
             dirty, actions, transitions = [], [], []
             pending: dict[tuple[str, str], StoredLead] = {}  # reaches the cache only after the commit
             for journey, lead, version, stored in due[start:start + self.batch_size]:
-                if journey not in self.versions:
-                    continue
-                cached = self.cache.get((journey, lead))
-                if cached is None:
-                    cached = StoredLead(version, Lead.from_list(json.loads(stored)))
-                j = self.version(journey, cached.version)  # each lead's timers are those of its own version
-                new, acts = advance(j, cached.record, lead, now)
-                if new is not cached.record:
-                    pending[(journey, lead)] = StoredLead(j.version, new)
-                    dirty.append((journey, lead, j.version, new))
-                collect_actions(acts, actions, transitions)
+                self.advance_one(journey, lead, version, stored, now, pending, dirty, actions, transitions)
             total.ticked_leads += len(dirty)
             for a in actions:
                 total.actions[a.kind] += 1
@@ -197,6 +245,21 @@ class Runner:
                 progress(len(due[start:start + self.batch_size]))
         return total
 
+
+    def advance_one(self, journey: str, lead: str, version: str, stored: str, now: int,
+                    pending: dict[tuple[str, str], StoredLead], dirty: list, actions: list, transitions: list) -> None:
+        """Fire what is due by `now` for one (journey, lead) row of `due_leads`."""
+        if journey not in self.versions:
+            return
+        cached = self.cache.get((journey, lead))
+        if cached is None:
+            cached = StoredLead(version, Lead.from_list(json.loads(stored)))
+        j = self.version(journey, cached.version)  # each lead's timers are those of its own version
+        new, acts = advance(j, cached.record, lead, now)
+        if new is not cached.record:
+            pending[(journey, lead)] = StoredLead(j.version, new)
+            dirty.append((journey, lead, j.version, new))
+        collect_actions(acts, actions, transitions)
 
     # -- group commit (for the service) ---------------------------------------------
     def run_requests(self, requests: list[tuple[list, str]]) -> list[Summary]:
@@ -220,16 +283,27 @@ class Runner:
         return summaries
 
 
+def _recent(store, event_ids: list[str]) -> tuple[dict[str, int], int, int | None]:
+    """(log position of each id's event within the duplicate window, the log's last position, the window).
+
+    A store without a window (PostgreSQL keeps every id) answers with `seen`: every id it knows, window None.
+    """
+    if hasattr(store, "recent"):
+        return store.recent(event_ids), store.log_end(), store.dedupe_window
+    return dict.fromkeys(store.seen(event_ids), 0), 0, None
+
+
 class _GroupWrites:
     """Stands in for the store during `run_requests`: gathers the batches' writes instead of committing.
 
-    `seen` also answers for ids gathered so far, so an event sent twice in one group
-    counts as a duplicate exactly as it would across two commits.
+    `seen` and `recent` also answer for ids gathered so far, so an event sent twice in
+    one group counts as a duplicate exactly as it would across two commits.
     """
 
     def __init__(self, store: Store):
         self._store = store
-        self._ids: set[str] = set()
+        self._ids: dict[str, int] = {}  # id -> the log position its input will take
+        self._logged = 0
         self._writes: dict[str, list] = {"inputs": [], "quarantine": [], "leads": [], "actions": [],
                                          "transitions": []}
 
@@ -237,14 +311,31 @@ class _GroupWrites:
         return getattr(self._store, name)
 
     def seen(self, event_ids: list[str]) -> set[str]:
-        return self._store.seen(event_ids) | (self._ids & set(event_ids))
+        return self._store.seen(event_ids) | (self._ids.keys() & set(event_ids))
+
+    # the duplicate window, as if each gathered batch were committed: gathered inputs take the next positions
+    @property
+    def dedupe_window(self) -> int | None:
+        return getattr(self._store, "dedupe_window", None)
+
+    def recent(self, event_ids: list[str]) -> dict[str, int]:
+        known, _, _ = _recent(self._store, event_ids)
+        known.update((i, self._ids[i]) for i in event_ids if i in self._ids)
+        return known
+
+    def log_end(self) -> int:
+        return _recent(self._store, [])[1] + self._logged
 
     def write_batch(self, **writes) -> None:
         for name, rows in writes.items():
             rows = list(rows)
             self._writes[name].extend(rows)
             if name == "inputs":
-                self._ids.update(event_id for _kind, event_id, *_rest in rows if event_id is not None)
+                end = self.log_end()
+                for position, (_kind, event_id, *_rest) in enumerate(rows, end + 1):
+                    if event_id is not None:
+                        self._ids[event_id] = position
+                self._logged += len(rows)
 
     def merged(self) -> dict[str, list]:
         return self._writes

@@ -21,7 +21,7 @@ from array import array
 from .conditions import MISSING, lookup
 from .events import Event, format_time
 from .record import ATTRIBUTES_ONLY, DONE, EXITED, NOT_ENROLLED, WAITING, Action, Lead
-from .timers import (CROSSING, HOLD_END, HOLD_SEND, SEND, TIMEOUT, holds, lead_zone, next_timer, release_time,
+from .timers import (ACT, CROSSING, HOLD_END, HOLD_SEND, SEND, TIMEOUT, holds, lead_zone, next_timer, release_time,
                      score_at, window_due)
 from .zones import local_text, parse_date, zone
 
@@ -46,7 +46,7 @@ def _shown(score: float) -> float:
 class Context:
     """The state of one step, handed to the machine's callbacks."""
 
-    __slots__ = ("cj", "rec", "lead", "time", "event", "actions", "trace", "entry", "prev", "trigger")
+    __slots__ = ("cj", "rec", "lead", "time", "event", "actions", "trace", "entry", "prev", "trigger", "fired")
 
     def __init__(self, cj, rec: Lead, lead: str, time: int, trace):
         self.cj = cj
@@ -59,6 +59,7 @@ class Context:
         self.entry = None
         self.prev = None
         self.trigger = None
+        self.fired = None  # the transition name last fired ("exit": an exit rule)
 
     def score_now(self) -> float:
         return score_at(self.cj, self.rec, self.time)
@@ -116,17 +117,29 @@ class Callbacks:
         rec.entered = ctx.time
         rec.hold = 0
         rec.hold_at = None
+        rec.acted = 0
         ctx.emit("stage", f"stage:{plan.id}", {"from": ctx.prev, "to": plan.id, "rule": ctx.trigger})
         ctx.note(f"entered {plan.id}")
         if plan.handoff:
             ctx.emit("handoff", f"handoff:{plan.id}", {"stage": plan.id, "score": round(ctx.score_now(), 2)})
+        for act in plan.acts:
+            if act.offset == 0:
+                _act(ctx, act)
         for offset, bit, kind, content in plan.sends:
             if offset == 0:
                 _try_send(ctx, bit, kind, content)
 
     def on_exit_journey(self, ctx: Context) -> None:
+        if ctx.cj.reentry[0] != "once" and ctx.fired != "exit":
+            ctx.rec.left = "way"  # left by a way out the journey wrote, not an exit rule: it may come back
         ctx.emit("exit", "exit", {"from": ctx.prev, "rule": ctx.trigger})
         ctx.note("left the journey; everything still due is cancelled")
+
+
+def _act(ctx: Context, act) -> None:
+    """An internal action (notify, task, set_field, tag, add_to_list, webhook): never held by the frequency cap."""
+    ctx.emit(act.kind, act.rule, {"stage": ctx.rec.state, **dict(act.data)})
+    ctx.note(f"internal action: {act.kind} " + ", ".join(f"{k}={v!r}" for k, v in act.data))
 
 
 def _held(ctx: Context) -> str | None:
@@ -227,6 +240,7 @@ def _note_held(ctx: Context, held: str, what: str) -> None:
 def _fire(ctx: Context, name: str) -> bool:
     """Drive the shared Machine: it checks the transition's conditions and runs the callbacks."""
     ctx.trigger = ctx.cj.rules.get(name, name)
+    ctx.fired = name
     ctx.note(f"rule fired: {ctx.trigger}")
     return ctx.cj.machine.events[name].trigger(ctx.rec, ctx)
 
@@ -269,6 +283,10 @@ def _fire_due(ctx: Context, until: int) -> None:
             _try_send(ctx, bit, kind, content, meant)
             if not rec.sent & bit and _held(ctx) is None:
                 raise EngineBug(f"send of {content!r} neither sent nor deferred")
+        elif order == ACT:
+            ctx.begin(f"timer: {payload.kind} of {rec.state}")
+            rec.acted |= payload.bit
+            _act(ctx, payload)
         elif order == HOLD_SEND:
             (stall, every, times, kind, content, name, bit), meant = payload
             ctx.begin(f"timer: holding loop of {rec.state} ({rec.hold + 1}/{times})")
@@ -391,9 +409,14 @@ def _react(ctx: Context, event: Event) -> None:
     cj, rec = ctx.cj, ctx.rec
     ctx.event = event
     plan = cj.stages[rec.state]
-    if not plan.final and _matches_any(cj.exit_rules, event):
-        _fire(ctx, "exit")  # a lead in a final stage has finished: it stays where it ended
-        return
+    if _matches_any(cj.exit_rules, event):
+        if not plan.final:
+            _fire(ctx, "exit")
+            return
+        # a lead in a final stage has finished: it stays where it ended, but never re-enters
+        if cj.reentry[0] != "once" and rec.left != "rule":
+            rec.left = "rule"
+            ctx.note("an exit rule matched: the lead will not re-enter the journey")
     _update_fit(cj, rec, event.attributes)
     _update_time(ctx, event)
     _apply_score(ctx, event)
@@ -429,12 +452,12 @@ def _enroll(cj, lead: str, event: Event, trace, waiting: Lead | None = None):
         kept = rec.attrs is not None or rec.zone is not None or rec.dates is not None
         return (rec if kept else waiting), []
     rec = Lead(NOT_ENROLLED if exiting else cj.initial, event.time)
+    if (cj.reentry[0] == "per" or cj.uses_enrolled) and not exiting:
+        rec.enrolled = event.time
     rec.fit = cj.fit_empty  # no attribute known yet: the fit lines an empty profile meets
     if waiting is not None:
         rec.attrs, rec.fit = waiting.attrs, waiting.fit
         rec.zone, rec.dates = waiting.zone, waiting.dates
-    if cj.uses_enrolled:
-        rec.enrolled = event.time
     ctx = Context(cj, rec, lead, event.time, trace)
     if exiting:
         ctx.begin(f"event {event.id}: {event.type}")
@@ -470,26 +493,86 @@ def _settle(ctx: Context) -> None:
     rec.due = None if timer is None else timer[0]
 
 
+def _finished(cj, rec: Lead) -> bool:
+    """In a final stage, or out by a way the journey wrote (`-> exit`), and no exit rule met since."""
+    if rec.left == "rule":
+        return False
+    if rec.state == EXITED:
+        return rec.left == "way"
+    plan = cj.stages.get(rec.state)
+    return plan is not None and plan.final
+
+
+def _returns(cj, rec: Lead, event: Event) -> bool:
+    """Whether this event brings a finished lead back into the journey (docs/engine.md, Re-entry)."""
+    mode, window = cj.reentry
+    if mode == "once" or not _finished(cj, rec) or event.type == ATTRIBUTES_ONLY:
+        return False
+    if _matches_any(cj.exit_rules, event):
+        return False
+    if cj.enroll_rules is not None and not _matches_any(cj.enroll_rules, event):
+        return False
+    t = event.time if event.time > rec.clock else rec.clock
+    return mode != "per" or rec.enrolled is None or t - rec.enrolled >= window
+
+
+def _reenter(ctx: Context, event: Event) -> None:
+    """A new visit: the initial stage again, `every visit` content forgotten; score, caps and seq kept."""
+    cj, rec = ctx.cj, ctx.rec
+    ctx.note("re-enters the journey" + (": `every visit` content may be sent again" if cj.again_bits else ""))
+    ctx.prev = rec.state
+    rec.state = cj.initial
+    rec.sent &= ~cj.again_bits
+    rec.left = None
+    rec.active = ctx.time
+    if cj.reentry[0] == "per" or cj.uses_enrolled:
+        rec.enrolled = ctx.time
+    ctx.event = event
+    _update_fit(cj, rec, event.attributes)
+    _update_time(ctx, event)
+    _apply_score(ctx, event)
+    ctx.trigger = "re-entered"
+    cj.callbacks.on_enter(ctx)
+    for name, predicate in cj.stages[rec.state].events.get(event.type, ()):
+        if predicate(event.data):
+            _fire(ctx, name)
+            break
+    _cascade(ctx)
+
+
+def _bar_return(cj, rec: Lead, event: Event) -> Lead:
+    """A lead that left by a way out and now meets an exit rule (an unsubscribe) never comes back."""
+    if rec.state == EXITED and rec.left == "way" and _matches_any(cj.exit_rules, event):
+        rec = rec.copy()
+        rec.left = "rule"
+    return rec
+
+
 def step_event(cj, rec: Lead | None, lead: str, event: Event, trace: list | None = None):
     """Apply one event to one lead: returns (new record or None if not enrolled, actions)."""
     if rec is None or rec.state == WAITING:
         return _enroll(cj, lead, event, trace, rec)
-    if rec.state in DONE:
-        return rec, []  # left, or never enrolled: nothing more happens, and nothing is copied
+    if rec.state in DONE and not _returns(cj, rec, event):
+        # left, or never enrolled: nothing more happens, and nothing is copied
+        return _bar_return(cj, rec, event), []
     rec = rec.copy()
     ctx = Context(cj, rec, lead, rec.clock, trace)
     t = event.time
     if rec.due is not None and rec.due <= t:
         _fire_due(ctx, t)
-        if rec.state in DONE:  # a timer took the lead out: its clock stays at that timer
+        if rec.state in DONE and not _returns(cj, rec, event):  # a timer took the lead out: its clock stays
             rec.due = None
-            return rec, ctx.actions
+            return _bar_return(cj, rec, event), ctx.actions
     ctx.time = t if t > rec.clock else rec.clock
-    ctx.begin(f"event {event.id}: {event.type}")
+    returning = _returns(cj, rec, event)
+    ctx.begin(f"event {event.id}: {event.type}" + (" (the lead re-enters)" if returning else ""))
     if t < rec.clock:
         ctx.note(f"late by {_span_of(rec.clock - t)}: applied at the lead's clock ({format_time(rec.clock)})")
     rec.clock = ctx.time
-    _react(ctx, event)
+    if returning:
+        _reenter(ctx, event)
+    else:
+        _react(ctx, event)
     ctx.end()
     _settle(ctx)
     return rec, ctx.actions

@@ -1,10 +1,16 @@
 """The durable store: one SQLite file (WAL) holding everything a run needs to resume exactly.
 
 Tables: journeys by version, lead records (with an index on the next due time),
-the input log (every event applied and every tick, in order: seen ids and the
-source of `explain`'s replay), the outbox, quarantined events, and the history
-of stage transitions. A batch is one transaction: the states and the actions
-they caused commit together, so a crash can neither lose nor repeat an action.
+the input log (every event applied and every tick, in order: the source of the
+duplicate check and of `explain`'s replay), the outbox, quarantined events, and
+the history of stage transitions. A batch is one transaction: the states and the
+actions they caused commit together, so a crash can neither lose nor repeat an action.
+
+The input log only grows at its end: no index in random order is kept per event
+(the cost of an event stays flat as the log grows). Each lead's inputs are chained
+(`prev`, with the lead's last position in `lead_log`) for `explain`; ticks and
+switches, which have no lead, have a small index of their own; duplicates are
+checked against the ids of the last DEDUPE_WINDOW entries, held in memory.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import json
 import os
 import sqlite3
 import stat
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -27,14 +34,39 @@ from .compiler import CompiledJourney, compile_journey, version_of
 from .events import format_time
 from .record import Lead
 
-__all__ = ["Store", "StoredLead", "VersionRow", "DEFAULT_DB", "SCHEMA_VERSION", "text_changes"]
+__all__ = ["Store", "StoredLead", "VersionRow", "DEFAULT_DB", "SCHEMA_VERSION", "DEDUPE_WINDOW", "text_changes",
+           "lead_row", "action_row"]
 
 DEFAULT_DB = "coltiva.db"
 #: Bumped whenever the tables change. Format 1 kept journeys pickled; format 2 keeps them as text;
-#: format 3 logs changes of version as `switch` inputs and lets a record remember content a version dropped.
-SCHEMA_VERSION = 3
+#: format 3 logs changes of version as `switch` inputs and lets a record remember content a version dropped;
+#: format 4 drops the input log's two indexes in random order (event id, lead) for a per-lead chain.
+SCHEMA_VERSION = 4
 #: Older formats this one migrates from when a writer opens the store (readers read them as they are).
-MIGRATES_FROM = (1, 2)
+MIGRATES_FROM = (1, 2, 3)
+#: How many of the latest input-log entries the duplicate check covers (docs/engine.md, "Duplicates"):
+#: an event is a duplicate when an event with its id is among the last DEDUPE_WINDOW entries of the log.
+DEDUPE_WINDOW = 1_000_000
+
+#: The input log (format 4): appended at its end only. `prev` chains a lead's inputs (its last one in
+#: `lead_log`); the inputs of no lead (ticks, switches) have a partial index, kept only for them.
+INPUT_LOG = """
+CREATE TABLE IF NOT EXISTS inputs (
+    seq INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    event_id TEXT,
+    lead TEXT,
+    time INTEGER NOT NULL,
+    event TEXT,
+    journeys TEXT NOT NULL,
+    prev INTEGER
+);
+CREATE INDEX IF NOT EXISTS inputs_global ON inputs (seq) WHERE lead IS NULL;
+CREATE TABLE IF NOT EXISTS lead_log (
+    lead TEXT PRIMARY KEY,
+    last INTEGER NOT NULL
+) WITHOUT ROWID;
+"""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS journeys (
@@ -65,17 +97,7 @@ CREATE TABLE IF NOT EXISTS leads (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS leads_by_due ON leads (due) WHERE due IS NOT NULL;
 CREATE INDEX IF NOT EXISTS leads_by_version ON leads (journey, version);
-CREATE TABLE IF NOT EXISTS inputs (
-    seq INTEGER PRIMARY KEY,
-    kind TEXT NOT NULL,
-    event_id TEXT UNIQUE,
-    lead TEXT,
-    time INTEGER NOT NULL,
-    event TEXT,
-    journeys TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS inputs_by_lead ON inputs (lead) WHERE lead IS NOT NULL;
-CREATE TABLE IF NOT EXISTS outbox (
+""" + INPUT_LOG + """CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY,
     key TEXT NOT NULL UNIQUE,
     journey TEXT NOT NULL,
@@ -140,9 +162,17 @@ class Store:
     and tests: reads and writes, no lock).
     """
 
-    def __init__(self, path: str | Path = DEFAULT_DB, writer: bool = False, read_only: bool = False):
+    def __init__(self, path: str | Path = DEFAULT_DB, writer: bool = False, read_only: bool = False,
+                 dedupe_window: int = DEDUPE_WINDOW):
         self.path = str(path)
         self.read_only = read_only and not writer
+        if dedupe_window < 1:
+            raise ValueError("dedupe_window: at least 1")
+        self.dedupe_window = dedupe_window
+        # the duplicate window, read from the log's end on first use: id -> position, and (position, id) in order
+        self._recent: dict[str, int] | None = None
+        self._recent_order: deque[tuple[int, str]] = deque()
+        self._end = 0  # the input log's last position, kept while the window is loaded
         in_memory = self.path == ":memory:"  # a private store of one process: nothing to lock
         self._lock = None
         self._key: tuple[int, int] | None = None
@@ -258,6 +288,35 @@ class Store:
             self._migrate_1_to_2()
         # 2 -> 3 changes no table: records may gain a field and inputs a kind, which format 2 never wrote;
         # the new `user_version` (set by the caller) keeps an older Coltiva from misreading them
+        self._migrate_to_4()
+
+    def _migrate_to_4(self) -> None:
+        """Format 4: the input log without its indexes on event id and lead, each lead's inputs chained.
+
+        The log is copied once, in order, with each row's `prev` (the same lead's
+        previous input) computed by a window function; `lead_log` gets each lead's
+        last input. One transaction: all or nothing.
+        """
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("ALTER TABLE inputs RENAME TO inputs_format3")
+            db.execute("DROP INDEX IF EXISTS inputs_by_lead")
+            for statement in INPUT_LOG.split(";"):
+                if statement.strip():  # one by one: executescript would commit the transaction first
+                    db.execute(statement)
+            db.execute("INSERT INTO inputs (seq, kind, event_id, lead, time, event, journeys, prev) "
+                       "SELECT seq, kind, event_id, lead, time, event, journeys, CASE WHEN lead IS NULL THEN NULL "
+                       "ELSE LAG(seq) OVER (PARTITION BY lead ORDER BY seq) END FROM inputs_format3 ORDER BY seq")
+            db.execute("INSERT INTO lead_log (lead, last) SELECT lead, MAX(seq) FROM inputs_format3 "
+                       "WHERE lead IS NOT NULL GROUP BY lead")
+            db.execute("DROP TABLE inputs_format3")
+            db.execute("PRAGMA user_version = 4")
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
 
     def _migrate_1_to_2(self) -> None:
         """Format 1 kept each journey as a pickle beside its sources; rebuild it from the sources, as text.
@@ -337,12 +396,14 @@ class Store:
             )
             db.execute("INSERT INTO journey_log (name, version, applied_at, command, policy, note) "
                        "VALUES (?, ?, ?, ?, ?, ?)", (cj.name, cj.version, applied_at, command, policy, note))
-            self._write(inputs=[switch] if switch else [], leads=leads, actions=actions, transitions=transitions)
+            logged = self._write(inputs=[switch] if switch else [], leads=leads, actions=actions,
+                                 transitions=transitions)
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
+        self._remember(logged)
 
     def last_input_time(self) -> int:
         """The latest instant the store has applied (an event or a tick), 0 for an empty store."""
@@ -438,47 +499,114 @@ class Store:
         ).fetchall()
 
     def seen(self, event_ids: list[str]) -> set[str]:
-        seen: set[str] = set()
-        for start in range(0, len(event_ids), 500):
-            chunk = event_ids[start:start + 500]
-            marks = ",".join("?" * len(chunk))
-            seen.update(r[0] for r in self.db.execute(
-                f"SELECT event_id FROM inputs WHERE event_id IN ({marks})", chunk))
-        return seen
+        """The ids among these that an event of the last `dedupe_window` entries of the log has."""
+        recent = self.recent(event_ids)
+        return set(recent)
+
+    def recent(self, event_ids: list[str]) -> dict[str, int]:
+        """For each id among these within the duplicate window, the log position of its event."""
+        window = self._window()
+        return {i: window[i] for i in event_ids if i in window}
+
+    def log_end(self) -> int:
+        """The position of the input log's last entry (0 for an empty log)."""
+        self._window()
+        return self._end
+
+    def _window(self) -> dict[str, int]:
+        """The ids of the last `dedupe_window` log entries, read once from the log's end (a range of rowids)."""
+        if self._recent is None:
+            end = self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM inputs").fetchone()[0]
+            recent: dict[str, int] = {}
+            order: deque[tuple[int, str]] = deque()
+            for seq, event_id in self.db.execute(
+                    "SELECT seq, event_id FROM inputs WHERE seq > ? AND event_id IS NOT NULL ORDER BY seq",
+                    (end - self.dedupe_window,)):
+                recent[event_id] = seq
+                order.append((seq, event_id))
+            self._recent, self._recent_order, self._end = recent, order, end
+        return self._recent
+
+    def _remember(self, logged: list[tuple[int, str | None]]) -> None:
+        """After a commit: the new entries join the window, the oldest leave it."""
+        if self._recent is None or not logged:
+            return
+        recent, order = self._recent, self._recent_order
+        for seq, event_id in logged:
+            if event_id is not None:
+                recent[event_id] = seq
+                order.append((seq, event_id))
+        self._end = logged[-1][0]
+        oldest = self._end - self.dedupe_window
+        while order and order[0][0] <= oldest:
+            seq, event_id = order.popleft()
+            if recent.get(event_id) == seq:
+                del recent[event_id]
 
     # -- one atomic batch --------------------------------------------------------
-    def write_batch(self, *, inputs=(), quarantine=(), leads=(), actions=(), transitions=()) -> None:
-        """Everything one batch changed, in one transaction (the outbox pattern)."""
+    def write_batch(self, *, inputs=(), quarantine=(), leads=(), actions=(), transitions=(), lead_rows=(),
+                    action_rows=()) -> None:
+        """Everything one batch changed, in one transaction (the outbox pattern).
+
+        `lead_rows` and `action_rows` are records and actions already encoded (`lead_row`,
+        `action_row`), as worker processes send them; they are written after `leads` and `actions`.
+        """
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
-            self._write(inputs=inputs, quarantine=quarantine, leads=leads, actions=actions, transitions=transitions)
+            logged = self._write(inputs=inputs, quarantine=quarantine, leads=leads, actions=actions,
+                                 transitions=transitions, lead_rows=lead_rows, action_rows=action_rows)
             db.execute("COMMIT")
         except BaseException:
             # SQLite may have rolled back already (a full disk does): the real error is the one to show
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
+        self._remember(logged)
 
-    def _write(self, *, inputs=(), quarantine=(), leads=(), actions=(), transitions=()) -> None:
-        """The rows of one batch, inside the caller's transaction."""
+    def _write(self, *, inputs=(), quarantine=(), leads=(), actions=(), transitions=(), lead_rows=(),
+               action_rows=()) -> list[tuple[int, str | None]]:
+        """The rows of one batch, inside the caller's transaction; (position, event id) of each input logged."""
         db = self.db
-        db.executemany(
-            "INSERT INTO inputs (kind, event_id, lead, time, event, journeys) VALUES (?, ?, ?, ?, ?, ?)", inputs)
+        logged = self._log(list(inputs))
         db.executemany(
             "INSERT OR IGNORE INTO quarantine (source, line_no, reason, raw) VALUES (?, ?, ?, ?)", quarantine)
         db.executemany(
             "INSERT OR REPLACE INTO leads (journey, lead, version, state, due, record) VALUES (?, ?, ?, ?, ?, ?)",
-            [(j, lead, v, rec.state, rec.due, json.dumps(rec.to_list(), separators=(",", ":")))
-             for j, lead, v, rec in leads],
+            [*(lead_row(*row) for row in leads), *lead_rows],
         )
         db.executemany(
             "INSERT INTO outbox (key, journey, version, lead, kind, time, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(a.key, a.journey, a.version, a.lead, a.kind, a.time,
-              json.dumps(a.data, ensure_ascii=False, separators=(",", ":"))) for a in actions],
+            [*map(action_row, actions), *action_rows],
         )
         db.executemany(
             "INSERT INTO transitions (journey, lead, src, dst, time, rule) VALUES (?, ?, ?, ?, ?, ?)", transitions)
+        return logged
+
+    def _log(self, inputs: list[tuple]) -> list[tuple[int, str | None]]:
+        """Append inputs to the log, each chained to its lead's previous one (`prev`, `lead_log`)."""
+        if not inputs:
+            return []
+        db = self.db
+        end = db.execute("SELECT COALESCE(MAX(seq), 0) FROM inputs").fetchone()[0]
+        leads = list({row[2] for row in inputs if row[2] is not None})
+        heads: dict[str, int] = {}
+        for start in range(0, len(leads), 500):
+            chunk = leads[start:start + 500]
+            heads.update(db.execute(f"SELECT lead, last FROM lead_log WHERE lead IN ({','.join('?' * len(chunk))})",
+                                    chunk).fetchall())
+        rows = []
+        for seq, (kind, event_id, lead, time, event, journeys) in enumerate(inputs, end + 1):
+            prev = None
+            if lead is not None:
+                prev = heads.get(lead)
+                heads[lead] = seq
+            rows.append((seq, kind, event_id, lead, time, event, journeys, prev))
+        db.executemany("INSERT INTO inputs (seq, kind, event_id, lead, time, event, journeys, prev) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        db.executemany("INSERT INTO lead_log (lead, last) VALUES (?, ?) "
+                       "ON CONFLICT (lead) DO UPDATE SET last = excluded.last", [(lead, heads[lead]) for lead in leads])
+        return [(row[0], row[2]) for row in rows]
 
     # -- reading -----------------------------------------------------------------
     def stage_counts(self) -> dict[str, dict[str, int]]:
@@ -529,11 +657,23 @@ class Store:
 
     def lead_inputs(self, lead: str):
         """The lead's events, every tick and every switch of version, in applied order, with the journeys
-        each reached (for replay)."""
-        return [(kind, time, event, json.loads(journeys)) for kind, time, event, journeys in self.db.execute(
-            "SELECT kind, time, event, journeys FROM inputs WHERE lead = ? OR kind IN ('tick', 'switch') ORDER BY seq",
-            (lead,)
-        )]
+        each reached (for replay): the lead's chain, walked back from its last input, and the inputs of no lead."""
+        if self.format < 4:  # a reader of a store not migrated yet: it still has its index on lead
+            rows = self.db.execute("SELECT kind, time, event, journeys FROM inputs WHERE lead = ? "
+                                   "OR kind IN ('tick', 'switch') ORDER BY seq", (lead,)).fetchall()
+            return [(kind, time, event, json.loads(journeys)) for kind, time, event, journeys in rows]
+        found: list[tuple] = []
+        head = self.db.execute("SELECT last FROM lead_log WHERE lead = ?", (lead,)).fetchone()
+        at = None if head is None else head[0]
+        while at is not None:
+            row = self.db.execute("SELECT seq, kind, time, event, journeys, prev FROM inputs WHERE seq = ?",
+                                  (at,)).fetchone()
+            found.append(row[:5])
+            at = row[5]
+        found += self.db.execute("SELECT seq, kind, time, event, journeys FROM inputs WHERE lead IS NULL "
+                                 "ORDER BY seq").fetchall()
+        found.sort()
+        return [(kind, time, event, json.loads(journeys)) for _, kind, time, event, journeys in found]
 
     def lead_versions(self, lead: str) -> dict[str, StoredLead]:
         """The lead's record in each journey, with the version it is on."""
@@ -559,7 +699,7 @@ class Store:
     # -- for the service (coltiva serve): the clock's bounds, paging, counts --------------------
     def last_tick(self) -> int | None:
         """The time of the latest tick in the input log (time never goes back before it)."""
-        return self.db.execute("SELECT MAX(time) FROM inputs WHERE kind = 'tick'").fetchone()[0]
+        return self.db.execute("SELECT MAX(time) FROM inputs WHERE lead IS NULL AND kind = 'tick'").fetchone()[0]
 
     def last_event_time(self) -> int | None:
         """The latest event time in the input log (a tick far beyond it is likely a typo)."""
@@ -583,6 +723,17 @@ class Store:
         rows = self.db.execute("SELECT name, version FROM journeys ORDER BY seq").fetchall()
         current = {name: self.current_version(name) for name, _ in rows}
         return [{"journey": name, "version": version, "current": current[name] == version} for name, version in rows]
+
+
+def lead_row(journey: str, lead: str, version: str, rec: Lead) -> tuple:
+    """A record as the `leads` table keeps it: (journey, lead, version, state, due, record as JSON)."""
+    return (journey, lead, version, rec.state, rec.due, json.dumps(rec.to_list(), separators=(",", ":")))
+
+
+def action_row(a) -> tuple:
+    """An action as the outbox keeps it: (key, journey, version, lead, kind, time, data as JSON)."""
+    return (a.key, a.journey, a.version, a.lead, a.kind, a.time,
+            json.dumps(a.data, ensure_ascii=False, separators=(",", ":")))
 
 
 def _holder(path: str) -> str:

@@ -15,10 +15,10 @@ from .record import Lead
 from .zones import UTC, next_open, zone
 
 __all__ = ["next_timer", "score_at", "holds", "release_time", "lead_zone", "window_due", "meant_sends",
-           "SEND", "HOLD_SEND", "HOLD_END", "TIMEOUT", "CROSSING"]
+           "SEND", "ACT", "HOLD_SEND", "HOLD_END", "TIMEOUT", "CROSSING"]
 
 # Ties at one instant fire in this order.
-SEND, HOLD_SEND, HOLD_END, TIMEOUT, CROSSING = range(5)
+SEND, ACT, HOLD_SEND, HOLD_END, TIMEOUT, CROSSING = range(6)
 
 
 def behaviour_at(cj, rec: Lead, t: int) -> float:
@@ -166,7 +166,7 @@ def next_timer(cj, rec: Lead):
     frequency cap leave in the order they were due), then by kind (content,
     holding loop, loop end, timeout, decay crossing), then in declaration
     order. Sends carry the time they were meant for, so a deferred send can
-    say so."""
+    say so. Delayed internal actions come right after content sends."""
     if rec.state not in cj.stages:
         return None  # left, never enrolled, or waiting to enroll: no stage, nothing due
     plan = cj.stages[rec.state]
@@ -182,6 +182,11 @@ def next_timer(cj, rec: Lead):
             due = window_due(cj, rec, due)
         if due_b is None or due < due_b or (due == due_b and meant < meant_b):
             due_b, meant_b, order_b, payload_b = due, meant, SEND, (bit, kind, content, meant)
+    for act in plan.acts:  # delayed internal actions: never held by the frequency cap
+        if act.bit and not rec.acted & act.bit:
+            due = rec.entered + act.offset
+            if due_b is None or due < due_b or (due == due_b and (due, ACT) < (meant_b, order_b)):
+                due_b, meant_b, order_b, payload_b = due, due, ACT, act
     idle_since = rec.active if rec.active > rec.entered else rec.entered
     if plan.hold is not None:
         stall, every, times, kind, content, name, _ = plan.hold

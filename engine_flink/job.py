@@ -22,12 +22,15 @@ import os
 import sys
 from dataclasses import dataclass
 
-__all__ = ["JobSpec", "build", "run", "configuration", "shipped", "spec_from_json", "main", "FAIL_MARKER"]
+__all__ = ["JobSpec", "build", "run", "configuration", "register_outbox", "shipped", "spec_from_json", "main",
+           "FAIL_MARKER"]
 
 #: The test-only failure leaves this file in the checkpoint folder, so it fails once, not on every attempt.
 FAIL_MARKER = "injected-failure"
 MS = 1000
 MAX_WATERMARK = 2**63 - 1
+#: PyFlink's switch between Python workers in separate processes and threads of the client ("loopback").
+WORKER_MODE = "_python_worker_execution_mode"
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class JobSpec:
     seen_ttl_days: int = 30          # how long an event id is remembered (the lead's event time)
     bundle: int = 1000               # elements a Python worker takes at once; a checkpoint waits for it
     fail_after: int | None = None    # test only: fail once after this many events, once a checkpoint is done
+    outbox: str | None = None        # a postgresql:// store: actions go to its outbox by key, not to out/actions
 
 
 def checkpoint_dir(spec: JobSpec) -> str:
@@ -58,7 +62,8 @@ def configuration(spec: JobSpec):
     config = Configuration()
     config.set_string("python.executable", sys.executable)  # the workers run in this environment
     config.set_string("python.client.executable", sys.executable)
-    # process mode (the default): thread mode (pemja) never got the source running here
+    # Beam workers (not thread mode, pemja, which never got the source running here); `run` also keeps
+    # them out of this process
     config.set_string("python.execution-mode", "process")
     config.set_string("python.fn-execution.bundle.size", str(spec.bundle))
     config.set_string("state.backend.type", spec.state)
@@ -234,14 +239,34 @@ def run(spec: JobSpec, action_sink=None) -> int:
     returns Flink's net run time in milliseconds (from the job's start to its end, JVM start excluded)."""
     from pyflink.datastream import StreamExecutionEnvironment
 
-    from .sinks import file_action_sink
+    from .sinks import file_action_sink, postgres_action_sink
 
+    if action_sink is None and spec.outbox:
+        register_outbox(spec)
+        action_sink = postgres_action_sink(spec.outbox, spec.parallelism)
+    # On a local mini-cluster PyFlink runs the Python workers as threads of this process ("loopback")
+    # unless told otherwise. A failed attempt's loopback worker is never stopped: it goes on sending
+    # keyed-state requests after Flink has disposed the attempt's RocksDB, and the JVM dies of a
+    # segmentation fault in RocksDB (createColumnFamily). Separate worker processes die with their attempt.
+    os.environ[WORKER_MODE] = "process"
     env = StreamExecutionEnvironment.get_execution_environment(configuration(spec))
     # one task reads, parses and stamps the input (PyFlink's own timestamp map takes the default
     # parallelism: two of them would interleave the lines); only the leads are spread over workers
     env.set_parallelism(1)
     build(env, spec, action_sink or file_action_sink(os.path.join(spec.out, "actions"), spec.parallelism))
     return env.execute("coltiva").get_net_runtime()
+
+
+def register_outbox(spec: JobSpec) -> None:
+    """The journeys of the run, recorded in the outbox's store (its tables made if new): `coltiva
+    actions`, `explain` and the service read versions there, as after `coltiva run`."""
+    from engine.pgstore import PgStore
+
+    from .logic import rebuild_journeys
+
+    with PgStore(spec.outbox) as store:
+        for item, cj in zip(spec.journeys, rebuild_journeys(list(spec.journeys))):
+            store.register(cj, item["sources"], command="flink")
 
 
 def shipped(compiled) -> tuple[dict, ...]:

@@ -21,7 +21,7 @@ from engine.runner import BUILTIN_TYPES
 from engine.step import advance, step_event
 
 __all__ = ["LeadState", "Stepped", "Tick", "Keyed", "Rejected", "classify", "apply_event", "apply_tick",
-           "rebuild_journeys", "known_types", "action_line", "record_line"]
+           "rebuild_journeys", "known_types", "action_line", "action_from_line", "record_line"]
 
 
 @dataclass(frozen=True)
@@ -171,6 +171,16 @@ def apply_tick(journeys: list[CompiledJourney], state: LeadState, lead: str, now
 def action_line(action: Action) -> str:
     """An action as one JSON line (the outbox's form): `key` makes delivery idempotent downstream."""
     return json.dumps(action.to_json(), ensure_ascii=False, separators=(",", ":"))
+
+
+_ACTION_COLUMNS = ("key", "kind", "journey", "version", "lead", "time")
+
+
+def action_from_line(line: str) -> Action:
+    """The Action an `action_line` holds (what a sink writes to the outbox)."""
+    data = json.loads(line)
+    return Action(data["kind"], data["journey"], data["version"], data["lead"], parse_time(data["time"]),
+                  data["key"], {k: v for k, v in data.items() if k not in _ACTION_COLUMNS})
 
 
 def record_line(lead: str, journey: str, state: LeadState) -> str:

@@ -3,8 +3,10 @@
 The file sink is exactly-once: part files are committed when a checkpoint
 completes, so a restore neither loses nor repeats a line. Every action carries
 its key (`lead|journey@version|rule|seq`), so any sink can be idempotent by key:
-a PostgreSQL outbox would `INSERT ... ON CONFLICT (key) DO NOTHING` behind the
-same signature, and a Kafka sink would write with the key as the message key.
+the PostgreSQL sink writes each action into a store's outbox by key (a key
+already there is left as it is), so the actions a restore replays find their
+rows and the outbox holds each action once; a Kafka sink would write with the
+key as the message key.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import json
 import os
 from dataclasses import dataclass
 
-__all__ = ["file_sink", "file_action_sink", "read_lines", "read_results", "Results"]
+__all__ = ["file_sink", "file_action_sink", "postgres_action_sink", "OutboxWriter", "read_lines", "read_results",
+           "Results"]
 
 
 def file_sink(path: str):
@@ -31,6 +34,58 @@ def file_action_sink(path: str, parallelism: int = 1):
     """The default action sink: actions as JSON Lines in committed part files under `path`."""
     def attach(actions):
         actions.sink_to(file_sink(path)).name("actions").set_parallelism(parallelism)
+    return attach
+
+
+class OutboxWriter:
+    """The PostgreSQL sink's work, without Flink: action lines into a store's outbox, by key.
+
+    Each action commits before the next is taken: when a checkpoint completes,
+    every action before its barrier is in the outbox, and those replayed after a
+    restore find their keys there (written once, at their first position).
+    """
+
+    def __init__(self, url: str):
+        self.url = url
+        self.store = None
+
+    def open(self) -> None:
+        from engine.pgstore import PgStore
+
+        self.store = PgStore(self.url)
+
+    def write(self, line: str) -> None:
+        from .logic import action_from_line
+
+        self.store.add_actions([action_from_line(line)])
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+
+
+def postgres_action_sink(url: str, parallelism: int = 1):
+    """Actions into the outbox of the PostgreSQL store at `url`, idempotent by key (one writer per worker)."""
+    def attach(actions):
+        from pyflink.datastream import ProcessFunction
+
+        class Outbox(ProcessFunction):
+            def __init__(self, url: str):
+                self.url = url
+
+            def open(self, runtime_context):
+                self.writer = OutboxWriter(self.url)
+                self.writer.open()
+
+            def process_element(self, line, ctx):
+                self.writer.write(line)
+                return iter(())
+
+            def close(self):
+                self.writer.close()
+
+        actions.process(Outbox(url)).name("outbox").set_parallelism(parallelism)
     return attach
 
 

@@ -83,7 +83,8 @@ class Service:
         self.config = config
         self.metrics = Metrics()
         self.writer = Writer(open_runner, queue_lines=config.queue_lines, group_lines=config.group_lines,
-                             cache_leads=config.cache_leads, on_commit=self._committed)
+                             cache_leads=config.cache_leads, on_commit=self._committed,
+                             max_ahead_days=config.max_ahead_days)
         self.readers = Readers(config.db)
         self.keys = KeyRing(config.keys)
         self.stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
@@ -131,8 +132,9 @@ class Service:
         await self.writer.close()
         self.readers.close()
 
-    async def tick(self, now: int, force: bool = True):
-        summary = await self.writer.tick(now, force)
+    async def tick(self, now: int, force: bool = True, deadline=None):
+        job = self.writer.submit_tick(now, force)
+        summary = await (deadline(job) if deadline is not None else job.future)
         self.metrics.ticks.inc()
         self.metrics.last_tick.set(now)
         log.info("tick", extra={"now": format_time(now), "ticked_leads": summary.ticked_leads,
@@ -154,7 +156,35 @@ class Service:
                 log.error("tick failed", extra={"error": f"{type(err).__name__}: {err}"})
 
 
-# -- limits on every request -------------------------------------------------------------
+# -- every request: its log line and metric, its limits -------------------------------------
+class AccessLog:
+    """Pure ASGI middleware: one JSON log line and one metric per request (cheaper than BaseHTTPMiddleware)."""
+
+    def __init__(self, app, svc: "Service"):
+        self.app, self.svc = app, svc
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        status = 500  # if the app raises, the outer error handler answers 500
+
+        async def sending(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.svc.metrics.requests.labels(route, str(status)).inc()
+            if self.svc.config.log_requests and route != "/health":
+                log.info("request", extra={"method": scope["method"], "path": scope["path"], "status": status,
+                                           "ms": round(1000 * (time.perf_counter() - started), 2)})
+
+
 class BodyGuard:
     """Pure ASGI middleware: a body larger than `max_body`, or slower than `deadline`, is refused.
 
@@ -179,7 +209,7 @@ class BodyGuard:
                     msg = (f"a request carries at most {self.max_body:,} bytes" if status == 413
                            else "Content-Length must be a whole number")
                     return await JSONResponse({"error": msg}, status)(scope, receive, send)
-        end = time.monotonic() + self.deadline
+        end = asyncio.get_running_loop().time() + self.deadline
         received = 0
         done = False
 
@@ -187,10 +217,10 @@ class BodyGuard:
             nonlocal received, done
             if done:
                 return await receive()
-            left = end - time.monotonic()
             try:
-                message = await asyncio.wait_for(receive(), max(left, 0.001))
-            except asyncio.TimeoutError:
+                async with asyncio.timeout_at(end):  # no task per chunk, unlike wait_for
+                    message = await receive()
+            except TimeoutError:
                 raise HTTPException(408, f"the body was not sent within {self.deadline:g} s") from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
@@ -202,7 +232,8 @@ class BodyGuard:
         await self.app(scope, guarded, send)
 
 
-def _bearer_scope(svc: Service, request: Request, creds: HTTPAuthorizationCredentials | None, scope: str) -> None:
+async def _bearer_scope(svc: Service, request: Request, creds: HTTPAuthorizationCredentials | None,
+                        scope: str) -> None:
     if not svc.keys.configured:
         # open mode: only on loopback (serve refuses otherwise), and never for a web page of another site
         if request.headers.get("origin") or request.headers.get("sec-fetch-site") not in (None, "none", "same-origin"):
@@ -211,7 +242,9 @@ def _bearer_scope(svc: Service, request: Request, creds: HTTPAuthorizationCreden
     if creds is None or creds.scheme.lower() != "bearer" or not creds.credentials:
         raise HTTPException(401, "an API key is required: send `Authorization: Bearer <key>` "
                                  "(create one with `coltiva keys create NAME --scope ...`)")
-    key = svc.keys.verify(creds.credentials)
+    key = svc.keys.known(creds.credentials)  # a key seen before: no scrypt, no thread
+    if key is None:
+        key = await run_in_threadpool(svc.keys.verify, creds.credentials)
     if key is None:
         raise HTTPException(401, "unknown or revoked API key")
     if not key.allows(scope):
@@ -222,8 +255,8 @@ _bearer = HTTPBearer(auto_error=False)
 
 
 def need(scope: str):
-    def check(request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]):
-        _bearer_scope(request.app.state.svc, request, creds, scope)
+    async def check(request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]):
+        await _bearer_scope(request.app.state.svc, request, creds, scope)
 
     return Depends(check)
 
@@ -250,6 +283,7 @@ def create_app(svc: Service) -> FastAPI:
                   description="Events in, time passing, actions out. See docs/service.md.")
     app.state.svc = svc
     app.add_middleware(BodyGuard, max_body=svc.config.max_body, deadline=svc.config.read_deadline)
+    app.add_middleware(AccessLog, svc=svc)
 
     @app.exception_handler(HTTPException)
     async def http_error(request, exc: HTTPException):
@@ -272,36 +306,31 @@ def create_app(svc: Service) -> FastAPI:
         log.error("request failed", extra={"path": request.url.path, "error": f"{type(exc).__name__}: {exc}"})
         return _error(500, f"{type(exc).__name__}: {exc}; nothing of this request was kept, retry it")
 
-    @app.middleware("http")
-    async def access_log(request: Request, call_next):
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        name = getattr(route, "path", "unmatched")
-        svc.metrics.requests.labels(name, str(response.status_code)).inc()
-        if svc.config.log_requests and name != "/health":
-            log.info("request", extra={"method": request.method, "path": request.url.path,
-                                       "status": response.status_code,
-                                       "ms": round(1000 * (time.perf_counter() - started), 2)})
-        return response
-
     async def read_body(request: Request) -> bytes:
         chunks = []
         async for chunk in request.stream():
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def commit(lines: list[bytes], source: str):
-        task = asyncio.ensure_future(svc.writer.events(lines, source))
+    async def committed(job):
+        """The job's Summary once committed; 503 if not within `commit_deadline` (then dropped if still queued)."""
         try:
-            summary = await asyncio.wait_for(asyncio.shield(task), svc.config.commit_deadline)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(svc.config.commit_deadline):
+                return await asyncio.shield(job.future)
+        except TimeoutError:
+            job.future.cancel()
+            if not job.taken:
+                raise ServiceError("not committed within the deadline, and dropped: nothing of it was kept; "
+                                   "send it again", 503) from None
             raise ServiceError("not committed within the deadline: it may still be; retry the same events "
                                "(their ids make a retry safe)", 503) from None
+
+    async def commit(lines: list[bytes], source: str) -> JSONResponse:
+        summary = await committed(svc.writer.submit(lines, source))
         svc.count(summary)
         if svc.deliverer is not None and any(summary.actions.values()):
             svc.deliverer.wake()
-        return summary_json(summary)
+        return JSONResponse(summary_json(summary))  # already the documented shape: no second validation
 
     # -- routes ---------------------------------------------------------------------------
     @app.get("/health", response_model=HealthOut, summary="Liveness: answers without touching the store")
@@ -342,7 +371,7 @@ def create_app(svc: Service) -> FastAPI:
             moment = parse_time(now)
         except ValueError as err:
             raise ServiceError(f"`now`: {err}") from None
-        return summary_json(await svc.tick(moment, force))
+        return summary_json(await svc.tick(moment, force, deadline=committed))
 
     @app.get("/leads", dependencies=[need("actions:read")], responses=_errors(401, 403),
              response_model=dict[str, dict[str, int]], summary="Leads per stage of each journey")

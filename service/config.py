@@ -14,9 +14,12 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
 
+from engine.record import OUTBOX_KINDS as ACTION_KINDS
+
 from .errors import ConfigError
 
-__all__ = ["Webhook", "ServiceConfig", "load_config", "config_for_store", "LOOPBACK"]
+__all__ = ["Webhook", "ServiceConfig", "load_config", "config_for_store", "check_webhook_calls", "LOOPBACK",
+           "ACTION_KINDS"]
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
@@ -28,7 +31,7 @@ class Webhook:
     name: str
     url: str
     secret: str
-    kinds: tuple[str, ...] = ()           # action kinds (send, handoff, stage, exit...); empty: every kind
+    kinds: tuple[str, ...] = ()           # action kinds (ACTION_KINDS); empty: every kind but `webhook`
     content_kinds: tuple[str, ...] = ()   # for sends: content kinds (email, ...); empty: every content kind
     timeout: float = 10.0
     max_attempts: int = 8                 # then the action goes to the dead letters
@@ -36,6 +39,8 @@ class Webhook:
     max_backoff: float = 600.0
 
     def wants(self, action: dict) -> bool:
+        if action.get("kind") == "webhook":  # `call webhook "NAME"` calls the destination named NAME, only it
+            return action.get("webhook") == self.name
         if self.kinds and action.get("kind") not in self.kinds:
             return False
         if self.content_kinds and action.get("content_kind") not in self.content_kinds:
@@ -52,6 +57,7 @@ class ServiceConfig:
     keys: str | None = None
     clock: str = "wall"                   # "wall": tick every `tick_every` s from the wall clock; "manual"
     tick_every: float = 60.0
+    max_ahead_days: int = 90              # a tick further beyond the wall clock and the latest event needs force
     max_body: int = 16 * 1024 * 1024      # bytes per request
     read_deadline: float = 30.0           # seconds a client may take to send its body
     commit_deadline: float = 60.0         # seconds a request waits for its commit
@@ -70,6 +76,10 @@ class ServiceConfig:
 
 
 _TOP = {"journeys", "store", "keys", "server", "clock", "webhooks", "segment", "delivery", "limits"}
+#: The keys of each table: a misspelt key is named, never silently ignored.
+_TABLES = {"server": {"host", "port"}, "clock": {"mode", "every", "max_ahead"},
+           "limits": {"max_body_mb", "read_deadline", "commit_deadline", "queue_lines", "group_lines", "cache_leads"},
+           "delivery": {"every", "seed"}, "segment": {"types"}}
 
 
 def _get(table: dict, key: str, kind, where: str, default=None):
@@ -106,6 +116,14 @@ def _webhook(raw: dict, n: int, base: Path) -> Webhook:
     extra = set(raw) - known
     if extra:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(extra))}")
+    for kind in _get(raw, "kinds", list, where, []):
+        if kind not in ACTION_KINDS:
+            import difflib
+
+            guess = difflib.get_close_matches(str(kind), ACTION_KINDS, n=1)
+            hint = f"did you mean {guess[0]!r}? " if guess else ""
+            raise ConfigError(f"{where}.kinds: {kind!r} is not a kind of action ({hint}kinds: "
+                              f"{', '.join(ACTION_KINDS)})")
     return Webhook(
         name=_get(raw, "name", str, where, f"webhook-{n + 1}"), url=url, secret=secret,
         kinds=tuple(_get(raw, "kinds", list, where, [])), content_kinds=tuple(_get(raw, "content_kinds", list, where, [])),
@@ -140,6 +158,12 @@ def load_config(path: str | Path | None) -> ServiceConfig:
     limits = _get(data, "limits", dict, "config", {})
     delivery = _get(data, "delivery", dict, "config", {})
     segment = _get(data, "segment", dict, "config", {})
+    for name, table in (("server", server), ("clock", clock), ("limits", limits), ("delivery", delivery),
+                        ("segment", segment)):
+        extra = set(table) - _TABLES[name]
+        if extra:
+            raise ConfigError(f"{path}: unknown key(s) {', '.join(f'{name}.{k}' for k in sorted(extra))} "
+                              f"(known in [{name}]: {', '.join(sorted(_TABLES[name]))})")
     types = _get(segment, "types", dict, "segment", {})
     if any(not isinstance(v, str) for v in types.values()):
         raise ConfigError("segment.types maps Segment event names to Coltiva event types (strings)")
@@ -149,8 +173,15 @@ def load_config(path: str | Path | None) -> ServiceConfig:
     every = float(_get(clock, "every", (int, float), "clock", cfg.tick_every))
     if every <= 0:
         raise ConfigError("clock.every must be a positive number of seconds")
+    max_ahead = _get(clock, "max_ahead", int, "clock", cfg.max_ahead_days)
+    if max_ahead < 0:
+        raise ConfigError("clock.max_ahead must be a whole number of days, 0 or more")
     store = _get(data, "store", str, "config", None)
     keys = _get(data, "keys", str, "config", None)
+    for name in ("max_body_mb", "read_deadline", "commit_deadline", "queue_lines", "group_lines"):
+        value = limits.get(name)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
+            raise ConfigError(f"limits.{name} must be above 0, not {value!r}")
     return replace(
         cfg,
         journeys=tuple(rel(j) for j in journeys),
@@ -158,7 +189,7 @@ def load_config(path: str | Path | None) -> ServiceConfig:
         keys=rel(keys) if keys else None,
         host=_get(server, "host", str, "server", cfg.host),
         port=_get(server, "port", int, "server", cfg.port),
-        clock=mode, tick_every=every,
+        clock=mode, tick_every=every, max_ahead_days=max_ahead,
         max_body=int(_get(limits, "max_body_mb", (int, float), "limits", cfg.max_body / 2 ** 20) * 2 ** 20),
         read_deadline=float(_get(limits, "read_deadline", (int, float), "limits", cfg.read_deadline)),
         commit_deadline=float(_get(limits, "commit_deadline", (int, float), "limits", cfg.commit_deadline)),
@@ -176,3 +207,22 @@ def config_for_store(path: str | None, db: str | None) -> ServiceConfig:
     """The config a store command uses (`coltiva deliver`, `coltiva deliveries`): the file, then --db."""
     config = load_config(path)
     return replace(config, db=db) if db else config
+
+
+def check_webhook_calls(config: ServiceConfig, journeys) -> None:
+    """Every `call webhook "NAME"` of the journeys names a `[[webhooks]]` destination, else ConfigError.
+
+    A `webhook` action goes to the destination of that name only: without one it
+    would wait in the outbox forever, so the service refuses to start instead.
+    """
+    names = {hook.name for hook in config.webhooks}
+    for journey in journeys:
+        for stage in journey.stages:
+            for act in stage.actions:
+                if act.kind == "webhook" and act.value not in names:
+                    import difflib
+
+                    guess = difflib.get_close_matches(str(act.value), sorted(names), n=1)
+                    hint = f" (did you mean {guess[0]!r}?)" if guess else ""
+                    raise ConfigError(f"journey {journey.name!r} calls webhook {act.value!r} (line {act.span.line}), "
+                                      f"but no [[webhooks]] entry has that name{hint}")

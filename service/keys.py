@@ -153,13 +153,21 @@ class KeyRing:
         self.refresh()
         return len(self._keys)
 
-    def verify(self, token: str) -> ApiKey | None:
+    def known(self, token: str) -> ApiKey | None:
+        """The key of a token verified before and still active; None if it needs `verify` (scrypt)."""
         self.refresh()
         digest = hashlib.sha256(token.encode("utf-8", "replace")).digest()
         with self._lock:
             known = self._verified.get(digest)
             if known is not None and known in self._keys:
                 return self._keys[known]
+        return None
+
+    def verify(self, token: str) -> ApiKey | None:
+        key = self.known(token)
+        if key is not None:
+            return key
+        digest = hashlib.sha256(token.encode("utf-8", "replace")).digest()
         if not token.startswith(PREFIX) or token.count("_") < 2:
             return None
         key_id, _, secret = token[len(PREFIX):].partition("_")

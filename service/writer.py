@@ -22,7 +22,7 @@ from typing import Callable
 
 from engine.runner import Runner, Summary
 
-from .clock import check_tick
+from .clock import MAX_AHEAD_DAYS, check_tick
 from .errors import Busy, ServiceError
 
 __all__ = ["Writer", "summary_json"]
@@ -41,6 +41,7 @@ class _Events:
     lines: list[bytes]
     source: str
     future: asyncio.Future = field(repr=False)
+    taken: bool = False  # the writer has it in a group: it will be committed even if its request gave up
 
 
 @dataclass
@@ -48,18 +49,20 @@ class _Tick:
     now: int
     force: bool
     future: asyncio.Future = field(repr=False)
+    taken: bool = False
 
 
 class Writer:
     """Owns the writing Store and Runner on one thread; the event loop only queues and awaits."""
 
     def __init__(self, open_runner: Callable[[], Runner], *, queue_lines: int, group_lines: int, cache_leads: int,
-                 on_commit: Callable[[int, int, float], None] | None = None):
+                 on_commit: Callable[[int, int, float], None] | None = None, max_ahead_days: int = MAX_AHEAD_DAYS):
         self._open_runner = open_runner
         self.queue_lines = queue_lines
         self.group_lines = max(1, group_lines)
         self.cache_leads = max(0, cache_leads)
         self._on_commit = on_commit
+        self.max_ahead_days = max_ahead_days
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="coltiva-writer")
         self._jobs: deque[_Events | _Tick | None] = deque()
         self._wake: asyncio.Event | None = None
@@ -88,21 +91,33 @@ class Writer:
         self._executor.shutdown(wait=True)
 
     # -- what requests call --------------------------------------------------------
-    async def events(self, lines: list[bytes], source: str) -> Summary:
+    def submit(self, lines: list[bytes], source: str) -> _Events:
+        """Queue a request's lines; `job.future` gives its Summary once committed. Busy when the queue is full.
+
+        A future cancelled before the writer takes its job (the request's deadline passed) drops
+        the job: nothing of it is written (`job.taken` stays False).
+        """
         if self.pending_lines and self.pending_lines + len(lines) > self.queue_lines:
             raise Busy(f"the writer has {self.pending_lines:,} event lines waiting; retry shortly")
         future = asyncio.get_running_loop().create_future()
         self.pending_lines += len(lines)
-        self._jobs.append(_Events(lines, source, future))
+        job = _Events(lines, source, future)
+        self._jobs.append(job)
         self._wake.set()
-        return await future
+        return job
+
+    async def events(self, lines: list[bytes], source: str) -> Summary:
+        return await self.submit(lines, source).future
+
+    def submit_tick(self, now: int, force: bool = True) -> _Tick:
+        """Queue a tick to `now`; never backwards; unless `force`, not far beyond the clock and the latest event."""
+        job = _Tick(now, force, asyncio.get_running_loop().create_future())
+        self._jobs.append(job)
+        self._wake.set()
+        return job
 
     async def tick(self, now: int, force: bool = True) -> Summary:
-        """Tick to `now`; never backwards; unless `force`, not far beyond the clock and the latest event."""
-        future = asyncio.get_running_loop().create_future()
-        self._jobs.append(_Tick(now, force, future))
-        self._wake.set()
-        return await future
+        return await self.submit_tick(now, force).future
 
     def run_sync(self, fn: Callable):
         """Run fn(store) on the writer's thread from another thread (delivery bookkeeping)."""
@@ -123,14 +138,26 @@ class Writer:
             if job is None:
                 return
             if isinstance(job, _Tick):
+                if job.future.done():  # its request gave up before the writer took it
+                    continue
+                job.taken = True
                 await self._settle([job], loop.run_in_executor(self._executor, self._tick, job.now, job.force))
                 continue
-            group = [job]
-            lines = len(job.lines)
-            while self._jobs and isinstance(self._jobs[0], _Events) and lines < self.group_lines:
-                nxt = self._jobs.popleft()
-                group.append(nxt)
-                lines += len(nxt.lines)
+            group, dropped = [], 0
+            lines = 0
+            while True:  # every request waiting (up to group_lines lines) goes into ONE transaction
+                if job.future.done():  # its request gave up (deadline) before the writer took it: not written
+                    dropped += len(job.lines)
+                else:
+                    job.taken = True
+                    group.append(job)
+                    lines += len(job.lines)
+                if not (self._jobs and isinstance(self._jobs[0], _Events) and lines < self.group_lines):
+                    break
+                job = self._jobs.popleft()
+            self.pending_lines -= dropped
+            if not group:
+                continue
             started = time.perf_counter()
             requests = [(j.lines, j.source) for j in group]
             await self._settle(group, loop.run_in_executor(self._executor, self._commit, requests))
@@ -160,7 +187,7 @@ class Writer:
         return summaries
 
     def _tick(self, now: int, force: bool) -> Summary:
-        check_tick(self.runner.store, now, force=force, last_tick=self.last_tick)
+        check_tick(self.runner.store, now, force=force, last_tick=self.last_tick, max_ahead_days=self.max_ahead_days)
         summary = self.runner.tick(now)
         self.last_tick = now
         self._trim_cache()

@@ -27,6 +27,7 @@ __all__ = [
     "fit_rules",
     "content_items",
     "stages",
+    "internal_actions",
     "journeys",
     "comment_texts",
     "send_windows",
@@ -159,8 +160,20 @@ date_anchors = st.builds(m.DateAnchor, offset=st.builds(m.Duration, st.integers(
                          direction=st.sampled_from(["before", "after"]), field=field_names,
                          event=st.none() | event_names, past=st.sampled_from(["skip", "send"]))
 
-_sends = st.one_of(st.builds(m.Send, identifiers, texts, st.none() | durations),
-                   st.builds(m.Send, identifiers, texts, st.none(), at=date_anchors))
+_sends = st.one_of(st.builds(m.Send, identifiers, texts, st.none() | durations, every_visit=st.booleans()),
+                   st.builds(m.Send, identifiers, texts, st.none(), at=date_anchors, every_visit=st.booleans()))
+_action_values = st.one_of(texts, _numbers, st.booleans())
+
+
+@st.composite
+def internal_actions(draw) -> m.InternalAction:
+    """notify (owner or a user), task, set_field (any value), tag, add_to_list, webhook; on entry or delayed."""
+    kind = draw(st.sampled_from(m.ACTION_KINDS))
+    if kind == "set_field":
+        value, to = draw(_action_values), draw(field_names)
+    else:
+        value, to = draw(texts), draw(st.none() | texts) if kind == "notify" else None
+    return m.InternalAction(kind, value, to, draw(st.none() | durations))
 
 
 @st.composite
@@ -179,6 +192,7 @@ def stages(draw, sid: str, targets: list[str], initial: bool) -> m.Stage:
         sends=tuple(draw(st.lists(_sends, max_size=3))),
         triggers=tuple(draw(st.lists(_triggers(targets), max_size=3))),
         hold=hold,
+        actions=tuple(draw(st.lists(internal_actions(), max_size=3))),
     )
 
 
@@ -200,6 +214,9 @@ def journeys(draw, max_stages: int = 3) -> m.Journey:
         windows=tuple(draw(st.lists(send_windows(), max_size=3))),
         contents=tuple(draw(st.lists(content_items, max_size=3))),
         includes=tuple(draw(st.lists(st.builds(m.Include, texts), max_size=2))),
+        reentry=draw(st.none() | st.builds(m.Reentry, st.sampled_from(["once", "always"]))
+                     | st.builds(m.Reentry, st.just("per"), durations)),
+        catalogue=draw(st.none() | st.builds(m.Catalogue, texts)),
     )
 
 

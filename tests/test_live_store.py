@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -195,19 +196,20 @@ def test_a_changed_journey_with_no_lead_yet_is_a_switch_of_the_log(tmp_path):
     assert rows == [{"journey": "small", "from": v1[0].version, "to": v2[0].version, "policy": "register"}]
 
 
-def test_a_format_2_store_opens_and_is_marked_format_3(tmp_path):
+def test_a_format_2_store_opens_and_is_marked_current(tmp_path):
+    import shutil
     import sqlite3
 
     from engine.store import SCHEMA_VERSION
 
     db = tmp_path / "f2.db"
-    run(db, [small()], [event("e1", "x", "visit", 1_767_225_600)])
-    before = meaning(db)
+    shutil.copy(Path(__file__).parent / "fixtures" / "store_v3.db", db)  # a store written by format 3
     con = sqlite3.connect(db)
-    con.execute("PRAGMA user_version = 2")  # format 2 has the very same tables
+    con.execute("PRAGMA user_version = 2")  # format 2 has the very same tables as format 3
     con.close()
+    before = meaning(db)
     with Store(db, read_only=True) as store:
-        assert store.format == 2 and [lead for lead, _ in store.leads_of("small")] == ["x"]
+        assert store.format == 2 and "lead-0003" in [lead for lead, _ in store.leads_of("Demand generation (B2B)")]
     with Store(db, writer=True) as store:
-        assert store.format == SCHEMA_VERSION == 3
+        assert store.format == SCHEMA_VERSION == 4
     assert meaning(db) == before

@@ -236,3 +236,91 @@ def test_a_slow_client_and_a_flood_do_not_hold_health(tmp_path):
     assert flood_requests and set(flood_requests) <= {200, 429}
     assert slow_answer and b" 408 " in slow_answer[0].split(b"\r\n")[0]
     assert b'"error"' in slow_answer[0]
+
+
+def _post_in_thread(base, body):
+    """POST /events from a thread; the answer lands in the returned list."""
+    out: list = []
+
+    def go():
+        out.append(httpx.post(base + "/events", content=body, timeout=60))
+
+    thread = threading.Thread(target=go)
+    thread.start()
+    return thread, out
+
+
+def test_a_write_not_committed_within_the_deadline_gets_503_and_never_holds_the_reads(tmp_path):
+    """Another process holds SQLite's write lock: the writer is stuck, so requests time out with 503.
+
+    The one the writer had taken is committed once the lock goes ("it may still be"); the one still
+    queued is dropped ("nothing of it was kept"): resending it applies it, exactly once.
+    """
+    import sqlite3
+
+    config = _config(tmp_path, "[limits]\ncommit_deadline = 0.5\n")
+    taken = ("\n".join(_event(n, lead="held-a") for n in range(3)) + "\n").encode()
+    queued = ("\n".join(_event(n, lead="held-b") for n in range(10, 14)) + "\n").encode()
+    with Server(tmp_path, "--config", config) as server:
+        base = server.base
+        assert httpx.post(base + "/events", content=_event(99, lead="warm")).status_code == 200
+        lock = sqlite3.connect(server.db, isolation_level=None)
+        lock.execute("BEGIN IMMEDIATE")  # busy_timeout of the writer's connection: 5 s, far beyond the deadline
+        try:
+            first, first_out = _post_in_thread(base, taken)
+            first.join(30)
+            second, second_out = _post_in_thread(base, queued)  # the writer is still stuck on the first
+            for _ in range(3):  # the reads and /health never wait for the writer
+                assert httpx.get(base + "/health", timeout=30).status_code == 200
+                assert "Demand generation (B2B)" in httpx.get(base + "/leads", timeout=30).json()
+            second.join(30)
+        finally:
+            lock.execute("ROLLBACK")
+            lock.close()
+        assert "may still be" in _json_error(first_out[0], 503)
+        assert "nothing of it was kept" in _json_error(second_out[0], 503)
+        # the writer is free again: a request answered 200 is committed after the one it had taken
+        assert httpx.post(base + "/events", content=_event(100, lead="after")).json()["applied"] == 1
+        assert httpx.get(base + "/explain/held-a").status_code == 200
+        _json_error(httpx.get(base + "/explain/held-b"), 404)
+        again = httpx.post(base + "/events", content=taken + queued).json()
+    assert (again["applied"], again["duplicates"]) == (4, 3)
+    assert "Traceback" not in server.log.read_text()
+
+
+def test_a_client_trickling_its_body_holds_only_its_own_request(tmp_path):
+    """While one client sends a byte at a time, other writes are committed and answered."""
+    config = _config(tmp_path, "[limits]\nread_deadline = 5\n")
+    with Server(tmp_path, "--config", config) as server:
+        host, port = server.base.removeprefix("http://").split(":")
+        trickling, done = threading.Event(), threading.Event()
+        answer: list[bytes] = []
+
+        def trickle():
+            with socket.create_connection((host, int(port))) as s:
+                s.sendall(b"POST /events HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{")
+                trickling.set()
+                s.settimeout(0.2)
+                data = b""
+                for _ in range(300):  # bounded: the 408 comes after read_deadline
+                    try:
+                        s.sendall(b" ")
+                        data += s.recv(4096)
+                        if b"}" in data:
+                            break
+                    except socket.timeout:
+                        continue
+                    except OSError:
+                        break
+                answer.append(data)
+            done.set()
+
+        thread = threading.Thread(target=trickle)
+        thread.start()
+        trickling.wait(30)
+        for n in range(5):
+            r = httpx.post(server.base + "/events", content=_event(n, lead=f"quick-{n}"), timeout=30)
+            assert r.status_code == 200 and r.json()["applied"] == 1
+            assert not done.is_set(), "a write waited for the trickling client"
+        thread.join(60)
+    assert answer and b" 408 " in answer[0].split(b"\r\n")[0]

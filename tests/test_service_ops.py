@@ -75,6 +75,10 @@ def test_config_mistakes_are_named_not_tracebacks(tmp_path):
         "[[webhooks]]\nurl = 'ftp://x'\nsecret = 's'\n": "webhooks[0].url",
         "[[webhooks]]\nurl = 'http://x'\nsecret_env = 'COLTIVA_NO_SUCH_VAR'\n": "COLTIVA_NO_SUCH_VAR",
         "[limits]\nqueue_lines = 'many'\n": "limits.queue_lines must be a int",
+        "[limits]\nmax_body = 3\n": "unknown key(s) limits.max_body",  # a misspelt key is never ignored
+        "[server]\nhots = '0.0.0.0'\n": "unknown key(s) server.hots",
+        "[limits]\ncommit_deadline = 0\n": "limits.commit_deadline must be above 0",
+        "[clock]\nmax_ahead = -1\n": "clock.max_ahead",
         "journeys = [\n": "not valid TOML",
     }
     path = tmp_path / "coltiva.toml"
@@ -106,7 +110,7 @@ def test_the_documented_config_is_a_valid_config(tmp_path, monkeypatch):
     monkeypatch.setenv("COLTIVA_CRM_SECRET", "b")
     (tmp_path / "coltiva.toml").write_text(block)
     config = load_config(tmp_path / "coltiva.toml")
-    assert [w.name for w in config.webhooks] == ["email", "crm"] and config.webhooks[0].secret == "a"
+    assert [w.name for w in config.webhooks] == ["email", "crm", "crm-sync"] and config.webhooks[0].secret == "a"
     assert config.segment_types["Demo Requested"] == "demo.requested"
     assert config.max_body == 16 * 2 ** 20 and config.delivery_seed == 42 and config.clock == "wall"
     assert config.journeys == (str(tmp_path / "journeys/demand_generation.journey"),)

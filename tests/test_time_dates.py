@@ -186,7 +186,7 @@ def test_time_fields_round_trip_through_the_record_codec():
     rec.dates = (None, (1_800_000_000, 95))
     rec.marks = (None, 120)
     data = json.loads(json.dumps(rec.to_list()))
-    assert len(data) == 17 and data[15] is None
+    assert len(data) == 20 and data[15] is None and data[17] == 90 and data[19]["zone"] == "Europe/Rome"
     back = Lead.from_list(data)
     assert back == rec and (back.zone, back.enrolled, back.dates, back.marks) == (rec.zone, 90, rec.dates, rec.marks)
 
@@ -194,10 +194,11 @@ def test_time_fields_round_trip_through_the_record_codec():
 @pytest.mark.parametrize("stored", [
     ["a", 1, 1, 0.0, 1, 0, None, 1, 0, None, None, None, 1, None, 1],               # before `gone`
     ["a", 1, 1, 0.0, 1, 0, None, 1, 0, None, None, None, 1, None, 1, ["old-id"]],   # with `gone`
+    ["a", 1, 1, 0.0, 1, 0, None, 1, 0, None, None, None, 1, None, 1, None, 0, 5, "way"],  # with re-entry
 ])
 def test_records_stored_before_time_fields_still_read(stored):
     rec = Lead.from_list(stored)
-    assert (rec.zone, rec.dates, rec.enrolled, rec.marks) == (None, None, None, None)
+    assert (rec.zone, rec.dates, rec.marks) == (None, None, None)
     assert rec.to_list() == stored
 
 

@@ -76,7 +76,7 @@ _LEGEND = {
 #: The panel section each kind of global rule is listed in.
 SECTION_OF = {"scoring": "Scoring", "decay": "Scoring", "fit": "Fit (profile points)",
               "exit": "Exit rules", "enroll": "Enroll rules", "cap": "Frequency caps",
-              "zone": "Time", "window": "Time"}
+              "zone": "Time", "window": "Time", "reentry": "Re-entry"}
 
 
 @dataclass(frozen=True)
@@ -173,7 +173,7 @@ def stage_node(stage: Stage, order: int, titles: dict[tuple[str, str], str]) -> 
     lines = tuple(
         Line(f"{t.offset_text(s)} · {t.send_text(s)}", titles.get((s.kind, s.content), ""))
         for s in stage.sends
-    )
+    ) + tuple(Line(f"{t.action_offset_text(a)} · ⚙ {t.action_text(a)}") for a in stage.actions)
     return Node(node_key(stage.id), stage.id, stage.title, "stage", order, tuple(badges), lines)
 
 
@@ -229,6 +229,8 @@ def rule_sections(journey: Journey, mark=None, removed=None) -> tuple[Section, .
         ("Frequency caps", [Line(t.cap_text(c), mark=mark(c)) for c in journey.caps]),
         ("Time", [Line(t.zone_text(z), mark=mark(z)) for z in journey.zones]
          + [Line(t.window_text(w), mark=mark(w)) for w in journey.windows]),
+        ("Re-entry", [Line(t.reentry_text(journey.reentry), mark=mark(journey.reentry))]
+         if journey.reentry is not None else []),
     ]
     for title, lines in pairs:
         lines = lines + list(removed.get(title, ()))

@@ -137,6 +137,20 @@ def _send_changes(sid: str, old: Stage, new: Stage) -> list[Change]:
     return out
 
 
+def _action_label(a) -> str:
+    return f"{t.action_text(a)} {t.action_offset_text(a)}"
+
+
+def _action_changes(sid: str, old: Stage, new: Stage) -> list[Change]:
+    """Internal actions, paired by what they do; a changed delay is a change."""
+    pairs, removed, added = _pair(old.actions, new.actions, [lambda a: (a.kind, a.to, a.value)])
+    out = [Change("~", "act", sid, f"{t.action_text(n)}: {t.action_offset_text(o)} -> {t.action_offset_text(n)}",
+                  o, n) for o, n in pairs if o != n]
+    out += [Change("-", "act", sid, _action_label(o), o, None) for o in removed]
+    out += [Change("+", "act", sid, _action_label(n), None, n) for n in added]
+    return out
+
+
 def _hold_line(h: HoldLoop) -> str:
     return (f"hold after {h.stall_after} idle: every {h.every} {h.kind} \"{h.content}\" "
             f"×{h.times}, then -> {t.target_text(h.then)}")
@@ -161,7 +175,8 @@ def _stage_changes(old: Stage, new: Stage) -> list[Change]:
         was, now = getattr(old, flag), getattr(new, flag)
         if was != now:
             out.append(Change("+" if now else "-", "flag", sid, word, old, new))
-    return out + _send_changes(sid, old, new) + _trigger_changes(sid, old, new) + _hold_changes(sid, old, new)
+    return (out + _send_changes(sid, old, new) + _action_changes(sid, old, new) + _trigger_changes(sid, old, new)
+            + _hold_changes(sid, old, new))
 
 
 def _rules(kind: str, old, new, text, loose) -> list[Change]:
@@ -187,6 +202,10 @@ def _global_changes(old: Journey, new: Journey) -> list[Change]:
     out += _rules("cap", old.caps, new.caps, t.cap_text, lambda c: c.window.seconds)
     out += _rules("zone", old.zones, new.zones, t.zone_text, lambda z: z.field)
     out += _rules("window", old.windows, new.windows, t.window_text, lambda w: w.kind)
+    if old.reentry != new.reentry:
+        before = t.reentry_text(old.reentry) if old.reentry else "re-enter once (the default)"
+        after = t.reentry_text(new.reentry) if new.reentry else "re-enter once (the default)"
+        out.append(Change("~", "reentry", None, f"re-entry: {before} -> {after}", old.reentry, new.reentry))
     return out
 
 
@@ -196,6 +215,7 @@ def stage_contents(stage: Stage) -> tuple[str, ...]:
     lines += [word for flag, word in (("initial", "initial"), ("final", "final"), ("handoff", "handoff to sales"))
               if getattr(stage, flag)]
     lines += [_send_label(s) for s in stage.sends]
+    lines += [_action_label(a) for a in stage.actions]
     lines += [f"{i}. {_trigger_word(trig)} {_full(trig)}" for i, trig in enumerate(stage.triggers, 1)]
     if stage.hold is not None:
         lines.append(_hold_line(stage.hold))

@@ -100,10 +100,15 @@ def build_diff_diagram(diff: JourneyDiff) -> Diagram:
                 lines.append(replace(line, mark="added"))
             else:
                 lines.append(replace(line, mark="changed", detail=f"was {t.offset_text(c.old)}"))
+        for act, line in zip(stage.actions, node.lines[len(stage.sends):]):
+            c = by_new.get(id(act))
+            lines.append(line if c is None else replace(line, mark="added" if c.sign == "+" else "changed"))
         old_stage = old.stage(stage.id)
         for c in removed:
             if c.stage == stage.id and c.kind == "send":
                 lines.append(Line(f"{t.offset_text(c.old)} · {t.send_text(c.old)}", mark="removed"))
+            elif c.stage == stage.id and c.kind == "act":
+                lines.append(Line(f"{t.action_offset_text(c.old)} · ⚙ {t.action_text(c.old)}", mark="removed"))
         mark = "added" if old_stage is None else ("changed" if stage.id in touched else None)
         nodes.append(replace(node, lines=tuple(lines), mark=mark, note="; ".join(notes.get(stage.id, []))))
         for e in stage_edges(stage):

@@ -155,11 +155,12 @@ def _content_table(journey: Journey, diagram: Diagram, warnings: dict[str, list[
     by_ref = {id(e.ref): e for e in diagram.edges if e.ref is not None and e.kind != "hold"}
     rows = []
     for stage in journey.stages:
-        sends = "<br>".join(
+        sends = "<br>".join([
             f"{_e(t.offset_text(s))}: <code>{_e(s.kind)}</code> {_e(s.content)}"
+            + (" (every visit)" if s.every_visit else "")
             + (f" — <i>{_e(titles[(s.kind, s.content)])}</i>" if (s.kind, s.content) in titles else "")
             for s in stage.sends
-        ) or "—"
+        ] + [f"{_e(t.action_offset_text(a))}: ⚙ {_e(t.action_text(a))}" for a in stage.actions]) or "—"
         outs = [f"<b>{i}.</b> {_e(t.trigger_text(tr))} → <code>{_e(t.target_text(tr.target))}</code>"
                 f"{_count(by_ref.get(id(tr)))}" for i, tr in enumerate(stage.triggers, 1)]
         if stage.hold is not None:

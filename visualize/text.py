@@ -7,7 +7,9 @@ plain (never escaped here): each renderer escapes for its own format.
 
 from __future__ import annotations
 
-from dsl.formatter import format_condition, format_value
+from dataclasses import replace
+
+from dsl.formatter import format_action, format_condition, format_value
 from dsl.model import (
     EXIT,
     Condition,
@@ -36,6 +38,9 @@ __all__ = [
     "op_text",
     "offset_text",
     "send_text",
+    "action_text",
+    "action_offset_text",
+    "reentry_text",
     "trigger_text",
     "trigger_event",
     "hold_text",
@@ -86,7 +91,24 @@ def offset_text(send: Send) -> str:
 
 
 def send_text(send: Send) -> str:
-    return f"{send.kind} {send.content}"
+    return f"{send.kind} {send.content}" + (" (every visit)" if send.every_visit else "")
+
+
+def action_text(act) -> str:
+    """An internal action as written, without its delay (`notify owner "…"`, `set lifecycle to "mql"`)."""
+    return format_action(replace(act, after=None))
+
+
+def action_offset_text(act) -> str:
+    return "on entry" if act.after is None else f"after {act.after}"
+
+
+def reentry_text(reentry) -> str:
+    if reentry.mode == "per":
+        return f"re-enter once per {reentry.window} (after an exit or a final stage)"
+    if reentry.mode == "always":
+        return "re-enter every time (after an exit or a final stage)"
+    return "re-enter once: a lead enters at most once"
 
 
 def target_text(target: str) -> str:

@@ -13,8 +13,8 @@ from dsl.loader import load_journey
 
 from ..output import err_console, print_diagnostic
 
-__all__ = ["db_option", "db_read_option", "format_option", "partition_option", "compile_files", "parse_when",
-           "open_store", "writing_store"]
+__all__ = ["db_option", "db_read_option", "format_option", "partition_option", "workers_option", "compile_files",
+           "parse_when", "open_store", "writing_store", "stepping_runner"]
 
 db_option = click.option("--db", default="coltiva.db", show_default=True, type=click.Path(dir_okay=False),
                          help="The store: an SQLite file (created if missing) or a postgresql:// address.")
@@ -40,23 +40,51 @@ partition_option = click.option(
          "K = 0..N-1, on the same events.")
 
 
+workers_option = click.option(
+    "--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+    help="SQLite: processes stepping leads, split by a hash of the lead id (one commits); the store is the one "
+         "a single process writes.")
+
+
+@contextlib.contextmanager
+def stepping_runner(store, journeys, workers: int, batch: int | None = None):
+    """A Runner, or with --workers N > 1 a ParallelRunner (its processes stop when the block ends)."""
+    from engine.runner import DEFAULT_BATCH, Runner
+
+    if workers == 1:
+        yield Runner(store, journeys, batch_size=batch or DEFAULT_BATCH)
+        return
+    from engine.workers import ParallelRunner
+
+    with ParallelRunner(store, journeys, workers, batch_size=batch or DEFAULT_BATCH) as runner:
+        yield runner
+
+
 format_option = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
                              show_default=True, help="A table for people, or JSON for programs.")
 
 
-def compile_files(paths) -> list:
-    """Load, check and compile journey files; print every diagnostic; exit 1 on errors."""
+catalogue_option = click.option(
+    "--catalogue", type=click.Path(dir_okay=False), default=None,
+    help="An event catalogue file: the journeys' event types and fields are checked against it, and events "
+         "that break it are kept aside (instead of a journey's own `catalogue` line).")
+
+
+def compile_files(paths, catalogue=None) -> list:
+    """Load, check and compile journey files; print every diagnostic; exit 1 on errors.
+
+    Each compiled journey carries the event catalogue it was checked against (`cj.catalogue`)."""
     from engine.compiler import compile_journey
 
     compiled = []
     failed = False
     names: dict[str, str] = {}
     for path in paths:
-        loaded = load_journey(path)
+        loaded = load_journey(path, catalogue=catalogue)
         if loaded.diagnostics:
             out = err_console()
             for d in loaded.diagnostics:
-                print_diagnostic(out, d, loaded.sources)
+                print_diagnostic(out, d, loaded.shown_sources())
         if loaded.fragment:
             click.echo(f"coltiva: {path} is a shared fragment (no `journey` line, no stages): "
                        "include it from a journey and run that journey", err=True)
@@ -66,6 +94,7 @@ def compile_files(paths) -> list:
             failed = True
             continue
         cj = compile_journey(loaded.journey, loaded.diagnostics)
+        cj.catalogue = loaded.catalogue
         if cj.name in names:
             click.echo(f"coltiva: {path} and {names[cj.name]} are both named {cj.name!r}: "
                        "a journey's name is its identity in the store; give each journey its own name", err=True)

@@ -6,6 +6,8 @@ import sys
 
 import click
 
+from engine.record import OUTBOX_KINDS
+
 from ..output import json_text
 from ._common import db_read_option, open_store, parse_when
 
@@ -16,7 +18,7 @@ __all__ = ["command"]
 @db_read_option
 @click.option("--since", default=None, help="Only actions at or after this ISO 8601 time.")
 @click.option("--after", "after", default=0, show_default=True, help="Only actions after this outbox position.")
-@click.option("--kind", type=click.Choice(["send", "handoff", "exit", "stage"]), default=None)
+@click.option("--kind", type=click.Choice(list(OUTBOX_KINDS)), default=None)
 def command(db, since, after, kind):
     """Each line has a stable `key`: deliver idempotently by it; `seq` is the outbox position."""
     since_time = parse_when(since) if since else None

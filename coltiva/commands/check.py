@@ -11,6 +11,7 @@ from dsl.errors import ColtivaError
 from dsl.loader import load_journey
 
 from ..output import console, print_diagnostic
+from ._common import catalogue_option
 
 __all__ = ["command"]
 
@@ -19,7 +20,8 @@ __all__ = ["command"]
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: one object with every diagnostic, for editors and CI.")
-def command(files, fmt):
+@catalogue_option
+def command(files, fmt, catalogue):
     """Check journey files. Exit 0: clean or warnings only; 1: errors; 2: a file cannot be read."""
     out = console()
     unreadable = False
@@ -27,7 +29,7 @@ def command(files, fmt):
     report = []
     for path in files:
         try:
-            loaded = load_journey(path)
+            loaded = load_journey(path, catalogue=catalogue)
         except ColtivaError as err:
             unreadable = True
             click.echo(f"coltiva: {err}", err=True)
@@ -45,7 +47,7 @@ def command(files, fmt):
                            "diagnostics": [to_json(d) for d in loaded.diagnostics]})
             continue
         for d in loaded.diagnostics:
-            print_diagnostic(out, d, loaded.sources)
+            print_diagnostic(out, d, loaded.shown_sources())
     if fmt == "json":
         json.dump({"files": report, "errors": errors, "warnings": warnings}, sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")

@@ -36,7 +36,10 @@ __all__ = ["command"]
               help="How long (in the lead's event time) an event id is remembered to drop duplicates.")
 @click.option("--checkpoint-ms", default=500, show_default=True, type=click.IntRange(10),
               help="Checkpoint interval; the sinks commit at each checkpoint.")
-def command(journeys, events, until, out, parallelism, state, out_of_orderness, seen_ttl_days, checkpoint_ms):
+@click.option("--outbox", "outbox", default=None, metavar="URL",
+              help="A postgresql:// store: actions go to its outbox, by key (else to DIR/actions).")
+def command(journeys, events, until, out, parallelism, state, out_of_orderness, seen_ttl_days, checkpoint_ms,
+            outbox):
     """Run events through journeys on Apache Flink (a local mini-cluster here)."""
     from pathlib import Path
 
@@ -45,19 +48,29 @@ def command(journeys, events, until, out, parallelism, state, out_of_orderness, 
                            ".venv-flink/bin/coltiva flink ... (see docs/scaling.md)")
     if Path(out).exists() and any(Path(out).iterdir()):
         raise ColtivaError(f"{out}: not empty; give a new folder (a run's output is never mixed with another's)")
+    from engine.stores import is_postgres_url, open_store
     from engine_flink.job import JobSpec, run, shipped
     from engine_flink.sinks import read_results
 
     compiled = compile_files(journeys)
     spec = JobSpec(journeys=shipped(compiled), events=events, out=out, until=parse_when(until),
                    parallelism=parallelism, state=state, out_of_orderness=out_of_orderness,
-                   seen_ttl_days=seen_ttl_days, checkpoint_ms=checkpoint_ms)
+                   seen_ttl_days=seen_ttl_days, checkpoint_ms=checkpoint_ms, outbox=outbox)
+    if outbox is not None and not is_postgres_url(outbox):
+        raise ColtivaError(f"--outbox {outbox}: give a postgresql:// address (see docs/scaling.md)")
     try:
         run(spec)
+    except ColtivaError:
+        raise
     except Exception as err:  # the JVM's error: its first lines say why, not a Python traceback
         reason = " ".join(str(err).split())[:400]
         raise ColtivaError(f"the Flink job failed: {reason}") from None
     results = read_results(out)
-    click.echo(f"flink: {len(results.actions):,} actions, {len(results.records):,} lead records, "
+    if outbox is None:
+        actions = f"{len(results.actions):,} actions"
+    else:
+        with open_store(outbox, read_only=True) as store:
+            actions = f"actions in the outbox of {store.path} (up to position {store.last_action_seq():,})"
+    click.echo(f"flink: {actions}, {len(results.records):,} lead records, "
                f"{len(results.quarantine):,} lines kept aside; written under {out}")
     sys.exit(0)

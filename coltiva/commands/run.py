@@ -9,7 +9,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..output import err_console
 from ..tables import print_summary
-from ._common import compile_files, db_option, partition_option, writing_store
+from ._common import (catalogue_option, compile_files, db_option, partition_option, stepping_runner, workers_option,
+                      writing_store)
 
 __all__ = ["command"]
 
@@ -21,19 +22,20 @@ __all__ = ["command"]
 @db_option
 @click.option("--batch", default=5000, show_default=True, help="Events per transaction.")
 @partition_option
-def command(journeys, events, db, batch, partition):
+@workers_option
+@catalogue_option
+def command(journeys, events, db, batch, partition, workers, catalogue):
     """Run events through journeys. Malformed events are kept aside, duplicates ignored."""
     from engine.events import read_lines
-    from engine.runner import Runner
 
-    compiled = compile_files(journeys)
+    compiled = compile_files(journeys, catalogue)
     source = "-" if events.name == "<stdin>" else events.name
     lines = read_lines(events)
     if not partition.whole:
         lines = partition.lines(lines)  # the other writers' lines are blank here: line numbers are kept
-    with writing_store(compiled, db, partition) as store:
-        runner = Runner(store, [cj for cj, _ in compiled], batch_size=batch)
-        if err_console().is_terminal:
+    with writing_store(compiled, db, partition) as store, \
+            stepping_runner(store, [cj for cj, _ in compiled], workers, batch) as runner:
+        if err_console().is_terminal:  # after the workers started: a process is never forked with a thread
             with Progress(TextColumn("stepping leads"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                           console=err_console(), transient=True) as bar:
                 task = bar.add_task("run", total=None)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from ._common import compile_files, open_store, writing_store
+from ._common import catalogue_option, compile_files, open_store, writing_store
 
 __all__ = ["command"]
 
@@ -30,15 +30,19 @@ __all__ = ["command"]
 @click.option("--clock", type=click.Choice(["wall", "manual"]), default=None,
               help="wall: tick from the wall clock every --tick-every s; manual: only POST /tick.  [default: wall]")
 @click.option("--tick-every", type=float, default=None, help="Seconds between ticks of the wall clock.  [default: 60]")
-def command(journeys, config_path, db, host, port, keys_path, clock, tick_every):
+@click.option("--max-ahead", type=click.IntRange(min=0), default=None,
+              help="Days beyond the wall clock and the latest event POST /tick may go without force=true.  [default: 90]")
+@catalogue_option
+def command(journeys, config_path, db, host, port, keys_path, clock, tick_every, max_ahead, catalogue):
     """Accept events over HTTP (POST /events, POST /segment), tick by itself, deliver actions by webhook."""
     from engine.runner import Runner
-    from service.config import load_config
+    from service.config import check_webhook_calls, load_config
     from service.keys import DEFAULT_KEYS
     from service.server import serve
 
     config = load_config(config_path)
-    overrides = {"db": db, "host": host, "port": port, "keys": keys_path, "clock": clock, "tick_every": tick_every}
+    overrides = {"db": db, "host": host, "port": port, "keys": keys_path, "clock": clock, "tick_every": tick_every,
+                 "max_ahead_days": max_ahead}
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
     if config.keys is None and Path(DEFAULT_KEYS).exists():
         config = replace(config, keys=DEFAULT_KEYS)  # the file `coltiva keys create` writes by default
@@ -48,7 +52,8 @@ def command(journeys, config_path, db, host, port, keys_path, clock, tick_every)
         raise click.UsageError("give the journeys to run (arguments, or `journeys` in --config)")
     if config.tick_every <= 0:
         raise click.BadParameter("must be a positive number of seconds", param_hint="--tick-every")
-    compiled = compile_files(config.journeys)
+    compiled = compile_files(config.journeys, catalogue)
+    check_webhook_calls(config, [cj.journey for cj, _ in compiled])
     with writing_store(compiled, config.db):
         pass  # registers the journeys (a changed one is refused here, with its diff) and checks the lock
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import click
 
 from ..tables import print_summary
-from ._common import db_read_option, open_store, parse_when, partition_option
+from ._common import db_read_option, open_store, parse_when, partition_option, stepping_runner, workers_option
 
 __all__ = ["command"]
 
@@ -24,9 +24,9 @@ __all__ = ["command"]
 @click.option("--max-ahead", default=90, show_default=True, type=click.IntRange(min=0),
               help="Days beyond the wall clock and the latest event a tick may go without --force.")
 @partition_option
-def command(now, db, dry_run, force, max_ahead, partition):
+@workers_option
+def command(now, db, dry_run, force, max_ahead, partition, workers):
     """Advance time. Only leads with something due are read or written."""
-    from engine.runner import Runner
     from service.clock import check_tick, preview_tick
 
     moment = parse_when(now)
@@ -35,5 +35,6 @@ def command(now, db, dry_run, force, max_ahead, partition):
         if dry_run:
             summary = preview_tick(store, store.journeys(), moment)
         else:
-            summary = Runner(store, store.journeys()).tick(moment)
+            with stepping_runner(store, store.journeys(), workers) as runner:
+                summary = runner.tick(moment)
     print_summary(summary, f"tick to {now}" + (" (dry run: nothing written)" if dry_run else ""))

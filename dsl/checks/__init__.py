@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..diagnostics import Diagnostic, sort_key
 from ..model import Journey
-from . import graph, moves, names, timing
+from . import graph, moves, names, timing, visits
 
 __all__ = ["CHECKS", "GRAPH_CHECKS", "run_checks"]
 
@@ -19,6 +19,7 @@ GRAPH_CHECKS = (
     graph.check_traps,
     graph.check_cascades,
     graph.check_content_twice,
+    visits.check_reentry_sends,
 )
 NAME_ERRORS = {"C030", "C031", "C032", "C033", "C052"}
 
@@ -55,6 +56,10 @@ CHECKS = (
     timing.check_windows,
     timing.check_anchors,
     timing.check_since,
+    visits.check_reentry_sends,
+    visits.check_every_visit_without_reentry,
+    visits.check_reentry_without_enroll,
+    visits.check_actions_never_done,
 )
 
 

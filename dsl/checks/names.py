@@ -102,12 +102,17 @@ def _durations(j: Journey):
         yield j.decay.half_life
     for c in j.caps:
         yield c.window
+    if j.reentry is not None and j.reentry.window is not None:
+        yield j.reentry.window
     for s in j.stages:
         for send in s.sends:
             if send.after is not None:
                 yield send.after
             if send.at is not None:
                 yield send.at.offset
+        for act in s.actions:
+            if act.after is not None:
+                yield act.after
         for t in s.triggers:
             if isinstance(t, TimeTrigger):
                 yield t.after
@@ -160,6 +165,8 @@ def _numbers(j: Journey):
                 yield t.value, t.span, False
         if s.hold is not None:
             yield s.hold.times, s.hold.span, False
+        for act in s.actions:  # `set FIELD to NUMBER`
+            yield act.value, act.span, False
     conditions = [r.condition for r in j.scoring] + [f.condition for f in j.fit]
     conditions += [r.condition for r in j.exits + j.enrollments]  # type: ignore[operator]
     conditions += [t.condition for s in j.stages for t in s.triggers if isinstance(t, EventTrigger)]
@@ -352,6 +359,15 @@ def _lengths(j: Journey):
         for t in s.triggers:
             if isinstance(t, EventTrigger):
                 yield "an event type", t.event, t.span, "name"
+        for act in s.actions:
+            if act.kind == "set_field":
+                yield "a field name", act.to, act.span, "name"
+            elif act.to is not None:
+                yield "a user notified", act.to, act.span, "text"
+            if isinstance(act.value, str):
+                yield "an action's text", act.value, act.span, "value"
+    if j.catalogue is not None:
+        yield "a catalogue path", j.catalogue.path, j.catalogue.span, "value"
     for cond in j.conditions():
         for c in compares(cond):
             yield "a field name", c.field, c.span, "name"
