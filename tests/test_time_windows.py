@@ -275,3 +275,31 @@ def test_every_send_leaves_at_the_first_open_local_minute_over_a_year_of_entries
             assert _open_by_wall_clock(when, tz) and (local.hour, local.minute) == (9, 0), \
                 (zone, format_time(t), format_time(when))
             assert not any(_open_by_wall_clock(x, tz) for x in range(t, when, 15 * 60)), (zone, format_time(t))
+
+
+# ---- docs/language.md: the time examples are there, and the full one runs as documented -------------
+def _doc_blocks() -> list[str]:
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "language.md").read_text(encoding="utf-8")
+    return [m.group(1) for m in re.finditer(r"^```coltiva[^\n]*\n(.*?)^```\s*$", text, re.M | re.S)]
+
+
+def test_the_language_page_shows_every_time_construct():
+    examples = "\n".join(_doc_blocks())
+    for construct in ("time zone from timezone default", "send only weekdays", "quiet hours 12:30-14:00",
+                      "24 hours before starts_at of webinar.registered", "of lead", "if past send now",
+                      "in journey ->", 'since "setup-guide" ->', "2 hours after starts_at"):
+        assert construct in examples, construct
+
+
+def test_the_business_hours_example_of_the_language_page_runs_as_it_says():
+    [text] = [b for b in _doc_blocks() if 'journey "Trial, in business hours"' in b]
+    cj = journey(text)
+    for zone, expected in (("Asia/Tokyo", "2026-06-15T01:00:00Z"), ("Europe/Rome", "2026-06-15T08:00:00Z"),
+                           (None, "2026-06-15T08:00:00Z")):  # Monday 10:00 local; Rome is the default
+        d = Driver(cj, lead=str(zone))
+        d.send("trial.started", "2026-06-13T12:00:00Z", attributes={"timezone": zone} if zone else None)
+        d.tick("2026-06-16T00:00:00Z")
+        assert _sent(d)[0] == ("welcome", expected), zone
