@@ -65,7 +65,7 @@ _LEGEND = {
     "event": "event trigger (with its condition)",
     "score-up": "score rises to a threshold",
     "score-down": "score falls below a threshold",
-    "time": "time: idle for, or in stage for",
+    "time": "time: idle for, in stage, in journey, or since a send",
     "hold": "holding loop for a stalled lead",
     "hold-end": "where a holding loop ends",
     "exit-rule": "global exit rule (counted only)",
