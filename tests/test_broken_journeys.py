@@ -901,6 +901,17 @@ CASES = [
         stage b
           final
         """, "C087", 5, 3, "no stage sends `welcom`", "did you mean `welcome`"),
+    ("date field no event declares", f"""
+        journey "t"
+        catalogue "{ROOT / 'tests' / 'fixtures' / 'time.catalogue'}"
+        enroll on webinar.registered
+        stage a
+          initial
+          send email "r" 1 day before start_at of webinar.registered
+          on webinar.registered -> b
+        stage b
+          final
+        """, "C088", 6, 18, "no event declares the date `start_at`", "did you mean `starts_at`"),
 ]
 
 
