@@ -1,7 +1,6 @@
 # Two commands for a fresh machine: `make demo` and `make test`. Everything else
 # (virtual environment, Python packages, Debian's graphviz, and for the tests
-# Debian's chromium and postgresql) is set up on the way; `make test-flink` adds Java 17 and Apache Flink
-# in its own .venv-flink.
+# Debian's chromium, postgresql and Java 17, and Apache Flink in its own .venv-flink) is set up on the way.
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -18,7 +17,9 @@ NODE_STAMP := $(NODE_DIR)/.installed-$(subst @,-,$(subst $(eval) ,_,$(NPM_PACKAG
 # environment so it never constrains the main one; Java 17 comes from Debian if `java` is missing.
 FLINK_VENV ?= .venv-flink
 FLINK_PY := $(FLINK_VENV)/bin/python
-FLINK_STAMP := $(FLINK_VENV)/.installed
+comma := ,
+FLINK_EXTRAS := flink,postgres,test
+FLINK_STAMP := $(FLINK_VENV)/.installed-$(subst $(comma),-,$(FLINK_EXTRAS))
 FLINK_PYTHON ?= python3
 
 .PHONY: setup system-deps postgres-deps test-deps demo test test-flink flink java bench images clean
@@ -32,7 +33,7 @@ $(STAMP): pyproject.toml
 $(FLINK_STAMP): pyproject.toml
 	$(FLINK_PYTHON) -m venv $(FLINK_VENV)
 	$(FLINK_PY) -m pip install -q --upgrade pip
-	$(FLINK_PY) -m pip install -q -e '.[flink,test]'
+	$(FLINK_PY) -m pip install -q -e '.[$(FLINK_EXTRAS)]'
 	touch $(FLINK_STAMP)
 
 java:
@@ -69,13 +70,22 @@ setup: $(STAMP) system-deps
 demo: setup
 	$(PY) -m coltiva.demo --db $(DB)
 
-test: setup test-deps
-	$(PY) -m pytest -n 2 -p no:cacheprovider
+# The main suite, and beside it (its own process, log shown at the end) the Flink environment's install
+# then the Flink tests on a real local mini-cluster: the install mostly waits on downloads and the
+# mini-cluster on its JVM, so side by side they cost little more than the main suite alone.
+FLINK_LOG := .cache/test-flink.log
 
-# The Flink runner on a real local mini-cluster (installs ~800 MiB and Java 17). Not yet part of
-# `make test`: its restore-after-failure test is not reliable yet (issue 14).
+test: setup test-deps java
+	@mkdir -p .cache
+	@( $(MAKE) --no-print-directory $(FLINK_STAMP) && $(FLINK_PY) -m pytest -p no:cacheprovider -q tests_flink ) \
+	  > $(FLINK_LOG) 2>&1 & flink=$$!; \
+	$(PY) -m pytest -n 2 -p no:cacheprovider; main=$$?; \
+	wait $$flink; flink_rc=$$?; \
+	echo "---- Flink tests (tests_flink/ in $(FLINK_VENV); log: $(FLINK_LOG)) ----"; tail -n 40 $(FLINK_LOG); \
+	[ $$main -eq 0 ] && [ $$flink_rc -eq 0 ]
 
-test-flink: flink
+# The Flink tests alone (`make test` runs them too).
+test-flink: flink postgres-deps
 	$(FLINK_PY) -m pytest -p no:cacheprovider tests_flink
 
 bench: setup postgres-deps flink

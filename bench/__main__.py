@@ -5,6 +5,7 @@
     .venv/bin/python -m bench --size large --repeat 1     # opt-in: 1M leads / 50M events
     .venv/bin/python -m bench --only memory,durable       # a subset of the sections
     .venv/bin/python -m bench --profile                   # cProfile of the in-memory and durable paths
+    .venv/bin/python -m bench --size medium --only durable --stream   # the flat figure, stretch by stretch
 
 Sections (all on journeys/demand_generation.journey and bench.workload):
   memory    events/s and µs/event of step_event over a dict of records (only the stepping is timed)
@@ -70,6 +71,7 @@ TICK_LEADS = 1_000_000
 TICK_FRACTIONS = (0.0, 0.001, 0.01, 0.1)
 BASELINE_LEADS = 2_000
 GiB = 1 << 30
+STREAM = False  # --stream: print each durable stretch as it is measured
 
 console = Console(width=150)
 TTY = sys.stdout.isatty()
@@ -192,6 +194,10 @@ def run_durable(cj, loaded, spec: Spec, workdir: Path, workers: int = 1):
         took = time.perf_counter() - start
         elapsed += took
         stretches.append((len(block), took, time.process_time() - cpu))
+        if STREAM:  # a long run on a busy machine: every stretch as it is measured
+            done = sum(n for n, _, _ in stretches)
+            print(f"durable {done:,} events: {1e6 * took / len(block):,.1f} µs/event wall, "
+                  f"{1e6 * stretches[-1][2] / len(block):,.1f} µs CPU", flush=True)
         if total is None:
             total = summary
         else:
@@ -379,7 +385,11 @@ def main(argv=None) -> int:
     parser.add_argument("--lang-timeout", type=float, default=60.0,
                         help="seconds allowed per journey size in the language section (default 60)")
     parser.add_argument("--workdir", default=None, help="where the SQLite files go (default: a temp dir)")
+    parser.add_argument("--stream", action="store_true",
+                        help="print the cost of each 50k-event stretch of a durable run as it is measured")
     args = parser.parse_args(argv)
+    global STREAM
+    STREAM = args.stream
     only = {s.strip() for s in args.only.split(",") if s.strip()}
     unknown = only - set(SECTIONS)
     if unknown:

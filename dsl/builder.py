@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from lark import Token, Transformer, Tree
 
 from . import model as m
@@ -106,7 +108,16 @@ class _Builder(Transformer):
         return duration
 
     def points(self, meta, children):
-        return int(children[0])
+        token = children[0]
+        if str(token)[:1] not in "+-":
+            self.diagnostics.append(
+                Diagnostic(
+                    "C097", Severity.WARNING,
+                    f"points have a sign: `{token}` is read as `+{token}`; did you mean to take points away?",
+                    self._tok_span(token), f"write `+{token}` (or `-{token}`); `coltiva fmt FILE` adds the `+`",
+                )
+            )
+        return int(token)
 
     def string(self, meta, children):
         return decode_string(children[0])
@@ -164,8 +175,14 @@ class _Builder(Transformer):
     def not_(self, meta, children):
         return m.Not(children[0], self._span(meta))
 
+    def had(self, meta, children):
+        return m.Had(str(children[0]), self._span(meta))
+
     def where(self, meta, children):
         return ("where", children[0])
+
+    def events(self, meta, children):
+        return ("events", tuple(str(c) for c in children))
 
     # -- blocks ----------------------------------------------------------------
     def header(self, meta, children):
@@ -213,8 +230,9 @@ class _Builder(Transformer):
         return ("content", children, self._span(meta))
 
     def _event_rule(self, cls, meta, children):
+        first, *more = children[0][1]
         condition = children[1][1] if len(children) > 1 else None
-        return cls(str(children[0]), condition, self._span(meta))
+        return cls(first, condition, self._span(meta), more=tuple(more))
 
     def exit_rule(self, meta, children):
         return self._event_rule(m.ExitRule, meta, children)
@@ -278,6 +296,15 @@ class _Builder(Transformer):
         return m.DateAnchor(offset, str(direction), str(field), event, past[0] if past else "skip",
                             self._span(meta))
 
+    def lead_cap(self, meta, children):
+        return ("lead cap", m.FrequencyCap(int(children[0]), children[1], self._span(meta)))
+
+    def lead_scoring(self, meta, children):
+        return ("lead scoring", children, self._span(meta))
+
+    def priority(self, meta, children):
+        return m.Priority(int(children[0]), self._span(meta))
+
     # -- stages ----------------------------------------------------------------
     def exit_target(self, meta, _):
         return m.EXIT
@@ -310,14 +337,24 @@ class _Builder(Transformer):
     def after(self, meta, children):
         return children[0]
 
+    def send_if(self, meta, children):
+        return ("if", children[0])
+
+    def send_unless(self, meta, children):
+        return ("unless", children[0])
+
     def every_visit(self, meta, _):
         return "every visit"
 
     def send(self, meta, children):
-        kind, cid, when, *again = children
+        kind, cid, when, *rest = children
+        test = next((r for r in rest if isinstance(r, tuple)), None)
+        condition, unless = (test[1], test[0] == "unless") if test else (None, False)
+        at = None
         if isinstance(when, m.DateAnchor):
-            return m.Send(str(kind), decode_string(cid), None, self._span(meta), when, every_visit=bool(again))
-        return m.Send(str(kind), decode_string(cid), when, self._span(meta), every_visit=bool(again))
+            when, at = None, when
+        return m.Send(str(kind), decode_string(cid), when, self._span(meta), condition, unless,
+                      at=at, every_visit="every visit" in rest)
 
     # -- internal actions --------------------------------------------------------
     def _act(self, kind, meta, children, to=None):
@@ -362,10 +399,16 @@ class _Builder(Transformer):
         return m.Catalogue(decode_string(children[0]), self._span(meta))
 
     def on_event(self, meta, children):
-        event = str(children[0])
+        first, *more = children[0][1]
         condition = children[1][1] if len(children) == 3 else None
-        return m.EventTrigger(event, self._target(children[-1]), condition, self._span(meta),
-                              self._target_span(children[-1], meta))
+        return m.EventTrigger(first, self._target(children[-1]), condition, self._span(meta),
+                              self._target_span(children[-1], meta), tuple(more))
+
+    def goal(self, meta, children):
+        return ("goal", self.on_event(meta, children))
+
+    def on_lead_score(self, meta, children):
+        return dataclasses.replace(self.on_score(meta, children), lead=True)
 
     def on_score(self, meta, children):
         op, value, target = children
@@ -477,13 +520,14 @@ def build_journey(tree: Tree, path: str, text: str = "") -> tuple[m.Journey, lis
     diagnostics = builder.diagnostics
     name = None
     header_span = m.Span(path, 1, 1, 1, 1)
-    stages, scoring, fit, exits, enrollments, caps, contents, includes, moves = ([] for _ in range(9))
+    stages, scoring, fit, exits, enrollments, caps, contents, includes, moves, goals = ([] for _ in range(10))
+    decay = lead_decay = priority = None
+    lead_scoring, lead_caps = [], []
     zones, windows = [], []
-    decay = None
     reentry = catalogue = None
     block_spans = []
     for item in items:
-        if isinstance(item, tuple) and item[0] in ("scoring", "fit", "content", "moves"):
+        if isinstance(item, tuple) and item[0] in ("scoring", "fit", "content", "moves", "lead scoring"):
             block_spans.append((item[0], item[2]))
         if isinstance(item, tuple) and item[0] == "header":
             if name is not None:
@@ -505,12 +549,30 @@ def build_journey(tree: Tree, path: str, text: str = "") -> tuple[m.Journey, lis
                     decay = rule
                 else:
                     scoring.append(rule)
+        elif isinstance(item, tuple) and item[0] == "lead scoring":
+            for rule in item[1]:
+                if not isinstance(rule, m.Decay):
+                    lead_scoring.append(rule)
+                elif lead_decay is not None:
+                    diagnostics.append(_twice("lead score decay", rule.span, lead_decay.span,
+                                              "keep one `decay half-life` line in `lead scoring`"))
+                else:
+                    lead_decay = rule
+        elif isinstance(item, tuple) and item[0] == "lead cap":
+            lead_caps.append(item[1])
+        elif isinstance(item, m.Priority):
+            if priority is not None:
+                diagnostics.append(_twice("the priority", item.span, priority.span, "keep one `priority` line"))
+                continue
+            priority = item
         elif isinstance(item, tuple) and item[0] == "fit":
             fit.extend(item[1])
         elif isinstance(item, tuple) and item[0] == "content":
             contents.extend(item[1])
         elif isinstance(item, tuple) and item[0] == "moves":
             moves.extend(item[1])
+        elif isinstance(item, tuple) and item[0] == "goal":
+            goals.append(item[1])
         elif isinstance(item, m.Stage):
             stages.append(item)
         elif isinstance(item, m.ExitRule):
@@ -551,6 +613,11 @@ def build_journey(tree: Tree, path: str, text: str = "") -> tuple[m.Journey, lis
         contents=tuple(contents),
         includes=tuple(includes),
         moves=tuple(moves),
+        lead_scoring=tuple(lead_scoring),
+        lead_decay=lead_decay,
+        lead_caps=tuple(lead_caps),
+        priority=priority,
+        goals=tuple(goals),
         reentry=reentry,
         catalogue=catalogue,
         path=path,
@@ -558,3 +625,8 @@ def build_journey(tree: Tree, path: str, text: str = "") -> tuple[m.Journey, lis
         block_spans=tuple(block_spans),
     )
     return journey, diagnostics
+
+
+def _twice(what: str, span: m.Span, first: m.Span, hint: str) -> Diagnostic:
+    """C111: a lead-wide declaration written twice (the second is not kept)."""
+    return Diagnostic("C111", Severity.ERROR, f"{what} is declared twice", span, f"{hint} (first at line {first.line})")

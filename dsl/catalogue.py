@@ -134,34 +134,42 @@ def read_catalogue(path: str | Path, span: m.Span | None = None) -> tuple[EventC
 
 
 def _uses(j: m.Journey):
-    """(event type, condition or None, span) of every rule that names an event."""
+    """(event types, condition or None, span) of every rule that names events (`on a or b`: both)."""
     for r in j.scoring:
-        yield r.event, r.condition, r.span
-    for r in j.exits + j.enrollments:  # type: ignore[operator]
-        yield r.event, r.condition, r.span
+        yield (r.event,), r.condition, r.span
+    for r in j.exits + j.enrollments + j.goals:  # type: ignore[operator]
+        yield r.events, r.condition, r.span
     for s in j.stages:
         for t in s.triggers:
             if isinstance(t, m.EventTrigger):
-                yield t.event, t.condition, t.span
+                yield t.events, t.condition, t.span
+    for cond in j.conditions():  # `had EVENT` names an event type too
+        for had in m.hads(cond):
+            yield (had.event,), None, had.span
 
 
 def check_journey(j: m.Journey, catalogue: EventCatalogue):
-    """C100: an event type the catalogue does not list; C101: a `where` field its type does not carry."""
-    for event, condition, span in _uses(j):
-        if not catalogue.knows_type(event):
+    """C100: an event type the catalogue does not list; C101: a `where` field none of its types carries.
+
+    Fields of the lead (`lead.lifecycle`) are attributes, not event data: the catalogue does not hold them."""
+    for events, condition, span in _uses(j):
+        unknown = [e for e in events if not catalogue.knows_type(e)]
+        for event in unknown:
             guess = catalogue.guess_type(event)
             hint = f"did you mean `{guess}`?" if guess else f"add it to {catalogue.path}, or use a type listed there"
             yield Diagnostic("C100", E, f"event type `{event}` is not in the event catalogue", span, hint)
-            continue
-        if event in BUILTIN_EVENTS:
+        listed = [e for e in events if e in catalogue.types]
+        if unknown or not listed:
             continue
         for c in m.compares(condition):
-            if not catalogue.knows_field(event, c.field):
-                guess = catalogue.guess_field(event, c.field)
-                hint = (f"did you mean `{guess}`?" if guess else
-                        f"{event} carries: {', '.join(sorted(catalogue.types[event])) or 'no data fields'}")
-                yield Diagnostic("C101", E, f"`{event}` has no data field `{c.field}` in the event catalogue",
-                                 c.span, hint)
+            if m.lead_field(c.field) is not None or any(catalogue.knows_field(e, c.field) for e in listed):
+                continue
+            event = listed[0]
+            guess = catalogue.guess_field(event, c.field)
+            hint = (f"did you mean `{guess}`?" if guess else
+                    f"{event} carries: {', '.join(sorted(catalogue.types[event])) or 'no data fields'}")
+            yield Diagnostic("C101", E, f"`{event}` has no data field `{c.field}` in the event catalogue",
+                             c.span, hint)
     # a send at a date reads a data field of its event: the catalogue must list it (C088)
     for a in j.anchors():
         if a.event is None or a.event in BUILTIN_EVENTS or not catalogue.knows_type(a.event):

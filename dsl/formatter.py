@@ -92,7 +92,9 @@ def format_condition(cond: m.Condition) -> str:
     if isinstance(cond, m.Not):
         inner = cond.part
         text = format_condition(inner)
-        return f"not {text}" if isinstance(inner, (m.Compare, m.Not)) else f"not ({text})"
+        return f"not {text}" if isinstance(inner, (m.Compare, m.Not, m.Had)) else f"not ({text})"
+    if isinstance(cond, m.Had):
+        return f"had {cond.event}"
     if isinstance(cond, m.Compare):
         if cond.op == "is set":
             return f"{cond.field} is set"
@@ -102,6 +104,11 @@ def format_condition(cond: m.Condition) -> str:
 
 def _where(cond: m.Condition | None) -> str:
     return "" if cond is None else f" where {format_condition(cond)}"
+
+
+def _events(rule) -> str:
+    """`a` or `a or b`: the event types of a trigger, goal, exit or enroll rule."""
+    return " or ".join(rule.events)
 
 
 def _target(target: str) -> str:
@@ -127,7 +134,8 @@ def _content_item(item: m.ContentItem) -> str:
 
 def _send(send: m.Send) -> str:
     when = str(send.at) if send.at is not None else "on entry" if send.after is None else f"after {send.after}"
-    return f"send {send.kind} {encode_string(send.content)} {when}" + (" every visit" if send.every_visit else "")
+    test = "" if send.condition is None else f" {'unless' if send.unless else 'if'} {format_condition(send.condition)}"
+    return f"send {send.kind} {encode_string(send.content)} {when}" + (" every visit" if send.every_visit else "") + test
 
 
 def format_action(act: m.InternalAction) -> str:
@@ -145,9 +153,10 @@ def format_action(act: m.InternalAction) -> str:
 
 def _trigger(trigger: m.Trigger) -> str:
     if isinstance(trigger, m.EventTrigger):
-        return f"on {trigger.event}{_where(trigger.condition)} -> {trigger.target}"
+        return f"on {_events(trigger)}{_where(trigger.condition)} -> {trigger.target}"
     if isinstance(trigger, m.ScoreTrigger):
-        return f"when score {trigger.op} {_number(trigger.value)} -> {trigger.target}"
+        lead = "lead " if trigger.lead else ""
+        return f"when {lead}score {trigger.op} {_number(trigger.value)} -> {trigger.target}"
     if isinstance(trigger, m.TimeTrigger):
         return f"after {trigger.after} {trigger.clock} -> {trigger.target}"
     raise TypeError(f"not a trigger: {trigger!r}")
@@ -201,25 +210,31 @@ def _blocks(journey: m.Journey) -> list[list[_Line]]:
     if journey.includes:
         blocks.append([_Line(0, f"include {encode_string(inc.path)}", ("include", i))
                        for i, inc in enumerate(journey.includes)])
-    rules = [_Line(0, f"enroll on {r.event}{_where(r.condition)}", ("enroll", i))
+    rules = [_Line(0, f"enroll on {_events(r)}{_where(r.condition)}", ("enroll", i))
              for i, r in enumerate(journey.enrollments)]
-    rules += [_Line(0, f"exit on {r.event}{_where(r.condition)}", ("exit", i))
+    rules += [_Line(0, f"exit on {_events(r)}{_where(r.condition)}", ("exit", i))
               for i, r in enumerate(journey.exits)]
     rules += [_Line(0, _cap(c), ("cap", i)) for i, c in enumerate(journey.caps)]
     rules += [_Line(0, _zone(z), ("zone", i)) for i, z in enumerate(journey.zones)]
     rules += [_Line(0, str(w), ("window", i)) for i, w in enumerate(journey.windows)]
+    rules += [_Line(0, f"{_cap(c)} across journeys", ("lead cap", i)) for i, c in enumerate(journey.lead_caps)]
+    if journey.priority is not None:
+        rules.append(_Line(0, f"priority {journey.priority.value}", ("priority",)))
+    rules += [_Line(0, _trigger(g), ("goal", i)) for i, g in enumerate(journey.goals)]
     if journey.reentry is not None:
         rules.append(_Line(0, _reentry(journey.reentry), ("reentry",)))
     if journey.catalogue is not None:
         rules.append(_Line(0, f"catalogue {encode_string(journey.catalogue.path)}", ("catalogue",)))
     if rules:
         blocks.append(rules)
-    if journey.scoring or journey.decay is not None:
-        block = [_Line(0, "scoring", ("block", "scoring"))]
-        block += [_Line(1, _score_rule(r), ("scoring", i)) for i, r in enumerate(journey.scoring)]
-        if journey.decay is not None:
-            block.append(_Line(1, f"decay half-life {journey.decay.half_life}", ("decay",)))
-        blocks.append(block)
+    for head, rules_, decay, decay_key in (("lead scoring", journey.lead_scoring, journey.lead_decay, "lead decay"),
+                                           ("scoring", journey.scoring, journey.decay, "decay")):
+        if rules_ or decay is not None:
+            block = [_Line(0, head, ("block", head))]
+            block += [_Line(1, _score_rule(r), (head, i)) for i, r in enumerate(rules_)]
+            if decay is not None:
+                block.append(_Line(1, f"decay half-life {decay.half_life}", (decay_key,)))
+            blocks.append(block)
     if journey.fit:
         block = [_Line(0, "fit", ("block", "fit"))]
         block += [_Line(1, f"{format_condition(r.condition)} {_points(r.points)}", ("fit", i))
@@ -266,12 +281,17 @@ def _anchors(journey: m.Journey) -> list[tuple[int, tuple, bool]]:
         add(inc.span, ("include", i))
     for kind, items in (("enroll", journey.enrollments), ("exit", journey.exits), ("cap", journey.caps),
                         ("zone", journey.zones), ("window", journey.windows),
+                        ("lead cap", journey.lead_caps), ("lead scoring", journey.lead_scoring),
                         ("scoring", journey.scoring), ("fit", journey.fit), ("content", journey.contents),
-                        ("moves", journey.moves)):
+                        ("moves", journey.moves), ("goal", journey.goals)):
         for i, item in enumerate(items):
             add(item.span, (kind, i))
     if journey.decay is not None:
         add(journey.decay.span, ("decay",))
+    if journey.lead_decay is not None:
+        add(journey.lead_decay.span, ("lead decay",))
+    if journey.priority is not None:
+        add(journey.priority.span, ("priority",))
     if journey.reentry is not None:
         add(journey.reentry.span, ("reentry",))
     if journey.catalogue is not None:
@@ -363,13 +383,18 @@ def canonical_text(journey: m.Journey) -> str:
 def format_text(text: str, path: str = "<string>") -> str:
     """Parse one file and give its canonical text; JourneyError if it cannot be read as a journey.
 
+    Odd spaces (a non-breaking space outside quotes) are read as plain spaces first: that is a fix
+    `fmt` makes, not a meaning it guesses.
+
     A file with errors found while building the model (a second hold in a stage, a
     second name, a second decay) is refused too: its model lost a line, and the
     formatter must never drop what the user wrote.
     """
     from .loader import parse_journey
+    from .parser import replace_odd_spaces
 
-    journey, diagnostics = parse_journey(text, path)
+    # non-breaking and other odd spaces pasted from a word processor become plain spaces (C091)
+    journey, diagnostics = parse_journey(replace_odd_spaces(text), path)
     if journey is None or has_errors(diagnostics):
         errors = [d for d in diagnostics if d.is_error]
         raise JourneyError(f"{path}: cannot format: {len(errors)} error(s)", errors)

@@ -75,6 +75,11 @@ def _merge(base: m.Journey, part: m.Journey) -> m.Journey:
         windows=base.windows + part.windows,
         contents=base.contents + part.contents,
         moves=base.moves + part.moves,
+        lead_scoring=base.lead_scoring + part.lead_scoring,
+        lead_decay=base.lead_decay or part.lead_decay,
+        lead_caps=base.lead_caps + part.lead_caps,
+        priority=base.priority or part.priority,
+        goals=base.goals + part.goals,
         reentry=base.reentry or part.reentry,
         catalogue=base.catalogue or part.catalogue,
     )

@@ -105,8 +105,8 @@ MISTAKES: dict[tuple[str, str, str], list[str]] = {
     ],
     ("C019", "this line is not a statement of the language here",
      "see docs/language.md: at the top level a line starts with journey, include, scoring, fit, content, "
-     "exit on, enroll on, at most or stage; inside a stage with initial, final, send, on, when, after, "
-     "hold or handoff to sales"): [
+     "exit on, enroll on, at most, re-enter, catalogue or stage; inside a stage with initial, final, send, on, "
+     "when, after, hold, handoff to sales, notify, create task, set, tag, add to list or call webhook"): [
         "hello world\n",
         "stage a\n  sned email \"x\" on entry\n",
         "stage a\n  go to b\n",

@@ -17,8 +17,13 @@ __all__ = [
     "AllOf",
     "AnyOf",
     "Not",
+    "Had",
     "Condition",
+    "LEAD",
+    "lead_field",
     "compares",
+    "hads",
+    "Goal",
     "ScoreRule",
     "Decay",
     "FitRule",
@@ -29,6 +34,7 @@ __all__ = [
     "SendWindow",
     "DateAnchor",
     "WEEKDAYS",
+    "Priority",
     "ContentItem",
     "Include",
     "Send",
@@ -126,7 +132,34 @@ class Not:
     span: Span = _span()
 
 
-Condition = Union[Compare, AllOf, AnyOf, Not]
+@dataclass(frozen=True, slots=True)
+class Had:
+    """`had EVENT`: the lead has had an event of this type in this journey (docs/engine.md, *Had*)."""
+
+    event: str
+    span: Span = _span()
+
+
+Condition = Union[Compare, AllOf, AnyOf, Not, Had]
+
+#: A field that starts with this prefix reads the lead's attributes (its profile), not the event's data.
+LEAD = "lead."
+
+
+def lead_field(name: str) -> str | None:
+    """`lead.lifecycle` -> `lifecycle` (an attribute of the lead); None for a field of the event's data."""
+    return name[len(LEAD):] if name.startswith(LEAD) and len(name) > len(LEAD) else None
+
+
+def hads(c: "Condition | None"):
+    """Every `had EVENT` inside a condition, left to right."""
+    if isinstance(c, Had):
+        yield c
+    elif isinstance(c, (AllOf, AnyOf)):
+        for p in c.parts:
+            yield from hads(p)
+    elif isinstance(c, Not):
+        yield from hads(c.part)
 
 
 def compares(c: "Condition | None"):
@@ -174,6 +207,12 @@ class ExitRule:
     event: str
     condition: Condition | None = None
     span: Span = _span()
+    #: further event types after `or` (`exit on a or b`): the rule takes any of them
+    more: tuple[str, ...] = ()
+
+    @property
+    def events(self) -> tuple[str, ...]:
+        return (self.event, *self.more)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +220,12 @@ class EnrollRule:
     event: str
     condition: Condition | None = None
     span: Span = _span()
+    #: further event types after `or` (`exit on a or b`): the rule takes any of them
+    more: tuple[str, ...] = ()
+
+    @property
+    def events(self) -> tuple[str, ...]:
+        return (self.event, *self.more)
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,6 +331,14 @@ class DateAnchor:
 
 
 @dataclass(frozen=True, slots=True)
+class Priority:
+    """`priority N`: when journeys want to send to one lead at once, the higher N goes first."""
+
+    value: int
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
 class ContentItem:
     kind: str
     id: str
@@ -301,12 +354,18 @@ class Include:
 
 @dataclass(frozen=True, slots=True)
 class Send:
-    """Content sent in a stage: on entry (`after` and `at` None), a delay after entry, or at a date."""
+    """Content sent in a stage: on entry (`after` and `at` None), a delay after entry, or at a date.
+
+    With `condition`, it is sent only if the condition holds (`if`) or does not
+    (`unless`) when the send would go out; the condition reads the lead (`lead.` fields, `had`).
+    """
 
     kind: str
     content: str
     after: Duration | None = None
     span: Span = _span()
+    condition: Condition | None = None
+    unless: bool = False
     at: DateAnchor | None = None
     #: `every visit`: a lead that re-enters the journey may receive this content again (once per visit)
     every_visit: bool = False
@@ -350,11 +409,23 @@ class Catalogue:
 
 @dataclass(frozen=True, slots=True)
 class EventTrigger:
+    """`on EVENT [or EVENT…] [where …] -> TARGET`, in a stage, or at the top level as a goal."""
+
     event: str
     target: str
     condition: Condition | None = None
     span: Span = _span()
     target_span: Span = _span()
+    #: further event types after `or`: the trigger takes any of them
+    more: tuple[str, ...] = ()
+
+    @property
+    def events(self) -> tuple[str, ...]:
+        return (self.event, *self.more)
+
+
+#: A journey-level goal (`on EVENT -> STAGE` at the top level) has the form of an event trigger.
+Goal = EventTrigger
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,6 +435,8 @@ class ScoreTrigger:
     target: str
     span: Span = _span()
     target_span: Span = _span()
+    #: `when lead score ...`: compares the lead score shared by every journey (`lead scoring`)
+    lead: bool = False
 
     @property
     def upward(self) -> bool:
@@ -476,6 +549,13 @@ class Journey:
     contents: tuple[ContentItem, ...] = ()
     includes: tuple[Include, ...] = ()
     moves: tuple[Move, ...] = ()
+    #: lead-wide rules (docs/language.md, "One lead across journeys"): the same in every journey that declares them
+    lead_scoring: tuple[ScoreRule, ...] = ()
+    lead_decay: Decay | None = None
+    lead_caps: tuple[FrequencyCap, ...] = ()
+    priority: Priority | None = None
+    #: journey-level goals, in the order written (tried before the stage's own triggers)
+    goals: tuple[EventTrigger, ...] = ()
     reentry: Reentry | None = None
     catalogue: Catalogue | None = None
     path: str = field(default="<string>", compare=False)
@@ -499,24 +579,31 @@ class Journey:
 
     def conditions(self):
         """Every `where` and fit condition of the journey (None where a rule has none)."""
-        for r in self.scoring:
+        for r in self.scoring + self.lead_scoring:
             yield r.condition
         for f in self.fit:
             yield f.condition
-        for r in self.exits + self.enrollments:  # type: ignore[operator]
+        for r in self.exits + self.enrollments + self.goals:  # type: ignore[operator]
             yield r.condition
         for s in self.stages:
             for t in s.triggers:
                 if isinstance(t, EventTrigger):
                     yield t.condition
+            for x in s.sends:
+                if x.condition is not None:
+                    yield x.condition
 
     def event_types(self) -> set[str]:
         """Every event type the journey reacts to."""
-        types = {r.event for r in self.scoring}
-        types |= {r.event for r in self.exits}
-        types |= {r.event for r in self.enrollments}
+        types = {r.event for r in self.scoring + self.lead_scoring}
+        for r in self.exits + self.enrollments + self.goals:  # type: ignore[operator]
+            types.update(r.events)
         for s in self.stages:
-            types |= {t.event for t in s.triggers if isinstance(t, EventTrigger)}
+            for t in s.triggers:
+                if isinstance(t, EventTrigger):
+                    types.update(t.events)
+        for c in self.conditions():
+            types.update(h.event for h in hads(c))
         return types
 
     @property

@@ -144,8 +144,9 @@ def _diagnose(err: Exception, path: str, lines: list[str], parsed: list[str] | N
         return _bad_dedent(path, lines, parsed if parsed is not None else lines)
     line, col, width = _error_position(err, lines)
     span = _line_span(path, lines, line, col, width)
-    for explain in (_unexpected_indent, _unknown_statement, _single_quotes, _glued_arrow,
-                    _non_ascii_name, _odd_number, _extra_words):
+    for explain in (_odd_space, _slash_comment, _hyphen_in_stage_id, _unexpected_indent, _unknown_statement,
+                    _single_quotes, _glued_arrow, _between_events, _score_band, _non_ascii_name, _odd_number,
+                    _extra_words):
         found = explain(err, lines, line, col)
         if found is not None:
             code, message, hint, *where = found
@@ -201,6 +202,110 @@ def _statement_word(terminal: str) -> str | None:
             return t.pattern.value
     return None
 _WORD_TOKENS = {"EVENT", "FIELD", "KIND", "STAGE_ID"}
+
+
+#: Spaces a word processor pastes that look like a space but are not one (`coltiva fmt` replaces them).
+ODD_SPACES = "\u00a0\u2007\u202f\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2008\u2009\u200a\u3000\u200b\ufeff"
+_SPACE_NAMES = {"\u00a0": "a non-breaking space", "\u202f": "a narrow non-breaking space",
+                "\u2007": "a figure space", "\u200b": "a zero-width space", "\ufeff": "a zero-width no-break space"}
+
+
+def replace_odd_spaces(text: str) -> str:
+    """Each odd space outside double-quoted texts and comments made a plain space (what `coltiva fmt` does)."""
+    out = []
+    for line in text.split("\n"):
+        chars, quoted, escaped = [], False, False
+        for i, ch in enumerate(line):
+            if not quoted and ch == "#":
+                chars.append(line[i:])
+                break
+            if quoted:
+                escaped = ch == "\\" and not escaped
+                if ch == '"' and not escaped:
+                    quoted = False
+            elif ch == '"':
+                quoted = True
+            chars.append(" " if not quoted and ch in ODD_SPACES else ch)
+        out.append("".join(chars))
+    return "\n".join(out)
+
+
+def _char_at(err, lines, line, col) -> str:
+    if not isinstance(err, UnexpectedCharacters):
+        return ""
+    text = lines[line - 1] if 1 <= line <= len(lines) else ""
+    return text[col - 1] if 1 <= col <= len(text) else ""
+
+
+def _odd_space(err, lines, line, col):
+    """A non-breaking space pasted from a word processor: it looks like a space, the parser sees a letter."""
+    ch = _char_at(err, lines, line, col)
+    if not ch or ch not in ODD_SPACES:
+        return None
+    what = _SPACE_NAMES.get(ch, f"an unusual space (U+{ord(ch):04X})")
+    return ("C091", f"this line has {what} where a plain space belongs (often pasted from a word processor)",
+            "replace it with a plain space; `coltiva fmt FILE` replaces them all", (col, 1))
+
+
+def _slash_comment(err, lines, line, col):
+    """`// note`: comments start with `#`."""
+    if _char_at(err, lines, line, col) != "/":
+        return None
+    text = lines[line - 1]
+    if text[col - 1:col + 1] != "//":
+        return None
+    return ("C093", "comments start with `#`, not `//`",
+            f"write `#{text[col + 1:]}`", (col, 2))
+
+
+def _hyphen_in_stage_id(err, lines, line, col):
+    """`stage shown-interest`, `-> shown-interest`: a stage id has no `-` (event types may)."""
+    if _char_at(err, lines, line, col) != "-":
+        return None
+    text = lines[line - 1]
+    start = col - 1
+    while start > 0 and (text[start - 1].isalnum() or text[start - 1] in "_-"):
+        start -= 1
+    end = col - 1
+    while end < len(text) and (text[end].isalnum() or text[end] in "_-"):
+        end += 1
+    word, before = text[start:end], text[:start].split()
+    if not word or not (before == ["stage"] or before[-1:] in (["->"], ["then"])):
+        return None
+    fixed = word.replace("-", "_")
+    return ("C092", f"a stage id is one word of letters, digits and `_`: `{word}` has a `-`",
+            f"write `{fixed}` (here and in `stage {fixed}`)", (start + 1, end - start))
+
+
+def _between_events(err, lines, line, col):
+    """`on a and b`, `on a, b`, `email.opened or email.clicked +1`: how to say "either event"."""
+    if not isinstance(err, UnexpectedToken):
+        return None
+    word = str(err.token)
+    text = lines[line - 1] if 1 <= line <= len(lines) else ""
+    head = text.split()
+    if word == "or" and "POINTS" in err.expected:
+        return ("C094", "a scoring rule names one event type",
+                "write one line per event type, e.g. `email.opened +1` and `email.clicked +1` "
+                "(each line counts, and caps, its own events)", (col, 2))
+    if word in ("and", ",") and ("OR" in err.expected or "WHERE" in err.expected) and head[:1] in (
+            ["on"], ["exit"], ["enroll"]):
+        return ("C095", f"`{word}` cannot join two event types: an event has one type",
+                "write `or` to take either event, e.g. `on demo.requested or meeting.booked -> sales_ready`",
+                (col, len(word)))
+    return None
+
+
+def _score_band(err, lines, line, col):
+    """`when score >= 40 and score < 60`: a threshold compares the score with one number."""
+    if not isinstance(err, UnexpectedToken) or str(err.token) not in ("and", "or"):
+        return None
+    text = lines[line - 1] if 1 <= line <= len(lines) else ""
+    if not text.strip().startswith("when"):
+        return None
+    return ("C096", "a score threshold compares the score with one number, without `and` or `or`",
+            "thresholds are tried in the order written and the first met wins: for a band, write the higher "
+            "one first, e.g. `when score >= 60 -> hot` then `when score >= 40 -> warm`", (col, len(str(err.token))))
 
 
 def _unexpected_indent(err, lines, line, col):

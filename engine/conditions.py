@@ -4,6 +4,11 @@ A field is looked up as a flat key first (`"company.size"`), then as a path into
 nested objects (`company` -> `size`). Comparisons are strict about types: a
 number never equals a string, and an absent field satisfies nothing except
 `not ...` and `!=`.
+
+A predicate reads one dict, the condition's *view*: the event's data, plus, for
+conditions on the lead (`lead.FIELD`, `had EVENT`), the lead's attributes under
+the key ATTRS and the event types it has had under HAD. Those keys are objects,
+not strings, so no JSON data can hold or hide them.
 """
 
 from __future__ import annotations
@@ -11,14 +16,19 @@ from __future__ import annotations
 import operator
 from typing import Callable
 
-from dsl.model import AllOf, AnyOf, Compare, Condition, Not
+from dsl.model import AllOf, AnyOf, Compare, Condition, Had, Not, lead_field
 from dsl.patterns import compile_pattern
 
-__all__ = ["compile_condition", "lookup", "Predicate", "ALWAYS", "MISSING"]
+__all__ = ["compile_condition", "lookup", "Predicate", "ALWAYS", "MISSING", "ATTRS", "HAD"]
 
 Predicate = Callable[[dict], bool]
 #: What `lookup` returns for an absent field (None is a value).
 MISSING = object()
+#: In a view: the lead's attributes, {field: value} (see engine.step); absent when nothing is known.
+ATTRS = object()
+#: In a view: the set of event types the lead has had (only those `had` conditions name).
+HAD = object()
+_NOTHING: dict = {}
 
 
 def ALWAYS(_data: dict) -> bool:
@@ -42,7 +52,15 @@ def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def _on_lead(inner: Predicate) -> Predicate:
+    """A comparison of `lead.FIELD`: the same test, on the lead's attributes instead of the event's data."""
+    return lambda d: inner(d.get(ATTRS, _NOTHING))
+
+
 def _compare(c: Compare) -> Predicate:
+    attribute = lead_field(c.field)
+    if attribute is not None:
+        return _on_lead(_compare(Compare(attribute, c.op, c.value)))
     field, op, value = c.field, c.op, c.value
     if op == "is set":
         return lambda d: lookup(d, field) not in (MISSING, None)
@@ -94,6 +112,9 @@ def compile_condition(c: Condition | None) -> Predicate:
         return ALWAYS
     if isinstance(c, Compare):
         return _compare(c)
+    if isinstance(c, Had):
+        event = c.event
+        return lambda d: event in d.get(HAD, ())
     if isinstance(c, Not):
         inner = compile_condition(c.part)
         return lambda d: not inner(d)

@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from .compiler import CompiledJourney
+from .compiler import CompiledJourney, lead_rules
 from .events import parse_event
 from .migrate import follows, switch_lead
 from .record import Lead
-from .step import advance, step_event
+from .step import advance, advance_lead, step_event, step_lead
 from .store import Store
 
 __all__ = ["Explanation", "explain_lead", "replay_lead"]
@@ -70,15 +70,76 @@ def replay_lead(store: Store, cj: CompiledJourney, lead: str, inputs: list, trac
     return rec, on
 
 
+def replay_together(store: Store, journeys: list[CompiledJourney], lead: str, inputs: list,
+                    traces: dict[str, list]) -> dict[str, tuple[Lead | None, str | None]]:
+    """(record, version) of `lead` in each journey, replayed in all journeys at once (under lead-wide rules).
+
+    Under lead-wide rules journeys act on each other (one cap, one lead score), so a
+    lead is replayed as the runner steps it: `step_lead` and `advance_lead` over the
+    journeys each input reached, with the lead-wide rules of the journeys that run now."""
+    rules = lead_rules(journeys)
+    current = {cj.name: cj.version for cj in journeys}
+    known: dict[tuple[str, str], CompiledJourney] = {(cj.name, cj.version): cj for cj in journeys}
+
+    def compiled(name: str, version: str) -> CompiledJourney:
+        if (name, version) not in known:
+            known[(name, version)] = store.compiled(name, version)
+        return known[(name, version)]
+
+    first: set[str] = set()
+    for kind, _, payload, _ in inputs:  # the version that ran at the start: the first switch's `from`
+        if kind == "switch" and json.loads(payload)["journey"] in current.keys() - first:
+            switch = json.loads(payload)
+            current[switch["journey"]] = switch["from"]
+            first.add(switch["journey"])
+    records: dict[str, Lead] = {}
+    on: dict[str, str] = {}
+    wide = None
+    for kind, time, payload, reached in inputs:
+        if kind == "switch":
+            switch = json.loads(payload)
+            name = switch["journey"]
+            if name not in current:
+                continue
+            rec = records.get(name)
+            if rec is not None and on[name] != switch["to"] and follows(switch["policy"], rec):
+                records[name], _ = switch_lead(compiled(name, on[name]), compiled(name, switch["to"]), rec, lead,
+                                               time, trace=traces.get(name), wide=wide, rules=rules)
+                on[name] = switch["to"]
+            current[name] = switch["to"]
+            continue
+        names = [name for name in current if name in reached]
+        here = [compiled(name, on.get(name, current[name])) for name in names]
+        mine = {name: records[name] for name in names if name in records}
+        if kind == "tick":
+            result = advance_lead(here, rules, mine, wide, lead, time, traces)
+        else:
+            result = step_lead(here, rules, mine, wide, lead, parse_event(payload), traces)
+        wide = result.wide
+        for name, rec in result.records.items():
+            records[name] = rec
+            on.setdefault(name, current[name])
+    return {name: (records.get(name), on.get(name)) for name in current}
+
+
 def explain_lead(store: Store, lead: str) -> list[Explanation]:
     records = store.lead_versions(lead)
     inputs = store.lead_inputs(lead)
     out = []
-    for cj in store.journeys():
+    journeys = store.journeys()
+    together = None
+    if lead_rules(journeys).active:
+        traces = {cj.name: [] for cj in journeys}
+        together = replay_together(store, journeys, lead, inputs, traces)
+    for cj in journeys:
         if cj.name not in records:
             continue
         trace: list[dict] = []
-        rec, on = replay_lead(store, cj, lead, inputs, trace)
+        if together is not None:
+            trace = traces[cj.name]
+            rec, on = together[cj.name]
+        else:
+            rec, on = replay_lead(store, cj, lead, inputs, trace)
         stored = records[cj.name]
         if store.format < 2:
             on = stored.version  # a format 1 store read as it is: its versions hashed the pickle, not the text

@@ -83,6 +83,15 @@ def _capped_rules(cj: CompiledJourney) -> list[tuple]:
     return keys
 
 
+def _remap(bits: int, old: dict[str, int], new: dict[str, int]) -> int:
+    """A bit set keyed by name in `old` read with the bits of `new` (names `new` lacks are dropped)."""
+    out = 0
+    for name, bit in old.items():
+        if bits & bit and name in new:
+            out |= new[name]
+    return out
+
+
 def carry_over(old: CompiledJourney, new: CompiledJourney, rec: Lead, at: int, moves: Moves | None = None,
                notes: list[str] | None = None) -> Lead:
     """The record as the new version reads it at the switch instant `at`. Pure: no clock, no store.
@@ -111,10 +120,15 @@ def carry_over(old: CompiledJourney, new: CompiledJourney, rec: Lead, at: int, m
         if cid in received:
             out.sent |= bit
     out.gone = tuple(sorted(received - new.content_bits.keys())) or None
+    # events had, by type; conditional sends passed over in this visit, by content id
+    out.had = _remap(rec.had, old.had_bits, new.had_bits)
+    out.passed = _remap(rec.passed, old.content_bits, new.content_bits)
     # holding loop: its progress is kept while the stage still has a loop
     plan = new.stages.get(out.state)
     if plan is not None and plan.hold is None and (out.hold or out.hold_at is not None):
         out.hold, out.hold_at = 0, None
+    # delayed internal actions done in this stay: found by what they do and their delay, not by position
+    out.acted = _acted(old, new, rec, out.state) if rec.acted else 0
     # score: a changed half-life rebases the behavioural score at the switch instant
     if old.half_life != new.half_life and rec.score != 0.0:
         out.score = behaviour_at(old, rec, at)
@@ -159,14 +173,28 @@ def _by_key(old_keys: tuple, values: tuple | None, new_keys: tuple) -> tuple | N
     return out if any(v is not None for v in out) else None
 
 
+def _acted(old: CompiledJourney, new: CompiledJourney, rec: Lead, state: str) -> int:
+    """The new stage's delayed actions that the old stage had, the same, and had taken (else still due)."""
+    before, after = old.stages.get(rec.state), new.stages.get(state)
+    if before is None or after is None:
+        return 0
+    done = {(a.kind, a.data, a.offset) for a in before.acts if a.bit and rec.acted & a.bit}
+    return sum(a.bit for a in after.acts if a.bit and (a.kind, a.data, a.offset) in done)
+
+
 def switch_lead(old: CompiledJourney, new: CompiledJourney, rec: Lead, lead: str, at: int,
-                moves: Moves | None = None, trace: list | None = None) -> tuple[Lead, list[Action]]:
-    """The switch of one lead at `at`: the old version up to `at`, the carry-over, the new version at `at`."""
+                moves: Moves | None = None, trace: list | None = None, wide=None,
+                rules=None) -> tuple[Lead, list[Action]]:
+    """The switch of one lead at `at`: the old version up to `at`, the carry-over, the new version at `at`.
+
+    `wide`, `rules`: the lead's lead-wide record and the run's lead-wide rules, read (never changed):
+    the new version's `when lead score` thresholds and the lead-wide cap see them at the switch."""
     rec, actions = advance(old, rec, lead, at, trace)
     was = rec.state
     notes: list[str] = []
     rec = carry_over(old, new, rec, at, moves, notes)
-    ctx = Context(new, rec, lead, at if at > rec.clock else rec.clock, trace)
+    ctx = Context(new, rec, lead, at if at > rec.clock else rec.clock, trace,
+                  None if wide is None else wide.copy(), rules)
     ctx.begin(f"switch to version {new.version}")
     for note in notes:
         ctx.note(note)
@@ -188,6 +216,6 @@ def switch_lead(old: CompiledJourney, new: CompiledJourney, rec: Lead, lead: str
             rec.clock = ctx.time
         elif trace is not None:
             del trace[traced:]  # nothing held: no step to show
-    timer = next_timer(new, rec)
+    timer = ctx.timer()
     rec.due = None if timer is None else timer[0]
     return rec, actions + ctx.actions

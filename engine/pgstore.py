@@ -24,15 +24,24 @@ from dsl.errors import StoreError
 
 from .compiler import CompiledJourney
 from .partition import WHOLE, Partition, lead_hash
-from .record import Lead
-from .store import SCHEMA_VERSION, Store, StoredLead, VersionRow, _changed_message, _rebuild
+from .record import Lead, LeadWide
+from .store import Store, StoredLead, VersionRow, _changed_message, _rebuild
 
-__all__ = ["PgStore", "COPY_FROM"]
+__all__ = ["PgStore", "COPY_FROM", "FORMAT"]
+
+#: The PostgreSQL tables' format, bumped when they change (the SQLite file has its own, SCHEMA_VERSION):
+#: 3 is the first; its input log kept its event-id and lead indexes when SQLite's format 4 dropped them;
+#: 4 adds each lead's lead-wide record (`lead_wide`, as SQLite's format 5).
+FORMAT = 4
 
 #: Batches with at least this many rows in a table go by COPY; smaller ones by one prepared statement.
 COPY_FROM = 64
 
 _T = 'TEXT COLLATE "C"'  # byte order, as SQLite compares: `ORDER BY lead` gives the same order on both stores
+#: Format 4: each lead's lead-wide record (engine.record.LeadWide); a format 3 store gains it when a writer opens it.
+LEAD_WIDE = f"CREATE TABLE IF NOT EXISTS lead_wide (lead {_T} PRIMARY KEY, record TEXT NOT NULL);"
+#: Older formats a writer migrates from (a reader reads them as they are).
+MIGRATES_FROM = (3,)
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS coltiva_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS journeys (
@@ -62,6 +71,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS quarantine_once ON quarantine (source, line_no
 CREATE TABLE IF NOT EXISTS transitions (
     seq BIGINT PRIMARY KEY, journey {_T} NOT NULL, lead {_T} NOT NULL, src {_T}, dst {_T} NOT NULL,
     time BIGINT NOT NULL, rule TEXT);
+{LEAD_WIDE}
 """
 
 #: The ordered logs: positions assigned at commit, under the commit lock.
@@ -140,14 +150,14 @@ class PgStore:
         if meta[0]:
             row = q("SELECT value FROM coltiva_meta WHERE key = 'format'").fetchone()
             self.format = int(row[0]) if row else 0
-            if self.format != SCHEMA_VERSION:
+            if self.format != FORMAT and self.format not in MIGRATES_FROM:
                 raise StoreError(f"{self.path}: made by another version of Coltiva (store format {self.format}, "
-                                 f"this one reads {SCHEMA_VERSION}); use another schema or database")
+                                 f"this one reads {FORMAT}); use another schema or database")
         elif meta[1]:
             raise StoreError(f"{self.path}: schema {schema!r} has tables, but not a Coltiva store's; "
                              "use another schema (options=-csearch_path=NAME) or database")
         else:
-            self.format = SCHEMA_VERSION
+            self.format = FORMAT
             if self.read_only:
                 raise StoreError(f"{self.path}: no Coltiva store here (run `coltiva run ... --db URL` first)")
         if self.read_only:
@@ -158,7 +168,13 @@ class PgStore:
                 q("SELECT pg_advisory_xact_lock(%s)", (self._commit_key,))  # two first writers create it once
                 q(SCHEMA)
                 q("INSERT INTO coltiva_meta VALUES ('format', %s) ON CONFLICT (key) DO NOTHING",
-                  (str(SCHEMA_VERSION),))
+                  (str(FORMAT),))
+        elif self.format != FORMAT:
+            with self._conn.transaction():  # 3 -> 4: a new table, nothing else changes
+                q("SELECT pg_advisory_xact_lock(%s)", (self._commit_key,))
+                q(LEAD_WIDE)
+                q("UPDATE coltiva_meta SET value = %s WHERE key = 'format'", (str(FORMAT),))
+            self.format = FORMAT
 
     def _take_writer_lock(self, database: str, schema: str) -> None:
         """A whole-store writer excludes every other writer; partition writers exclude the same partition.
@@ -264,6 +280,16 @@ class PgStore:
             "SELECT lead, version, record FROM leads WHERE journey = %s AND lead = ANY(%s)",
             (journey, [_text(lead) for lead in leads]))}
 
+    @property
+    def has_lead_wide(self) -> bool:
+        return self.format >= 4
+
+    def load_wides(self, leads: list[str]) -> dict[str, LeadWide]:
+        if not self.has_lead_wide:
+            return {}
+        return {lead: LeadWide.from_list(json.loads(record)) for lead, record in self._q(
+            "SELECT lead, record FROM lead_wide WHERE lead = ANY(%s)", ([_text(lead) for lead in leads],))}
+
     def due_leads(self, now: int) -> list[tuple[str, str, str, str]]:
         """As `Store.due_leads`, for the leads of this store's partition only."""
         p = self.partition
@@ -301,10 +327,11 @@ class PgStore:
     journey_versions = Store.journey_versions
 
     # -- one atomic batch --------------------------------------------------------
-    def write_batch(self, *, inputs=(), quarantine=(), leads=(), actions=(), transitions=()) -> None:
+    def write_batch(self, *, inputs=(), quarantine=(), leads=(), actions=(), transitions=(), wides=()) -> None:
         """Everything one batch changed, in one transaction (the outbox pattern)."""
         with self._transaction():
-            self._write(inputs=inputs, quarantine=quarantine, leads=leads, actions=actions, transitions=transitions)
+            self._write(inputs=inputs, quarantine=quarantine, leads=leads, actions=actions, transitions=transitions,
+                        wides=wides)
 
     def add_actions(self, actions) -> None:
         """Actions into the outbox by key, in one transaction: a key already there keeps its row and its
@@ -312,7 +339,8 @@ class PgStore:
         with self._transaction():
             self._write(actions=actions, once=True)
 
-    def _write(self, *, inputs=(), quarantine=(), leads=(), actions=(), transitions=(), log=(), once=False) -> None:
+    def _write(self, *, inputs=(), quarantine=(), leads=(), actions=(), transitions=(), log=(), once=False,
+               wides=()) -> None:
         """The rows of one batch, inside the caller's transaction: records first, then the ordered logs
         under the commit lock, held to the commit, so positions grow in commit order.
 
@@ -343,6 +371,10 @@ class PgStore:
                     cur.execute(_UPSERT_LEADS.format(source="SELECT * FROM load_leads"))
                 else:
                     cur.executemany(_UPSERT_LEADS.format(source=f"VALUES ({_marks(_LEAD_COLUMNS)})"), records)
+            if wides:  # a lead's lead-wide record: as few as the leads the batch touched, under lead-wide rules
+                cur.executemany("INSERT INTO lead_wide VALUES (%s, %s) ON CONFLICT (lead) DO UPDATE SET "
+                                "record = excluded.record",
+                                [(_text(lead), json.dumps(w.to_list(), separators=(",", ":"))) for lead, w in wides])
             if not logs:
                 return
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (self._commit_key,))

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from dsl.errors import PlanError
 
-from .compiler import CompiledJourney
+from .compiler import CompiledJourney, lead_rules
 from .events import format_time
 from .migrate import POLICIES, Moves, follows, moves_between, switch_lead, unmapped_stage
 from .record import DONE, Lead
@@ -127,6 +127,9 @@ def make_plan(store: Store, new: CompiledJourney, policy: str = "migrate", at: i
                 text_changes(old_text, new.text) if old_text is not None else ["+ (a new journey)"],
                 digest=store.digest(new.name))
     versions: dict[str, CompiledJourney] = {new.version: new}
+    # the lead-wide rules of the journeys as they will run (C113 if the new version disagrees with the others)
+    rules = lead_rules([new, *(cj for cj in store.journeys() if cj.name != new.name)])
+    wides = store.load_wides([lead for lead, _ in store.leads_of(new.name)]) if rules.active else {}
     moves_from: dict[str, Moves] = {}
     moved: Counter = Counter()
     cancelled: dict[str, list] = {}
@@ -149,7 +152,8 @@ def make_plan(store: Store, new: CompiledJourney, policy: str = "migrate", at: i
         # the old version fires what it had due by the switch instant, then the switch proper
         caught, catch_up = advance(old, rec, lead, at)
         plan.catch_up += len(catch_up)
-        after, at_switch = switch_lead(old, new, caught, lead, at, moves)  # nothing left due: only the switch
+        after, at_switch = switch_lead(old, new, caught, lead, at, moves,  # nothing left due: only the switch
+                                       wide=wides.get(lead), rules=rules)
         for a in at_switch:
             plan.switch_actions[a.kind] = plan.switch_actions.get(a.kind, 0) + 1
         if any(a.kind in ("stage", "exit") for a in at_switch):

@@ -11,7 +11,7 @@ from array import array
 
 from dsl.model import ACTION_KINDS as INTERNAL_KINDS
 
-__all__ = ["Lead", "Action", "OUTBOX_KINDS", "EXITED", "NOT_ENROLLED", "WAITING", "DONE", "ATTRIBUTES_ONLY"]
+__all__ = ["Lead", "LeadWide", "Action", "OUTBOX_KINDS", "EXITED", "NOT_ENROLLED", "WAITING", "DONE", "ATTRIBUTES_ONLY"]
 
 #: The machine state of a lead that left the journey (unsubscribed, `-> exit`).
 EXITED = "exit"
@@ -49,6 +49,8 @@ class Lead:
         "enrolled",  # when the lead last entered the journey (kept by journeys that re-enter or count
                      # `after D in journey`), or None
         "left",      # None, or in a journey that re-enters: "way" (left by `-> exit`), "rule" (met an exit rule)
+        "had",       # bit set of the event types `had` conditions name that the lead has had (0: none)
+        "passed",    # bit set of conditional sends passed over in this visit of the stage (0: none)
         # time (docs/engine.md, Time zones): each None unless the journey uses it, so other records
         # store exactly as before
         "zone",      # the lead's IANA zone from its attribute, or None (the journey's default)
@@ -78,6 +80,8 @@ class Lead:
         self.acted = 0
         self.enrolled = None
         self.left = None
+        self.had = 0
+        self.passed = 0
         self.zone = None
         self.dates = None
         self.marks = None
@@ -104,6 +108,8 @@ class Lead:
         new.acted = self.acted
         new.enrolled = self.enrolled
         new.left = self.left
+        new.had = self.had
+        new.passed = self.passed
         new.zone = self.zone
         new.dates = self.dates
         new.marks = self.marks
@@ -112,10 +118,10 @@ class Lead:
     def to_list(self) -> list:
         """A JSON-ready form for the store; `from_list` is its exact inverse.
 
-        The optional tail (`gone`, `acted`, `enrolled`, `left`, then the time fields as
-        one object) is written only up to its last field that differs from its default,
-        so a record that uses none of them reads exactly as before, and records stored
-        before a field existed read back with its default."""
+        The optional tail (`gone`, `acted`, `enrolled`, `left`, `had`, `passed`, then the time
+        fields as one object) is written only up to its last field that differs from its default,
+        so a record that uses none of them reads exactly as before, and records stored before a
+        field existed read back with its default."""
         caps = None if self.caps is None else [None if c is None else list(c) for c in self.caps]
         out = [
             self.state, self.entered, self.active, self.score, self.score_at, self.fit,
@@ -128,8 +134,9 @@ class Lead:
             time["dates"] = [None if d is None else list(d) for d in self.dates]
         if "marks" in time:
             time["marks"] = list(self.marks)
-        tail = [list(self.gone) if self.gone else None, self.acted, self.enrolled, self.left, time or None]
-        defaults = [None, 0, None, None, None]
+        tail = [list(self.gone) if self.gone else None, self.acted, self.enrolled, self.left,
+                self.had, self.passed, time or None]
+        defaults = [None, 0, None, None, 0, 0, None]
         while tail and tail[-1] == defaults[len(tail) - 1]:
             tail.pop()
         return out + tail
@@ -143,7 +150,9 @@ class Lead:
         new.acted = int(data[16]) if len(data) > 16 else 0
         new.enrolled = data[17] if len(data) > 17 else None
         new.left = data[18] if len(data) > 18 else None
-        time = data[19] if len(data) > 19 and isinstance(data[19], dict) else {}
+        new.had = int(data[19]) if len(data) > 19 else 0
+        new.passed = int(data[20]) if len(data) > 20 else 0
+        time = data[21] if len(data) > 21 and isinstance(data[21], dict) else {}
         new.zone = time.get("zone")
         dates = time.get("dates")
         new.dates = None if dates is None else tuple(None if d is None else (d[0], d[1]) for d in dates)
@@ -160,6 +169,59 @@ class Lead:
 
     def __repr__(self) -> str:
         return f"Lead(state={self.state!r}, score={self.score:.3f}@{self.score_at}, due={self.due})"
+
+
+class LeadWide:
+    """What belongs to the lead itself, across every journey: its lead score, its recent sends, its clock.
+
+    It exists only when the journeys run declare lead-wide rules (`lead scoring`,
+    `... across journeys`). `clock` is the lead's one time: the latest instant any
+    of its journeys was stepped to, so sends across journeys are logged in time order.
+    """
+
+    __slots__ = (
+        "score",     # lead score as of `score_at` (decays with the `lead scoring` half-life)
+        "score_at",
+        "caps",      # per capped lead score rule: its recent counted times (array), or None
+        "sends",     # recent send times across journeys (array, in time order), or None
+        "senders",   # the journey of each of `sends` (explain says who used the cap)
+        "clock",
+    )
+
+    def __init__(self, now: int):
+        self.score = 0.0
+        self.score_at = now
+        self.caps = None
+        self.sends = None
+        self.senders = ()
+        self.clock = now
+
+    def copy(self) -> "LeadWide":
+        new = LeadWide.__new__(LeadWide)
+        new.score, new.score_at, new.caps = self.score, self.score_at, self.caps
+        new.sends, new.senders, new.clock = self.sends, self.senders, self.clock
+        return new
+
+    def to_list(self) -> list:
+        caps = None if self.caps is None else [None if c is None else list(c) for c in self.caps]
+        return [self.score, self.score_at, caps, None if self.sends is None else list(self.sends),
+                list(self.senders), self.clock]
+
+    @classmethod
+    def from_list(cls, data: list) -> "LeadWide":
+        new = cls.__new__(cls)
+        score, new.score_at, caps, sends, senders, new.clock = data[:6]
+        new.score = float(score)
+        new.caps = None if caps is None else tuple(None if c is None else array("q", c) for c in caps)
+        new.sends = None if sends is None else array("q", sends)
+        new.senders = tuple(senders)
+        return new
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, LeadWide) and self.to_list() == other.to_list()
+
+    def __repr__(self) -> str:
+        return f"LeadWide(score={self.score:.3f}@{self.score_at}, sends={list(self.sends or ())}, clock={self.clock})"
 
 
 class Action:

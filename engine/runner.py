@@ -18,13 +18,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
-from .compiler import CompiledJourney
+from .compiler import CompiledJourney, lead_rules
 from .events import Event, Malformed, parse_event
-from .record import ATTRIBUTES_ONLY, Lead
-from .step import advance, step_event
+from .record import ATTRIBUTES_ONLY, Lead, LeadWide
+from .step import advance_lead, step_lead
 from .store import Store, StoredLead
 
-__all__ = ["Runner", "Summary", "Candidate", "BUILTIN_TYPES", "DEFAULT_BATCH", "collect_actions", "line_batches",
+__all__ = ["Runner", "Summary", "GatheredWrites", "Candidate", "BUILTIN_TYPES", "DEFAULT_BATCH", "collect_actions", "line_batches",
            "read_batch", "drop_duplicates", "bug_reason"]
 
 #: Event types every journey understands: `lead.updated` carries attributes only.
@@ -141,6 +141,9 @@ class Runner:
         older = [self.version(name, version) for name, version in store.versions_in_use() if name in self.versions]
         self.known_types = frozenset().union(*(j.event_types for j in journeys + older)) | BUILTIN_TYPES
         self.cache: dict[tuple[str, str], StoredLead | None] = {}
+        # the lead-wide rules (one lead score, one cap per lead) and each lead's lead-wide record
+        self.rules = lead_rules(journeys)
+        self.wides: dict[str, LeadWide | None] = {}
         # the event catalogue(s) the journeys were checked against: events that break them are kept aside
         catalogues = [j.catalogue for j in journeys if j.catalogue is not None]
         self.catalogue = functools.reduce(lambda a, b: a.merged(b), catalogues) if catalogues else None
@@ -173,26 +176,57 @@ class Runner:
             found = self.store.load_leads(journey, leads)
             for lead in leads:
                 self.cache[(journey, lead)] = found.get(lead)
+        if self.rules.active:
+            wanted = sorted({lead for _, lead in keys if lead not in self.wides})
+            found_wide = self.store.load_wides(wanted) if wanted else {}
+            for lead in wanted:
+                self.wides[lead] = found_wide.get(lead)
 
-    def step_one(self, e: Event, pending: dict[tuple[str, str], StoredLead],
-                 dirty: dict[tuple[str, str], tuple[str, str, str, Lead]], actions: list, transitions: list) -> None:
-        """Step one event through every journey: all journeys or none (an exception changes nothing).
+    def _step(self, lead: str, stored: dict[str, StoredLead], wide: LeadWide | None, step):
+        """Step a lead in every journey (each record on its own version); the versions of the results."""
+        journeys, records, versions = [], {}, {}
+        for j in self.journeys:
+            old = stored.get(j.name)
+            cj = j if old is None else self.version(j.name, old.version)
+            journeys.append(cj)
+            versions[j.name] = cj.version
+            if old is not None:
+                records[j.name] = old.record
+        return step(journeys, records, wide), records, versions
 
-        New records go to `pending` and `dirty`, actions and transitions to their lists.
-        The leads must be loaded (`_leads`).
+    def step_one(self, e: Event, pending: dict[tuple[str, str], StoredLead], dirty: dict[tuple[str, str], tuple],
+                 actions: list, transitions: list, pending_wide: dict[str, LeadWide]) -> None:
+        """Step one event through every journey at once (engine.step.step_lead): all or none (an exception
+        changes nothing).
+
+        New records go to `pending` and `dirty`, the lead-wide record to `pending_wide`, actions and
+        transitions to their lists. The leads must be loaded (`_leads`).
         """
-        results = []
+        stored = {}
         for j in self.journeys:
             key = (j.name, e.lead)
             old = pending[key] if key in pending else self.cache[key]
-            cj = j if old is None else self.version(j.name, old.version)
-            new, acts = step_event(cj, None if old is None else old.record, e.lead, e)
-            results.append((cj, key, new, acts))
-        for j, key, new, acts in results:
-            if new is not None:
-                pending[key] = StoredLead(j.version, new)
-                dirty[key] = (j.name, e.lead, j.version, new)
-            collect_actions(acts, actions, transitions)
+            if old is not None:
+                stored[j.name] = old
+        wide = pending_wide.get(e.lead) or self.wides.get(e.lead)
+        result, before, versions = self._step(
+            e.lead, stored, wide, lambda js, recs, w: step_lead(js, self.rules, recs, w, e.lead, e))
+        self._keep(e.lead, result, before, versions, wide, pending, dirty, pending_wide)
+        collect_actions(result.actions, actions, transitions)
+
+    @staticmethod
+    def _keep(lead: str, result, before: dict, versions: dict, wide, pending: dict, dirty, pending_wide: dict) -> None:
+        """The records a step changed into `pending` and `dirty` (a dict by key, or a list), the lead-wide one too."""
+        for name, new in result.records.items():
+            if new is not before.get(name):
+                pending[(name, lead)] = StoredLead(versions[name], new)
+                row = (name, lead, versions[name], new)
+                if isinstance(dirty, dict):
+                    dirty[(name, lead)] = row
+                else:
+                    dirty.append(row)
+        if result.wide is not None and result.wide is not wide:
+            pending_wide[lead] = result.wide
 
     def _run_batch(self, batch: list[tuple[int, str | bytes]], source: str) -> Summary:
         summary = Summary(lines=len(batch))
@@ -203,12 +237,13 @@ class Runner:
         # a failed write leaves the cache as the store is, so a retry starts from the truth
         pending: dict[tuple[str, str], StoredLead] = {}
         dirty: dict[tuple[str, str], tuple[str, str, str, Lead]] = {}
+        pending_wide: dict[str, LeadWide] = {}
         actions: list = []
         transitions: list = []
         applied: list[Candidate] = []
         for c in fresh:
             try:
-                self.step_one(c.event, pending, dirty, actions, transitions)
+                self.step_one(c.event, pending, dirty, actions, transitions, pending_wide)
             except Exception as err:  # a bug must not take the batch down: the event is kept aside
                 quarantine.append((source, c.number, bug_reason(err), c.raw))
                 continue
@@ -219,47 +254,68 @@ class Runner:
             summary.actions[a.kind] += 1
         inputs = [("event", c.event.id, c.event.lead, c.event.time, c.raw, self.reached) for c in applied]
         self.store.write_batch(inputs=inputs, quarantine=quarantine, leads=dirty.values(), actions=actions,
-                               transitions=transitions)
+                               transitions=transitions, **self._wide_rows(pending_wide))
         self.cache.update(pending)
+        self.wides.update(pending_wide)
         return summary
+
+    @staticmethod
+    def _wide_rows(wides: dict[str, LeadWide]) -> dict:
+        """The lead-wide records to write (only when there are some: a run without lead-wide rules writes as before)."""
+        return {"wides": list(wides.items())} if wides else {}
 
     # -- time --------------------------------------------------------------------
     def tick(self, now: int, progress=None) -> Summary:
-        """Fire everything due up to `now`; only leads with something due are read."""
+        """Fire everything due up to `now`; only leads with something due are read.
+
+        A lead is advanced in all its journeys at once (engine.step.advance_lead): a send in
+        one journey may hold another's under the lead-wide cap."""
         total = Summary()
-        due = self.store.due_leads(now)
+        leads = self.due_leads(now)
         first = True
-        for start in range(0, max(len(due), 1), self.batch_size):
+        for start in range(0, max(len(leads), 1), self.batch_size):
+            chunk = leads[start:start + self.batch_size]
+            self._leads({(j.name, lead) for j in self.journeys for lead in chunk})
             dirty, actions, transitions = [], [], []
             pending: dict[tuple[str, str], StoredLead] = {}  # reaches the cache only after the commit
-            for journey, lead, version, stored in due[start:start + self.batch_size]:
-                self.advance_one(journey, lead, version, stored, now, pending, dirty, actions, transitions)
+            pending_wide: dict[str, LeadWide] = {}
+            for lead in chunk:
+                self.advance_one(lead, now, pending, dirty, actions, transitions, pending_wide)
             total.ticked_leads += len(dirty)
             for a in actions:
                 total.actions[a.kind] += 1
             inputs = [("tick", None, None, now, None, self.reached)] if first else []
             first = False
-            self.store.write_batch(inputs=inputs, leads=dirty, actions=actions, transitions=transitions)
+            self.store.write_batch(inputs=inputs, leads=dirty, actions=actions, transitions=transitions,
+                                   **self._wide_rows(pending_wide))
             self.cache.update(pending)
+            self.wides.update(pending_wide)
             if progress:
-                progress(len(due[start:start + self.batch_size]))
+                progress(len(chunk))
         return total
 
+    def due_leads(self, now: int) -> list[str]:
+        """The leads with something due by `now` in a journey of this run, once each, in the store's order;
+        the records the query gave are cached (read once)."""
+        leads = []
+        for journey, lead, version, stored in self.store.due_leads(now):
+            if journey not in self.versions:
+                continue
+            leads.append(lead)
+            if (journey, lead) not in self.cache:
+                self.cache[(journey, lead)] = StoredLead(version, Lead.from_list(json.loads(stored)))
+        return list(dict.fromkeys(leads))
 
-    def advance_one(self, journey: str, lead: str, version: str, stored: str, now: int,
-                    pending: dict[tuple[str, str], StoredLead], dirty: list, actions: list, transitions: list) -> None:
-        """Fire what is due by `now` for one (journey, lead) row of `due_leads`."""
-        if journey not in self.versions:
-            return
-        cached = self.cache.get((journey, lead))
-        if cached is None:
-            cached = StoredLead(version, Lead.from_list(json.loads(stored)))
-        j = self.version(journey, cached.version)  # each lead's timers are those of its own version
-        new, acts = advance(j, cached.record, lead, now)
-        if new is not cached.record:
-            pending[(journey, lead)] = StoredLead(j.version, new)
-            dirty.append((journey, lead, j.version, new))
-        collect_actions(acts, actions, transitions)
+    def advance_one(self, lead: str, now: int, pending: dict[tuple[str, str], StoredLead], dirty: list,
+                    actions: list, transitions: list, pending_wide: dict[str, LeadWide]) -> None:
+        """Fire what is due by `now` for one lead, in all its journeys at once. The lead must be loaded (`_leads`)."""
+        stored = {j.name: self.cache[(j.name, lead)] for j in self.journeys
+                  if self.cache.get((j.name, lead)) is not None}
+        wide = self.wides.get(lead)
+        result, before, versions = self._step(
+            lead, stored, wide, lambda js, recs, w: advance_lead(js, self.rules, recs, w, lead, now))
+        self._keep(lead, result, before, versions, wide, pending, dirty, pending_wide)
+        collect_actions(result.actions, actions, transitions)
 
     # -- group commit (for the service) ---------------------------------------------
     def run_requests(self, requests: list[tuple[list, str]]) -> list[Summary]:
@@ -277,6 +333,7 @@ class Runner:
             real.write_batch(**group.merged())
         except BaseException:
             self.cache.clear()
+            self.wides.clear()
             raise
         finally:
             self.store = real
@@ -305,7 +362,7 @@ class _GroupWrites:
         self._ids: dict[str, int] = {}  # id -> the log position its input will take
         self._logged = 0
         self._writes: dict[str, list] = {"inputs": [], "quarantine": [], "leads": [], "actions": [],
-                                         "transitions": []}
+                                         "transitions": [], "wides": []}
 
     def __getattr__(self, name):
         return getattr(self._store, name)
@@ -338,4 +395,8 @@ class _GroupWrites:
                 self._logged += len(rows)
 
     def merged(self) -> dict[str, list]:
-        return self._writes
+        return {name: rows for name, rows in self._writes.items() if rows or name != "wides"}
+
+
+#: A store stand-in that gathers writes and commits nothing (the service's group commit, `tick --dry-run`).
+GatheredWrites = _GroupWrites

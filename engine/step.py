@@ -7,9 +7,11 @@ order inside one step (docs/engine.md):
 2. exit rules (the lead leaves, everything due is cancelled);
 3. attributes update fit points; the event's score rules add points (caps per window);
 4. the event counts as activity: idle clocks and holding loops restart;
-5. transitions: event triggers in declaration order (first match wins), then
-   score thresholds in declaration order; entering a stage sends its on-entry
-   content and may cascade through thresholds (bounded).
+5. transitions: goals in declaration order (a goal to the lead's own stage is
+   passed over), else the stage's event triggers in declaration order (first
+   match wins); then score thresholds in declaration order; entering a stage
+   sends its on-entry content (conditional sends tested) and may cascade
+   through thresholds (bounded).
 
 Time only comes from events and from `now`: nothing here reads the clock.
 """
@@ -18,14 +20,15 @@ from __future__ import annotations
 
 from array import array
 
-from .conditions import MISSING, lookup
+from .conditions import ATTRS, HAD, MISSING, lookup
 from .events import Event, format_time
-from .record import ATTRIBUTES_ONLY, DONE, EXITED, NOT_ENROLLED, WAITING, Action, Lead
-from .timers import (ACT, CROSSING, HOLD_END, HOLD_SEND, SEND, TIMEOUT, holds, lead_zone, next_timer, release_time,
-                     score_at, window_due)
+from .record import ATTRIBUTES_ONLY, DONE, EXITED, NOT_ENROLLED, WAITING, Action, Lead, LeadWide
+from .timers import (ACT, CROSSING, HOLD_END, HOLD_SEND, SEND, TIMEOUT, behaviour_at, holds, lead_release,
+                     lead_score_at, lead_zone, next_timer, release_time, score_at, window_due)
 from .zones import local_text, parse_date, zone
 
-__all__ = ["step_event", "advance", "Callbacks", "EngineBug", "MAX_CASCADE", "MAX_TIMERS_PER_STEP"]
+__all__ = ["step_event", "advance", "step_lead", "advance_lead", "LeadStep", "Callbacks", "EngineBug", "MAX_CASCADE",
+           "MAX_TIMERS_PER_STEP"]
 
 MAX_TIMERS_PER_STEP = 100_000
 
@@ -46,14 +49,18 @@ def _shown(score: float) -> float:
 class Context:
     """The state of one step, handed to the machine's callbacks."""
 
-    __slots__ = ("cj", "rec", "lead", "time", "event", "actions", "trace", "entry", "prev", "trigger", "fired")
+    __slots__ = ("cj", "rec", "lead", "time", "event", "view", "actions", "trace", "entry", "prev", "trigger",
+                 "fired", "wide", "rules")
 
-    def __init__(self, cj, rec: Lead, lead: str, time: int, trace):
+    def __init__(self, cj, rec: Lead, lead: str, time: int, trace, wide: LeadWide | None = None, rules=None):
         self.cj = cj
         self.rec = rec
         self.lead = lead
         self.time = time
+        self.wide = wide    # the lead-wide record (step_lead), shared by the journeys of one step
+        self.rules = rules  # engine.compiler.LeadRules, with `wide`
         self.event = None
+        self.view: dict = {}  # what the conditions of this step read: the event's data (+ the lead, see _view)
         self.actions: list[Action] = []
         self.trace = trace
         self.entry = None
@@ -63,6 +70,18 @@ class Context:
 
     def score_now(self) -> float:
         return score_at(self.cj, self.rec, self.time)
+
+    def lead_score_now(self) -> float:
+        return lead_score_at(self.rules, self.wide, self.time)
+
+    def timer(self):
+        return next_timer(self.cj, self.rec, self.wide, self.rules)
+
+    def release(self) -> int | None:
+        """When the caps (the journey's, and the lead-wide one) allow a send again; None if none is full."""
+        own = release_time(self.cj, self.rec)
+        held = lead_release(self.rules, self.wide) if self.wide is not None else None
+        return held if own is None or (held is not None and held > own) else own
 
     def emit(self, kind: str, rule: str, data: dict) -> None:
         rec, cj = self.rec, self.cj
@@ -117,6 +136,7 @@ class Callbacks:
         rec.entered = ctx.time
         rec.hold = 0
         rec.hold_at = None
+        rec.passed = 0  # conditional sends are tested again on each visit
         rec.acted = 0
         ctx.emit("stage", f"stage:{plan.id}", {"from": ctx.prev, "to": plan.id, "rule": ctx.trigger})
         ctx.note(f"entered {plan.id}")
@@ -139,14 +159,13 @@ class Callbacks:
 def _act(ctx: Context, act) -> None:
     """An internal action (notify, task, set_field, tag, add_to_list, webhook): never held by the frequency cap."""
     ctx.emit(act.kind, act.rule, {"stage": ctx.rec.state, **dict(act.data)})
-    ctx.note(f"internal action: {act.kind} " + ", ".join(f"{k}={v!r}" for k, v in act.data))
 
 
 def _held(ctx: Context) -> str | None:
-    """Why a send cannot go out now (the frequency cap, the send window), or None if it can."""
-    release = release_time(ctx.cj, ctx.rec)
+    """Why a send cannot go out now (a frequency cap, the send window), or None if it can."""
+    release = ctx.release()
     if release is not None and release > ctx.time:
-        return "the frequency cap"
+        return "cap"
     if ctx.cj.windows and window_due(ctx.cj, ctx.rec, ctx.time) > ctx.time:
         return "the send window"
     return None
@@ -167,14 +186,42 @@ def _mark(ctx: Context, content: str) -> None:
         rec.marks = tuple(marks)
 
 
-def _record_send(ctx: Context) -> None:
-    cj, rec, t = ctx.cj, ctx.rec, ctx.time
-    if not cj.caps:
+def _note_held(ctx: Context, held: str, what: str) -> None:
+    """Explain why a send waits: a cap (which one), or the send window (until when, in the lead's zone)."""
+    if ctx.trace is None:
         return
-    horizon = t - max(window for _, window in cj.caps)
-    kept = array("q", [x for x in rec.sends if x > horizon]) if rec.sends else array("q")
-    kept.append(t)
-    rec.sends = kept
+    if held == "the send window":
+        opens = window_due(ctx.cj, ctx.rec, ctx.time)
+        ctx.note(f"deferred by the send window: {what} waits until "
+                 f"{local_text(opens, lead_zone(ctx.cj, ctx.rec))} ({_window_words(ctx)})")
+    else:
+        ctx.note(f"deferred by {_held_by(ctx)}: {what} waits")
+
+
+def _record_send(ctx: Context) -> None:
+    cj, rec, t, wide = ctx.cj, ctx.rec, ctx.time, ctx.wide
+    if cj.caps:
+        horizon = t - max(window for _, window in cj.caps)
+        kept = array("q", [x for x in rec.sends if x > horizon]) if rec.sends else array("q")
+        kept.append(t)
+        rec.sends = kept
+    if wide is not None and ctx.rules.caps:  # every journey's send counts in the lead-wide cap
+        horizon = t - max(window for _, window in ctx.rules.caps)
+        old = wide.sends or ()
+        first = next((i for i, x in enumerate(old) if x > horizon), len(old))
+        wide.sends = array("q", old[first:])
+        wide.sends.append(t)
+        wide.senders = wide.senders[first:] + (cj.name,)
+
+
+def _held_by(ctx: Context) -> str:
+    """Which cap holds a send now, for explain: the journey's own, or the lead-wide one (and who used it)."""
+    held = lead_release(ctx.rules, ctx.wide) if ctx.wide is not None else None
+    if held is None or held <= ctx.time:
+        return "the frequency cap"
+    wide = ctx.wide
+    recent = ", ".join(f"{name} at {format_time(t)}" for t, name in zip(wide.sends, wide.senders))
+    return f"the lead-wide cap ({ctx.rules.caps_text}; sent: {recent}) until {format_time(held)}"
 
 
 def _span_of(seconds: int) -> str:
@@ -188,16 +235,16 @@ def _span_of(seconds: int) -> str:
 
 
 def _deferral(ctx: Context, meant: int | None) -> dict:
-    """A send later than it was meant says since when, and what held it (the cap, the window, or both).
+    """A send later than it was meant says since when, and what held it (a cap, the window, or both).
 
     `held_by` appears only when a send window held it: a journey without windows
     writes the same actions as before windows existed."""
     if meant is None or ctx.time <= meant:
         return {}
     cj, rec = ctx.cj, ctx.rec
-    release = release_time(cj, rec)
+    release = ctx.release()
     base = release if release is not None and release > meant else meant
-    by = ["the frequency cap"] if base > meant else []
+    by = ["a frequency cap"] if base > meant else []
     if cj.windows and window_due(cj, rec, base) > base:
         by.append("the send window")
     if not by:  # the lead's clock was already past the moment (a late event, or a date already past)
@@ -206,8 +253,45 @@ def _deferral(ctx: Context, meant: int | None) -> dict:
     ctx.note(f"sent late: {' and '.join(by)} held it since {format_time(meant)}")
     out = {"deferred_from": format_time(meant)}
     if "the send window" in by:
-        out["held_by"] = " and ".join(b.removeprefix("the ") for b in by)
+        out["held_by"] = "frequency cap and send window" if len(by) > 1 else "send window"
     return out
+
+
+def _attributes(cj, rec: Lead | None, attributes: dict | None) -> dict:
+    """The lead's attributes as `lead.` conditions read them: those kept, overlaid with `attributes`."""
+    kept = rec.attrs if rec is not None and rec.attrs is not None else (None,) * len(cj.fit_fields)
+    out = {}
+    for name, value in zip(cj.fit_fields, kept):
+        if attributes:
+            new = lookup(attributes, name)
+            if new is not MISSING:
+                value = new
+        if value is not None:
+            out[name] = value
+    return out
+
+
+def _had(cj, rec: Lead) -> frozenset:
+    return frozenset(event for event, bit in cj.had_bits.items() if rec.had & bit) if rec.had else frozenset()
+
+
+def _view(cj, rec: Lead | None, event: Event | None) -> dict:
+    """What conditions read: the event's data, and when the journey has conditions on the lead, its
+    attributes (this event's included) and the event types it has had (this event included)."""
+    data = event.data if event is not None else {}
+    if not cj.reads_lead:
+        return data
+    view = dict(data)
+    view[ATTRS] = _attributes(cj, rec, event.attributes if event is not None else None)
+    view[HAD] = _had(cj, rec) if rec is not None else frozenset()
+    return view
+
+
+def _remember(cj, rec: Lead, event: Event) -> None:
+    """An event of a type some `had` condition names is remembered (one bit per type, nothing more)."""
+    bit = cj.had_bits.get(event.type)
+    if bit is not None:
+        rec.had |= bit
 
 
 def _try_send(ctx: Context, bit: int, kind: str, content: str, meant: int | None = None) -> None:
@@ -215,31 +299,27 @@ def _try_send(ctx: Context, bit: int, kind: str, content: str, meant: int | None
     if rec.sent & bit:
         ctx.note(f"not sent again: {kind} {content!r} was already sent")
         return
+    test = ctx.cj.stages[rec.state].tests.get(bit)
+    if test is not None and test.predicate(_view(ctx.cj, rec, None)) == test.unless:
+        rec.passed |= bit
+        ctx.note(f"not sent: {kind} {content!r} ({test.text} says no; passed over for this visit)")
+        return
     held = _held(ctx)
     if held is not None:
-        _note_held(ctx, held, f"{kind} {content!r}")
+        _note_held(ctx, held, f"{ctx.cj.name}'s {kind} {content!r}")
         return
-    late = _deferral(ctx, meant)  # before this send counts against the cap
+    late = _deferral(ctx, meant)  # before this send counts against the caps
     rec.sent |= bit
     _record_send(ctx)
     _mark(ctx, content)
     ctx.emit("send", f"send:{content}", {"stage": rec.state, "content_kind": kind, "content": content, **late})
 
 
-def _note_held(ctx: Context, held: str, what: str) -> None:
-    if ctx.trace is None:
-        return
-    if held == "the send window":
-        opens = window_due(ctx.cj, ctx.rec, ctx.time)
-        ctx.note(f"deferred by the send window: {what} waits until "
-                 f"{local_text(opens, lead_zone(ctx.cj, ctx.rec))} ({_window_words(ctx)})")
-    else:
-        ctx.note(f"deferred by {held.removeprefix('the ')}: {what}")
+def _fire(ctx: Context, name: str, rule: str | None = None) -> bool:
+    """Drive the shared Machine: it checks the transition's conditions and runs the callbacks.
 
-
-def _fire(ctx: Context, name: str) -> bool:
-    """Drive the shared Machine: it checks the transition's conditions and runs the callbacks."""
-    ctx.trigger = ctx.cj.rules.get(name, name)
+    `rule` names the rule when the transition serves several (the one `exit` serves every exit rule)."""
+    ctx.trigger = ctx.cj.rules.get(rule or name, rule or name)
     ctx.fired = name
     ctx.note(f"rule fired: {ctx.trigger}")
     return ctx.cj.machine.events[name].trigger(ctx.rec, ctx)
@@ -253,8 +333,8 @@ def _thresholds(ctx: Context) -> bool:
     if not thresholds:
         return False
     score = ctx.score_now()
-    for name, op, value in thresholds:
-        if holds(op, score, value):
+    for name, op, value, lead in thresholds:
+        if holds(op, ctx.lead_score_now() if lead else score, value):
             return _fire(ctx, name)
     return False
 
@@ -268,59 +348,69 @@ def _cascade(ctx: Context) -> None:
 
 
 def _fire_due(ctx: Context, until: int) -> None:
-    cj, rec = ctx.cj, ctx.rec
+    rec = ctx.rec
     for _ in range(MAX_TIMERS_PER_STEP):
         if rec.state == EXITED:
             return
-        timer = next_timer(cj, rec)
+        timer = ctx.timer()
         if timer is None or timer[0] > until:
             return
-        due, order, payload = timer
-        ctx.time = rec.clock = due if due > rec.clock else rec.clock
-        if order == SEND:
-            bit, kind, content, meant = payload
-            ctx.begin(f"timer: send {kind} {content!r}")
-            _try_send(ctx, bit, kind, content, meant)
-            if not rec.sent & bit and _held(ctx) is None:
-                raise EngineBug(f"send of {content!r} neither sent nor deferred")
-        elif order == ACT:
-            ctx.begin(f"timer: {payload.kind} of {rec.state}")
-            rec.acted |= payload.bit
-            _act(ctx, payload)
-        elif order == HOLD_SEND:
-            (stall, every, times, kind, content, name, bit), meant = payload
-            ctx.begin(f"timer: holding loop of {rec.state} ({rec.hold + 1}/{times})")
-            held = _held(ctx)
-            if held is None:
-                late = _deferral(ctx, meant)
-                rec.hold += 1
-                rec.hold_at = ctx.time
-                rec.sent |= bit  # a loop repeats its content, but a later `send` line of it is skipped
-                _record_send(ctx)
-                _mark(ctx, content)
-                ctx.emit("send", f"hold:{rec.state}:{content}",
-                         {"stage": rec.state, "content_kind": kind, "content": content, "edition": rec.hold,
-                          **late})
-            else:
-                _note_held(ctx, held, f"holding-loop {kind} {content!r}")
-        elif order == HOLD_END:
-            ctx.begin(f"timer: holding loop of {rec.state} ran out")
-            _fire(ctx, payload)
-            _cascade(ctx)
-        elif order == TIMEOUT:
-            ctx.begin(f"timer: {cj.rules.get(payload, payload)}")
-            _fire(ctx, payload)
-            _cascade(ctx)
-        elif order == CROSSING:
-            ctx.begin("timer: score decay crossed a threshold")
-            _cascade(ctx)
-        ctx.end()
+        _fire_timer(ctx, timer)
     raise EngineBug("timers did not settle within one step")
+
+
+def _fire_timer(ctx: Context, timer) -> None:
+    """Fire one timer (due, order, payload) of the context's journey, at its due time (or the clock if later)."""
+    cj, rec, wide = ctx.cj, ctx.rec, ctx.wide
+    due, order, payload = timer
+    ctx.time = rec.clock = due if due > rec.clock else rec.clock
+    if wide is not None:  # the lead has one clock: nothing of it happens before what already happened
+        if wide.clock > ctx.time:
+            ctx.time = rec.clock = wide.clock
+        wide.clock = ctx.time
+    if order == SEND:
+        bit, kind, content, meant = payload
+        ctx.begin(f"timer: send {kind} {content!r}")
+        _try_send(ctx, bit, kind, content, meant)
+        if not rec.sent & bit and not rec.passed & bit and _held(ctx) is None:
+            raise EngineBug(f"send of {content!r} neither sent nor deferred")
+    elif order == ACT:
+        ctx.begin(f"timer: {payload.kind} of {rec.state}")
+        rec.acted |= payload.bit
+        _act(ctx, payload)
+    elif order == HOLD_SEND:
+        (stall, every, times, kind, content, name, bit), meant = payload
+        ctx.begin(f"timer: holding loop of {rec.state} ({rec.hold + 1}/{times})")
+        held = _held(ctx)
+        if held is None:
+            late = _deferral(ctx, meant)
+            rec.hold += 1
+            rec.hold_at = ctx.time
+            rec.sent |= bit  # a loop repeats its content, but a later `send` line of it is skipped
+            _record_send(ctx)
+            _mark(ctx, content)
+            ctx.emit("send", f"hold:{rec.state}:{content}",
+                     {"stage": rec.state, "content_kind": kind, "content": content, "edition": rec.hold,
+                      **late})
+        else:
+            _note_held(ctx, held, f"{cj.name}'s holding-loop {kind} {content!r}")
+    elif order == HOLD_END:
+        ctx.begin(f"timer: holding loop of {rec.state} ran out")
+        _fire(ctx, payload)
+        _cascade(ctx)
+    elif order == TIMEOUT:
+        ctx.begin(f"timer: {cj.rules.get(payload, payload)}")
+        _fire(ctx, payload)
+        _cascade(ctx)
+    elif order == CROSSING:
+        ctx.begin("timer: score decay crossed a threshold")
+        _cascade(ctx)
+    ctx.end()
 
 
 def _update_fit(cj, rec: Lead, attributes: dict | None) -> bool:
     """Keep the attribute values fit rules read (a tuple by field); True if fit points changed."""
-    if not attributes or not cj.fit_rules:
+    if not attributes or not cj.fit_fields:
         return False
     incoming = [lookup(attributes, name) for name in cj.fit_fields]
     if all(value is MISSING for value in incoming):
@@ -374,44 +464,76 @@ def _update_time(ctx: Context, event: Event) -> None:
 
 def _apply_score(ctx: Context, event: Event) -> bool:
     """Add the points of every matching rule whose cap allows it; True if the score changed."""
-    cj, rec, t = ctx.cj, ctx.rec, ctx.time
-    rules = cj.score_rules.get(event.type)
-    if not rules:
+    return _score_event(ctx.cj, ctx.rec, "score", ctx.time, event.type, ctx.view, ctx.note, ctx.rec.fit)
+
+
+def _score_event(rules, rec, prefix: str, t: int, event_type: str, view: dict, note, fit: int = 0) -> bool:
+    """The points of an event on a score (a journey's, on its record; or the lead's, on its LeadWide).
+
+    `view`: what the rules' conditions read (the event's data; for a journey, the lead too)."""
+    table = rules.score_rules.get(event_type)
+    if not table:
         return False
     scored = False
-    for index, predicate, points, cap_count, cap_seconds, slot in rules:
-        if predicate is not None and not predicate(event.data):
+    for index, predicate, points, cap_count, cap_seconds, slot in table:
+        if predicate is not None and not predicate(view):
             continue
         if cap_count is not None:
             old = rec.caps[slot] if rec.caps else None
             horizon = t - cap_seconds
             hits = array("q", [x for x in old if x > horizon]) if old else array("q")
             if len(hits) >= cap_count:
-                ctx.note(f"capped: {cj.rules[f'score#{index}']}")
+                note(f"capped: {rules.rules[f'{prefix}#{index}']}")
                 continue
             hits.append(t)
-            caps = list(rec.caps) if rec.caps else [None] * cj.cap_slots
+            caps = list(rec.caps) if rec.caps else [None] * rules.cap_slots
             caps[slot] = hits
             rec.caps = tuple(caps)
-        rec.score = score_at(cj, rec, t) - rec.fit + points
+        # (fit + behaviour) - fit, not behaviour alone: the very float the stores have always kept
+        rec.score = (fit + behaviour_at(rules, rec, t)) - fit + points
         rec.score_at = t
         scored = True
-        ctx.note(f"scored: {cj.rules[f'score#{index}']}")
+        note(f"scored: {rules.rules[f'{prefix}#{index}']}")
     return scored
 
 
-def _matches_any(rules, event: Event) -> bool:
-    return any(predicate(event.data) for predicate in rules.get(event.type, ()))
+def _first_match(rules, event: Event, view: dict) -> int | None:
+    """The index of the first rule (exit or enroll) of the event's type whose condition holds."""
+    for index, predicate in rules.get(event.type, ()):
+        if predicate(view):
+            return index
+    return None
+
+
+def _transitions(ctx: Context, event: Event) -> None:
+    """Goals first (a goal to the lead's own stage is passed over), else the stage's triggers; then thresholds."""
+    cj, rec = ctx.cj, ctx.rec
+    fired = False
+    if not cj.stages[rec.state].final:
+        for name, target, predicate in cj.goals.get(event.type, ()):
+            if target != rec.state and predicate(ctx.view):
+                fired = _fire(ctx, name)
+                break
+    if not fired:
+        for name, predicate in cj.stages[rec.state].events.get(event.type, ()):
+            if predicate(ctx.view):
+                _fire(ctx, name)
+                break
+    # thresholds are levels: tested after every event, whether or not it changed the score
+    _cascade(ctx)
 
 
 def _react(ctx: Context, event: Event) -> None:
     """Exit rules, scoring, activity, then transitions: the event's own part of a step."""
     cj, rec = ctx.cj, ctx.rec
     ctx.event = event
+    _remember(cj, rec, event)
+    ctx.view = _view(cj, rec, event)
     plan = cj.stages[rec.state]
-    if _matches_any(cj.exit_rules, event):
+    rule = _first_match(cj.exit_rules, event, ctx.view)
+    if rule is not None:
         if not plan.final:
-            _fire(ctx, "exit")
+            _fire(ctx, "exit", f"exit#{rule}")
             return
         # a lead in a final stage has finished: it stays where it ended, but never re-enters
         if cj.reentry[0] != "once" and rec.left != "rule":
@@ -425,72 +547,65 @@ def _react(ctx: Context, event: Event) -> None:
         if rec.hold:
             ctx.note("activity: the holding loop restarts from zero")
             rec.hold = 0
-    for name, predicate in plan.events.get(event.type, ()):
-        if predicate(event.data):
-            _fire(ctx, name)
-            break
-    # thresholds are levels: tested after every event, whether or not it changed the score
-    _cascade(ctx)
+    _transitions(ctx, event)
 
 
-def _enroll(cj, lead: str, event: Event, trace, waiting: Lead | None = None):
-    """A lead not in the journey yet: enroll it, remember an exit, or keep its attributes waiting."""
-    # an exit event before enrollment is remembered, so no later event can enroll the lead
-    exiting = _matches_any(cj.exit_rules, event)
+def _enroll(cj, lead: str, event: Event, trace, waiting: Lead | None = None, wide: LeadWide | None = None,
+            rules=None):
+    """A lead not in the journey yet: enroll it, remember an exit, or keep its attributes waiting.
+
+    With a lead-wide record, the lead's clock is its time: a late event enrolls it at that clock."""
+    at = event.time if wide is None or wide.clock <= event.time else wide.clock
+    # an exit event before enrollment is remembered, so no later event can enroll the lead;
+    # conditions on the lead read the attributes kept while waiting and those this event carries
+    view = _view(cj, waiting, event)
+    exiting = _first_match(cj.exit_rules, event, view) is not None
     enrolls = event.type != ATTRIBUTES_ONLY and (
-        cj.enroll_rules is None or _matches_any(cj.enroll_rules, event))
+        cj.enroll_rules is None or _first_match(cj.enroll_rules, event, view) is not None)
     if not exiting and not enrolls:
-        # not (yet) enrolled: keep what fit rules, the zone and dates of attributes will need
+        # not (yet) enrolled: keep what fit rules, `lead.` conditions, the zone and dates of attributes will need
         profile_time = cj.zone_field is not None or any(etype is None for etype, _ in cj.anchors)
-        if not (cj.fit_rules or profile_time) or not event.attributes:
+        if not (cj.fit_fields or profile_time) or not event.attributes:
             return waiting, []
-        rec = waiting.copy() if waiting is not None else Lead(WAITING, event.time)
-        rec.clock = rec.entered = rec.active = rec.score_at = event.time
+        rec = waiting.copy() if waiting is not None else Lead(WAITING, at)
+        rec.clock = rec.entered = rec.active = rec.score_at = at
         _update_fit(cj, rec, event.attributes)
         if profile_time:
-            _update_time(Context(cj, rec, lead, event.time, None), event)
+            _update_time(Context(cj, rec, lead, at, None), event)
         kept = rec.attrs is not None or rec.zone is not None or rec.dates is not None
         return (rec if kept else waiting), []
-    rec = Lead(NOT_ENROLLED if exiting else cj.initial, event.time)
+    rec = Lead(NOT_ENROLLED if exiting else cj.initial, at)
     if (cj.reentry[0] == "per" or cj.uses_enrolled) and not exiting:
-        rec.enrolled = event.time
+        rec.enrolled = at
     rec.fit = cj.fit_empty  # no attribute known yet: the fit lines an empty profile meets
     if waiting is not None:
         rec.attrs, rec.fit = waiting.attrs, waiting.fit
         rec.zone, rec.dates = waiting.zone, waiting.dates
-    ctx = Context(cj, rec, lead, event.time, trace)
+    ctx = Context(cj, rec, lead, at, trace, wide, rules)
     if exiting:
         ctx.begin(f"event {event.id}: {event.type}")
         ctx.note("an exit event before enrollment: the lead is never enrolled")
         ctx.end()
         return rec, []
     ctx.begin(f"event {event.id}: {event.type} (enrolls the lead)")
+    if at > event.time:
+        ctx.note(f"late by {_span_of(at - event.time)}: applied at the lead's clock ({format_time(at)})")
     if waiting is not None:
         ctx.note(f"attributes received before enrollment give {rec.fit:g} fit points")
     ctx.event = event
+    _remember(cj, rec, event)
+    ctx.view = _view(cj, rec, event)
     _update_fit(cj, rec, event.attributes)
     _update_time(ctx, event)
     _apply_score(ctx, event)
     ctx.trigger = "enrolled"
     cj.callbacks.on_enter(ctx)
-    for name, predicate in cj.stages[rec.state].events.get(event.type, ()):
-        if predicate(event.data):
-            _fire(ctx, name)
-            break
-    _cascade(ctx)
+    _transitions(ctx, event)
     ctx.end()
-    _settle(ctx)
-    return rec, ctx.actions
-
-
-def _settle(ctx: Context) -> None:
-    """Cache the next due time; what the event made due at once (a date already past, `if past send now`) fires now."""
-    cj, rec = ctx.cj, ctx.rec
-    timer = next_timer(cj, rec)
-    if timer is not None and timer[0] <= ctx.time and rec.state not in DONE:
-        _fire_due(ctx, ctx.time)
-        timer = next_timer(cj, rec)
+    _fire_now(ctx)
+    timer = ctx.timer()
     rec.due = None if timer is None else timer[0]
+    return rec, ctx.actions
 
 
 def _finished(cj, rec: Lead) -> bool:
@@ -508,9 +623,10 @@ def _returns(cj, rec: Lead, event: Event) -> bool:
     mode, window = cj.reentry
     if mode == "once" or not _finished(cj, rec) or event.type == ATTRIBUTES_ONLY:
         return False
-    if _matches_any(cj.exit_rules, event):
+    view = _view(cj, rec, event)
+    if _first_match(cj.exit_rules, event, view) is not None:
         return False
-    if cj.enroll_rules is not None and not _matches_any(cj.enroll_rules, event):
+    if cj.enroll_rules is not None and _first_match(cj.enroll_rules, event, view) is None:
         return False
     t = event.time if event.time > rec.clock else rec.clock
     return mode != "per" or rec.enrolled is None or t - rec.enrolled >= window
@@ -528,24 +644,49 @@ def _reenter(ctx: Context, event: Event) -> None:
     if cj.reentry[0] == "per" or cj.uses_enrolled:
         rec.enrolled = ctx.time
     ctx.event = event
+    _remember(cj, rec, event)
+    ctx.view = _view(cj, rec, event)
     _update_fit(cj, rec, event.attributes)
     _update_time(ctx, event)
     _apply_score(ctx, event)
     ctx.trigger = "re-entered"
     cj.callbacks.on_enter(ctx)
-    for name, predicate in cj.stages[rec.state].events.get(event.type, ()):
-        if predicate(event.data):
-            _fire(ctx, name)
-            break
-    _cascade(ctx)
+    _transitions(ctx, event)
 
 
 def _bar_return(cj, rec: Lead, event: Event) -> Lead:
     """A lead that left by a way out and now meets an exit rule (an unsubscribe) never comes back."""
-    if rec.state == EXITED and rec.left == "way" and _matches_any(cj.exit_rules, event):
+    if rec.state == EXITED and rec.left == "way" and _first_match(cj.exit_rules, event,
+                                                                   _view(cj, rec, event)) is not None:
         rec = rec.copy()
         rec.left = "rule"
     return rec
+
+
+def _on_event(ctx: Context, event: Event, notes=()) -> None:
+    """The event's own part of a step, at `ctx.time` (the lead's clock when the event is late): a re-entry or
+    the reaction (exit rules, scores, activity, transitions); `notes` go to its trace first."""
+    rec, t = ctx.rec, event.time
+    returning = _returns(ctx.cj, rec, event)
+    ctx.begin(f"event {event.id}: {event.type}" + (" (the lead re-enters)" if returning else ""))
+    if t < ctx.time:
+        ctx.note(f"late by {_span_of(ctx.time - t)}: applied at the lead's clock ({format_time(ctx.time)})")
+    for note in notes:
+        ctx.note(note)
+    rec.clock = ctx.time
+    if returning:
+        _reenter(ctx, event)
+    else:
+        _react(ctx, event)
+    ctx.end()
+    _fire_now(ctx)
+
+
+def _fire_now(ctx: Context) -> None:
+    """What the event made due at once (a date already past, `if past send now`) fires in the same step."""
+    timer = ctx.timer()
+    if timer is not None and timer[0] <= ctx.time and ctx.rec.state not in DONE:
+        _fire_due(ctx, ctx.time)
 
 
 def step_event(cj, rec: Lead | None, lead: str, event: Event, trace: list | None = None):
@@ -564,17 +705,9 @@ def step_event(cj, rec: Lead | None, lead: str, event: Event, trace: list | None
             rec.due = None
             return _bar_return(cj, rec, event), ctx.actions
     ctx.time = t if t > rec.clock else rec.clock
-    returning = _returns(cj, rec, event)
-    ctx.begin(f"event {event.id}: {event.type}" + (" (the lead re-enters)" if returning else ""))
-    if t < rec.clock:
-        ctx.note(f"late by {_span_of(rec.clock - t)}: applied at the lead's clock ({format_time(rec.clock)})")
-    rec.clock = ctx.time
-    if returning:
-        _reenter(ctx, event)
-    else:
-        _react(ctx, event)
-    ctx.end()
-    _settle(ctx)
+    _on_event(ctx, event)
+    timer = next_timer(cj, rec)
+    rec.due = None if timer is None else timer[0]
     return rec, ctx.actions
 
 
@@ -588,3 +721,148 @@ def advance(cj, rec: Lead, lead: str, now: int, trace: list | None = None):
     timer = next_timer(cj, rec)
     rec.due = None if timer is None else timer[0]
     return rec, ctx.actions
+
+
+# -- a lead in every journey at once (the runner's step) ------------------------------------------
+
+class LeadStep:
+    """What one input did to a lead: its record in each journey, its lead-wide record, the actions in order."""
+
+    __slots__ = ("records", "wide", "actions")
+
+    def __init__(self, records: dict[str, Lead], wide: LeadWide | None, actions: list[Action]):
+        self.records = records
+        self.wide = wide
+        self.actions = actions
+
+
+def _wide_for(rules, wide: LeadWide | None, records: dict[str, Lead], t: int) -> LeadWide | None:
+    """A copy of the lead-wide record to step, a new one (at the lead's latest time), or None without rules."""
+    if not rules.active:
+        return None
+    if wide is not None:
+        return wide.copy()
+    # the lead's first input under lead-wide rules (or its first input after an upgrade)
+    return LeadWide(max([t, *(r.clock for r in records.values())]))
+
+
+def _live(order, records: dict[str, Lead], lead: str, traces, wide, rules) -> list[Context]:
+    """A context on a copy of each record that is in a stage, in priority order; the copies replace them."""
+    live = []
+    for cj in order:
+        rec = records.get(cj.name)
+        if rec is None or rec.state in DONE or rec.state == WAITING:
+            continue
+        rec = records[cj.name] = rec.copy()
+        live.append(Context(cj, rec, lead, rec.clock, None if traces is None else traces.get(cj.name), wide, rules))
+    return live
+
+
+def _fire_all(live: list[Context], until: int, actions: list) -> None:
+    """Every timer due by `until` in every journey, earliest first; at one instant, in priority order.
+
+    Only journeys with something due by `until` at the start can fire: a send of one
+    journey only delays the others (the lead-wide cap), and the lead score does not
+    change between events."""
+    pending = [ctx for ctx in live if ctx.rec.due is not None and ctx.rec.due <= until]
+    for _ in range(MAX_TIMERS_PER_STEP):
+        best = best_at = best_timer = None
+        for ctx in pending:
+            if ctx.rec.state == EXITED:
+                continue
+            timer = ctx.timer()
+            if timer is None or timer[0] > until:
+                continue
+            at = timer[0] if timer[0] > ctx.rec.clock else ctx.rec.clock
+            if best is None or at < best_at:
+                best, best_at, best_timer = ctx, at, timer
+        if best is None:
+            return
+        mark = len(best.actions)
+        _fire_timer(best, best_timer)
+        actions.extend(best.actions[mark:])
+    raise EngineBug("timers did not settle within one step")
+
+
+def _settle(order, records: dict[str, Lead], wide, rules) -> None:
+    """Each record's cached due time, derived again: a send in one journey may move another's (the lead cap)."""
+    for cj in order:
+        rec = records.get(cj.name)
+        if rec is None or rec.state not in cj.stages:
+            if rec is not None and rec.state in DONE and rec.due is not None:
+                rec.due = None  # a copy a timer just took out (a stored record that left is due nothing)
+            continue
+        timer = next_timer(cj, rec, wide, rules)
+        rec.due = None if timer is None else timer[0]
+
+
+def step_lead(journeys, rules, records: dict[str, Lead], wide: LeadWide | None, lead: str, event: Event,
+              traces: dict[str, list] | None = None) -> LeadStep:
+    """Apply one event to one lead in every journey: pure, and the same whatever order `journeys` come in.
+
+    `journeys`: the compiled version each record is on (a journey the lead is not in yet: the
+    current one); `rules`: the run's engine.compiler.LeadRules. Order (docs/engine.md, "One lead
+    across journeys"): the timers due by the event in every journey, earliest first, at one
+    instant higher priority first; then the lead score takes the event's points; then each
+    journey reacts to the event, higher priority first (by_priority). Records in `records` are
+    never changed: changed ones are new objects in the result."""
+    from .compiler import by_priority
+
+    order = by_priority(journeys)
+    out = dict(records)
+    wide = _wide_for(rules, wide, records, event.time)
+    actions: list[Action] = []
+    live = {ctx.cj.name: ctx for ctx in _live(order, out, lead, traces, wide, rules)}
+    _fire_all(list(live.values()), event.time, actions)
+    t = event.time
+    lead_notes: list[str] = []
+    if wide is not None:
+        if t > wide.clock:
+            wide.clock = t
+        if _score_event(rules, wide, "lead", wide.clock, event.type, event.data, lead_notes.append):
+            lead_notes.append(f"lead score now {_shown(behaviour_at(rules, wide, wide.clock))}")
+    for cj in order:
+        rec = out.get(cj.name)
+        trace = None if traces is None else traces.get(cj.name)
+        if rec is None or rec.state == WAITING:
+            new, acts = _enroll(cj, lead, event, trace, rec, wide, rules)
+            if new is not None:
+                out[cj.name] = new
+            actions.extend(acts)
+            continue
+        if rec.state in DONE and not _returns(cj, rec, event):
+            out[cj.name] = _bar_return(cj, rec, event)  # left or never enrolled (maybe by a timer just now)
+            continue
+        ctx = live.get(cj.name)
+        if ctx is None:  # a finished lead coming back (re-entry): step a copy
+            rec = out[cj.name] = rec.copy()
+            ctx = Context(cj, rec, lead, rec.clock, trace, wide, rules)
+        ctx.time = t if t > rec.clock else rec.clock
+        if wide is not None and wide.clock > ctx.time:
+            ctx.time = wide.clock
+        mark = len(ctx.actions)
+        _on_event(ctx, event, lead_notes)
+        actions.extend(ctx.actions[mark:])
+    _settle(order, out, wide, rules)
+    return LeadStep(out, wide, actions)
+
+
+def advance_lead(journeys, rules, records: dict[str, Lead], wide: LeadWide | None, lead: str, now: int,
+                 traces: dict[str, list] | None = None) -> LeadStep:
+    """Fire everything due up to `now` in every journey of the lead (a tick), in the order `step_lead` fires timers.
+
+    A lead with nothing due is returned as it was (the same objects); so is each record nothing changed."""
+    from .compiler import by_priority
+
+    if not any(r.due is not None and r.due <= now for r in records.values()):
+        return LeadStep(records, wide, [])
+    order = by_priority(journeys)
+    out = dict(records)
+    wide = _wide_for(rules, wide, records, now if not records else min(r.clock for r in records.values()))
+    actions: list[Action] = []
+    _fire_all(_live(order, out, lead, traces, wide, rules), now, actions)
+    _settle(order, out, wide, rules)
+    for name, rec in out.items():  # unchanged records stay the objects they were: nothing to write
+        if rec is not records[name] and rec == records[name]:
+            out[name] = records[name]
+    return LeadStep(out, wide, actions)

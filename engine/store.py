@@ -32,7 +32,7 @@ from dsl.loader import load_sources, load_text
 
 from .compiler import CompiledJourney, compile_journey, version_of
 from .events import format_time
-from .record import Lead
+from .record import Lead, LeadWide
 
 __all__ = ["Store", "StoredLead", "VersionRow", "DEFAULT_DB", "SCHEMA_VERSION", "DEDUPE_WINDOW", "text_changes",
            "lead_row", "action_row"]
@@ -40,10 +40,11 @@ __all__ = ["Store", "StoredLead", "VersionRow", "DEFAULT_DB", "SCHEMA_VERSION", 
 DEFAULT_DB = "coltiva.db"
 #: Bumped whenever the tables change. Format 1 kept journeys pickled; format 2 keeps them as text;
 #: format 3 logs changes of version as `switch` inputs and lets a record remember content a version dropped;
-#: format 4 drops the input log's two indexes in random order (event id, lead) for a per-lead chain.
-SCHEMA_VERSION = 4
+#: format 4 drops the input log's two indexes in random order (event id, lead) for a per-lead chain;
+#: format 5 adds each lead's lead-wide record (`lead_wide`: lead score, sends across journeys, clock).
+SCHEMA_VERSION = 5
 #: Older formats this one migrates from when a writer opens the store (readers read them as they are).
-MIGRATES_FROM = (1, 2, 3)
+MIGRATES_FROM = (1, 2, 3, 4)
 #: How many of the latest input-log entries the duplicate check covers (docs/engine.md, "Duplicates"):
 #: an event is a duplicate when an event with its id is among the last DEDUPE_WINDOW entries of the log.
 DEDUPE_WINDOW = 1_000_000
@@ -97,6 +98,10 @@ CREATE TABLE IF NOT EXISTS leads (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS leads_by_due ON leads (due) WHERE due IS NOT NULL;
 CREATE INDEX IF NOT EXISTS leads_by_version ON leads (journey, version);
+CREATE TABLE IF NOT EXISTS lead_wide (
+    lead TEXT PRIMARY KEY,
+    record TEXT NOT NULL
+) WITHOUT ROWID;
 """ + INPUT_LOG + """CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY,
     key TEXT NOT NULL UNIQUE,
@@ -288,7 +293,10 @@ class Store:
             self._migrate_1_to_2()
         # 2 -> 3 changes no table: records may gain a field and inputs a kind, which format 2 never wrote;
         # the new `user_version` (set by the caller) keeps an older Coltiva from misreading them
-        self._migrate_to_4()
+        if self.format < 4:
+            self._migrate_to_4()
+        # 4 -> 5 adds the table `lead_wide` (the caller's SCHEMA creates it): a lead of an older store has
+        # no lead-wide record yet; its first step under lead-wide rules makes one at the lead's latest time
 
     def _migrate_to_4(self) -> None:
         """Format 4: the input log without its indexes on event id and lead, each lead's inputs chained.
@@ -491,6 +499,23 @@ class Store:
                 found[lead] = StoredLead(version, Lead.from_list(json.loads(record)))
         return found
 
+    @property
+    def has_lead_wide(self) -> bool:
+        """Whether the store has the table `lead_wide` (an older store read as it is has not)."""
+        return self.format >= 5
+
+    def load_wides(self, leads: list[str]) -> dict[str, LeadWide]:
+        """The lead-wide records of these leads (a lead without one is left out)."""
+        found: dict[str, LeadWide] = {}
+        if not self.has_lead_wide:
+            return found  # a reader of an older store: no lead has one yet
+        for start in range(0, len(leads), 500):
+            chunk = leads[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for lead, record in self.db.execute(f"SELECT lead, record FROM lead_wide WHERE lead IN ({marks})", chunk):
+                found[lead] = LeadWide.from_list(json.loads(record))
+        return found
+
     def due_leads(self, now: int) -> list[tuple[str, str, str, str]]:
         """(journey, lead, version, record) of every lead with something due by `now`: one indexed query."""
         return self.db.execute(
@@ -545,7 +570,7 @@ class Store:
 
     # -- one atomic batch --------------------------------------------------------
     def write_batch(self, *, inputs=(), quarantine=(), leads=(), actions=(), transitions=(), lead_rows=(),
-                    action_rows=()) -> None:
+                    action_rows=(), wides=()) -> None:
         """Everything one batch changed, in one transaction (the outbox pattern).
 
         `lead_rows` and `action_rows` are records and actions already encoded (`lead_row`,
@@ -555,7 +580,7 @@ class Store:
         db.execute("BEGIN IMMEDIATE")
         try:
             logged = self._write(inputs=inputs, quarantine=quarantine, leads=leads, actions=actions,
-                                 transitions=transitions, lead_rows=lead_rows, action_rows=action_rows)
+                                 transitions=transitions, lead_rows=lead_rows, action_rows=action_rows, wides=wides)
             db.execute("COMMIT")
         except BaseException:
             # SQLite may have rolled back already (a full disk does): the real error is the one to show
@@ -565,10 +590,12 @@ class Store:
         self._remember(logged)
 
     def _write(self, *, inputs=(), quarantine=(), leads=(), actions=(), transitions=(), lead_rows=(),
-               action_rows=()) -> list[tuple[int, str | None]]:
+               action_rows=(), wides=()) -> list[tuple[int, str | None]]:
         """The rows of one batch, inside the caller's transaction; (position, event id) of each input logged."""
         db = self.db
         logged = self._log(list(inputs))
+        db.executemany("INSERT OR REPLACE INTO lead_wide (lead, record) VALUES (?, ?)",
+                       [(lead, json.dumps(w.to_list(), separators=(",", ":"))) for lead, w in wides])
         db.executemany(
             "INSERT OR IGNORE INTO quarantine (source, line_no, reason, raw) VALUES (?, ?, ?, ?)", quarantine)
         db.executemany(
@@ -694,6 +721,7 @@ class Store:
                        for _, a in self.actions()],
             "quarantine": q("SELECT source, line_no, reason, raw FROM quarantine ORDER BY seq").fetchall(),
             "transitions": q("SELECT journey, lead, src, dst, time, rule FROM transitions ORDER BY seq").fetchall(),
+            "lead_wide": q("SELECT lead, record FROM lead_wide ORDER BY lead").fetchall() if self.has_lead_wide else [],
         }
 
     # -- for the service (coltiva serve): the clock's bounds, paging, counts --------------------

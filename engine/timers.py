@@ -14,8 +14,8 @@ import math
 from .record import Lead
 from .zones import UTC, next_open, zone
 
-__all__ = ["next_timer", "score_at", "holds", "release_time", "lead_zone", "window_due", "meant_sends",
-           "SEND", "ACT", "HOLD_SEND", "HOLD_END", "TIMEOUT", "CROSSING"]
+__all__ = ["next_timer", "score_at", "lead_score_at", "holds", "release_time", "lead_release", "lead_zone",
+           "window_due", "meant_sends", "SEND", "ACT", "HOLD_SEND", "HOLD_END", "TIMEOUT", "CROSSING"]
 
 # Ties at one instant fire in this order.
 SEND, ACT, HOLD_SEND, HOLD_END, TIMEOUT, CROSSING = range(6)
@@ -32,13 +32,27 @@ def score_at(cj, rec: Lead, t: int) -> float:
     return rec.fit + behaviour_at(cj, rec, t)
 
 
+def lead_score_at(rules, wide, t: int) -> float:
+    """The lead score at `t` (0 without lead-wide rules): `lead scoring` points, decayed, no fit."""
+    return 0.0 if wide is None else behaviour_at(rules, wide, t)
+
+
 def release_time(cj, rec: Lead) -> int | None:
     """The earliest time the frequency caps allow another send (None: no cap is full)."""
-    if not cj.caps or not rec.sends:
+    return _release(cj.caps, rec.sends)
+
+
+def lead_release(rules, wide) -> int | None:
+    """The earliest time the lead-wide caps allow another send to the lead, from any journey (None: none full)."""
+    return None if wide is None else _release(rules.caps, wide.sends)
+
+
+def _release(caps, recent) -> int | None:
+    if not caps or not recent:
         return None
     release = None
-    recent = rec.sends  # appended in time order, so already sorted
-    for count, window in cj.caps:
+    # appended in time order, so already sorted (lead-wide sends too: the lead has one clock)
+    for count, window in caps:
         if len(recent) >= count:
             candidate = recent[len(recent) - count] + window
             release = candidate if release is None or candidate > release else release
@@ -66,14 +80,15 @@ def meant_sends(cj, plan, rec: Lead):
     A send at a date counts from the date once known; a moment already past when
     it became known (or when the lead entered the stage) is skipped or sent at
     once, as the line says (`if past send now`)."""
+    done = rec.sent | rec.passed  # sent, or a conditional send passed over in this visit
     for offset, bit, kind, content in plan.sends:
-        if not rec.sent & bit:
+        if not done & bit:
             yield rec.entered + offset, bit, kind, content
     if not plan.dated or rec.dates is None:
         return
     for d in plan.dated:
         known = rec.dates[d.slot]
-        if rec.sent & d.bit or known is None:
+        if done & d.bit or known is None:
             continue
         meant = known[0] + d.offset
         start = known[1] if known[1] > rec.entered else rec.entered
@@ -159,7 +174,16 @@ def _crossing(cj, rec: Lead, op: str, value: float) -> int | None:
     return _first_holding(cj, rec, op, value, guess, limit)
 
 
-def next_timer(cj, rec: Lead):
+class _LeadView:
+    """The lead score seen from one journey's record: what `_crossing` reads (no fit, the record's clock)."""
+
+    __slots__ = ("score", "score_at", "fit", "clock")
+
+    def __init__(self, wide, clock: int):
+        self.score, self.score_at, self.fit, self.clock = wide.score, wide.score_at, 0, clock
+
+
+def next_timer(cj, rec: Lead, wide=None, rules=None):
     """(due, order, payload) of the earliest thing due, or None.
 
     Ties at one instant go to what was meant earliest (sends held by the
@@ -174,6 +198,10 @@ def next_timer(cj, rec: Lead):
     due_b = meant_b = order_b = None
     payload_b = None
     release = release_time(cj, rec) if cj.caps else None
+    if wide is not None and rules.caps:  # the lead-wide cap holds sends of every journey
+        held = lead_release(rules, wide)
+        if held is not None and (release is None or held > release):
+            release = held
     for meant, bit, kind, content in meant_sends(cj, plan, rec):
         due = meant
         if release is not None and release > due:
@@ -217,9 +245,14 @@ def next_timer(cj, rec: Lead):
         due = sent_at + seconds
         if due_b is None or due < due_b or (due == due_b and (due, TIMEOUT) < (meant_b, order_b)):
             due_b, meant_b, order_b, payload_b = due, due, TIMEOUT, name
-    if plan.thresholds and cj.half_life is not None:
-        for name, op, value in plan.thresholds:
-            due = _crossing(cj, rec, op, value)
+    if plan.thresholds and (cj.half_life is not None or (wide is not None and rules.half_life is not None)):
+        for name, op, value, lead in plan.thresholds:
+            if not lead:
+                due = None if cj.half_life is None else _crossing(cj, rec, op, value)
+            elif wide is None or rules.half_life is None:
+                continue
+            else:
+                due = _crossing(rules, _LeadView(wide, rec.clock), op, value)
             if due is not None and (due_b is None or due < due_b or
                                     (due == due_b and (due, CROSSING) < (meant_b, order_b))):
                 due_b, meant_b, order_b, payload_b = due, due, CROSSING, name

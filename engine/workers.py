@@ -27,6 +27,7 @@ from dsl.errors import ColtivaError
 from .compiler import CompiledJourney
 from .events import Event
 from .partition import owner
+from .record import LeadWide
 from .runner import (DEFAULT_BATCH, Candidate, Runner, Summary, _recent, bug_reason, drop_duplicates,
                      line_batches, read_batch)
 from .store import Store, StoredLead, action_row, lead_row
@@ -68,38 +69,49 @@ def _worker(conn, path: str, journeys: list[CompiledJourney], batch_size: int, l
 
 def _step(runner: Runner, items: list[tuple]):
     """Step events, each (index, id, lead, type, time, data, attributes) as the main process parsed it, in
-    order: per event (index, bug reason or None, action rows, transitions), and the batch's changed records
-    as rows. Records reach the worker's cache at once: the main process commits every batch or stops the run."""
+    order: per event (index, bug reason or None, action rows, transitions), the batch's changed records
+    as rows, and its changed lead-wide records as (lead, list). Records reach the worker's cache at once:
+    the main process commits every batch or stops the run."""
     events = [(n, Event(*fields)) for n, *fields in items]
     runner._leads({(j.name, e.lead) for j in runner.journeys for _, e in events})
     pending: dict[tuple[str, str], StoredLead] = {}
     dirty: dict = {}
+    pending_wide: dict = {}
     out = []
     for n, e in events:
         actions: list = []
         transitions: list = []
         try:
-            runner.step_one(e, pending, dirty, actions, transitions)
+            runner.step_one(e, pending, dirty, actions, transitions, pending_wide)
         except Exception as err:  # kept aside by the main process, as Runner does
             out.append((n, bug_reason(err), (), ()))
             continue
         out.append((n, None, [action_row(a) for a in actions], transitions))
     runner.cache.update(pending)
-    return out, [lead_row(*row) for row in dirty.values()]
+    runner.wides.update(pending_wide)
+    return out, [lead_row(*row) for row in dirty.values()], _wide_rows(pending_wide)
 
 
-def _advance(runner: Runner, now: int, items: list[tuple[int, str, str, str, str]]):
-    """Fire what is due for (index, journey, lead, version, record) rows: per row (index, record row or
-    None, action rows, transitions)."""
+def _wide_rows(wides: dict) -> list[tuple[str, list]]:
+    return [(lead, w.to_list()) for lead, w in wides.items()]
+
+
+def _advance(runner: Runner, now: int, items: list[tuple[int, str]]):
+    """Fire what is due for (index, lead) items, each lead in all its journeys at once: per item (index,
+    record rows, lead-wide rows, action rows, transitions)."""
+    runner._leads({(j.name, lead) for j in runner.journeys for _, lead in items})
     out = []
-    for n, journey, lead, version, stored in items:
+    for n, lead in items:
         pending: dict[tuple[str, str], StoredLead] = {}
         dirty: list = []
         actions: list = []
         transitions: list = []
-        runner.advance_one(journey, lead, version, stored, now, pending, dirty, actions, transitions)
+        pending_wide: dict = {}
+        runner.advance_one(lead, now, pending, dirty, actions, transitions, pending_wide)
         runner.cache.update(pending)
-        out.append((n, lead_row(*dirty[0]) if dirty else None, [action_row(a) for a in actions], transitions))
+        runner.wides.update(pending_wide)
+        out.append((n, [lead_row(*row) for row in dirty], _wide_rows(pending_wide),
+                    [action_row(a) for a in actions], transitions))
     return out
 
 
@@ -224,10 +236,12 @@ class ParallelRunner:
             (lines_, fresh, quarantine, duplicates), replies = ready_
             results: list = [None] * len(fresh)
             lead_rows: list = []
-            for per_event, rows in replies:
+            wides: list = []
+            for per_event, rows, wide_rows in replies:
                 for item in per_event:
                     results[item[0]] = item
                 lead_rows += rows
+                wides += [(lead, LeadWide.from_list(w)) for lead, w in wide_rows]
             summary = Summary(lines=lines_, duplicates=duplicates)
             applied: list[Candidate] = []
             actions: list = []
@@ -244,7 +258,7 @@ class ParallelRunner:
             summary.actions = Counter(row[4] for row in actions)
             inputs = [("event", c.event.id, c.event.lead, c.event.time, c.raw, self.local.reached) for c in applied]
             self.store.write_batch(inputs=inputs, quarantine=quarantine, lead_rows=lead_rows, action_rows=actions,
-                                   transitions=transitions)
+                                   transitions=transitions, **({"wides": wides} if wides else {}))
             total.add(summary)
             if progress:
                 progress(lines_)
@@ -266,30 +280,32 @@ class ParallelRunner:
 
     # -- time --------------------------------------------------------------------
     def tick(self, now: int, progress=None) -> Summary:
-        """As `Runner.tick`: only the leads with something due, each stepped by its owner."""
+        """As `Runner.tick`: only the leads with something due, each stepped by its owner in all its journeys."""
         total = Summary()
-        due = self.store.due_leads(now)
+        leads = list(dict.fromkeys(lead for journey, lead, _, _ in self.store.due_leads(now)
+                                   if journey in self.local.versions))  # in `Runner.tick`'s order
         first = True
-        for start in range(0, max(len(due), 1), self.batch_size):
-            chunk = due[start:start + self.batch_size]
+        for start in range(0, max(len(leads), 1), self.batch_size):
+            chunk = leads[start:start + self.batch_size]
             parts: list[list] = [[] for _ in range(self.count)]
-            for n, (journey, lead, version, stored) in enumerate(chunk):
-                parts[owner(lead, self.count)].append((n, journey, lead, version, stored))
+            for n, lead in enumerate(chunk):
+                parts[owner(lead, self.count)].append((n, lead))
             results: list = [None] * len(chunk)
             for reply in self._receive(self._send("tick", parts, now)):
                 for item in reply:
                     results[item[0]] = item
-            lead_rows, actions, transitions = [], [], []
-            for _, row, action_rows, moves in results:
-                if row is not None:
-                    lead_rows.append(row)
+            lead_rows, wides, actions, transitions = [], [], [], []
+            for _, rows, wide_rows, action_rows, moves in results:
+                lead_rows += rows
+                wides += [(lead, LeadWide.from_list(w)) for lead, w in wide_rows]
                 actions += action_rows
                 transitions += moves
             total.ticked_leads += len(lead_rows)
             total.actions.update(row[4] for row in actions)
             inputs = [("tick", None, None, now, None, self.local.reached)] if first else []
             first = False
-            self.store.write_batch(inputs=inputs, lead_rows=lead_rows, action_rows=actions, transitions=transitions)
+            self.store.write_batch(inputs=inputs, lead_rows=lead_rows, action_rows=actions, transitions=transitions,
+                                   **({"wides": wides} if wides else {}))
             if progress:
                 progress(len(chunk))
         return total

@@ -1,9 +1,11 @@
 """What the Flink job does for one lead, without Flink: so it can be read, and tested, on its own.
 
-A lead's state is one JSON text: a change counter and the lead's record in each
-journey (`Lead.to_list()`, never a pickle). An event is stepped through every
-journey of the run, all or none, exactly as `engine.runner.Runner` does; a tick
-advances every journey to a time, exactly as `Runner.tick`. The Flink functions
+A lead's state is one JSON text: a change counter, the lead's record in each
+journey (`Lead.to_list()`, never a pickle) and, under lead-wide rules, its
+lead-wide record (`LeadWide.to_list()`). An event is stepped through every
+journey of the run at once with `engine.step.step_lead`, exactly as
+`engine.runner.Runner` does; a tick advances every journey to a time with
+`advance_lead`, exactly as `Runner.tick`. The Flink functions
 (engine_flink.job) only carry this state in keyed state and call these.
 """
 
@@ -14,11 +16,11 @@ from dataclasses import dataclass, field
 
 from dsl.errors import ColtivaError
 from dsl.loader import load_sources
-from engine.compiler import CompiledJourney, compile_journey
+from engine.compiler import CompiledJourney, LeadRules, compile_journey, lead_rules
 from engine.events import Event, Malformed, parse_event, parse_time
-from engine.record import Action, Lead
+from engine.record import Action, Lead, LeadWide
 from engine.runner import BUILTIN_TYPES
-from engine.step import advance, step_event
+from engine.step import LeadStep, advance_lead, step_lead
 
 __all__ = ["LeadState", "Stepped", "Tick", "Keyed", "Rejected", "classify", "apply_event", "apply_tick",
            "rebuild_journeys", "known_types", "action_line", "action_from_line", "record_line"]
@@ -60,20 +62,23 @@ class LeadState:
     records: dict[str, Lead] = field(default_factory=dict)
     seen: dict[str, int] = field(default_factory=dict)
     timer: int | None = None
+    wide: LeadWide | None = None
 
     def to_text(self) -> str:
-        return json.dumps({"changes": self.changes,
-                           "records": {name: rec.to_list() for name, rec in self.records.items()},
-                           "seen": self.seen, "timer": self.timer},
-                          separators=(",", ":"), ensure_ascii=False)
+        data = {"changes": self.changes, "records": {name: rec.to_list() for name, rec in self.records.items()},
+                "seen": self.seen, "timer": self.timer}
+        if self.wide is not None:  # only under lead-wide rules: a state without them reads as before
+            data["wide"] = self.wide.to_list()
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
     def from_text(cls, text: str | None) -> "LeadState":
         if not text:
             return cls()
         data = json.loads(text)
+        wide = data.get("wide")
         return cls(data["changes"], {name: Lead.from_list(r) for name, r in data["records"].items()},
-                   data["seen"], data["timer"])
+                   data["seen"], data["timer"], None if wide is None else LeadWide.from_list(wide))
 
     def due(self) -> int | None:
         """The earliest time something is due in any journey: where the lead's one timer goes."""
@@ -134,38 +139,38 @@ def classify(line: str, known: frozenset[str]) -> Tick | Keyed | Rejected | None
     return Keyed(parsed.lead, parsed.time, line)
 
 
-def apply_event(journeys: list[CompiledJourney], state: LeadState, event: Event) -> Stepped:
-    """Step an event through every journey, all or none (a journey that raises leaves state as it was)."""
-    results = []
-    for j in journeys:
-        new, acts = step_event(j, state.records.get(j.name), event.lead, event)
-        results.append((j.name, new, acts))
-    changed, actions = [], []
-    for name, new, acts in results:
-        if new is not None and new is not state.records.get(name):
+_RULES: dict[tuple, LeadRules] = {}
+
+
+def _rules(journeys: list[CompiledJourney]) -> LeadRules:
+    """The lead-wide rules of the journeys (compiled once per set of versions)."""
+    key = tuple((j.name, j.version) for j in journeys)
+    if key not in _RULES:
+        _RULES[key] = lead_rules(journeys)
+    return _RULES[key]
+
+
+def _keep(state: LeadState, step: LeadStep) -> Stepped:
+    changed = []
+    for name, new in step.records.items():
+        if new is not state.records.get(name):
             state.records[name] = new
             changed.append(name)
-        actions.extend(acts)
+    if step.wide is not state.wide:
+        state.wide = step.wide
     if changed:
         state.changes += 1
-    return Stepped(tuple(changed), tuple(actions))
+    return Stepped(tuple(changed), tuple(step.actions))
+
+
+def apply_event(journeys: list[CompiledJourney], state: LeadState, event: Event) -> Stepped:
+    """Step an event through every journey at once, all or none (a step that raises leaves state as it was)."""
+    return _keep(state, step_lead(journeys, _rules(journeys), state.records, state.wide, event.lead, event))
 
 
 def apply_tick(journeys: list[CompiledJourney], state: LeadState, lead: str, now: int) -> Stepped:
     """Fire everything due up to `now` in every journey of the lead (what `coltiva tick` does to it)."""
-    changed, actions = [], []
-    for j in journeys:
-        rec = state.records.get(j.name)
-        if rec is None:
-            continue
-        new, acts = advance(j, rec, lead, now)
-        if new is not rec:
-            state.records[j.name] = new
-            changed.append(j.name)
-        actions.extend(acts)
-    if changed:
-        state.changes += 1
-    return Stepped(tuple(changed), tuple(actions))
+    return _keep(state, advance_lead(journeys, _rules(journeys), state.records, state.wide, lead, now))
 
 
 def action_line(action: Action) -> str:

@@ -123,7 +123,10 @@ class Service:
     async def stop(self) -> None:
         if self.deliverer is not None:
             self.deliverer.stop()
-            await self.delivering  # the call in flight ends (or times out) before the writer closes
+            try:
+                await self.delivering  # the calls in flight end (or time out) and are recorded before the writer closes
+            except Exception as err:  # logged; the writer still drains and closes
+                log.error("delivery stopped with an error", extra={"error": f"{type(err).__name__}: {err}"})
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:

@@ -8,14 +8,10 @@ every drip, loop and timeout at once, and could not be undone).
 
 from __future__ import annotations
 
-import json
 import time
-from collections import Counter
 
 from engine.events import format_time
-from engine.record import Lead
-from engine.runner import Summary
-from engine.step import advance
+from engine.runner import GatheredWrites, Runner, Summary
 from engine.store import Store
 
 from .errors import ClockError
@@ -54,19 +50,8 @@ def check_tick(store: Store, now: int, *, force: bool = False, max_ahead_days: i
 
 
 def preview_tick(store: Store, journeys, now: int) -> Summary:
-    """What `Runner.tick(now)` would do, stepped in memory with the pure `advance`; nothing is written."""
-    out = Summary(actions=Counter())
-    by_version = {(j.name, j.version): j for j in journeys}
-    for journey, lead, version, stored in store.due_leads(now):
-        if not any(name == journey for name, _ in by_version):
-            continue
-        if (journey, version) not in by_version:  # a lead draining on an older version: its own timers
-            by_version[(journey, version)] = store.compiled(journey, version)
-        j = by_version[(journey, version)]
-        rec = Lead.from_list(json.loads(stored))
-        new, acts = advance(j, rec, lead, now)
-        if new is not rec:
-            out.ticked_leads += 1
-        for a in acts:
-            out.actions[a.kind] += 1
-    return out
+    """What `Runner.tick(now)` would do, stepped in memory by the runner itself; nothing is written.
+
+    The runner's own tick (all of a lead's journeys at once, the lead-wide cap) over a store that
+    only gathers the writes: the preview cannot disagree with the tick."""
+    return Runner(GatheredWrites(store), list(journeys)).tick(now)

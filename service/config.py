@@ -37,6 +37,7 @@ class Webhook:
     max_attempts: int = 8                 # then the action goes to the dead letters
     backoff: float = 1.0                  # first retry after ~backoff s, doubling, with jitter
     max_backoff: float = 600.0
+    concurrency: int = 8                  # calls in flight to this destination, at most (one per lead)
 
     def wants(self, action: dict) -> bool:
         if action.get("kind") == "webhook":  # `call webhook "NAME"` calls the destination named NAME, only it
@@ -111,8 +112,11 @@ def _webhook(raw: dict, n: int, base: Path) -> Webhook:
     attempts = _get(raw, "max_attempts", int, where, 8)
     if attempts < 1:
         raise ConfigError(f"{where}.max_attempts must be at least 1")
+    concurrency = _get(raw, "concurrency", int, where, 8)
+    if concurrency < 1:
+        raise ConfigError(f"{where}.concurrency must be at least 1")
     known = {"name", "url", "secret", "secret_env", "kinds", "content_kinds", "timeout", "max_attempts", "backoff",
-             "max_backoff"}
+             "max_backoff", "concurrency"}
     extra = set(raw) - known
     if extra:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(extra))}")
@@ -129,7 +133,7 @@ def _webhook(raw: dict, n: int, base: Path) -> Webhook:
         kinds=tuple(_get(raw, "kinds", list, where, [])), content_kinds=tuple(_get(raw, "content_kinds", list, where, [])),
         timeout=float(_get(raw, "timeout", (int, float), where, 10.0)), max_attempts=attempts,
         backoff=float(_get(raw, "backoff", (int, float), where, 1.0)),
-        max_backoff=float(_get(raw, "max_backoff", (int, float), where, 600.0)))
+        max_backoff=float(_get(raw, "max_backoff", (int, float), where, 600.0)), concurrency=concurrency)
 
 
 def load_config(path: str | Path | None) -> ServiceConfig:

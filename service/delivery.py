@@ -1,16 +1,22 @@
-"""Actions out: webhooks per action kind, at-least-once, in order, signed, retried, dead-lettered.
+"""Actions out: webhooks per action kind, at-least-once, in order per lead, concurrent, signed, retried.
 
 Each destination (a [[webhooks]] entry) has a stored offset in the outbox: every
 action up to it is done (delivered, dead-lettered, or not for this destination).
-The deliverer posts the next wanted action after the offset and advances the offset
-only after a 2xx, so a crash can repeat a call but never lose one (at-least-once);
-the `Idempotency-Key` header (the action's key) lets the receiver drop a repeat.
-Actions go one at a time per destination, in outbox order, so a lead's actions
-arrive in the order they happened. A failure is retried after an exponential
-backoff with jitter (drawn from an injected random.Random, never global state);
-after `max_attempts` failures the action goes to the dead-letter list and the
-destination moves on. Delivery state lives in three tables created beside the
-store's own (CREATE TABLE IF NOT EXISTS, on the writer's connection).
+Above the offset, actions already done are remembered one by one
+(`delivery_done`), so a restart repeats none of them. A call's outcome is written
+only after its answer, so a crash can repeat a call but never lose one
+(at-least-once); the `Idempotency-Key` header (the action's key) lets the
+receiver drop a repeat.
+
+Calls run concurrently: across destinations, and within a destination across
+leads (at most `concurrency` calls in flight to it), but a lead's actions go one
+at a time in outbox order: its next action leaves only after the previous one is
+delivered or dead. So a slow or failing lead holds only itself. A failure is
+retried after an exponential backoff with jitter (drawn from an injected
+random.Random, never global state); after `max_attempts` failures the action goes
+to the dead-letter list and the lead moves on. Delivery state lives in tables
+created beside the store's own (CREATE TABLE IF NOT EXISTS, on the writer's
+connection), written in one transaction per round of answers.
 
 The body is the action as JSON (as `GET /actions` gives it, with `seq`). Headers:
 
@@ -27,10 +33,12 @@ import hmac
 import itertools
 import json
 import logging
+import queue
 import random
 import threading
 import time
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Callable, TypeVar
 
 import httpx
@@ -40,7 +48,7 @@ from engine.store import Store
 from .config import Webhook
 
 __all__ = ["DELIVERY_SCHEMA", "Deliverer", "PassResult", "DeadLetter", "DestinationState", "sign", "ensure_tables",
-           "destination_states", "dead_letters", "skip", "forget_dead", "backoff_delay"]
+           "destination_states", "dead_letters", "skip", "forget_dead", "backoff_delay", "WINDOW"]
 
 log = logging.getLogger("coltiva.service")
 T = TypeVar("T")
@@ -50,12 +58,18 @@ CREATE TABLE IF NOT EXISTS delivery_offsets (
     destination TEXT PRIMARY KEY,
     seq INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS delivery_retries (
-    destination TEXT PRIMARY KEY,
+CREATE TABLE IF NOT EXISTS delivery_failing (
+    destination TEXT NOT NULL,
     seq INTEGER NOT NULL,
     attempts INTEGER NOT NULL,
     next_at REAL NOT NULL,
-    error TEXT NOT NULL
+    error TEXT NOT NULL,
+    PRIMARY KEY (destination, seq)
+);
+CREATE TABLE IF NOT EXISTS delivery_done (
+    destination TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (destination, seq)
 );
 CREATE TABLE IF NOT EXISTS delivery_dead (
     destination TEXT NOT NULL,
@@ -67,11 +81,22 @@ CREATE TABLE IF NOT EXISTS delivery_dead (
     PRIMARY KEY (destination, seq)
 );
 """
+#: Until the deliveries went concurrent, one action per destination was retried at a time (this table).
+_OLD_RETRIES = """
+INSERT OR IGNORE INTO delivery_failing (destination, seq, attempts, next_at, error)
+    SELECT destination, seq, attempts, next_at, error FROM delivery_retries;
+DROP TABLE delivery_retries;
+"""
 PAGE = 200
+#: Actions not yet done that the deliverer holds per destination (read ahead of the offset).
+WINDOW = 2000
 
 
 def ensure_tables(store: Store) -> None:
     store.db.executescript(DELIVERY_SCHEMA)
+    old = store.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'delivery_retries'").fetchone()
+    if old:
+        store.db.executescript("BEGIN IMMEDIATE;" + _OLD_RETRIES + "COMMIT;")
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -108,20 +133,37 @@ class DestinationState:
     destination: str
     offset: int
     behind: int              # outbox positions after the offset
-    retry_seq: int | None    # the action being retried, if any
+    retry_seq: int | None    # the earliest action waiting for a retry, if any
     retry_attempts: int
     retry_error: str
     dead: int
+    retrying: int = 0        # actions waiting for a retry (one per lead at most)
 
 
-def _offset(store: Store, name: str) -> int:
-    row = store.db.execute("SELECT seq FROM delivery_offsets WHERE destination = ?", (name,)).fetchone()
-    return row[0] if row else 0
+@dataclass(frozen=True)
+class _Answer:
+    """What one call came back with (None: a 2xx)."""
+
+    destination: str
+    seq: int
+    action: dict
+    attempt: int
+    error: str | None
 
 
-def _retry(store: Store, name: str):
-    return store.db.execute("SELECT seq, attempts, next_at, error FROM delivery_retries WHERE destination = ?",
-                            (name,)).fetchone()
+@dataclass
+class _Destination:
+    """The deliverer's picture of one destination (the store keeps the truth; this is read from it once)."""
+
+    hook: Webhook
+    offset: int
+    failing: dict[int, tuple[int, float, str]]   # seq -> (attempts, next retry at, last error)
+    done: set[int]                               # delivered or dead above the offset
+    cursor: int = 0                              # the last outbox position read
+    queue: dict[int, dict] = field(default_factory=dict)   # wanted, not done, in outbox order
+    busy: set = field(default_factory=set)       # leads with a call in flight
+    held: set[int] = field(default_factory=set)  # failed in this run of `coltiva deliver`: retried by a later run
+    in_flight: int = 0
 
 
 def _write(store: Store, statements: list[tuple[str, tuple]]) -> None:
@@ -136,91 +178,229 @@ def _write(store: Store, statements: list[tuple[str, tuple]]) -> None:
         raise
 
 
-def _advance(name: str, seq: int) -> list[tuple[str, tuple]]:
-    return [("INSERT INTO delivery_offsets (destination, seq) VALUES (?, ?) "
-             "ON CONFLICT (destination) DO UPDATE SET seq = MAX(seq, excluded.seq)", (name, seq)),
-            ("DELETE FROM delivery_retries WHERE destination = ? AND seq <= ?", (name, seq))]
+def _dead_row(name: str, seq: int, key: str, attempts: int, error: str, when: float) -> tuple[str, tuple]:
+    return ("INSERT OR REPLACE INTO delivery_dead (destination, seq, key, attempts, error, time) "
+            "VALUES (?, ?, ?, ?, ?, ?)", (name, seq, key, attempts, error, when))
+
+
+def _load(store: Store, hook: Webhook) -> _Destination:
+    row = store.db.execute("SELECT seq FROM delivery_offsets WHERE destination = ?", (hook.name,)).fetchone()
+    offset = row[0] if row else 0
+    failing = {seq: (n, at, err) for seq, n, at, err in store.db.execute(
+        "SELECT seq, attempts, next_at, error FROM delivery_failing WHERE destination = ? AND seq > ?",
+        (hook.name, offset))}
+    done = {seq for (seq,) in store.db.execute(
+        "SELECT seq FROM delivery_done WHERE destination = ? AND seq > ?", (hook.name, offset))}
+    return _Destination(hook, offset, failing, done, cursor=offset)
 
 
 class Deliverer:
     """Delivers every destination's actions. `read(fn)` and `write(fn)` run fn(store) where the caller allows:
 
     in the service, reads on a read connection and writes on the one writer's thread;
-    from `coltiva deliver`, both on the command's own writing store.
+    from `coltiva deliver`, both on the command's own writing store. Calls run on a pool
+    of threads (one per call in flight); everything else, on the thread that runs
+    `loop` or `pass_once`.
     """
 
     def __init__(self, webhooks, read: Callable[[Callable[[Store], T]], T], write: Callable[[Callable[[Store], T]], T],
                  *, rng: random.Random | None = None, clock: Callable[[], float] = time.time, metrics=None,
-                 every: float = 1.0, client: httpx.Client | None = None):
+                 every: float = 1.0, client: httpx.Client | None = None, window: int = WINDOW):
         self.webhooks = tuple(webhooks)
         self.read, self.write = read, write
         self.rng = rng if rng is not None else random.Random()
         self.clock = clock
         self.metrics = metrics
         self.every = every
-        self.client = client or httpx.Client(follow_redirects=False)
-        self._wake = threading.Event()
+        self.window = max(1, window)
+        calls = sum(h.concurrency for h in self.webhooks) or 1
+        self.client = client or httpx.Client(follow_redirects=False,
+                                             limits=httpx.Limits(max_connections=calls,
+                                                                 max_keepalive_connections=calls))
+        self._pool = ThreadPoolExecutor(max_workers=calls, thread_name_prefix="coltiva-delivery")
+        self._answers: queue.Queue[_Answer | None] = queue.Queue()  # None: wake up
         self._stop = threading.Event()
+        self._dests: dict[str, _Destination] | None = None
+        self._in_flight = 0
+        self._once = False
         self.write(ensure_tables)
 
-    # -- one pass over every destination --------------------------------------------------
+    # -- rounds: dispatch what may leave, settle what came back ------------------------------
     def pass_once(self) -> PassResult:
-        delivered = failed = dead = 0
-        waits: list[float] = []
-        for hook in self.webhooks:
-            d, f, x, wait = self._destination(hook)
-            delivered, failed, dead = delivered + d, failed + f, dead + x
+        """Deliver until nothing more can leave now (`coltiva deliver`); failures wait for a later run."""
+        return self._run(until_idle=True)
+
+    def loop(self) -> None:
+        """Deliver until stopped: new actions (wake), each retry at its time, else every `every` s."""
+        try:
+            self._run(until_idle=False)
+        finally:
+            self.close()
+
+    def wake(self) -> None:
+        self._answers.put(None)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._answers.put(None)
+
+    def _run(self, until_idle: bool) -> PassResult:
+        counts = {"delivered": 0, "failed": 0, "dead": 0}
+        self._once = until_idle
+        if self._dests is None:
+            self._dests = {h.name: self.read(lambda s, h=h: _load(s, h)) for h in self.webhooks}
+        next_retry = None
+        try:
+            while not self._stop.is_set():
+                try:
+                    next_retry = self._dispatch_all()
+                except Exception as err:  # logged; the next round tries again
+                    log.error("delivery round failed", extra={"error": f"{type(err).__name__}: {err}"})
+                    if until_idle:
+                        raise
+                if until_idle and self._in_flight == 0:
+                    break
+                wait = self.every
+                if next_retry is not None:
+                    wait = min(wait, max(0.0, next_retry - self.clock()))
+                try:
+                    first = self._answers.get(timeout=wait)
+                except queue.Empty:
+                    continue
+                try:
+                    self._settle_answers(first, counts)
+                except Exception as err:  # not recorded: those calls are repeated after a restart (at-least-once)
+                    log.error("recording deliveries failed", extra={"error": f"{type(err).__name__}: {err}"})
+                    if until_idle:
+                        raise
+        finally:
+            while self._in_flight:  # stopping: the calls in flight end (or time out) and are recorded
+                self._settle_answers(self._answers.get(), counts)
+        return PassResult(counts["delivered"], counts["failed"], counts["dead"], next_retry)
+
+    def _settle_answers(self, first: _Answer | None, counts: dict) -> None:
+        """Record every answer waiting, in one transaction, and move the offsets."""
+        answers = [first]
+        while True:
+            try:
+                answers.append(self._answers.get_nowait())
+            except queue.Empty:
+                break
+        statements: list[tuple[str, tuple]] = []
+        touched = set()
+        for answer in answers:
+            if answer is not None:
+                statements += self._settle(answer, counts)
+                touched.add(answer.destination)
+        for name in touched:
+            statements += self._move_offset(self._dests[name])
+        if statements:
+            self.write(lambda s: _write(s, statements))
+
+    def _dispatch_all(self) -> float | None:
+        now = self.clock()
+        waits = []
+        for d in self._dests.values():
+            self._refill(d)
+            wait = self._dispatch(d, now)
             if wait is not None:
                 waits.append(wait)
-        return PassResult(delivered, failed, dead, min(waits) if waits else None)
+        return min(waits) if waits else None
 
-    def _destination(self, hook: Webhook):
-        delivered = failed = dead = 0
-        while not self._stop.is_set():
-            offset, retry = self.read(lambda s: (_offset(s, hook.name), _retry(s, hook.name)))
-            page = self.read(lambda s: self._page(s, offset))
-            wanted = [(seq, a) for seq, a in page if hook.wants(a)]
+    def _refill(self, d: _Destination) -> None:
+        """Read the outbox after the cursor until the window holds `window` actions not yet done."""
+        while len(d.queue) < self.window:
+            page = self.read(lambda s: self._page(s, d.cursor))
             if not page:
-                return delivered, failed, dead, None
-            if not wanted:  # nothing for this destination on this page: move past it
-                self.write(lambda s: _write(s, _advance(hook.name, page[-1][0])))
+                return
+            for seq, action in page:
+                if len(d.queue) >= self.window:
+                    return
+                d.cursor = seq
+                if seq not in d.done and d.hook.wants(action):
+                    d.queue[seq] = action
+            if not d.queue:  # nothing for this destination so far: the offset follows the cursor
+                statements = self._move_offset(d)
+                if statements:
+                    self.write(lambda s: _write(s, statements))
+
+    def _dispatch(self, d: _Destination, now: float) -> float | None:
+        """Send each lead's first action not done, unless its lead is busy or its retry is not due yet."""
+        heads: set = set()
+        waits = []
+        for seq, action in d.queue.items():
+            lead = action.get("lead")
+            if lead in heads:
+                continue  # a later action of a lead: it waits for the earlier one
+            heads.add(lead)
+            if lead in d.busy:
                 continue
-            for seq, action in wanted:
-                attempts = 0
-                if retry is not None and retry[0] == seq:
-                    attempts = retry[1]
-                    if retry[2] > self.clock():
-                        return delivered, failed, dead, retry[2]
-                error = self._call(hook, seq, action, attempts + 1)
-                if error is None:
-                    delivered += 1
-                    self._count(hook, "delivered")
-                    self.write(lambda s, seq=seq: _write(s, _advance(hook.name, seq)))
-                    retry = None
-                    continue
-                failed += 1
-                attempts += 1
-                self._count(hook, "failed")
-                log.warning("delivery failed", extra={"destination": hook.name, "seq": seq, "key": action["key"],
-                                                      "attempt": attempts, "error": error})
-                if attempts >= hook.max_attempts:
-                    dead += 1
-                    self._count(hook, "dead")
-                    now = self.clock()
-                    self.write(lambda s, seq=seq, key=action["key"], n=attempts, e=error: _write(s, [
-                        ("INSERT OR REPLACE INTO delivery_dead (destination, seq, key, attempts, error, time) "
-                         "VALUES (?, ?, ?, ?, ?, ?)", (hook.name, seq, key, n, e, now)),
-                        *_advance(hook.name, seq)]))
-                    retry = None
-                    continue
-                at = self.clock() + backoff_delay(hook, attempts, self.rng)
-                self.write(lambda s, seq=seq, n=attempts, e=error: _write(s, [
-                    ("INSERT OR REPLACE INTO delivery_retries (destination, seq, attempts, next_at, error) "
-                     "VALUES (?, ?, ?, ?, ?)", (hook.name, seq, n, at, e))]))
-                return delivered, failed, dead, at
-            # every wanted action of the page delivered: the offset passes the rest of the page too
-            self.write(lambda s, last=page[-1][0]: _write(s, _advance(hook.name, last)))
-        return delivered, failed, dead, None
+            failing = d.failing.get(seq)
+            if failing is not None and (failing[1] > now or seq in d.held):
+                waits.append(failing[1])
+                continue
+            if d.in_flight >= d.hook.concurrency:
+                break
+            d.busy.add(lead)
+            d.in_flight += 1
+            self._in_flight += 1
+            self._pool.submit(self._answer, d.hook, seq, action, (failing[0] if failing else 0) + 1)
+        return min(waits) if waits else None
+
+    def _answer(self, hook: Webhook, seq: int, action: dict, attempt: int) -> None:
+        try:
+            error = self._call(hook, seq, action, attempt)
+        except Exception as err:  # never lose the answer: an unexpected error is a failed call
+            error = f"{type(err).__name__}: {err}"[:500]
+        self._answers.put(_Answer(hook.name, seq, action, attempt, error))
+
+    def _settle(self, answer: _Answer, counts: dict) -> list[tuple[str, tuple]]:
+        d = self._dests[answer.destination]
+        hook, seq = d.hook, answer.seq
+        d.busy.discard(answer.action.get("lead"))
+        d.in_flight -= 1
+        self._in_flight -= 1
+        if answer.error is None:
+            counts["delivered"] += 1
+            self._count(hook, "delivered")
+            return self._done(d, seq)
+        counts["failed"] += 1
+        self._count(hook, "failed")
+        log.warning("delivery failed", extra={"destination": hook.name, "seq": seq, "key": answer.action["key"],
+                                              "attempt": answer.attempt, "error": answer.error})
+        if answer.attempt >= hook.max_attempts:
+            counts["dead"] += 1
+            self._count(hook, "dead")
+            return [_dead_row(hook.name, seq, answer.action["key"], answer.attempt, answer.error, self.clock()),
+                    *self._done(d, seq)]
+        at = self.clock() + backoff_delay(hook, answer.attempt, self.rng)
+        d.failing[seq] = (answer.attempt, at, answer.error)
+        if self._once:
+            d.held.add(seq)
+        return [("INSERT OR REPLACE INTO delivery_failing (destination, seq, attempts, next_at, error) "
+                 "VALUES (?, ?, ?, ?, ?)", (hook.name, seq, answer.attempt, at, answer.error))]
+
+    @staticmethod
+    def _done(d: _Destination, seq: int) -> list[tuple[str, tuple]]:
+        d.queue.pop(seq, None)
+        d.done.add(seq)
+        out = [("INSERT OR IGNORE INTO delivery_done (destination, seq) VALUES (?, ?)", (d.hook.name, seq))]
+        if d.failing.pop(seq, None) is not None:
+            out.append(("DELETE FROM delivery_failing WHERE destination = ? AND seq = ?", (d.hook.name, seq)))
+        return out
+
+    @staticmethod
+    def _move_offset(d: _Destination) -> list[tuple[str, tuple]]:
+        """The offset moves up to the first action not done: everything before it needs no memory."""
+        offset = next(iter(d.queue)) - 1 if d.queue else d.cursor
+        if offset <= d.offset:
+            return []
+        d.offset = offset
+        d.done = {seq for seq in d.done if seq > offset}
+        return [("INSERT INTO delivery_offsets (destination, seq) VALUES (?, ?) "
+                 "ON CONFLICT (destination) DO UPDATE SET seq = MAX(seq, excluded.seq)", (d.hook.name, offset)),
+                ("DELETE FROM delivery_done WHERE destination = ? AND seq <= ?", (d.hook.name, offset)),
+                ("DELETE FROM delivery_failing WHERE destination = ? AND seq <= ?", (d.hook.name, offset))]
 
     @staticmethod
     def _page(store: Store, offset: int) -> list:
@@ -262,27 +442,8 @@ class Deliverer:
             self.write(lambda s: forget_dead(s, destination, seq))
         return error
 
-    # -- the service's loop ----------------------------------------------------------------
-    def wake(self) -> None:
-        self._wake.set()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-
-    def loop(self) -> None:
-        """Deliver until stopped: after new actions (wake), at the next retry, or every `every` s."""
-        while not self._stop.is_set():
-            self._wake.clear()
-            try:
-                result = self.pass_once()
-            except Exception as err:  # logged; the next pass tries again
-                log.error("delivery pass failed", extra={"error": f"{type(err).__name__}: {err}"})
-                result = PassResult()
-            wait = self.every
-            if result.next_retry is not None:
-                wait = min(wait, max(0.0, result.next_retry - self.clock()))
-            self._wake.wait(wait)
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
         self.client.close()
 
     def observe(self) -> None:
@@ -299,11 +460,12 @@ def destination_states(store: Store, webhooks) -> list[DestinationState]:
     last = store.last_action_seq()
     out = []
     for hook in webhooks:
-        offset = _offset(store, hook.name)
-        retry = _retry(store, hook.name)
+        d = _load(store, hook)
+        first = min(d.failing) if d.failing else None
+        attempts, _, error = d.failing[first] if first is not None else (0, 0.0, "")
         dead = store.db.execute("SELECT COUNT(*) FROM delivery_dead WHERE destination = ?", (hook.name,)).fetchone()[0]
-        out.append(DestinationState(hook.name, offset, max(0, last - offset), retry[0] if retry else None,
-                                    retry[1] if retry else 0, retry[3] if retry else "", dead))
+        out.append(DestinationState(hook.name, d.offset, max(0, last - d.offset), first, attempts, error, dead,
+                                    len(d.failing)))
     return out
 
 
@@ -316,17 +478,20 @@ def dead_letters(store: Store, destination: str | None = None) -> list[DeadLette
     return [DeadLetter(*row) for row in store.db.execute(sql + " ORDER BY destination, seq", args)]
 
 
-def skip(store: Store, destination: str) -> int | None:
-    """Give up on the action a destination is retrying: it goes to the dead letters, the offset moves on."""
-    retry = _retry(store, destination)
-    if retry is None:
+def skip(store: Store, destination: str, seq: int | None = None) -> int | None:
+    """Give up an action a destination is retrying (the earliest, unless `seq`): it goes to the dead letters,
+    and its lead's next action may leave."""
+    row = store.db.execute("SELECT seq, attempts, error FROM delivery_failing WHERE destination = ?"
+                           + (" AND seq = ?" if seq is not None else "") + " ORDER BY seq LIMIT 1",
+                           (destination, seq) if seq is not None else (destination,)).fetchone()
+    if row is None:
         return None
-    seq, attempts, _, error = retry
+    seq, attempts, error = row
     action = _action(store, seq)
-    _write(store, [("INSERT OR REPLACE INTO delivery_dead (destination, seq, key, attempts, error, time) "
-                    "VALUES (?, ?, ?, ?, ?, ?)", (destination, seq, action["key"] if action else "?", attempts,
-                                                  f"skipped by hand after: {error}", time.time())),
-                   *_advance(destination, seq)])
+    _write(store, [_dead_row(destination, seq, action["key"] if action else "?", attempts,
+                             f"skipped by hand after: {error}", time.time()),
+                   ("DELETE FROM delivery_failing WHERE destination = ? AND seq = ?", (destination, seq)),
+                   ("INSERT OR IGNORE INTO delivery_done (destination, seq) VALUES (?, ?)", (destination, seq))])
     return seq
 
 

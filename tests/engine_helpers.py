@@ -136,6 +136,9 @@ def fresh_machine(model_journey) -> tuple[Machine, object]:
             machine.add_transition(f"{s.id}#hold", s.id, target(s.hold.then))
     if model_journey.exits:
         machine.add_transition("exit", [s.id for s in model_journey.stages], EXITED)
+    for i, g in enumerate(model_journey.goals):  # a goal: from every stage but a final one and its target
+        machine.add_transition(f"goal#{i}", [s.id for s in model_journey.stages
+                                             if not s.final and s.id != g.target], target(g.target))
     return machine, model
 
 

@@ -122,11 +122,13 @@ class Receiver:
     """
 
     def __init__(self, secret: str, fail_first: int = 0, slow_every: int = 0, slow_seconds: float = 0.0,
-                 always_fail: bool = False):
+                 always_fail: bool = False, hold=None, fail_lead: str | None = None):
+        """`hold(body)`: calls it is true for wait until `release` is set; `fail_lead`: that lead's calls fail."""
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         self.secret, self.fail_first, self.always_fail = secret, fail_first, always_fail
+        self.release = threading.Event()
         self.calls: list[dict] = []
         self.lock = threading.Lock()
         receiver = self
@@ -149,7 +151,10 @@ class Receiver:
                             "attempt": int(self.headers["X-Coltiva-Attempt"]), "path": self.path,
                             "signed": hmac.compare_digest("sha256=" + mac, self.headers["X-Coltiva-Signature"])}
                     receiver.calls.append(call)
-                fail = receiver.always_fail or n < receiver.fail_first
+                if hold is not None and hold(call["body"]):
+                    call["held"] = True
+                    receiver.release.wait(60)  # bounded: a test that forgets to release fails, never hangs
+                fail = receiver.always_fail or n < receiver.fail_first or call["body"].get("lead") == fail_lead
                 slow = bool(slow_every) and n % slow_every == slow_every - 1
                 if slow:  # longer than the webhook's timeout: the sender gives up, the call counts as failed
                     _time.sleep(slow_seconds)
@@ -158,7 +163,10 @@ class Receiver:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 256  # a real receiver's backlog: concurrent deliveries are not reset
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 

@@ -23,6 +23,8 @@ __all__ = [
     "texts",
     "durations",
     "conditions",
+    "fit_conditions",
+    "lead_conditions",
     "score_rules",
     "fit_rules",
     "content_items",
@@ -62,6 +64,10 @@ event_names = st.builds(
 
 #: `company.size`, `path`: like events but without `-`.
 field_names = st.builds(lambda head, tail: ".".join([head, *tail]), identifiers, st.lists(_segment, max_size=2))
+#: `lead.lifecycle`: a field of the lead's attributes (conditions on the lead).
+lead_field_names = field_names.map(lambda name: "lead." + name)
+#: One event type, or several after `or` (`on a or b`): the extra ones, as the model keeps them.
+more_events = st.lists(event_names, max_size=2).map(tuple)
 
 _awkward = st.sampled_from([
     "Problema riconosciuto", "Alla ricerca di soluzioni", "Généré à Zürich", "漏斗", "Ü", "",
@@ -82,15 +88,19 @@ _numbers = st.one_of(st.integers(-10**6, 10**6), st.integers(-10**6, 10**6).map(
 _scalars = st.one_of(texts, _numbers, st.booleans())
 
 
-def _compares() -> st.SearchStrategy[m.Compare]:
+def _compares(fields=field_names) -> st.SearchStrategy[m.Compare]:
     return st.one_of(
-        st.builds(m.Compare, field_names, st.sampled_from(["==", "!=", ">", ">=", "<", "<="]), _scalars),
-        st.builds(m.Compare, field_names, st.sampled_from(["starts with", "ends with", "contains", "matches"]),
+        st.builds(m.Compare, fields, st.sampled_from(["==", "!=", ">", ">=", "<", "<="]), _scalars),
+        st.builds(m.Compare, fields, st.sampled_from(["starts with", "ends with", "contains", "matches"]),
                   texts),
-        st.builds(m.Compare, field_names, st.sampled_from(["in", "not in"]),
+        st.builds(m.Compare, fields, st.sampled_from(["in", "not in"]),
                   st.lists(_scalars, min_size=1, max_size=4).map(tuple)),
-        st.builds(m.Compare, field_names, st.just("is set"), st.none()),
+        st.builds(m.Compare, fields, st.just("is set"), st.none()),
     )
+
+
+#: What reads the lead: a comparison of one of its attributes, or `had EVENT`.
+_on_lead = st.one_of(_compares(lead_field_names), st.builds(m.Had, event_names))
 
 
 def _combine(children: st.SearchStrategy) -> st.SearchStrategy:
@@ -98,8 +108,12 @@ def _combine(children: st.SearchStrategy) -> st.SearchStrategy:
     return st.one_of(st.builds(m.AllOf, parts), st.builds(m.AnyOf, parts), st.builds(m.Not, children))
 
 
-#: Comparisons combined with and/or/not, nested (the formatter must parenthesise right).
-conditions = st.recursive(_compares(), _combine, max_leaves=5)
+#: Comparisons combined with and/or/not, nested (the formatter must parenthesise right). Conditions of
+#: fit lines read attributes only (`fit_conditions`); the others may read the lead too (`lead.x`, `had e`).
+fit_conditions = st.recursive(_compares(), _combine, max_leaves=5)
+conditions = st.recursive(st.one_of(_compares(), _on_lead), _combine, max_leaves=5)
+#: A send's `if`/`unless`: it reads the lead only.
+lead_conditions = st.recursive(_on_lead, _combine, max_leaves=4)
 
 _points = st.integers(-100, 100)
 
@@ -116,16 +130,27 @@ def score_rules(draw) -> m.ScoreRule:
     )
 
 
-fit_rules = st.builds(m.FitRule, conditions, _points)
+fit_rules = st.builds(m.FitRule, fit_conditions, _points)
 content_items = st.builds(m.ContentItem, identifiers, texts, st.none() | texts)
-_event_rule = {"event": event_names, "condition": st.none() | conditions}
+_event_rule = {"event": event_names, "condition": st.none() | conditions, "more": more_events}
+
+
+#: A send, unconditional or with `if`/`unless` (`unless` means nothing without a condition).
+_sends = st.builds(
+    lambda send, test: send if test is None else m.Send(send.kind, send.content, send.after, condition=test[0],
+                                                        unless=test[1], every_visit=send.every_visit),
+    st.builds(m.Send, identifiers, texts, st.none() | durations, every_visit=st.booleans()),
+    st.none() | st.tuples(lead_conditions, st.booleans()),
+)
 
 
 def _triggers(targets: list[str]) -> st.SearchStrategy[m.Trigger]:
     target = st.sampled_from(targets)
     return st.one_of(
-        st.builds(m.EventTrigger, event=event_names, target=target, condition=st.none() | conditions),
-        st.builds(m.ScoreTrigger, op=st.sampled_from([">=", ">", "<=", "<"]), value=_numbers, target=target),
+        st.builds(m.EventTrigger, event=event_names, target=target, condition=st.none() | conditions,
+                  more=more_events),
+        st.builds(m.ScoreTrigger, op=st.sampled_from([">=", ">", "<=", "<"]), value=_numbers, target=target,
+                  lead=st.booleans()),
         st.builds(m.TimeTrigger, after=durations, mode=st.sampled_from(["idle", "in stage", "in journey"]),
                   target=target),
         st.builds(m.TimeTrigger, after=durations, mode=st.just("since"), target=target, content=texts),
@@ -214,6 +239,12 @@ def journeys(draw, max_stages: int = 3) -> m.Journey:
         windows=tuple(draw(st.lists(send_windows(), max_size=3))),
         contents=tuple(draw(st.lists(content_items, max_size=3))),
         includes=tuple(draw(st.lists(st.builds(m.Include, texts), max_size=2))),
+        lead_scoring=tuple(draw(st.lists(score_rules(), max_size=2))),
+        lead_decay=draw(st.none() | st.builds(m.Decay, durations)),
+        lead_caps=tuple(draw(st.lists(st.builds(m.FrequencyCap, st.integers(0, 20), durations), max_size=2))),
+        priority=draw(st.none() | st.builds(m.Priority, st.integers(0, 10**6))),
+        goals=tuple(draw(st.lists(st.builds(m.EventTrigger, event=event_names, target=st.sampled_from(targets),
+                                            condition=st.none() | conditions, more=more_events), max_size=2))),
         reentry=draw(st.none() | st.builds(m.Reentry, st.sampled_from(["once", "always"]))
                      | st.builds(m.Reentry, st.just("per"), durations)),
         catalogue=draw(st.none() | st.builds(m.Catalogue, texts)),

@@ -91,3 +91,26 @@ def test_serve_refuses_a_journey_that_calls_a_webhook_no_destination_names(tmp_p
                   cwd=ROOT, check=False)
     assert out.returncode != 0 and "Traceback" not in out.stderr
     assert "calls webhook 'crm-sync'" in out.stderr and "did you mean 'crm-synk'?" in out.stderr
+
+
+def test_the_service_keeps_aside_events_that_break_the_catalogue(tmp_path):
+    import httpx
+
+    from .service_helpers import Server
+
+    (tmp_path / "events.catalogue").write_text("trial.started plan\nsubscription.started\n")
+    journey = tmp_path / "t.journey"
+    journey.write_text('journey "t"\nenroll on trial.started\n'
+                       'stage a\n  initial\n  tag "trial"\n  on subscription.started -> b\nstage b\n  final\n')
+    body = "".join(json.dumps(e) + "\n" for e in [
+        {"id": "1", "lead": "a", "type": "trial.started", "time": "2026-03-01T09:00:00Z", "data": {"plan": "pro"}},
+        {"id": "2", "lead": "b", "type": "trial.started", "time": "2026-03-01T09:00:00Z", "data": {"plna": "pro"}},
+    ])
+    with Server(tmp_path, "--catalogue", str(tmp_path / "events.catalogue"), journeys=(str(journey),)) as server, \
+            httpx.Client(base_url=server.base, timeout=60) as http:
+        summary = http.post("/events", content=body.encode()).json()
+        kept = http.get("/quarantine").text
+        actions = [json.loads(x) for x in http.get("/actions").text.splitlines()]
+    assert summary["applied"] == 1 and summary["quarantined"] == 1, summary
+    assert "data field 'plna' of trial.started is not in the event catalogue" in kept and "did you mean plan?" in kept
+    assert [(a["lead"], a["kind"]) for a in actions] == [("a", "stage"), ("a", "tag")]

@@ -912,6 +912,238 @@ CASES = [
         stage b
           final
         """, "C088", 6, 18, "no event declares the date `start_at`", "did you mean `starts_at`"),
+    # ---- lead-wide rules (one lead score, one cap per lead across journeys) ----------------
+    ("lead score without lead scoring", """
+        journey "t"
+        stage a
+          initial
+          when lead score >= 20 -> b
+        stage b
+          final
+        """, "C110", 4, 3, "declares no `lead scoring`", 'include "lead.coltiva"'),
+    ("priority twice", """
+        journey "t"
+        priority 2
+        priority 3
+        stage a
+          initial
+          on go -> b
+        stage b
+          final
+        """, "C111", 3, 1, "priority is declared twice", "first at line 2"),
+    ("lead score decay twice", """
+        journey "t"
+        lead scoring
+          email.clicked +3
+          decay half-life 30 days
+          decay half-life 60 days
+        stage a
+          initial
+          on go -> b
+        stage b
+          final
+        """, "C111", 5, 3, "decay is declared twice", "first at line 4"),
+    ("lead score out of reach", """
+        journey "t"
+        lead scoring
+          email.clicked +3 at most 1 per 1 day
+          decay half-life 2 days
+        stage a
+          initial
+          when lead score >= 100 -> b
+          on go -> b
+        stage b
+          final
+        """, "C112", 7, 3, "no lead score can go up to `lead score >= 100`", "`lead scoring` rules"),
+    # ---- issue 12: goals, conditions on the lead, several event types, messages --------
+    ("goal to exit", """
+        journey "t"
+        on lead.deleted -> exit
+        stage a
+          initial
+          on x -> b
+        stage b
+          final
+        """, "C090", 2, 20, "a goal leads to a stage", "exit on lead.deleted"),
+    ("goal takes a stage trigger first", """
+        journey "t"
+        on demo.requested -> b
+        stage a
+          initial
+          on demo.requested where plan == "pro" -> c
+        stage b
+          final
+        stage c
+          final
+        """, "C044", 5, 3, "the goal at line 2 (`-> b`) takes every such event first", "narrow the goal"),
+    ("goal taken by an exit rule", """
+        journey "t"
+        exit on demo.requested
+        on demo.requested -> b
+        stage a
+          initial
+          on x -> b
+        stage b
+          final
+        """, "C044", 3, 1, "this goal never fires: `exit on demo.requested`", "narrow the rule"),
+    ("goal overlaps a stage trigger", """
+        journey "t"
+        on demo.requested where size > 100 -> b
+        stage a
+          initial
+          on demo.requested where plan == "pro" -> c
+        stage b
+          final
+        stage c
+          final
+        """, "C045", 5, 3, "the goal at line 2 (to `b`) may match the same event; the goal wins",
+     "exclude each other"),
+    ("or between events: all taken", """
+        journey "t"
+        stage a
+          initial
+          on x -> b
+          on y or x -> c
+          on y -> b
+        stage b
+          final
+        stage c
+          final
+        """, "C044", 6, 3, "line 5 already takes every `y`", None),
+    ("non-breaking space", """
+        journey "t"
+        stage a
+          initial
+          on x ->\u00a0b
+        stage b
+          final
+        """, "C091", 4, 10, "non-breaking space", "coltiva fmt"),
+    ("hyphen in a stage id", """
+        journey "t"
+        stage shown-interest
+          initial
+        """, "C092", 2, 7, "`shown-interest` has a `-`", "shown_interest"),
+    ("hyphen in a target", """
+        journey "t"
+        stage a
+          initial
+          on x -> shown-interest
+        """, "C092", 4, 11, "has a `-`", "shown_interest"),
+    ("slash comment", """
+        journey "t"
+        // the welcome series
+        stage a
+          initial
+          final
+        """, "C093", 2, 1, "comments start with `#`", "# the welcome series"),
+    ("or in a scoring rule", """
+        journey "t"
+        scoring
+          email.opened or email.clicked +1
+        stage a
+          initial
+          final
+        """, "C094", 3, 16, "one event type", "one line per event type"),
+    ("and between events", """
+        journey "t"
+        stage a
+          initial
+          on demo.requested and meeting.booked -> b
+        stage b
+          final
+        """, "C095", 4, 21, "`and` cannot join two event types", "write `or`"),
+    ("score band", """
+        journey "t"
+        stage a
+          initial
+          when score >= 40 and score < 60 -> b
+        stage b
+          final
+        """, "C096", 4, 20, "with one number", "write the higher one first"),
+    ("points without a sign", """
+        journey "t"
+        scoring
+          email.clicked 5
+        stage a
+          initial
+          final
+        """, "C097", 3, 17, "is read as `+5`", "`+5`"),
+    ("lead field in fit", """
+        journey "t"
+        fit
+          lead.company.size >= 200 +10
+        stage a
+          initial
+          final
+        """, "C098", 3, 3, "`lead.company.size` is `company.size` here", "without `lead.`"),
+    ("send condition on event data", """
+        journey "t"
+        stage a
+          initial
+          send email "nudge" after 2 days unless activated == true
+          on x -> b
+        stage b
+          final
+        """, "C099", 4, 42, "`activated` is no attribute of the lead", "lead.activated"),
+    ("a send line skipped on every later visit of a journey that re-enters", """
+        journey "t"
+        re-enter every time
+        enroll on go
+        stage a
+          initial
+          send email "welcome" on entry
+          on x -> b
+        stage b
+          final
+        """, "C048", 6, 3, "first visit only", "every visit"),
+    ("every visit in a journey that never re-enters", """
+        journey "t"
+        stage a
+          initial
+          send email "welcome" on entry every visit
+          on x -> b
+        stage b
+          final
+        """, "C105", 4, 3, "changes nothing", "re-enter every time"),
+    ("re-entry without enroll on", """
+        journey "t"
+        re-enter once per 30 days
+        stage a
+          initial
+          on x -> b
+        stage b
+          final
+        """, "C106", 2, 1, "any event of a finished lead", "enroll on"),
+    ("re-entry declared twice", """
+        journey "t"
+        enroll on go
+        re-enter every time
+        re-enter once
+        stage a
+          initial
+          on x -> b
+        stage b
+          final
+        """, "C107", 4, 1, "`re-enter` is declared twice", "line 3"),
+    ("catalogue named twice", """
+        journey "t"
+        catalogue "a.catalogue"
+        catalogue "b.catalogue"
+        stage a
+          initial
+          on x -> b
+        stage b
+          final
+        """, "C107", 3, 1, "`catalogue` is declared twice", "line 2"),
+    ("a delayed internal action after leads always left", """
+        journey "t"
+        stage a
+          initial
+          create task "call them" after 10 days
+          after 7 days in stage -> b
+        stage b
+          final
+        """, "C108", 4, 3, "this task is never done", "no later than 7 days"),
 ]
 
 
@@ -939,12 +1171,14 @@ def test_there_are_enough_cases():
 def _all_codes() -> set[str]:
     codes = set()
     for path in (ROOT / "dsl").rglob("*.py"):
-        codes |= set(re.findall(r'"(C0\d\d)"', path.read_text()))
+        codes |= set(re.findall(r'"(C0\d\d|C1[01]\d)"', path.read_text()))
     return codes
 
 
 def test_every_code_is_produced_by_a_case():
     produced = {c[2] for c in CASES} | {"C020", "C021", "C022"}  # the include codes: tests below
+    produced |= {"C100", "C101", "C102", "C103", "C104"}  # the catalogue codes: tests below
+    produced |= {"C113"}  # journeys that disagree on lead-wide rules: tests/test_lead_wide.py
     assert _all_codes() <= produced, sorted(_all_codes() - produced)
 
 
@@ -1263,3 +1497,40 @@ def test_cli_plain_text_when_piped(files):
     assert "  on x -> shown_intrest" in result.stdout
     assert " |           ^^^^^^^^^^^^^" in result.stdout
     assert "= help: did you mean `shown_interest`?" in result.stdout
+
+
+# ---- the event catalogue ---------------------------------------------------------
+
+CATALOGUE_JOURNEY = """journey "t"
+catalogue "events.catalogue"
+exit on email.unsubscribe
+enroll on form.submitted where from == "demo"
+stage a
+  initial
+  on x.y -> b
+stage b
+  final
+"""
+
+
+@pytest.mark.parametrize("catalogue, code, line, column, message, hint", [
+    ("email.unsubscribed\nform.submitted form\nx.y\n", "C100", 3, 1,
+     "event type `email.unsubscribe` is not in the event catalogue", "did you mean `email.unsubscribed`?"),
+    ("email.unsubscribed\nform.submitted form\nx.y\n", "C101", 4, 32,
+     "`form.submitted` has no data field `from`", "did you mean `form`?"),
+    ("email.unsubscribed\nform.submitted form\nx.y\nbad/type\n", "C102", 4, 1,
+     "`bad/type` is not an event type", "separated by spaces"),
+    ("email.unsubscribed\nform.submitted form\nx.y\nx.y z\n", "C103", 4, 1,
+     "`x.y` is listed twice", "first at line 3"),
+    (None, "C104", 2, 1, "cannot read the event catalogue", "relative to the journey's file"),
+])
+def test_catalogue_messages(tmp_path, catalogue, code, line, column, message, hint):
+    if catalogue is not None:
+        (tmp_path / "events.catalogue").write_text(catalogue)
+    (tmp_path / "t.journey").write_text(CATALOGUE_JOURNEY)
+    from dsl.loader import load_journey
+
+    found = [d for d in load_journey(tmp_path / "t.journey").diagnostics if d.code == code]
+    assert found, code
+    d = found[0]
+    assert (d.span.line, d.span.column) == (line, column) and message in d.message and hint in d.hint, d

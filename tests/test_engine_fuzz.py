@@ -7,7 +7,9 @@ contract relies on is assumed (stages exist, counts are positive, patterns compi
 step: no exception, unique action keys, content never sent twice (holding-loop
 editions apart), a known state, the next due time strictly after the clock, and
 thresholds as levels: no threshold of the lead's stage holds after a step, unless
-the cascade bound stopped the lead (docs/engine.md, *Score and decay*).
+the cascade bound stopped the lead (docs/engine.md, *Score and decay*). The journey's
+lead-wide rules (lead score, cap across journeys) are in force: the lead is stepped as
+the runner steps it (engine.step.step_lead), and `when lead score` thresholds are levels too.
 """
 
 from hypothesis import HealthCheck, assume, given, settings
@@ -15,11 +17,11 @@ from hypothesis import strategies as st
 
 from dsl.model import EventTrigger, compares
 from dsl.patterns import PatternError, compile_pattern
-from engine.compiler import compile_journey
+from engine.compiler import compile_journey, lead_rules
 from engine.events import Event
 from engine.record import DONE, WAITING
-from engine.step import advance, step_event
-from engine.timers import holds, score_at
+from engine.step import advance_lead, step_lead
+from engine.timers import holds, lead_score_at, score_at
 
 from .strategies import journeys
 
@@ -67,28 +69,37 @@ def test_the_engine_never_crashes_and_keeps_its_invariants(scenario):
     journey, steps = scenario
     # what the compiler's contract relies on (the checker guarantees it: C052, C056); nothing else is checked
     assume(journey.stages)
-    assume(all(c.count > 0 for c in journey.caps))
-    assume(all(r.cap_count is None or r.cap_count > 0 for r in journey.scoring))
+    assume(all(c.count > 0 for c in journey.caps + journey.lead_caps))
+    assume(all(r.cap_count is None or r.cap_count > 0 for r in journey.scoring + journey.lead_scoring))
     assume(all(s.hold is None or s.hold.times > 0 for s in journey.stages))
     assume(all(_valid_pattern(c.value) for cond in journey.conditions() for c in compares(cond)
                if c.op == "matches"))  # C038
     cj = compile_journey(journey)  # deliberately unchecked: dead ends, loops, unreachable stages
-    records, keys, sent, stopped = {}, set(), set(), {}
+    rules = lead_rules([cj])
+    records, wides, keys, sent, stopped = {}, {}, set(), set(), {}
+    again = {x.content for s in journey.stages for x in s.sends if x.every_visit}
     now = T0
     for n, (kind, etype, gap, data, lead) in enumerate(steps):
         now = max(T0, now + gap)
         rec = records.get(lead)
         trace: list = []
+        mine = {} if rec is None else {cj.name: rec}
         if kind == "tick":
             if rec is None:
                 continue
-            new, actions = advance(cj, rec, lead, now, trace)
+            result = advance_lead([cj], rules, mine, wides.get(lead), lead, now, {cj.name: trace})
         else:
             attributes = data if etype == "lead.updated" else None
-            new, actions = step_event(cj, rec, lead, Event(f"e{n}", lead, etype, now, data, attributes), trace)
+            result = step_lead([cj], rules, mine, wides.get(lead), lead,
+                               Event(f"e{n}", lead, etype, now, data, attributes), {cj.name: trace})
+        new, actions = result.records.get(cj.name), result.actions
+        wides[lead] = result.wide
         for a in actions:
             assert a.key not in keys, a.key
             keys.add(a.key)
+            if a.kind == "stage" and a.data["rule"] == "re-entered":  # a new visit: `every visit` content again
+                assert journey.reentry is not None and journey.reentry.mode != "once"
+                sent -= {(a.lead, content) for content in again}
             if a.kind == "send" and "edition" not in a.data:
                 assert (a.lead, a.data["content"]) not in sent, a.data
                 sent.add((a.lead, a.data["content"]))
@@ -101,6 +112,7 @@ def test_the_engine_never_crashes_and_keeps_its_invariants(scenario):
         if new.state in cj.stages and not stopped[lead]:
             for moment in {new.clock, max(new.clock, now if kind == "tick" else new.clock)}:
                 score = score_at(cj, new, moment)
-                for name, op, value in cj.stages[new.state].thresholds:
-                    assert not holds(op, score, value), (name, op, value, score, moment)
+                for name, op, value, lead_wide in cj.stages[new.state].thresholds:
+                    mine = lead_score_at(rules, wides[lead], moment) if lead_wide else score
+                    assert not holds(op, mine, value), (name, op, value, mine, moment)
         records[lead] = new

@@ -13,9 +13,11 @@ from engine.record import EXITED, NOT_ENROLLED, WAITING
 from engine.runner import Runner
 from engine.stores import open_store as open_any
 
-from .engine_helpers import DAY, DEMAND, HOUR, SAAS, T0, example, fresh_machine, iso
+from .engine_helpers import DAY, DEMAND, HOUR, JOURNEYS as EXAMPLES, SAAS, T0, example, fresh_machine, iso
 
-JOURNEYS = [example(DEMAND), example(SAAS)]
+# the win-back re-enters and repeats `every visit` content; the lifecycle program takes internal actions
+JOURNEYS = [example(DEMAND), example(SAAS), example(EXAMPLES / "win_back.journey"),
+            example(EXAMPLES / "hubspot_lifecycle.journey")]
 COMPILED = [cj for cj, _ in JOURNEYS]
 BY_NAME = {cj.name: cj for cj in COMPILED}
 KNOWN = frozenset().union(*(cj.event_types for cj in COMPILED)) | {"lead.updated"}
@@ -27,24 +29,31 @@ FAST = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 _SAAS_TYPES = ["trial.started", "trial.started", "app.logged_in", "app.logged_in", "app.feature_used",
                "app.invited_teammate", "page.visited", "subscription.started", "sales.rejected",
                "trial.extended", "email.unsubscribed", "lead.updated", "form.submitted", "demo.requested",
-               "webinar.attended", "email.opened"]
+               "webinar.attended", "email.opened", "subscription.lapsed", "subscription.lapsed",
+               "subscription.renewed", "email.clicked", "deal.created", "deal.won", "sales.accepted"]
 _DATA = {
     "app.feature_used": st.sampled_from([{"feature": "reports"}, {"feature": "automation"}, {"feature": "chat"}]),
     "page.visited": st.sampled_from([{"path": "/pricing"}, {"path": "/blog"}, {"path": "/pricing/team"}]),
+    "form.submitted": st.sampled_from([{"form": "newsletter"}, {"form": "contact"}]),
 }
 _ATTRS = st.sampled_from([None, {"company": {"size": 80}, "plan": "team"}, {"company.size": 10},
                           {"job": {"title": "VP Marketing"}, "country": "IT"}])
 
 
+#: Lapses, renewals and activity: leads leave the win-back and come back (re-entry, `every visit`).
+_LAPSE_TYPES = ["subscription.lapsed", "subscription.lapsed", "subscription.renewed", "email.clicked",
+                "app.logged_in", "email.unsubscribed", "lead.updated"]
+
+
 @st.composite
-def handmade(draw) -> list[str]:
-    """A small stream over both journeys: a few leads, mostly in time order, some late events."""
+def handmade(draw, types=_SAAS_TYPES) -> list[str]:
+    """A small stream over the journeys: a few leads, mostly in time order, some late events."""
     n = draw(st.integers(1, 30))
     t = T0
     lines = []
     for i in range(n):
         t += draw(st.sampled_from([-DAY, 0, 1, HOUR, DAY, 2 * DAY, 3 * DAY, 9 * DAY, 20 * DAY]))
-        kind = draw(st.sampled_from(_SAAS_TYPES))
+        kind = draw(st.sampled_from(types))
         event = {"id": f"h{i}", "lead": draw(st.sampled_from(["p", "q", "r"])), "type": kind, "time": iso(t)}
         if kind in _DATA:
             event["data"] = draw(_DATA[kind])
@@ -60,7 +69,7 @@ def sampled(draw) -> list[str]:
     return generate(draw(st.integers(1, 6)), draw(st.sampled_from([30, 60, 120])), draw(st.integers(0, 10**6)))
 
 
-streams = st.one_of(handmade(), sampled())
+streams = st.one_of(handmade(), sampled(), handmade(_LAPSE_TYPES))
 
 
 def _last_time(lines) -> int:
@@ -123,17 +132,22 @@ def outbox(d: dict) -> list[dict]:
 # -- checks on a finished store -----------------------------------------------------------------
 
 def assert_no_content_twice(d: dict) -> None:
+    """Each content once per lead, but `every visit` content once per visit (docs/engine.md, Re-entry)."""
     seen = set()
     editions = defaultdict(list)
+    visits: dict[tuple, int] = defaultdict(int)
     keys = [row[0] for row in d["outbox"]]
     assert len(keys) == len(set(keys)), "duplicate outbox keys"
     for a in outbox(d):
+        if a["kind"] == "stage" and a["rule"] == "re-entered":
+            visits[(a["journey"], a["lead"])] += 1
         if a["kind"] != "send":
             continue
         if "edition" in a:  # holding-loop editions: distinct within one stall of one stage
             editions[(a["journey"], a["lead"], a["stage"], a["content"])].append(a)
             continue
-        ident = (a["journey"], a["lead"], a["content"])
+        again = BY_NAME[a["journey"]].again_bits & BY_NAME[a["journey"]].content_bits[a["content"]]
+        ident = (a["journey"], a["lead"], a["content"], visits[(a["journey"], a["lead"])] if again else None)
         assert ident not in seen, f"sent twice: {ident}"
         seen.add(ident)
     for ident, sends in editions.items():
@@ -175,11 +189,20 @@ def assert_stages_follow_a_fresh_machine(d: dict) -> None:
         for prev, a in zip(acts, acts[1:]):
             to = a["to"] if a["kind"] == "stage" else EXITED
             assert a["from"] == (prev["to"] if prev["kind"] == "stage" else EXITED), (lead, prev, a)
+            if a["rule"] == "re-entered":  # a finished lead's new visit starts at the initial stage
+                assert cj.reentry[0] != "once" and to == model.initial.id
+                assert a["from"] == EXITED or model.stage(a["from"]).final, (lead, a)
+                machine, obj = fresh_machine(model)
+                continue
             name = names[a["rule"]]
             stage = next(s for s in model.stages if s.id == a["from"])
             # the rule is a declared way out of `from` that leads to `to`
-            if name == "exit":
-                assert to == EXITED and model.exits
+            if name == "exit" or name.startswith("exit#"):  # the one `exit` transition serves every exit rule
+                assert to == EXITED and model.exits and int(name.partition("#")[2] or 0) < len(model.exits)
+                name = "exit"
+            elif name.startswith("goal#"):  # a goal: from any stage but a final one and its own target
+                goal = model.goals[int(name.partition("#")[2])]
+                assert goal.target == to and not stage.final and stage.id != goal.target
             elif name.endswith("#hold"):
                 assert name == f"{stage.id}#hold" and stage.hold is not None
             else:

@@ -77,3 +77,13 @@ def test_the_command_without_pyflink_says_how_to_get_it(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 1
     assert "make flink" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_outbox_that_is_not_postgresql_is_refused_with_a_message(tmp_path):
+    events = tmp_path / "e.jsonl"
+    events.write_text("", encoding="utf-8")
+    result = subprocess.run([str(Path(sys.executable).parent / "coltiva"), "flink", str(JOURNEY), "--events",
+                             str(events), "--until", "2026-05-01T00:00:00Z", "--out", str(tmp_path / "out"),
+                             "--outbox", str(tmp_path / "x.db")], capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "give a postgresql:// address" in result.stderr and "Traceback" not in result.stderr

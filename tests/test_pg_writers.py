@@ -318,3 +318,32 @@ def test_render_counts_and_a_bad_address_on_postgresql(workload, pg_server, tmp_
         assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
         assert "s3cret" not in done.stderr  # messages name the store without its password
         assert "cannot connect" in done.stderr or "not a PostgreSQL address" in done.stderr, done.stderr
+
+
+def test_a_batch_that_fails_midway_by_copy_leaves_nothing_and_a_retry_equals_sqlite(workload, pg_server, tmp_path,
+                                                                                     monkeypatch):
+    """A large batch (COPY) fails after its records went in and before its outbox rows: the transaction
+    leaves nothing, the load table it made goes with it, and the same run again gives SQLite's store."""
+    from engine.runner import Runner
+
+    lines = workload.read_text(encoding="utf-8").splitlines()[:1500]
+    cj, sources = example(DEMAND)
+    db = pg_server.create_schema("coltiva", "copy_fails")
+    real = PgStore._copy
+
+    def failing(self, cur, table, columns, rows):
+        if table == "outbox":
+            raise OSError("connection lost mid-COPY")
+        return real(self, cur, table, columns, rows)
+
+    with PgStore(db, writer=True) as store:
+        store.register(cj, sources)
+        monkeypatch.setattr(PgStore, "_copy", failing)
+        with pytest.raises(OSError):
+            Runner(store, [cj], 1000).run_lines(lines, "events.jsonl")
+        assert store.dump()["leads"] == [] and store.dump()["outbox"] == []
+        monkeypatch.setattr(PgStore, "_copy", real)
+        Runner(store, [cj], 1000).run_lines(lines, "events.jsonl")  # the same connection: its load table is made again
+    sqlite = tmp_path / "ref.db"
+    run_store(sqlite, [(cj, sources)], lines, batch=1000)
+    assert dump(db) == dump(sqlite)

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import json
 import re
-
-import pytest
+from pathlib import Path
 
 from dsl import load_text
 from dsl.formatter import format_text
 from engine.record import Lead
 from engine.step import step_event
 
-from .engine_helpers import DAY, HOUR, Driver, T0, at, ev, journey, line, outbox, run_store
+from .engine_helpers import DAY, HOUR, Driver, T0, ev, journey, line, outbox, run_store
 
 LIFECYCLE = '''
 journey "Lifecycle"
@@ -352,7 +351,9 @@ stage b
 
 def test_an_explicit_catalogue_wins_and_its_own_mistakes_are_reported(tmp_path):
     (tmp_path / "bad.catalogue").write_text("form.submitted form\nform.submitted x\nnot/a type\nok 1field\n")
-    text = 'journey "t"\nenroll on form.submitted\nstage a\n  initial\n  on form.submitted -> b\nstage b\n  final\n'
+    # the journey's own line names a file that does not exist: `--catalogue` wins, so no C104
+    text = ('journey "t"\ncatalogue "nope.catalogue"\nenroll on form.submitted\nstage a\n  initial\n'
+            '  on form.submitted -> b\nstage b\n  final\n')
     found = load_text(text, "t.journey", tmp_path, catalogue=tmp_path / "bad.catalogue").diagnostics
     assert [(d.code, d.span.line) for d in found if d.code.startswith("C10")] == [("C103", 2), ("C102", 3),
                                                                                  ("C102", 4)]
@@ -374,9 +375,10 @@ def test_run_keeps_aside_events_that_break_the_catalogue_and_goes_on(tmp_path):
     lines = [line(1, "trial.started", T0, {"plan": "pro", "utm": {"source": "ads"}}),
              line(2, "trial.started", T0 + 1, {"plna": "pro"}),
              line(3, "form.submitted", T0 + 2, {"page": {"path": "/x", "query": "q"}}),
-             line(4, "form.submitted", T0 + 3, {"page": {"path": "/pricing"}, "form": "demo"})]
+             line(4, "form.submitted", T0 + 3, {"page": {"path": "/pricing"}, "form": "demo"}),
+             line(5, "lead.updated", T0 + 4, attributes={"plan": "team"})]  # needs no catalogue line
     summary = run_store(str(tmp_path / "s.db"), compiled, lines)
-    assert (summary.applied, summary.quarantined) == (2, 2)
+    assert (summary.applied, summary.quarantined) == (3, 2)
     from engine.stores import open_store
 
     with open_store(str(tmp_path / "s.db")) as store:
@@ -407,3 +409,81 @@ def test_the_win_back_example_of_the_docs_repeats_on_every_lapse():
     d.tick(T0 + 100 * DAY)
     assert [c for c, _ in d.sends()] == ["we-miss-you", "what-is-new", "we-miss-you", "we-miss-you", "what-is-new"]
     assert [(a.data["to"], a.time) for a in d.of("notify")] == [("owner", T0 + 62 * DAY)]
+
+
+# -- through the store and the command line ---------------------------------------------------------------
+
+def test_a_stored_re_entering_lead_keeps_its_tail_and_explain_shows_the_visits_and_actions(tmp_path):
+    import subprocess
+    import sys
+
+    from engine.stores import open_store
+
+    root = Path(__file__).resolve().parent.parent
+    events = tmp_path / "e.jsonl"
+    events.write_text("".join(line(i, t, T0 + days * DAY, lead="ann") + "\n" for i, (t, days) in enumerate([
+        ("subscription.lapsed", 0), ("subscription.renewed", 2), ("subscription.lapsed", 33)])))
+    db = str(tmp_path / "s.db")
+
+    def coltiva(*args):
+        return subprocess.run([sys.executable, "-m", "coltiva.cli", *args], capture_output=True, text=True,
+                              check=True, cwd=root).stdout
+
+    coltiva("run", "journeys/win_back.journey", "--events", str(events), "--db", db)
+    coltiva("tick", "--now", "2026-03-20T00:00:00Z", "--db", db)  # 21 days without renewal: sunset (final)
+    later = tmp_path / "later.jsonl"
+    later.write_text(line(9, "email.unsubscribed", T0 + 80 * DAY, lead="ann") + "\n")
+    coltiva("run", "journeys/win_back.journey", "--events", str(later), "--db", db)
+    with open_store(db) as store:
+        rec = store.load_leads("Win-back", ["ann"])["ann"].record
+    assert rec.state == "sunset" and rec.left == "rule"  # finished, then unsubscribed: stored, never back
+    text = coltiva("explain", "ann", "--db", db)
+    assert "(the lead re-enters)" in text and "re-enters the journey" in text
+    assert "=> set_field field='lifecycle_stage', value='former_customer'" in text
+    assert "=> webhook webhook='crm-sync'" in text
+    assert "replay of the log matches the stored record" in text
+
+
+def test_a_lead_out_of_the_journey_whose_way_out_is_unknown_stays_out():
+    """Left before the journey declared re-entry (or by a `moves` line): `left` is empty, so it stays out."""
+    cj = winback()
+    rec = Lead("exit", T0)
+    rec.clock = T0
+    assert step_event(cj, rec, "L1", ev("a", "lapsed", T0 + 30 * DAY)) == (rec, [])
+
+
+def test_a_version_switch_keeps_delayed_actions_done_by_what_they_do_not_by_position():
+    from engine.migrate import switch_lead
+
+    old = journey(LIFECYCLE)
+    d = Driver(old)
+    d.send("x", T0)
+    d.send("qualified", T0 + HOUR)
+    d.tick(T0 + 2 * DAY)  # the task is done
+    # the new version adds a delayed tag before the task: the task stays done, the tag (past due) goes now
+    new = journey(LIFECYCLE.replace('  create task "Call the lead" after 1 day\n',
+                                    '  tag "warm" after 1 day\n  create task "Call the lead" after 1 day\n'))
+    rec, acts = switch_lead(old, new, d.rec, "L1", T0 + 3 * DAY)
+    assert [(a.kind, a.data.get("tag"), a.time) for a in acts if a.kind in ("tag", "task")] == [
+        ("tag", "warm", T0 + 3 * DAY)]
+    assert rec.acted == 0b11
+
+
+def test_the_catalogue_checks_goals_every_type_of_an_or_and_had_but_not_lead_fields(tmp_path):
+    (tmp_path / "events.catalogue").write_text("a.x n\nb.y\nc.z\n")
+    text = '''journey "t"
+catalogue "events.catalogue"
+on a.x or b.y where n > 1 and lead.plan == "pro" -> b
+on a.x or b.yy -> b
+
+stage a
+  initial
+  send email "w" on entry unless had c.zz
+  on c.z -> b
+
+stage b
+  final
+'''
+    found = [(d.code, d.span.line, d.hint) for d in load_text(text, "t.journey", tmp_path).diagnostics
+             if d.code.startswith("C10")]
+    assert found == [("C100", 4, "did you mean `b.y`?"), ("C100", 8, "did you mean `c.z`?")]

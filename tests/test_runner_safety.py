@@ -10,6 +10,7 @@ import engine.runner as runner_module
 from dsl.errors import StoreError
 from engine.runner import Runner
 from engine.store import Store
+from engine.stores import open_store
 
 from .engine_helpers import DAY, T0, journey, line
 
@@ -30,9 +31,9 @@ def _outbox(store):
     return [a for _, a in store.actions()]
 
 
-def test_a_failed_write_leaves_nothing_behind_and_a_retry_delivers_every_action(tmp_path, monkeypatch):
+def test_a_failed_write_leaves_nothing_behind_and_a_retry_delivers_every_action(store_at, monkeypatch):
     cj = journey(SENDER)
-    with Store(tmp_path / "s.db") as store:
+    with open_store(store_at("s")) as store:
         store.register(cj, {})
         runner = Runner(store, [cj])
         real = store.write_batch
@@ -54,17 +55,17 @@ def test_a_failed_write_leaves_nothing_behind_and_a_retry_delivers_every_action(
         assert contents == ["welcome", "next"]
 
 
-def test_an_event_that_fails_is_kept_aside_and_the_batch_goes_on(tmp_path, monkeypatch):
+def test_an_event_that_fails_is_kept_aside_and_the_batch_goes_on(store_at, monkeypatch):
     cj = journey(SENDER)
-    real = runner_module.step_event
+    real = runner_module.step_lead
 
-    def step(j, rec, lead, event, trace=None):
+    def step(journeys, rules, records, wide, lead, event, traces=None):
         if event.id == "bad":
             raise RuntimeError("boom")
-        return real(j, rec, lead, event, trace)
+        return real(journeys, rules, records, wide, lead, event, traces)
 
-    monkeypatch.setattr(runner_module, "step_event", step)
-    with Store(tmp_path / "s.db") as store:
+    monkeypatch.setattr(runner_module, "step_lead", step)
+    with open_store(store_at("s")) as store:
         store.register(cj, {})
         summary = Runner(store, [cj]).run_lines(
             [line("e1", "hello", T0, lead="A"), line("bad", "hello", T0, lead="B"), line("e3", "go", T0 + 1, lead="A")])

@@ -72,3 +72,56 @@ def test_a_failed_group_commit_keeps_nothing_and_the_next_one_starts_from_the_tr
         with _store() as reference:
             Runner(reference, [CJ]).run_lines(LINES, "file")
             assert _meaning(store) == _meaning(reference)
+
+
+def test_the_writer_takes_every_request_waiting_up_to_group_lines_in_one_commit(tmp_path):
+    """A real service whose writer is held (another process holds SQLite's write lock) while 21 requests
+    queue: once free, it commits the waiting ones together, `group_lines` lines at most a group."""
+    import asyncio
+    import json
+    import sqlite3
+
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from .service_helpers import Server
+
+    def body(n):
+        return ("\n".join(json.dumps({"id": f"g{n}-{i}", "lead": f"g{n}", "type": "page.visited",
+                                      "time": "2026-01-05T09:00:00Z"}) for i in range(5)) + "\n").encode()
+
+    def metrics(text):
+        return {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+
+    for group_lines, groups in ((100_000, 1), (10, 10)):  # 20 requests of 5 lines: one group, or ten of two
+        (tmp_path / f"g{group_lines}.toml").write_text(f"[limits]\ngroup_lines = {group_lines}\n")
+        with Server(tmp_path, "--config", str(tmp_path / f"g{group_lines}.toml"), db=f"g{group_lines}.db") as server:
+            lock = sqlite3.connect(server.db, isolation_level=None)
+            lock.execute("BEGIN IMMEDIATE")
+            answers: list = []
+            counts: list = []
+
+            async def post_all():
+                async with httpx.AsyncClient(base_url=server.base, timeout=60) as http:
+                    async def wait_queue(depth, lines):  # bounded: never hangs
+                        for _ in range(1000):
+                            m = metrics((await http.get("/metrics")).text)
+                            if (m["coltiva_writer_queue_depth"], m["coltiva_writer_queue_lines"]) == (depth, lines):
+                                return
+                            await asyncio.sleep(0.01)
+                        raise AssertionError(f"the queue never held {depth} requests")
+
+                    first = asyncio.ensure_future(http.post("/events", content=body(0)))
+                    await wait_queue(0, 5)  # the writer took it, and is stuck on the lock
+                    rest = [asyncio.ensure_future(http.post("/events", content=body(n))) for n in range(1, 21)]
+                    await wait_queue(20, 105)  # all twenty wait behind it
+                    lock.execute("ROLLBACK")
+                    lock.close()
+                    answers.extend(await asyncio.gather(first, *rest))
+                    m = metrics((await http.get("/metrics")).text)
+                    counts.append((m["coltiva_commit_requests_count"], m["coltiva_commit_requests_sum"]))
+
+            asyncio.run(post_all())
+        (count, total), = counts
+        assert [a.json()["applied"] for a in answers] == [5] * 21
+        assert (count, total) == (1 + groups, 21), (group_lines, count, total)

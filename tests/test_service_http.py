@@ -90,6 +90,11 @@ def test_without_keys_loopback_is_open_but_never_to_a_web_page(tmp_path):
         assert httpx.post(server.base + "/events", content=_event(1)).status_code == 200
         blocked = httpx.post(server.base + "/events", content=_event(2), headers={"Origin": "http://evil.example"})
         _json_error(blocked, 403)
+        # a browser that sends no Origin still says where the request comes from
+        cross = httpx.post(server.base + "/events", content=_event(3), headers={"Sec-Fetch-Site": "cross-site"})
+        _json_error(cross, 403)
+        assert httpx.post(server.base + "/events", content=_event(4),
+                          headers={"Sec-Fetch-Site": "none"}).status_code == 200  # typed by the user: allowed
 
 
 def test_errors_are_json_never_html(tmp_path):

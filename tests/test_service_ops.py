@@ -66,6 +66,8 @@ def test_metrics_are_prometheus_text_with_the_service_figures(tmp_path):
     assert samples[("coltiva_due_leads", ())] >= 0
     assert samples[("coltiva_commit_seconds_count", ())] >= 1
     assert samples[("coltiva_http_requests_total", (("route", "/events"), ("status", "200")))] == 1
+    (posted,) = [r for r in server.logs() if r["message"] == "request" and r["path"] == "/events"]
+    assert (posted["method"], posted["status"]) == ("POST", 200) and posted["ms"] >= 0
 
 
 def test_config_mistakes_are_named_not_tracebacks(tmp_path):

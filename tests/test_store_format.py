@@ -40,3 +40,33 @@ def test_a_file_that_is_not_a_database_is_refused(tmp_path):
     assert done.returncode == 1
     assert "not a Coltiva store" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# ---- the lead record's optional fields (engine/record.py, docs/engine.md "The record's optional fields")
+
+#: A record as stores wrote it before `had` and `passed` existed: fifteen fields, then the tail when set.
+OLD_RECORD = ["nurture", 100, 120, 3.5, 110, 10, ["lead", None], 3, 0, None, None, [100, 110], 4, 300, 120]
+
+
+def test_a_record_stored_before_had_and_passed_reads_with_both_empty():
+    from engine.record import Lead
+
+    for stored in (OLD_RECORD, OLD_RECORD + [["old-content"]]):
+        rec = Lead.from_list(stored)
+        assert (rec.had, rec.passed) == (0, 0)
+        assert rec.to_list() == stored  # written back exactly as it was
+
+
+def test_had_and_passed_are_written_at_the_end_of_the_tail_only_when_set_and_read_back():
+    from engine.record import Lead
+
+    rec = Lead.from_list(OLD_RECORD)
+    rec.had, rec.passed = 5, 2
+    written = rec.to_list()
+    assert written[15:] == [None, 0, None, None, 5, 2]  # gone, acted, enrolled, left at their defaults
+    back = Lead.from_list(written)
+    assert (back.had, back.passed, back.gone, back.acted) == (5, 2, None, 0)
+    rec.passed = 0
+    assert rec.to_list()[15:] == [None, 0, None, None, 5]
+    rec.had = 0
+    assert rec.to_list() == OLD_RECORD

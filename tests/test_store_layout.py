@@ -93,7 +93,7 @@ def test_a_writer_migrates_format_3_keeping_every_meaning_and_every_explanation(
     explanations = explained(path, leads)
     assert all(c for rows in explanations.values() for *_, c in rows)
     with Store(path, writer=True) as store:
-        assert store.format == SCHEMA_VERSION == 4
+        assert store.format == SCHEMA_VERSION == 5
         assert store.dump() == before
         assert {lead: store.lead_inputs(lead) for lead in leads} == inputs_before
         assert indexes(store.db, "inputs") == {"inputs_global": True}  # no index in random order left

@@ -190,20 +190,37 @@ def test_every_move_is_counted_once(data, journey):
     to the moves the store recorded, whatever rule texts it recorded."""
     from dsl.model import EXIT
 
+    from visualize.diagram import ANY
+
     diagram = build_diagram(journey)
-    pairs = sorted({e.transition for e in diagram.edges if e.kind != "hold"})
+    # a goal's edge starts from "any stage": the store records its moves from the lead's real stage
+    # (any stage but a final one and the goal's target)
+    drawn_pairs = {e.transition for e in diagram.edges if e.kind not in ("hold", "goal")}
+    goal_texts = {}  # (stage, goal target) -> what the store records for a move by that goal
+    for e in diagram.edges:
+        for s in journey.stages if e.kind == "goal" else ():
+            if s.id != e.transition[1] and not s.final:
+                goal_texts.setdefault((s.id, e.transition[1]), []).append(
+                    f"goal: on x -> {e.transition[1]} (line {e.ref.span.line})")
+    pairs = sorted(drawn_pairs | set(goal_texts))
     if not pairs:
         return
     lines = sorted({e.ref.span.line for e in diagram.edges if e.ref is not None} | {999})
     rules = {}
     for _ in range(data.draw(st.integers(0, 8))):
         source, target = data.draw(st.sampled_from(pairs))
-        text = data.draw(st.sampled_from([f"{source}: a rule (line {n})" for n in lines]
-                                         + [f"{source}: holding loop ended (line {n})" for n in lines]
-                                         + ["an exit rule matched (exit on x.y)"] * (target == EXIT)))
+        texts = goal_texts.get((source, target), [])
+        if (source, target) in drawn_pairs:
+            texts = texts + ([f"{source}: a rule (line {n})" for n in lines]
+                             + [f"{source}: holding loop ended (line {n})" for n in lines]
+                             + ["an exit rule matched (exit on x.y)",
+                                "an exit rule matched: exit on x.y (line 3)"] * (target == EXIT))
+        text = data.draw(st.sampled_from(texts))
         rules[(source, target, text)] = rules.get((source, target, text), 0) + data.draw(st.integers(1, 50))
     moves = {}
-    for (source, target, _), n in rules.items():
+    for (source, target, text), n in rules.items():
+        if text.startswith("goal:"):  # drawn on the goal's one edge, whatever stage the lead was in
+            source = ANY
         moves[(source, target)] = moves.get((source, target), 0) + n
     counted = apply_counts(diagram, {}, moves, rules)
     drawn = {}

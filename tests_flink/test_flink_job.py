@@ -3,8 +3,9 @@
 Runs in .venv-flink (`make test-flink`): PyFlink, Java 17. One input holds the
 sampled six-stage example (duplicates and malformed lines included) and a
 benchmark workload, merged in time order, with tick lines. Two jobs share one
-JVM: 1 worker in memory through `coltiva flink`; 2 workers on RocksDB that fail
-once after a checkpoint and restore from it.
+JVM: 1 worker in memory through `coltiva flink` (actions to the exactly-once file
+sink); 2 workers on RocksDB that fail once after a checkpoint and restore from
+it, writing actions by key to a PostgreSQL outbox on a private server.
 """
 
 from __future__ import annotations
@@ -86,9 +87,12 @@ def inputs(tmp_path_factory):
     with Store(str(db), read_only=True) as store:
         records = {(j, lead): json.loads(rec) for j, lead, _, _, _, rec in store.dump()["leads"]}
         keys = {a["key"] for _, a in store.actions()}
+        order: dict[str, list[str]] = {}
+        for _, a in store.actions():
+            order.setdefault(a["lead"], []).append(a["key"])
         quarantined = len(list(store.quarantined()))
     assert len(ticks) >= 10 and quarantined == 5
-    return {"dir": d, "events": events, "records": records, "keys": keys, "quarantined": quarantined}
+    return {"dir": d, "events": events, "records": records, "keys": keys, "order": order, "quarantined": quarantined}
 
 
 def _same_as_single_machine(results, inputs) -> None:
@@ -112,15 +116,19 @@ def test_one_worker_in_memory_through_the_command_equals_the_single_machine(inpu
     _same_as_single_machine(read_results(str(out)), inputs)
 
 
-def test_two_workers_on_rocksdb_fail_once_and_restore_with_nothing_lost_or_repeated(inputs):
+def test_two_workers_on_rocksdb_fail_once_and_restore_with_nothing_lost_or_repeated(inputs, pg_server):
+    """The actions go to a PostgreSQL outbox by key: after the restore, each single-machine action is there
+    once, each lead's in the order the single machine produced them, readable by `coltiva actions`."""
     from dsl.loader import load_journey
     from engine.compiler import compile_journey
 
     loaded = load_journey(str(JOURNEY))
     cj = compile_journey(loaded.journey, loaded.diagnostics)
     out = inputs["dir"] / "two"
+    outbox = pg_server.create_schema("coltiva", "flink_outbox")
     spec = JobSpec(journeys=shipped([(cj, loaded.sources)]), events=str(inputs["events"]), out=str(out),
-                   until=parse_time(UNTIL), parallelism=2, state="rocksdb", checkpoint_ms=200, bundle=100, fail_after=400)
+                   until=parse_time(UNTIL), parallelism=2, state="rocksdb", checkpoint_ms=200, bundle=100, fail_after=400,
+                   outbox=outbox)
     spec_file = inputs["dir"] / "two.json"
     spec_file.write_text(json.dumps(dataclasses.asdict(spec)), encoding="utf-8")
     logs = inputs["dir"] / "two-logs"
@@ -129,7 +137,15 @@ def test_two_workers_on_rocksdb_fail_once_and_restore_with_nothing_lost_or_repea
     assert result.returncode == 0, result.stderr[-3000:]
     marker = out / "checkpoints" / FAIL_MARKER
     assert marker.exists(), "the job did not fail: the restore was not exercised"
-    _same_as_single_machine(read_results(str(out)), inputs)
+    assert not (out / "actions").exists()  # the outbox took the actions
+    listed = subprocess.run([BIN / "coltiva", "actions", "--db", outbox], capture_output=True, text=True)
+    assert listed.returncode == 0, listed.stderr
+    in_outbox = [json.loads(line) for line in listed.stdout.splitlines()]
+    _same_as_single_machine(dataclasses.replace(read_results(str(out)), actions=in_outbox), inputs)
+    positions = [a["seq"] for a in in_outbox]
+    assert positions == sorted(set(positions))
+    for lead in {a["lead"] for a in in_outbox}:  # each lead's actions in the single machine's order
+        assert [a["key"] for a in in_outbox if a["lead"] == lead] == inputs["order"][lead]
     # RocksDB really held the state, and the restore read it back: Flink's own log says so
     log = "\n".join(p.read_text(errors="replace") for p in logs.glob("*.log"))
     assert "RocksDBKeyedStateBackend" in log

@@ -19,6 +19,10 @@ __all__ = [
     "EDGE_KINDS",
     "MARKS",
     "EXIT_KEY",
+    "ANY_KEY",
+    "ANY",
+    "any_node",
+    "goal_edge",
     "Line",
     "Node",
     "Edge",
@@ -49,9 +53,13 @@ __all__ = [
 
 #: Edge kinds, each drawn differently: event (solid), score thresholds up and
 #: down, time (dashed), holding loop (dotted self-loop) and where it ends.
-EDGE_KINDS = ("event", "score-up", "score-down", "time", "hold", "hold-end", "exit-rule", "enroll")
+EDGE_KINDS = ("event", "goal", "score-up", "score-down", "time", "hold", "hold-end", "exit-rule", "enroll")
 MARKS = ("added", "removed", "changed")
 EXIT_KEY = "x_exit"
+#: The node goals start from: every stage but a final one (a goal is drawn once, not once per stage).
+ANY_KEY = "x_any"
+#: The source of a goal edge in `Edge.transition` (not a stage id: ids are words).
+ANY = "*"
 #: The longest text a diagram draws in one place (a condition, a label, a rule).
 #: Longer text is cut with "…" and kept whole in `full` (a tooltip in SVG): a
 #: 3,000-way `or` is unreadable in a picture, and `dot` refuses HTML labels over 16 KB.
@@ -63,6 +71,7 @@ BADGE_TEXT = {"initial": "INITIAL", "final": "FINAL", "sales-ready": "SALES-READ
 
 _LEGEND = {
     "event": "event trigger (with its condition)",
+    "goal": "goal: from any stage but a final one, tried before the stage's triggers",
     "score-up": "score rises to a threshold",
     "score-down": "score falls below a threshold",
     "time": "time: idle for, in stage, in journey, or since a send",
@@ -156,7 +165,7 @@ def node_key(stage_id: str) -> str:
 
 
 def _stage_of(key: str) -> str:
-    return EXIT if key == EXIT_KEY else key[2:]
+    return EXIT if key == EXIT_KEY else ANY if key == ANY_KEY else key[2:]
 
 
 def stage_node(stage: Stage, order: int, titles: dict[tuple[str, str], str]) -> Node:
@@ -175,6 +184,16 @@ def stage_node(stage: Stage, order: int, titles: dict[tuple[str, str], str]) -> 
         for s in stage.sends
     ) + tuple(Line(f"{t.action_offset_text(a)} · ⚙ {t.action_text(a)}") for a in stage.actions)
     return Node(node_key(stage.id), stage.id, stage.title, "stage", order, tuple(badges), lines)
+
+
+def any_node(order: int) -> Node:
+    """Where goals start: one node for every stage a goal can move a lead from."""
+    return Node(ANY_KEY, None, "Any stage", "any", order, (), (Line("every stage but a final one"),))
+
+
+def goal_edge(goal: EventTrigger) -> Edge:
+    detail = "" if goal.condition is None else f"where {t.condition_text(goal.condition)}"
+    return Edge("", ANY_KEY, node_key(goal.target), "goal", "goal: " + t.trigger_event(goal), detail, ref=goal)
 
 
 def exit_node(order: int) -> Node:
@@ -342,6 +361,9 @@ def build_diagram(journey: Journey, fragment: bool = False) -> Diagram:
     titles = {(c.kind, c.id): c.title for c in journey.contents if c.title}
     nodes = [stage_node(s, i, titles) for i, s in enumerate(journey.stages)]
     edges = [e for s in journey.stages for e in stage_edges(s)]
+    if journey.goals and journey.stages:  # each goal drawn once, from "any stage"
+        nodes.append(any_node(len(nodes)))
+        edges += [replace(goal_edge(g), number=i) for i, g in enumerate(journey.goals, 1)]
     if any(e.target == EXIT_KEY for e in edges):
         nodes.append(exit_node(len(nodes)))
     edges = number_edges(edges)

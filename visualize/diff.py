@@ -81,17 +81,17 @@ def _pair(old: list, new: list, keys) -> tuple[list, list, list]:
 
 def _trigger_key(trig) -> tuple:
     if isinstance(trig, EventTrigger):
-        return ("event", trig.event, trig.target)
+        return ("event", trig.events, trig.target)
     if isinstance(trig, ScoreTrigger):
-        return ("score", trig.upward, trig.target)
+        return ("lead score" if trig.lead else "score", trig.upward, trig.target)
     return ("time", trig.mode, trig.target)
 
 
 def _trigger_loose(trig) -> tuple:
     if isinstance(trig, EventTrigger):
-        return ("event", trig.event)
+        return ("event", trig.events)
     if isinstance(trig, ScoreTrigger):
-        return ("score", trig.upward, trig.op, trig.value)
+        return ("lead score" if trig.lead else "score", trig.upward, trig.op, trig.value)
     return ("time", trig.mode, trig.after.seconds)
 
 
@@ -124,13 +124,20 @@ def _trigger_changes(sid: str, old: Stage, new: Stage) -> list[Change]:
     return out
 
 
+def _send_when(s: Send) -> str:
+    """When a send goes out: its offset, and its `if`/`unless` condition if any."""
+    if s.condition is None:
+        return t.offset_text(s)
+    return f"{t.offset_text(s)} {'unless' if s.unless else 'if'} {t.condition_text(s.condition)}"
+
+
 def _send_label(s: Send) -> str:
-    return f'send {s.kind} "{s.content}" {t.offset_text(s)}'
+    return f'send {s.kind} "{s.content}" {_send_when(s)}'
 
 
 def _send_changes(sid: str, old: Stage, new: Stage) -> list[Change]:
     pairs, removed, added = _pair(old.sends, new.sends, [lambda s: (s.kind, s.content)])
-    out = [Change("~", "send", sid, f'send {n.kind} "{n.content}": {t.offset_text(o)} -> {t.offset_text(n)}', o, n)
+    out = [Change("~", "send", sid, f'send {n.kind} "{n.content}": {_send_when(o)} -> {_send_when(n)}', o, n)
            for o, n in pairs]
     out += [Change("-", "send", sid, _send_label(o), o, None) for o in removed]
     out += [Change("+", "send", sid, _send_label(n), None, n) for n in added]
@@ -197,8 +204,9 @@ def _global_changes(old: Journey, new: Journey) -> list[Change]:
         after = f"half-life {new.decay.half_life}" if new.decay else "none"
         out.append(Change("~", "decay", None, f"decay: {before} -> {after}", old.decay, new.decay))
     out += _rules("fit", old.fit, new.fit, t.fit_rule_text, lambda r: r.condition)
-    out += _rules("exit", old.exits, new.exits, t.exit_rule_text, lambda r: r.event)
-    out += _rules("enroll", old.enrollments, new.enrollments, t.enroll_rule_text, lambda r: r.event)
+    out += _rules("exit", old.exits, new.exits, t.exit_rule_text, lambda r: r.events)
+    out += _rules("enroll", old.enrollments, new.enrollments, t.enroll_rule_text, lambda r: r.events)
+    out += _rules("goal", old.goals, new.goals, t.goal_text, lambda g: (g.events, g.target))
     out += _rules("cap", old.caps, new.caps, t.cap_text, lambda c: c.window.seconds)
     out += _rules("zone", old.zones, new.zones, t.zone_text, lambda z: z.field)
     out += _rules("window", old.windows, new.windows, t.window_text, lambda w: w.kind)

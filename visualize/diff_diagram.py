@@ -19,8 +19,10 @@ from .diagram import (
     SECTION_OF,
     Diagram,
     Line,
+    any_node,
     entry_text,
     exit_node,
+    goal_edge,
     hold_edges,
     legend_for,
     number_edges,
@@ -99,7 +101,8 @@ def build_diff_diagram(diff: JourneyDiff) -> Diagram:
             elif c.sign == "+":
                 lines.append(replace(line, mark="added"))
             else:
-                lines.append(replace(line, mark="changed", detail=f"was {t.offset_text(c.old)}"))
+                was = f"was {t.offset_text(c.old)} · {t.send_text(c.old)}"
+                lines.append(replace(line, mark="changed", detail=was))
         for act, line in zip(stage.actions, node.lines[len(stage.sends):]):
             c = by_new.get(id(act))
             lines.append(line if c is None else replace(line, mark="added" if c.sign == "+" else "changed"))
@@ -121,6 +124,16 @@ def build_diff_diagram(diff: JourneyDiff) -> Diagram:
                 edges.append(replace(trigger_edge(old_stage, c.old), mark="removed"))
             elif c.stage == stage.id and c.kind == "hold":
                 edges += [replace(e, mark="removed") for e in hold_edges(old_stage, c.old)]
+
+    goal_changes = [c for c in diff.changes if c.kind == "goal"]
+    if new.goals or goal_changes:  # goals: drawn once each, from "Any stage", as in the plain diagram
+        nodes.append(any_node(len(nodes)))
+        for i, g in enumerate(new.goals, 1):
+            c = by_new.get(id(g))
+            e = replace(goal_edge(g), number=i)
+            edges.append(e if c is None else replace(e, mark="added" if c.sign == "+" else "changed",
+                                                     note=f"was {t.goal_text(c.old)}" if c.sign == "~" else ""))
+        edges += [replace(goal_edge(c.old), mark="removed") for c in goal_changes if c.sign == "-"]
 
     if any(e.target == EXIT_KEY for e in edges):
         exit_mark = None if any(EXIT in s.targets() for s in new.stages) else "removed"

@@ -30,6 +30,7 @@ FONT = "DejaVu Sans,Helvetica,Arial,sans-serif"
 #: without colour still tells a threshold from a timer.
 EDGE_STYLE = {
     "event": {"style": "solid", "color": "#344054", "penwidth": "1.3"},
+    "goal": {"style": "solid", "color": "#0e7490", "penwidth": "2.2", "arrowhead": "diamond"},
     "score-up": {"style": "bold", "color": "#1a7f37", "penwidth": "2.6"},
     "score-down": {"style": "bold", "color": "#d9480f", "penwidth": "2.6", "arrowhead": "empty"},
     "time": {"style": "dashed", "color": "#1d4ed8", "penwidth": "1.4"},
@@ -169,7 +170,7 @@ def _node_label(node: Node, title_size: int = 16) -> str:
         rows.extend(_line_rows(node.lines, _GHOST if node.mark == "removed" else None))
     if node.count is not None:
         rows.append("<HR/>")
-        when = "now" if node.stage is not None else "left"
+        when = "now" if node.stage is not None else "reached by goals" if node.kind == "any" else "left"
         rows.append(f'<TR><TD><FONT POINT-SIZE="12"><B>{node.count} lead{"" if node.count == 1 else "s"} {when}'
                     '</B></FONT></TD></TR>')
     return f'<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="3">{"".join(rows)}</TABLE>>'
@@ -194,6 +195,8 @@ def _node_attrs(node: Node, diff: bool) -> dict[str, str]:
              "fillcolor": "#f8fafc", "color": "#475467", "penwidth": "1.2"}
     if node.kind == "exit":
         attrs.update(fillcolor="#fef3f2", color="#d92d20", shape="box", style="rounded,filled,bold")
+    elif node.kind == "any":
+        attrs.update(fillcolor="#ecfeff", color="#0e7490", style="rounded,filled,dashed")
     elif node.warnings:
         attrs.update(color=WARN_COLOR, penwidth="2.5")
     elif "final" in node.badges:
@@ -207,13 +210,13 @@ def _node_attrs(node: Node, diff: bool) -> dict[str, str]:
         if node.mark == "removed":
             attrs["style"] = "rounded,dashed"
             attrs["fontcolor"] = _GHOST
-    classes = ["stage" if node.kind == "stage" else "exit"] + [f"badge-{b}" for b in node.badges]
+    classes = [node.kind if node.kind in ("stage", "any") else "exit"] + [f"badge-{b}" for b in node.badges]
     if node.warnings:
         classes.append("warned")
     if node.mark:
         classes.append(f"mark-{node.mark}")
     attrs["class"] = " ".join(classes)
-    attrs["id"] = f"stage-{node.stage}" if node.stage is not None else "exit"
+    attrs["id"] = f"stage-{node.stage}" if node.stage is not None else "any-stage" if node.kind == "any" else "exit"
     tooltip = _tooltip([node.full] + [line.full for line in node.lines])
     if tooltip:
         attrs["tooltip"] = tooltip

@@ -19,7 +19,7 @@ string instead (`yaml_quote`).
 
 from __future__ import annotations
 
-from .diagram import BADGE_TEXT, EXIT_KEY, Diagram, Edge, Node, counts_text, shorten
+from .diagram import ANY_KEY, BADGE_TEXT, EXIT_KEY, Diagram, Edge, Node, counts_text, shorten
 
 __all__ = ["mermaid_escape", "yaml_quote", "to_mermaid", "START_KEY", "RULES_KEY"]
 
@@ -33,15 +33,16 @@ _CLASSES = {
     "changed": "fill:#fff4e5,stroke:#dc6803,stroke-width:3px",
     "salesready": "fill:#fffaeb,stroke:#b54708,stroke-width:2px",
     "exitnode": "fill:#fef3f2,stroke:#d92d20",
+    "anynode": "fill:#ecfeff,stroke:#0e7490,stroke-dasharray:5 5",
     "warned": "stroke:#dc6803,stroke-width:3px",
     "start": "fill:#1d4ed8,stroke:#1d4ed8,color:#ffffff",
     "rules": "fill:#f8fafc,stroke:#98a2b3,text-align:left",
 }
 _SIGN = {"added": "+ ", "removed": "- ", "changed": "~ "}
 _KIND_WORD = {"score-up": "▲ ", "score-down": "▼ ", "time": "⏱ ", "hold": "↻ ", "hold-end": "↻ ",
-              "exit-rule": "", "event": ""}
+              "exit-rule": "", "event": "", "goal": ""}
 #: Arrow per edge kind: solid for events, thick for score thresholds, dotted for time and holds.
-_ARROW = {"event": "-->", "score-up": "==>", "score-down": "==>", "time": "-.->", "hold": "-.->",
+_ARROW = {"event": "-->", "goal": "--o", "score-up": "==>", "score-down": "==>", "time": "-.->", "hold": "-.->",
           "hold-end": "-.->", "exit-rule": "-.->"}
 _EDGE_STYLE = {"removed": "stroke:#d92d20,stroke-dasharray:5 5", "added": "stroke:#1a7f37,stroke-width:3px",
                "changed": "stroke:#dc6803,stroke-width:3px"}
@@ -150,4 +151,6 @@ def to_mermaid(diagram: Diagram, direction: str = "LR") -> str:
             out.append(f"    class {node.key} salesready")
         elif node.key == EXIT_KEY:
             out.append(f"    class {node.key} exitnode")
+        elif node.key == ANY_KEY:
+            out.append(f"    class {node.key} anynode")
     return "\n".join(out) + "\n"

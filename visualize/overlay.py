@@ -17,7 +17,7 @@ from dataclasses import replace
 
 from dsl.model import EXIT, HoldLoop
 
-from .diagram import EXIT_KEY, Diagram, Edge, exit_node, legend_for, node_key, number_edges
+from .diagram import ANY, ANY_KEY, EXIT_KEY, Diagram, Edge, exit_node, legend_for, node_key, number_edges
 
 __all__ = ["StageCounts", "EdgeCounts", "RuleCounts", "apply_counts", "rule_line"]
 
@@ -27,12 +27,20 @@ RuleCounts = dict[tuple[str, str, str], int]  # (source, target, the store's rul
 
 _LINE = re.compile(r"\(line (\d+)\)\s*$")
 _HOLD = "holding loop"
+#: How the engine's rule texts of exit rules and goals begin (engine.compiler.EXIT_RULE, GOAL_RULE).
+EXIT_RULE = "an exit rule matched"
+GOAL_RULE = "goal:"
 
 
 def rule_line(rule: str) -> tuple[bool, int] | None:
     """(is a holding loop, line) of a rule text the store recorded; None when it names no line."""
     m = _LINE.search(rule or "")
     return None if m is None else (_HOLD in rule, int(m.group(1)))
+
+
+def _exit_rule(rule: str) -> bool:
+    """A move to exit made by an `exit on` rule (older stores named none; newer ones name it, with its line)."""
+    return rule_line(rule) is None or (rule or "").startswith(EXIT_RULE)
 
 
 def _edge_rule(edge: Edge) -> tuple[bool, int] | None:
@@ -53,6 +61,8 @@ def _per_edge(edges: list[Edge], edge_counts: EdgeCounts, rule_counts: RuleCount
     own: Counter = Counter()
     left: Counter = Counter()  # moves whose rule no drawn edge names, by transition
     for (source, target, rule), n in rule_counts.items():
+        if rule.startswith(GOAL_RULE):  # a goal's moves, from whatever stage, go to its one edge
+            source = ANY
         i = by_rule.get(((source, target), rule_line(rule)))
         if i is None:
             left[(source, target)] += n
@@ -85,7 +95,7 @@ def apply_counts(diagram: Diagram, stage_counts: StageCounts, edge_counts: EdgeC
     drawn = {e.transition for e in edges if e.kind != "hold"}
     exit_rule_moves = Counter()
     for (source, target, rule), n in (rule_counts or {}).items():
-        if target == EXIT and rule_line(rule) is None:
+        if target == EXIT and _exit_rule(rule):
             exit_rule_moves[source] += n
     for (source, target), count in sorted(edge_counts.items()):
         ruled = source in exit_rule_moves and (source, target) in drawn
@@ -99,7 +109,7 @@ def apply_counts(diagram: Diagram, stage_counts: StageCounts, edge_counts: EdgeC
         if source != target:
             left[source] += count
     rules = None if rule_counts is None else {
-        k: n for k, n in rule_counts.items() if not (k[1] == EXIT and rule_line(k[2]) is None)}
+        k: n for k, n in rule_counts.items() if not (k[1] == EXIT and _exit_rule(k[2]))}
     per = _per_edge([e for e in edges if e.kind != "exit-rule"], edge_counts, rules)
     counted = []
     plain = [e for e in edges if e.kind != "exit-rule"]
@@ -115,7 +125,8 @@ def apply_counts(diagram: Diagram, stage_counts: StageCounts, edge_counts: EdgeC
             source = e.transition[0]
             count = exit_rule_moves[source] if rule_counts is not None else edge_counts.get(e.transition, 0)
             counted.append(replace(e, count=count, share=count / left[source] if left[source] else None))
-    nodes = [replace(n, count=stage_counts.get(n.stage if n.stage is not None else EXIT, 0)) for n in nodes]
+    nodes = [n if n.key == ANY_KEY else replace(n, count=stage_counts.get(n.stage if n.stage is not None else EXIT, 0))
+             for n in nodes]
     edges = number_edges(counted)
     return replace(diagram, nodes=tuple(nodes), edges=edges, counted=True, entry_count=enrolled,
                    legend=legend_for(edges, diagram.mode, counted=True))

@@ -194,6 +194,7 @@ def _rules(journey: Journey) -> str:
         items.append(f"Decay: half-life {journey.decay.half_life}")
     items += [f"Fit: {t.fit_rule_text(r)}" for r in journey.fit]
     items += [t.exit_rule_text(r) for r in journey.exits]
+    items += [f"Goal: {t.goal_text(g)}" for g in journey.goals]
     items += [t.cap_text(c) for c in journey.caps]
     items += t.time_rule_texts(journey)
     if items:
@@ -202,7 +203,7 @@ def _rules(journey: Journey) -> str:
 
 
 _SAMPLE = {  # (colour, CSS border style, width) per edge kind, as the drawing shows it
-    "event": ("#344054", "solid", 2), "score-up": ("#1a7f37", "solid", 4), "score-down": ("#d9480f", "solid", 4),
+    "event": ("#344054", "solid", 2), "goal": ("#0e7490", "solid", 3), "score-up": ("#1a7f37", "solid", 4), "score-down": ("#d9480f", "solid", 4),
     "time": ("#1d4ed8", "dashed", 2), "hold": ("#7c3aed", "dotted", 3), "hold-end": ("#7c3aed", "dotted", 3),
     "exit-rule": ("#98a2b3", "dashed", 1), "enroll": ("#1d4ed8", "solid", 3),
 }

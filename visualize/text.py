@@ -50,6 +50,7 @@ __all__ = [
     "fit_rule_text",
     "exit_rule_text",
     "enroll_rule_text",
+    "goal_text",
     "cap_text",
     "zone_text",
     "window_text",
@@ -91,7 +92,10 @@ def offset_text(send: Send) -> str:
 
 
 def send_text(send: Send) -> str:
-    return f"{send.kind} {send.content}" + (" (every visit)" if send.every_visit else "")
+    text = f"{send.kind} {send.content}" + (" (every visit)" if send.every_visit else "")
+    if send.condition is None:
+        return text
+    return f"{text} {'unless' if send.unless else 'if'} {condition_text(send.condition)}"
 
 
 def action_text(act) -> str:
@@ -118,9 +122,9 @@ def target_text(target: str) -> str:
 def trigger_event(trigger: Trigger) -> str:
     """The first line of an edge label: what makes the lead move."""
     if isinstance(trigger, EventTrigger):
-        return f"on {trigger.event}"
+        return f"on {' or '.join(trigger.events)}"
     if isinstance(trigger, ScoreTrigger):
-        return f"score {op_text(trigger.op)} {trigger.value}"
+        return f"{'lead score' if trigger.lead else 'score'} {op_text(trigger.op)} {trigger.value}"
     if isinstance(trigger, TimeTrigger):
         return f"after {trigger.after} {trigger.clock}"
     return str(trigger)
@@ -162,11 +166,16 @@ def fit_rule_text(rule: FitRule) -> str:
 
 
 def exit_rule_text(rule: ExitRule) -> str:
-    return f"exit on {rule.event}{_where(rule.condition)}"
+    return f"exit on {' or '.join(rule.events)}{_where(rule.condition)}"
 
 
 def enroll_rule_text(rule: EnrollRule) -> str:
-    return f"enroll on {rule.event}{_where(rule.condition)}"
+    return f"enroll on {' or '.join(rule.events)}{_where(rule.condition)}"
+
+
+def goal_text(goal: EventTrigger) -> str:
+    """A journey-level goal on one line, as the panel and the review page list it."""
+    return f"{trigger_text(goal)} -> {target_text(goal.target)} (from any stage)"
 
 
 def cap_text(cap: FrequencyCap) -> str:

@@ -27,6 +27,7 @@ def command(files, fmt, catalogue):
     unreadable = False
     errors = warnings = 0
     report = []
+    journeys = []
     for path in files:
         try:
             loaded = load_journey(path, catalogue=catalogue)
@@ -35,6 +36,12 @@ def command(files, fmt, catalogue):
             click.echo(f"coltiva: {err}", err=True)
             report.append({"file": path, "readable": False, "reason": str(err), "diagnostics": []})
             continue
+        if not loaded.fragment and loaded.journey is not None:
+            journeys.append(loaded.journey)
+        if path == files[-1]:  # files checked together run together: one lead score, one cap per lead (C113)
+            from dsl.checks.lead import check_lead_agreement
+
+            loaded.diagnostics.extend(check_lead_agreement(journeys))
         if loaded.fragment and fmt == "text" and not loaded.diagnostics:
             out.print(f"{path}: a shared fragment for `include` (no journey line, no stages): syntax ok",
                       markup=False)

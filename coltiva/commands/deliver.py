@@ -36,6 +36,6 @@ def command(config_path, db, seed):
         try:
             result = deliverer.pass_once()
         finally:
-            deliverer.client.close()
+            deliverer.close()
     waiting = f"; next retry at {format_time(result.next_retry)}" if result.next_retry else ""
     click.echo(f"delivered {result.delivered}, failed {result.failed}, dead-lettered {result.dead}{waiting}")

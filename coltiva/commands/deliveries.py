@@ -30,7 +30,7 @@ def _store(config_path, db, writer=False):
 def command(ctx, config_path, db):
     """Each destination: its offset, how far behind, the action being retried, dead letters.
 
-    Subcommands: dead (list), retry DESTINATION SEQ, skip DESTINATION.
+    Subcommands: dead (list), retry DESTINATION SEQ, skip DESTINATION [SEQ].
     """
     if ctx.invoked_subcommand:
         return
@@ -43,10 +43,11 @@ def command(ctx, config_path, db):
         ensure_tables(store)
         states = destination_states(store, config.webhooks)
     table = Table(title="deliveries")
-    for col in ("destination", "offset", "behind", "retrying", "attempts", "last error", "dead"):
+    for col in ("destination", "offset", "behind", "retrying", "first retrying", "attempts", "last error", "dead"):
         table.add_column(col)
     for s in states:
-        table.add_row(s.destination, str(s.offset), str(s.behind), str(s.retry_seq or ""), str(s.retry_attempts or ""),
+        table.add_row(s.destination, str(s.offset), str(s.behind), str(s.retrying or ""),
+                      f"#{s.retry_seq}" if s.retry_seq is not None else "", str(s.retry_attempts or ""),
                       s.retry_error[:80], str(s.dead))
     console().print(table)
 
@@ -94,7 +95,7 @@ def retry(destination, seq, config_path, db):
         try:
             error = deliverer.redeliver(destination, seq)
         finally:
-            deliverer.client.close()
+            deliverer.close()
     if error:
         raise click.ClickException(f"not delivered: {error}")
     click.echo(f"delivered {destination} #{seq}")
@@ -102,13 +103,17 @@ def retry(destination, seq, config_path, db):
 
 @command.command("skip")
 @click.argument("destination")
+@click.argument("seq", type=int, required=False)
 @config_options
-def skip(destination, config_path, db):
-    """Give up the action a destination is retrying: it goes to the dead letters and the queue moves on."""
+def skip(destination, seq, config_path, db):
+    """Give up an action a destination is retrying (the earliest, or SEQ): it goes to the dead letters and
+    its lead's next action may leave."""
     from service.delivery import ensure_tables, skip as skip_action
 
     config, store = _store(config_path, db, writer=True)
     with store:
         ensure_tables(store)
-        seq = skip_action(store, destination)
-    click.echo(f"skipped {destination} #{seq}" if seq is not None else f"{destination} is retrying nothing")
+        skipped = skip_action(store, destination, seq)
+    if skipped is None:
+        raise click.ClickException(f"{destination} is not retrying " + (f"#{seq}" if seq is not None else "anything"))
+    click.echo(f"skipped {destination} #{skipped}")

@@ -7,11 +7,15 @@ import sys
 import click
 
 from dsl.errors import ColtivaError
+from dsl.model import ACTION_KINDS as INTERNAL_KINDS
 
 from ..output import console, json_text, shown
 from ._common import db_read_option, format_option, open_store
 
 __all__ = ["command"]
+
+#: The fields every action has: the rest of an internal action is what it does.
+_COMMON = {"key", "kind", "journey", "version", "lead", "time", "stage"}
 
 
 @click.command("explain")
@@ -52,6 +56,10 @@ def command(lead, db, fmt):
                 out.print(f"    {esc(note)}", style="dim" if note.startswith("entered") else None)
             out.print(f"    score {score}   stage [bold]{esc(str(stage))}[/bold]")
             for a in s["actions"]:
+                if a["kind"] in INTERNAL_KINDS:  # notify, task, set_field, ...: what it says
+                    data = ", ".join(f"{k}={v!r}" for k, v in a.items() if k not in _COMMON)
+                    out.print(f"    [green]=> {a['kind']}[/green] {esc(data)}")
+                    continue
                 what = a.get("content") or a.get("to") or a.get("stage") or ""
                 extra = f" #{a['edition']}" if "edition" in a else ""
                 label = " ".join(x for x in (a.get("content_kind"), str(what)) if x)

@@ -43,12 +43,15 @@ def command(journeys, events, until, out, parallelism, state, out_of_orderness, 
     """Run events through journeys on Apache Flink (a local mini-cluster here)."""
     from pathlib import Path
 
+    from engine.stores import is_postgres_url, open_store
+
+    if outbox is not None and not is_postgres_url(outbox):
+        raise ColtivaError(f"--outbox {outbox}: give a postgresql:// address (see docs/scaling.md)")
     if importlib.util.find_spec("pyflink") is None:
         raise ColtivaError("PyFlink is not installed in this environment: run `make flink` and use "
                            ".venv-flink/bin/coltiva flink ... (see docs/scaling.md)")
     if Path(out).exists() and any(Path(out).iterdir()):
         raise ColtivaError(f"{out}: not empty; give a new folder (a run's output is never mixed with another's)")
-    from engine.stores import is_postgres_url, open_store
     from engine_flink.job import JobSpec, run, shipped
     from engine_flink.sinks import read_results
 
@@ -56,8 +59,6 @@ def command(journeys, events, until, out, parallelism, state, out_of_orderness, 
     spec = JobSpec(journeys=shipped(compiled), events=events, out=out, until=parse_when(until),
                    parallelism=parallelism, state=state, out_of_orderness=out_of_orderness,
                    seen_ttl_days=seen_ttl_days, checkpoint_ms=checkpoint_ms, outbox=outbox)
-    if outbox is not None and not is_postgres_url(outbox):
-        raise ColtivaError(f"--outbox {outbox}: give a postgresql:// address (see docs/scaling.md)")
     try:
         run(spec)
     except ColtivaError:

@@ -31,7 +31,8 @@ __all__ = ["command"]
               help="wall: tick from the wall clock every --tick-every s; manual: only POST /tick.  [default: wall]")
 @click.option("--tick-every", type=float, default=None, help="Seconds between ticks of the wall clock.  [default: 60]")
 @click.option("--max-ahead", type=click.IntRange(min=0), default=None,
-              help="Days beyond the wall clock and the latest event POST /tick may go without force=true.  [default: 90]")
+              help="Days beyond the clock, the latest event and tick POST /tick may go without force=true.  "
+                   "[default: 90]")
 @catalogue_option
 def command(journeys, config_path, db, host, port, keys_path, clock, tick_every, max_ahead, catalogue):
     """Accept events over HTTP (POST /events, POST /segment), tick by itself, deliver actions by webhook."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..diagnostics import Diagnostic, sort_key
 from ..model import Journey
-from . import graph, moves, names, timing, visits
+from . import graph, lead, moves, names, timing, visits
 
 __all__ = ["CHECKS", "GRAPH_CHECKS", "run_checks"]
 
@@ -35,6 +35,7 @@ CHECKS = (
     names.check_content_library,
     names.check_event_typos,
     names.check_regexes,
+    names.check_lead_conditions,
     names.check_lengths,
     graph.check_unreachable,
     graph.check_dead_ends,
@@ -43,6 +44,7 @@ CHECKS = (
     graph.check_final_way_out,
     graph.check_initial_final,
     graph.check_event_overlaps,
+    graph.check_goals,
     graph.check_never_true,
     graph.check_threshold_overlaps,
     graph.check_timer_overlaps,
@@ -56,6 +58,8 @@ CHECKS = (
     timing.check_windows,
     timing.check_anchors,
     timing.check_since,
+    lead.check_lead_score_declared,
+    lead.check_lead_thresholds_reachable,
     visits.check_reentry_sends,
     visits.check_every_visit_without_reentry,
     visits.check_reentry_without_enroll,

@@ -10,13 +10,16 @@ from ..diagnostics import Diagnostic, Severity
 from ..model import EXIT, EventTrigger, Journey, ScoreTrigger, Stage, TimeTrigger
 from .liveness import (
     HOLD,
+    dead_goals,
     dead_ways,
     earlier_of_event,
+    goal_targets,
     hold_blocker,
     live_targets,
     score_bounds,
     shadowing_event,
     shadowing_exit,
+    shadowing_goal,
     shadowing_threshold,
     shadowing_timer,
     threshold_unreachable,
@@ -31,6 +34,7 @@ __all__ = [
     "check_traps",
     "check_final_way_out",
     "check_event_overlaps",
+    "check_goals",
     "check_never_true",
     "check_threshold_overlaps",
     "check_timer_overlaps",
@@ -57,7 +61,7 @@ def stage_graph(j: Journey, live: bool = True) -> nx.DiGraph:
     g.add_nodes_from(known)
     g.add_node(EXIT)
     for s in j.stages:
-        targets = live_targets(j, s) if live else s.targets()
+        targets = live_targets(j, s) if live else s.targets() + goal_targets(j, s, live=False)
         for target in targets:
             if (target == EXIT or target in known) and target != s.id:
                 g.add_edge(s.id, target)
@@ -85,7 +89,7 @@ def check_unreachable(j: Journey):
 
 def check_dead_ends(j: Journey):
     for s in j.stages:
-        if not s.final and not _has_ways(s):
+        if not s.final and not _has_ways(s) and not goal_targets(j, s, live=False):
             yield Diagnostic("C041", E, f"stage `{s.id}` has no way out", s.id_span,
                              "add a trigger (`on ...`, `when score ...`, `after ...`) or mark it `final`")
 
@@ -94,12 +98,16 @@ def check_stuck(j: Journey):
     """A stage with ways out of which none can ever fire is as stuck as one with none."""
     dead = dead_ways(j)
     for s in j.stages:
-        if s.final or not _has_ways(s) or live_targets(j, s):
+        goals = goal_targets(j, s, live=False)
+        if s.final or not (_has_ways(s) or goals) or live_targets(j, s):
             continue
         ways = [(i, t.span.line) for i, t in enumerate(s.triggers)]
         if s.hold is not None:
             ways.append((HOLD, s.hold.span.line))
-        why = "; ".join(f"line {line}: {dead[(s.id, i)]}" for i, line in ways)
+        reasons = [f"line {line}: {dead[(s.id, i)]}" for i, line in ways]
+        reasons += [f"goal at line {j.goals[i].span.line}: {why}" for i, why in dead_goals(j).items()
+                    if j.goals[i].target != s.id]
+        why = "; ".join(reasons)
         yield Diagnostic("C059", E, f"no lead can ever leave stage `{s.id}`: none of its ways out can fire",
                          s.id_span, f"{why}; fix one of them or mark the stage `final`")
 
@@ -153,6 +161,30 @@ def _event_overlap(s: Stage, i: int) -> EventTrigger | None:
     return None
 
 
+def _goal_overlap(j: Journey, s: Stage, t: EventTrigger) -> EventTrigger | None:
+    """A goal (to another stage than this trigger's) that may take some of its events first."""
+    if s.final:
+        return None
+    for g in j.goals:
+        if (g.target not in (s.id, t.target) and set(g.events) & set(t.events)
+                and not disjoint(g.condition, t.condition)):
+            return g
+    return None
+
+
+def check_goals(j: Journey):
+    """Goals: a goal to `exit`, and goals that never move a lead (an exit rule or an earlier goal takes them)."""
+    dead = dead_goals(j)
+    for i, g in enumerate(j.goals):
+        if g.target == EXIT:
+            yield Diagnostic("C090", E, "a goal leads to a stage; `-> exit` here would be an exit rule",
+                             g.target_span, f"write `exit on {' or '.join(g.events)}"
+                             f"{'' if g.condition is None else ' where ...'}` to remove leads on this event")
+        elif i in dead:
+            yield Diagnostic("C044", E, f"this goal never fires: {dead[i]}", g.span,
+                             "remove it, or narrow the rule that takes it first with `where`")
+
+
 def check_event_overlaps(j: Journey):
     for s in j.stages:
         for i, later in enumerate(s.triggers):
@@ -160,31 +192,46 @@ def check_event_overlaps(j: Journey):
                 continue
             earlier = shadowing_event(s, i)
             rule = shadowing_exit(j, later)
+            goal = shadowing_goal(j, s, later) if earlier is None and rule is None else None
             if earlier is not None and earlier.condition is None:
                 yield Diagnostic(
                     "C044", W if earlier.target == later.target else E,
                     f"this trigger never fires: line {earlier.span.line} already takes every "
-                    f"`{later.event}` in `{s.id}`", later.span,
+                    f"`{' or '.join(later.events)}` in `{s.id}`", later.span,
                     "remove it, or make the earlier one more specific with `where`",
                 )
             elif earlier is not None:
                 yield Diagnostic(
                     "C044", W if earlier.target == later.target else E,
-                    f"this trigger never fires: every `{later.event}` it matches also matches "
+                    f"this trigger never fires: every `{' or '.join(later.events)}` it matches also matches "
                     f"line {earlier.span.line}, which comes first", later.span,
                     "put the more specific trigger first (the first matching trigger wins), or remove it",
                 )
             elif rule is not None:
                 yield Diagnostic(
                     "C044", W if later.target == EXIT else E,
-                    f"this trigger never fires: `exit on {later.event}` (line {rule.span.line}) "  # type: ignore[attr-defined]
+                    f"this trigger never fires: `exit on {' or '.join(rule.events)}` (line {rule.span.line}) "  # type: ignore[attr-defined]
                     "removes the lead first", later.span,
                     "remove the trigger, or narrow the exit rule with `where`",
+                )
+            elif goal is not None:
+                yield Diagnostic(
+                    "C044", W if later.target == goal.target else E,
+                    f"this trigger never fires in `{s.id}`: the goal at line {goal.span.line} "
+                    f"(`-> {goal.target}`) takes every such event first", later.span,
+                    "goals are tried before a stage's triggers: remove the trigger, or narrow the goal with `where`",
+                )
+            elif (overlap := _goal_overlap(j, s, later)) is not None:
+                yield Diagnostic(
+                    "C045", W,
+                    f"this trigger and the goal at line {overlap.span.line} (to `{overlap.target}`) may match "
+                    "the same event; the goal wins", later.span,
+                    "add `where` conditions that exclude each other to make the choice explicit",
                 )
             elif (overlap := _event_overlap(s, i)) is not None:
                 yield Diagnostic(
                     "C045", W,
-                    f"`{later.event}` can match both this trigger and line {overlap.span.line} "
+                    f"`{' or '.join(later.events)}` can match both this trigger and line {overlap.span.line} "
                     f"(to `{overlap.target}`); the earlier one wins", later.span,
                     "add `where` conditions that exclude each other to make the choice explicit",
                 )
@@ -238,8 +285,13 @@ def _first_met(rules: list[tuple], score: float) -> str | None:
     return None
 
 
+def _journey_threshold(t) -> bool:
+    """A `when score` threshold: `when lead score` ones compare another score (dsl.checks.lead checks them)."""
+    return isinstance(t, ScoreTrigger) and not t.lead
+
+
 def _threshold_rules(s: Stage) -> list[tuple]:
-    return [threshold_interval(t) + (t.target,) for t in s.triggers if isinstance(t, ScoreTrigger)]
+    return [threshold_interval(t) + (t.target,) for t in s.triggers if _journey_threshold(t)]
 
 
 def _threshold_graph(j: Journey) -> nx.DiGraph:
@@ -247,7 +299,7 @@ def _threshold_graph(j: Journey) -> nx.DiGraph:
     g = nx.DiGraph()
     for s in j.stages:
         for t in s.triggers:
-            if isinstance(t, ScoreTrigger) and t.target in known and t.target != s.id:
+            if _journey_threshold(t) and t.target in known and t.target != s.id:
                 g.add_edge(s.id, t.target)
     return g
 
@@ -263,7 +315,7 @@ def _samples(stages: dict[str, Stage], group: set[str]):
     by_value: dict[float, set[str]] = {}
     for sid in group:
         for t in stages[sid].triggers:
-            if isinstance(t, ScoreTrigger):
+            if _journey_threshold(t):
                 by_value.setdefault(float(t.value), set()).add(sid)
     values = sorted(by_value)
     yield values[0] - 1, sorted(group)
@@ -322,7 +374,7 @@ def _cascade_diagnostic(stages: dict[str, Stage], cycle: list[str]) -> Diagnosti
     interval = (-math.inf, False, math.inf, False)
     first = None
     for a, b in zip(cycle, cycle[1:] + cycle[:1]):
-        thresholds = [t for t in stages[a].triggers if isinstance(t, ScoreTrigger)]
+        thresholds = [t for t in stages[a].triggers if _journey_threshold(t)]
         k = next(k for k, t in enumerate(thresholds) if t.target == b)
         first = first or thresholds[k]
         interval = intersect(interval, threshold_interval(thresholds[k])) or interval  # type: ignore[arg-type]
@@ -408,7 +460,7 @@ def check_thresholds_reachable(j: Journey):
     low, high = bounds
     for s in j.stages:
         for t in s.triggers:
-            if not isinstance(t, ScoreTrigger) or not threshold_unreachable(t, bounds):
+            if not _journey_threshold(t) or not threshold_unreachable(t, bounds):
                 continue
             v = _fmt_score(float(t.value))
             if t.upward:

@@ -20,6 +20,8 @@ __all__ = [
     "earlier_of_event",
     "shadowing_event",
     "shadowing_exit",
+    "shadowing_goal",
+    "dead_goals",
     "shadowing_threshold",
     "shadowing_timer",
     "hold_blocker",
@@ -28,6 +30,7 @@ __all__ = [
     "threshold_unreachable",
     "dead_ways",
     "live_targets",
+    "goal_targets",
 ]
 
 HOLD = -1
@@ -49,18 +52,21 @@ def _per_stage(s: Stage) -> dict:
 def triggers_by_kind(s: Stage) -> dict:
     """The stage's triggers grouped for the pairwise checks, each as (index, trigger) in order.
 
-    Keys: ("event", event type) for event triggers, "score" and "timer". A check
-    that pairs a trigger with the earlier ones of its kind reads one group, not
-    every trigger of the stage, so a stage with thousands of event types stays linear.
+    Keys: ("event", event type) for event triggers (a trigger of `a or b` is in
+    both groups), "score" and "timer". A check that pairs a trigger with the
+    earlier ones of its kind reads one group, not every trigger of the stage, so a
+    stage with thousands of event types stays linear.
     """
     memo = _per_stage(s)
     if "kinds" not in memo:
         groups: dict = {}
         for i, t in enumerate(s.triggers):
             if isinstance(t, EventTrigger):
-                key: object = ("event", t.event)
-            else:
-                key = "score" if isinstance(t, ScoreTrigger) else "timer"
+                for event in t.events:
+                    groups.setdefault(("event", event), []).append((i, t))
+                continue
+            # the lead score is another quantity: its thresholds never shadow the journey's
+            key = ("lead score" if t.lead else "score") if isinstance(t, ScoreTrigger) else "timer"
             groups.setdefault(key, []).append((i, t))
         memo["kinds"] = groups
     return memo["kinds"]
@@ -74,8 +80,26 @@ def earlier_of_event(s: Stage, i: int) -> list:
     millions of them; past MAX_EARLIER, a finding may be missed, never made up.
     """
     later = s.triggers[i]
-    group = triggers_by_kind(s).get(("event", later.event), ())  # type: ignore[union-attr]
-    return [(k, t) for k, t in group[:MAX_EARLIER] if k < i]
+    found: dict[int, EventTrigger] = {}
+    for event in later.events:  # type: ignore[union-attr]
+        for k, t in triggers_by_kind(s).get(("event", event), ())[:MAX_EARLIER]:
+            if k < i:
+                found.setdefault(k, t)
+    return sorted(found.items(), key=lambda kt: kt[0])
+
+
+def _covering(t: EventTrigger, rules, takes) -> object | None:
+    """The first rule that takes every event `t` could take, or None.
+
+    Each event type of `t` needs a rule of that type that `takes` it (for `a or b`,
+    one rule may cover `a` and another `b`: the trigger is still never reached)."""
+    first = None
+    for event in t.events:
+        rule = next((r for r in rules if event in r.events and takes(r)), None)
+        if rule is None:
+            return None
+        first = first or rule
+    return first
 
 
 def shadowing_event(s: Stage, i: int) -> EventTrigger | None:
@@ -87,20 +111,46 @@ def shadowing_event(s: Stage, i: int) -> EventTrigger | None:
     later = s.triggers[i]
     if not isinstance(later, EventTrigger):
         return None
-    for _, earlier in earlier_of_event(s, i):
-        if implies(later.condition, earlier.condition):
-            return earlier
-    return None
+    earlier = [t for _, t in earlier_of_event(s, i)]
+    return _covering(later, earlier, lambda e: implies(later.condition, e.condition))  # type: ignore[return-value]
 
 
 def shadowing_exit(j: Journey, t) -> object | None:
-    """An `exit on` rule that removes the lead on every event this trigger could take."""
+    """An `exit on` rule that removes the lead on every event this trigger (or goal) could take."""
     if not isinstance(t, EventTrigger):
         return None
-    for rule in j.exits:
-        if rule.event == t.event and implies(t.condition, rule.condition):
-            return rule
-    return None
+    return _covering(t, j.exits, lambda r: implies(t.condition, r.condition))
+
+
+def shadowing_goal(j: Journey, s: Stage, t) -> EventTrigger | None:
+    """A goal that takes every event this trigger of stage `s` could take.
+
+    Goals are tried before the stage's triggers; a goal to `s` itself is passed over in `s`."""
+    if not isinstance(t, EventTrigger) or s.final:
+        return None
+    goals = [g for g in j.goals if g.target != s.id]
+    return _covering(t, goals, lambda g: implies(t.condition, g.condition))  # type: ignore[return-value]
+
+
+_goals_cache: list = []
+
+
+def dead_goals(j: Journey) -> dict[int, str]:
+    """Goal index -> why it never moves a lead: an exit rule, or an earlier goal to the same stage, takes it."""
+    if _goals_cache and _goals_cache[0] is j:
+        return _goals_cache[1]
+    dead: dict[int, str] = {}
+    _goals_cache[:] = [j, dead]
+    for i, g in enumerate(j.goals):
+        rule = shadowing_exit(j, g)
+        if rule is not None:
+            dead[i] = f"`exit on {' or '.join(rule.events)}` (line {rule.span.line}) removes the lead first"  # type: ignore[attr-defined]
+            continue
+        same = [e for e in j.goals[:i] if e.target == g.target]
+        earlier = _covering(g, same, lambda e: implies(g.condition, e.condition))
+        if earlier is not None:
+            dead[i] = f"the goal at line {earlier.span.line} already takes every such event to `{g.target}`"  # type: ignore[attr-defined]
+    return dead
 
 
 def _first_earlier_not_below(items: list, rank) -> dict:
@@ -237,11 +287,13 @@ def hold_end_blocker(s: Stage) -> TimeTrigger | None:
     return None
 
 
-def score_bounds(j: Journey) -> tuple[float, float]:
-    """The lowest and highest score a lead can ever have (inf when unbounded)."""
-    fit_max = sum(f.points for f in j.fit if f.points > 0)
-    fit_min = sum(f.points for f in j.fit if f.points < 0)
-    half_life = j.decay.half_life.seconds if j.decay is not None and j.decay.half_life.seconds > 0 else None
+def score_bounds(j: Journey, lead: bool = False) -> tuple[float, float]:
+    """The lowest and highest score a lead can ever have (inf when unbounded); `lead`: its lead score."""
+    fit = () if lead else j.fit
+    fit_max = sum(f.points for f in fit if f.points > 0)
+    fit_min = sum(f.points for f in fit if f.points < 0)
+    decay, scoring = (j.lead_decay, j.lead_scoring) if lead else (j.decay, j.scoring)
+    half_life = decay.half_life.seconds if decay is not None and decay.half_life.seconds > 0 else None
 
     def extreme(rules) -> float:
         total = 0.0
@@ -253,8 +305,8 @@ def score_bounds(j: Journey) -> tuple[float, float]:
             total += max(r.cap_count, 0) * abs(r.points) / (1 - 2 ** (-window / half_life))
         return total
 
-    high = fit_max + extreme([r for r in j.scoring if r.points > 0])
-    low = fit_min - extreme([r for r in j.scoring if r.points < 0])
+    high = fit_max + extreme([r for r in scoring if r.points > 0])
+    low = fit_min - extreme([r for r in scoring if r.points < 0])
     return low, high
 
 
@@ -274,13 +326,16 @@ def _dead_reason(j: Journey, s: Stage, i: int, bounds) -> str | None:
         earlier = shadowing_event(s, i)
         if earlier is not None:
             if earlier.condition is None:
-                return f"line {earlier.span.line} takes every `{t.event}` first"
-            return f"line {earlier.span.line} takes every `{t.event}` it matches first"
+                return f"line {earlier.span.line} takes every `{' or '.join(t.events)}` first"
+            return f"line {earlier.span.line} takes every `{' or '.join(t.events)}` it matches first"
         if shadowing_exit(j, t) is not None:
-            return f"`exit on {t.event}` removes the lead first"
+            return f"`exit on {' or '.join(t.events)}` removes the lead first"
+        goal = shadowing_goal(j, s, t)
+        if goal is not None:
+            return f"the goal at line {goal.span.line} takes it first"
     elif isinstance(t, ScoreTrigger):
-        if threshold_unreachable(t, bounds):
-            return f"no lead can get `score {t.op} {t.value}`"
+        if threshold_unreachable(t, score_bounds(j, lead=True) if t.lead else bounds):
+            return f"no lead can get `{'lead ' if t.lead else ''}score {t.op} {t.value}`"
         if shadowing_threshold(s, i) is not None:
             return f"line {shadowing_threshold(s, i).span.line} always fires first"  # type: ignore[union-attr]
     elif isinstance(t, TimeTrigger):
@@ -311,10 +366,18 @@ def dead_ways(j: Journey) -> dict[tuple[str, int], str]:
     return dead
 
 
+def goal_targets(j: Journey, s: Stage, live: bool = True) -> list[str]:
+    """The stages the journey's goals can move a lead in `s` to (none from a final stage or to `s`)."""
+    if s.final:
+        return []
+    dead = dead_goals(j) if live else {}
+    return [g.target for i, g in enumerate(j.goals) if g.target != s.id and i not in dead]
+
+
 def live_targets(j: Journey, s: Stage) -> list[str]:
-    """Where a lead in `s` can actually go: the targets of the ways that can fire."""
+    """Where a lead in `s` can actually go: the targets of the ways that can fire, goals included."""
     dead = dead_ways(j)
     out = [t.target for i, t in enumerate(s.triggers) if (s.id, i) not in dead]
     if s.hold is not None and (s.id, HOLD) not in dead:
         out.append(s.hold.then)
-    return out
+    return out + goal_targets(j, s)

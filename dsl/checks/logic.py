@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 
-from ..model import AllOf, AnyOf, Compare, Condition, Not, ScoreTrigger
+from ..model import AllOf, AnyOf, Compare, Condition, Had, Not, ScoreTrigger
 
 __all__ = ["disjoint", "implies", "never_true", "Interval", "threshold_interval", "intersect", "contains"]
 
@@ -145,7 +145,7 @@ MAX_PAIRS = 100_000
 
 def never_true(c: Condition | None) -> bool:
     """True only if no input can satisfy the condition (e.g. `plan == "a" and plan == "b"`)."""
-    if c is None or isinstance(c, (Compare, Not)):
+    if c is None or isinstance(c, (Compare, Not, Had)):
         return False
     if isinstance(c, AnyOf):
         return all(never_true(p) for p in c.parts)
@@ -165,6 +165,8 @@ def _reach(c: Condition, fields: set, shapes: set, negated: set) -> None:
     shapes.add(repr(c))
     if isinstance(c, Compare):
         fields.add(c.field)
+    elif isinstance(c, Had):
+        pass  # `had x` excludes only `not had x`, which `negated` finds
     elif isinstance(c, Not):
         negated.add(repr(c.part))
     else:
@@ -238,6 +240,8 @@ def _negate(c: Condition) -> Condition:
     """`not c` with the negation pushed inwards where the engine makes it exact."""
     if isinstance(c, Not):
         return c.part
+    if isinstance(c, Had):
+        return Not(c)
     if isinstance(c, AllOf):
         return AnyOf(tuple(_negate(p) for p in c.parts))
     if isinstance(c, AnyOf):
@@ -252,7 +256,7 @@ def _normal(c: Condition) -> Condition:
     """Negations pushed down to comparisons (so `not (a or b)` reads `not a and not b`)."""
     if isinstance(c, Not):
         inner = c.part
-        if isinstance(inner, Compare) and inner.op not in _POSITIVE_SET + _NEGATIVE_SET:
+        if isinstance(inner, Had) or isinstance(inner, Compare) and inner.op not in _POSITIVE_SET + _NEGATIVE_SET:
             return c
         return _normal(_negate(inner))
     if isinstance(c, AllOf):

@@ -17,6 +17,8 @@ from ..model import (
     UNIT_SECONDS,
     TimeTrigger,
     compares,
+    hads,
+    lead_field,
 )
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "check_content_library",
     "check_event_typos",
     "check_regexes",
+    "check_lead_conditions",
     "check_lengths",
 ]
 
@@ -73,10 +76,14 @@ def check_initial_stage(j: Journey):
 
 def check_unknown_targets(j: Journey):
     known = {s.id for s in j.stages}
-    for s in j.stages:
-        targets = [(t.target, t.target_span) for t in s.triggers]
-        if s.hold is not None:
-            targets.append((s.hold.then, s.hold.target_span))
+    goals = [(g.target, g.target_span) for g in j.goals if g.target != EXIT]  # `-> exit`: C090
+    for s in [None, *j.stages]:
+        if s is None:
+            targets = goals
+        else:
+            targets = [(t.target, t.target_span) for t in s.triggers]
+            if s.hold is not None:
+                targets.append((s.hold.then, s.hold.target_span))
         for target, span in targets:
             if target != EXIT and target not in known:
                 yield Diagnostic("C030", E, f"unknown stage `{target}`", span,
@@ -95,12 +102,13 @@ def check_self_targets(j: Journey):
 
 
 def _durations(j: Journey):
-    for r in j.scoring:
+    for r in j.scoring + j.lead_scoring:
         if r.cap_window is not None:
             yield r.cap_window
-    if j.decay is not None:
-        yield j.decay.half_life
-    for c in j.caps:
+    for decay in (j.decay, j.lead_decay):
+        if decay is not None:
+            yield decay.half_life
+    for c in j.caps + j.lead_caps:
         yield c.window
     if j.reentry is not None and j.reentry.window is not None:
         yield j.reentry.window
@@ -151,13 +159,13 @@ MAX_NUMBER = 10**15
 
 def _numbers(j: Journey):
     """(number, where it is written, whether it is compared in a condition) for every number but durations."""
-    for r in j.scoring:
+    for r in j.scoring + j.lead_scoring:
         yield r.points, r.span, False
         if r.cap_count is not None:
             yield r.cap_count, r.span, False
     for f in j.fit:
         yield f.points, f.span, False
-    for c in j.caps:
+    for c in j.caps + j.lead_caps:
         yield c.count, c.span, False
     for s in j.stages:
         for t in s.triggers:
@@ -167,9 +175,10 @@ def _numbers(j: Journey):
             yield s.hold.times, s.hold.span, False
         for act in s.actions:  # `set FIELD to NUMBER`
             yield act.value, act.span, False
-    conditions = [r.condition for r in j.scoring] + [f.condition for f in j.fit]
-    conditions += [r.condition for r in j.exits + j.enrollments]  # type: ignore[operator]
+    conditions = [r.condition for r in j.scoring + j.lead_scoring] + [f.condition for f in j.fit]
+    conditions += [r.condition for r in j.exits + j.enrollments + j.goals]  # type: ignore[operator]
     conditions += [t.condition for s in j.stages for t in s.triggers if isinstance(t, EventTrigger)]
+    conditions += [x.condition for s in j.stages for x in s.sends]
     for c in (c for condition in conditions for c in compares(condition)):
         for v in c.value if isinstance(c.value, tuple) else (c.value,):
             yield v, c.span, True
@@ -186,11 +195,11 @@ def check_numbers(j: Journey):
 
 
 def check_counts(j: Journey):
-    for r in j.scoring:
+    for r in j.scoring + j.lead_scoring:
         if r.cap_count is not None and r.cap_count <= 0:
             yield Diagnostic("C056", E, "`at most 0` makes this rule count never", r.span,
                              "remove the rule, or allow at least 1")
-    for c in j.caps:
+    for c in j.caps + j.lead_caps:
         if c.count <= 0:
             yield Diagnostic("C056", E, "`at most 0 messages` would block every message", c.span,
                              "allow at least 1 message per window")
@@ -233,14 +242,17 @@ def check_content_library(j: Journey):
 def _event_uses(j: Journey):
     for r in j.scoring:
         yield r.event, r.span
-    for r in j.exits:
-        yield r.event, r.span
-    for r in j.enrollments:
-        yield r.event, r.span
+    for r in j.exits + j.enrollments + j.goals:  # type: ignore[operator]
+        for event in r.events:
+            yield event, r.span
     for s in j.stages:
         for t in s.triggers:
             if isinstance(t, EventTrigger):
-                yield t.event, t.span
+                for event in t.events:
+                    yield event, t.span
+    for c in j.conditions():
+        for h in hads(c):
+            yield h.event, h.span
 
 
 #: C037 compares an event type with this many of the best-used ones at most (see docs/decisions.md).
@@ -312,6 +324,28 @@ def check_event_typos(j: Journey):
                              f"did you mean `{other}`? (used {counts[other]} time(s) elsewhere)")
 
 
+def check_lead_conditions(j: Journey):
+    """`lead.FIELD` and `had EVENT` read the lead: fine in `where` and in a send's `if`/`unless`, not in fit;
+    a send's condition has no event, so it reads nothing else."""
+    for f in j.fit:
+        for c in compares(f.condition):
+            attribute = lead_field(c.field)
+            if attribute is not None:
+                yield Diagnostic("C098", E, f"a fit line reads the lead's attributes already: `{c.field}` is "
+                                 f"`{attribute}` here", c.span, f"write `{attribute}` without `lead.`")
+        for h in hads(f.condition):
+            yield Diagnostic("C098", E, "a fit line reads the lead's profile only, not the events it had",
+                             h.span, "test `had EVENT` in a `where` condition or a send's `if`/`unless` instead")
+    for s in j.stages:
+        for x in s.sends:
+            for c in compares(x.condition):
+                if lead_field(c.field) is None:
+                    yield Diagnostic(
+                        "C099", E, f"a send's condition reads the lead, not an event: `{c.field}` is no "
+                        "attribute of the lead", c.span,
+                        f"write `lead.{c.field}` for the lead's attribute, or `had EVENT` for an event it had")
+
+
 def check_regexes(j: Journey):
     """Patterns compile with the engine's own RE2 (dsl.patterns): what checks clean runs, in linear time."""
     for cond in j.conditions():
@@ -339,8 +373,9 @@ def _lengths(j: Journey):
         yield "a journey name", j.name, j.span, "text"
     for r in j.scoring:
         yield "an event type", r.event, r.span, "name"
-    for r in j.exits + j.enrollments:  # type: ignore[operator]
-        yield "an event type", r.event, r.span, "name"
+    for r in j.exits + j.enrollments + j.goals:  # type: ignore[operator]
+        for event in r.events:
+            yield "an event type", event, r.span, "name"
     for item in j.contents:
         yield "a content kind", item.kind, item.span, "name"
         yield "a content id", item.id, item.span, "text"
@@ -358,7 +393,8 @@ def _lengths(j: Journey):
             yield "a content id", content, span, "text"
         for t in s.triggers:
             if isinstance(t, EventTrigger):
-                yield "an event type", t.event, t.span, "name"
+                for event in t.events:
+                    yield "an event type", event, t.span, "name"
         for act in s.actions:
             if act.kind == "set_field":
                 yield "a field name", act.to, act.span, "name"
@@ -369,6 +405,8 @@ def _lengths(j: Journey):
     if j.catalogue is not None:
         yield "a catalogue path", j.catalogue.path, j.catalogue.span, "value"
     for cond in j.conditions():
+        for h in hads(cond):
+            yield "an event type", h.event, h.span, "name"
         for c in compares(cond):
             yield "a field name", c.field, c.span, "name"
             for v in c.value if isinstance(c.value, tuple) else (c.value,):

@@ -14,7 +14,7 @@ from ..model import Journey, TimeTrigger
 __all__ = ["check_reentry_sends", "check_every_visit_without_reentry", "check_reentry_without_enroll",
            "check_actions_never_done"]
 
-E, W = Severity.ERROR, Severity.WARNING
+W = Severity.WARNING
 
 
 def _reenters(j: Journey) -> bool:

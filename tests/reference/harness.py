@@ -55,6 +55,10 @@ def _action(row: dict) -> Action:
         return Action("exit", _t(row["time"]), src=row["from"])
     if kind == "handoff":
         return Action("handoff", _t(row["time"]), stage=row["stage"], score=row["score"])
+    if kind not in ("send",):  # an internal action: its data fields besides the common ones and `stage`
+        common = {"key", "kind", "journey", "version", "lead", "time", "stage", "seq"}
+        return Action(kind, _t(row["time"]), stage=row["stage"],
+                      data=tuple(sorted((k, v) for k, v in row.items() if k not in common)))
     deferred = row.get("deferred_from")
     return Action("send", _t(row["time"]), stage=row["stage"], content_kind=row["content_kind"],
                   content=row["content"], deferred_from=_t(deferred) if deferred else None,

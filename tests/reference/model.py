@@ -20,7 +20,7 @@ from dsl import model as m
 __all__ = ["Action", "LeadResult", "Reference", "parse_line", "BadLine", "iso"]
 
 #: Timer kinds at one instant, in the docs' order (engine.md, "Order within one step", 1).
-DEFERRED, CONTENT, HOLD_SEND, HOLD_END, TIMEOUT, CROSSING = range(6)
+DEFERRED, CONTENT, ACT, HOLD_SEND, HOLD_END, TIMEOUT, CROSSING = range(7)
 
 LEAD_UPDATED = "lead.updated"
 _MIN_TIME = int(datetime(1970, 1, 1, tzinfo=timezone.utc).timestamp())
@@ -132,6 +132,44 @@ def parse_line(raw: bytes, known_types: set[str]) -> Event:
     return Event(_ident(obj["id"], "id"), _ident(obj["lead"], "lead"), kind, _time(obj["time"]), data, attributes)
 
 
+# ---------------------------------------------------------------- the event catalogue (language.md)
+
+
+def _catalogue(journey: m.Journey) -> dict[str, set[str]] | None:
+    """The journey's `catalogue` file, relative to its own file: event type -> its data fields."""
+    if journey.catalogue is None:
+        return None
+    from pathlib import Path
+
+    out: dict[str, set[str]] = {}
+    text = (Path(journey.path).parent / journey.catalogue.path).read_text(encoding="utf-8")
+    for line in text.splitlines():
+        words = line.split("#", 1)[0].split()
+        if words:
+            out[words[0]] = set(words[1:])
+    return out
+
+
+def _paths(data: dict, prefix: str = ""):
+    for key, value in data.items():
+        if isinstance(value, dict) and value:
+            yield from _paths(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}"
+
+
+def _keeps_to(catalogue: dict[str, set[str]], ev: Event) -> None:
+    """An event whose type the catalogue lacks, or whose data holds a field its line lacks, is kept aside;
+    a field covers what is nested under it (`utm` allows `utm.source`)."""
+    if ev.type == LEAD_UPDATED:
+        return
+    if ev.type not in catalogue:
+        raise BadLine("not in the catalogue")
+    for path in _paths(ev.data):
+        if not any(path == f or path.startswith(f + ".") or f.startswith(path + ".") for f in catalogue[ev.type]):
+            raise BadLine(f"field {path} not in the catalogue")
+
+
 # ---------------------------------------------------------------- conditions (language.md, Conditions)
 
 _MISSING = object()
@@ -168,16 +206,32 @@ def _equal(a, b) -> bool:
     return False
 
 
-def holds(cond: m.Condition | None, data: dict) -> bool:
+@dataclass(frozen=True)
+class OnLead:
+    """What conditions on the lead read (language.md, *Conditions on the lead*): its profile, the types it had."""
+
+    profile: dict
+    had: frozenset
+
+
+_NOBODY = OnLead({}, frozenset())
+
+
+def holds(cond: m.Condition | None, data: dict, lead: OnLead = _NOBODY) -> bool:
     if cond is None:
         return True
     if isinstance(cond, m.AllOf):
-        return all(holds(p, data) for p in cond.parts)
+        return all(holds(p, data, lead) for p in cond.parts)
     if isinstance(cond, m.AnyOf):
-        return any(holds(p, data) for p in cond.parts)
+        return any(holds(p, data, lead) for p in cond.parts)
     if isinstance(cond, m.Not):
-        return not holds(cond.part, data)
-    value = _field(data, cond.field)
+        return not holds(cond.part, data, lead)
+    if isinstance(cond, m.Had):
+        return cond.event in lead.had
+    if cond.field.startswith("lead."):
+        value = _field(lead.profile, cond.field[len("lead."):])
+    else:
+        value = _field(data, cond.field)
     op = cond.op
     if op == "is set":
         return value is not _MISSING and value is not None
@@ -237,6 +291,18 @@ class Action:
     deferred_from: int | None = None
     edition: int | None = None
     score: float | None = None  # handoff: the score, to 2 decimals
+    data: tuple | None = None  # an internal action: its data fields but `stage`, sorted by name
+
+
+def act_data(act: m.InternalAction) -> tuple:
+    """language.md, *Internal actions*: the data of each kind of action (besides `stage`)."""
+    if act.kind == "notify":
+        fields = {"to": "owner" if act.to is None else act.to, "message": act.value}
+    elif act.kind == "set_field":
+        fields = {"field": act.to, "value": act.value}
+    else:
+        fields = {{"task": "title", "tag": "tag", "add_to_list": "list", "webhook": "webhook"}[act.kind]: act.value}
+    return tuple(sorted(fields.items()))
 
 
 @dataclass
@@ -248,6 +314,7 @@ class Pending:
     content: str
     hold: bool
     edition: int | None
+    line: m.Send | None = None  # a conditional send is tested again when the cap releases it
 
 
 @dataclass
@@ -268,7 +335,11 @@ class Lead:
     pending: list = field(default_factory=list)
     cap_hist: dict = field(default_factory=dict)
     actions: list = field(default_factory=list)
-    enrolled: int = 0
+    done_acts: set = field(default_factory=set)  # delayed internal actions of this stay already taken
+    left: str | None = None  # engine.md, Re-entry: "way" (a way out written in a stage) or "rule" (an exit rule)
+    enrolled: int | None = None  # when it last entered the journey
+    had: set = field(default_factory=set)  # event types applied since enrollment (engine.md, *had*)
+    profile: dict = field(default_factory=dict)  # the lead's attributes (a copy of Reference.profiles)
     zone: str | None = None  # the last valid IANA name its zone attribute gave
     dates: dict = field(default_factory=dict)  # (event or None, field) -> (instant, known since)
     sent_at: dict = field(default_factory=dict)  # content -> when it was last sent
@@ -301,6 +372,11 @@ class Reference:
         self.seen: set[str] = set()
         self.quarantined: list[int] = []  # line numbers, 1-based
         self.hl = journey.decay.half_life.seconds if journey.decay else None
+        #: language.md, Re-entry: "once" (the default), "always" or "per" a window
+        self.reentry = journey.reentry.mode if journey.reentry else "once"
+        self.window = journey.reentry.window.seconds if journey.reentry and journey.reentry.window else None
+        self.again = {x.content for s in journey.stages for x in s.sends if x.every_visit}
+        self.catalogue = _catalogue(journey)
 
     # ---- time (language.md "Time: zones, send windows, dates"; engine.md "Time zones and send windows")
 
@@ -388,14 +464,20 @@ class Reference:
         """DOCS-QUESTION (Q3): "Attributes a lead sends before it is enrolled are kept (state `waiting`)".
 
         Taken: a lead is `waiting` once it sent, before enrollment (in a `lead.updated` or in an
-        event that does not enroll it), an attribute that one of the journey's fit lines reads.
+        event that does not enroll it), an attribute that one of the journey's fit lines, or a
+        `lead.` condition (engine.md: "when a fit line or a `lead.` condition reads them"), reads.
         """
         fields = [c.field for r in self.j.fit for c in m.compares(r.condition)]
+        fields += [c.field[len("lead."):] for cond in self.j.conditions() for c in m.compares(cond)
+                   if c.field.startswith("lead.")]
         # engine.md: a date attribute, and a zone attribute that names a zone, sent before enrollment are kept
         fields += [a.field for a in self.j.anchors() if a.event is None]
         zone = self.j.time_zone.field
         return any(_field(attributes, name) is not _MISSING for name in fields) or (
             zone is not None and _zone_name(_field(attributes, zone)))
+
+    def on_lead(self, lead: Lead, profile: dict | None = None) -> OnLead:
+        return OnLead(lead.profile if profile is None else profile, frozenset(lead.had))
 
     def _fit_points(self, profile: dict) -> float:
         return sum(r.points for r in self.j.fit if holds(r.condition, profile))
@@ -410,6 +492,8 @@ class Reference:
                 continue  # DOCS-QUESTION (Q2): blank lines are neither events nor kept aside
             try:
                 event = parse_line(raw, self.known)
+                if self.catalogue is not None:
+                    _keeps_to(self.catalogue, event)
             except BadLine:
                 self.quarantined.append(number)
                 continue
@@ -425,10 +509,68 @@ class Reference:
 
     # ---- one event
 
+    def _exit_rule(self, ev: Event, who: OnLead) -> bool:
+        return any(ev.type in r.events and holds(r.condition, ev.data, who) for r in self.j.exits)
+
+    def _finished(self, lead: Lead) -> bool:
+        """engine.md, Re-entry: in a final stage, or out by a way out, and no exit rule met since."""
+        if self.reentry == "once" or lead.left == "rule":
+            return False
+        if lead.status == "exit":
+            return lead.left == "way"
+        return lead.status == "active" and self.stages[lead.stage].final
+
+    def _returns(self, lead: Lead, ev: Event, t: int) -> bool:
+        who = self.on_lead(lead, _merge(self.profiles.get(ev.lead, {}), ev.attributes))
+        if not self._finished(lead) or ev.type == LEAD_UPDATED or self._exit_rule(ev, who):
+            return False
+        if self.j.enrollments and not any(ev.type in r.events and holds(r.condition, ev.data, who)
+                                          for r in self.j.enrollments):
+            return False
+        return self.reentry != "per" or lead.enrolled is None or t - lead.enrolled >= self.window
+
+    def reenter(self, lead: Lead, ev: Event, t: int) -> None:
+        """engine.md, Re-entry: the initial stage again, entered as on enrollment, at `t`."""
+        src = lead.stage if lead.status == "active" else "exit"
+        lead.status = "active"
+        lead.left = None
+        lead.enrolled = t
+        lead.clock = t
+        lead.sent -= self.again  # `every visit` content: once per visit
+        self.profiles[ev.lead] = profile = _merge(self.profiles.get(ev.lead, {}), ev.attributes)
+        self._start_visit(lead, ev, t, profile, src)
+
+    def _start_visit(self, lead: Lead, ev: Event, t: int, profile: dict, src: str | None) -> None:
+        """engine.md: fit points, score rules, entry of the initial stage, then the event's triggers.
+
+        The enrolling event "is handled in the initial stage as in step 5: its event triggers
+        first (first match wins); only if none fired, the initial stage's thresholds"."""
+        lead.had.add(ev.type)
+        lead.profile = profile
+        self.learn(lead, ev, t)
+        lead.fit = self._fit_points(profile)
+        self.score_rules(lead, ev, t)
+        lead.last_activity = t
+        self.enter(lead, t, self.j.initial.id, src, test=False)
+        if not self.goals(lead, ev, t) and not self.event_triggers(lead, ev, t):
+            self.thresholds(lead, t)
+        self.advance(lead, t)  # engine.md: what the event made due at once fires in the same step
+
+    def _after_leaving(self, lead: Lead, ev: Event, t: int) -> None:
+        """An event for a lead out of the journey: it may come back, or meet an exit rule that bars it."""
+        if self._returns(lead, ev, t):
+            self.reenter(lead, ev, t)
+        elif self.reentry != "once" and lead.left == "way" and self._exit_rule(
+                ev, self.on_lead(lead, _merge(self.profiles.get(ev.lead, {}), ev.attributes))):
+            lead.left = "rule"
+
     def event(self, ev: Event) -> None:
         lead = self.leads.setdefault(ev.lead, Lead())
         profile = self.profiles.get(ev.lead, {})
-        if lead.status in ("exit", "not_enrolled"):
+        if lead.status == "not_enrolled":
+            return
+        if lead.status == "exit":
+            self._after_leaving(lead, ev, max(ev.time, lead.clock))
             return
         if lead.status in ("new", "waiting"):
             self.profiles[ev.lead] = profile = _merge(profile, ev.attributes)
@@ -437,11 +579,12 @@ class Reference:
                 if self._keeps(ev.attributes):
                     lead.status = "waiting"  # attributes sent before enrollment are kept
                 return
-            if any(r.event == ev.type and holds(r.condition, ev.data) for r in self.j.exits):
+            who = OnLead(profile, frozenset())
+            if any(ev.type in r.events and holds(r.condition, ev.data, who) for r in self.j.exits):
                 lead.status = "not_enrolled"
                 return
             if self.j.enrollments and not any(
-                r.event == ev.type and holds(r.condition, ev.data) for r in self.j.enrollments
+                ev.type in r.events and holds(r.condition, ev.data, who) for r in self.j.enrollments
             ):
                 if self._keeps(ev.attributes):
                     lead.status = "waiting"
@@ -450,20 +593,32 @@ class Reference:
             return
         t = max(ev.time, lead.clock)  # a late event is applied at the lead's clock
         self.advance(lead, t)
+        if lead.status == "exit":  # a timer took it out: it may still come back (a way out)
+            self._after_leaving(lead, ev, t)
+            return
         if lead.status != "active":
+            return
+        if self._returns(lead, ev, t):
+            self.reenter(lead, ev, t)
             return
         stage = self.stages[lead.stage]
         lead.clock = t
-        if not stage.final and any(r.event == ev.type and holds(r.condition, ev.data) for r in self.j.exits):
-            self.leave(lead, t)
-            return
+        lead.had.add(ev.type)  # engine.md: set at the very start of the event's own part of the step
+        # language.md: conditions on the lead read its attributes, this event's own included
         self.profiles[ev.lead] = profile = _merge(profile, ev.attributes)
+        lead.profile = profile
+        if self._exit_rule(ev, self.on_lead(lead)):
+            if not stage.final:
+                self.leave(lead, t, by_rule=True)
+                return
+            if self.reentry != "once":
+                lead.left = "rule"  # finished, then met an exit rule: it never re-enters
         lead.fit = self._fit_points(profile)
         self.learn(lead, ev, t)
         self.score_rules(lead, ev, t)
         if ev.type != LEAD_UPDATED:
             self.activity(lead, t)
-        if not self.event_triggers(lead, ev, t):
+        if not self.goals(lead, ev, t) and not self.event_triggers(lead, ev, t):
             self.thresholds(lead, t)
         self.advance(lead, t)  # engine.md: what the event made due at once fires in the same step
 
@@ -474,21 +629,25 @@ class Reference:
         lead.clock = t
         lead.enrolled = t
         lead.vtime = t
-        self.learn(lead, ev, t)
-        lead.fit = self._fit_points(profile)
-        self.score_rules(lead, ev, t)
-        lead.last_activity = t
-        # engine.md: the enrolling event "is handled in the initial stage as in step 5: its event
-        # triggers first (first match wins); only if none fired, the initial stage's thresholds"
-        self.enter(lead, t, self.j.initial.id, None, test=False)
-        if not self.event_triggers(lead, ev, t):
-            self.thresholds(lead, t)
-        self.advance(lead, t)
+        self._start_visit(lead, ev, t, profile, None)
+
+    def goals(self, lead: Lead, ev: Event, t: int) -> bool:
+        """engine.md, Goals: for a lead in a non-final stage, the first goal that matches and leads to
+        another stage than the lead's moves it (a goal to the lead's own stage is passed over)."""
+        if self.stages[lead.stage].final:
+            return False
+        for goal in self.j.goals:
+            if ev.type in goal.events and goal.target != lead.stage and holds(goal.condition, ev.data,
+                                                                             self.on_lead(lead)):
+                self.move(lead, t, goal.target)
+                return True
+        return False
 
     def event_triggers(self, lead: Lead, ev: Event, t: int) -> bool:
         """The first event trigger of the stage that matches moves the lead."""
         for trig in self.stages[lead.stage].triggers:
-            if isinstance(trig, m.EventTrigger) and trig.event == ev.type and holds(trig.condition, ev.data):
+            if (isinstance(trig, m.EventTrigger) and ev.type in trig.events
+                    and holds(trig.condition, ev.data, self.on_lead(lead))):
                 self.move(lead, t, trig.target)
                 return True
         return False
@@ -496,7 +655,7 @@ class Reference:
     def score_rules(self, lead: Lead, ev: Event, t: int) -> None:
         points = 0
         for index, rule in enumerate(self.j.scoring):
-            if rule.event != ev.type or not holds(rule.condition, ev.data):
+            if rule.event != ev.type or not holds(rule.condition, ev.data, self.on_lead(lead)):
                 continue
             if rule.cap_count is not None:
                 window = rule.cap_window.seconds
@@ -537,10 +696,12 @@ class Reference:
         else:
             self.enter(lead, t, target, lead.stage, depth)
 
-    def leave(self, lead: Lead, t: int) -> None:
+    def leave(self, lead: Lead, t: int, by_rule: bool = False) -> None:
         lead.actions.append(Action("exit", t, src=lead.stage))
         lead.status = "exit"
         lead.pending = []
+        if self.reentry != "once" and not by_rule:
+            lead.left = "way"
 
     def enter(self, lead: Lead, t: int, target: str, src: str | None, depth: int = 0, test: bool = True) -> None:
         stage = self.stages[target]
@@ -548,15 +709,20 @@ class Reference:
         lead.stage = target
         lead.entered = t
         lead.done_sends = set()
+        lead.done_acts = set()
         lead.loop_count = 0
         lead.pending = []  # what the previous stage still had scheduled is cancelled
         # engine.md: "Entering a stage emits, in this order, the `stage` action, the `handoff` if the
         # stage says so, and its on-entry sends in the order written"
         if stage.handoff:
             lead.actions.append(Action("handoff", t, stage=target, score=round(self.score_at(lead, t), 2)))
+        # language.md, Internal actions: "after the `handoff` if any and before the on-entry sends"
+        for act in stage.actions:
+            if act.after is None:
+                lead.actions.append(Action(act.kind, t, stage=target, data=act_data(act)))
         for send in stage.sends:
             if send.after is None and send.at is None:
-                self.send(lead, t, send.kind, send.content, hold=False, edition=None, due=t)
+                self.send(lead, t, send.kind, send.content, hold=False, edition=None, due=t, line=send)
         if test:
             self.thresholds(lead, t, depth)
 
@@ -575,11 +741,20 @@ class Reference:
                 return t
             t = later
 
-    def send(self, lead: Lead, t: int, kind: str, content: str, hold: bool, edition, due: int) -> None:
+    def says_no(self, lead: Lead, line: m.Send | None) -> bool:
+        """language.md, Conditional sends: `if C` sends only if C holds, `unless C` only if it does not."""
+        if line is None or line.condition is None:
+            return False
+        return holds(line.condition, {}, self.on_lead(lead)) == line.unless
+
+    def send(self, lead: Lead, t: int, kind: str, content: str, hold: bool, edition, due: int,
+             line: m.Send | None = None) -> None:
         if not hold and (content in lead.sent or any(p.content == content for p in lead.pending)):
             return  # never twice (DOCS-QUESTION Q6: a content held by the cap counts as on its way)
+        if self.says_no(lead, line):
+            return  # passed over for this visit (a delayed line is already in done_sends)
         if lead.pending or self._cap_free_at(lead, t) != t or not self.is_open(lead, t):
-            lead.pending.append(Pending(due, kind, content, hold, edition))
+            lead.pending.append(Pending(due, kind, content, hold, edition, line))
             return
         self._deliver(lead, t, kind, content, edition, None)
 
@@ -632,6 +807,9 @@ class Reference:
                     found.append((at, CONTENT, i, send))
             elif send.after is not None and i not in lead.done_sends:
                 found.append((lead.entered + send.after.seconds, CONTENT, i, send))
+        for i, act in enumerate(stage.actions):
+            if act.after is not None and i not in lead.done_acts:
+                found.append((lead.entered + act.after.seconds, ACT, i, act))
         hold = stage.hold
         if hold is not None and not any(p.hold for p in lead.pending):
             # DOCS-QUESTION (Q8): "every INTERVAL" and "one INTERVAL after the last send" are
@@ -678,12 +856,17 @@ class Reference:
         stage = self.stages[lead.stage]
         if kind == DEFERRED:
             lead.pending.pop(0)
+            if self.says_no(lead, what.line):  # tested again when the cap releases it
+                return
             self._deliver(lead, t, what.kind, what.content, what.edition, what.due)
         elif kind == CONTENT:
             lead.done_sends.add(index)
-            self.send(lead, t, what.kind, what.content, hold=False, edition=None, due=t)
+            self.send(lead, t, what.kind, what.content, hold=False, edition=None, due=t, line=what)
             if what.at is not None and lead.pending and lead.pending[-1].content == what.content:
                 lead.pending[-1].due = self.dated_at(lead, what) or t
+        elif kind == ACT:
+            lead.done_acts.add(index)
+            lead.actions.append(Action(what.kind, t, stage=lead.stage, data=act_data(what)))
         elif kind == HOLD_SEND:
             lead.loop_count += 1
             self.send(lead, t, what.kind, what.content, hold=True, edition=lead.loop_count, due=t)

@@ -77,7 +77,7 @@ def mixed(journeys: list[m.Journey]) -> m.Journey:
         return sum((getattr(j, name) for j in journeys), ())
 
     return dataclasses.replace(journeys[0], stages=every("stages"), scoring=every("scoring"), fit=every("fit"),
-                               exits=every("exits"), enrollments=every("enrollments"))
+                               exits=every("exits"), enrollments=every("enrollments"), goals=every("goals"))
 
 
 _ZONES = ("Europe/Rome", "America/New_York", "Asia/Tokyo", "Australia/Sydney", "UTC", "Not/AZone")
@@ -102,15 +102,14 @@ def generate_lines(journey: m.Journey, rng: random.Random, leads: int, per_lead:
     """
     types = sorted(journey.event_types())
     event_fields: dict[str, list] = {}
-    for r in journey.scoring + journey.exits + journey.enrollments:
-        _values(r.condition, event_fields)
-    for s in journey.stages:
-        for t in s.triggers:
-            if isinstance(t, m.EventTrigger):
-                _values(t.condition, event_fields)
     attr_fields: dict[str, list] = {}
+    for cond in journey.conditions():
+        _values(cond, event_fields)
     for f in journey.fit:
         _values(f.condition, attr_fields)
+    # a `lead.FIELD` compared in a condition is an attribute of the lead: its values go in `attributes`
+    for name in [f for f in event_fields if f.startswith("lead.")]:
+        attr_fields.setdefault(name[len("lead."):], []).extend(event_fields.pop(name))
     events: list[tuple[int, int, dict]] = []
     serial = 0
     for n in range(leads):
