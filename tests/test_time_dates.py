@@ -11,6 +11,7 @@ import json
 import pytest
 
 from dsl import load_text, render_plain
+from dsl import model as m
 from engine.events import format_time
 from engine.record import Lead
 from engine.step import step_event
@@ -186,7 +187,9 @@ def test_time_fields_round_trip_through_the_record_codec():
     rec.dates = (None, (1_800_000_000, 95))
     rec.marks = (None, 120)
     data = json.loads(json.dumps(rec.to_list()))
-    assert len(data) == 20 and data[15] is None and data[17] == 90 and data[19]["zone"] == "Europe/Rome"
+    # the time object is the last tail field, after `had` and `passed` (docs/engine.md, the record's optional fields)
+    assert len(data) == 22 and data[15] is None and data[17] == 90 and data[19:21] == [0, 0]
+    assert data[21]["zone"] == "Europe/Rome"
     back = Lead.from_list(data)
     assert back == rec and (back.zone, back.enrolled, back.dates, back.marks) == (rec.zone, 90, rec.dates, rec.marks)
 
@@ -195,6 +198,7 @@ def test_time_fields_round_trip_through_the_record_codec():
     ["a", 1, 1, 0.0, 1, 0, None, 1, 0, None, None, None, 1, None, 1],               # before `gone`
     ["a", 1, 1, 0.0, 1, 0, None, 1, 0, None, None, None, 1, None, 1, ["old-id"]],   # with `gone`
     ["a", 1, 1, 0.0, 1, 0, None, 1, 0, None, None, None, 1, None, 1, None, 0, 5, "way"],  # with re-entry
+    ["a", 1, 1, 0.0, 1, 0, None, 1, 0, None, None, None, 1, None, 1, None, 0, None, None, 3, 1],  # had, passed
 ])
 def test_records_stored_before_time_fields_still_read(stored):
     rec = Lead.from_list(stored)
@@ -252,3 +256,44 @@ def test_a_new_version_keeps_dates_and_marks_by_what_they_are():
     assert new.anchors[0] == (None, "signed_up")
     assert out.dates == (None, (at(START), at("2026-05-10T09:00:00Z")))
     assert out.marks == (at("2026-05-10T09:00:00Z"),)
+
+
+# ---- a send at a date with a condition on the lead (docs/language.md, "Sends at a date" and `if`/`unless`) ----
+CONDITIONAL = """journey "webinar, conditional"
+
+enroll on webinar.registered
+
+stage registered
+  initial
+  send email "reminder-1h" 1 hour before starts_at of webinar.registered unless lead.plan == "pro"
+  send email "reminder-10m" 10 minutes before starts_at of webinar.registered if past send now if had demo.requested
+  on webinar.attended -> attended
+
+stage attended
+  final
+"""
+
+
+@pytest.mark.parametrize("plan, demo, expected", [
+    ("free", False, [("reminder-1h", "2026-05-20T14:00:00Z")]),
+    ("pro", False, []),
+    ("pro", True, [("reminder-10m", "2026-05-20T14:50:00Z")]),
+    ("free", True, [("reminder-1h", "2026-05-20T14:00:00Z"), ("reminder-10m", "2026-05-20T14:50:00Z")]),
+])
+def test_a_send_at_a_date_is_tested_on_the_lead_when_it_would_go(plan, demo, expected):
+    d = Driver(journey(CONDITIONAL))
+    d.send("webinar.registered", "2026-05-10T09:00:00Z", data={"starts_at": START}, attributes={"plan": plan})
+    if demo:
+        d.send("demo.requested", "2026-05-11T09:00:00Z")
+    d.tick("2026-05-21T00:00:00Z")
+    assert _sent(d) == expected
+
+
+def test_if_past_and_a_send_condition_round_trip_through_the_formatter():
+    loaded = load_text(CONDITIONAL, "c.journey")
+    assert loaded.ok
+    sends = loaded.journey.stages[0].sends
+    assert (sends[1].at.past, sends[1].unless, sends[1].condition) == ("send", False, m.Had("demo.requested"))
+    assert sends[0].unless and sends[0].at.past == "skip"
+    from dsl.formatter import format_journey
+    assert format_journey(loaded.journey) == CONDITIONAL

@@ -303,3 +303,65 @@ def test_the_business_hours_example_of_the_language_page_runs_as_it_says():
         d.send("trial.started", "2026-06-13T12:00:00Z", attributes={"timezone": zone} if zone else None)
         d.tick("2026-06-16T00:00:00Z")
         assert _sent(d)[0] == ("welcome", expected), zone
+
+
+# ---- the window and the cap per lead across journeys (docs/engine.md, "Time zones and send windows") ----
+LEAD_RULES = "at most 1 message per 1 day across journeys\n"
+PLAIN = """journey "nurture"
+include "lead.coltiva"
+enroll on form.submitted
+stage s
+  initial
+  send email "n-welcome" on entry
+  on demo.requested -> done
+stage done
+  final
+"""
+WINDOWED = """journey "onboarding"
+include "lead.coltiva"
+enroll on form.submitted
+send only weekdays 09:00-17:00
+stage s
+  initial
+  send email "o-welcome" on entry
+  on demo.requested -> done
+stage done
+  final
+"""
+
+
+def _lead_wide_sends(enrolled_at: int, windowed: str = WINDOWED) -> list[tuple]:
+    """The sends of both journeys for one lead enrolled in both at `enrolled_at`, ticked two days on."""
+    from dsl.loader import load_sources
+    from engine.compiler import compile_journey, lead_rules
+    from engine.step import advance_lead, step_lead
+
+    journeys = []
+    for name, text in (("nurture", PLAIN), ("onboarding", windowed)):
+        loaded = load_sources({f"{name}.journey": text, "lead.coltiva": LEAD_RULES})
+        assert loaded.ok, [str(d) for d in loaded.diagnostics]
+        journeys.append(compile_journey(loaded.journey, loaded.diagnostics))
+    rules = lead_rules(journeys)
+    done = step_lead(journeys, rules, {}, None, "L1", ev("e1", "form.submitted", enrolled_at))
+    later = advance_lead(journeys, rules, done.records, done.wide, "L1", enrolled_at + 2 * DAY)
+    return [(a.journey, a.data["content"], format_time(a.time), a.data.get("deferred_from"), a.data.get("held_by"))
+            for a in done.actions + later.actions if a.kind == "send"]
+
+
+def test_a_send_held_by_the_lead_wide_cap_waits_for_the_window_too():
+    """Thu 2026-01-01 08:00 UTC: nurture sends; the lead-wide cap frees onboarding's send at Fri 08:00, when its
+    window (weekdays 09:00-17:00, UTC) is closed: it goes at Fri 09:00, the first open instant after both."""
+    thu_8 = at("2026-01-01T08:00:00Z")
+    assert _lead_wide_sends(thu_8) == [
+        ("nurture", "n-welcome", "2026-01-01T08:00:00Z", None, None),
+        ("onboarding", "o-welcome", "2026-01-02T09:00:00Z", "2026-01-01T08:00:00Z", "frequency cap and send window"),
+    ]
+
+
+def test_a_send_the_lead_wide_cap_frees_inside_the_window_goes_then():
+    """Enrolled Thu 10:00 UTC: the cap frees Fri 10:00, inside the window; the window held nothing."""
+    thu_10 = at("2026-01-01T10:00:00Z")
+    assert _lead_wide_sends(thu_10) == [
+        ("nurture", "n-welcome", "2026-01-01T10:00:00Z", None, None),
+        ("onboarding", "o-welcome", "2026-01-02T10:00:00Z", "2026-01-01T10:00:00Z", None),
+    ]
