@@ -36,6 +36,7 @@ def _expected_kinds(journey):
         if stage.hold is not None:
             kinds["hold"] += 1
             kinds["hold-end"] += 1
+    kinds["goal"] = len(journey.goals)  # a goal is drawn once, from the "any stage" node
     kinds["enroll"] = 1  # the entry edge: who enrolls
     return kinds
 
