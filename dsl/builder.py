@@ -50,6 +50,21 @@ def _unit(word: str) -> str:
     return word[:-1] if word.endswith("s") else word
 
 
+def _days(text: str) -> tuple[int, ...]:
+    """`weekdays`, `weekends`, or `mon,wed-fri` to sorted weekday numbers (a range may wrap: `fri-mon`)."""
+    if text == "weekdays":
+        return (0, 1, 2, 3, 4)
+    if text == "weekends":
+        return (5, 6)
+    out: set[int] = set()
+    for part in text.split(","):
+        first, _, last = part.partition("-")
+        a = m.WEEKDAYS.index(first)
+        b = m.WEEKDAYS.index(last) if last else a
+        out.update((a + i) % 7 for i in range((b - a) % 7 + 1))
+    return tuple(sorted(out))
+
+
 class _Builder(Transformer):
     def __init__(self, path: str, text: str = ""):
         super().__init__(visit_tokens=False)
@@ -82,7 +97,16 @@ class _Builder(Transformer):
     # -- words -----------------------------------------------------------------
     def duration(self, meta, children):
         amount, unit = children
-        return m.Duration(int(amount), _unit(str(unit)), self._span(meta))
+        duration = m.Duration(int(amount), _unit(str(unit)), self._span(meta))
+        if duration.unit in ("month", "year"):
+            weeks = max(1, round(duration.amount * (52 if duration.unit == "year" else 4.35)))
+            self.diagnostics.append(Diagnostic(
+                "C081", Severity.ERROR,
+                f"`{duration}` is not a fixed length: a {duration.unit} is "
+                f"{'28 to 31 days' if duration.unit == 'month' else '365 or 366 days'}",
+                self._span(meta),
+                f"write weeks or days, e.g. `{weeks} weeks` (see \"Months\" in docs/decisions.md)"))
+        return duration
 
     def points(self, meta, children):
         token = children[0]
@@ -220,6 +244,59 @@ class _Builder(Transformer):
     def frequency_cap(self, meta, children):
         return m.FrequencyCap(int(children[0]), children[1], self._span(meta))
 
+    # -- time ------------------------------------------------------------------
+    def zone_fixed(self, meta, children):
+        return m.TimeZone(decode_string(children[0]), None, self._span(meta))
+
+    def zone_from(self, meta, children):
+        default = decode_string(children[1]) if len(children) > 1 else None
+        return m.TimeZone(default, str(children[0]), self._span(meta))
+
+    def every_day(self, meta, _):
+        return tuple(range(7))
+
+    def days(self, meta, children):
+        return _days(str(children[0]))
+
+    def _window(self, kind, meta, children):
+        days = next((c for c in children if isinstance(c, tuple)), tuple(range(7)))
+        hours = next((c for c in children if isinstance(c, Token) and c.type == "HOURS"), None)
+        start = end = None
+        if hours is not None:
+            start, end = self._hours(hours)
+        return m.SendWindow(kind, days, start, end, self._span(meta))
+
+    def _hours(self, token: Token) -> tuple[int, int]:
+        """`HH:MM-HH:MM` to minutes of the day; a time that is no time of day is C080."""
+        out = []
+        for part in str(token).split("-"):
+            hh, mm = (int(x) for x in part.split(":"))
+            if hh > 24 or mm > 59 or (hh == 24 and mm):
+                self.diagnostics.append(Diagnostic(
+                    "C080", Severity.ERROR, f"`{part}` is not a time of day", self._tok_span(token),
+                    "write hours as HH:MM from 00:00 to 24:00, e.g. `09:00-17:30`"))
+                hh, mm = min(hh, 24), min(mm, 59)
+            out.append(min(hh * 60 + mm, 1440))
+        return out[0], out[1]
+
+    def send_window(self, meta, children):
+        return self._window("only", meta, children)
+
+    def quiet_hours(self, meta, children):
+        return self._window("quiet", meta, children)
+
+    def past_skip(self, meta, _):
+        return "skip"
+
+    def past_send(self, meta, _):
+        return "send"
+
+    def at_date(self, meta, children):
+        offset, direction, field, source, *past = children
+        event = None if source.type == "LEAD" else str(source)
+        return m.DateAnchor(offset, str(direction), str(field), event, past[0] if past else "skip",
+                            self._span(meta))
+
     def lead_cap(self, meta, children):
         return ("lead cap", m.FrequencyCap(int(children[0]), children[1], self._span(meta)))
 
@@ -274,8 +351,11 @@ class _Builder(Transformer):
         kind, cid, when, *rest = children
         test = next((r for r in rest if isinstance(r, tuple)), None)
         condition, unless = (test[1], test[0] == "unless") if test else (None, False)
+        at = None
+        if isinstance(when, m.DateAnchor):
+            when, at = None, when
         return m.Send(str(kind), decode_string(cid), when, self._span(meta), condition, unless,
-                      every_visit="every visit" in rest)
+                      at=at, every_visit="every visit" in rest)
 
     # -- internal actions --------------------------------------------------------
     def _act(self, kind, meta, children, to=None):
@@ -353,6 +433,15 @@ class _Builder(Transformer):
     def on_in_stage(self, meta, children):
         return m.TimeTrigger(children[0], "in stage", self._target(children[1]), self._span(meta),
                              self._target_span(children[1], meta))
+
+    def on_in_journey(self, meta, children):
+        return m.TimeTrigger(children[0], "in journey", self._target(children[1]), self._span(meta),
+                             self._target_span(children[1], meta))
+
+    def on_since_send(self, meta, children):
+        after, content, target = children
+        return m.TimeTrigger(after, "since", self._target(target), self._span(meta),
+                             self._target_span(target, meta), decode_string(content))
 
     def hold(self, meta, children):
         stall, every, kind, cid, times, then = children
@@ -435,6 +524,7 @@ def build_journey(tree: Tree, path: str, text: str = "") -> tuple[m.Journey, lis
     stages, scoring, fit, exits, enrollments, caps, contents, includes, moves, goals = ([] for _ in range(10))
     decay = lead_decay = priority = None
     lead_scoring, lead_caps = [], []
+    zones, windows = [], []
     reentry: m.Reentry | None = None
     catalogue: m.Catalogue | None = None
     block_spans = []
@@ -493,6 +583,10 @@ def build_journey(tree: Tree, path: str, text: str = "") -> tuple[m.Journey, lis
             enrollments.append(item)
         elif isinstance(item, m.FrequencyCap):
             caps.append(item)
+        elif isinstance(item, m.TimeZone):
+            zones.append(item)
+        elif isinstance(item, m.SendWindow):
+            windows.append(item)
         elif isinstance(item, m.Include):
             includes.append(item)
         elif isinstance(item, (m.Reentry, m.Catalogue)):
@@ -516,6 +610,8 @@ def build_journey(tree: Tree, path: str, text: str = "") -> tuple[m.Journey, lis
         exits=tuple(exits),
         enrollments=tuple(enrollments),
         caps=tuple(caps),
+        zones=tuple(zones),
+        windows=tuple(windows),
         contents=tuple(contents),
         includes=tuple(includes),
         moves=tuple(moves),

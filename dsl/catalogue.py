@@ -170,3 +170,13 @@ def check_journey(j: m.Journey, catalogue: EventCatalogue):
                     f"{event} carries: {', '.join(sorted(catalogue.types[event])) or 'no data fields'}")
             yield Diagnostic("C101", E, f"`{event}` has no data field `{c.field}` in the event catalogue",
                              c.span, hint)
+    # a send at a date reads a data field of its event: the catalogue must list it (C088)
+    for a in j.anchors():
+        if a.event is None or a.event in BUILTIN_EVENTS or not catalogue.knows_type(a.event):
+            continue
+        if not catalogue.knows_field(a.event, a.field):
+            guess = catalogue.guess_field(a.event, a.field)
+            hint = (f"did you mean `{guess}`?" if guess else
+                    f"{a.event} carries: {', '.join(sorted(catalogue.types[a.event])) or 'no data fields'}")
+            yield Diagnostic("C088", E, f"no event declares the date `{a.field}`: `{a.event}` has no such data field "
+                             "in the event catalogue", a.span, hint)

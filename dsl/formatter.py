@@ -1,7 +1,8 @@
 """One canonical layout for a journey file, comments kept, so diffs show meaning, not style.
 
 `format_journey` prints a parsed file model (see `dsl.loader.parse_journey`):
-header, includes, top-level rules (enroll, exit, frequency caps), `scoring`
+header, includes, top-level rules (enroll, exit, frequency caps, time zone,
+send windows and quiet hours), `scoring`
 (rules, decay last), `fit`, `content`, then the stages in order; inside a stage
 its flags, sends, triggers (in their order: it is semantic) and the holding
 loop. The printed text parses back to an equal model.
@@ -135,7 +136,7 @@ def _content_item(item: m.ContentItem) -> str:
 
 
 def _send(send: m.Send) -> str:
-    when = "on entry" if send.after is None else f"after {send.after}"
+    when = str(send.at) if send.at is not None else "on entry" if send.after is None else f"after {send.after}"
     test = "" if send.condition is None else f" {'unless' if send.unless else 'if'} {format_condition(send.condition)}"
     return (f"send {send.kind} {encode_string(send.content)} {when}" + (" every visit" if send.every_visit else "")
             + test)
@@ -161,7 +162,7 @@ def _trigger(trigger: m.Trigger) -> str:
         lead = "lead " if trigger.lead else ""
         return f"when {lead}score {trigger.op} {_number(trigger.value)} -> {trigger.target}"
     if isinstance(trigger, m.TimeTrigger):
-        return f"after {trigger.after} {trigger.mode} -> {trigger.target}"
+        return f"after {trigger.after} {trigger.clock} -> {trigger.target}"
     raise TypeError(f"not a trigger: {trigger!r}")
 
 
@@ -188,6 +189,13 @@ def _cap(cap: m.FrequencyCap) -> str:
     return f"at most {_plural(cap.count, 'message')} per {cap.window}"
 
 
+def _zone(zone: m.TimeZone) -> str:
+    if zone.field is None:
+        return f"time zone {encode_string(zone.zone)}"
+    default = "" if zone.default is None else f" default {encode_string(zone.default)}"
+    return f"time zone from {zone.field}{default}"
+
+
 # ---- layout ----------------------------------------------------------------------
 class _Line:
     """One output statement: its indentation, its code, and the key comments attach to."""
@@ -211,6 +219,8 @@ def _blocks(journey: m.Journey) -> list[list[_Line]]:
     rules += [_Line(0, f"exit on {_events(r)}{_where(r.condition)}", ("exit", i))
               for i, r in enumerate(journey.exits)]
     rules += [_Line(0, _cap(c), ("cap", i)) for i, c in enumerate(journey.caps)]
+    rules += [_Line(0, _zone(z), ("zone", i)) for i, z in enumerate(journey.zones)]
+    rules += [_Line(0, str(w), ("window", i)) for i, w in enumerate(journey.windows)]
     rules += [_Line(0, f"{_cap(c)} across journeys", ("lead cap", i)) for i, c in enumerate(journey.lead_caps)]
     if journey.priority is not None:
         rules.append(_Line(0, f"priority {journey.priority.value}", ("priority",)))
@@ -275,6 +285,7 @@ def _anchors(journey: m.Journey) -> list[tuple[int, tuple, bool]]:
         add(inc.span, ("include", i))
     item: Any  # a rule of any of these kinds: each has a span
     for kind, items in (("enroll", journey.enrollments), ("exit", journey.exits), ("cap", journey.caps),
+                        ("zone", journey.zones), ("window", journey.windows),
                         ("lead cap", journey.lead_caps), ("lead scoring", journey.lead_scoring),
                         ("scoring", journey.scoring), ("fit", journey.fit), ("content", journey.contents),
                         ("moves", journey.moves), ("goal", journey.goals)):

@@ -75,6 +75,8 @@ def _merge(base: m.Journey, part: m.Journey) -> m.Journey:
         exits=base.exits + part.exits,
         enrollments=base.enrollments + part.enrollments,
         caps=base.caps + part.caps,
+        zones=base.zones + part.zones,
+        windows=base.windows + part.windows,
         contents=base.contents + part.contents,
         moves=base.moves + part.moves,
         lead_scoring=base.lead_scoring + part.lead_scoring,

@@ -35,7 +35,6 @@ MISTAKES: dict[tuple[str, str, str], list[str]] = {
     ("C004", "a duration needs a unit: minutes, hours, days or weeks",
      "write e.g. `after 7 days`"): [
         'stage a\n  send ebook "x" after 7\n',
-        'stage a\n  send ebook "x" after 7 months\n',
         "stage a\n  after 7 idle -> b\n",
         "stage a\n  after 7 in stage -> b\n",
         "scoring\n  email.opened +1 at most 3 per 30\n",

@@ -30,6 +30,10 @@ __all__ = [
     "ExitRule",
     "EnrollRule",
     "FrequencyCap",
+    "TimeZone",
+    "SendWindow",
+    "DateAnchor",
+    "WEEKDAYS",
     "Priority",
     "ContentItem",
     "Include",
@@ -54,7 +58,10 @@ __all__ = [
 #: A trigger or holding loop whose target is EXIT removes the lead from the journey.
 EXIT = "exit"
 
-UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400, "week": 604800}
+UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400, "week": 604800,
+                # months and years are refused (C081: their length varies); these values only let the
+                # other checks reason about a journey that already has that error
+                "month": 30 * 86400, "year": 365 * 86400}
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +235,101 @@ class FrequencyCap:
     span: Span = _span()
 
 
+#: Day names as written in send windows, Monday first (Python's `weekday()` numbering).
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(frozen=True, slots=True)
+class TimeZone:
+    """`time zone "Europe/Rome"` or `time zone from FIELD [default "Europe/Rome"]`.
+
+    `field` names the lead attribute holding an IANA zone name; `default` is the
+    zone of a lead without one (None: UTC)."""
+
+    default: str | None = None
+    field: str | None = None
+    span: Span = _span()
+
+    @property
+    def zone(self) -> str:
+        return self.default or "UTC"
+
+
+@dataclass(frozen=True, slots=True)
+class SendWindow:
+    """`send only DAYS [HH:MM-HH:MM]` (kind "only") or `quiet hours [DAYS] [HH:MM-HH:MM]` (kind "quiet").
+
+    Days are weekday numbers (0 = Monday), sorted; `start`/`end` are minutes of the
+    local day, `end <= start` crossing midnight into the next day; None is the whole day."""
+
+    kind: str  # "only" | "quiet"
+    days: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6)
+    start: int | None = None
+    end: int | None = None
+    span: Span = _span()
+
+    @property
+    def whole_day(self) -> bool:
+        return self.start is None
+
+    def hours_text(self) -> str:
+        if self.start is None or self.end is None:
+            return ""
+        return f"{self.start // 60:02d}:{self.start % 60:02d}-{self.end // 60:02d}:{self.end % 60:02d}"
+
+    def days_text(self) -> str:
+        """The days as the formatter writes them: `every day`, `weekdays`, `weekends` or `mon,wed-fri`."""
+        days = self.days
+        if days == (0, 1, 2, 3, 4, 5, 6):
+            return "every day"
+        if days == (0, 1, 2, 3, 4):
+            return "weekdays"
+        if days == (5, 6):
+            return "weekends"
+        runs: list[list[int]] = []
+        for d in days:
+            if runs and runs[-1][-1] == d - 1:
+                runs[-1].append(d)
+            else:
+                runs.append([d])
+        return ",".join(WEEKDAYS[r[0]] if len(r) == 1 else f"{WEEKDAYS[r[0]]}-{WEEKDAYS[r[-1]]}" for r in runs)
+
+    def __str__(self) -> str:
+        head = "send only" if self.kind == "only" else "quiet hours"
+        days = "" if self.kind == "quiet" and self.days == (0, 1, 2, 3, 4, 5, 6) and self.start is not None \
+            else f" {self.days_text()}"
+        hours = f" {self.hours_text()}" if self.start is not None else ""
+        return f"{head}{days}{hours}"
+
+
+@dataclass(frozen=True, slots=True)
+class DateAnchor:
+    """`N UNIT before|after FIELD of EVENT` (or `... of lead` for an attribute): a moment from a date field.
+
+    `event` is None for a lead attribute. `past` says what happens when the moment
+    is already past when it becomes known: "skip" (never sent) or "send" (at once)."""
+
+    offset: "Duration"
+    direction: str  # "before" | "after"
+    field: str
+    event: str | None = None
+    past: str = "skip"
+    span: Span = _span()
+
+    @property
+    def seconds(self) -> int:
+        """The signed offset from the date: negative before it."""
+        return -self.offset.seconds if self.direction == "before" else self.offset.seconds
+
+    @property
+    def source(self) -> str:
+        return f"{self.field} of {self.event if self.event is not None else 'lead'}"
+
+    def __str__(self) -> str:
+        past = " if past send now" if self.past == "send" else ""
+        return f"{self.offset} {self.direction} {self.source}{past}"
+
+
 @dataclass(frozen=True, slots=True)
 class Priority:
     """`priority N`: when journeys want to send to one lead at once, the higher N goes first."""
@@ -252,7 +354,7 @@ class Include:
 
 @dataclass(frozen=True, slots=True)
 class Send:
-    """Content sent in a stage: on entry (`after` is None) or a delay after entry.
+    """Content sent in a stage: on entry (`after` and `at` None), a delay after entry, or at a date.
 
     With `condition`, it is sent only if the condition holds (`if`) or does not
     (`unless`) when the send would go out; the condition reads the lead (`lead.` fields, `had`).
@@ -264,6 +366,7 @@ class Send:
     span: Span = _span()
     condition: Condition | None = None
     unless: bool = False
+    at: DateAnchor | None = None
     #: `every visit`: a lead that re-enters the journey may receive this content again (once per visit)
     every_visit: bool = False
 
@@ -342,13 +445,22 @@ class ScoreTrigger:
 
 @dataclass(frozen=True, slots=True)
 class TimeTrigger:
-    """`after N idle` (no activity for N) or `after N in stage` (N since entry)."""
+    """`after N idle`, `after N in stage` (since entry), `after N in journey` (since enrollment)
+    or `after N since "content"` (since that content was last sent; `content` names it)."""
 
     after: Duration
-    mode: str  # "idle" | "in stage"
+    mode: str  # "idle" | "in stage" | "in journey" | "since"
     target: str
     span: Span = _span()
     target_span: Span = _span()
+    content: str | None = None
+
+    @property
+    def clock(self) -> str:
+        """How the timer reads in the language, after its duration."""
+        from .builder import encode_string  # the builder imports this module
+
+        return f"since {encode_string(self.content or '')}" if self.mode == "since" else self.mode
 
 
 Trigger = Union[EventTrigger, ScoreTrigger, TimeTrigger]
@@ -432,6 +544,8 @@ class Journey:
     exits: tuple[ExitRule, ...] = ()
     enrollments: tuple[EnrollRule, ...] = ()
     caps: tuple[FrequencyCap, ...] = ()
+    zones: tuple[TimeZone, ...] = ()
+    windows: tuple[SendWindow, ...] = ()
     contents: tuple[ContentItem, ...] = ()
     includes: tuple[Include, ...] = ()
     moves: tuple[Move, ...] = ()
@@ -491,3 +605,15 @@ class Journey:
         for c in self.conditions():
             types.update(h.event for h in hads(c))
         return types
+
+    @property
+    def time_zone(self) -> TimeZone:
+        """The journey's zone rule (the first `time zone` line), or UTC for every lead."""
+        return self.zones[0] if self.zones else TimeZone()
+
+    def anchors(self):
+        """Every date anchor of a send, stage by stage."""
+        for s in self.stages:
+            for send in s.sends:
+                if send.at is not None:
+                    yield send.at

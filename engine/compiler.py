@@ -23,12 +23,14 @@ from dsl.model import EXIT, EventTrigger, Journey, ScoreTrigger, TimeTrigger, co
 
 from .conditions import Predicate, compile_condition
 from .record import EXITED
+from .zones import Window
 
 if TYPE_CHECKING:
     from dsl.catalogue import EventCatalogue
 
-__all__ = ["CompiledJourney", "StagePlan", "SendTest", "ActPlan", "EXIT_RULE", "GOAL_RULE", "LeadRules", "lead_rules",
-           "NO_LEAD_RULES", "by_priority", "compile_journey", "journey_version", "version_of", "THRESHOLD_TESTS"]
+__all__ = ["CompiledJourney", "StagePlan", "SendTest", "DatedSend", "ActPlan", "EXIT_RULE", "GOAL_RULE", "LeadRules",
+           "lead_rules", "NO_LEAD_RULES", "by_priority", "compile_journey", "journey_version", "version_of",
+           "THRESHOLD_TESTS"]
 
 #: How the rule of an `exit` action begins (then which rule, with its line): readers such as the counts
 #: overlay tell an exit rule from a trigger to `exit` by it.
@@ -56,8 +58,22 @@ class StagePlan:
     thresholds: list = field(default_factory=list)   # (transition name, op, value, reads the lead score)
     timeouts: list = field(default_factory=list)     # (transition name, "idle"|"in stage", seconds)
     hold: tuple | None = None                        # (stall, every, times, kind, content, transition name)
+    dated: list = field(default_factory=list)        # DatedSend of sends at a date, in declaration order
+    since: list = field(default_factory=list)        # (transition name, mark slot, seconds) of `since "..."`
     tests: dict = field(default_factory=dict)        # content bit -> SendTest, for sends with `if`/`unless`
     acts: list = field(default_factory=list)         # ActPlan of the stage's internal actions, in the order written
+
+
+@dataclass(frozen=True, slots=True)
+class DatedSend:
+    """A send at a moment read from a date field: `slot` in the lead's `dates`, signed `offset`."""
+
+    slot: int
+    offset: int
+    past: str  # "skip" | "send"
+    bit: int
+    kind: str
+    content: str
 
 
 @dataclass(frozen=True)
@@ -113,6 +129,12 @@ class CompiledJourney:
     cap_slots: int                          # how many score rules have a cap
     event_types: frozenset[str]
     callbacks: object = None                # engine.step.Callbacks, bound at compile time
+    zone_default: str = "UTC"               # the zone of a lead without a valid zone attribute
+    zone_field: str | None = None           # the attribute that holds a lead's zone
+    windows: tuple = ()                     # engine.zones.Window of each `send only` / `quiet hours` line
+    anchors: tuple = ()                     # (event type or None for an attribute, field) per date slot
+    marks: tuple = ()                       # content ids `since "..."` timers count from, per mark slot
+    uses_enrolled: bool = False             # a timer counts `in journey`: records keep their enrollment
     reentry: tuple = ("once", None)         # ("once" | "always" | "per", seconds or None)
     again_bits: int = 0                     # content of `send ... every visit` lines: forgotten on re-entry
     catalogue: EventCatalogue | None = None  # the event catalogue it was checked against, if any
@@ -132,14 +154,18 @@ def version_of(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
-def _plan_stage(stage, bits: dict[str, int]) -> StagePlan:
+def _plan_stage(stage, bits: dict[str, int], anchors: tuple, marks: tuple) -> StagePlan:
     plan = StagePlan(stage.id, stage.final, stage.handoff)
     for send in stage.sends:
-        offset = 0 if send.after is None else send.after.seconds
-        plan.sends.append((offset, bits[send.content], send.kind, send.content))
         if send.condition is not None:
             text = f"{'unless' if send.unless else 'if'} {format_condition(send.condition)}"
             plan.tests[bits[send.content]] = SendTest(compile_condition(send.condition), send.unless, text)
+        if send.at is not None:
+            plan.dated.append(DatedSend(anchors.index(_anchor_key(send.at)), send.at.seconds, send.at.past,
+                                        bits[send.content], send.kind, send.content))
+            continue
+        offset = 0 if send.after is None else send.after.seconds
+        plan.sends.append((offset, bits[send.content], send.kind, send.content))
     for i, t in enumerate(stage.triggers):
         name = f"{stage.id}#{i}"
         if isinstance(t, EventTrigger):
@@ -148,6 +174,8 @@ def _plan_stage(stage, bits: dict[str, int]) -> StagePlan:
                 plan.events.setdefault(event, []).append((name, predicate))
         elif isinstance(t, ScoreTrigger):
             plan.thresholds.append((name, t.op, float(t.value), t.lead))
+        elif isinstance(t, TimeTrigger) and t.mode == "since":
+            plan.since.append((name, marks.index(t.content), t.after.seconds))
         elif isinstance(t, TimeTrigger):
             plan.timeouts.append((name, t.mode, t.after.seconds))
     delayed = 0
@@ -161,6 +189,14 @@ def _plan_stage(stage, bits: dict[str, int]) -> StagePlan:
         plan.hold = (h.stall_after.seconds, h.every.seconds, h.times, h.kind, h.content, f"{stage.id}#hold",
                      bits[h.content])
     return plan
+
+
+def _anchor_key(anchor) -> tuple:
+    return (anchor.event, anchor.field)
+
+
+def _window(w) -> Window:
+    return Window(w.kind == "only", frozenset(w.days), w.start, w.end)
 
 
 def _target_state(target: str) -> str:
@@ -309,6 +345,9 @@ def compile_journey(journey: Journey | None, diagnostics=()) -> CompiledJourney:
     cap_slots = _cap_slots(journey.scoring)
     callbacks = Callbacks()
     text = canonical_text(journey)
+    anchors = tuple(dict.fromkeys(_anchor_key(a) for a in journey.anchors()))
+    timers = [t for s in journey.stages for t in s.triggers if isinstance(t, TimeTrigger)]
+    marks = tuple(dict.fromkeys(t.content for t in timers if t.mode == "since"))
     cj = CompiledJourney(
         name=journey.name or journey.path,
         version=version_of(text),
@@ -316,7 +355,7 @@ def compile_journey(journey: Journey | None, diagnostics=()) -> CompiledJourney:
         text=text,
         machine=_build_machine(journey, callbacks),
         initial=journey.initial.id,
-        stages={s.id: _plan_stage(s, bits) for s in journey.stages},
+        stages={s.id: _plan_stage(s, bits, anchors, marks) for s in journey.stages},
         content_bits=bits,
         score_rules=_score_rules(journey.scoring, cap_slots),
         cap_slots=len(cap_slots),
@@ -335,6 +374,12 @@ def compile_journey(journey: Journey | None, diagnostics=()) -> CompiledJourney:
         half_life=journey.decay.half_life.seconds if journey.decay else None,
         caps=[(c.count, c.window.seconds) for c in journey.caps],
         event_types=frozenset(journey.event_types()),
+        zone_default=journey.time_zone.zone,
+        zone_field=journey.time_zone.field,
+        windows=tuple(_window(w) for w in journey.windows),
+        anchors=anchors,
+        marks=marks,
+        uses_enrolled=any(t.mode == "in journey" for t in timers),
         priority=journey.priority.value if journey.priority is not None else 0,
     )
     if journey.reentry is not None and journey.reentry.mode != "once":
@@ -373,7 +418,7 @@ def _describe_rules(journey: Journey) -> dict[str, str]:
             elif isinstance(t, ScoreTrigger):
                 what = f"when {'lead ' if t.lead else ''}score {t.op} {t.value:g}"
             else:
-                what = f"after {t.after} {t.mode}"
+                what = f"after {t.after} {t.clock}"
             out[f"{s.id}#{i}"] = f"{s.id}: {what} -> {t.target} (line {t.span.line})"
         if s.hold is not None:
             out[f"{s.id}#hold"] = f"{s.id}: holding loop ended -> {s.hold.then} (line {s.hold.span.line})"

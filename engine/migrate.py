@@ -154,10 +154,24 @@ def carry_over(old: CompiledJourney, new: CompiledJourney, rec: Lead, at: int, m
             if key in old_slots and old_slots[key] < len(rec.caps):
                 caps[slot] = rec.caps[old_slots[key]]
         out.caps = tuple(caps) if any(c is not None for c in caps) else None
-    # kept as they are: entered, active (timers count from them), sends (frequency caps), seq, clock
+    # dates and send marks: kept by what they are (anchor field, content id), not by their slot
+    out.dates = _by_key(old.anchors, rec.dates, new.anchors)
+    renamed = dict(moves.contents)
+    out.marks = _by_key(tuple(renamed.get(c, c) for c in old.marks), rec.marks, new.marks)
+    # kept as they are: entered, active (timers count from them), sends (frequency caps), seq, clock,
+    # the lead's zone and its enrollment
     timer = next_timer(new, out)
     out.due = None if timer is None else timer[0]
     return out
+
+
+def _by_key(old_keys: tuple, values: tuple | None, new_keys: tuple) -> tuple | None:
+    """Values stored by slot under one version, re-slotted by key for another (None when none is left)."""
+    if values is None:
+        return None
+    known = dict(zip(old_keys, values))
+    out = tuple(known.get(key) for key in new_keys)
+    return out if any(v is not None for v in out) else None
 
 
 def _acted(old: CompiledJourney, new: CompiledJourney, rec: Lead, state: str) -> int:

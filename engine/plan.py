@@ -23,7 +23,7 @@ from .record import DONE, Lead
 from .runner import collect_actions
 from .step import advance
 from .store import Store, text_changes
-from .timers import release_time
+from .timers import meant_sends, release_time, window_due
 
 __all__ = ["Plan", "StageMove", "SendChange", "make_plan", "apply_plan", "pending_sends", "plan_lines"]
 
@@ -96,10 +96,9 @@ def pending_sends(cj: CompiledJourney, rec: Lead) -> dict[str, int]:
         return {}
     release = release_time(cj, rec) if cj.caps else None
     out: dict[str, int] = {}
-    for offset, bit, _, content in plan.sends:
-        if not (rec.sent | rec.passed) & bit:
-            due = rec.entered + offset
-            out[content] = due if release is None or release <= due else release
+    for meant, _, _, content in meant_sends(cj, plan, rec):
+        due = meant if release is None or release <= meant else release
+        out[content] = window_due(cj, rec, due)
     return out
 
 

@@ -46,11 +46,19 @@ class Lead:
         "clock",     # the lead's own time: its last step
         "gone",      # content ids received under an earlier version that this one does not send, or None
         "acted",     # bit set of the current stage's delayed internal actions done in this stay
-        "enrolled",  # when the lead last entered the journey (kept only by journeys that re-enter), or None
+        "enrolled",  # when the lead last entered the journey (kept by journeys that re-enter or count
+                     # `after D in journey`), or None
         "left",      # None, or in a journey that re-enters: "way" (left by `-> exit`), "rule" (met an exit rule)
         "had",       # bit set of the event types `had` conditions name that the lead has had (0: none)
         "passed",    # bit set of conditional sends passed over in this visit of the stage (0: none)
+        # time (docs/engine.md, Time zones): each None unless the journey uses it, so other records
+        # store exactly as before
+        "zone",      # the lead's IANA zone from its attribute, or None (the journey's default)
+        "dates",     # per date anchor of the journey: (date, known since) or None; None if none known
+        "marks",     # per content a `since "..."` timer watches: when it was last sent, or None
     )
+    #: The time fields, by name in the stored record's trailing object.
+    TIME_FIELDS = ("zone", "dates", "marks")
 
     def __init__(self, state: str, now: int):
         self.state = state
@@ -74,6 +82,9 @@ class Lead:
         self.left: str | None = None
         self.had = 0
         self.passed = 0
+        self.zone: str | None = None
+        self.dates: tuple[tuple[int, int] | None, ...] | None = None
+        self.marks: tuple[int | None, ...] | None = None
 
     def copy(self) -> "Lead":
         """A shallow copy: `attrs` and `caps` are replaced, never mutated, by the step (copy-on-write)."""
@@ -99,15 +110,18 @@ class Lead:
         new.left = self.left
         new.had = self.had
         new.passed = self.passed
+        new.zone = self.zone
+        new.dates = self.dates
+        new.marks = self.marks
         return new
 
     def to_list(self) -> list:
         """A JSON-ready form for the store; `from_list` is its exact inverse.
 
-        The optional tail (`gone`, `acted`, `enrolled`, `left`, `had`, `passed`) is written only
-        up to its last field that differs from its default, so a record that uses none of them
-        reads exactly as before, and records stored before a field existed read back
-        with its default."""
+        The optional tail (`gone`, `acted`, `enrolled`, `left`, `had`, `passed`, then the time
+        fields as one object) is written only up to its last field that differs from its default,
+        so a record that uses none of them reads exactly as before, and records stored before a
+        field existed read back with its default."""
         caps = None if self.caps is None else [None if c is None else list(c) for c in self.caps]
         out = [
             self.state, self.entered, self.active, self.score, self.score_at, self.fit,
@@ -115,9 +129,14 @@ class Lead:
             self.sent, self.hold, self.hold_at, caps, None if self.sends is None else list(self.sends),
             self.seq, self.due, self.clock,
         ]
+        time = {name: getattr(self, name) for name in self.TIME_FIELDS if getattr(self, name) is not None}
+        if self.dates is not None:
+            time["dates"] = [None if d is None else list(d) for d in self.dates]
+        if self.marks is not None:
+            time["marks"] = list(self.marks)
         tail = [list(self.gone) if self.gone else None, self.acted, self.enrolled, self.left,
-                self.had, self.passed]
-        defaults = [None, 0, None, None, 0, 0]
+                self.had, self.passed, time or None]
+        defaults = [None, 0, None, None, 0, 0, None]
         while tail and tail[-1] == defaults[len(tail) - 1]:
             tail.pop()
         return out + tail
@@ -133,6 +152,12 @@ class Lead:
         new.left = data[18] if len(data) > 18 else None
         new.had = int(data[19]) if len(data) > 19 else 0
         new.passed = int(data[20]) if len(data) > 20 else 0
+        time = data[21] if len(data) > 21 and isinstance(data[21], dict) else {}
+        new.zone = time.get("zone")
+        dates = time.get("dates")
+        new.dates = None if dates is None else tuple(None if d is None else (d[0], d[1]) for d in dates)
+        marks = time.get("marks")
+        new.marks = None if marks is None else tuple(marks)
         new.score = float(new.score)
         new.attrs = None if new.attrs is None else tuple(new.attrs)
         new.caps = None if caps is None else tuple(None if c is None else array("q", c) for c in caps)

@@ -24,7 +24,8 @@ from .conditions import ATTRS, HAD, MISSING, lookup
 from .events import Event, format_time
 from .record import ATTRIBUTES_ONLY, DONE, EXITED, NOT_ENROLLED, WAITING, Action, Lead, LeadWide
 from .timers import (ACT, CROSSING, HOLD_END, HOLD_SEND, SEND, TIMEOUT, behaviour_at, holds, lead_release,
-                     lead_score_at, next_timer, release_time, score_at)
+                     lead_score_at, lead_zone, next_timer, release_time, score_at, window_due)
+from .zones import local_text, parse_date, zone
 
 __all__ = ["step_event", "advance", "step_lead", "advance_lead", "LeadStep", "Callbacks", "EngineBug", "MAX_CASCADE",
            "MAX_TIMERS_PER_STEP"]
@@ -125,6 +126,7 @@ class Callbacks:
         if ctx.trace is not None:
             plan = self.cj.stages[rec.state]
             pending = [content for _, bit, _, content in plan.sends if not rec.sent & bit]
+            pending += [d.content for d in plan.dated if not rec.sent & d.bit]
             if pending:
                 ctx.note(f"cancelled (stage left before they were sent): {', '.join(pending)}")
 
@@ -159,9 +161,41 @@ def _act(ctx: Context, act) -> None:
     ctx.emit(act.kind, act.rule, {"stage": ctx.rec.state, **dict(act.data)})
 
 
-def _send_allowed(ctx: Context) -> bool:
+def _held(ctx: Context) -> str | None:
+    """Why a send cannot go out now (a frequency cap, the send window), or None if it can."""
     release = ctx.release()
-    return release is None or release <= ctx.time
+    if release is not None and release > ctx.time:
+        return "cap"
+    if ctx.cj.windows and window_due(ctx.cj, ctx.rec, ctx.time) > ctx.time:
+        return "the send window"
+    return None
+
+
+def _window_words(ctx: Context) -> str:
+    """The journey's windows and the lead's zone, as explain says them."""
+    lines = "; ".join(str(w) for w in ctx.cj.journey.windows)
+    return f"{lines} (in {lead_zone(ctx.cj, ctx.rec).key})"
+
+
+def _mark(ctx: Context, content: str) -> None:
+    """Remember when watched content was sent: `after N since "content"` timers count from it."""
+    cj, rec = ctx.cj, ctx.rec
+    if content in cj.marks:
+        marks: list[int | None] = list(rec.marks) if rec.marks is not None else [None] * len(cj.marks)
+        marks[cj.marks.index(content)] = ctx.time
+        rec.marks = tuple(marks)
+
+
+def _note_held(ctx: Context, held: str, what: str) -> None:
+    """Explain why a send waits: a cap (which one), or the send window (until when, in the lead's zone)."""
+    if ctx.trace is None:
+        return
+    if held == "the send window":
+        opens = window_due(ctx.cj, ctx.rec, ctx.time)
+        ctx.note(f"deferred by the send window: {what} waits until "
+                 f"{local_text(opens, lead_zone(ctx.cj, ctx.rec))} ({_window_words(ctx)})")
+    else:
+        ctx.note(f"deferred by {_held_by(ctx)}: {what} waits")
 
 
 def _record_send(ctx: Context) -> None:
@@ -201,11 +235,26 @@ def _span_of(seconds: int) -> str:
 
 
 def _deferral(ctx: Context, meant: int | None) -> dict:
-    """A send later than it was meant (a frequency cap held it) says since when."""
+    """A send later than it was meant says since when, and what held it (a cap, the window, or both).
+
+    `held_by` appears only when a send window held it: a journey without windows
+    writes the same actions as before windows existed."""
     if meant is None or ctx.time <= meant:
         return {}
-    ctx.note(f"sent late: a frequency cap held it since {format_time(meant)}")
-    return {"deferred_from": format_time(meant)}
+    cj, rec = ctx.cj, ctx.rec
+    release = ctx.release()
+    base = release if release is not None and release > meant else meant
+    by = ["a frequency cap"] if base > meant else []
+    if cj.windows and window_due(cj, rec, base) > base:
+        by.append("the send window")
+    if not by:  # the lead's clock was already past the moment (a late event, or a date already past)
+        ctx.note(f"sent late: it was meant for {format_time(meant)}")
+        return {"deferred_from": format_time(meant)}
+    ctx.note(f"sent late: {' and '.join(by)} held it since {format_time(meant)}")
+    out = {"deferred_from": format_time(meant)}
+    if "the send window" in by:
+        out["held_by"] = "frequency cap and send window" if len(by) > 1 else "send window"
+    return out
 
 
 def _attributes(cj, rec: Lead | None, attributes: dict | None) -> dict:
@@ -255,13 +304,15 @@ def _try_send(ctx: Context, bit: int, kind: str, content: str, meant: int | None
         rec.passed |= bit
         ctx.note(f"not sent: {kind} {content!r} ({test.text} says no; passed over for this visit)")
         return
-    if not _send_allowed(ctx):
-        ctx.note(f"deferred by {_held_by(ctx)}: {ctx.cj.name}'s {kind} {content!r} waits")
+    held = _held(ctx)
+    if held is not None:
+        _note_held(ctx, held, f"{ctx.cj.name}'s {kind} {content!r}")
         return
+    late = _deferral(ctx, meant)  # before this send counts against the caps
     rec.sent |= bit
     _record_send(ctx)
-    ctx.emit("send", f"send:{content}",
-             {"stage": rec.state, "content_kind": kind, "content": content, **_deferral(ctx, meant)})
+    _mark(ctx, content)
+    ctx.emit("send", f"send:{content}", {"stage": rec.state, "content_kind": kind, "content": content, **late})
 
 
 def _fire(ctx: Context, name: str, rule: str | None = None) -> bool:
@@ -321,7 +372,7 @@ def _fire_timer(ctx: Context, timer) -> None:
         bit, kind, content, meant = payload
         ctx.begin(f"timer: send {kind} {content!r}")
         _try_send(ctx, bit, kind, content, meant)
-        if not rec.sent & bit and not rec.passed & bit and ctx.release() is None:
+        if not rec.sent & bit and not rec.passed & bit and _held(ctx) is None:
             raise EngineBug(f"send of {content!r} neither sent nor deferred")
     elif order == ACT:
         ctx.begin(f"timer: {payload.kind} of {rec.state}")
@@ -330,16 +381,19 @@ def _fire_timer(ctx: Context, timer) -> None:
     elif order == HOLD_SEND:
         (stall, every, times, kind, content, name, bit), meant = payload
         ctx.begin(f"timer: holding loop of {rec.state} ({rec.hold + 1}/{times})")
-        if _send_allowed(ctx):
+        held = _held(ctx)
+        if held is None:
+            late = _deferral(ctx, meant)
             rec.hold += 1
             rec.hold_at = ctx.time
             rec.sent |= bit  # a loop repeats its content, but a later `send` line of it is skipped
             _record_send(ctx)
+            _mark(ctx, content)
             ctx.emit("send", f"hold:{rec.state}:{content}",
                      {"stage": rec.state, "content_kind": kind, "content": content, "edition": rec.hold,
-                      **_deferral(ctx, meant)})
+                      **late})
         else:
-            ctx.note(f"deferred by {_held_by(ctx)}: {cj.name}'s holding-loop {kind} {content!r} waits")
+            _note_held(ctx, held, f"{cj.name}'s holding-loop {kind} {content!r}")
     elif order == HOLD_END:
         ctx.begin(f"timer: holding loop of {rec.state} ran out")
         _fire(ctx, payload)
@@ -369,6 +423,44 @@ def _update_fit(cj, rec: Lead, attributes: dict | None) -> bool:
     changed = fit != rec.fit
     rec.fit = fit
     return changed
+
+
+def _update_time(ctx: Context, event: Event) -> None:
+    """The lead's zone (from its attribute) and the dates its sends count from (from the event or attributes)."""
+    cj, rec = ctx.cj, ctx.rec
+    attributes = event.attributes
+    if cj.zone_field is not None and attributes:
+        value = lookup(attributes, cj.zone_field)
+        if value is not MISSING and value != rec.zone:
+            if zone(value) is not None:
+                rec.zone = value
+                ctx.note(f"time zone: {value}")
+            else:
+                ctx.note(f"time zone {str(value)[:80]!r} is not an IANA zone name: kept "
+                         f"{rec.zone or cj.zone_default}")
+    if not cj.anchors:
+        return
+    dates: list[tuple[int, int] | None] = list(rec.dates) if rec.dates is not None else [None] * len(cj.anchors)
+    changed = False
+    for slot, (etype, name) in enumerate(cj.anchors):
+        source = attributes if etype is None else (event.data if etype == event.type else None)
+        if not source:
+            continue
+        value = lookup(source, name)
+        if value is MISSING:
+            continue
+        when = parse_date(value, lead_zone(cj, rec))
+        where = f"{name} of {etype or 'lead'}"
+        if when is None:
+            ctx.note(f"{where} {str(value)[:80]!r} is not a date (ISO 8601): ignored")
+            continue
+        known = dates[slot]
+        if known is None or known[0] != when:
+            dates[slot] = (when, ctx.time)
+            changed = True
+            ctx.note(f"{where} is {format_time(when)}")
+    if changed:
+        rec.dates = tuple(dates)
 
 
 def _apply_score(ctx: Context, event: Event) -> bool:
@@ -449,6 +541,7 @@ def _react(ctx: Context, event: Event) -> None:
             rec.left = "rule"
             ctx.note("an exit rule matched: the lead will not re-enter the journey")
     _update_fit(cj, rec, event.attributes)
+    _update_time(ctx, event)
     _apply_score(ctx, event)
     if event.type != ATTRIBUTES_ONLY:  # a profile update is not an interaction
         rec.active = ctx.time
@@ -471,19 +564,24 @@ def _enroll(cj, lead: str, event: Event, trace, waiting: Lead | None = None, wid
     enrolls = event.type != ATTRIBUTES_ONLY and (
         cj.enroll_rules is None or _first_match(cj.enroll_rules, event, view) is not None)
     if not exiting and not enrolls:
-        # not (yet) enrolled: keep what fit rules and `lead.` conditions will need when an enrolling event comes
-        if not cj.fit_fields or not event.attributes:
+        # not (yet) enrolled: keep what fit rules, `lead.` conditions, the zone and dates of attributes will need
+        profile_time = cj.zone_field is not None or any(etype is None for etype, _ in cj.anchors)
+        if not (cj.fit_fields or profile_time) or not event.attributes:
             return waiting, []
         rec = waiting.copy() if waiting is not None else Lead(WAITING, at)
         rec.clock = rec.entered = rec.active = rec.score_at = at
         _update_fit(cj, rec, event.attributes)
-        return (rec if rec.attrs is not None else waiting), []
+        if profile_time:
+            _update_time(Context(cj, rec, lead, at, None), event)
+        kept = rec.attrs is not None or rec.zone is not None or rec.dates is not None
+        return (rec if kept else waiting), []
     rec = Lead(NOT_ENROLLED if exiting else cj.initial, at)
-    if cj.reentry[0] == "per" and not exiting:
+    if (cj.reentry[0] == "per" or cj.uses_enrolled) and not exiting:
         rec.enrolled = at
     rec.fit = cj.fit_empty  # no attribute known yet: the fit lines an empty profile meets
     if waiting is not None:
         rec.attrs, rec.fit = waiting.attrs, waiting.fit
+        rec.zone, rec.dates = waiting.zone, waiting.dates
     ctx = Context(cj, rec, lead, at, trace, wide, rules)
     if exiting:
         ctx.begin(f"event {event.id}: {event.type}")
@@ -499,11 +597,13 @@ def _enroll(cj, lead: str, event: Event, trace, waiting: Lead | None = None, wid
     _remember(cj, rec, event)
     ctx.view = _view(cj, rec, event)
     _update_fit(cj, rec, event.attributes)
+    _update_time(ctx, event)
     _apply_score(ctx, event)
     ctx.trigger = "enrolled"
     cj.callbacks.on_enter(ctx)
     _transitions(ctx, event)
     ctx.end()
+    _fire_now(ctx)
     timer = ctx.timer()
     rec.due = None if timer is None else timer[0]
     return rec, ctx.actions
@@ -542,12 +642,13 @@ def _reenter(ctx: Context, event: Event) -> None:
     rec.sent &= ~cj.again_bits
     rec.left = None
     rec.active = ctx.time
-    if cj.reentry[0] == "per":
+    if cj.reentry[0] == "per" or cj.uses_enrolled:
         rec.enrolled = ctx.time
     ctx.event = event
     _remember(cj, rec, event)
     ctx.view = _view(cj, rec, event)
     _update_fit(cj, rec, event.attributes)
+    _update_time(ctx, event)
     _apply_score(ctx, event)
     ctx.trigger = "re-entered"
     cj.callbacks.on_enter(ctx)
@@ -579,6 +680,14 @@ def _on_event(ctx: Context, event: Event, notes=()) -> None:
     else:
         _react(ctx, event)
     ctx.end()
+    _fire_now(ctx)
+
+
+def _fire_now(ctx: Context) -> None:
+    """What the event made due at once (a date already past, `if past send now`) fires in the same step."""
+    timer = ctx.timer()
+    if timer is not None and timer[0] <= ctx.time and ctx.rec.state not in DONE:
+        _fire_due(ctx, ctx.time)
 
 
 def step_event(cj, rec: Lead | None, lead: str, event: Event, trace: list | None = None):

@@ -12,9 +12,10 @@ from __future__ import annotations
 import math
 
 from .record import Lead, LeadWide
+from .zones import UTC, next_open, zone
 
-__all__ = ["next_timer", "score_at", "lead_score_at", "holds", "release_time", "lead_release", "SEND", "ACT",
-           "HOLD_SEND", "HOLD_END", "TIMEOUT", "CROSSING"]
+__all__ = ["next_timer", "score_at", "lead_score_at", "holds", "release_time", "lead_release", "lead_zone",
+           "window_due", "meant_sends", "SEND", "ACT", "HOLD_SEND", "HOLD_END", "TIMEOUT", "CROSSING"]
 
 # Ties at one instant fire in this order.
 SEND, ACT, HOLD_SEND, HOLD_END, TIMEOUT, CROSSING = range(6)
@@ -56,6 +57,46 @@ def _release(caps, recent) -> int | None:
             candidate = recent[len(recent) - count] + window
             release = candidate if release is None or candidate > release else release
     return release
+
+
+def lead_zone(cj, rec: Lead):
+    """The lead's zone: its valid zone attribute, else the journey's default (engine.zones.zone)."""
+    return (rec.zone is not None and zone(rec.zone)) or zone(cj.zone_default) or UTC
+
+
+def window_due(cj, rec: Lead, t: int) -> int:
+    """When a send due at `t` may go out: the first open instant of the journey's windows, in the lead's zone.
+
+    Never before the lead's clock: a send is never decided in the lead's past, so
+    it never goes out at a time its window closes."""
+    if not cj.windows:
+        return t
+    return next_open(cj.windows, lead_zone(cj, rec), t if t > rec.clock else rec.clock)
+
+
+def meant_sends(cj, plan, rec: Lead):
+    """(meant, bit, kind, content) of each send of the stage still to come, when it is meant to go.
+
+    A send at a date counts from the date once known; a moment already past when
+    it became known (or when the lead entered the stage) is skipped or sent at
+    once, as the line says (`if past send now`)."""
+    done = rec.sent | rec.passed  # sent, or a conditional send passed over in this visit
+    for offset, bit, kind, content in plan.sends:
+        if not done & bit:
+            yield rec.entered + offset, bit, kind, content
+    if not plan.dated or rec.dates is None:
+        return
+    for d in plan.dated:
+        known = rec.dates[d.slot]
+        if done & d.bit or known is None:
+            continue
+        meant = known[0] + d.offset
+        start = known[1] if known[1] > rec.entered else rec.entered
+        if meant < start:
+            if d.past == "skip":
+                continue
+            meant = start
+        yield meant, d.bit, d.kind, d.content
 
 
 def holds(op: str, score: float, value: float) -> bool:
@@ -161,13 +202,12 @@ def next_timer(cj, rec: Lead, wide=None, rules=None):
         held = lead_release(rules, wide)
         if held is not None and (release is None or held > release):
             release = held
-    done = rec.sent | rec.passed  # sent, or a conditional send passed over in this visit
-    for offset, bit, kind, content in plan.sends:
-        if done & bit:
-            continue
-        meant = due = rec.entered + offset
+    for meant, bit, kind, content in meant_sends(cj, plan, rec):
+        due = meant
         if release is not None and release > due:
             due = release
+        if cj.windows:
+            due = window_due(cj, rec, due)
         if due_b is None or due < due_b or (due == due_b and meant < meant_b):
             due_b, meant_b, order_b, payload_b = due, meant, SEND, (bit, kind, content, meant)
     for act in plan.acts:  # delayed internal actions: never held by the frequency cap
@@ -182,6 +222,8 @@ def next_timer(cj, rec: Lead, wide=None, rules=None):
             meant = due = idle_since + stall if rec.hold == 0 else rec.hold_at + every
             if release is not None and release > due:
                 due = release
+            if cj.windows:
+                due = window_due(cj, rec, due)
             order, payload = HOLD_SEND, (plan.hold, meant)
         else:
             meant = due = rec.hold_at + every
@@ -189,7 +231,18 @@ def next_timer(cj, rec: Lead, wide=None, rules=None):
         if due_b is None or (due, meant, order) < (due_b, meant_b, order_b):
             due_b, meant_b, order_b, payload_b = due, meant, order, payload
     for name, mode, seconds in plan.timeouts:
-        due = (idle_since if mode == "idle" else rec.entered) + seconds
+        if mode == "in journey":  # a record stored before it kept its enrollment counts from its stage entry
+            since = rec.enrolled if rec.enrolled is not None else rec.entered
+        else:
+            since = idle_since if mode == "idle" else rec.entered
+        due = since + seconds
+        if due_b is None or due < due_b or (due == due_b and (due, TIMEOUT) < (meant_b, order_b)):
+            due_b, meant_b, order_b, payload_b = due, due, TIMEOUT, name
+    for name, slot, seconds in plan.since:
+        sent_at = rec.marks[slot] if rec.marks is not None else None
+        if sent_at is None:
+            continue  # not sent yet: the timer waits for the send
+        due = sent_at + seconds
         if due_b is None or due < due_b or (due == due_b and (due, TIMEOUT) < (meant_b, order_b)):
             due_b, meant_b, order_b, payload_b = due, due, TIMEOUT, name
     if plan.thresholds and (cj.half_life is not None or (wide is not None and rules.half_life is not None)):

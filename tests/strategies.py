@@ -32,6 +32,9 @@ __all__ = [
     "internal_actions",
     "journeys",
     "comment_texts",
+    "send_windows",
+    "time_zones",
+    "date_anchors",
 ]
 
 _GRAMMAR = (Path(__file__).resolve().parent.parent / "dsl" / "journey.lark").read_text(encoding="utf-8")
@@ -39,7 +42,7 @@ _GRAMMAR = (Path(__file__).resolve().parent.parent / "dsl" / "journey.lark").rea
 #: Every word of the grammar, plus the unit words: a name must not be one of them.
 KEYWORDS = frozenset(re.findall(r'"([a-z][a-z-]*)"', _GRAMMAR)) | {
     f"{unit}{s}" for unit in m.UNIT_SECONDS for s in ("", "s")
-}
+} | {"before", "after", "lead", "weekdays", "weekends", *m.WEEKDAYS}
 
 # Line breaks for str.splitlines (the parser splits lines with it): never inside a line.
 LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
@@ -78,7 +81,8 @@ texts = st.one_of(
     st.lists(st.sampled_from(['"', "\\", "a", " ", "#", "à"]), max_size=8).map("".join),
 )
 
-durations = st.builds(m.Duration, st.integers(1, 400), st.sampled_from(sorted(m.UNIT_SECONDS)))
+#: Durations of the fixed-length units (months and years are refused: C081).
+durations = st.builds(m.Duration, st.integers(1, 400), st.sampled_from(["minute", "hour", "day", "week"]))
 
 _numbers = st.one_of(st.integers(-10**6, 10**6), st.integers(-10**6, 10**6).map(lambda n: n / 100))
 _scalars = st.one_of(texts, _numbers, st.booleans())
@@ -147,10 +151,42 @@ def _triggers(targets: list[str]) -> st.SearchStrategy[m.Trigger]:
                   more=more_events),
         st.builds(m.ScoreTrigger, op=st.sampled_from([">=", ">", "<=", "<"]), value=_numbers, target=target,
                   lead=st.booleans()),
-        st.builds(m.TimeTrigger, after=durations, mode=st.sampled_from(["idle", "in stage"]), target=target),
+        st.builds(m.TimeTrigger, after=durations, mode=st.sampled_from(["idle", "in stage", "in journey"]),
+                  target=target),
+        st.builds(m.TimeTrigger, after=durations, mode=st.just("since"), target=target, content=texts),
     )
 
 
+_zone_names = st.sampled_from(["UTC", "Europe/Rome", "America/New_York", "Asia/Tokyo", "Australia/Sydney",
+                               "Asia/Kolkata", "America/Sao_Paulo"])
+
+#: `time zone "..."` or `time zone from FIELD [default "..."]`.
+time_zones = st.one_of(st.builds(m.TimeZone, _zone_names, st.none()),
+                       st.builds(m.TimeZone, st.none() | _zone_names, field_names))
+
+_minutes = st.integers(0, 24 * 60)
+_days = st.sets(st.integers(0, 6), min_size=1).map(lambda days: tuple(sorted(days)))
+
+
+@st.composite
+def send_windows(draw) -> m.SendWindow:
+    """`send only DAYS [HH:MM-HH:MM]` or `quiet hours [DAYS] [HH:MM-HH:MM]`, hours possibly crossing midnight."""
+    kind = draw(st.sampled_from(["only", "quiet"]))
+    if draw(st.booleans()):
+        return m.SendWindow(kind, draw(_days))
+    start = draw(_minutes)
+    end = draw(_minutes.filter(lambda e: e != start))
+    return m.SendWindow(kind, draw(_days), start, end)
+
+
+#: `N UNIT before|after FIELD of EVENT` (or `of lead`), skipping or sending a past moment.
+date_anchors = st.builds(m.DateAnchor, offset=st.builds(m.Duration, st.integers(0, 400),
+                                                        st.sampled_from(["minute", "hour", "day", "week"])),
+                         direction=st.sampled_from(["before", "after"]), field=field_names,
+                         event=st.none() | event_names, past=st.sampled_from(["skip", "send"]))
+
+_sends = st.one_of(st.builds(m.Send, identifiers, texts, st.none() | durations, every_visit=st.booleans()),
+                   st.builds(m.Send, identifiers, texts, st.none(), at=date_anchors, every_visit=st.booleans()))
 _action_values = st.one_of(texts, _numbers, st.booleans())
 
 
@@ -199,6 +235,8 @@ def journeys(draw, max_stages: int = 3) -> m.Journey:
         exits=tuple(draw(st.lists(st.builds(m.ExitRule, **_event_rule), max_size=2))),
         enrollments=tuple(draw(st.lists(st.builds(m.EnrollRule, **_event_rule), max_size=2))),
         caps=tuple(draw(st.lists(st.builds(m.FrequencyCap, st.integers(0, 20), durations), max_size=2))),
+        zones=tuple(draw(st.lists(time_zones, max_size=1))),
+        windows=tuple(draw(st.lists(send_windows(), max_size=3))),
         contents=tuple(draw(st.lists(content_items, max_size=3))),
         includes=tuple(draw(st.lists(st.builds(m.Include, texts), max_size=2))),
         lead_scoring=tuple(draw(st.lists(score_rules(), max_size=2))),

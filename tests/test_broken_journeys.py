@@ -59,7 +59,7 @@ CASES = [
         stage a
           initial
           send ebook "x" after 2 months
-        """, "C004", 4, 26, "minutes, hours, days or weeks", None),
+        """, "C081", 4, 24, "not a fixed length: a month is 28 to 31 days", "9 weeks"),
     ("send without when", """
         journey "t"
         stage a
@@ -836,6 +836,82 @@ CASES = [
         stage b
           final
         """, "C072", 4, 3, "moved twice", "line 3"),
+    ("hours that are no time of day", """
+        journey "t"
+        send only weekdays 09:00-25:00
+        stage a
+          initial
+          on go -> b
+        stage b
+          final
+        """, "C080", 2, 20, "`25:00` is not a time of day", "09:00-17:30"),
+    ("time zone that is not one", """
+        journey "t"
+        time zone "Europe/Roma"
+        stage a
+          initial
+          on go -> b
+        stage b
+          final
+        """, "C082", 2, 1, "`Europe/Roma` is not a time zone", "Europe/Rome"),
+    ("window without hours", """
+        journey "t"
+        send only weekdays 09:00-09:00
+        stage a
+          initial
+          on go -> b
+        stage b
+          final
+        """, "C083", 2, 1, "has no hours", "22:00-06:00"),
+    ("quiet hours cover every window", """
+        journey "t"
+        send only weekends 10:00-12:00
+        quiet hours sat-sun
+        stage a
+          initial
+          on go -> b
+        stage b
+          final
+        """, "C084", 3, 1, "no send can ever go out", "quiet hours"),
+    ("time zone twice", """
+        journey "t"
+        time zone "Europe/Rome"
+        time zone from tz
+        stage a
+          initial
+          on go -> b
+        stage b
+          final
+        """, "C085", 3, 1, "declared twice", "line 2"),
+    ("date of an event never taken", """
+        journey "t"
+        stage a
+          initial
+          send email "r" 1 day before starts_at of webinar.registered
+          on go -> b
+        stage b
+          final
+        """, "C086", 4, 18, "no rule of this journey takes `webinar.registered`", "starts_at of lead"),
+    ("timer since content never sent", """
+        journey "t"
+        stage a
+          initial
+          send email "welcome" on entry
+          after 3 days since "welcom" -> b
+        stage b
+          final
+        """, "C087", 5, 3, "no stage sends `welcom`", "did you mean `welcome`"),
+    ("date field no event declares", f"""
+        journey "t"
+        catalogue "{ROOT / 'tests' / 'fixtures' / 'time.catalogue'}"
+        enroll on webinar.registered
+        stage a
+          initial
+          send email "r" 1 day before start_at of webinar.registered
+          on webinar.registered -> b
+        stage b
+          final
+        """, "C088", 6, 18, "no event declares the date `start_at`", "did you mean `starts_at`"),
     # ---- lead-wide rules (one lead score, one cap per lead across journeys) ----------------
     ("lead score without lead scoring", """
         journey "t"

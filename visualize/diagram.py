@@ -74,7 +74,7 @@ _LEGEND = {
     "goal": "goal: from any stage but a final one, tried before the stage's triggers",
     "score-up": "score rises to a threshold",
     "score-down": "score falls below a threshold",
-    "time": "time: idle for, or in stage for",
+    "time": "time: idle for, in stage, in journey, or since a send",
     "hold": "holding loop for a stalled lead",
     "hold-end": "where a holding loop ends",
     "exit-rule": "global exit rule (counted only)",
@@ -84,7 +84,8 @@ _LEGEND = {
 
 #: The panel section each kind of global rule is listed in.
 SECTION_OF = {"scoring": "Scoring", "decay": "Scoring", "fit": "Fit (profile points)",
-              "exit": "Exit rules", "enroll": "Enroll rules", "cap": "Frequency caps", "reentry": "Re-entry"}
+              "exit": "Exit rules", "enroll": "Enroll rules", "cap": "Frequency caps",
+              "zone": "Time", "window": "Time", "reentry": "Re-entry"}
 
 
 @dataclass(frozen=True)
@@ -245,6 +246,8 @@ def rule_sections(journey: Journey, mark=None, removed=None) -> tuple[Section, .
         ("Exit rules", [Line(t.exit_rule_text(r), mark=mark(r)) for r in journey.exits]),
         ("Enroll rules", [Line(t.enroll_rule_text(r), mark=mark(r)) for r in journey.enrollments]),
         ("Frequency caps", [Line(t.cap_text(c), mark=mark(c)) for c in journey.caps]),
+        ("Time", [Line(t.zone_text(z), mark=mark(z)) for z in journey.zones]
+         + [Line(t.window_text(w), mark=mark(w)) for w in journey.windows]),
         ("Re-entry", [Line(t.reentry_text(journey.reentry), mark=mark(journey.reentry))]
          if journey.reentry is not None else []),
     ]

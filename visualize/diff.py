@@ -211,6 +211,8 @@ def _global_changes(old: Journey, new: Journey) -> list[Change]:
     out += _rules("enroll", old.enrollments, new.enrollments, t.enroll_rule_text, lambda r: r.events)
     out += _rules("goal", old.goals, new.goals, t.goal_text, lambda g: (g.events, g.target))
     out += _rules("cap", old.caps, new.caps, t.cap_text, lambda c: c.window.seconds)
+    out += _rules("zone", old.zones, new.zones, t.zone_text, lambda z: z.field)
+    out += _rules("window", old.windows, new.windows, t.window_text, lambda w: w.kind)
     if old.reentry != new.reentry:
         before = t.reentry_text(old.reentry) if old.reentry else "re-enter once (the default)"
         after = t.reentry_text(new.reentry) if new.reentry else "re-enter once (the default)"

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from dsl.model import EXIT, Decay, EnrollRule, ExitRule, FitRule, FrequencyCap, HoldLoop, Journey, ScoreRule, Stage
+from dsl.model import (EXIT, Decay, EnrollRule, ExitRule, FitRule, FrequencyCap, HoldLoop, Journey, ScoreRule,
+                       SendWindow, Stage, TimeZone)
 
 from . import text as t
 from .diagram import (
@@ -63,7 +64,8 @@ def _was(change: Change) -> str:
 
 def _rule_text(rule) -> str:
     for kind, fn in ((ScoreRule, t.score_rule_text), (FitRule, t.fit_rule_text), (ExitRule, t.exit_rule_text),
-                     (EnrollRule, t.enroll_rule_text), (FrequencyCap, t.cap_text)):
+                     (EnrollRule, t.enroll_rule_text), (FrequencyCap, t.cap_text), (TimeZone, t.zone_text),
+                     (SendWindow, t.window_text)):
         if isinstance(rule, kind):
             return fn(rule)  # type: ignore[arg-type]  # each function is paired with its own rule type
     if isinstance(rule, Decay):

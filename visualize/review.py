@@ -196,6 +196,7 @@ def _rules(journey: Journey) -> str:
     items += [t.exit_rule_text(r) for r in journey.exits]
     items += [f"Goal: {t.goal_text(g)}" for g in journey.goals]
     items += [t.cap_text(c) for c in journey.caps]
+    items += t.time_rule_texts(journey)
     if items:
         parts.append("<ul class=\"rules\">" + "".join(f"<li>{_e(i)}</li>" for i in items) + "</ul>")
     return "".join(parts) or "<p>No scoring rules.</p>"

@@ -20,10 +20,13 @@ from dsl.model import (
     FitRule,
     FrequencyCap,
     HoldLoop,
+    Journey,
     ScoreRule,
     ScoreTrigger,
     Send,
+    SendWindow,
     TimeTrigger,
+    TimeZone,
     Trigger,
 )
 
@@ -49,6 +52,9 @@ __all__ = [
     "enroll_rule_text",
     "goal_text",
     "cap_text",
+    "zone_text",
+    "window_text",
+    "time_rule_texts",
     "target_text",
 ]
 
@@ -79,6 +85,9 @@ def op_text(op: str) -> str:
 
 
 def offset_text(send: Send) -> str:
+    """When a send goes: on entry, after a delay, or at a date (`24 hours before starts_at of webinar.registered`)."""
+    if send.at is not None:
+        return str(send.at)
     return "on entry" if send.after is None else f"after {send.after}"
 
 
@@ -117,7 +126,7 @@ def trigger_event(trigger: Trigger) -> str:
     if isinstance(trigger, ScoreTrigger):
         return f"{'lead score' if trigger.lead else 'score'} {op_text(trigger.op)} {trigger.value}"
     if isinstance(trigger, TimeTrigger):
-        return f"after {trigger.after} {'idle' if trigger.mode == 'idle' else 'in stage'}"
+        return f"after {trigger.after} {trigger.clock}"
     return str(trigger)
 
 
@@ -171,3 +180,18 @@ def goal_text(goal: EventTrigger) -> str:
 
 def cap_text(cap: FrequencyCap) -> str:
     return f"at most {cap.count} message{'' if cap.count == 1 else 's'} per {cap.window}"
+
+
+def zone_text(zone: TimeZone) -> str:
+    if zone.field is None:
+        return f"time zone {zone.zone}"
+    return f"time zone from {zone.field}, default {zone.zone}"
+
+
+def window_text(window: SendWindow) -> str:
+    return str(window)
+
+
+def time_rule_texts(journey: Journey) -> list[str]:
+    """The zone and the send windows, one line each: what every diagram and the review page show."""
+    return [zone_text(z) for z in journey.zones] + [window_text(w) for w in journey.windows]

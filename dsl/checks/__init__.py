@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..diagnostics import Diagnostic, sort_key
 from ..model import Journey
-from . import graph, lead, moves, names, visits
+from . import graph, lead, moves, names, timing, visits
 
 __all__ = ["CHECKS", "GRAPH_CHECKS", "run_checks"]
 
@@ -54,6 +54,10 @@ CHECKS = (
     graph.check_hold_never_starts,
     graph.check_thresholds_reachable,
     moves.check_moves,
+    timing.check_zones,
+    timing.check_windows,
+    timing.check_anchors,
+    timing.check_since,
     lead.check_lead_score_declared,
     lead.check_lead_thresholds_reachable,
     visits.check_reentry_sends,

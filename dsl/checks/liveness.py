@@ -241,14 +241,19 @@ def _first_faster(timers: list) -> dict[int, TimeTrigger]:
     return found
 
 
+#: Timers that count from the stage's entry or from the lead's last activity in it.
+_STAGE_CLOCKS = ("idle", "in stage")
+
+
 def shadowing_timer(s: Stage, i: int) -> TimeTrigger | None:
     """A timer of the stage that always fires before this one (see `_timer_beats`): the first in order."""
     t = s.triggers[i]
-    if not isinstance(t, TimeTrigger):
+    if not isinstance(t, TimeTrigger) or t.mode not in _STAGE_CLOCKS:
         return None
     memo = _per_stage(s)
     if "timers" not in memo:
-        timers = triggers_by_kind(s).get("timer", [])
+        # a timer since enrollment or since a send counts from another moment: never compared here
+        timers = [(k, x) for k, x in triggers_by_kind(s).get("timer", []) if x.mode in _STAGE_CLOCKS]
         in_stage = [(k, x) for k, x in timers if x.mode == "in stage"]
         memo["timers"] = (_first_faster(timers), _first_faster(in_stage))
     any_timer, in_stage_timer = memo["timers"]
@@ -262,7 +267,7 @@ def hold_blocker(s: Stage) -> TimeTrigger | None:
         return None
     stall = s.hold.stall_after.seconds
     for t in s.triggers:  # at the same instant the loop's send goes first (docs/engine.md)
-        if isinstance(t, TimeTrigger) and t.after.seconds < stall:
+        if isinstance(t, TimeTrigger) and t.mode != "since" and t.after.seconds < stall:
             return t
     return None
 
@@ -277,7 +282,7 @@ def hold_end_blocker(s: Stage) -> TimeTrigger | None:
         return None
     end = s.hold.stall_after.seconds + s.hold.times * s.hold.every.seconds
     for t in s.triggers:  # at the same instant the loop's end goes first (docs/engine.md)
-        if isinstance(t, TimeTrigger) and t.after.seconds < end:
+        if isinstance(t, TimeTrigger) and t.mode != "since" and t.after.seconds < end:
             return t
     return None
 

@@ -117,6 +117,8 @@ def _durations(j: Journey):
         for send in s.sends:
             if send.after is not None:
                 yield send.after
+            if send.at is not None:
+                yield send.at.offset
         for act in s.actions:
             if act.after is not None:
                 yield act.after
@@ -141,8 +143,9 @@ def _longest(unit: str) -> str:
 
 
 def check_durations(j: Journey):
+    at_dates = {id(a.offset) for a in j.anchors()}  # `0 minutes before X` is the date itself
     for d in _durations(j):
-        if d.amount <= 0:
+        if d.amount < 0 or (d.amount == 0 and id(d) not in at_dates):
             yield Diagnostic("C049", E, f"a duration must be positive, not `{d}`", d.span,
                              "for something immediate use `on entry`; otherwise write e.g. `1 day`")
         elif d.seconds > MAX_DURATION_DAYS * UNIT_SECONDS["day"]:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 from dsl import model as m
 
@@ -174,6 +175,13 @@ def _keeps_to(catalogue: dict[str, set[str]], ev: Event) -> None:
 _MISSING = object()
 
 
+def _zone_name(value) -> bool:
+    try:
+        return isinstance(value, str) and ZoneInfo(value) is not None
+    except Exception:  # noqa: BLE001 - any refusal means: not a zone
+        return False
+
+
 def _field(data: dict, name: str):
     value = data
     for part in name.split("."):
@@ -332,6 +340,9 @@ class Lead:
     enrolled: int | None = None  # when it last entered the journey
     had: set = field(default_factory=set)  # event types applied since enrollment (engine.md, *had*)
     profile: dict = field(default_factory=dict)  # the lead's attributes (a copy of Reference.profiles)
+    zone: str | None = None  # the last valid IANA name its zone attribute gave
+    dates: dict = field(default_factory=dict)  # (event or None, field) -> (instant, known since)
+    sent_at: dict = field(default_factory=dict)  # content -> when it was last sent
 
 
 @dataclass(frozen=True)
@@ -367,6 +378,81 @@ class Reference:
         self.again = {x.content for s in journey.stages for x in s.sends if x.every_visit}
         self.catalogue = _catalogue(journey)
 
+    # ---- time (language.md "Time: zones, send windows, dates"; engine.md "Time zones and send windows")
+
+    def tz(self, lead: Lead) -> ZoneInfo:
+        return ZoneInfo(lead.zone or self.j.time_zone.zone)
+
+    def _local(self, day: date, minute: int, tz: ZoneInfo) -> int:
+        """engine.md: a local time read with fold=0 (skipped: after the gap; repeated: the first)."""
+        day = day + timedelta(days=minute // 1440)
+        minute %= 1440
+        return int(datetime.combine(day, time(minute // 60, minute % 60), tzinfo=tz).timestamp())
+
+    def _spans(self, kind: str, tz: ZoneInfo, t: int):
+        first = datetime.fromtimestamp(t, tz).date() - timedelta(days=1)
+        for n in range(16):
+            day = first + timedelta(days=n)
+            for w in self.j.windows:
+                if w.kind != kind or day.weekday() not in w.days:
+                    continue
+                if w.start is None:
+                    yield self._local(day, 0, tz), self._local(day, 1440, tz)
+                else:
+                    end = w.end if w.end > w.start else w.end + 1440
+                    yield self._local(day, w.start, tz), self._local(day, end, tz)
+
+    def is_open(self, lead: Lead, t: int) -> bool:
+        tz = self.tz(lead)
+        only = any(w.kind == "only" for w in self.j.windows)
+        inside = not only or any(a <= t < b for a, b in self._spans("only", tz, t))
+        return inside and not any(a <= t < b for a, b in self._spans("quiet", tz, t))
+
+    def open_at(self, lead: Lead, t: int) -> int:
+        """The first open instant at or after t: t itself, a window's start or the end of quiet hours."""
+        if not self.j.windows:
+            return t
+        tz = self.tz(lead)
+        points = {t} | {a for a, _ in self._spans("only", tz, t) if a > t} | {b for _, b in self._spans("quiet", tz, t)
+                                                                               if b > t}
+        return next((x for x in sorted(points) if self.is_open(lead, x)), t)
+
+    def learn(self, lead: Lead, ev: Event, t: int) -> None:
+        """The lead's zone from its attribute, and the dates its sends count from."""
+        zone = self.j.time_zone
+        if zone.field is not None:
+            name = _field(ev.attributes, zone.field)
+            if _zone_name(name):
+                lead.zone = name  # anything else is ignored
+        for a in self.j.anchors():
+            source = ev.attributes if a.event is None else (ev.data if a.event == ev.type else {})
+            value = _field(source or {}, a.field)
+            if not isinstance(value, str):
+                continue
+            try:
+                parsed = datetime.fromisoformat(value)
+            except ValueError:
+                continue
+            if not 1970 <= parsed.year <= 2199:
+                continue
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=self.tz(lead))
+            key, instant = (a.event, a.field), int(parsed.timestamp())
+            if key not in lead.dates or lead.dates[key][0] != instant:
+                lead.dates[key] = (instant, t)
+
+    def dated_at(self, lead: Lead, send: m.Send) -> int | None:
+        """When a send at a date is meant, None if not known yet or skipped as past."""
+        a = send.at
+        known = lead.dates.get((a.event, a.field))
+        if known is None:
+            return None
+        meant = known[0] + a.seconds
+        start = max(known[1], lead.entered)
+        if meant < start:
+            return None if a.past == "skip" else start
+        return meant
+
     # ---- score
 
     def score_at(self, lead: Lead, t: int) -> float:
@@ -384,7 +470,11 @@ class Reference:
         fields = [c.field for r in self.j.fit for c in m.compares(r.condition)]
         fields += [c.field[len("lead."):] for cond in self.j.conditions() for c in m.compares(cond)
                    if c.field.startswith("lead.")]
-        return any(_field(attributes, f) is not _MISSING for f in fields)
+        # engine.md: a date attribute, and a zone attribute that names a zone, sent before enrollment are kept
+        fields += [a.field for a in self.j.anchors() if a.event is None]
+        zone = self.j.time_zone.field
+        return any(_field(attributes, name) is not _MISSING for name in fields) or (
+            zone is not None and _zone_name(_field(attributes, zone)))
 
     def on_lead(self, lead: Lead, profile: dict | None = None) -> OnLead:
         return OnLead(lead.profile if profile is None else profile, frozenset(lead.had))
@@ -457,12 +547,14 @@ class Reference:
         first (first match wins); only if none fired, the initial stage's thresholds"."""
         lead.had.add(ev.type)
         lead.profile = profile
+        self.learn(lead, ev, t)
         lead.fit = self._fit_points(profile)
         self.score_rules(lead, ev, t)
         lead.last_activity = t
         self.enter(lead, t, self.j.initial.id, src, test=False)
         if not self.goals(lead, ev, t) and not self.event_triggers(lead, ev, t):
             self.thresholds(lead, t)
+        self.advance(lead, t)  # engine.md: what the event made due at once fires in the same step
 
     def _after_leaving(self, lead: Lead, ev: Event, t: int) -> None:
         """An event for a lead out of the journey: it may come back, or meet an exit rule that bars it."""
@@ -482,6 +574,7 @@ class Reference:
             return
         if lead.status in ("new", "waiting"):
             self.profiles[ev.lead] = profile = _merge(profile, ev.attributes)
+            self.learn(lead, ev, ev.time)
             if ev.type == LEAD_UPDATED:
                 if self._keeps(ev.attributes):
                     lead.status = "waiting"  # attributes sent before enrollment are kept
@@ -521,19 +614,21 @@ class Reference:
             if self.reentry != "once":
                 lead.left = "rule"  # finished, then met an exit rule: it never re-enters
         lead.fit = self._fit_points(profile)
+        self.learn(lead, ev, t)
         self.score_rules(lead, ev, t)
         if ev.type != LEAD_UPDATED:
             self.activity(lead, t)
         if not self.goals(lead, ev, t) and not self.event_triggers(lead, ev, t):
             self.thresholds(lead, t)
+        self.advance(lead, t)  # engine.md: what the event made due at once fires in the same step
 
     def enroll(self, lead: Lead, ev: Event, profile: dict) -> None:
         """engine.md: fit points, score rules, entry of the initial stage, then the event's triggers."""
         t = ev.time
         lead.status = "active"
         lead.clock = t
-        lead.vtime = t
         lead.enrolled = t
+        lead.vtime = t
         self._start_visit(lead, ev, t, profile, None)
 
     def goals(self, lead: Lead, ev: Event, t: int) -> bool:
@@ -626,7 +721,7 @@ class Reference:
             if act.after is None:
                 lead.actions.append(Action(act.kind, t, stage=target, data=act_data(act)))
         for send in stage.sends:
-            if send.after is None:
+            if send.after is None and send.at is None:
                 self.send(lead, t, send.kind, send.content, hold=False, edition=None, due=t, line=send)
         if test:
             self.thresholds(lead, t, depth)
@@ -658,7 +753,7 @@ class Reference:
             return  # never twice (DOCS-QUESTION Q6: a content held by the cap counts as on its way)
         if self.says_no(lead, line):
             return  # passed over for this visit (a delayed line is already in done_sends)
-        if lead.pending or self._cap_free_at(lead, t) != t:
+        if lead.pending or self._cap_free_at(lead, t) != t or not self.is_open(lead, t):
             lead.pending.append(Pending(due, kind, content, hold, edition, line))
             return
         self._deliver(lead, t, kind, content, edition, None)
@@ -666,6 +761,7 @@ class Reference:
     def _deliver(self, lead: Lead, t: int, kind: str, content: str, edition, deferred_from) -> None:
         lead.send_times.append(t)
         lead.sent.add(content)
+        lead.sent_at[content] = t
         if edition is not None:
             lead.loop_last = t
         lead.actions.append(Action("send", t, stage=lead.stage, content_kind=kind, content=content,
@@ -702,9 +798,14 @@ class Reference:
         found = []
         if lead.pending:
             first = lead.pending[0]
-            found.append((self._cap_free_at(lead, max(first.due, lead.clock)), DEFERRED, 0, first))
+            found.append((self.open_at(lead, self._cap_free_at(lead, max(first.due, lead.clock))), DEFERRED, 0,
+                          first))
         for i, send in enumerate(stage.sends):
-            if send.after is not None and i not in lead.done_sends:
+            if send.at is not None and i not in lead.done_sends:
+                at = self.dated_at(lead, send)
+                if at is not None:
+                    found.append((at, CONTENT, i, send))
+            elif send.after is not None and i not in lead.done_sends:
                 found.append((lead.entered + send.after.seconds, CONTENT, i, send))
         for i, act in enumerate(stage.actions):
             if act.after is not None and i not in lead.done_acts:
@@ -719,8 +820,12 @@ class Reference:
                 at = lead.loop_last + hold.every.seconds
             found.append((at, HOLD_SEND if lead.loop_count < hold.times else HOLD_END, 0, hold))
         for i, trig in enumerate(stage.triggers):
-            if isinstance(trig, m.TimeTrigger):
-                base = lead.entered if trig.mode == "in stage" else max(lead.last_activity, lead.entered)
+            if isinstance(trig, m.TimeTrigger) and trig.mode == "since":
+                if trig.content in lead.sent_at:
+                    found.append((lead.sent_at[trig.content] + trig.after.seconds, TIMEOUT, i, trig))
+            elif isinstance(trig, m.TimeTrigger):
+                base = {"in stage": lead.entered, "in journey": lead.enrolled}.get(
+                    trig.mode, max(lead.last_activity, lead.entered))
                 found.append((base + trig.after.seconds, TIMEOUT, i, trig))
             elif isinstance(trig, m.ScoreTrigger):
                 at = self._crossing(lead, trig)
@@ -757,6 +862,8 @@ class Reference:
         elif kind == CONTENT:
             lead.done_sends.add(index)
             self.send(lead, t, what.kind, what.content, hold=False, edition=None, due=t, line=what)
+            if what.at is not None and lead.pending and lead.pending[-1].content == what.content:
+                lead.pending[-1].due = self.dated_at(lead, what) or t
         elif kind == ACT:
             lead.done_acts.add(index)
             lead.actions.append(Action(what.kind, t, stage=lead.stage, data=act_data(what)))

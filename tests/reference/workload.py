@@ -80,6 +80,20 @@ def mixed(journeys: list[m.Journey]) -> m.Journey:
                                exits=every("exits"), enrollments=every("enrollments"), goals=every("goals"))
 
 
+_ZONES = ("Europe/Rome", "America/New_York", "Asia/Tokyo", "Australia/Sydney", "UTC", "Not/AZone")
+
+
+def _time_fields(journey: m.Journey, rng: random.Random, kind: str, t: int, event: dict) -> None:
+    """Dates for sends at a date (some already past, some not dates) and a zone attribute now and then."""
+    for a in journey.anchors():
+        if a.event == kind or (a.event is None and rng.random() < 0.2):
+            value = iso(t + rng.randrange(-2 * 86400, 20 * 86400)) if rng.random() < 0.9 else "soon"
+            holder = event.setdefault("data" if a.event is not None else "attributes", {})
+            holder[a.field] = value
+    if journey.time_zone.field and rng.random() < 0.3:
+        event.setdefault("attributes", {})[journey.time_zone.field] = rng.choice(_ZONES)
+
+
 def generate_lines(journey: m.Journey, rng: random.Random, leads: int, per_lead: int,
                    rounds: int = 1) -> tuple[tuple[list[bytes], int], ...]:
     """JSON Lines for `leads` leads in `rounds` batches, each with an instant to tick to after it.
@@ -115,6 +129,7 @@ def generate_lines(journey: m.Journey, rng: random.Random, leads: int, per_lead:
                 event["data"] = data
             if attr_fields and rng.random() < 0.3:
                 event["attributes"] = _pick(rng, attr_fields)
+            _time_fields(journey, rng, kind, t, event)
             events.append((t, serial, event))
     # arrival order: mostly by time, a few events swapped with their neighbour
     events.sort(key=lambda e: (e[0], e[1]))
