@@ -593,15 +593,7 @@ def _enroll(cj, lead: str, event: Event, trace, waiting: Lead | None = None, wid
         ctx.note(f"late by {_span_of(at - event.time)}: applied at the lead's clock ({format_time(at)})")
     if waiting is not None:
         ctx.note(f"attributes received before enrollment give {rec.fit:g} fit points")
-    ctx.event = event
-    _remember(cj, rec, event)
-    ctx.view = _view(cj, rec, event)
-    _update_fit(cj, rec, event.attributes)
-    _update_time(ctx, event)
-    _apply_score(ctx, event)
-    ctx.trigger = "enrolled"
-    cj.callbacks.on_enter(ctx)
-    _transitions(ctx, event)
+    _start_visit(ctx, event, "enrolled")
     ctx.end()
     _fire_now(ctx)
     timer = ctx.timer()
@@ -644,13 +636,20 @@ def _reenter(ctx: Context, event: Event) -> None:
     rec.active = ctx.time
     if cj.reentry[0] == "per" or cj.uses_enrolled:
         rec.enrolled = ctx.time
+    _start_visit(ctx, event, "re-entered")
+
+
+def _start_visit(ctx: Context, event: Event, trigger: str) -> None:
+    """Enrollment and re-entry alike: the event is remembered and scored, the initial stage entered,
+    then the event's own transitions tried there (docs/engine.md, Enrollment and Re-entry)."""
+    cj, rec = ctx.cj, ctx.rec
     ctx.event = event
     _remember(cj, rec, event)
     ctx.view = _view(cj, rec, event)
     _update_fit(cj, rec, event.attributes)
     _update_time(ctx, event)
     _apply_score(ctx, event)
-    ctx.trigger = "re-entered"
+    ctx.trigger = trigger
     cj.callbacks.on_enter(ctx)
     _transitions(ctx, event)
 
