@@ -259,7 +259,8 @@ def build_tick_store(cj, path: Path, leads: int) -> int:
         rec.sent = cj.content_bits["welcome"]
         rec.sends = array("q", [rec.entered])
         rec.score, rec.seq = 12.0, 3
-        due, _, _ = next_timer(cj, rec)
+        timer = next_timer(cj, rec)
+        due = None if timer is None else timer.due
         assert due == due_at, (due, due_at)
         rec.due = due
         return json.dumps(rec.to_list(), separators=(",", ":")), due

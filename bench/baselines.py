@@ -42,13 +42,11 @@ def step_all(cj, evs, recs) -> int:
 def event_table(cj):
     """The journey's event transitions without scoring or timers: {(state, type): [(name, pred, dst)]}."""
     table: dict[tuple[str, str], list] = {}
-    for s in cj.journey.stages:
-        plan = cj.stages[s.id]
+    for plan in cj.stages.values():
         for etype, rules in plan.events.items():
-            for name, pred in rules:
-                i = int(name.rsplit("#", 1)[1])
-                target = s.triggers[i].target
-                table.setdefault((s.id, etype), []).append((name, pred, EXITED if target == "exit" else target))
+            for rule in rules:
+                t = rule.transition
+                table.setdefault((plan.id, etype), []).append((t.id, rule.predicate, t.target))
     exits = set(cj.exit_rules)
     return table, exits
 

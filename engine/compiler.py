@@ -1,10 +1,12 @@
 """A checked journey becomes one `CompiledJourney`: a shared transitions Machine plus lookup tables.
 
 One `Machine(model=None, auto_transitions=False)` per journey version, driven
-with `machine.events[name].trigger(ctx)`: a per-lead Machine would cost ~34 KiB
-and ~1.3 ms per lead. Stages are states (plus EXITED); every trigger is a named
-transition whose conditions read the step context; entry and exit callbacks
-send content, hand off to sales and note what is cancelled (see engine.step).
+with `machine.events[id].trigger(record, ctx)`: a per-lead Machine would cost ~34 KiB
+and ~1.3 ms per lead. Stages are states (plus EXITED). The transition table
+(`CompiledJourney.transitions`, engine.compiled.Transition rows) is built once
+here: the Machine gets one transition per row, without conditions (the step
+evaluates each condition once and fires the row it chose); entry and exit
+callbacks send content, hand off to sales and note what is cancelled (see engine.step).
 """
 
 from __future__ import annotations
@@ -19,16 +21,20 @@ from transitions import Machine
 from dsl.diagnostics import has_errors
 from dsl.errors import JourneyError
 from dsl.formatter import canonical_text, format_condition
-from dsl.model import EXIT, EventTrigger, Journey, ScoreTrigger, TimeTrigger, compares, hads, lead_field
+from dsl.model import (EXIT, EventTrigger, HoldLoop, Journey, ScoreRule, ScoreTrigger, Stage, TimeTrigger, compares,
+                       hads, lead_field)
 
-from .conditions import Predicate, compile_condition
+from .compiled import (ActPlan, Anchor, Cap, DatedSend, EventRule, FitPlan, Hold, Reentry, ScorePlan, Send,
+                       SendTest, SinceTimer, StagePlan, THRESHOLD_TESTS, Threshold, Timeout, Transition,
+                       TransitionKind)
+from .conditions import compile_condition
 from .record import EXITED
 from .zones import Window
 
 if TYPE_CHECKING:
     from dsl.catalogue import EventCatalogue
 
-__all__ = ["CompiledJourney", "StagePlan", "SendTest", "DatedSend", "ActPlan", "EXIT_RULE", "GOAL_RULE", "LeadRules",
+__all__ = ["CompiledJourney", "EXIT_RULE", "GOAL_RULE", "LeadRules",
            "lead_rules", "NO_LEAD_RULES", "by_priority", "compile_journey", "journey_version", "version_of",
            "THRESHOLD_TESTS"]
 
@@ -38,62 +44,6 @@ EXIT_RULE = "an exit rule matched"
 #: How the rule of a move by a journey-level goal begins.
 GOAL_RULE = "goal"
 
-THRESHOLD_TESTS = {
-    ">=": lambda s, v: s >= v,
-    ">": lambda s, v: s > v,
-    "<=": lambda s, v: s <= v,
-    "<": lambda s, v: s < v,
-}
-
-
-@dataclass
-class StagePlan:
-    """What one stage does, precomputed so a step is dictionary lookups."""
-
-    id: str
-    final: bool
-    handoff: bool
-    sends: list = field(default_factory=list)        # (offset, bit, kind, content) in declaration order
-    events: dict = field(default_factory=dict)       # type -> [(transition name, predicate)]
-    thresholds: list = field(default_factory=list)   # (transition name, op, value, reads the lead score)
-    timeouts: list = field(default_factory=list)     # (transition name, "idle"|"in stage", seconds)
-    hold: tuple | None = None                        # (stall, every, times, kind, content, transition name)
-    dated: list = field(default_factory=list)        # DatedSend of sends at a date, in declaration order
-    since: list = field(default_factory=list)        # (transition name, mark slot, seconds) of `since "..."`
-    tests: dict = field(default_factory=dict)        # content bit -> SendTest, for sends with `if`/`unless`
-    acts: list = field(default_factory=list)         # ActPlan of the stage's internal actions, in the order written
-
-
-@dataclass(frozen=True, slots=True)
-class DatedSend:
-    """A send at a moment read from a date field: `slot` in the lead's `dates`, signed `offset`."""
-
-    slot: int
-    offset: int
-    past: str  # "skip" | "send"
-    bit: int
-    kind: str
-    content: str
-
-
-@dataclass(frozen=True)
-class SendTest:
-    """The condition of a conditional send: it goes out only if `predicate(view)` differs from `unless`."""
-
-    predicate: Predicate
-    unless: bool
-    text: str  # as written, for explain
-
-
-@dataclass(frozen=True)
-class ActPlan:
-    """One internal action of a stage: `offset` 0 on entry; `bit` marks a delayed one done in this visit."""
-
-    offset: int
-    bit: int
-    kind: str
-    rule: str      # the idempotency key's rule part: `KIND:STAGE#N`
-    data: tuple    # (name, value) pairs of the action's data, after `stage`
 
 
 def _act_data(act) -> tuple:
@@ -105,40 +55,43 @@ def _act_data(act) -> tuple:
     return ((name, act.value),)
 
 
-@dataclass
+@dataclass(slots=True)
 class CompiledJourney:
+    """One journey version, compiled: the plan every lead on that version is stepped with (engine.step)."""
+
     name: str
     version: str
     journey: Journey
     text: str                               # the canonical text: what the store keeps, what `version` hashes
-    machine: Machine
+    machine: Machine                        # built from `transitions`, one Machine transition per row
+    transitions: tuple[Transition, ...]     # the transition table: every way a lead moves, each once
     initial: str
     stages: dict[str, StagePlan]
     content_bits: dict[str, int]
-    score_rules: dict[str, list]            # type -> [(rule index, predicate, points, cap count, cap seconds, slot)]
-    exit_rules: dict[str, list[tuple[int, Predicate]]]   # type -> [(rule index, predicate)]
-    enroll_rules: dict[str, list[tuple[int, Predicate]]] | None
-    goals: dict[str, list[tuple[str, str, Predicate]]]   # type -> [(transition name, target stage, predicate)]
+    score_rules: dict[str, tuple[ScorePlan, ...]]   # by event type, in declaration order
+    exit_rules: dict[str, tuple[EventRule, ...]]    # by event type, in declaration order
+    enroll_rules: dict[str, tuple[EventRule, ...]] | None
+    goals: dict[str, tuple[EventRule, ...]]         # by event type, in declaration order
     had_bits: dict[str, int]                # event types `had` conditions name -> their bit in `Lead.had`
     reads_lead: bool                        # some condition reads the lead (`lead.FIELD`, `had`): views carry it
-    fit_rules: list                         # (predicate over attributes, points)
+    fit_rules: tuple[FitPlan, ...]
     fit_fields: tuple[str, ...]             # attributes kept: fit fields, then `lead.` fields, in declaration order
     fit_empty: int                          # the fit points of a lead whose profile holds none of those fields
     half_life: int | None
-    caps: list                              # (count, seconds)
+    caps: tuple[Cap, ...]
     cap_slots: int                          # how many score rules have a cap
     event_types: frozenset[str]
     callbacks: object = None                # engine.step.Callbacks, bound at compile time
     zone_default: str = "UTC"               # the zone of a lead without a valid zone attribute
     zone_field: str | None = None           # the attribute that holds a lead's zone
-    windows: tuple = ()                     # engine.zones.Window of each `send only` / `quiet hours` line
-    anchors: tuple = ()                     # (event type or None for an attribute, field) per date slot
-    marks: tuple = ()                       # content ids `since "..."` timers count from, per mark slot
+    windows: tuple[Window, ...] = ()        # each `send only` / `quiet hours` line
+    anchors: tuple[Anchor, ...] = ()        # per date slot
+    marks: tuple[str, ...] = ()             # content ids `since "..."` timers count from, per mark slot
     uses_enrolled: bool = False             # a timer counts `in journey`: records keep their enrollment
-    reentry: tuple = ("once", None)         # ("once" | "always" | "per", seconds or None)
+    reentry: Reentry = Reentry("once")
     again_bits: int = 0                     # content of `send ... every visit` lines: forgotten on re-entry
     catalogue: EventCatalogue | None = None  # the event catalogue it was checked against, if any
-    rules: dict = field(default_factory=dict)  # transition name or "score#i" -> readable rule with its line
+    rules: dict[str, str] = field(default_factory=dict)  # transition id or "score#i" -> the rule with its line
     priority: int = 0                       # `priority N`: who goes first when journeys send at once
 
     def stage_ids(self) -> list[str]:
@@ -154,45 +107,55 @@ def version_of(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
-def _plan_stage(stage, bits: dict[str, int], anchors: tuple, marks: tuple) -> StagePlan:
-    plan = StagePlan(stage.id, stage.final, stage.handoff)
+def _plan_stage(stage: Stage, rows: list[tuple[Transition, object]], bits: dict[str, int],
+                anchors: tuple[Anchor, ...], marks: tuple[str, ...]) -> StagePlan:
+    """The stage's plan; `rows`: its transitions (from `_transition_table`) with what each was written as."""
+    sends: list[Send] = []
+    dated: list[DatedSend] = []
+    tests: dict[int, SendTest] = {}
     for send in stage.sends:
         if send.condition is not None:
             text = f"{'unless' if send.unless else 'if'} {format_condition(send.condition)}"
-            plan.tests[bits[send.content]] = SendTest(compile_condition(send.condition), send.unless, text)
+            tests[bits[send.content]] = SendTest(compile_condition(send.condition), send.unless, text)
         if send.at is not None:
-            plan.dated.append(DatedSend(anchors.index(_anchor_key(send.at)), send.at.seconds, send.at.past,
-                                        bits[send.content], send.kind, send.content))
+            dated.append(DatedSend(anchors.index(_anchor_key(send.at)), send.at.seconds, send.at.past,
+                                   bits[send.content], send.kind, send.content))
             continue
         offset = 0 if send.after is None else send.after.seconds
-        plan.sends.append((offset, bits[send.content], send.kind, send.content))
-    for i, t in enumerate(stage.triggers):
-        name = f"{stage.id}#{i}"
+        sends.append(Send(offset, bits[send.content], send.kind, send.content))
+    events: dict[str, list[EventRule]] = {}
+    thresholds: list[Threshold] = []
+    timeouts: list[Timeout] = []
+    since: list[SinceTimer] = []
+    hold: Hold | None = None
+    for row, t in rows:
         if isinstance(t, EventTrigger):
-            predicate = compile_condition(t.condition)
+            rule = EventRule(compile_condition(t.condition), row)
             for event in t.events:
-                plan.events.setdefault(event, []).append((name, predicate))
+                events.setdefault(event, []).append(rule)
         elif isinstance(t, ScoreTrigger):
-            plan.thresholds.append((name, t.op, float(t.value), t.lead))
+            thresholds.append(Threshold(row, t.op, float(t.value), t.lead))
         elif isinstance(t, TimeTrigger) and t.mode == "since":
-            plan.since.append((name, marks.index(t.content), t.after.seconds))
+            assert t.content is not None, "a checked `since` timer names its content"
+            since.append(SinceTimer(row, marks.index(t.content), t.after.seconds))
         elif isinstance(t, TimeTrigger):
-            plan.timeouts.append((name, t.mode, t.after.seconds))
+            timeouts.append(Timeout(row, t.mode, t.after.seconds))
+        elif isinstance(t, HoldLoop):
+            hold = Hold(t.stall_after.seconds, t.every.seconds, t.times, t.kind, t.content, bits[t.content], row)
+    acts: list[ActPlan] = []
     delayed = 0
     for i, act in enumerate(stage.actions):
         offset = 0 if act.after is None else act.after.seconds
         bit = 0 if offset == 0 else 1 << delayed
         delayed += offset != 0
-        plan.acts.append(ActPlan(offset, bit, act.kind, f"{act.kind}:{stage.id}#{i}", _act_data(act)))
-    if stage.hold is not None:
-        h = stage.hold
-        plan.hold = (h.stall_after.seconds, h.every.seconds, h.times, h.kind, h.content, f"{stage.id}#hold",
-                     bits[h.content])
-    return plan
+        acts.append(ActPlan(offset, bit, act.kind, f"{act.kind}:{stage.id}#{i}", _act_data(act)))
+    return StagePlan(stage.id, stage.final, stage.handoff, tuple(sends),
+                     {event: tuple(rules) for event, rules in events.items()}, tuple(thresholds), tuple(timeouts),
+                     hold, tuple(dated), tuple(since), tests, tuple(acts))
 
 
-def _anchor_key(anchor) -> tuple:
-    return (anchor.event, anchor.field)
+def _anchor_key(anchor) -> Anchor:
+    return Anchor(anchor.event, anchor.field)
 
 
 def _window(w) -> Window:
@@ -203,7 +166,64 @@ def _target_state(target: str) -> str:
     return EXITED if target == EXIT else target
 
 
-def _build_machine(journey: Journey, callbacks) -> Machine:
+def _where(journey: Journey, span) -> str:
+    """Where a rule is written: `line N`, or `FILE:N` for a rule from an included file."""
+    if span.file not in (journey.path, "<string>") and span.file:
+        return f"{Path(span.file).name}:{span.line}"
+    return f"line {span.line}"
+
+
+def _on(rule) -> str:
+    return " or ".join(rule.events) + ("" if rule.condition is None else " where ...")
+
+
+def _trigger_kind(t) -> TransitionKind:
+    if isinstance(t, EventTrigger):
+        return "event"
+    if isinstance(t, ScoreTrigger):
+        return "threshold"
+    return "since" if t.mode == "since" else "timeout"
+
+
+def _trigger_text(t) -> str:
+    if isinstance(t, EventTrigger):
+        return f"on {_on(t)}"
+    if isinstance(t, ScoreTrigger):
+        return f"when {'lead ' if t.lead else ''}score {t.op} {t.value:g}"
+    return f"after {t.after} {t.clock}"
+
+
+def _transition_table(journey: Journey) -> list[tuple[Transition, object]]:
+    """Every transition of the journey, each once, with the model element it was written as.
+
+    The only place transition ids are made: `STAGE#i` for the i-th trigger of a
+    stage, `STAGE#hold` for the end of its holding loop, `goal#i`, `exit#i`."""
+    rows: list[tuple[Transition, object]] = []
+    for s in journey.stages:
+        for i, t in enumerate(s.triggers):
+            rows.append((Transition(f"{s.id}#{i}", _trigger_kind(t), (s.id,), _target_state(t.target),
+                                    f"{s.id}: {_trigger_text(t)} -> {t.target} (line {t.span.line})", t.span.line),
+                         t))
+        if s.hold is not None:
+            h = s.hold
+            rows.append((Transition(f"{s.id}#hold", "hold", (s.id,), _target_state(h.then),
+                                    f"{s.id}: holding loop ended -> {h.then} (line {h.span.line})", h.span.line), h))
+    # exit rules remove a lead from any stage but a final one: a finished lead stays where it ended
+    not_final = tuple(s.id for s in journey.stages if not s.final)
+    for i, r in enumerate(journey.exits):
+        rows.append((Transition(f"exit#{i}", "exit", not_final, EXITED,
+                                f"{EXIT_RULE}: exit on {_on(r)} ({_where(journey, r.span)})", r.span.line), r))
+    # a goal moves a lead from any stage but a final one and its own target (docs/engine.md, Goals)
+    for i, g in enumerate(journey.goals):
+        sources = tuple(s.id for s in journey.stages if not s.final and s.id != g.target)
+        rows.append((Transition(f"goal#{i}", "goal", sources, _target_state(g.target),
+                                f"{GOAL_RULE}: on {_on(g)} -> {g.target} ({_where(journey, g.span)})", g.span.line),
+                     g))
+    return rows
+
+
+def _build_machine(journey: Journey, table: tuple[Transition, ...], callbacks) -> Machine:
+    """The journey's one Machine: its stages as states, one transition per row of the table, no conditions."""
     states = []
     for s in journey.stages:
         states.append({"name": s.id, "on_enter": [callbacks.on_enter], "on_exit": [callbacks.on_exit]})
@@ -217,46 +237,28 @@ def _build_machine(journey: Journey, callbacks) -> Machine:
         send_event=False,
         ignore_invalid_triggers=False,
     )
-    for s in journey.stages:
-        for i, t in enumerate(s.triggers):
-            name = f"{s.id}#{i}"
-            conditions: list[str | Callable[..., bool | None]] = []
-            if isinstance(t, EventTrigger) and t.condition is not None:
-                predicate = compile_condition(t.condition)
-                conditions.append(lambda ctx, p=predicate: p(ctx.view))
-            elif isinstance(t, ScoreTrigger):
-                test, value = THRESHOLD_TESTS[t.op], float(t.value)
-                if t.lead:
-                    conditions.append(lambda ctx, test=test, value=value: test(ctx.lead_score_now(), value))
-                else:
-                    conditions.append(lambda ctx, test=test, value=value: test(ctx.score_now(), value))
-            machine.add_transition(name, s.id, _target_state(t.target), conditions=conditions)
-        if s.hold is not None:
-            machine.add_transition(f"{s.id}#hold", s.id, _target_state(s.hold.then))
-    # exit rules remove a lead from any stage but a final one: a finished lead stays where it ended
-    not_final: list = [s.id for s in journey.stages if not s.final]
-    machine.add_transition("exit", not_final, EXITED)
-    # a goal moves a lead from any stage but a final one and its own target (docs/engine.md, Goals)
-    for i, g in enumerate(journey.goals):
-        sources: list = [s.id for s in journey.stages if not s.final and s.id != g.target]
-        if sources:
-            machine.add_transition(f"goal#{i}", sources, _target_state(g.target))
+    for row in table:
+        if row.sources:  # a goal every other stage of which is final has nowhere to move a lead from
+            machine.add_transition(row.id, list(row.sources), row.target)
     return machine
 
 
-def _rules_by_type(rules, build) -> dict[str, list]:
+def _rules_by_type(rules, build) -> dict[str, tuple]:
+    """Compiled rules by the event types they take (`on a or b`: under both), in declaration order."""
     table: dict[str, list] = {}
     for i, rule in enumerate(rules):
         for event in getattr(rule, "events", (rule.event,)):
             table.setdefault(event, []).append(build(i, rule))
-    return table
+    return {event: tuple(built) for event, built in table.items()}
 
 
-def _score_rules(rules, cap_slots: dict[int, int]) -> dict[str, list]:
+def _score_rules(rules, cap_slots: dict[int, int],
+                 text: Callable[[ScoreRule], str]) -> dict[str, tuple[ScorePlan, ...]]:
+    """Score rules by event type; `text(rule)`: how explain names the rule."""
     return _rules_by_type(
         rules,
-        lambda i, r: (i, compile_condition(r.condition) if r.condition else None, r.points, r.cap_count,
-                      r.cap_window.seconds if r.cap_window else None, cap_slots.get(i)),
+        lambda i, r: ScorePlan(compile_condition(r.condition) if r.condition else None, r.points, r.cap_count,
+                               r.cap_window.seconds if r.cap_window else None, cap_slots.get(i), text(r)),
     )
 
 
@@ -273,12 +275,11 @@ class LeadRules:
     older version of a journey obeys these too.
     """
 
-    score_rules: dict = field(default_factory=dict)  # as CompiledJourney.score_rules
+    score_rules: dict[str, tuple[ScorePlan, ...]] = field(default_factory=dict)  # as CompiledJourney.score_rules
     cap_slots: int = 0
     half_life: int | None = None
-    caps: tuple = ()                                 # (count, seconds)
+    caps: tuple[Cap, ...] = ()
     caps_text: str = ""                              # the cap lines, for explain
-    rules: dict = field(default_factory=dict)        # "lead#i" -> readable rule with its line
 
     @property
     def active(self) -> bool:
@@ -302,14 +303,13 @@ def lead_rules(journeys) -> LeadRules:
         return NO_LEAD_RULES
     slots = _cap_slots(j.lead_scoring)
     return LeadRules(
-        score_rules=_score_rules(j.lead_scoring, slots),
+        score_rules=_score_rules(j.lead_scoring, slots,
+                                 lambda r: f"lead score: {r.event} {r.points:+d} (line {r.span.line})"),
         cap_slots=len(slots),
         half_life=j.lead_decay.half_life.seconds if j.lead_decay else None,
-        caps=tuple((c.count, c.window.seconds) for c in j.lead_caps),
+        caps=tuple(Cap(c.count, c.window.seconds) for c in j.lead_caps),
         caps_text="; ".join(f"at most {c.count} message{'' if c.count == 1 else 's'} per {c.window} across journeys"
                             for c in j.lead_caps),
-        rules={f"lead#{i}": f"lead score: {r.event} {r.points:+d} (line {r.span.line})"
-               for i, r in enumerate(j.lead_scoring)},
     )
 
 
@@ -347,32 +347,45 @@ def compile_journey(journey: Journey | None, diagnostics=()) -> CompiledJourney:
     text = canonical_text(journey)
     anchors = tuple(dict.fromkeys(_anchor_key(a) for a in journey.anchors()))
     timers = [t for s in journey.stages for t in s.triggers if isinstance(t, TimeTrigger)]
-    marks = tuple(dict.fromkeys(t.content for t in timers if t.mode == "since"))
+    marks = tuple(dict.fromkeys(t.content for t in timers if t.mode == "since" and t.content is not None))
+    rows = _transition_table(journey)
+
+    def score_text(r: ScoreRule) -> str:
+        return f"{r.event} {r.points:+d} ({_where(journey, r.span)})"
+
+    table = tuple(row for row, _ in rows)
+    own: dict[str, list[tuple[Transition, object]]] = {s.id: [] for s in journey.stages}
+    for row, written in rows:
+        if row.kind not in ("exit", "goal"):
+            own[row.sources[0]].append((row, written))
+    exits = [row for row in table if row.kind == "exit"]    # in the order the exit rules are written
+    goals = [row for row in table if row.kind == "goal"]    # likewise the goals
     cj = CompiledJourney(
         name=journey.name or journey.path,
         version=version_of(text),
         journey=journey,
         text=text,
-        machine=_build_machine(journey, callbacks),
+        machine=_build_machine(journey, table, callbacks),
+        transitions=table,
         initial=journey.initial.id,
-        stages={s.id: _plan_stage(s, bits, anchors, marks) for s in journey.stages},
+        stages={s.id: _plan_stage(s, own[s.id], bits, anchors, marks) for s in journey.stages},
         content_bits=bits,
-        score_rules=_score_rules(journey.scoring, cap_slots),
+        score_rules=_score_rules(journey.scoring, cap_slots, score_text),
         cap_slots=len(cap_slots),
-        exit_rules=_rules_by_type(journey.exits, lambda i, r: (i, compile_condition(r.condition))),
-        enroll_rules=_rules_by_type(journey.enrollments, lambda i, r: (i, compile_condition(r.condition)))
+        exit_rules=_rules_by_type(journey.exits, lambda i, r: EventRule(compile_condition(r.condition), exits[i])),
+        enroll_rules=_rules_by_type(journey.enrollments, lambda i, r: EventRule(compile_condition(r.condition)))
         if journey.enrollments else None,
-        goals=_rules_by_type(journey.goals, lambda i, g: (f"goal#{i}", g.target, compile_condition(g.condition))),
+        goals=_rules_by_type(journey.goals, lambda i, g: EventRule(compile_condition(g.condition), goals[i])),
         had_bits=_had_bits(journey),
         reads_lead=any(lead_field(c.field) is not None for x in journey.conditions() for c in compares(x))
         or any(True for x in journey.conditions() for _ in hads(x)),
-        fit_rules=[(compile_condition(f.condition), f.points) for f in journey.fit],
+        fit_rules=tuple(FitPlan(compile_condition(f.condition), f.points) for f in journey.fit),
         fit_fields=tuple(dict.fromkeys(_fit_fields(journey))),
         # a missing field meets `!=` and `not in` (docs/language.md, Conditions): a lead with no
         # profile yet still gets the fit lines its empty profile meets
         fit_empty=sum(f.points for f in journey.fit if compile_condition(f.condition)({})),
         half_life=journey.decay.half_life.seconds if journey.decay else None,
-        caps=[(c.count, c.window.seconds) for c in journey.caps],
+        caps=tuple(Cap(c.count, c.window.seconds) for c in journey.caps),
         event_types=frozenset(journey.event_types()),
         zone_default=journey.time_zone.zone,
         zone_field=journey.time_zone.field,
@@ -383,46 +396,16 @@ def compile_journey(journey: Journey | None, diagnostics=()) -> CompiledJourney:
         priority=journey.priority.value if journey.priority is not None else 0,
     )
     if journey.reentry is not None and journey.reentry.mode != "once":
-        cj.reentry = (journey.reentry.mode, journey.reentry.window.seconds if journey.reentry.window else None)
+        cj.reentry = Reentry(journey.reentry.mode, journey.reentry.window.seconds if journey.reentry.window else None)
     for s in journey.stages:
         for send in s.sends:
             if send.every_visit:
                 cj.again_bits |= bits[send.content]
-    cj.rules = _describe_rules(journey)
+    cj.rules = {row.id: row.rule for row in table}
+    cj.rules.update((f"score#{i}", score_text(r)) for i, r in enumerate(journey.scoring))
     callbacks.bind(cj)
     cj.callbacks = callbacks
     return cj
-
-
-def _describe_rules(journey: Journey) -> dict[str, str]:
-    """Readable names for explain: the rule as a marketer wrote it, with its line."""
-    def where(span) -> str:
-        if span.file not in (journey.path, "<string>") and span.file:
-            return f"{Path(span.file).name}:{span.line}"  # a rule from an included file
-        return f"line {span.line}"
-
-    def on(rule) -> str:
-        return " or ".join(rule.events) + ("" if rule.condition is None else " where ...")
-
-    out = {"exit": EXIT_RULE}
-    for i, r in enumerate(journey.exits):
-        out[f"exit#{i}"] = f"{EXIT_RULE}: exit on {on(r)} ({where(r.span)})"
-    for i, g in enumerate(journey.goals):
-        out[f"goal#{i}"] = f"{GOAL_RULE}: on {on(g)} -> {g.target} ({where(g.span)})"
-    for i, sr in enumerate(journey.scoring):
-        out[f"score#{i}"] = f"{sr.event} {sr.points:+d} ({where(sr.span)})"
-    for s in journey.stages:
-        for i, t in enumerate(s.triggers):
-            if isinstance(t, EventTrigger):
-                what = f"on {on(t)}"
-            elif isinstance(t, ScoreTrigger):
-                what = f"when {'lead ' if t.lead else ''}score {t.op} {t.value:g}"
-            else:
-                what = f"after {t.after} {t.clock}"
-            out[f"{s.id}#{i}"] = f"{s.id}: {what} -> {t.target} (line {t.span.line})"
-        if s.hold is not None:
-            out[f"{s.id}#hold"] = f"{s.id}: holding loop ended -> {s.hold.then} (line {s.hold.span.line})"
-    return out
 
 
 def _fit_fields(journey: Journey):

@@ -14,7 +14,7 @@ from .compiler import CompiledJourney, lead_rules
 from .events import Event, parse_event
 from .migrate import follows, switch_lead
 from .record import Lead
-from .step import advance, advance_lead, step_event, step_lead
+from .step import TraceStep, advance, advance_lead, step_event, step_lead
 from .store import Store
 
 __all__ = ["Explanation", "explain_lead", "replay_lead"]
@@ -24,10 +24,15 @@ __all__ = ["Explanation", "explain_lead", "replay_lead"]
 class Explanation:
     journey: str
     version: str
-    steps: list[dict]
+    trace: list[TraceStep]       # the lead's steps in this journey, as the step traced them
     stored: Lead
     replayed: Lead | None
     replayed_version: str | None = None
+
+    @property
+    def steps(self) -> list[dict]:
+        """The steps in their JSON form (TraceStep.to_json): what `--format json` and the service write."""
+        return [step.to_json() for step in self.trace]
 
     @property
     def consistent(self) -> bool:
@@ -133,12 +138,12 @@ def explain_lead(store: Store, lead: str) -> list[Explanation]:
     journeys = store.journeys()
     together = None
     if lead_rules(journeys).active:
-        traces: dict[str, list] = {cj.name: [] for cj in journeys}
+        traces: dict[str, list[TraceStep]] = {cj.name: [] for cj in journeys}
         together = replay_together(store, journeys, lead, inputs, traces)
     for cj in journeys:
         if cj.name not in records:
             continue
-        trace: list[dict] = []
+        trace: list[TraceStep] = []
         if together is not None:
             trace = traces[cj.name]
             rec, on = together[cj.name]

@@ -143,7 +143,7 @@ def carry_over(old: CompiledJourney, new: CompiledJourney, rec: Lead, at: int, m
         out.fit = 0
     else:
         view = {name: value for name, value in zip(new.fit_fields, out.attrs) if value is not None}
-        out.fit = sum(points for predicate, points in new.fit_rules if predicate(view))
+        out.fit = sum(f.points for f in new.fit_rules if f.predicate(view))
     if out.fit != rec.fit:
         say(f"fit points {rec.fit:+d} -> {out.fit:+d} under the new fit rules")
     # caps of score rules: each capped rule keeps its recent counts, found by event and condition
@@ -161,7 +161,7 @@ def carry_over(old: CompiledJourney, new: CompiledJourney, rec: Lead, at: int, m
     # kept as they are: entered, active (timers count from them), sends (frequency caps), seq, clock,
     # the lead's zone and its enrollment
     timer = next_timer(new, out)
-    out.due = None if timer is None else timer[0]
+    out.due = None if timer is None else timer.due
     return out
 
 
@@ -218,5 +218,5 @@ def switch_lead(old: CompiledJourney, new: CompiledJourney, rec: Lead, lead: str
         elif trace is not None:
             del trace[traced:]  # nothing held: no step to show
     timer = ctx.timer()
-    rec.due = None if timer is None else timer[0]
+    rec.due = None if timer is None else timer.due
     return rec, actions + ctx.actions

@@ -96,9 +96,9 @@ def pending_sends(cj: CompiledJourney, rec: Lead) -> dict[str, int]:
         return {}
     release = release_time(cj, rec) if cj.caps else None
     out: dict[str, int] = {}
-    for meant, _, _, content in meant_sends(cj, plan, rec):
+    for meant, send in meant_sends(cj, plan, rec):
         due = meant if release is None or release <= meant else release
-        out[content] = window_due(cj, rec, due)
+        out[send.content] = window_due(cj, rec, due)
     return out
 
 

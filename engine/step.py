@@ -19,16 +19,18 @@ Time only comes from events and from `now`: nothing here reads the clock.
 from __future__ import annotations
 
 from array import array
+from dataclasses import dataclass
 
+from .compiled import ActPlan, DatedSend, EventRule, Hold, Send, Transition
 from .conditions import ATTRS, HAD, MISSING, lookup
 from .events import Event, format_time
 from .record import ATTRIBUTES_ONLY, DONE, EXITED, NOT_ENROLLED, WAITING, Action, Lead, LeadWide
-from .timers import (ACT, CROSSING, HOLD_END, HOLD_SEND, SEND, TIMEOUT, behaviour_at, holds, lead_release,
+from .timers import (ACT, CROSSING, HOLD_END, HOLD_SEND, SEND, TIMEOUT, Timer, behaviour_at, lead_release,
                      lead_score_at, lead_zone, next_timer, release_time, score_at, window_due)
 from .zones import local_text, parse_date, zone
 
-__all__ = ["step_event", "advance", "step_lead", "advance_lead", "LeadStep", "Callbacks", "EngineBug", "MAX_CASCADE",
-           "MAX_TIMERS_PER_STEP"]
+__all__ = ["step_event", "advance", "step_lead", "advance_lead", "LeadStep", "TraceStep", "Callbacks", "EngineBug",
+           "MAX_CASCADE", "MAX_TIMERS_PER_STEP"]
 
 MAX_TIMERS_PER_STEP = 100_000
 
@@ -44,6 +46,39 @@ def MAX_CASCADE(cj) -> int:
 def _shown(score: float) -> float:
     """A score for people: two decimals, cut toward zero, so 9.999 never reads as a threshold of 10."""
     return int(score * 100) / 100
+
+
+@dataclass(frozen=True, slots=True)
+class TraceStep:
+    """One step of a lead as `coltiva explain` shows it: the input, what the rules did, stage and score
+    before and after, the actions. Built only when a trace is asked for."""
+
+    time: int
+    input: str
+    notes: tuple[str, ...]
+    stage: tuple[str, str]         # before, after
+    score: tuple[float, float]     # before, after (as people read it: two decimals, cut toward zero)
+    actions: tuple[Action, ...]
+
+    def to_json(self) -> dict:
+        """The step as `explain --format json` and the service write it (the time as the engine's integer)."""
+        return {"time": self.time, "input": self.input, "notes": list(self.notes), "stage": list(self.stage),
+                "score": list(self.score), "actions": [a.to_json() for a in self.actions]}
+
+    def __getitem__(self, key: str):
+        """The JSON form's field `key`: readers written against it (`step["notes"]`) keep working."""
+        return self.to_json()[key]
+
+
+class _Open:
+    """A traced step still under way: what `TraceStep` will hold when the step ends."""
+
+    __slots__ = ("time", "input", "notes", "stage", "score", "first_action")
+
+    def __init__(self, time: int, input: str, stage: str, score: float, first_action: int):
+        self.time, self.input, self.stage, self.score = time, input, stage, score
+        self.notes: list[str] = []
+        self.first_action = first_action
 
 
 class Context:
@@ -62,11 +97,11 @@ class Context:
         self.event: Event | None = None
         self.view: dict = {}  # what the conditions of this step read: the event's data (+ the lead, see _view)
         self.actions: list[Action] = []
-        self.trace = trace
-        self.entry: dict | None = None
+        self.trace: list[TraceStep] | None = trace
+        self.entry: _Open | None = None
         self.prev: str | None = None
-        self.trigger: str | None = None
-        self.fired: str | None = None  # the transition name last fired ("exit": an exit rule)
+        self.trigger: str | None = None  # the rule that moves the lead, as the `stage` and `exit` actions name it
+        self.fired: Transition | None = None  # the transition last fired
 
     def score_now(self) -> float:
         return score_at(self.cj, self.rec, self.time)
@@ -93,24 +128,21 @@ class Context:
     def begin(self, label: str) -> None:
         if self.trace is None:
             return
-        self.entry = {
-            "time": self.time, "input": label, "notes": [],
-            "stage": [self.rec.state, None], "score": [_shown(self.score_now()), None],
-            "first_action": len(self.actions),
-        }
-        self.trace.append(self.entry)
+        if self.entry is not None:  # a step left open: it ends where the next begins
+            self.end()
+        self.entry = _Open(self.time, label, self.rec.state, _shown(self.score_now()), len(self.actions))
 
     def note(self, text: str) -> None:
         if self.entry is not None:
-            self.entry["notes"].append(text)
+            self.entry.notes.append(text)
 
     def end(self) -> None:
         entry = self.entry
-        if entry is None:
+        if entry is None or self.trace is None:
             return
-        entry["stage"][1] = self.rec.state
-        entry["score"][1] = _shown(self.score_now())
-        entry["actions"] = [a.to_json() for a in self.actions[entry.pop("first_action"):]]
+        self.trace.append(TraceStep(entry.time, entry.input, tuple(entry.notes), (entry.stage, self.rec.state),
+                                    (entry.score, _shown(self.score_now())),
+                                    tuple(self.actions[entry.first_action:])))
         self.entry = None
 
 
@@ -125,7 +157,7 @@ class Callbacks:
         ctx.prev = rec.state
         if ctx.trace is not None:
             plan = self.cj.stages[rec.state]
-            pending = [content for _, bit, _, content in plan.sends if not rec.sent & bit]
+            pending = [s.content for s in plan.sends if not rec.sent & s.bit]
             pending += [d.content for d in plan.dated if not rec.sent & d.bit]
             if pending:
                 ctx.note(f"cancelled (stage left before they were sent): {', '.join(pending)}")
@@ -145,18 +177,18 @@ class Callbacks:
         for act in plan.acts:
             if act.offset == 0:
                 _act(ctx, act)
-        for offset, bit, kind, content in plan.sends:
-            if offset == 0:
-                _try_send(ctx, bit, kind, content)
+        for send in plan.sends:
+            if send.offset == 0:
+                _try_send(ctx, send)
 
     def on_exit_journey(self, ctx: Context) -> None:
-        if ctx.cj.reentry[0] != "once" and ctx.fired != "exit":
+        if ctx.cj.reentry.mode != "once" and (ctx.fired is None or ctx.fired.kind != "exit"):
             ctx.rec.left = "way"  # left by a way out the journey wrote, not an exit rule: it may come back
         ctx.emit("exit", "exit", {"from": ctx.prev, "rule": ctx.trigger})
         ctx.note("left the journey; everything still due is cancelled")
 
 
-def _act(ctx: Context, act) -> None:
+def _act(ctx: Context, act: ActPlan) -> None:
     """An internal action (notify, task, set_field, tag, add_to_list, webhook): never held by the frequency cap."""
     ctx.emit(act.kind, act.rule, {"stage": ctx.rec.state, **dict(act.data)})
 
@@ -201,12 +233,12 @@ def _note_held(ctx: Context, held: str, what: str) -> None:
 def _record_send(ctx: Context) -> None:
     cj, rec, t, wide = ctx.cj, ctx.rec, ctx.time, ctx.wide
     if cj.caps:
-        horizon = t - max(window for _, window in cj.caps)
+        horizon = t - max(cap.seconds for cap in cj.caps)
         kept = array("q", [x for x in rec.sends if x > horizon]) if rec.sends else array("q")
         kept.append(t)
         rec.sends = kept
     if wide is not None and ctx.rules.caps:  # every journey's send counts in the lead-wide cap
-        horizon = t - max(window for _, window in ctx.rules.caps)
+        horizon = t - max(cap.seconds for cap in ctx.rules.caps)
         old = wide.sends or ()
         first = next((i for i, x in enumerate(old) if x > horizon), len(old))
         wide.sends = array("q", old[first:])
@@ -294,8 +326,9 @@ def _remember(cj, rec: Lead, event: Event) -> None:
         rec.had |= bit
 
 
-def _try_send(ctx: Context, bit: int, kind: str, content: str, meant: int | None = None) -> None:
+def _try_send(ctx: Context, send: Send | DatedSend, meant: int | None = None) -> None:
     rec = ctx.rec
+    bit, kind, content = send.bit, send.kind, send.content
     if rec.sent & bit:
         ctx.note(f"not sent again: {kind} {content!r} was already sent")
         return
@@ -315,14 +348,13 @@ def _try_send(ctx: Context, bit: int, kind: str, content: str, meant: int | None
     ctx.emit("send", f"send:{content}", {"stage": rec.state, "content_kind": kind, "content": content, **late})
 
 
-def _fire(ctx: Context, name: str, rule: str | None = None) -> bool:
-    """Drive the shared Machine: it checks the transition's conditions and runs the callbacks.
-
-    `rule` names the rule when the transition serves several (the one `exit` serves every exit rule)."""
-    ctx.trigger = ctx.cj.rules.get(rule or name, rule or name)
-    ctx.fired = name
-    ctx.note(f"rule fired: {ctx.trigger}")
-    return ctx.cj.machine.events[name].trigger(ctx.rec, ctx)
+def _fire(ctx: Context, transition: Transition) -> None:
+    """Move the lead by a transition the step chose: the shared Machine changes its stage and runs the
+    exit and entry callbacks. Its condition was evaluated once, by the step; the Machine has none."""
+    ctx.trigger = transition.rule
+    ctx.fired = transition
+    ctx.note(f"rule fired: {transition.rule}")
+    ctx.cj.machine.events[transition.id].trigger(ctx.rec, ctx)
 
 
 def _thresholds(ctx: Context) -> bool:
@@ -333,9 +365,10 @@ def _thresholds(ctx: Context) -> bool:
     if not thresholds:
         return False
     score = ctx.score_now()
-    for name, op, value, lead in thresholds:
-        if holds(op, ctx.lead_score_now() if lead else score, value):
-            return _fire(ctx, name)
+    for threshold in thresholds:
+        if threshold.test(ctx.lead_score_now() if threshold.lead else score, threshold.value):
+            _fire(ctx, threshold.transition)
+            return True
     return False
 
 
@@ -353,54 +386,57 @@ def _fire_due(ctx: Context, until: int) -> None:
         if rec.state == EXITED:
             return
         timer = ctx.timer()
-        if timer is None or timer[0] > until:
+        if timer is None or timer.due > until:
             return
         _fire_timer(ctx, timer)
     raise EngineBug("timers did not settle within one step")
 
 
-def _fire_timer(ctx: Context, timer) -> None:
-    """Fire one timer (due, order, payload) of the context's journey, at its due time (or the clock if later)."""
+def _fire_timer(ctx: Context, timer: Timer) -> None:
+    """Fire one timer of the context's journey, at its due time (or the clock if later)."""
     cj, rec, wide = ctx.cj, ctx.rec, ctx.wide
-    due, order, payload = timer
+    due, order, what = timer.due, timer.order, timer.what
     ctx.time = rec.clock = due if due > rec.clock else rec.clock
     if wide is not None:  # the lead has one clock: nothing of it happens before what already happened
         if wide.clock > ctx.time:
             ctx.time = rec.clock = wide.clock
         wide.clock = ctx.time
     if order == SEND:
-        bit, kind, content, meant = payload
-        ctx.begin(f"timer: send {kind} {content!r}")
-        _try_send(ctx, bit, kind, content, meant)
-        if not rec.sent & bit and not rec.passed & bit and _held(ctx) is None:
-            raise EngineBug(f"send of {content!r} neither sent nor deferred")
+        assert isinstance(what, (Send, DatedSend))
+        ctx.begin(f"timer: send {what.kind} {what.content!r}")
+        _try_send(ctx, what, timer.meant)
+        if not rec.sent & what.bit and not rec.passed & what.bit and _held(ctx) is None:
+            raise EngineBug(f"send of {what.content!r} neither sent nor deferred")
     elif order == ACT:
-        ctx.begin(f"timer: {payload.kind} of {rec.state}")
-        rec.acted |= payload.bit
-        _act(ctx, payload)
+        assert isinstance(what, ActPlan)
+        ctx.begin(f"timer: {what.kind} of {rec.state}")
+        rec.acted |= what.bit
+        _act(ctx, what)
     elif order == HOLD_SEND:
-        (stall, every, times, kind, content, name, bit), meant = payload
-        ctx.begin(f"timer: holding loop of {rec.state} ({rec.hold + 1}/{times})")
+        assert isinstance(what, Hold)
+        ctx.begin(f"timer: holding loop of {rec.state} ({rec.hold + 1}/{what.times})")
         held = _held(ctx)
         if held is None:
-            late = _deferral(ctx, meant)
+            late = _deferral(ctx, timer.meant)
             rec.hold += 1
             rec.hold_at = ctx.time
-            rec.sent |= bit  # a loop repeats its content, but a later `send` line of it is skipped
+            rec.sent |= what.bit  # a loop repeats its content, but a later `send` line of it is skipped
             _record_send(ctx)
-            _mark(ctx, content)
-            ctx.emit("send", f"hold:{rec.state}:{content}",
-                     {"stage": rec.state, "content_kind": kind, "content": content, "edition": rec.hold,
+            _mark(ctx, what.content)
+            ctx.emit("send", f"hold:{rec.state}:{what.content}",
+                     {"stage": rec.state, "content_kind": what.kind, "content": what.content, "edition": rec.hold,
                       **late})
         else:
-            _note_held(ctx, held, f"{cj.name}'s holding-loop {kind} {content!r}")
+            _note_held(ctx, held, f"{cj.name}'s holding-loop {what.kind} {what.content!r}")
     elif order == HOLD_END:
+        assert isinstance(what, Transition)
         ctx.begin(f"timer: holding loop of {rec.state} ran out")
-        _fire(ctx, payload)
+        _fire(ctx, what)
         _cascade(ctx)
     elif order == TIMEOUT:
-        ctx.begin(f"timer: {cj.rules.get(payload, payload)}")
-        _fire(ctx, payload)
+        assert isinstance(what, Transition)
+        ctx.begin(f"timer: {what.rule}")
+        _fire(ctx, what)
         _cascade(ctx)
     elif order == CROSSING:
         ctx.begin("timer: score decay crossed a threshold")
@@ -419,7 +455,7 @@ def _update_fit(cj, rec: Lead, attributes: dict | None) -> bool:
     attrs = tuple(kept if new is MISSING else new for kept, new in zip(old, incoming))
     rec.attrs = attrs
     view = {name: value for name, value in zip(cj.fit_fields, attrs) if value is not None}
-    fit = sum(points for predicate, points in cj.fit_rules if predicate(view))
+    fit = sum(f.points for f in cj.fit_rules if f.predicate(view))
     changed = fit != rec.fit
     rec.fit = fit
     return changed
@@ -442,7 +478,8 @@ def _update_time(ctx: Context, event: Event) -> None:
         return
     dates: list[tuple[int, int] | None] = list(rec.dates) if rec.dates is not None else [None] * len(cj.anchors)
     changed = False
-    for slot, (etype, name) in enumerate(cj.anchors):
+    for slot, anchor in enumerate(cj.anchors):
+        etype, name = anchor.event, anchor.field
         source = attributes if etype is None else (event.data if etype == event.type else None)
         if not source:
             continue
@@ -465,10 +502,10 @@ def _update_time(ctx: Context, event: Event) -> None:
 
 def _apply_score(ctx: Context, event: Event) -> bool:
     """Add the points of every matching rule whose cap allows it; True if the score changed."""
-    return _score_event(ctx.cj, ctx.rec, "score", ctx.time, event.type, ctx.view, ctx.note, ctx.rec.fit)
+    return _score_event(ctx.cj, ctx.rec, ctx.time, event.type, ctx.view, ctx.note, ctx.rec.fit)
 
 
-def _score_event(rules, rec, prefix: str, t: int, event_type: str, view: dict, note, fit: int = 0) -> bool:
+def _score_event(rules, rec, t: int, event_type: str, view: dict, note, fit: int = 0) -> bool:
     """The points of an event on a score (a journey's, on its record; or the lead's, on its LeadWide).
 
     `view`: what the rules' conditions read (the event's data; for a journey, the lead too)."""
@@ -476,33 +513,34 @@ def _score_event(rules, rec, prefix: str, t: int, event_type: str, view: dict, n
     if not table:
         return False
     scored = False
-    for index, predicate, points, cap_count, cap_seconds, slot in table:
-        if predicate is not None and not predicate(view):
+    for rule in table:
+        if rule.predicate is not None and not rule.predicate(view):
             continue
-        if cap_count is not None:
-            old = rec.caps[slot] if rec.caps else None
-            horizon = t - cap_seconds
+        if rule.cap_count is not None:
+            assert rule.slot is not None and rule.cap_seconds is not None
+            old = rec.caps[rule.slot] if rec.caps else None
+            horizon = t - rule.cap_seconds
             hits = array("q", [x for x in old if x > horizon]) if old else array("q")
-            if len(hits) >= cap_count:
-                note(f"capped: {rules.rules[f'{prefix}#{index}']}")
+            if len(hits) >= rule.cap_count:
+                note(f"capped: {rule.rule}")
                 continue
             hits.append(t)
             caps: list[array | None] = list(rec.caps) if rec.caps else [None] * rules.cap_slots
-            caps[slot] = hits
+            caps[rule.slot] = hits
             rec.caps = tuple(caps)
         # (fit + behaviour) - fit, not behaviour alone: the very float the stores have always kept
-        rec.score = (fit + behaviour_at(rules, rec, t)) - fit + points
+        rec.score = (fit + behaviour_at(rules, rec, t)) - fit + rule.points
         rec.score_at = t
         scored = True
-        note(f"scored: {rules.rules[f'{prefix}#{index}']}")
+        note(f"scored: {rule.rule}")
     return scored
 
 
-def _first_match(rules, event: Event, view: dict) -> int | None:
-    """The index of the first rule (exit or enroll) of the event's type whose condition holds."""
-    for index, predicate in rules.get(event.type, ()):
-        if predicate(view):
-            return index
+def _first_match(rules: dict[str, tuple[EventRule, ...]], event: Event, view: dict) -> EventRule | None:
+    """The first rule (exit or enroll) of the event's type whose condition holds."""
+    for rule in rules.get(event.type, ()):
+        if rule.predicate(view):
+            return rule
     return None
 
 
@@ -510,15 +548,20 @@ def _transitions(ctx: Context, event: Event) -> None:
     """Goals first (a goal to the lead's own stage is passed over), else the stage's triggers; then thresholds."""
     cj, rec = ctx.cj, ctx.rec
     fired = False
-    if not cj.stages[rec.state].final:
-        for name, target, predicate in cj.goals.get(event.type, ()):
-            if target != rec.state and predicate(ctx.view):
-                fired = _fire(ctx, name)
+    plan = cj.stages[rec.state]
+    if not plan.final:
+        for goal in cj.goals.get(event.type, ()):
+            transition = goal.transition
+            assert transition is not None
+            if transition.target != rec.state and goal.predicate(ctx.view):
+                _fire(ctx, transition)
+                fired = True
                 break
     if not fired:
-        for name, predicate in cj.stages[rec.state].events.get(event.type, ()):
-            if predicate(ctx.view):
-                _fire(ctx, name)
+        for trigger in plan.events.get(event.type, ()):
+            if trigger.predicate(ctx.view):
+                assert trigger.transition is not None
+                _fire(ctx, trigger.transition)
                 break
     # thresholds are levels: tested after every event, whether or not it changed the score
     _cascade(ctx)
@@ -534,10 +577,11 @@ def _react(ctx: Context, event: Event) -> None:
     rule = _first_match(cj.exit_rules, event, ctx.view)
     if rule is not None:
         if not plan.final:
-            _fire(ctx, "exit", f"exit#{rule}")
+            assert rule.transition is not None
+            _fire(ctx, rule.transition)
             return
         # a lead in a final stage has finished: it stays where it ended, but never re-enters
-        if cj.reentry[0] != "once" and rec.left != "rule":
+        if cj.reentry.mode != "once" and rec.left != "rule":
             rec.left = "rule"
             ctx.note("an exit rule matched: the lead will not re-enter the journey")
     _update_fit(cj, rec, event.attributes)
@@ -565,7 +609,7 @@ def _enroll(cj, lead: str, event: Event, trace, waiting: Lead | None = None, wid
         cj.enroll_rules is None or _first_match(cj.enroll_rules, event, view) is not None)
     if not exiting and not enrolls:
         # not (yet) enrolled: keep what fit rules, `lead.` conditions, the zone and dates of attributes will need
-        profile_time = cj.zone_field is not None or any(etype is None for etype, _ in cj.anchors)
+        profile_time = cj.zone_field is not None or any(anchor.event is None for anchor in cj.anchors)
         if not (cj.fit_fields or profile_time) or not event.attributes:
             return waiting, []
         rec = waiting.copy() if waiting is not None else Lead(WAITING, at)
@@ -576,7 +620,7 @@ def _enroll(cj, lead: str, event: Event, trace, waiting: Lead | None = None, wid
         kept = rec.attrs is not None or rec.zone is not None or rec.dates is not None
         return (rec if kept else waiting), []
     rec = Lead(NOT_ENROLLED if exiting else cj.initial, at)
-    if (cj.reentry[0] == "per" or cj.uses_enrolled) and not exiting:
+    if (cj.reentry.mode == "per" or cj.uses_enrolled) and not exiting:
         rec.enrolled = at
     rec.fit = cj.fit_empty  # no attribute known yet: the fit lines an empty profile meets
     if waiting is not None:
@@ -597,7 +641,7 @@ def _enroll(cj, lead: str, event: Event, trace, waiting: Lead | None = None, wid
     ctx.end()
     _fire_now(ctx)
     timer = ctx.timer()
-    rec.due = None if timer is None else timer[0]
+    rec.due = None if timer is None else timer.due
     return rec, ctx.actions
 
 
@@ -613,7 +657,7 @@ def _finished(cj, rec: Lead) -> bool:
 
 def _returns(cj, rec: Lead, event: Event) -> bool:
     """Whether this event brings a finished lead back into the journey (docs/engine.md, Re-entry)."""
-    mode, window = cj.reentry
+    mode, window = cj.reentry.mode, cj.reentry.seconds
     if mode == "once" or not _finished(cj, rec) or event.type == ATTRIBUTES_ONLY:
         return False
     view = _view(cj, rec, event)
@@ -622,7 +666,7 @@ def _returns(cj, rec: Lead, event: Event) -> bool:
     if cj.enroll_rules is not None and _first_match(cj.enroll_rules, event, view) is None:
         return False
     t = event.time if event.time > rec.clock else rec.clock
-    return mode != "per" or rec.enrolled is None or t - rec.enrolled >= window
+    return mode != "per" or rec.enrolled is None or window is None or t - rec.enrolled >= window
 
 
 def _reenter(ctx: Context, event: Event) -> None:
@@ -634,7 +678,7 @@ def _reenter(ctx: Context, event: Event) -> None:
     rec.sent &= ~cj.again_bits
     rec.left = None
     rec.active = ctx.time
-    if cj.reentry[0] == "per" or cj.uses_enrolled:
+    if cj.reentry.mode == "per" or cj.uses_enrolled:
         rec.enrolled = ctx.time
     _start_visit(ctx, event, "re-entered")
 
@@ -685,7 +729,7 @@ def _on_event(ctx: Context, event: Event, notes=()) -> None:
 def _fire_now(ctx: Context) -> None:
     """What the event made due at once (a date already past, `if past send now`) fires in the same step."""
     timer = ctx.timer()
-    if timer is not None and timer[0] <= ctx.time and ctx.rec.state not in DONE:
+    if timer is not None and timer.due <= ctx.time and ctx.rec.state not in DONE:
         _fire_due(ctx, ctx.time)
 
 
@@ -707,7 +751,7 @@ def step_event(cj, rec: Lead | None, lead: str, event: Event, trace: list | None
     ctx.time = t if t > rec.clock else rec.clock
     _on_event(ctx, event)
     timer = next_timer(cj, rec)
-    rec.due = None if timer is None else timer[0]
+    rec.due = None if timer is None else timer.due
     return rec, ctx.actions
 
 
@@ -719,7 +763,7 @@ def advance(cj, rec: Lead, lead: str, now: int, trace: list | None = None):
     ctx = Context(cj, rec, lead, rec.clock, trace)
     _fire_due(ctx, now)
     timer = next_timer(cj, rec)
-    rec.due = None if timer is None else timer[0]
+    rec.due = None if timer is None else timer.due
     return rec, ctx.actions
 
 
@@ -766,17 +810,18 @@ def _fire_all(live: list[Context], until: int, actions: list) -> None:
     change between events."""
     pending = [ctx for ctx in live if ctx.rec.due is not None and ctx.rec.due <= until]
     for _ in range(MAX_TIMERS_PER_STEP):
-        best = best_at = best_timer = None
+        best = best_at = None
+        best_timer: Timer | None = None
         for ctx in pending:
             if ctx.rec.state == EXITED:
                 continue
             timer = ctx.timer()
-            if timer is None or timer[0] > until:
+            if timer is None or timer.due > until:
                 continue
-            at = timer[0] if timer[0] > ctx.rec.clock else ctx.rec.clock
+            at = timer.due if timer.due > ctx.rec.clock else ctx.rec.clock
             if best is None or best_at is None or at < best_at:
                 best, best_at, best_timer = ctx, at, timer
-        if best is None:
+        if best is None or best_timer is None:
             return
         mark = len(best.actions)
         _fire_timer(best, best_timer)
@@ -793,7 +838,7 @@ def _settle(order, records: dict[str, Lead], wide, rules) -> None:
                 rec.due = None  # a copy a timer just took out (a stored record that left is due nothing)
             continue
         timer = next_timer(cj, rec, wide, rules)
-        rec.due = None if timer is None else timer[0]
+        rec.due = None if timer is None else timer.due
 
 
 def step_lead(journeys, rules, records: dict[str, Lead], wide: LeadWide | None, lead: str, event: Event,
@@ -819,7 +864,7 @@ def step_lead(journeys, rules, records: dict[str, Lead], wide: LeadWide | None, 
     if wide is not None:
         if t > wide.clock:
             wide.clock = t
-        if _score_event(rules, wide, "lead", wide.clock, event.type, event.data, lead_notes.append):
+        if _score_event(rules, wide, wide.clock, event.type, event.data, lead_notes.append):
             lead_notes.append(f"lead score now {_shown(behaviour_at(rules, wide, wide.clock))}")
     for cj in order:
         rec = out.get(cj.name)

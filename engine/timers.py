@@ -10,15 +10,37 @@ something due.
 from __future__ import annotations
 
 import math
+from typing import Iterator, NamedTuple, Union
 
+from .compiled import ActPlan, DatedSend, Hold, Send, Transition
 from .record import Lead, LeadWide
 from .zones import UTC, next_open, zone
 
 __all__ = ["next_timer", "score_at", "lead_score_at", "holds", "release_time", "lead_release", "lead_zone",
-           "window_due", "meant_sends", "SEND", "ACT", "HOLD_SEND", "HOLD_END", "TIMEOUT", "CROSSING"]
+           "window_due", "meant_sends", "Timer", "Meant", "SEND", "ACT", "HOLD_SEND", "HOLD_END", "TIMEOUT",
+           "CROSSING"]
 
 # Ties at one instant fire in this order.
 SEND, ACT, HOLD_SEND, HOLD_END, TIMEOUT, CROSSING = range(6)
+
+
+class Timer(NamedTuple):
+    """What is due next for a lead: at `due` (for a send: meant for `meant`, held by a cap or a window).
+
+    `what` by `order`: SEND the Send or DatedSend, ACT the ActPlan, HOLD_SEND the
+    Hold, HOLD_END / TIMEOUT / CROSSING the Transition (for CROSSING, the threshold's)."""
+
+    due: int
+    order: int
+    what: Union[Send, DatedSend, ActPlan, Hold, Transition]
+    meant: int
+
+
+class Meant(NamedTuple):
+    """A send of the stage still to come, and when it is meant to go (before caps and windows)."""
+
+    meant: int
+    send: Union[Send, DatedSend]
 
 
 def behaviour_at(cj, rec: Lead | LeadWide | _LeadView, t: int) -> float:
@@ -52,9 +74,9 @@ def _release(caps, recent) -> int | None:
         return None
     release = None
     # appended in time order, so already sorted (lead-wide sends too: the lead has one clock)
-    for count, window in caps:
-        if len(recent) >= count:
-            candidate = recent[len(recent) - count] + window
+    for cap in caps:
+        if len(recent) >= cap.limit:
+            candidate = recent[len(recent) - cap.limit] + cap.seconds
             release = candidate if release is None or candidate > release else release
     return release
 
@@ -74,16 +96,16 @@ def window_due(cj, rec: Lead, t: int) -> int:
     return next_open(cj.windows, lead_zone(cj, rec), t if t > rec.clock else rec.clock)
 
 
-def meant_sends(cj, plan, rec: Lead):
-    """(meant, bit, kind, content) of each send of the stage still to come, when it is meant to go.
+def meant_sends(cj, plan, rec: Lead) -> Iterator[Meant]:
+    """Each send of the stage still to come, with when it is meant to go.
 
     A send at a date counts from the date once known; a moment already past when
     it became known (or when the lead entered the stage) is skipped or sent at
     once, as the line says (`if past send now`)."""
     done = rec.sent | rec.passed  # sent, or a conditional send passed over in this visit
-    for offset, bit, kind, content in plan.sends:
-        if not done & bit:
-            yield rec.entered + offset, bit, kind, content
+    for send in plan.sends:
+        if not done & send.bit:
+            yield Meant(rec.entered + send.offset, send)
     if not plan.dated or rec.dates is None:
         return
     for d in plan.dated:
@@ -96,7 +118,7 @@ def meant_sends(cj, plan, rec: Lead):
             if d.past == "skip":
                 continue
             meant = start
-        yield meant, d.bit, d.kind, d.content
+        yield Meant(meant, d)
 
 
 def holds(op: str, score: float, value: float) -> bool:
@@ -183,8 +205,8 @@ class _LeadView:
         self.score, self.score_at, self.fit, self.clock = wide.score, wide.score_at, 0, clock
 
 
-def next_timer(cj, rec: Lead, wide=None, rules=None):
-    """(due, order, payload) of the earliest thing due, or None.
+def next_timer(cj, rec: Lead, wide=None, rules=None) -> Timer | None:
+    """The earliest thing due, or None.
 
     Ties at one instant go to what was meant earliest (sends held by the
     frequency cap leave in the order they were due), then by kind (content,
@@ -195,65 +217,71 @@ def next_timer(cj, rec: Lead, wide=None, rules=None):
         return None  # left, never enrolled, or waiting to enroll: no stage, nothing due
     plan = cj.stages[rec.state]
     # the best so far, as plain variables: this runs on every step, tuples per comparison cost
-    due_b = meant_b = order_b = None
-    payload_b: object = None
+    due_b: int | None = None
+    meant_b = order_b = 0  # read only once due_b is set
+    what_b: Send | DatedSend | ActPlan | Hold | Transition | None = None
     release = release_time(cj, rec) if cj.caps else None
     if wide is not None and rules.caps:  # the lead-wide cap holds sends of every journey
         held = lead_release(rules, wide)
         if held is not None and (release is None or held > release):
             release = held
-    for meant, bit, kind, content in meant_sends(cj, plan, rec):
+    for meant, send in meant_sends(cj, plan, rec):
         due = meant
         if release is not None and release > due:
             due = release
         if cj.windows:
             due = window_due(cj, rec, due)
         if due_b is None or due < due_b or (due == due_b and meant < meant_b):
-            due_b, meant_b, order_b, payload_b = due, meant, SEND, (bit, kind, content, meant)
+            due_b, meant_b, order_b, what_b = due, meant, SEND, send
     for act in plan.acts:  # delayed internal actions: never held by the frequency cap
         if act.bit and not rec.acted & act.bit:
             due = rec.entered + act.offset
             if due_b is None or due < due_b or (due == due_b and (due, ACT) < (meant_b, order_b)):
-                due_b, meant_b, order_b, payload_b = due, due, ACT, act
+                due_b, meant_b, order_b, what_b = due, due, ACT, act
     idle_since = rec.active if rec.active > rec.entered else rec.entered
-    if plan.hold is not None:
-        stall, every, times, kind, content, name, _ = plan.hold
-        if rec.hold < times:
-            meant = due = idle_since + stall if rec.hold == 0 else rec.hold_at + every
+    hold = plan.hold
+    if hold is not None:
+        what: Hold | Transition
+        if rec.hold < hold.times:
+            meant = due = idle_since + hold.stall if rec.hold == 0 else rec.hold_at + hold.every
             if release is not None and release > due:
                 due = release
             if cj.windows:
                 due = window_due(cj, rec, due)
-            order, payload = HOLD_SEND, (plan.hold, meant)
+            order, what = HOLD_SEND, hold
         else:
-            meant = due = rec.hold_at + every
-            order, payload = HOLD_END, name
+            meant = due = rec.hold_at + hold.every
+            order, what = HOLD_END, hold.transition
         if due_b is None or (due, meant, order) < (due_b, meant_b, order_b):
-            due_b, meant_b, order_b, payload_b = due, meant, order, payload
-    for name, mode, seconds in plan.timeouts:
+            due_b, meant_b, order_b, what_b = due, meant, order, what
+    for timeout in plan.timeouts:
+        mode = timeout.mode
         if mode == "in journey":  # a record stored before it kept its enrollment counts from its stage entry
             since = rec.enrolled if rec.enrolled is not None else rec.entered
         else:
             since = idle_since if mode == "idle" else rec.entered
-        due = since + seconds
+        due = since + timeout.seconds
         if due_b is None or due < due_b or (due == due_b and (due, TIMEOUT) < (meant_b, order_b)):
-            due_b, meant_b, order_b, payload_b = due, due, TIMEOUT, name
-    for name, slot, seconds in plan.since:
-        sent_at = rec.marks[slot] if rec.marks is not None else None
+            due_b, meant_b, order_b, what_b = due, due, TIMEOUT, timeout.transition
+    for timer in plan.since:
+        sent_at = rec.marks[timer.slot] if rec.marks is not None else None
         if sent_at is None:
             continue  # not sent yet: the timer waits for the send
-        due = sent_at + seconds
+        due = sent_at + timer.seconds
         if due_b is None or due < due_b or (due == due_b and (due, TIMEOUT) < (meant_b, order_b)):
-            due_b, meant_b, order_b, payload_b = due, due, TIMEOUT, name
+            due_b, meant_b, order_b, what_b = due, due, TIMEOUT, timer.transition
     if plan.thresholds and (cj.half_life is not None or (wide is not None and rules.half_life is not None)):
-        for name, op, value, lead in plan.thresholds:
-            if not lead:
-                due = None if cj.half_life is None else _crossing(cj, rec, op, value)
+        for threshold in plan.thresholds:
+            if not threshold.lead:
+                crossing = None if cj.half_life is None else _crossing(cj, rec, threshold.op, threshold.value)
             elif wide is None or rules.half_life is None:
                 continue
             else:
-                due = _crossing(rules, _LeadView(wide, rec.clock), op, value)
-            if due is not None and (due_b is None or due < due_b or
-                                    (due == due_b and (due, CROSSING) < (meant_b, order_b))):
-                due_b, meant_b, order_b, payload_b = due, due, CROSSING, name
-    return None if due_b is None else (due_b, order_b, payload_b)
+                crossing = _crossing(rules, _LeadView(wide, rec.clock), threshold.op, threshold.value)
+            if crossing is not None and (due_b is None or crossing < due_b or
+                                         (crossing == due_b and (crossing, CROSSING) < (meant_b, order_b))):
+                due_b, meant_b, order_b, what_b = crossing, crossing, CROSSING, threshold.transition
+    if due_b is None:
+        return None
+    assert what_b is not None
+    return Timer(due_b, order_b, what_b, meant_b)

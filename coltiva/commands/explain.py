@@ -46,16 +46,16 @@ def command(lead, db, fmt):
 
     for e in explanations:
         out.rule(f"{esc(lead)} in {esc(e.journey)} (version {e.version})")
-        for s in e.steps:
-            before, after = s["stage"]
+        for s in e.trace:
+            before, after = s.stage
             stage = before if before == after else f"{before} -> {after}"
-            low, high = s["score"]
+            low, high = s.score
             score = f"{low:g}" if low == high else f"{low:g} -> {high:g}"
-            out.print(f"[bold]{format_time(s['time'])}[/bold]  {esc(s['input'])}")
-            for note in s["notes"]:
+            out.print(f"[bold]{format_time(s.time)}[/bold]  {esc(s.input)}")
+            for note in s.notes:
                 out.print(f"    {esc(note)}", style="dim" if note.startswith("entered") else None)
             out.print(f"    score {score}   stage [bold]{esc(str(stage))}[/bold]")
-            for a in s["actions"]:
+            for a in (action.to_json() for action in s.actions):
                 if a["kind"] in INTERNAL_KINDS:  # notify, task, set_field, ...: what it says
                     data = ", ".join(f"{k}={v!r}" for k, v in a.items() if k not in _COMMON)
                     out.print(f"    [green]=> {a['kind']}[/green] {esc(data)}")
