@@ -30,6 +30,7 @@ from engine.events import format_time, parse_time
 
 from .config import ServiceConfig
 from .errors import Busy, ServiceError
+from .events import InvalidEvents, problems
 from .keys import KeyRing
 from .metrics import CONTENT_TYPE, Metrics
 from .reads import Readers
@@ -43,6 +44,8 @@ __all__ = ["Service", "create_app"]
 
 log = logging.getLogger("coltiva.service")
 MAX_LIMIT = 100_000
+#: A body up to this size is validated on the event loop (a few ms at most); a larger one in a worker thread.
+INLINE_BYTES = 256 * 1024
 
 
 class SummaryOut(BaseModel):
@@ -62,8 +65,15 @@ class VersionOut(BaseModel):
     current: bool
 
 
+class ProblemOut(BaseModel):
+    line: int
+    field: str
+    problem: str
+
+
 class ErrorOut(BaseModel):
     error: str
+    problems: list[ProblemOut] | None = None
 
 
 class HealthOut(BaseModel):
@@ -304,6 +314,9 @@ def create_app(svc: Service) -> FastAPI:
 
     @app.exception_handler(ServiceError)
     async def refused(request, exc: ServiceError):
+        if isinstance(exc, InvalidEvents):  # each problem with its place, for a client that drops those lines
+            return JSONResponse({"error": str(exc), "problems": [
+                {"line": p.line, "field": p.field, "problem": p.problem} for p in exc.problems]}, exc.status)
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Busy) else None
         return _error(exc.status, str(exc), headers)
 
@@ -355,7 +368,13 @@ def create_app(svc: Service) -> FastAPI:
                  "Coltiva events as JSON Lines (or one JSON object); answered after the commit")
     async def post_events(request: Request):
         body = await read_body(request)
-        return await commit(body.splitlines(), f"http {svc.stamp}-{next(svc.requests)}")
+        lines = body.splitlines()
+        # validated before the writer sees them: a line that is not an event refuses the whole request (400)
+        found, total = (problems(lines) if len(body) <= INLINE_BYTES
+                        else await run_in_threadpool(problems, lines))  # a large body: /health is not held
+        if total:
+            raise InvalidEvents(found, total)
+        return await commit(lines, f"http {svc.stamp}-{next(svc.requests)}")
 
     @write_route("/segment", {"application/json": {"schema": {"$ref": "#/components/schemas/SegmentPayload"}}},
                  "Segment Spec track / identify / batch payloads")

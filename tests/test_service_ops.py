@@ -15,11 +15,11 @@ from engine.store import Store
 from service.config import load_config
 from service.errors import ConfigError
 
-from .service_helpers import JOURNEY, Server, coltiva
+from .service_helpers import events_only, post_events, JOURNEY, Server, coltiva
 
 
 def test_sigterm_answers_the_requests_in_flight_then_exits_0(tmp_path):
-    lines = generate(leads=200, days=60, seed=31)
+    lines = events_only(generate(leads=200, days=60, seed=31))
     chunks = [lines[i:i + 300] for i in range(0, len(lines), 300)]
     server = Server(tmp_path).start()
     answers: list = [None] * len(chunks)
@@ -56,7 +56,7 @@ def test_sigterm_answers_the_requests_in_flight_then_exits_0(tmp_path):
 def test_metrics_are_prometheus_text_with_the_service_figures(tmp_path):
     lines = generate(leads=30, days=40, seed=8)
     with Server(tmp_path) as server, httpx.Client(base_url=server.base, timeout=60) as http:
-        summary = http.post("/events", content=("\n".join(lines) + "\n").encode()).json()
+        summary = post_events(http, lines).json()
         text = http.get("/metrics").text
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
                for family in text_string_to_metric_families(text) for s in family.samples}
@@ -66,7 +66,8 @@ def test_metrics_are_prometheus_text_with_the_service_figures(tmp_path):
     assert samples[("coltiva_due_leads", ())] >= 0
     assert samples[("coltiva_commit_seconds_count", ())] >= 1
     assert samples[("coltiva_http_requests_total", (("route", "/events"), ("status", "200")))] == 1
-    (posted,) = [r for r in server.logs() if r["message"] == "request" and r["path"] == "/events"]
+    (posted,) = [r for r in server.logs() if r["message"] == "request" and r["path"] == "/events"
+                 and r["status"] == 200]
     assert (posted["method"], posted["status"]) == ("POST", 200) and posted["ms"] >= 0
 
 
