@@ -460,6 +460,8 @@ def create_app(svc: Service) -> FastAPI:
         m = svc.metrics
         m.queue_depth.set(svc.writer.depth)
         m.queue_lines.set(svc.writer.pending_lines)
+        for kind, count in svc.writer.cached.items():
+            m.cached.labels(kind).set(count)
         m.due_leads.set(await run_in_threadpool(svc.readers.due_leads))
         if svc.deliverer is not None:
             await run_in_threadpool(svc.deliverer.observe)
