@@ -482,6 +482,12 @@ def create_app(svc: Service) -> FastAPI:
             for name in list(components):
                 components[name] = json.loads(json.dumps(components[name]).replace("#/$defs/",
                                                                                      "#/components/schemas/"))
+            # FastAPI documents 422 for parameters it validates; this service answers those with 400
+            for operations in spec["paths"].values():
+                for operation in operations.values():
+                    operation["responses"].pop("422", None)
+            for name in ("HTTPValidationError", "ValidationError"):
+                components.pop(name, None)
             app.openapi_schema = spec
         return app.openapi_schema
 
