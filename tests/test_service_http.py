@@ -143,7 +143,10 @@ def test_actions_are_paged_by_position(tmp_path):
     lines = generate(leads=120, days=60, seed=5)
     with Server(tmp_path) as server, httpx.Client(base_url=server.base, timeout=60) as http:
         post_events(http, lines)
-        everything = [json.loads(x) for x in http.get("/actions", params={"limit": 100_000}).text.splitlines()]
+        whole = http.get("/actions", params={"limit": 100_000})
+        # streamed page by page as it is read: no Content-Length, so the answer was never built whole
+        assert whole.headers["transfer-encoding"] == "chunked" and "content-length" not in whole.headers
+        everything = [json.loads(x) for x in whole.text.splitlines()]
         paged, after = [], 0
         while True:
             page = [json.loads(x) for x in http.get("/actions", params={"after": after, "limit": 97}).text
