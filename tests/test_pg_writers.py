@@ -347,3 +347,19 @@ def test_a_batch_that_fails_midway_by_copy_leaves_nothing_and_a_retry_equals_sql
     sqlite = tmp_path / "ref.db"
     run_store(sqlite, [(cj, sources)], lines, batch=1000)
     assert dump(db) == dump(sqlite)
+
+
+def test_a_committed_batch_survives_a_crash_of_the_server_even_where_commits_are_asynchronous():
+    """docs/scaling.md, *Durability*: a batch PgStore committed is in the write-ahead log the operating system
+    holds, as an SQLite commit is in its WAL file, even on a server whose default is `synchronous_commit = off`
+    (a commit there returns before its WAL is written; the WAL writer would write it 10 s later)."""
+    from bench.pgserver import PgServer
+
+    with PgServer(settings="-c synchronous_commit=off -c wal_writer_delay=10000") as server:
+        server.create_database("crash")
+        db = server.create_schema("crash", "store")
+        with PgStore(db, writer=True) as store:
+            store.write_batch(quarantine=[("in", 1, "not valid JSON", "{")])
+        server.crash_and_restart()
+        with PgStore(db, read_only=True) as store:
+            assert [raw for *_, raw in store.quarantined()] == ["{"]
