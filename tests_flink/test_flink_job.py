@@ -25,7 +25,6 @@ import pytest
 from bench.workload import Spec, json_lines
 from coltiva.sample import generate
 from engine.events import format_time, parse_time
-from engine.pgstore import PgStore
 from engine.store import Store
 from engine_flink.job import FAIL_MARKER, JobSpec, shipped
 from engine_flink.sinks import read_results
@@ -173,8 +172,6 @@ def test_two_workers_fail_once_and_restore_with_nothing_lost_or_repeated(inputs,
     assert marker.exists(), "the job did not fail: the restore was not exercised"
     if kill:
         assert result.returncode == -signal.SIGKILL, result.stderr[-3000:]
-        with PgStore(outbox, read_only=True) as store:
-            assert store.last_action_seq() > 0  # the killed job had committed actions: the resumed one goes on
         checkpoint = _latest_checkpoint(out / "checkpoints")
         spec = dataclasses.replace(spec, fail_after=None, restore=str(checkpoint))
         result, log = _run_job(spec, f"two-{state}-resumed", inputs)
