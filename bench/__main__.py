@@ -689,8 +689,10 @@ def main(argv=None) -> int:
         from bench.bench_flink import flink_rates
 
         figures.append("Apache Flink (the coltiva flink job, local mini-cluster, .venv-flink)")
-        rates, note = flink_rates(workdir, repeat, args.seed, progress)
-        figures.append(Figure("Flink events/s per worker", "ev/s", rates, note=note))
+        for workers in (1, 2):
+            rates, note = flink_rates(workdir, repeat, args.seed, progress, workers)
+            figures.append(Figure(f"Flink events/s per worker, {workers} worker{'s' if workers > 1 else ''}", "ev/s",
+                                  rates, note=note + f"; load average {os.getloadavg()[0]:.1f}"))
 
     table = Table(title=f"Coltiva bench — {args.size} ({spec.leads:,} leads, {spec.events:,} events), "
                         f"{repeat} run(s), median and min – max", show_lines=False)
