@@ -12,17 +12,7 @@ from engine.runner import Runner, batch_gc
 from engine.store import Store
 
 from .engine_helpers import DAY, T0, journey, line
-
-SENDER = '''journey "gc"
-
-stage a
-  initial
-  send email "hello" on entry
-  on go -> b
-
-stage b
-  final
-'''
+from .test_store_text import SENDER  # a journey that sends on entry and moves on `go`
 
 
 def _runner(path, freeze: bool) -> Runner:
