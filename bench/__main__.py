@@ -183,7 +183,7 @@ def run_durable(cj, loaded, spec: Spec, workdir: Path, workers: int = 1):
     store.register(cj, loaded.sources)
     children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     pool = ParallelRunner(store, [cj], workers, BATCH) if workers > 1 else None
-    runner = pool or Runner(store, [cj], BATCH)
+    runner = pool or Runner(store, [cj], BATCH, freeze_gc=True)  # as `coltiva run` (engine.runner.batch_gc)
     gc.collect()
     elapsed = 0.0
     total = None
