@@ -29,6 +29,9 @@ from tests.reference.workload import generate_lines, mixed
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "journeys").glob("*.journey"))
 TARGETED = sorted((ROOT / "tests" / "reference" / "journeys").glob("*.journey"))
+#: journeys run together under lead-wide rules (one cap and one lead score across journeys, priorities 10, 0, 5);
+#: wide_c declares none but takes part
+WIDE = tuple(ROOT / "tests" / "reference" / "journeys" / f"wide_{x}.journey" for x in "abc")
 
 
 def _agree(work: Workload, tmp: Path) -> None:
@@ -51,6 +54,33 @@ def test_several_journeys(tmp_path: Path):
     model = mixed([load_journey(p).journey for p in paths])
     rounds = generate_lines(model, random.Random("several"), leads=60, per_lead=12, rounds=2)
     _agree(Workload(paths, rounds), tmp_path)
+
+
+@pytest.mark.parametrize("seed", ["wide-1", "wide-2"])
+def test_lead_wide_rules(seed: str, tmp_path: Path):
+    """One run of the three "wide" journeys on the same leads: sends of several journeys at one instant
+    (enrollment of the same lead in two or three), held by the cap across journeys and ordered by priority;
+    lead-score points before one journey enrolls the lead; `when lead score` met on events and by decay;
+    late events applied at the lead's one clock. Also compared: each lead's lead score, its time, its clock."""
+    model = mixed([load_journey(p).journey for p in WIDE])
+    rounds = generate_lines(model, random.Random(seed), leads=60, per_lead=12, rounds=2)
+    work = Workload(WIDE, rounds)
+    _agree(work, tmp_path)
+    ref = reference_outcome(work, VARIANTS)
+    # the workload reaches what it is for: several journeys on a lead, held sends, lead-score thresholds
+    assert sum(1 for r in ref.leads.values() for a in r.actions if a.deferred_from) > 20
+    assert {a.dst for r in ref.leads.values() for a in r.actions} >= {"hot", "sales"}
+    assert len({lead.split("|")[0] for lead in ref.leads}) == 3
+
+
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rng=st.randoms(use_true_random=False), leads=st.integers(1, 5), per_lead=st.integers(1, 15),
+       rounds=st.integers(1, 2), which=st.sampled_from([WIDE, WIDE[:2], (WIDE[1], WIDE[2])]))
+def test_lead_wide_streams(rng: random.Random, leads: int, per_lead: int, rounds: int, which, tmp_path_factory):
+    """Hypothesis-drawn streams over two or three of the "wide" journeys run together."""
+    model = mixed([load_journey(p).journey for p in which])
+    work = Workload(which, generate_lines(model, rng, leads, per_lead, rounds))
+    _agree(work, tmp_path_factory.mktemp("wide"))
 
 
 def test_sample_workload(tmp_path: Path):
