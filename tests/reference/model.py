@@ -279,6 +279,26 @@ def _merge(profile: dict, update: dict) -> dict:
 # ---------------------------------------------------------------- leads
 
 
+def add_points(score, rules: tuple[m.ScoreRule, ...], hl: float | None, ev: Event, who: OnLead, t: int) -> None:
+    """language.md, Scoring: every matching rule adds its points unless its cap is full; the value is
+    rebased at `t` (`score`: a journey's Lead or the lead-wide Wide, both with value, vtime, cap_hist)."""
+    points = 0
+    for index, rule in enumerate(rules):
+        if rule.event != ev.type or not holds(rule.condition, ev.data, who):
+            continue
+        if rule.cap_count is not None:
+            # DOCS-QUESTION (Q5): the window is taken as (t - D, t].
+            hist = [s for s in score.cap_hist.get(index, []) if s > t - rule.cap_window.seconds]
+            if len(hist) >= rule.cap_count:
+                score.cap_hist[index] = hist
+                continue
+            score.cap_hist[index] = hist + [t]
+        points += rule.points
+    if points:
+        score.value = (score.value if hl is None else score.value * 2 ** (-(t - score.vtime) / hl)) + points
+        score.vtime = t
+
+
 @dataclass(frozen=True)
 class Action:
     """What the outbox says, in the fields the docs name."""
@@ -689,25 +709,7 @@ class Reference:
         return False
 
     def score_rules(self, lead: Lead, ev: Event, t: int) -> None:
-        points = 0
-        for index, rule in enumerate(self.j.scoring):
-            if rule.event != ev.type or not holds(rule.condition, ev.data, self.on_lead(lead)):
-                continue
-            if rule.cap_count is not None:
-                window = rule.cap_window.seconds
-                # DOCS-QUESTION (Q5): the window is taken as (t - D, t].
-                hist = [s for s in lead.cap_hist.get(index, []) if s > t - window]
-                if len(hist) >= rule.cap_count:
-                    lead.cap_hist[index] = hist
-                    continue
-                lead.cap_hist[index] = hist + [t]
-            points += rule.points
-        if points:
-            if self.hl is not None:
-                lead.value = lead.value * 2 ** (-(t - lead.vtime) / self.hl) + points
-            else:
-                lead.value += points
-            lead.vtime = t
+        add_points(lead, self.j.scoring, self.hl, ev, self.on_lead(lead), t)
 
     def activity(self, lead: Lead, t: int) -> None:
         lead.last_activity = t
@@ -989,21 +991,8 @@ class Together:
     def lead_score(self, w: Wide, ev: Event, t: int) -> None:
         """language.md: counts from the lead's first event, whether or not any journey enrolled it."""
         profile = _merge(self.refs[0].profiles.get(ev.lead, {}), ev.attributes)
-        points = 0
-        for index, rule in enumerate(self.rules.lead_scoring):
-            if rule.event != ev.type or not holds(rule.condition, ev.data, OnLead(profile, frozenset())):
-                continue
-            if rule.cap_count is not None:
-                hist = [s for s in w.cap_hist.get(index, []) if s > t - rule.cap_window.seconds]  # Q5
-                if len(hist) >= rule.cap_count:
-                    w.cap_hist[index] = hist
-                    continue
-                w.cap_hist[index] = hist + [t]
-            points += rule.points
-        if points:
-            hl = self.rules.lead_decay.half_life.seconds if self.rules.lead_decay else None
-            w.value = (w.value if hl is None else w.value * 2 ** (-(t - w.vtime) / hl)) + points
-            w.vtime = t
+        hl = self.rules.lead_decay.half_life.seconds if self.rules.lead_decay else None
+        add_points(w, self.rules.lead_scoring, hl, ev, OnLead(profile, frozenset()), t)
 
     def tick(self, now: int) -> None:
         for lead_id in self.wide:
