@@ -29,7 +29,7 @@ from tests.reference.workload import generate_lines, mixed
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "journeys").glob("*.journey"))
 TARGETED = sorted((ROOT / "tests" / "reference" / "journeys").glob("*.journey"))
-#: journeys run together under lead-wide rules (one cap and one lead score across journeys, priorities 10, 0, 5);
+#: journeys run together under lead-wide rules (one cap and one lead score across journeys, priorities 10, 0, 0);
 #: wide_c declares none but takes part
 WIDE = tuple(ROOT / "tests" / "reference" / "journeys" / f"wide_{x}.journey" for x in "abc")
 #: each alone too (wide_a and wide_b: lead-wide rules with one journey), but wide_c: a plain journey, run with them
@@ -61,7 +61,8 @@ def test_several_journeys(tmp_path: Path):
 @pytest.mark.parametrize("seed", ["wide-1", "s1"])
 def test_lead_wide_rules(seed: str, tmp_path: Path):
     """One run of the three "wide" journeys on the same leads: sends of several journeys at one instant
-    (enrollment of the same lead in two or three), held by the cap across journeys and ordered by priority;
+    (enrollment of the same lead in two or three), held by the cap across journeys and ordered by priority
+    (then name), then by a send window;
     lead-score points before one journey enrolls the lead; `when lead score` met on events and by decay;
     late events applied at the lead's one clock. Also compared: each lead's lead score, its time, its clock."""
     model = mixed([load_journey(p).journey for p in WIDE])
