@@ -183,7 +183,7 @@ def run_durable(cj, loaded, spec: Spec, workdir: Path, workers: int = 1):
     store.register(cj, loaded.sources)
     children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     pool = ParallelRunner(store, [cj], workers, BATCH) if workers > 1 else None
-    runner = pool or Runner(store, [cj], BATCH)
+    runner = pool or Runner(store, [cj], BATCH, freeze_gc=True)  # as `coltiva run` (engine.runner.batch_gc)
     gc.collect()
     elapsed = 0.0
     total = None
@@ -213,6 +213,45 @@ def run_durable(cj, loaded, spec: Spec, workdir: Path, workers: int = 1):
     store.close()  # checkpoints the WAL into the file
     size = sum(Path(str(path) + s).stat().st_size for s in ("", "-wal") if Path(str(path) + s).exists())
     return elapsed, size, leads_bytes, total, (peak, cache_per_lead), stretches, workers_cpu
+
+
+def durable_floor(done: Path, workdir: Path) -> tuple[int, float, float]:
+    """The SQLite floor of a durable run: the rows a finished run wrote, written again with no engine work.
+
+    The finished store at `done` gives its input log in order, its outbox, its transitions and its
+    final lead records; a fresh store gets them through `Store.write_batch` in batches of BATCH inputs
+    (the outbox and transitions rows up to each batch's last event time, an upsert of the record of each
+    lead of the batch), as the durable run commits them. Returns (inputs, wall seconds, CPU seconds)."""
+    src = sqlite3.connect(done)
+    inputs = src.execute("SELECT kind, event_id, lead, time, event, journeys FROM inputs ORDER BY seq").fetchall()
+    outbox = src.execute("SELECT key, journey, version, lead, kind, time, data FROM outbox ORDER BY seq").fetchall()
+    moves = src.execute("SELECT journey, lead, src, dst, time, rule FROM transitions ORDER BY seq").fetchall()
+    records: dict[str, list[tuple]] = {}
+    for row in src.execute("SELECT journey, lead, version, state, due, record FROM leads"):
+        records.setdefault(row[1], []).append(row)
+    src.close()
+    path = workdir / "floor.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    store = Store(path)
+    gc.collect()
+    a = m = 0
+    start, cpu = time.perf_counter(), time.process_time()
+    for first in range(0, len(inputs), BATCH):
+        batch = inputs[first:first + BATCH]
+        until = batch[-1][3]
+        a_end = a
+        while a_end < len(outbox) and outbox[a_end][5] <= until:
+            a_end += 1
+        m_end = m
+        while m_end < len(moves) and moves[m_end][4] <= until:
+            m_end += 1
+        rows = [r for lead in dict.fromkeys(row[2] for row in batch) for r in records.get(lead, ())]
+        store.write_batch(inputs=batch, lead_rows=rows, action_rows=outbox[a:a_end], transitions=moves[m:m_end])
+        a, m = a_end, m_end
+    took, used = time.perf_counter() - start, time.process_time() - cpu
+    store.close()
+    return len(inputs), took, used
 
 
 #: The share of a durable run compared for flatness: its first and its last fifth (of the medium
@@ -289,11 +328,15 @@ def build_tick_store(cj, path: Path, leads: int) -> int:
     return T
 
 
-def run_tick(cj, base: Path, workdir: Path, now: int):
-    path = workdir / "tick.db"
+def _fresh_copy(base: Path, path: Path) -> None:
     for suffix in ("", "-wal", "-shm"):
         Path(str(path) + suffix).unlink(missing_ok=True)
     shutil.copyfile(base, path)
+
+
+def run_tick(cj, base: Path, workdir: Path, now: int):
+    path = workdir / "tick.db"
+    _fresh_copy(base, path)
     store = Store(path)
     runner = Runner(store, [cj], BATCH)
     gc.collect()
@@ -302,6 +345,43 @@ def run_tick(cj, base: Path, workdir: Path, now: int):
     elapsed = time.perf_counter() - start
     store.close()
     return elapsed, summary.ticked_leads
+
+
+def tick_floor(base: Path, workdir: Path, now: int) -> float:
+    """The floor of a tick: read the due rows (the same indexed query) and write what the tick wrote.
+
+    The tick's store (`tick.db`, left by `run_tick` at `now`) gives the rows it wrote: the due leads'
+    new records, its outbox and transitions rows and its one input; they are written to a fresh copy
+    of the base store in transactions of BATCH leads, with no engine work. Seconds, wall."""
+    source = sqlite3.connect(base)
+    due = {lead for (lead,) in source.execute("SELECT lead FROM leads WHERE due IS NOT NULL AND due <= ?", (now,))}
+    source.close()
+    done = sqlite3.connect(workdir / "tick.db")
+    by_lead: dict[str, tuple[list, list, list]] = {}
+    for row in done.execute("SELECT journey, lead, version, state, due, record FROM leads"):
+        if row[1] in due:
+            by_lead.setdefault(row[1], ([], [], []))[0].append(row)
+    for row in done.execute("SELECT key, journey, version, lead, kind, time, data FROM outbox ORDER BY seq"):
+        by_lead.setdefault(row[3], ([], [], []))[1].append(row)
+    for row in done.execute("SELECT journey, lead, src, dst, time, rule FROM transitions ORDER BY seq"):
+        by_lead.setdefault(row[1], ([], [], []))[2].append(row)
+    tick = done.execute("SELECT kind, event_id, lead, time, event, journeys FROM inputs ORDER BY seq").fetchall()
+    done.close()
+    path = workdir / "tick-floor.db"
+    _fresh_copy(base, path)
+    store = Store(path)
+    empty: tuple[list, list, list] = ([], [], [])
+    gc.collect()
+    start = time.perf_counter()
+    leads = [lead for _, lead, _, _ in store.due_leads(now)]
+    for first in range(0, max(len(leads), 1), BATCH):
+        written = [by_lead.get(lead, empty) for lead in leads[first:first + BATCH]]
+        store.write_batch(inputs=tick if first == 0 else (), lead_rows=[r for w in written for r in w[0]],
+                          action_rows=[r for w in written for r in w[1]],
+                          transitions=[r for w in written for r in w[2]])
+    elapsed = time.perf_counter() - start
+    store.close()
+    return elapsed
 
 
 # -- language ---------------------------------------------------------------------------------
@@ -421,6 +501,7 @@ def main(argv=None) -> int:
     # durable first, so the process's peak RSS is the durable run's
     if "durable" in only or "bytes" in only:
         rates, us, sizes, leads_b, growths, flats, cpus = [], [], [], [], [], [], []
+        floors: list[tuple[float, float, float]] = []  # (floor events/s, floor CPU µs/event, durable / floor)
         for r in range(repeat if "durable" in only else 1):
             progress(f"durable run {r + 1}/{repeat}")
             elapsed, size, lb, summary, growth, stretches, _ = run_durable(cj, loaded, spec, workdir)
@@ -433,6 +514,10 @@ def main(argv=None) -> int:
             growths.append(growth)
             if summary.quarantined:
                 notes.append(f"durable: {summary.quarantined} line(s) quarantined (generator bug?)")
+            if "durable" in only and spec.events <= SIZES["small"].events:  # the floor holds the run's rows in memory
+                progress(f"SQLite floor {r + 1}/{repeat}")
+                n, floor_wall, floor_cpu = durable_floor(workdir / "bench.db", workdir)
+                floors.append((n / floor_wall, 1e6 * floor_cpu / n, summary.applied / elapsed / (n / floor_wall)))
         durable_rate = statistics.median(rates)
         durable_cpu = statistics.median(cpus)
         if "durable" in only:
@@ -440,6 +525,12 @@ def main(argv=None) -> int:
                            f"{BATCH:,} events per transaction)")
             figures.append(Figure("events/s durable", "ev/s", rates, target=150_000))
             figures.append(Figure("µs/event durable", "µs", us, "{:,.1f}", better="low"))
+            if floors:
+                figures.append(Figure("SQLite floor: the same rows, no engine", "ev/s", [f[0] for f in floors],
+                                      note=f"CPU {statistics.median(f[1] for f in floors):,.1f} µs/event; "
+                                           "Store.write_batch of the run's own rows (bench.durable_floor)"))
+                figures.append(Figure("durable / SQLite floor, events/s", "×", [f[2] for f in floors], "{:,.2f}",
+                                      target=0.5, note="each run against its own floor, measured right after it"))
             part = f"{FLAT_SHARE:.0%} ({int(spec.events * FLAT_SHARE):,} events)"
             figures.append(Figure(f"µs/event CPU, first {part}", "µs", [f[2] for f in flats], "{:,.1f}",
                                   better="low", note=f"wall {statistics.median(f[0] for f in flats):,.1f} µs"))
@@ -557,6 +648,13 @@ def main(argv=None) -> int:
                                   target=50 if fraction == 0.01 else None, better="low",
                                   note="" if not expected else
                                   f"{1000 * statistics.median(vals) / expected:,.1f} µs per due lead"))
+            if fraction == 0.01:
+                floor = [1000 * tick_floor(base, workdir, now) for _ in range(repeat)]
+                figures.append(Figure(f"tick floor, {fraction:.1%} due: read + write the same rows", "ms", floor,
+                                      "{:,.1f}", better="low", note="bench.tick_floor, no engine work"))
+                figures.append(Figure(f"tick / floor, {fraction:.1%} due", "×",
+                                      [v / statistics.median(floor) for v in vals], "{:,.2f}", target=2.0,
+                                      better="low"))
         base.unlink()
 
     if "postgres" in only:
@@ -592,8 +690,10 @@ def main(argv=None) -> int:
         from bench.bench_flink import flink_rates
 
         figures.append("Apache Flink (the coltiva flink job, local mini-cluster, .venv-flink)")
-        rates, note = flink_rates(workdir, repeat, args.seed, progress)
-        figures.append(Figure("Flink events/s per worker", "ev/s", rates, note=note))
+        for workers in (1, 2):
+            rates, note = flink_rates(workdir, repeat, args.seed, progress, workers)
+            figures.append(Figure(f"Flink events/s per worker, {workers} worker{'s' if workers > 1 else ''}", "ev/s",
+                                  rates, note=note + f"; load average {os.getloadavg()[0]:.1f}"))
 
     table = Table(title=f"Coltiva bench — {args.size} ({spec.leads:,} leads, {spec.events:,} events), "
                         f"{repeat} run(s), median and min – max", show_lines=False)

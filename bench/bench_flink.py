@@ -1,9 +1,9 @@
 """Flink events/s per worker: `coltiva flink`'s job on a local mini-cluster, in .venv-flink.
 
 A job's run time includes starting its Python workers (~15 s here), so the rate
-is marginal: two workloads of E1 and E2 events on one worker, rate =
-(E2 - E1) / (T2 - T1), with T Flink's net run time of each job. Each job runs in
-its own process in .venv-flink (`make flink`), as `python -m engine_flink.job`.
+is marginal: two workloads of E1 and E2 events on W workers, rate per worker =
+(E2 - E1) / (T2 - T1) / W, with T Flink's net run time of each job. Each job runs
+in its own process in .venv-flink (`make flink`), as `python -m engine_flink.job`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ JOURNEY = ROOT / "journeys" / "demand_generation.journey"
 SIZES = (Spec(500, 5_000, days=120), Spec(2_000, 25_000, days=120))
 
 
-def _job_millis(spec: Spec, workdir: Path, seed: int) -> int:
+def _job_millis(spec: Spec, workdir: Path, seed: int, workers: int) -> int:
     from dsl.loader import load_journey
     from engine.compiler import compile_journey
     from engine.events import parse_time
@@ -38,7 +38,7 @@ def _job_millis(spec: Spec, workdir: Path, seed: int) -> int:
     loaded = load_journey(str(JOURNEY))
     cj = compile_journey(loaded.journey, loaded.diagnostics)
     job = JobSpec(journeys=shipped([(cj, loaded.sources)]), events=str(events), out=str(run_dir / "out"),
-                  until=parse_time("2026-05-05T00:00:00Z"), parallelism=1)
+                  until=parse_time("2026-05-05T00:00:00Z"), parallelism=workers)
     spec_file = run_dir / "spec.json"
     spec_file.write_text(json.dumps(dataclasses.asdict(job)), encoding="utf-8")
     done = subprocess.run([str(FLINK_PY), "-m", "engine_flink.job", str(spec_file)], cwd=ROOT,
@@ -49,17 +49,17 @@ def _job_millis(spec: Spec, workdir: Path, seed: int) -> int:
     return int(found.group(1))
 
 
-def flink_rates(workdir: Path, repeat: int, seed: int, progress) -> tuple[list[float], str]:
-    """Marginal events/s of one worker, one value per repeat; and a note saying how it was measured."""
+def flink_rates(workdir: Path, repeat: int, seed: int, progress, workers: int = 1) -> tuple[list[float], str]:
+    """Marginal events/s per worker on `workers` workers, one value per repeat; and a note saying how."""
     if not FLINK_PY.exists():
         raise RuntimeError(f"{FLINK_PY} is missing: run `make flink` first")
     rates = []
     for r in range(repeat):
         millis = []
         for spec in SIZES:
-            progress(f"flink: {spec.events:,} events on 1 worker, run {r + 1}/{repeat}")
-            millis.append(_job_millis(spec, workdir / f"run{r}", seed))
-        rates.append((SIZES[1].events - SIZES[0].events) / max(1e-3, (millis[1] - millis[0]) / 1000))
-    note = (f"marginal, (E2-E1)/(T2-T1) for {SIZES[0].events:,} and {SIZES[1].events:,} events; "
+            progress(f"flink: {spec.events:,} events on {workers} worker(s), run {r + 1}/{repeat}")
+            millis.append(_job_millis(spec, workdir / f"run{r}-w{workers}", seed, workers))
+        rates.append((SIZES[1].events - SIZES[0].events) / max(1e-3, (millis[1] - millis[0]) / 1000) / workers)
+    note = (f"marginal, (E2-E1)/(T2-T1)/{workers} for {SIZES[0].events:,} and {SIZES[1].events:,} events; "
             f"a job also costs ~{millis[0] / 1000:,.0f} s to start its workers")
     return rates, note

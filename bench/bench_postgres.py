@@ -2,8 +2,9 @@
 
 The same events as the SQLite durable figure (bench.workload, JSON lines through
 Runner.run_lines, one transaction per batch) on a private server started for the
-run (bench/pgserver.py: Unix socket, fsync off: a scratch server, like the SQLite
-figure's `synchronous=NORMAL` it measures the engine and the database, not the disk).
+run (bench/pgserver.py: Unix socket, fsync off, `synchronous_commit` on: each commit
+written to the operating system before it returns, as the SQLite figure's WAL with
+`synchronous=NORMAL`; both measure the engine and the database, not the disk).
 Two writers are two processes, each owning a hash partition of the leads
 (engine.partition); each selects its lines before the clock starts, and the
 figure is all events applied over the wall time from a common start to the last
@@ -13,6 +14,7 @@ writer's end.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import time
 from dataclasses import dataclass
 from typing import cast
@@ -104,5 +106,5 @@ def postgres_rows(journey_path: str, spec, repeat: int, batch: int, chunk: int, 
             ratio = f"; {sorted(rates)[len(rates) // 2] / sqlite_rate:.2f}× SQLite durable" if sqlite_rate else ""
             rows.append(Row(f"events/s, {writers} writer{'s' if writers > 1 else ''}", "ev/s", rates,
                             note=("one process" if writers == 1 else "two processes, a hash partition each")
-                            + ratio))
+                            + ratio + f"; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"))
     return rows, notes

@@ -3,6 +3,12 @@
 Started from Debian's binaries (/usr/lib/postgresql/N/bin), listening on a Unix
 socket in its folder only (no TCP), with fsync off (a scratch server). As root,
 PostgreSQL refuses to run: the server runs as the `postgres` user instead.
+
+`synchronous_commit` stays on (PostgreSQL's default): a commit returns once its
+WAL is written to the operating system, as an SQLite commit (WAL,
+`synchronous=NORMAL`) returns once its pages are in the WAL file. With fsync off
+neither waits for the disk, so a commit survives the crash of any process but not
+a power cut, on both stores alike (docs/scaling.md, *Durability*).
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ def find_bin() -> Path | None:
 class PgServer:
     """`with PgServer() as pg: pg.url("dbname")`; `pg.create_database(name)` gives a fresh one."""
 
-    def __init__(self, port: int = 5432):
+    def __init__(self, port: int = 5432, settings: str = ""):
         found = find_bin()
         if found is None:
             raise RuntimeError("PostgreSQL is not installed: `make test-deps` installs Debian's postgresql")
@@ -36,6 +42,7 @@ class PgServer:
         self.data = self.root / "data"
         self.socket = self.root / "sock"
         self.as_root = os.geteuid() == 0
+        self.settings = settings  # more `-c name=value` options for the server
 
     def _run(self, *args: str) -> None:
         command = [str(self.bin / args[0]), *args[1:]]
@@ -50,10 +57,19 @@ class PgServer:
             shutil.chown(self.socket, "postgres")
         self._run("initdb", "--no-sync", "-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C.UTF-8",
                   "-D", str(self.data))
+        self._start()
+        return self
+
+    def _start(self) -> None:
         self._run("pg_ctl", "start", "-w", "-s", "-D", str(self.data), "-l", str(self.root / "log"), "-o",
                   f"-k {self.socket} -p {self.port} -c listen_addresses='' -c fsync=off "
-                  "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
-        return self
+                  f"-c full_page_writes=off -c max_connections=200 {self.settings}")
+
+    def crash_and_restart(self) -> None:
+        """Stop the server as a crash does (`immediate`: no checkpoint, what is only in its memory is
+        lost), then start it again: it recovers from its write-ahead log."""
+        self._run("pg_ctl", "stop", "-s", "-m", "immediate", "-D", str(self.data))
+        self._start()
 
     def stop(self) -> None:
         try:

@@ -9,6 +9,8 @@ __all__ = ["collect_comments", "comment_start"]
 
 def comment_start(line: str) -> int | None:
     """Index of the `#` that starts a comment on this line, ignoring `#` inside quotes."""
+    if "#" not in line:
+        return None  # most lines: no need to walk them character by character
     in_string = False
     i = 0
     while i < len(line):

@@ -7,7 +7,9 @@ needs), with every diagnostic of every file involved.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gc
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -201,6 +203,23 @@ def load_sources(sources: dict[str, str], check: bool = True) -> Loaded:
     return load_text(text, path, Path(path).parent, check=check, files=dict(sources))
 
 
+@contextlib.contextmanager
+def _gc_paused():
+    """The cyclic garbage collector off while a journey loads (restored as it was).
+
+    Parsing and building a big journey allocate hundreds of thousands of
+    objects and free almost none, so the collector runs again and again over a
+    growing heap for nothing: ~20 % of loading a 1,000-stage journey.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def load_text(text: str, path: str = "<string>", directory: Path | None = None, check: bool = True,
               files: dict[str, str] | None = None, catalogue: str | os.PathLike | None = None) -> Loaded:
     """Load a journey from text; `directory` resolves includes (default: the current one).
@@ -209,6 +228,12 @@ def load_text(text: str, path: str = "<string>", directory: Path | None = None, 
     With `catalogue` (a file), the journey is checked against that event catalogue,
     whatever its own `catalogue` line says.
     """
+    with _gc_paused():
+        return _load_text(text, path, directory, check, files, catalogue)
+
+
+def _load_text(text: str, path: str, directory: Path | None, check: bool, files: dict[str, str] | None,
+               catalogue: str | os.PathLike | None) -> Loaded:
     from .checks import run_checks
 
     loaded = Loaded(None, [], {path: text}, files=files)

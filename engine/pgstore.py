@@ -26,7 +26,7 @@ from dsl.errors import StoreError
 from .compiler import CompiledJourney
 from .partition import WHOLE, Partition, lead_hash
 from .record import Lead, LeadWide
-from .store import Store, StoredLead, VersionRow, _changed_message, _rebuild
+from .store import Store, StoredLead, VersionRow, _changed_message, _rebuild, action_row, lead_row
 
 __all__ = ["PgStore", "COPY_FROM", "FORMAT"]
 
@@ -83,11 +83,29 @@ _COLUMNS = {
     "transitions": ("journey", "lead", "src", "dst", "time", "rule"),
     "journey_log": ("name", "version", "applied_at", "command", "policy", "note"),
 }
-_LEAD_COLUMNS = ("journey", "lead", "version", "state", "due", "record", "hash")
 _CONFLICT = {"quarantine": " ON CONFLICT (source, line_no, md5(raw)) DO NOTHING"}
 _CONFLICT_ONCE = {"outbox": " ON CONFLICT (key) DO NOTHING"}
-_UPSERT_LEADS = ("INSERT INTO leads {source} ON CONFLICT (journey, lead) DO UPDATE SET version = excluded.version, "
-                 "state = excluded.state, due = excluded.due, record = excluded.record, hash = excluded.hash")
+#: The tables a batch upserts (a row per key, the latest wins): their columns, and the statement.
+_UPSERT_COLUMNS = {"leads": ("journey", "lead", "version", "state", "due", "record", "hash"),
+                   "lead_wide": ("lead", "record")}
+_UPSERT = {
+    "leads": "INSERT INTO leads {source} ON CONFLICT (journey, lead) DO UPDATE SET version = excluded.version, "
+             "state = excluded.state, due = excluded.due, record = excluded.record, hash = excluded.hash",
+    "lead_wide": "INSERT INTO lead_wide {source} ON CONFLICT (lead) DO UPDATE SET record = excluded.record",
+}
+#: The columns of each table's rows that may hold text as it came (ids, names, raw lines). The others are
+#: JSON made by `json.dumps`, which writes a NUL as `\u0000`, or numbers: no NUL to look for.
+_RECORD_TEXT = (0, 1, 2, 3)
+_LOG_TEXT = {"inputs": (0, 1, 2, 4, 5), "outbox": (0, 1, 2, 3, 4), "transitions": (0, 1, 2, 3, 5)}
+
+
+#: A list of ids as one parameter: a JSON array, encoded in C by `json.dumps` (psycopg builds a `text[]`
+#: parameter value by value in Python, which cost more than the query for a batch's thousands of ids).
+_IDS = "SELECT jsonb_array_elements_text(%s::jsonb)"
+
+
+def _id_list(ids) -> str:
+    return json.dumps([_text(i) for i in ids], ensure_ascii=False)
 
 
 def _redacted(url: str) -> str:
@@ -164,6 +182,8 @@ class PgStore:
         if self.read_only:
             q("SET default_transaction_read_only = on")
             return
+        if q("SHOW synchronous_commit").fetchone()[0] == "off":
+            q("SET synchronous_commit = on")  # a commit is written out before it returns, as SQLite's (docs/scaling.md)
         if not meta[0]:
             with self._conn.transaction():
                 q("SELECT pg_advisory_xact_lock(%s)", (self._commit_key,))  # two first writers create it once
@@ -280,8 +300,8 @@ class PgStore:
     # -- leads -------------------------------------------------------------------
     def load_leads(self, journey: str, leads: list[str]) -> dict[str, StoredLead]:
         return {lead: StoredLead(version, Lead.from_list(json.loads(record))) for lead, version, record in self._q(
-            "SELECT lead, version, record FROM leads WHERE journey = %s AND lead = ANY(%s)",
-            (journey, [_text(lead) for lead in leads]))}
+            f"SELECT lead, version, record FROM leads WHERE journey = %s AND lead IN ({_IDS})",
+            (journey, _id_list(leads)))}
 
     @property
     def has_lead_wide(self) -> bool:
@@ -291,7 +311,7 @@ class PgStore:
         if not self.has_lead_wide:
             return {}
         return {lead: LeadWide.from_list(json.loads(record)) for lead, record in self._q(
-            "SELECT lead, record FROM lead_wide WHERE lead = ANY(%s)", ([_text(lead) for lead in leads],))}
+            f"SELECT lead, record FROM lead_wide WHERE lead IN ({_IDS})", (_id_list(leads),))}
 
     def due_leads(self, now: int) -> list[tuple[str, str, str, str]]:
         """As `Store.due_leads`, for the leads of this store's partition only."""
@@ -301,8 +321,11 @@ class PgStore:
                        f"{mine} ORDER BY journey, lead", (now,)).fetchall()
 
     def seen(self, event_ids: list[str]) -> set[str]:
-        return {r[0] for r in self._q("SELECT event_id FROM inputs WHERE event_id = ANY(%s)",
-                                      ([_text(i) for i in event_ids],))}
+        """Every id among these that an applied event had, however long ago (the unique index on `event_id`)."""
+        if not event_ids:
+            return set()
+        return {r[0] for r in self._q(f"SELECT event_id FROM inputs WHERE event_id IN ({_IDS})",
+                                      (_id_list(event_ids),))}
 
     # SQL both databases read alike: the SQLite store's own methods, through `_Qmark`
     last_input_time = Store.last_input_time
@@ -347,37 +370,36 @@ class PgStore:
         """The rows of one batch, inside the caller's transaction: records first, then the ordered logs
         under the commit lock, held to the commit, so positions grow in commit order.
 
-        Small batches go in pipeline mode (every statement sent at once, one wait).
-        Large ones by COPY (which a pipeline cannot carry): records into a load table,
-        then one `INSERT ... ON CONFLICT`; log rows straight into their table, with
-        positions counted from the last committed one (read under the lock).
+        Rows are encoded as the SQLite store encodes them (`lead_row`, `action_row`): both stores hold the
+        same text. Small batches go in pipeline mode (every statement sent at once, one wait). Large
+        ones by COPY (which a pipeline cannot carry), one set-based statement per table: records and
+        lead-wide records into a load table, then one `INSERT ... ON CONFLICT`; log rows straight into
+        their table, with positions counted from the last committed one (read under the lock).
         """
-        records = [(j, lead, v, rec.state, rec.due, json.dumps(rec.to_list(), separators=(",", ":")),
-                    lead_hash(lead)) for j, lead, v, rec in _last_per_key(leads)]
+        records = _no_nul([(*lead_row(j, lead, v, rec), lead_hash(lead)) for j, lead, v, rec in _last_per_key(leads)],
+                          _RECORD_TEXT)
+        wide_rows = _no_nul([(lead, json.dumps(w.to_list(), separators=(",", ":"))) for lead, w in wides], (0,))
         p = self.partition
         part = (None, None) if p.whole else (p.index, p.count)
         logs = {
             "journey_log": list(log),
             "inputs": [(*row, *(part if row[0] == "tick" else (None, None))) for row in inputs],
             "quarantine": list(quarantine),
-            "outbox": [(a.key, a.journey, a.version, a.lead, a.kind, a.time,
-                        json.dumps(a.data, ensure_ascii=False, separators=(",", ":"))) for a in actions],
+            "outbox": [action_row(a) for a in actions],
             "transitions": list(transitions),
         }
-        records = _no_nul(records)
-        logs = {table: _no_nul(rows) for table, rows in logs.items() if rows}
-        large = max(len(records), *map(len, logs.values()), 0) >= COPY_FROM
+        logs = {table: _no_nul(rows, _LOG_TEXT.get(table)) for table, rows in logs.items() if rows}
+        large = max(len(records), len(wide_rows), *map(len, logs.values()), 0) >= COPY_FROM
         with contextlib.nullcontext() if large else self._conn.pipeline(), self._conn.cursor() as cur:
-            if records:
+            for table, rows in (("leads", records), ("lead_wide", wide_rows)):
+                if not rows:
+                    continue
+                upsert = _UPSERT[table]
                 if large:
-                    self._copy(cur, "load_leads", _LEAD_COLUMNS, records)
-                    cur.execute(_UPSERT_LEADS.format(source="SELECT * FROM load_leads"))
+                    self._copy(cur, f"load_{table}", _UPSERT_COLUMNS[table], rows)
+                    cur.execute(upsert.format(source=f"SELECT * FROM load_{table}"))
                 else:
-                    cur.executemany(_UPSERT_LEADS.format(source=f"VALUES ({_marks(_LEAD_COLUMNS)})"), records)
-            if wides:  # a lead's lead-wide record: as few as the leads the batch touched, under lead-wide rules
-                cur.executemany("INSERT INTO lead_wide VALUES (%s, %s) ON CONFLICT (lead) DO UPDATE SET "
-                                "record = excluded.record",
-                                [(_text(lead), json.dumps(w.to_list(), separators=(",", ":"))) for lead, w in wides])
+                    cur.executemany(upsert.format(source=f"VALUES ({_marks(_UPSERT_COLUMNS[table])})"), rows)
             if not logs:
                 return
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (self._commit_key,))
@@ -457,10 +479,14 @@ def _last_per_key(leads):
     return {(j, lead): (j, lead, v, rec) for j, lead, v, rec in leads}.values()
 
 
-def _no_nul(rows: list[tuple]) -> list[tuple]:
+def _no_nul(rows: list[tuple], columns: tuple[int, ...] | None = None) -> list[tuple]:
     """PostgreSQL text holds no NUL character; SQLite does. A NUL is kept as U+FFFD, a visible stand-in.
-    One search of the batch's text: rows are rebuilt only in a batch that holds a NUL."""
-    if not rows or "\x00" not in "".join([v for row in rows for v in row if v.__class__ is str]):
+    One search of the batch's text in `columns` (all by default): rows are rebuilt only in a batch that
+    holds a NUL."""
+    if not rows:
+        return rows
+    picked = range(len(rows[0])) if columns is None else columns
+    if "\x00" not in "".join([v for row in rows for i in picked if (v := row[i]).__class__ is str]):
         return rows
     return [tuple(map(_text, row)) for row in rows]
 

@@ -12,7 +12,9 @@ version that runs now.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -25,7 +27,7 @@ from .step import advance_lead, step_lead
 from .store import Store, StoredLead
 
 __all__ = ["Runner", "Summary", "GatheredWrites", "Candidate", "BUILTIN_TYPES", "DEFAULT_BATCH", "collect_actions",
-           "line_batches", "read_batch", "drop_duplicates", "bug_reason"]
+           "line_batches", "read_batch", "drop_duplicates", "bug_reason", "batch_gc"]
 
 #: Event types every journey understands: `lead.updated` carries attributes only.
 BUILTIN_TYPES = frozenset({ATTRIBUTES_ONLY})
@@ -127,13 +129,39 @@ def drop_duplicates(candidates: list[Candidate], known: dict[str, int], end: int
     return fresh, duplicates
 
 
+@contextlib.contextmanager
+def batch_gc(freeze: bool = False):
+    """The cyclic garbage collector paused for one batch (docs/decisions.md, "The garbage collector and batches").
+
+    A batch allocates hundreds of thousands of short-lived objects, which reference counting
+    frees; the collector would only rescan the ones that live on (the record cache) again and
+    again. Paused, it runs once the batch is done. With `freeze` (a process that only runs
+    batches: `coltiva run` and `tick`, the worker processes), what survived the batch is then
+    collected young and frozen: later collections never rescan it, so their cost does not grow
+    with the cache. Not for a process that also serves requests: a frozen object that later
+    becomes part of a reference cycle is never collected."""
+    if not gc.isenabled():  # someone else decides (a caller that paused it, a test)
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        if freeze:
+            gc.collect(1)
+            gc.freeze()
+
+
 def bug_reason(err: Exception) -> str:
     return f"could not be applied ({type(err).__name__}: {err}); this is a Coltiva bug, please report it"
 
 
 class Runner:
-    def __init__(self, store: Store, journeys: list[CompiledJourney], batch_size: int = DEFAULT_BATCH):
+    def __init__(self, store: Store, journeys: list[CompiledJourney], batch_size: int = DEFAULT_BATCH,
+                 freeze_gc: bool = False):
         self.store = store
+        self.freeze_gc = freeze_gc  # batch_gc: freeze what outlives each batch (a process that only runs batches)
         self.journeys = journeys
         self.batch_size = max(1, batch_size)
         # every version some lead is on, by journey name: compiled once, on first use
@@ -162,7 +190,8 @@ class Runner:
         """Lines of JSON (text, or bytes checked as UTF-8 line by line); blank lines are skipped."""
         total = Summary()
         for batch in line_batches(lines, self.batch_size):
-            total.add(self._run_batch(batch, source))
+            with batch_gc(self.freeze_gc):
+                total.add(self._run_batch(batch, source))
             if progress:
                 progress(len(batch))
         return total
@@ -274,27 +303,31 @@ class Runner:
         leads = self.due_leads(now)
         first = True
         for start in range(0, max(len(leads), 1), self.batch_size):
-            chunk = leads[start:start + self.batch_size]
-            self._leads({(j.name, lead) for j in self.journeys for lead in chunk})
-            dirty: list = []
-            actions: list = []
-            transitions: list = []
-            pending: dict[tuple[str, str], StoredLead] = {}  # reaches the cache only after the commit
-            pending_wide: dict[str, LeadWide] = {}
-            for lead in chunk:
-                self.advance_one(lead, now, pending, dirty, actions, transitions, pending_wide)
-            total.ticked_leads += len(dirty)
-            for a in actions:
-                total.actions[a.kind] += 1
-            inputs = [("tick", None, None, now, None, self.reached)] if first else []
-            first = False
-            self.store.write_batch(inputs=inputs, leads=dirty, actions=actions, transitions=transitions,
-                                   **self._wide_rows(pending_wide))
-            self.cache.update(pending)
-            self.wides.update(pending_wide)
-            if progress:
-                progress(len(chunk))
+            with batch_gc(self.freeze_gc):
+                first = self._tick_chunk(leads[start:start + self.batch_size], now, first, total, progress)
         return total
+
+    def _tick_chunk(self, chunk: list[str], now: int, first: bool, total: Summary, progress) -> bool:
+        """One transaction of a tick: the chunk's leads advanced and written (the tick's input with the first)."""
+        self._leads({(j.name, lead) for j in self.journeys for lead in chunk})
+        dirty: list = []
+        actions: list = []
+        transitions: list = []
+        pending: dict[tuple[str, str], StoredLead] = {}  # reaches the cache only after the commit
+        pending_wide: dict[str, LeadWide] = {}
+        for lead in chunk:
+            self.advance_one(lead, now, pending, dirty, actions, transitions, pending_wide)
+        total.ticked_leads += len(dirty)
+        for a in actions:
+            total.actions[a.kind] += 1
+        inputs = [("tick", None, None, now, None, self.reached)] if first else []
+        self.store.write_batch(inputs=inputs, leads=dirty, actions=actions, transitions=transitions,
+                               **self._wide_rows(pending_wide))
+        self.cache.update(pending)
+        self.wides.update(pending_wide)
+        if progress:
+            progress(len(chunk))
+        return False  # the tick's input is logged once, with its first chunk
 
     def due_leads(self, now: int) -> list[str]:
         """The leads with something due by `now` in a journey of this run, once each, in the store's order;

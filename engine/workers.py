@@ -28,7 +28,7 @@ from .compiler import CompiledJourney
 from .events import Event
 from .partition import owner
 from .record import LeadWide
-from .runner import (DEFAULT_BATCH, Candidate, Runner, Summary, _recent, bug_reason, drop_duplicates,
+from .runner import (DEFAULT_BATCH, Candidate, Runner, Summary, _recent, batch_gc, bug_reason, drop_duplicates,
                      line_batches, read_batch)
 from .store import Store, StoredLead, action_row, lead_row
 
@@ -47,7 +47,7 @@ def _worker(conn, path: str, journeys: list[CompiledJourney], batch_size: int, l
     if lock_fd is not None:
         os.close(lock_fd)  # the writer's lock belongs to the main process; our copy must not outlive it
     store = Store(path, read_only=True)
-    runner = Runner(store, journeys, batch_size)
+    runner = Runner(store, journeys, batch_size, freeze_gc=True)  # this process only runs batches (batch_gc)
     try:
         while True:
             try:
@@ -58,7 +58,8 @@ def _worker(conn, path: str, journeys: list[CompiledJourney], batch_size: int, l
                 return
             kind, payload = request
             try:
-                reply = _step(runner, payload) if kind == "events" else _advance(runner, *payload)
+                with batch_gc(freeze=True):
+                    reply = _step(runner, payload) if kind == "events" else _advance(runner, *payload)
             except BaseException:
                 conn.send(("error", traceback.format_exc()))
                 return

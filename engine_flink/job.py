@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import glob
 import os
+import signal
 import sys
 from dataclasses import dataclass
 
@@ -48,6 +49,8 @@ class JobSpec:
     seen_ttl_days: int = 30          # how long an event id is remembered (the lead's event time)
     bundle: int = 1000               # elements a Python worker takes at once; a checkpoint waits for it
     fail_after: int | None = None    # test only: fail once after this many events, once a checkpoint is done
+    fail_how: str = "raise"          # test only: "raise" (Flink restarts the job) or "kill" (SIGKILL, all of it)
+    restore: str | None = None       # a checkpoint (its chk-N folder) to start from: a job resumed after a crash
     outbox: str | None = None        # a postgresql:// store: actions go to its outbox by key, not to out/actions
 
 
@@ -76,6 +79,8 @@ def configuration(spec: JobSpec):
     config.set_string("execution.checkpointing.mode", "EXACTLY_ONCE")
     if spec.state == "rocksdb":  # a checkpoint ships only the RocksDB files (.sst) that changed
         config.set_string("execution.checkpointing.incremental", "true")
+    if spec.restore is not None:  # the state, timers, reader position and sinks of that checkpoint
+        config.set_string("execution.state-recovery.path", "file://" + os.path.abspath(spec.restore))
     # the last checkpoint stays on disk after the run: a later job can start from it
     config.set_string("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION")
     return config
@@ -125,6 +130,7 @@ def _functions():
             self.until = spec.until
             self.ttl = spec.seen_ttl_days * 86_400
             self.fail_after = spec.fail_after
+            self.fail_how = spec.fail_how
             self.checkpoints = checkpoint_dir(spec)
 
         def open(self, runtime_context):
@@ -138,7 +144,10 @@ def _functions():
             self.count = 0
 
         def _maybe_fail(self):
-            """Test only: fail once, after `fail_after` events here and a completed checkpoint."""
+            """Test only: fail once, after `fail_after` events here and a completed checkpoint. "raise": this
+            task fails and Flink restarts the job; "kill": SIGKILL to the whole process group (the command,
+            its JVM and every Python worker, as a machine that dies), for a new job to resume from the
+            checkpoint (`restore`)."""
             self.count += 1
             if self.count < self.fail_after:
                 return
@@ -146,7 +155,9 @@ def _functions():
             if os.path.exists(marker) or not glob.glob(os.path.join(self.checkpoints, "*", "chk-*", "_metadata")):
                 return
             with open(marker, "w") as f:
-                f.write(f"failed after {self.count} events\n")
+                f.write(f"failed ({self.fail_how}) after {self.count} events\n")
+            if self.fail_how == "kill":
+                os.killpg(os.getpgrp(), signal.SIGKILL)
             raise RuntimeError("injected failure (test only)")
 
         def _emit(self, lead, state, stepped, ctx):

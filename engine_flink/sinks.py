@@ -5,8 +5,9 @@ completes, so a restore neither loses nor repeats a line. Every action carries
 its key (`lead|journey@version|rule|seq`), so any sink can be idempotent by key:
 the PostgreSQL sink writes each action into a store's outbox by key (a key
 already there is left as it is), so the actions a restore replays find their
-rows and the outbox holds each action once; a Kafka sink would write with the
-key as the message key.
+rows and the outbox holds each action once. It commits in batches, the actions not
+yet committed kept in Flink state, so a checkpoint covers them. A Kafka sink would
+write with the key as the message key.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from engine.pgstore import PgStore
 
-__all__ = ["file_sink", "file_action_sink", "postgres_action_sink", "OutboxWriter", "read_lines", "read_results",
-           "Results"]
+__all__ = ["file_sink", "file_action_sink", "postgres_action_sink", "OutboxWriter", "OUTBOX_BATCH", "outbox_bucket",
+           "read_lines", "read_results", "Results"]
 
 
 def file_sink(path: str):
@@ -41,12 +42,18 @@ def file_action_sink(path: str, parallelism: int = 1):
     return attach
 
 
-class OutboxWriter:
-    """The PostgreSQL sink's work, without Flink: action lines into a store's outbox, by key.
+#: Actions a PostgreSQL sink task gathers before it commits them in one transaction (it commits sooner
+#: when the watermark passes the first one gathered).
+OUTBOX_BATCH = 500
 
-    Each action commits before the next is taken: when a checkpoint completes,
-    every action before its barrier is in the outbox, and those replayed after a
-    restore find their keys there (written once, at their first position).
+
+class OutboxWriter:
+    """The PostgreSQL sink's work, without Flink: batches of action lines into a store's outbox, by key.
+
+    One batch is one transaction (COPY for a large one). A key already in the
+    outbox keeps its row and its position: the actions a restore replays, and a
+    batch written again, find their keys there (written once, at their first
+    position).
     """
 
     def __init__(self, url: str):
@@ -58,11 +65,13 @@ class OutboxWriter:
 
         self.store = PgStore(self.url)
 
-    def write(self, line: str) -> None:
+    def write(self, lines: list[str]) -> None:
+        """Commit these action lines, in this order, in one transaction."""
         from .logic import action_from_line
 
         assert self.store is not None  # open() came first
-        self.store.add_actions([action_from_line(line)])
+        if lines:
+            self.store.add_actions([action_from_line(line) for line in lines])
 
     def close(self) -> None:
         if self.store is not None:
@@ -70,27 +79,64 @@ class OutboxWriter:
             self.store = None
 
 
-def postgres_action_sink(url: str, parallelism: int = 1):
-    """Actions into the outbox of the PostgreSQL store at `url`, idempotent by key (one writer per worker)."""
-    def attach(actions):
-        from pyflink.datastream import ProcessFunction
+def outbox_bucket(line: str, parallelism: int) -> int:
+    """The sink task an action line goes to: a stable hash of its lead, so a lead's actions keep their order."""
+    from engine.partition import owner
 
-        class Outbox(ProcessFunction):
-            def __init__(self, url: str):
+    return owner(json.loads(line)["lead"], parallelism)
+
+
+def postgres_action_sink(url: str, parallelism: int = 1, batch: int = OUTBOX_BATCH):
+    """Actions into the outbox of the PostgreSQL store at `url`, idempotent by key, in batches.
+
+    The actions are keyed by a hash of their lead and gathered in keyed state (a
+    list): a checkpoint holds the ones not yet committed, so a restore commits
+    them, and the actions it replays find their keys. A batch commits when it
+    reaches `batch` actions or when the watermark passes the first action of it
+    (an event-time timer; the end of the input moves the watermark to the end).
+    """
+    def attach(actions):
+        from pyflink.common.typeinfo import Types
+        from pyflink.datastream import KeyedProcessFunction
+        from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
+
+        class Outbox(KeyedProcessFunction):
+            def __init__(self, url: str, batch: int):
                 self.url = url
+                self.batch = batch
 
             def open(self, runtime_context):
                 self.writer = OutboxWriter(self.url)
                 self.writer.open()
+                self.pending = runtime_context.get_list_state(ListStateDescriptor("pending", Types.STRING()))
+                self.count = runtime_context.get_state(ValueStateDescriptor("count", Types.INT()))
 
             def process_element(self, line, ctx):
-                self.writer.write(line)
-                return iter(())
+                self.pending.add(line)
+                count = (self.count.value() or 0) + 1
+                if count >= self.batch:
+                    self._commit()
+                    return ()
+                if count == 1:  # the first of a batch: commit it when the watermark has passed it
+                    ctx.timer_service().register_event_time_timer(ctx.timestamp())
+                self.count.update(count)
+                return ()
+
+            def on_timer(self, timestamp, ctx):
+                self._commit()
+                return ()  # outputs nothing (PyFlink iterates what a timer returns)
+
+            def _commit(self):
+                self.writer.write(list(self.pending.get() or ()))
+                self.pending.clear()
+                self.count.clear()
 
             def close(self):
                 self.writer.close()
 
-        actions.process(Outbox(url)).name("outbox").set_parallelism(parallelism)
+        buckets = parallelism
+        (actions.key_by(lambda line: outbox_bucket(line, buckets), key_type=Types.INT())
+         .process(Outbox(url, batch)).name("outbox").set_parallelism(parallelism))
     return attach
 
 

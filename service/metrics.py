@@ -22,6 +22,8 @@ class Metrics:
                                          buckets=(1, 2, 5, 10, 20, 50, 100, 200))
         self.queue_depth = Gauge("coltiva_writer_queue_depth", "Jobs waiting for the writer", registry=r)
         self.queue_lines = Gauge("coltiva_writer_queue_lines", "Event lines waiting for the writer", registry=r)
+        self.cached = Gauge("coltiva_cached_records", "Records the writer keeps in memory (at most cache_leads each)",
+                            ["kind"], registry=r)
         self.due_leads = Gauge("coltiva_due_leads", "Lead records with something due now", registry=r)
         self.last_tick = Gauge("coltiva_last_tick_timestamp_seconds", "Time of the last tick", registry=r)
         self.ticks = Counter("coltiva_ticks", "Ticks applied", registry=r)

@@ -18,16 +18,13 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal, Mapping, Union
 
-from engine.events import MAX_ID_LENGTH
 from pydantic import (AwareDatetime, BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, ValidationError,
                       model_validator)
 
-__all__ = ["Track", "Identify", "Batch", "SegmentPayload", "ColtivaEvent", "parse_segment", "to_lines",
-           "event_schemas", "ValidationError"]
+from .events import EVENT_ADAPTER, EventId
 
-#: What the engine takes as an id or a lead (engine.events): 1 to MAX_ID_LENGTH characters, no control character.
-_Id = Union[Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$")],
-            Annotated[int, Field(ge=-(10 ** 255), le=10 ** 255)]]
+__all__ = ["Track", "Identify", "Batch", "SegmentPayload", "parse_segment", "to_lines",
+           "event_schemas", "ValidationError"]
 
 
 def _someone_schema(schema: dict) -> None:
@@ -39,9 +36,9 @@ def _someone_schema(schema: dict) -> None:
 class _Message(BaseModel):
     model_config = ConfigDict(extra="allow", json_schema_extra=_someone_schema)
 
-    messageId: _Id
-    userId: _Id | None = None
-    anonymousId: _Id | None = None
+    messageId: EventId
+    userId: EventId | None = None
+    anonymousId: EventId | None = None
     timestamp: AwareDatetime
 
     @model_validator(mode="after")
@@ -95,19 +92,6 @@ SegmentPayload = Annotated[
 _ADAPTER = TypeAdapter(SegmentPayload)
 
 
-class ColtivaEvent(BaseModel):
-    """Coltiva's own event line (docs/events.md); the engine's parse_event is the authority on it."""
-
-    model_config = ConfigDict(extra="allow", title="ColtivaEvent")
-
-    id: _Id
-    lead: _Id
-    type: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$")]
-    time: Annotated[str, Field(description="ISO 8601 with a zone, e.g. 2026-03-01T09:30:00Z")]
-    data: dict[str, Any] | None = None
-    attributes: dict[str, Any] | None = None
-
-
 def parse_segment(body: bytes) -> Track | Identify | Batch:
     """Validate a Segment payload; raises pydantic's ValidationError with every problem's location."""
     return _ADAPTER.validate_json(body)
@@ -137,6 +121,6 @@ def event_schemas() -> dict:
     """The published JSON Schemas: Coltiva's event line and the Segment payloads accepted."""
     return {
         "$comment": "Coltiva event line (POST /events, one per line) and Segment payloads (POST /segment)",
-        "coltiva_event": ColtivaEvent.model_json_schema(),
+        "coltiva_event": EVENT_ADAPTER.json_schema(),
         "segment_payload": _ADAPTER.json_schema(),
     }

@@ -200,9 +200,22 @@ class Writer:
         return summary
 
     def _trim_cache(self) -> None:
-        """Bound the runner's lead cache: drop the oldest entries (they reload from the store on use)."""
-        cache = self._opened().cache
-        extra = len(cache) - self.cache_leads
-        if extra > 0:
-            for key in list(itertools.islice(iter(cache), extra)):
-                del cache[key]
+        """Bound the runner's caches, the lead records and the lead-wide records: drop the oldest entries
+        (they reload from the store on use; what is cached is committed by then)."""
+        runner = self._opened()
+        _drop_oldest(runner.cache, self.cache_leads)
+        _drop_oldest(runner.wides, self.cache_leads)
+
+    @property
+    def cached(self) -> dict[str, int]:
+        """How many records each cache holds now (for /metrics)."""
+        runner = self.runner
+        return {"lead": len(runner.cache), "lead_wide": len(runner.wides)} if runner is not None else {}
+
+
+def _drop_oldest(cache: dict, keep: int) -> None:
+    """Drop a dict's oldest entries (insertion order) beyond `keep`."""
+    extra = len(cache) - keep
+    if extra > 0:
+        for key in list(itertools.islice(iter(cache), extra)):
+            del cache[key]

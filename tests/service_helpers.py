@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from engine.events import Event, parse_event
 from engine.store import Store
 
 from .conftest import ROOT
@@ -65,6 +66,45 @@ class Server:
     def __exit__(self, *exc):
         if self.proc and self.proc.poll() is None:
             self.stop()
+
+
+def _body(lines: list[str]) -> bytes:
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _without_refused(lines: list[str], response: httpx.Response) -> list[str] | None:
+    """The lines a 400 did not name (what a client sends again), or None if the answer is not such a 400."""
+    if response.status_code != 400 or "problems" not in response.json():
+        return None
+    refused = {p["line"] for p in response.json()["problems"]}
+    assert refused, response.text
+    return [line for n, line in enumerate(lines, 1) if n not in refused]
+
+
+def post_events(http: httpx.Client, lines: list[str], **kw) -> httpx.Response:
+    """POST lines as JSON Lines; on a 400 naming lines that are not events, send the others again
+    (what docs/service.md tells a client to do), until the answer is not such a 400."""
+    while True:
+        response = http.post("/events", content=_body(lines), **kw)
+        rest = _without_refused(lines, response)
+        if rest is None:
+            return response
+        lines = rest
+
+
+async def apost_events(http: httpx.AsyncClient, lines: list[str], **kw) -> httpx.Response:
+    """post_events for an async client."""
+    while True:
+        response = await http.post("/events", content=_body(lines), **kw)
+        rest = _without_refused(lines, response)
+        if rest is None:
+            return response
+        lines = rest
+
+
+def events_only(lines: list[str]) -> list[str]:
+    """The lines the engine reads as events (unknown types included): what a tests posts when the 400 is not its subject."""
+    return [line for line in lines if isinstance(parse_event(line), Event)]
 
 
 def coltiva(*args: str, cwd=None, check=True, input=None) -> subprocess.CompletedProcess:

@@ -22,3 +22,42 @@ def test_exit_targets_point_at_the_word_exit():
     hold_span = journey.stages[0].hold.target_span
     assert (trigger_span.line, trigger_span.column, trigger_span.end_column) == (4, 12, 16)
     assert (hold_span.line, hold_span.column) == (5, text.splitlines()[4].rfind("exit") + 1)
+
+
+def test_loading_pauses_the_garbage_collector_and_restores_it(monkeypatch):
+    """docs/decisions.md, "The garbage collector is off while a journey loads": off inside, as it was after."""
+    import gc
+
+    import dsl.loader
+
+    seen = []
+    real = dsl.loader.parse_journey
+
+    def spy(text, path="<string>"):
+        seen.append(gc.isenabled())
+        return real(text, path)
+
+    monkeypatch.setattr(dsl.loader, "parse_journey", spy)
+    text = 'journey "x"\nstage a\n  initial\n  on go -> b\nstage b\n  final\n'
+    was = gc.isenabled()
+    try:
+        gc.enable()
+        assert load_text(text, "t.journey").ok
+        assert gc.isenabled()
+        gc.disable()
+        assert load_text(text, "t.journey").ok
+        assert not gc.isenabled()  # a caller that paused it keeps it paused
+        gc.enable()
+
+        def broken(text, path="<string>"):
+            raise RuntimeError("boom")
+
+        monkeypatch.setattr(dsl.loader, "parse_journey", broken)
+        try:
+            load_text(text, "t.journey")
+        except RuntimeError:
+            pass
+        assert gc.isenabled()  # restored even when loading fails
+    finally:
+        gc.enable() if was else gc.disable()
+    assert seen == [False, False]

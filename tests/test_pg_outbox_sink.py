@@ -1,10 +1,11 @@
 """The Flink job's PostgreSQL action sink without Flink (engine_flink.sinks.OutboxWriter) on a real server.
 
-A restore from a checkpoint makes a sink write again the actions produced since
-that checkpoint: by key, the outbox keeps each action once, at its first
-position, whatever is replayed and however often; two writers at once (two Flink
-workers) lose nothing and keep each lead's actions in the order it produced
-them. The job itself, on a real mini-cluster, is in tests_flink/.
+The sink commits actions in batches. A restore from a checkpoint makes it write
+again the actions produced since that checkpoint, and those of batches it had
+gathered but maybe not committed: by key, the outbox keeps each action once, at
+its first position, whatever is replayed, however often and however batched; two
+writers at once (two Flink workers) lose nothing and keep each lead's actions in
+the order it produced them. The job itself, on a real mini-cluster, is in tests_flink/.
 """
 
 from __future__ import annotations
@@ -34,10 +35,20 @@ def _outbox(url: str) -> list[tuple[int, dict]]:
         return list(store.actions())
 
 
-@given(st.integers(1, 12), st.data())
+def _write_in_batches(writer: OutboxWriter, actions: list[Action], data) -> None:
+    """The actions in order, cut into batches of drawn sizes (one transaction each)."""
+    at = 0
+    while at < len(actions):
+        size = data.draw(st.sampled_from([1, 2, 5, 70]), "batch")  # 70: past COPY_FROM, by COPY
+        writer.write([action_line(a) for a in actions[at:at + size]])
+        at += size
+
+
+@given(st.integers(1, 150), st.data())
 @settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_replays_from_any_checkpoint_write_each_action_once_in_first_order(pg_server, count, data):
-    """Each attempt writes from its checkpoint on and may fail anywhere; the last one reaches the end."""
+    """Each attempt writes from its checkpoint on, in batches, and may fail anywhere; the last one reaches
+    the end."""
     actions = [_action(f"L{n % 3}", n) for n in range(count)]
     url = pg_server.create_schema("coltiva", "sink_replay")
     start = 0
@@ -45,14 +56,12 @@ def test_replays_from_any_checkpoint_write_each_action_once_in_first_order(pg_se
         stop = data.draw(st.integers(start, count), "fails after")
         writer = OutboxWriter(url)
         writer.open()
-        for a in actions[start:stop]:
-            writer.write(action_line(a))
+        _write_in_batches(writer, actions[start:stop], data)
         writer.close()
         start = data.draw(st.integers(0, stop), "restored from")  # a checkpoint before the failure
     writer = OutboxWriter(url)
     writer.open()
-    for a in actions[start:]:
-        writer.write(action_line(a))
+    _write_in_batches(writer, actions[start:], data)
     writer.close()
     rows = _outbox(url)
     assert [a for _, a in rows] == [a.to_json() for a in actions]  # each once, in the order first written
@@ -81,15 +90,15 @@ def test_two_writers_at_once_lose_nothing_and_keep_each_leads_order(pg_server):
         try:
             writer = OutboxWriter(url)
             writer.open()
-            for a in work[w][:100]:
+            for at in range(0, 100, 4):  # batches of 4 actions
                 together.wait()
-                writer.write(action_line(a))
+                writer.write([action_line(a) for a in work[w][at:at + 4]])
             writer.close()  # a failure; restored from a checkpoint at action 60
             writer = OutboxWriter(url)
             writer.open()
-            for a in work[w][60:]:
+            for at in range(60, 150, 3):
                 together.wait()
-                writer.write(action_line(a))
+                writer.write([action_line(a) for a in work[w][at:at + 3]])
             writer.close()
         except BaseException as err:  # shown by the assertion below
             together.abort()

@@ -25,7 +25,7 @@ from engine.pgstore import PgStore
 from engine.record import Action
 from engine.stores import open_store
 
-from .engine_helpers import COLTIVA, DEMAND, ROOT, T0, dump, example, run_store
+from .engine_helpers import COLTIVA, DEMAND, ROOT, T0, dump, example, line, run_store
 
 ENV = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
 SPEC = Spec(leads=240, events=6_000, days=120, seed=5)
@@ -347,3 +347,34 @@ def test_a_batch_that_fails_midway_by_copy_leaves_nothing_and_a_retry_equals_sql
     sqlite = tmp_path / "ref.db"
     run_store(sqlite, [(cj, sources)], lines, batch=1000)
     assert dump(db) == dump(sqlite)
+
+
+def test_a_committed_batch_survives_a_crash_of_the_server_even_where_commits_are_asynchronous():
+    """docs/scaling.md, *Durability*: a batch PgStore committed is in the write-ahead log the operating system
+    holds, as an SQLite commit is in its WAL file, even on a server whose default is `synchronous_commit = off`
+    (a commit there returns before its WAL is written; the WAL writer would write it 10 s later)."""
+    from bench.pgserver import PgServer
+
+    with PgServer(settings="-c synchronous_commit=off -c wal_writer_delay=10000") as server:
+        server.create_database("crash")
+        db = server.create_schema("crash", "store")
+        with PgStore(db, writer=True) as store:
+            store.write_batch(quarantine=[("in", 1, "not valid JSON", "{")])
+        server.crash_and_restart()
+        with PgStore(db, read_only=True) as store:
+            assert [raw for *_, raw in store.quarantined()] == ["{"]
+
+
+@pytest.mark.parametrize("batch", [10, 5000])  # below COPY_FROM rows per table (pipeline), and far above (COPY)
+def test_lead_wide_records_of_a_batch_equal_sqlites_in_pipeline_and_by_copy(tmp_path, pg_server, batch):
+    """Under lead-wide rules each batch upserts the lead-wide records it changed (`lead_wide`): 150 leads in
+    two journeys, with scores and a cap across journeys, give SQLite's store whichever way the rows travel."""
+    from .test_lead_wide import run, welcome
+
+    journeys = [welcome("alpha", "a-mail", 2), welcome("beta", "b-mail", 1)]
+    lines = [line(f"f{n}", "form.submitted", T0 + n, lead=f"L{n:03d}") for n in range(150)]
+    lines += [line(f"c{n}", "email.clicked", T0 + 500 + n, lead=f"L{n:03d}") for n in range(0, 150, 2)]
+    pg = pg_server.create_schema("coltiva", f"lead_wide_{batch}")
+    results = [run(db, journeys, lines, tick=T0 + 3 * 86_400, batch=batch) for db in (tmp_path / "s.db", pg)]
+    assert len(results[0][1]["lead_wide"]) == 150
+    assert results[1] == results[0]

@@ -7,7 +7,7 @@ import httpx
 from coltiva.sample import generate
 from engine.store import Store
 
-from .service_helpers import Server, coltiva, run_file
+from .service_helpers import post_events, Server, coltiva, run_file
 
 LATE = "2026-06-01T00:00:00Z"
 
@@ -45,7 +45,7 @@ def test_tick_refuses_going_backwards_and_far_ahead_and_dry_run_writes_nothing(t
 def test_the_service_ticks_by_itself_from_the_wall_clock(tmp_path):
     lines = generate(leads=40, days=40, seed=4)
     with Server(tmp_path, "--tick-every", "0.2", clock="wall") as server, httpx.Client(base_url=server.base) as http:
-        http.post("/events", content=("\n".join(lines) + "\n").encode(), timeout=60)
+        post_events(http, lines, timeout=60)
         for _ in range(600):  # until the clock has ticked after the events (bounded: nothing hangs)
             health = http.get("/health").json()
             if health["last_tick"]:
@@ -60,7 +60,7 @@ def test_the_service_ticks_by_itself_from_the_wall_clock(tmp_path):
 def test_over_http_time_never_goes_backwards_and_far_ahead_needs_force(tmp_path):
     lines = generate(leads=40, days=40, seed=6)
     with Server(tmp_path) as server, httpx.Client(base_url=server.base, timeout=60) as http:
-        http.post("/events", content=("\n".join(lines) + "\n").encode())
+        post_events(http, lines)
         assert http.post("/tick", params={"now": LATE}).status_code == 200
         assert http.post("/tick", params={"now": "2026-05-01T00:00:00Z"}).status_code == 409
         far = http.post("/tick", params={"now": "2126-01-01T00:00:00Z"})

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from coltiva.sample import generate
 
-from .service_helpers import Receiver, Server, coltiva, run_file
+from .service_helpers import post_events, Receiver, Server, coltiva, run_file
 
 SECRET = "s3cret-for-tests"
 TICK = "2026-06-01T00:00:00Z"
@@ -79,7 +79,7 @@ def test_every_action_reaches_its_webhook_in_order_signed_and_dead_letters_after
             Receiver(SECRET, always_fail=True) as broken:
         config = _config(tmp_path, receiver.url, broken.url)
         with Server(tmp_path, "--config", config) as server, httpx.Client(base_url=server.base, timeout=60) as http:
-            http.post("/events", content=("\n".join(lines) + "\n").encode())
+            post_events(http, lines)
             http.post("/tick", params={"now": TICK})
             actions = [json.loads(x) for x in http.get("/actions", params={"limit": 100_000}).text.splitlines()]
             sends = {a["key"] for a in actions if a["kind"] == "send"}
@@ -187,7 +187,7 @@ def _busiest_lead(tmp_path, seed):
 
 
 def _post_and_tick(http, lines):
-    assert http.post("/events", content=("\n".join(lines) + "\n").encode()).status_code == 200
+    assert post_events(http, lines).status_code == 200
     assert http.post("/tick", params={"now": TICK}).status_code == 200
 
 
@@ -308,3 +308,71 @@ def test_the_backoff_doubles_up_to_its_cap_with_jitter_from_a_seeded_random(back
     delay = backoff_delay(hook, attempts, random.Random(seed))
     assert 0.5 * base <= delay < 1.5 * base
     assert delay == backoff_delay(hook, attempts, random.Random(seed))  # seeded: the same run, the same waits
+
+
+def _recorded(db: str) -> dict[str, set[int]]:
+    """Per destination, the outbox positions the store says are done: up to its offset, and those above it."""
+    import sqlite3
+
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        offsets = dict(con.execute("SELECT destination, seq FROM delivery_offsets"))
+        done: dict[str, set[int]] = defaultdict(set)
+        for destination, seq in con.execute("SELECT destination, seq FROM delivery_done"):
+            done[destination].add(seq)
+    finally:
+        con.close()
+    return {d: set(range(1, offsets.get(d, 0) + 1)) | done[d] for d in ("email", "crm")}
+
+
+def test_sigkill_during_delivery_then_restart_delivers_every_action_at_least_once_in_order(tmp_path):
+    """The real service is SIGKILLed while calls are in flight to a real receiver (some held open, some
+    answered, some not yet sent); restarted on the same store, it delivers every action, in order per lead,
+    repeats only calls whose outcome it had not recorded (same key), and resumes at its stored offsets."""
+    lines, sends, _busiest = _busiest_lead(tmp_path, seed=29)
+    held_leads = sorted(sends)[:3]
+    holding = {"on": True}
+    with Receiver(SECRET, hold=lambda body: holding["on"] and body["lead"] in held_leads) as email, \
+            Receiver(SECRET) as crm:
+        config = _hooks(tmp_path, email.url, crm.url, timeout=60)
+        server = Server(tmp_path, "--config", config).start()
+        with httpx.Client(base_url=server.base, timeout=60) as http:
+            _post_and_tick(http, lines)
+            actions = [json.loads(x) for x in http.get("/actions", params={"limit": 100_000}).text.splitlines()]
+        want = {"email": {a["key"] for a in actions if a["kind"] == "send"},
+                "crm": {a["key"] for a in actions if a["kind"] == "handoff"}}
+        seq_of = {a["key"]: a["seq"] for a in actions}
+        _wait_for(lambda: len(email.delivered()) >= len(want["email"]) // 3, "a third of the sends delivered")
+        _wait_for(lambda: sum(1 for c in email.calls if c.get("held")) == len(held_leads), "calls held open")
+        assert len({c["key"] for c in email.delivered()}) < len(want["email"]), "all delivered before the kill"
+        server.kill()  # SIGKILL: no drain; the held calls are in flight, their outcome never recorded
+        at_kill = _recorded(server.db)
+        calls_before = {"email": len(email.calls), "crm": len(crm.calls)}
+        holding["on"] = False
+        email.release.set()  # the held calls are answered 200 now, to a sender that is gone
+        assert at_kill["email"] and all(seq_of[c["key"]] not in at_kill["email"] for c in email.calls if c.get("held"))
+        with Server(tmp_path, "--config", config) as again:
+            _wait_for(lambda: {c["key"] for c in email.delivered()} == want["email"], "every send, after the restart")
+            _wait_for(lambda: {c["key"] for c in crm.delivered()} == want["crm"], "every handoff")
+            last = max(a["seq"] for a in actions)
+            _wait_for(lambda: _recorded(again.db) == {"email": set(range(1, last + 1)),
+                                                     "crm": set(range(1, last + 1))},
+                      "both offsets at the end of the outbox")
+        calls = {"email": list(email.calls), "crm": list(crm.calls)}
+    for destination, made in calls.items():
+        assert all(c["signed"] and c["key"] == c["body"]["key"] for c in made)
+        # every action of the destination delivered at least once
+        assert {c["key"] for c in made if c["answered"] == 200} == want[destination]
+        # in order per lead: a lead's calls, in the order they arrived, never go back in the outbox
+        by_lead = defaultdict(list)
+        for c in sorted(made, key=lambda c: c["n"]):
+            by_lead[c["body"]["lead"]].append(c["body"]["seq"])
+        assert all(seqs == sorted(seqs) for seqs in by_lead.values()), destination
+        # duplicates only as retries of a call whose outcome was not recorded at the kill (the same key)
+        after = made[calls_before[destination]:]
+        assert not [c for c in after if c["body"]["seq"] in at_kill[destination]], "a recorded action sent again"
+        answered_twice = {k for k in want[destination] if sum(c["answered"] == 200 for c in made if c["key"] == k) > 1}
+        assert all(seq_of[k] not in at_kill[destination] for k in answered_twice)
+        if destination == "email":  # each held call was sent again after the restart, with its key
+            held = {c["key"] for c in made if c.get("held")}
+            assert held and held <= {c["key"] for c in after}

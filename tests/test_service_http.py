@@ -10,7 +10,7 @@ import pytest
 
 from coltiva.sample import generate
 
-from .service_helpers import JOURNEY, Server, coltiva
+from .service_helpers import events_only, post_events, JOURNEY, Server, coltiva
 
 T0 = "2026-01-05T09:00:00Z"
 
@@ -142,8 +142,11 @@ def test_a_request_is_answered_after_its_commit_with_its_own_summary(tmp_path):
 def test_actions_are_paged_by_position(tmp_path):
     lines = generate(leads=120, days=60, seed=5)
     with Server(tmp_path) as server, httpx.Client(base_url=server.base, timeout=60) as http:
-        http.post("/events", content=("\n".join(lines) + "\n").encode())
-        everything = [json.loads(x) for x in http.get("/actions", params={"limit": 100_000}).text.splitlines()]
+        post_events(http, lines)
+        whole = http.get("/actions", params={"limit": 100_000})
+        # streamed page by page as it is read: no Content-Length, so the answer was never built whole
+        assert whole.headers["transfer-encoding"] == "chunked" and "content-length" not in whole.headers
+        everything = [json.loads(x) for x in whole.text.splitlines()]
         paged, after = [], 0
         while True:
             page = [json.loads(x) for x in http.get("/actions", params={"after": after, "limit": 97}).text
@@ -212,7 +215,7 @@ def test_a_slow_client_and_a_flood_do_not_hold_health(tmp_path):
         flood_requests = []
 
         async def flood():
-            lines = generate(leads=100, days=30, seed=3)
+            lines = events_only(generate(leads=100, days=30, seed=3))
             body = ("\n".join(lines) + "\n").encode()
 
             async def one(http):

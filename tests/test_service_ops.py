@@ -4,6 +4,7 @@ import asyncio
 import json
 import os
 import signal
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,11 +16,11 @@ from engine.store import Store
 from service.config import load_config
 from service.errors import ConfigError
 
-from .service_helpers import JOURNEY, Server, coltiva
+from .service_helpers import events_only, post_events, JOURNEY, Server, coltiva
 
 
 def test_sigterm_answers_the_requests_in_flight_then_exits_0(tmp_path):
-    lines = generate(leads=200, days=60, seed=31)
+    lines = events_only(generate(leads=200, days=60, seed=31))
     chunks = [lines[i:i + 300] for i in range(0, len(lines), 300)]
     server = Server(tmp_path).start()
     answers: list = [None] * len(chunks)
@@ -56,7 +57,7 @@ def test_sigterm_answers_the_requests_in_flight_then_exits_0(tmp_path):
 def test_metrics_are_prometheus_text_with_the_service_figures(tmp_path):
     lines = generate(leads=30, days=40, seed=8)
     with Server(tmp_path) as server, httpx.Client(base_url=server.base, timeout=60) as http:
-        summary = http.post("/events", content=("\n".join(lines) + "\n").encode()).json()
+        summary = post_events(http, lines).json()
         text = http.get("/metrics").text
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
                for family in text_string_to_metric_families(text) for s in family.samples}
@@ -66,8 +67,31 @@ def test_metrics_are_prometheus_text_with_the_service_figures(tmp_path):
     assert samples[("coltiva_due_leads", ())] >= 0
     assert samples[("coltiva_commit_seconds_count", ())] >= 1
     assert samples[("coltiva_http_requests_total", (("route", "/events"), ("status", "200")))] == 1
-    (posted,) = [r for r in server.logs() if r["message"] == "request" and r["path"] == "/events"]
+    (posted,) = [r for r in server.logs() if r["message"] == "request" and r["path"] == "/events"
+                 and r["status"] == 200]
     assert (posted["method"], posted["status"]) == ("POST", 200) and posted["ms"] >= 0
+
+
+def test_the_lead_cache_stays_bounded_while_the_store_grows(tmp_path):
+    """60 leads through a writer that keeps 5 records of each kind: /metrics shows at most 5, the store has all."""
+    lines = generate(leads=60, days=20, seed=12)
+    (tmp_path / "coltiva.toml").write_text("[limits]\ncache_leads = 5\n")
+    # the example journey with a lead score: every lead also gets a lead-wide record
+    source = Path(JOURNEY).read_text().replace('journey "Demand generation (B2B)"\n',
+                                               'journey "Demand generation (B2B)"\nlead scoring\n  page.visited +1\n')
+    (tmp_path / "scored.journey").write_text(source)
+    with Server(tmp_path, "--config", str(tmp_path / "coltiva.toml"), journeys=(str(tmp_path / "scored.journey"),)) \
+            as server, \
+            httpx.Client(base_url=server.base, timeout=60) as http:
+        for n in range(0, len(lines), 200):  # several commits, each trims
+            assert post_events(http, lines[n:n + 200]).status_code == 200
+        samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                   for family in text_string_to_metric_families(http.get("/metrics").text) for s in family.samples}
+    cached = {labels[0][1]: value for (name, labels), value in samples.items() if name == "coltiva_cached_records"}
+    assert set(cached) == {"lead", "lead_wide"} and all(0 < value <= 5 for value in cached.values()), cached
+    with Store(server.db) as store:
+        dump = store.dump()
+    assert len({row[1] for row in dump["leads"]}) > 50 and len(dump["lead_wide"]) > 50
 
 
 def test_config_mistakes_are_named_not_tracebacks(tmp_path):

@@ -52,7 +52,7 @@ def stepping_runner(store, journeys, workers: int, batch: int | None = None):
     from engine.runner import DEFAULT_BATCH, Runner
 
     if workers == 1:
-        yield Runner(store, journeys, batch_size=batch or DEFAULT_BATCH)
+        yield Runner(store, journeys, batch_size=batch or DEFAULT_BATCH, freeze_gc=True)  # a batch command
         return
     from engine.workers import ParallelRunner
 

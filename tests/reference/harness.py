@@ -10,13 +10,13 @@ import json
 import sqlite3
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from dsl.loader import load_journey
 
-from .model import Action, LeadResult, Reference, iso
+from .model import Action, LeadResult, Reference, Together, iso
 
 __all__ = ["COLTIVA", "Outcome", "engine_outcome", "reference_outcome", "compare", "Workload"]
 
@@ -41,6 +41,8 @@ class Outcome:
 
     leads: dict[str, LeadResult]
     quarantined: tuple[int, ...]
+    #: under lead-wide rules, per lead: (lead score value, the time it was true, the lead's clock)
+    wide: dict[str, tuple[float, int, int]] = field(default_factory=dict)
 
 
 def _t(text: str) -> int:
@@ -92,8 +94,16 @@ def engine_outcome(work: Workload, tmp: Path) -> Outcome:
             (int(Path(source).stem.removeprefix("events")), n)
             for source, n in con.execute("SELECT source, line_no FROM quarantine")
         ))
+        wide = {}
+        if con.execute("SELECT 1 FROM sqlite_master WHERE name = 'lead_wide'").fetchone():
+            for lead, record in con.execute("SELECT lead, record FROM lead_wide"):
+                # engine.md lists the lead-wide record's fields in this order: the lead score and the
+                # time it was true, the caps of lead score rules, the recent sends (and their journeys),
+                # and the lead's clock
+                rec = json.loads(record)
+                wide[lead] = (rec[0], rec[1], rec[-1])
     con.close()
-    return Outcome(leads, quarantined)
+    return Outcome(leads, quarantined, wide)
 
 
 def reference_outcome(work: Workload, variants: frozenset[str] = frozenset()) -> Outcome:
@@ -104,15 +114,20 @@ def reference_outcome(work: Workload, variants: frozenset[str] = frozenset()) ->
         journeys.append(loaded.journey)
     known = set().union(*(j.event_types() for j in journeys))
     refs = [Reference(j, variants, known) for j in journeys]
+    together = Together(refs) if any(j.lead_scoring or j.lead_caps for j in journeys) else None
     quarantined = []
     for n, (lines, tick) in enumerate(work.rounds):
-        for ref in refs:
+        if together is not None:  # one step over every journey of a lead
+            together.run(lines)
+            together.tick(tick)
+        for ref in refs if together is None else ():
             ref.quarantined = []
             ref.run(lines)
             ref.tick(tick)
-        quarantined += [(n, line) for line in refs[0].quarantined]
+        quarantined += [(n, line) for line in (together or refs[0]).quarantined]
     leads = {f"{ref.j.name}|{lead}": result for ref in refs for lead, result in ref.results().items()}
-    return Outcome(leads, tuple(sorted(quarantined)))
+    wide = {lead: (w.value, w.vtime, w.clock) for lead, w in together.wide.items()} if together else {}
+    return Outcome(leads, tuple(sorted(quarantined)), wide)
 
 
 def _same_number(a: float, b: float) -> bool:
@@ -124,6 +139,13 @@ def compare(engine: Outcome, ref: Outcome) -> list[str]:
     out = []
     if engine.quarantined != ref.quarantined:
         out.append(f"quarantine: engine {engine.quarantined} reference {ref.quarantined}")
+    for lead in sorted(set(engine.wide) | set(ref.wide)):
+        e, r = engine.wide.get(lead), ref.wide.get(lead)
+        if e is None or r is None:
+            out.append(f"lead-wide {lead}: only in {'reference' if e is None else 'engine'}: {e or r}")
+        elif not _same_number(e[0], r[0]) or e[1:] != r[1:]:
+            out.append(f"lead-wide {lead}: (lead score, its time, clock) engine {e[0]}, {iso(e[1])}, "
+                       f"{iso(e[2])} reference {r[0]}, {iso(r[1])}, {iso(r[2])}")
     for lead in sorted(set(engine.leads) | set(ref.leads)):
         e, r = engine.leads.get(lead), ref.leads.get(lead)
         if e is None or r is None:

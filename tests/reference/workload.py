@@ -95,11 +95,14 @@ def _time_fields(journey: m.Journey, rng: random.Random, kind: str, t: int, even
 
 
 def generate_lines(journey: m.Journey, rng: random.Random, leads: int, per_lead: int,
-                   rounds: int = 1) -> tuple[tuple[list[bytes], int], ...]:
+                   rounds: int = 1, late: float = 0.06) -> tuple[tuple[list[bytes], int], ...]:
     """JSON Lines for `leads` leads in `rounds` batches, each with an instant to tick to after it.
 
     A tick may pass the next batch's first events: those arrive late for the leads it advanced.
+    `late`: the share of events earlier than the lead's previous one (by up to a day; with `late`
+    above the default, up to three days, behind the sends other journeys' timers made meanwhile).
     """
+    back = _STEPS[1:8] if late <= 0.06 else _STEPS[1:12]
     types = sorted(journey.event_types())
     event_fields: dict[str, list] = {}
     attr_fields: dict[str, list] = {}
@@ -116,8 +119,8 @@ def generate_lines(journey: m.Journey, rng: random.Random, leads: int, per_lead:
         lead = f"L{n}" if rng.random() < 0.9 else n  # a whole-number lead id now and then
         t = START + rng.randrange(0, 5 * 86400)
         for _ in range(rng.randrange(1, per_lead + 1)):
-            if rng.random() < 0.06:
-                t -= rng.choice(_STEPS[1:8])  # a late event
+            if rng.random() < late:
+                t -= rng.choice(back)  # a late event
             else:
                 t += rng.choice(_STEPS)
             kind = "lead.updated" if rng.random() < 0.08 else rng.choice(types)

@@ -1,0 +1,48 @@
+"""Lead equality is the equality of the stored form: `a == b` exactly when `a.to_list() == b.to_list()`."""
+
+from __future__ import annotations
+
+import json
+from array import array
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.record import Lead
+
+_times = st.none() | st.integers(0, 5)
+_arrays = st.none() | st.lists(st.integers(0, 3), max_size=2).map(lambda xs: array("q", xs))
+
+
+@st.composite
+def leads(draw) -> Lead:
+    rec = Lead(draw(st.sampled_from(["a", "b", "exit"])), draw(st.integers(0, 2)))
+    rec.score = draw(st.sampled_from([0.0, 1.0, 2.5]))
+    rec.fit = draw(st.integers(0, 1))
+    rec.attrs = draw(st.none() | st.tuples(st.none() | st.integers(0, 1) | st.text("ab", max_size=1)))
+    rec.sent, rec.hold, rec.hold_at = draw(st.integers(0, 3)), draw(st.integers(0, 1)), draw(_times)
+    rec.caps = draw(st.none() | st.tuples(_arrays))
+    rec.sends, rec.seq, rec.due = draw(_arrays), draw(st.integers(0, 1)), draw(_times)
+    rec.gone = draw(st.none() | st.just(()) | st.tuples(st.sampled_from(["x", "y"])))
+    rec.acted, rec.enrolled, rec.left = draw(st.integers(0, 1)), draw(_times), draw(st.sampled_from([None, "way"]))
+    rec.had, rec.passed = draw(st.integers(0, 1)), draw(st.integers(0, 1))
+    rec.zone = draw(st.sampled_from([None, "Europe/Rome"]))
+    rec.dates = draw(st.none() | st.tuples(st.none() | st.tuples(st.integers(0, 1), st.integers(0, 1))))
+    rec.marks = draw(st.none() | st.tuples(_times))
+    return rec
+
+
+@settings(max_examples=500, deadline=None)
+@given(leads(), leads())
+def test_equality_is_the_stored_forms_equality(a, b):
+    assert (a == b) is (a.to_list() == b.to_list())
+
+
+@settings(max_examples=200, deadline=None)
+@given(leads())
+def test_a_record_equals_its_stored_copy_and_differs_when_a_field_does(a):
+    copy = Lead.from_list(json.loads(json.dumps(a.to_list())))
+    assert copy == a and a.copy() == a
+    changed = a.copy()
+    changed.seq += 1
+    assert changed != a
