@@ -441,6 +441,10 @@ def _fire_timer(ctx: Context, timer: Timer) -> None:
     elif order == CROSSING:
         ctx.begin("timer: score decay crossed a threshold")
         _cascade(ctx)
+    if order in (SEND, ACT, HOLD_SEND):
+        # thresholds are levels: one that decay makes true at this very second (its crossing ordered after
+        # this timer) is tested now, at the clock, not searched for strictly after it and lost
+        _cascade(ctx)
     ctx.end()
 
 

@@ -801,3 +801,30 @@ def test_a_lead_whose_first_event_is_an_exit_event_is_never_enrolled_even_with_e
     # the lead unsubscribed: a later enrolling event must not start sending to it
     assert d.send("trial.started", T0 + DAY) == []
     assert d.of("send") == []
+
+
+# -- thresholds are levels, also at the second a timer fires (reference model finding D4) -------------
+
+CROSSING_AT_A_SEND = journey('''journey "d4"
+scoring
+  go +40
+  decay half-life 12 hours
+stage a
+  initial
+  on go -> b
+stage b
+  send email "later" after 1 day
+  when score <= 10 -> c
+stage c
+  final
+''')
+
+
+def test_a_crossing_at_the_second_of_a_send_is_not_lost():
+    """40 points halve to exactly 10 one day later, the second `later` is due: the send goes first (content
+    before decay crossings at one instant), then the threshold holds at the clock and moves the lead."""
+    d = Driver(CROSSING_AT_A_SEND)
+    d.send("go", "2026-01-01T00:00:00Z")
+    acts = d.tick("2026-01-05T00:00:00Z")
+    assert [(a.kind, a.time) for a in acts] == [("send", T0 + DAY), ("stage", T0 + DAY)]
+    assert acts[1].data["to"] == "c" and d.state == "c"

@@ -25,21 +25,8 @@ class Known:
     tick: str
 
 
-#: Open: crossing-lost-behind-a-timer (D4). Settled: handoff-before-sends, enroll-triggers-before-thresholds,
-#: fit-needs-a-known-attribute: see tests/reference/FINDINGS.md.
-KNOWN_DISCREPANCIES: tuple[Known, ...] = (
-    Known(
-        name="crossing-lost-behind-a-timer",
-        docs=("engine.md, Score and decay: \"Thresholds are levels. After any step (event or tick), no threshold "
-              "of the lead's stage holds at the lead's clock\"; language.md: a threshold is \"a level, tested "
-              "after every event, timer and arrival, and crossed by decay alone\""),
-        engine=("a decay crossing due at the same second as a timer ordered before it (a delayed or held send) "
-                "never fires: the lead stays in b, under its threshold, until its next event"),
-        journey=("journey \"d4\"\nscoring\n  go +40\n  decay half-life 12 hours\nstage a\n  initial\n  on go -> b\n"
-                 "stage b\n  send email \"later\" after 1 day\n  when score <= 10 -> c\nstage c\n  final\n"),
-        events=('{"id": 1, "lead": "L", "type": "go", "time": "2026-01-01T00:00:00Z"}',),
-        tick="2026-01-05T00:00:00+00:00",
-    ),
-)
+#: Open: none. Settled: handoff-before-sends, enroll-triggers-before-thresholds, fit-needs-a-known-attribute,
+#: crossing-lost-behind-a-timer: see tests/reference/FINDINGS.md.
+KNOWN_DISCREPANCIES: tuple[Known, ...] = ()
 
 VARIANTS = frozenset(k.name for k in KNOWN_DISCREPANCIES)

@@ -23,8 +23,6 @@ __all__ = ["Action", "LeadResult", "Reference", "Together", "Wide", "parse_line"
 DEFERRED, CONTENT, ACT, HOLD_SEND, HOLD_END, TIMEOUT, CROSSING = range(7)
 
 LEAD_UPDATED = "lead.updated"
-#: tests/reference/known.py: a decay crossing due at the same second as an earlier-ordered timer is lost
-LOST_CROSSING = "crossing-lost-behind-a-timer"
 _MIN_TIME = int(datetime(1970, 1, 1, tzinfo=timezone.utc).timestamp())
 _MAX_TIME = int(datetime(2200, 1, 1, tzinfo=timezone.utc).timestamp())
 _MAX_LINE = 1 << 20
@@ -828,8 +826,6 @@ class Reference:
             hl, at = self.hl, self.score_at
         start = lead.clock
         ok = lambda s: _compare(at(lead, s), trig.op, trig.value)  # noqa: E731
-        if LOST_CROSSING in self.variants and ok(start):
-            return None  # the engine: a crossing due at the instant another timer just fired is never due again
         hi = start + 1
         while not ok(hi):
             if hi - start > hl * 1200:
@@ -932,8 +928,7 @@ class Reference:
         elif kind in (TIMEOUT, CROSSING):
             self.move(lead, t, what.target)
             return
-        if LOST_CROSSING not in self.variants:  # language.md: thresholds are "tested after every ... timer"
-            self.thresholds(lead, t)
+        self.thresholds(lead, t)  # language.md: thresholds are "tested after every ... timer"
 
     # ---- results
 
