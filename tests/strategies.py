@@ -14,8 +14,10 @@ from pathlib import Path
 from hypothesis import strategies as st
 
 from dsl import model as m
+from dsl.patterns import PatternError, compile_pattern
 
 __all__ = [
+    "valid_pattern",
     "KEYWORDS",
     "identifiers",
     "event_names",
@@ -254,3 +256,12 @@ def journeys(draw, max_stages: int = 3) -> m.Journey:
 #: What follows `#` in a comment: anything on one line (the loader keeps it right-stripped).
 comment_texts = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters=LINE_BREAKS),
                         max_size=15).map(lambda body: ("#" + body).rstrip())
+
+
+def valid_pattern(text) -> bool:
+    """Whether a drawn `matches` value compiles (the checker refuses the others, C038)."""
+    try:
+        compile_pattern(str(text))
+    except PatternError:
+        return False
+    return True

@@ -10,14 +10,13 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 
 from dsl.model import compares
-from dsl.patterns import PatternError, compile_pattern
 from engine.compiled import Transition
 from engine.compiler import compile_journey
 from engine.record import EXITED
 from engine.step import TraceStep, advance, step_event
 
 from .engine_helpers import DAY, JOURNEYS, T0, ev, example, journey
-from .strategies import journeys
+from .strategies import journeys, valid_pattern
 
 EVERY_KIND = textwrap.dedent("""
     journey "kinds"
@@ -106,18 +105,11 @@ def test_the_machine_is_built_from_the_table_and_has_no_conditions(path):
 @given(journeys(max_stages=4))
 def test_any_journey_machine_is_its_table(model):
     assume(model.stages)
-    assume(all(_valid_pattern(c.value) for cond in model.conditions() for c in compares(cond) if c.op == "matches"))
+    assume(all(valid_pattern(c.value) for cond in model.conditions() for c in compares(cond) if c.op == "matches"))
     cj = compile_journey(model)  # unchecked on purpose: dead ends and unreachable stages too
     assert _machine_rows(cj) == _table_rows(cj)
     assert len({t.id for t in cj.transitions}) == len(cj.transitions)
 
-
-def _valid_pattern(text) -> bool:
-    try:
-        compile_pattern(str(text))
-    except PatternError:
-        return False
-    return True
 
 
 class _Counting(dict):

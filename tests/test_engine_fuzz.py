@@ -16,24 +16,16 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from dsl.model import EventTrigger, compares
-from dsl.patterns import PatternError, compile_pattern
 from engine.compiler import compile_journey, lead_rules
 from engine.events import Event
 from engine.record import DONE, WAITING
 from engine.step import advance_lead, step_lead
 from engine.timers import holds, lead_score_at, score_at
 
-from .strategies import journeys
+from .strategies import journeys, valid_pattern
 
 T0 = 1_767_225_600
 
-
-def _valid_pattern(text) -> bool:
-    try:
-        compile_pattern(str(text))
-    except PatternError:
-        return False
-    return True
 
 
 def _event_types(j):
@@ -72,7 +64,7 @@ def test_the_engine_never_crashes_and_keeps_its_invariants(scenario):
     assume(all(c.count > 0 for c in journey.caps + journey.lead_caps))
     assume(all(r.cap_count is None or r.cap_count > 0 for r in journey.scoring + journey.lead_scoring))
     assume(all(s.hold is None or s.hold.times > 0 for s in journey.stages))
-    assume(all(_valid_pattern(c.value) for cond in journey.conditions() for c in compares(cond)
+    assume(all(valid_pattern(c.value) for cond in journey.conditions() for c in compares(cond)
                if c.op == "matches"))  # C038
     cj = compile_journey(journey)  # deliberately unchecked: dead ends, loops, unreachable stages
     rules = lead_rules([cj])
