@@ -311,7 +311,7 @@ def parse_event(line: str | bytes, known_types: frozenset[str] | None = None) ->
         kind = _field(obj, "type", str, "a string")
         time = parse_time(_field(obj, "time", str, "an ISO 8601 string"))
         known = known_types is not None and kind in known_types  # a journey's own types are well-formed
-        if not known and not TYPE_PATTERN.match(kind):
+        if not known and not TYPE_PATTERN.fullmatch(kind):  # not .match: `$` lets a final newline in
             raise ValueError(f"type {kind[:100]!r} is not an event type like email.opened")
         if known_types is not None and not known:
             import difflib

@@ -199,3 +199,11 @@ def test_the_checker_refuses_patterns_it_cannot_run_in_linear_time():
 def test_times_read_from_events_keep_their_range():
     assert "out of range" in reason(good(time="2200-01-01T00:00:00Z"))
     assert isinstance(parse_event(good(time=iso(T0))), Event)
+
+
+def test_a_type_ending_in_a_newline_is_not_an_event_type():
+    """The type must be the whole string: `re.match` with a pattern ending in `$` let "x.y\\n" through."""
+    line = json.dumps({"id": 1, "lead": "L", "type": "email.opened\n", "time": "2026-03-01T09:30:00Z"})
+    got = parse_event(line)
+    assert isinstance(got, Malformed) and "is not an event type" in got.reason
+    assert isinstance(parse_event(line.replace("\\n", "")), Event)
