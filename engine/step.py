@@ -380,14 +380,15 @@ def _cascade(ctx: Context) -> None:
     ctx.note("cascade stopped at its bound")
 
 
-def _fire_due(ctx: Context, until: int) -> None:
+def _fire_due(ctx: Context, until: int) -> Timer | None:
+    """Fire every timer due up to `until`; returns the lead's next timer then (the one not due yet)."""
     rec = ctx.rec
     for _ in range(MAX_TIMERS_PER_STEP):
         if rec.state == EXITED:
-            return
+            return None
         timer = ctx.timer()
         if timer is None or timer.due > until:
-            return
+            return timer
         _fire_timer(ctx, timer)
     raise EngineBug("timers did not settle within one step")
 
@@ -643,8 +644,7 @@ def _enroll(cj, lead: str, event: Event, trace, waiting: Lead | None = None, wid
         ctx.note(f"attributes received before enrollment give {rec.fit:g} fit points")
     _start_visit(ctx, event, "enrolled")
     ctx.end()
-    _fire_now(ctx)
-    timer = ctx.timer()
+    timer = _fire_now(ctx)
     rec.due = None if timer is None else timer.due
     return rec, ctx.actions
 
@@ -711,9 +711,10 @@ def _bar_return(cj, rec: Lead, event: Event) -> Lead:
     return rec
 
 
-def _on_event(ctx: Context, event: Event, notes=()) -> None:
+def _on_event(ctx: Context, event: Event, notes=()) -> Timer | None:
     """The event's own part of a step, at `ctx.time` (the lead's clock when the event is late): a re-entry or
-    the reaction (exit rules, scores, activity, transitions); `notes` go to its trace first."""
+    the reaction (exit rules, scores, activity, transitions); `notes` go to its trace first. Returns the
+    lead's next timer after it."""
     rec, t = ctx.rec, event.time
     returning = _returns(ctx.cj, rec, event)
     ctx.begin(f"event {event.id}: {event.type}" + (" (the lead re-enters)" if returning else ""))
@@ -727,14 +728,16 @@ def _on_event(ctx: Context, event: Event, notes=()) -> None:
     else:
         _react(ctx, event)
     ctx.end()
-    _fire_now(ctx)
+    return _fire_now(ctx)
 
 
-def _fire_now(ctx: Context) -> None:
-    """What the event made due at once (a date already past, `if past send now`) fires in the same step."""
+def _fire_now(ctx: Context) -> Timer | None:
+    """What the event made due at once (a date already past, `if past send now`) fires in the same step.
+    Returns the lead's next timer after it: the record's `due` comes from it, computed once per step."""
     timer = ctx.timer()
     if timer is not None and timer.due <= ctx.time and ctx.rec.state not in DONE:
-        _fire_due(ctx, ctx.time)
+        return _fire_due(ctx, ctx.time)
+    return timer
 
 
 def step_event(cj, rec: Lead | None, lead: str, event: Event, trace: list | None = None):
@@ -753,8 +756,7 @@ def step_event(cj, rec: Lead | None, lead: str, event: Event, trace: list | None
             rec.due = None
             return _bar_return(cj, rec, event), ctx.actions
     ctx.time = t if t > rec.clock else rec.clock
-    _on_event(ctx, event)
-    timer = next_timer(cj, rec)
+    timer = _on_event(ctx, event)  # the next timer of the record as the step leaves it
     rec.due = None if timer is None else timer.due
     return rec, ctx.actions
 
@@ -765,8 +767,7 @@ def advance(cj, rec: Lead, lead: str, now: int, trace: list | None = None):
         return rec, []
     rec = rec.copy()
     ctx = Context(cj, rec, lead, rec.clock, trace)
-    _fire_due(ctx, now)
-    timer = next_timer(cj, rec)
+    timer = _fire_due(ctx, now)
     rec.due = None if timer is None else timer.due
     return rec, ctx.actions
 
