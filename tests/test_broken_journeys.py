@@ -901,6 +901,19 @@ CASES = [
         stage b
           final
         """, "C087", 5, 3, "no stage sends `welcom`", "did you mean `welcome`"),
+    ("timers that never restart in a cycle", """
+        journey "t"
+        stage a
+          initial
+          on go -> b
+        stage b
+          after 1 hours in journey -> d
+          on done -> c
+        stage d
+          after 1 hours in journey -> b
+        stage c
+          final
+        """, "C089", 6, 3, "`b` and `d` send a lead back and forth", "count one of them `in stage`"),
     ("date field no event declares", f"""
         journey "t"
         catalogue "{ROOT / 'tests' / 'fixtures' / 'time.catalogue'}"

@@ -15,7 +15,8 @@ the runner steps it (engine.step.step_lead), and `when lead score` thresholds ar
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from dsl.model import EventTrigger, compares
+from dsl.checks.timing import check_timer_cycles
+from dsl.model import EventTrigger, TimeTrigger, compares
 from engine.compiler import compile_journey, lead_rules
 from engine.events import Event
 from engine.record import DONE, WAITING
@@ -64,6 +65,10 @@ def test_the_engine_never_crashes_and_keeps_its_invariants(scenario):
     assume(all(c.count > 0 for c in journey.caps + journey.lead_caps))
     assume(all(r.cap_count is None or r.cap_count > 0 for r in journey.scoring + journey.lead_scoring))
     assume(all(s.hold is None or s.hold.times > 0 for s in journey.stages))
+    # C039, C089: `in journey` / `since` timers never restart, so one to its own stage or round a cycle loops
+    assume(not any(isinstance(t, TimeTrigger) and t.mode in ("in journey", "since") and t.target == s.id
+                   for s in journey.stages for t in s.triggers))
+    assume(not list(check_timer_cycles(journey)))
     assume(all(valid_pattern(c.value) for cond in journey.conditions() for c in compares(cond)
                if c.op == "matches"))  # C038
     cj = compile_journey(journey)  # deliberately unchecked: dead ends, loops, unreachable stages

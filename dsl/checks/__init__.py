@@ -58,6 +58,7 @@ CHECKS = (
     timing.check_windows,
     timing.check_anchors,
     timing.check_since,
+    timing.check_timer_cycles,
     lead.check_lead_score_declared,
     lead.check_lead_thresholds_reachable,
     visits.check_reentry_sends,

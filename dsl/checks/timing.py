@@ -1,4 +1,5 @@
-"""Checks of the time rules: zones, send windows, sends at a date, timers since a send (C082 to C087).
+"""Checks of the time rules: zones, send windows, sends at a date, timers since a send (C082 to C087),
+cycles of timers that never reset (C089).
 
 C080 (a time that is no time of day) and C081 (months and years) are found
 while building the model (dsl.builder).
@@ -7,12 +8,14 @@ while building the model (dsl.builder).
 from __future__ import annotations
 
 import difflib
+
+import networkx as nx
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from ..diagnostics import Diagnostic, Severity
 from ..model import Journey, TimeTrigger
 
-__all__ = ["check_zones", "check_windows", "check_anchors", "check_since", "open_minutes"]
+__all__ = ["check_zones", "check_windows", "check_anchors", "check_since", "check_timer_cycles", "open_minutes"]
 
 E, W = Severity.ERROR, Severity.WARNING
 WEEK = 7 * 1440
@@ -99,3 +102,18 @@ def check_since(j: Journey):
                 hint = f"did you mean `{close[0]}`?" if close else "name content a `send` line sends"
                 yield Diagnostic("C087", E, f"no stage sends `{t.content}`: this timer would never start",
                                  t.span, hint)
+
+
+def check_timer_cycles(j: Journey):
+    """`in journey` and `since` timers do not restart when the lead enters their stage: once past, they are due
+    at once. A cycle of them (`b` -> `d` -> `b`) would move the lead round it forever at one instant."""
+    graph = nx.DiGraph()
+    edges = [(s.id, t) for s in j.stages for t in s.triggers
+             if isinstance(t, TimeTrigger) and t.mode in ("in journey", "since") and t.target != s.id]
+    graph.add_edges_from((source, t.target) for source, t in edges)
+    looping = {stage for part in nx.strongly_connected_components(graph) if len(part) > 1 for stage in part}
+    for source, t in edges:
+        if source in looping and t.target in looping:
+            yield Diagnostic("C089", E, f"`{source}` and `{t.target}` send a lead back and forth by timers that "
+                             f"never restart (`in journey` / `since`): once past, it would loop at one instant",
+                             t.span, "count one of them `in stage` or `idle`, or point it at another stage")
