@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Iterator, NamedTuple, Union
 
-from .compiled import ActPlan, DatedSend, Hold, Send, Transition
+from .compiled import THRESHOLD_TESTS, ActPlan, DatedSend, Hold, Send, Transition
 from .record import Lead, LeadWide
 from .zones import UTC, next_open, zone
 
@@ -122,9 +122,8 @@ def meant_sends(cj, plan, rec: Lead) -> Iterator[Meant]:
 
 
 def holds(op: str, score: float, value: float) -> bool:
-    """A score threshold, as the step tests it (`when score OP VALUE`)."""
-    return score >= value if op == ">=" else score > value if op == ">" else score <= value if op == "<=" \
-        else score < value
+    """A score threshold, as the step tests it (`when score OP VALUE`): the same comparison table."""
+    return THRESHOLD_TESTS[op](score, value)
 
 
 def _first_holding(cj, rec: Lead | _LeadView, op: str, value: float, guess: int, limit: int) -> int | None:
