@@ -157,8 +157,11 @@ def generate_lines(journey: m.Journey, rng: random.Random, leads: int, per_lead:
         times += [t] * (len(lines) - len(times))
     cuts = sorted(rng.sample(range(1, len(lines)), rounds - 1)) if 1 < rounds <= len(lines) - 1 else []
     out = []
+    tick = 0
     for start, end in zip([0] + cuts, cuts + [len(lines)]):
-        out.append((lines[start:end], times[end - 1] + rng.choice([0, 3600, 86400, 5 * 86400])))
+        # time never goes backwards (`coltiva tick` refuses an instant before the last tick)
+        tick = max(tick, times[end - 1] + rng.choice([0, 3600, 86400, 5 * 86400]))
+        out.append((lines[start:end], tick))
     last = max(times, default=START)
     out[-1] = (out[-1][0], max(out[-1][1], last) + rng.choice([0, 86400, 30 * 86400, 200 * 86400]))
     return tuple(out)
