@@ -28,10 +28,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from engine.events import format_time, parse_time
+from engine.runner import ReadLines
 
 from .config import ServiceConfig
 from .errors import Busy, ServiceError
-from .events import InvalidEvents, problems
+from .events import InvalidEvents, read_events
 from .keys import KeyRing
 from .metrics import CONTENT_TYPE, Metrics
 from .reads import Readers
@@ -359,7 +360,7 @@ def create_app(svc: Service) -> FastAPI:
             raise ServiceError("not committed within the deadline: it may still be; retry the same events "
                                "(their ids make a retry safe)", 503) from None
 
-    async def commit(lines: list[bytes], source: str) -> JSONResponse:
+    async def commit(lines: list[bytes] | ReadLines, source: str) -> JSONResponse:
         summary = await committed(svc.writer.submit(lines, source))
         svc.count(summary)
         if svc.deliverer is not None and any(summary.actions.values()):
@@ -384,12 +385,14 @@ def create_app(svc: Service) -> FastAPI:
     async def post_events(request: Request):
         body = await read_body(request)
         lines = body.splitlines()
-        # validated before the writer sees them: a line that is not an event refuses the whole request (400)
-        found, total = (problems(lines) if len(body) <= INLINE_BYTES
-                        else await run_in_threadpool(problems, lines))  # a large body: /health is not held
+        # read and validated before the writer sees them: a line that is not an event refuses the whole request
+        # (400); the writer takes the lines as read (docs/service.md, Validation first)
+        known = svc.writer.known_types
+        read, found, total = (read_events(lines, known) if len(body) <= INLINE_BYTES
+                              else await run_in_threadpool(read_events, lines, known))  # large: /health is not held
         if total:
             raise InvalidEvents(found, total)
-        return await commit(lines, f"http {svc.stamp}-{next(svc.requests)}")
+        return await commit(read, f"http {svc.stamp}-{next(svc.requests)}")
 
     @write_route("/segment", {"application/json": {"schema": {"$ref": "#/components/schemas/SegmentPayload"}}},
                  "Segment Spec track / identify / batch payloads")
