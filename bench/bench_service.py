@@ -11,15 +11,16 @@ a request, and waits for each answer (2xx = committed) before the next.
 events/s counts applied events from the first request to the last answer;
 latency is per request. The reference is `Runner.run_lines` in this process on
 the same events (5,000 a transaction, what `coltiva run` does, without process
-start-up), measured just before each row (the machine's load changes from one
-minute to the next). Both share the machine's cores with the client, which is
-part of what is measured: on 2 cores the clients' JSON and HTTP work competes
+start-up), measured just before and just after each run of the service (the
+machine's load changes from one minute to the next). Both share the machine's
+cores with the client, which is part of what is measured: on 2 cores the clients' JSON and HTTP work competes
 with the server. So each row also gives the server's CPU per event (from
 /proc, all its threads) beside the reference's: the cost of HTTP, auth and
 group commit over the engine's own, whatever else the machine runs. With
---repeat N, "of run's rate" is the median of the N paired ratios (each run
-against the reference measured just before it), with their range: on a shared
-machine the load moves between pairs more than within one.
+--repeat N, "of run's rate" is the median of the N ratios (each service run
+against the mean of the references measured just before and just after it),
+with their range: on a shared machine the load moves from one minute to the
+next, and a reference on one side only would carry that drift.
 """
 
 from __future__ import annotations
@@ -175,21 +176,22 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="coltiva-bench-service-") as tmp:
         workdir = Path(tmp)
         table = Table(title=f"coltiva serve: {len(lines):,} events ({args.single:,} with batches of 1), each row "
-                            "against Runner.run_lines on the same events measured just before it")
+                            "against Runner.run_lines on the same events measured just before and after it")
         for col in ("clients", "events/request", "events/s", "run's events/s", "of run's rate", "p50 ms", "p99 ms",
                     "server CPU µs/event", "run's CPU µs/event", "target"):
             table.add_column(col, justify="right")
         for clients, batch in rows:
             events = lines if batch > 1 else lines[:args.single]
             # the reference runs next to each row: the machine's load changes from minute to minute
-            refs, runs = [], []
+            # the reference runs before and after each service run: the machine's load drifts between them
+            refs, runs = [reference_rate(events, workdir)], []
             for _ in range(args.repeat):
-                refs.append(reference_rate(events, workdir))
                 runs.append(serve_rate(events, clients, batch, workdir))
+                refs.append(reference_rate(events, workdir))
             ref = statistics.median(r.rate for r in refs)
             rate = statistics.median(r.rate for r in runs)
-            # each repeat's service rate against the reference measured just before it (the same minute's load)
-            ratios = sorted(s.rate / r.rate for s, r in zip(runs, refs))
+            # each service run against the mean of the references just before and just after it
+            ratios = sorted(s.rate / ((a.rate + b.rate) / 2) for s, a, b in zip(runs, refs, refs[1:]))
             ratio = statistics.median(ratios)
             spread = f" ({ratios[0]:.0%}–{ratios[-1]:.0%})" if len(ratios) > 1 else ""
             lat = [x for r in runs for x in r.latencies]
