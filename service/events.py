@@ -168,13 +168,15 @@ def problems(lines: list[bytes]) -> tuple[list[Problem], int]:
     found: list[Problem] = []
     total = 0
     for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        bad = _line_problems(number, line)
-        if bad:
-            total += len(bad)
-            found.extend(bad[:MAX_PROBLEMS - len(found)])
+        if line.strip():
+            total += _keep(found, _line_problems(number, line))
     return found, total
+
+
+def _keep(found: list[Problem], bad: list[Problem]) -> int:
+    """Add a line's problems to `found` (the first MAX_PROBLEMS of a request are listed); how many it has."""
+    found.extend(bad[:MAX_PROBLEMS - len(found)])
+    return len(bad)
 
 
 def read_events(lines: list[bytes], known_types: frozenset[str]) -> tuple[ReadLines, list[Problem], int]:
@@ -197,8 +199,7 @@ def read_events(lines: list[bytes], known_types: frozenset[str]) -> tuple[ReadLi
         if isinstance(parsed, Malformed):
             bad = _line_problems(number, line)
             if bad:
-                total += len(bad)
-                found.extend(bad[:MAX_PROBLEMS - len(found)])
+                total += _keep(found, bad)
                 continue
         read.lines.append((number, line))
         read.parsed.append(parsed)
