@@ -24,6 +24,7 @@ from lark.exceptions import (
 from lark.indenter import DedentError, Indenter
 
 from .diagnostics import Diagnostic, Severity
+from .fastparse import fast_parse
 from .limits import MAX_NESTING
 from .model import Span
 
@@ -562,8 +563,10 @@ def parse_text(text: str, path: str = "<string>") -> tuple[Tree | None, list[Dia
     parser = grammar_parser()
     seen_lines: set[int] = set()
     while len(diagnostics) < MAX_SYNTAX_ERRORS:
+        source = "\n".join(work) + "\n"
         try:
-            tree = parser.parse("\n".join(work) + "\n")
+            # the fast loop gives Lark's tree, or None where Lark would raise: then Lark raises
+            tree = fast_parse(parser, source) or parser.parse(source)
         except (UnexpectedInput, DedentError) as err:
             diag = _diagnose(err, path, original, work)
             if diag.span.line in seen_lines:
