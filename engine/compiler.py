@@ -21,6 +21,7 @@ from transitions import Machine
 from dsl.diagnostics import has_errors
 from dsl.errors import JourneyError
 from dsl.formatter import canonical_text, format_condition
+from dsl.loader import gc_paused
 from dsl.model import (EXIT, EventTrigger, HoldLoop, Journey, ScoreRule, ScoreTrigger, Stage, TimeTrigger, compares,
                        hads, lead_field)
 
@@ -326,7 +327,17 @@ def _had_bits(journey: Journey) -> dict[str, int]:
 
 
 def compile_journey(journey: Journey | None, diagnostics=()) -> CompiledJourney:
-    """Compile a journey that checked without errors; refuse one that did not (or that did not build)."""
+    """Compile a journey that checked without errors; refuse one that did not (or that did not build).
+
+    The garbage collector is paused meanwhile, as while loading (`dsl.loader.gc_paused`): compiling
+    allocates tens of thousands of closures, rows and plans and frees almost none, so each collection
+    walked the whole loaded journey again for nothing (~45 % of compiling 1,000 stages).
+    """
+    with gc_paused():
+        return _compile_journey(journey, diagnostics)
+
+
+def _compile_journey(journey: Journey | None, diagnostics) -> CompiledJourney:
     if journey is None:  # a load that failed: `Loaded.journey` is None
         raise JourneyError("the journey has errors; run `coltiva check` on it", diagnostics)
     if has_errors(diagnostics) or journey.initial is None:
