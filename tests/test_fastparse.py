@@ -132,3 +132,32 @@ def test_whitespace_skipping_is_proved_from_the_terminals():
     ignored = grammar_parser().parser.lexer.lexer.root_lexer.ignore_types
     assert not [t.name for t in grammar_parser().terminals
                 if t.name not in ignored and _may_start_with(t.pattern.to_regexp(), " \t")]
+
+
+# ---- the nesting walk is skipped only when the words prove it finds nothing ----------------------
+@st.composite
+def _nested(draw, depth: int) -> str:
+    """A condition `depth` levels deep, written with the fewest words each level allows."""
+    text = "f == 1"
+    for _ in range(depth):
+        text = draw(st.sampled_from([f"not {text}", f"not ({text})", f"({text}) and g is set",
+                                     f"h == 2 or ({text})", f"({text})and(k == 3)"]))
+    return text
+
+
+@given(st.integers(28, 36).flatmap(_nested))
+def test_skipping_the_nesting_walk_never_hides_c062(condition):
+    from dsl.parser import _may_nest_too_deep, _too_deep
+
+    text = f"exit on x where {condition}\n"
+    tree = grammar_parser().parse(text)
+    found = _too_deep(tree, "t.journey", text.splitlines())
+    assert found == [] or _may_nest_too_deep(text)
+
+
+def test_the_nesting_bound_is_tight_enough_to_skip_ordinary_journeys():
+    from dsl.parser import _may_nest_too_deep
+
+    assert not _may_nest_too_deep(generate(1000))
+    assert _may_nest_too_deep("exit on x where " + "not " * 33 + "f is set\n")
+    assert not _may_nest_too_deep("exit on x where " + "not " * 32 + "f is set\n")
