@@ -108,7 +108,7 @@ class _Tables:
     """Everything the loop reads, built from the process's one Lark parser."""
 
     actions: dict                 # state -> {symbol: (is_shift, next state or _Rule)}
-    scanners: dict                # state -> (the compiled alternatives' `match` methods, keyword fullmatch by type)
+    scanners: dict                # state -> (its terminals' one regex's `match`, keyword fullmatch by type)
     start: int
     end: int
     ignore: frozenset
@@ -161,8 +161,10 @@ def _tables(parser: Lark) -> _Tables | None:
             return None  # user lexer callbacks: not run here
         keywords = {name: callback.scanner.fullmatch for name, callback in basic.callback.items()}
         # spaces are ignored and no other terminal starts with one, so each match skips them first
-        matchers = tuple(re.compile(f"(?:{spaces})?(?:{mre.pattern})", mre.flags).match for mre in scanner._mres)
-        scanners[state] = (matchers, keywords)
+        matchers = [re.compile(f"(?:{spaces})?(?:{mre.pattern})", mre.flags).match for mre in scanner._mres]
+        if len(matchers) != 1:
+            return None  # more than 100 terminals in one state: Lark splits its regex; not run here
+        scanners[state] = (matchers[0], keywords)
         ignore |= basic.ignore_types
         newline |= basic.newline_types
     return _Tables(actions, scanners, table.start_states["start"], table.end_states["start"],
@@ -251,19 +253,16 @@ def fast_parse(parser: Lark, text: str) -> Tree | None:
 def _run(t, text):  # (_Tables, str) -> Tree | None
     actions, scanners, ignore, newline = t.actions, t.scanners, t.ignore, t.newline
     nl_type, indent_type, dedent_type, tab_len = t.nl, t.indent, t.dedent, t.tab_len
-    reduce = _reduce
+    reduce, new_str = _reduce, _new_str
     states = [t.start]
     values: list = []
     levels = [0]
     pos, line, line_start, size = 0, 1, 0, len(text)
     last = None  # the last token the lexer gave (the indenter's end-of-file dedents borrow its position)
     while pos < size:
-        matchers, keywords = scanners[states[-1]]
-        for match in matchers:
-            found = match(text, pos)
-            if found is not None:
-                break
-        else:
+        match, keywords = scanners[states[-1]]
+        found = match(text, pos)
+        if found is None:
             return None  # no terminal matches here: Lark's UnexpectedCharacters
         type_ = found.lastgroup
         start, end = found.span(type_)  # spaces before a token are skipped by the same match (see _tables)
@@ -277,7 +276,15 @@ def _run(t, text):  # (_Tables, str) -> Tree | None
             line += value.count("\n")
             line_start = start + value.rindex("\n") + 1
         pos = end
-        tok = _token(type_, value, start, start_line, column, line, end - line_start + 1, end)
+        tok = new_str(Token, value)  # what Token.__new__ does, without its two calls
+        tok.type = type_
+        tok.value = value
+        tok.start_pos = start
+        tok.line = start_line
+        tok.column = column
+        tok.end_line = line
+        tok.end_column = end_column = end - line_start + 1
+        tok.end_pos = end
         if type_ in keywords:
             keyword = keywords[type_](value)
             if keyword is not None:
@@ -289,12 +296,12 @@ def _run(t, text):  # (_Tables, str) -> Tree | None
             indent = spaces.count(" ") + spaces.count("\t") * tab_len
             if indent > levels[-1]:
                 levels.append(indent)
-                batch = (tok, _token(indent_type, spaces, start, start_line, column, line, tok.end_column, end))
+                batch = (tok, _token(indent_type, spaces, start, start_line, column, line, end_column, end))
             elif indent < levels[-1]:
                 batch = [tok]
                 while indent < levels[-1]:
                     levels.pop()
-                    batch.append(_token(dedent_type, spaces, start, start_line, column, line, tok.end_column, end))
+                    batch.append(_token(dedent_type, spaces, start, start_line, column, line, end_column, end))
                 if indent != levels[-1]:
                     return None  # Lark's DedentError
         for tok in batch:  # Lark's ParserState.feed_token: reductions, then the shift
