@@ -365,6 +365,7 @@ def _compile_journey(journey: Journey | None, diagnostics) -> CompiledJourney:
         return f"{r.event} {r.points:+d} ({_where(journey, r.span)})"
 
     table = tuple(row for row, _ in rows)
+    had_bits = _had_bits(journey)
     own: dict[str, list[tuple[Transition, object]]] = {s.id: [] for s in journey.stages}
     for row, written in rows:
         if row.kind not in ("exit", "goal"):
@@ -387,9 +388,10 @@ def _compile_journey(journey: Journey | None, diagnostics) -> CompiledJourney:
         enroll_rules=_rules_by_type(journey.enrollments, lambda i, r: EventRule(compile_condition(r.condition)))
         if journey.enrollments else None,
         goals=_rules_by_type(journey.goals, lambda i, g: EventRule(compile_condition(g.condition), goals[i])),
-        had_bits=_had_bits(journey),
+        had_bits=had_bits,
+        # a `had` anywhere reads the lead's history: it has a bit (one walk of the conditions fewer)
         reads_lead=any(lead_field(c.field) is not None for x in journey.conditions() for c in compares(x))
-        or any(True for x in journey.conditions() for _ in hads(x)),
+        or bool(had_bits),
         fit_rules=tuple(FitPlan(compile_condition(f.condition), f.points) for f in journey.fit),
         fit_fields=tuple(dict.fromkeys(_fit_fields(journey))),
         # a missing field meets `!=` and `not in` (docs/language.md, Conditions): a lead with no
