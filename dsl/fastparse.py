@@ -152,24 +152,42 @@ def _tables(parser: Lark) -> _Tables | None:
     if any(_may_start_with(t.pattern.to_regexp(), " \t") for t in parser.terminals
            if t.name not in lexer.root_lexer.ignore_types):
         return None  # a terminal may start with a space: spaces cannot be skipped before matching
-    scanners = {}
-    ignore: set = set()
-    newline: set = set()
-    for state, basic in lexer.lexers.items():
-        scanner = basic.scanner
-        if any(type(cb).__name__ != "UnlessCallback" for cb in basic.callback.values()):
-            return None  # user lexer callbacks: not run here
-        keywords = {name: callback.scanner.fullmatch for name, callback in basic.callback.items()}
-        # spaces are ignored and no other terminal starts with one, so each match skips them first
-        matchers = [re.compile(f"(?:{spaces})?(?:{mre.pattern})", mre.flags).match for mre in scanner._mres]
-        if len(matchers) != 1:
-            return None  # more than 100 terminals in one state: Lark splits its regex; not run here
-        scanners[state] = (matchers[0], keywords)
-        ignore |= basic.ignore_types
-        newline |= basic.newline_types
+    root = lexer.root_lexer
+    scanners = _Scanners(lexer.lexers, spaces)
+    ignore, newline = root.ignore_types, root.newline_types
     return _Tables(actions, scanners, table.start_states["start"], table.end_states["start"],
                    frozenset(ignore), frozenset(newline), postlex.NL_type, postlex.INDENT_type,
                    postlex.DEDENT_type, postlex.tab_len)
+
+
+class _Scanners(dict):
+    """State -> (its one regex's `match`, keyword fullmatch by terminal), built when a state is first met.
+
+    Lark builds its per-state lexers lazily too: building all 456 at once costs ~40 ms,
+    which a small journey would pay for states it never reaches.
+    """
+
+    def __init__(self, lexers: dict, spaces: str):
+        super().__init__()
+        self.lexers, self.spaces = lexers, spaces
+        self.built: dict[int, tuple] = {}
+
+    def __missing__(self, state):
+        basic = self.lexers[state]
+        entry = self.built.get(id(basic))
+        if entry is None:
+            scanner = basic.scanner
+            if any(type(cb).__name__ != "UnlessCallback" for cb in basic.callback.values()):
+                raise KeyError(state)  # user lexer callbacks: not run here (the caller lets Lark parse)
+            if len(scanner._mres) != 1:
+                raise KeyError(state)  # over 100 terminals in one state: Lark splits its regex; not run here
+            keywords = {name: callback.scanner.fullmatch for name, callback in basic.callback.items()}
+            # spaces are ignored and no other terminal starts with one, so each match skips them first
+            mre = scanner._mres[0]
+            entry = self.built[id(basic)] = (re.compile(f"(?:{self.spaces})?(?:{mre.pattern})", mre.flags).match,
+                                             keywords)
+        self[state] = entry
+        return entry
 
 
 def _token(type_: str, value: str, start: int | None, line: int | None, column: int | None,
