@@ -121,7 +121,18 @@ class _Tables:
 
 @functools.cache
 def _tables(parser: Lark) -> _Tables | None:
-    """Lark's tables in the shape the loop wants; None if the parser is not the shape this loop runs."""
+    """Lark's tables in the shape the loop wants; None if the parser is not the shape this loop runs.
+
+    None too if Lark's internals are not where this module reads them (another Lark version):
+    then every text is parsed by Lark, as before this module, only slower.
+    """
+    try:
+        return _read_tables(parser)
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError):
+        return None
+
+
+def _read_tables(parser: Lark) -> _Tables | None:
     frontend = parser.parser
     postlex = getattr(frontend.lexer, "postlexer", None)
     lexer = getattr(frontend.lexer, "lexer", None)

@@ -161,3 +161,17 @@ def test_the_nesting_bound_is_tight_enough_to_skip_ordinary_journeys():
     assert not _may_nest_too_deep(generate(1000))
     assert _may_nest_too_deep("exit on x where " + "not " * 33 + "f is set\n")
     assert not _may_nest_too_deep("exit on x where " + "not " * 32 + "f is set\n")
+
+
+def test_a_parser_of_another_shape_is_left_to_lark():
+    """Lark internals moved (another Lark version) or another parser: no tables, every text goes to Lark."""
+    from lark import Lark
+
+    from dsl.fastparse import _tables
+
+    earley = Lark('start: "a"+\n', parser="earley")
+    assert _tables(earley) is None
+    assert fast_parse(earley, "aaa") is None
+    lalr_without_indenter = Lark('start: "a"+\n', parser="lalr")
+    assert _tables(lalr_without_indenter) is None
+    assert _tables(grammar_parser()) is not None
