@@ -281,58 +281,54 @@ def fast_parse(parser: Lark, text: str) -> Tree | None:
 
 def _run(t, text):  # (_Tables, str) -> Tree | None
     actions, scanners, ignore, newline = t.actions, t.scanners, t.ignore, t.newline
-    nl_type, indent_type, dedent_type, tab_len = t.nl, t.indent, t.dedent, t.tab_len
-    reduce, new_str = _reduce, _new_str
+    nl_type, indent_type, dedent_type, tab_len, end_state = t.nl, t.indent, t.dedent, t.tab_len, t.end
+    reduce, token = _reduce, _token
     states = [t.start]
     values: list = []
     levels = [0]
     pos, line, line_start, size = 0, 1, 0, len(text)
     last = None  # the last token the lexer gave (the indenter's end-of-file dedents borrow its position)
-    while pos < size:
-        match, keywords = scanners[states[-1]]
-        found = match(text, pos)
-        if found is None:
-            return None  # no terminal matches here: Lark's UnexpectedCharacters
-        type_ = found.lastgroup
-        start, end = found.span(type_)  # spaces before a token are skipped by the same match (see _tables)
-        if type_ in ignore:  # spaces with nothing after them on this line that this state takes
+    ended = False
+    while not ended:
+        if pos >= size:  # the end: close the open blocks, then `$END`
+            batch: tuple | list = [token(dedent_type, "", last.start_pos, last.line, last.column, last.end_line,
+                                         last.end_column, last.end_pos) for _ in levels[1:]]
+            batch.append(token("$END", "", 0, 1, 1, 1, 1, 0))
+            ended = True
+        else:
+            match, keywords = scanners[states[-1]]
+            found = match(text, pos)
+            if found is None:
+                return None  # no terminal matches here: Lark's UnexpectedCharacters
+            type_ = found.lastgroup
+            start, end = found.span(type_)  # spaces before a token are skipped by the same match (see _tables)
             pos = end
-            continue
-        value = text[start:end]
-        column = start - line_start + 1
-        start_line = line
-        if type_ in newline and "\n" in value:
-            line += value.count("\n")
-            line_start = start + value.rindex("\n") + 1
-        pos = end
-        tok = new_str(Token, value)  # what Token.__new__ does, without its two calls
-        tok.type = type_
-        tok.value = value
-        tok.start_pos = start
-        tok.line = start_line
-        tok.column = column
-        tok.end_line = line
-        tok.end_column = end_column = end - line_start + 1
-        tok.end_pos = end
-        if type_ in keywords:
-            keyword = keywords[type_](value)
-            if keyword is not None:
-                tok.type = type_ = keyword
-        last = tok
-        batch: tuple | list = (tok,)
-        if type_ == nl_type:  # the indenter: blocks open and close after a newline
-            spaces = value.rsplit("\n", 1)[1]
-            indent = spaces.count(" ") + spaces.count("\t") * tab_len
-            if indent > levels[-1]:
-                levels.append(indent)
-                batch = (tok, _token(indent_type, spaces, start, start_line, column, line, end_column, end))
-            elif indent < levels[-1]:
-                batch = [tok]
-                while indent < levels[-1]:
-                    levels.pop()
-                    batch.append(_token(dedent_type, spaces, start, start_line, column, line, end_column, end))
-                if indent != levels[-1]:
-                    return None  # Lark's DedentError
+            if type_ in ignore:  # spaces with nothing after them on this line that this state takes
+                continue
+            value = text[start:end]
+            column = start - line_start + 1
+            start_line = line
+            if type_ in newline and "\n" in value:
+                line += value.count("\n")
+                line_start = start + value.rindex("\n") + 1
+            end_column = end - line_start + 1
+            if type_ in keywords:
+                type_ = keywords[type_](value) or type_
+            last = tok = token(type_, value, start, start_line, column, line, end_column, end)
+            batch = (tok,)
+            if type_ == nl_type:  # the indenter: blocks open and close after a newline
+                spaces = value.rsplit("\n", 1)[1]
+                indent = spaces.count(" ") + spaces.count("\t") * tab_len
+                if indent > levels[-1]:
+                    levels.append(indent)
+                    batch = (tok, token(indent_type, spaces, start, start_line, column, line, end_column, end))
+                elif indent < levels[-1]:
+                    batch = [tok]
+                    while indent < levels[-1]:
+                        levels.pop()
+                        batch.append(token(dedent_type, spaces, start, start_line, column, line, end_column, end))
+                    if indent != levels[-1]:
+                        return None  # Lark's DedentError
         for tok in batch:  # Lark's ParserState.feed_token: reductions, then the shift
             type_ = tok.type
             while True:
@@ -349,31 +345,9 @@ def _run(t, text):  # (_Tables, str) -> Tree | None
                 else:
                     children = []
                 values.append(reduce(arg, children))
-                states.append(actions[states[-1]][arg.origin][1])
-    end_tokens = [_token(dedent_type, "", last.start_pos, last.line, last.column, last.end_line, last.end_column,
-                         last.end_pos) for _ in levels[1:]]
-    end_tokens.append(_token("$END", "", 0, 1, 1, 1, 1, 0))
-    end_state = t.end
-    for tok in end_tokens:
-        type_ = tok.type
-        while True:
-            shift, arg = actions[states[-1]][type_]
-            if shift:
-                if type_ == "$END":
-                    return None  # Lark asserts this never happens
-                states.append(arg)
-                values.append(tok)
-                break
-            n = arg.size
-            if n:
-                children = values[-n:]
-                del states[-n:]
-                del values[-n:]
-            else:
-                children = []
-            values.append(reduce(arg, children))
-            states.append(actions[states[-1]][arg.origin][1])
-            if type_ == "$END" and states[-1] == end_state:
-                tree = values[-1]
-                return tree if type(tree) is Tree else None
-    return None
+                goto = actions[states[-1]][arg.origin][1]
+                states.append(goto)
+                if goto == end_state:  # only `start` leads there, reduced on `$END`: the tree is whole
+                    tree = values[-1]
+                    return tree if ended and type(tree) is Tree else None
+    return None  # `$END` was shifted: Lark asserts this never happens
