@@ -101,6 +101,7 @@ class _Rule:
     origin: str                                # the nonterminal pushed (goto)
     keep: tuple[tuple[int, bool], ...] | None  # (child index, inline its children); None: keep all
     expand1: bool                              # `?rule`: a single child replaces the node
+    unit: bool                                 # `?rule: x`: Lark gives x back untouched (see _run)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +152,7 @@ def _read_tables(parser: Lark) -> _Tables | None:
             origin=str(rule.origin.name),
             keep=tuple(child_filter.args[0]) if child_filter is not None else None,
             expand1=bool(options.expand1 and not rule.alias),
+            unit=bool(options.expand1 and not rule.alias and child_filter is None and len(rule.expansion) == 1),
         )
     actions = {
         state: {str(symbol): (action is Shift, rules[arg] if action is not Shift else arg)
@@ -337,14 +339,19 @@ def _run(t, text):  # (_Tables, str) -> Tree | None
                     states.append(arg)
                     values.append(tok)
                     break
-                n = arg.size
-                if n:
-                    children = values[-n:]
-                    del states[-n:]
-                    del values[-n:]
+                if arg.unit and (type(values[-1]) is Token or not values[-1]._meta.empty):
+                    # `?rule: x` (a fourth of all reductions): Lark returns x, and its positions would
+                    # be set from x itself, so x stays on the stack as it is
+                    del states[-1]
                 else:
-                    children = []
-                values.append(reduce(arg, children))
+                    n = arg.size
+                    if n:
+                        children = values[-n:]
+                        del states[-n:]
+                        del values[-n:]
+                    else:
+                        children = []
+                    values.append(reduce(arg, children))
                 goto = actions[states[-1]][arg.origin][1]
                 states.append(goto)
                 if goto == end_state:  # only `start` leads there, reduced on `$END`: the tree is whole
