@@ -1,0 +1,154 @@
+"""Rules of docs/engine.md and docs/language.md that had no test of their own: day lists and ranges of send
+windows, several windows adding up, a decay crossing at the second a held send goes, and what a new visit keeps
+(`in journey` timers, `since` timers, `had`). Through the real loader, checker, compiler and pure step."""
+
+from __future__ import annotations
+
+import pytest
+
+from .engine_helpers import DAY, HOUR, T0, Driver, iso, journey
+
+# T0, 2026-01-01, is a Thursday; with no `time zone` line every lead is in UTC.
+
+
+def _first_send(windows: str, t: int) -> str:
+    d = Driver(journey(f'''journey "t"
+{windows}
+stage a
+  initial
+  send email "x" on entry
+  on go -> b
+stage b
+  final
+'''))
+    d.send("s", t)
+    d.tick(t + 30 * DAY)
+    [send] = d.of("send")
+    return iso(send.time)
+
+
+@pytest.mark.parametrize("windows, entered, expected", [
+    # `fri-mon` wraps round the week; without hours the window is the whole day
+    ("send only fri-mon", T0, "2026-01-02T00:00:00Z"),
+    ("send only fri-mon", T0 + 3 * DAY + 10 * HOUR, "2026-01-04T10:00:00Z"),  # Sunday: inside
+    ("send only fri-mon 10:00-11:00", T0 + 4 * DAY + 12 * HOUR, "2026-01-09T10:00:00Z"),  # Mon noon: next Fri
+    # day names joined by `,` and ranges with `-`
+    ("send only mon,wed-fri 10:00-11:00", T0, "2026-01-01T10:00:00Z"),
+    ("send only mon,wed-fri 10:00-11:00", T0 + DAY + 12 * HOUR, "2026-01-05T10:00:00Z"),  # Fri noon: Monday
+    ("send only weekends", T0, "2026-01-03T00:00:00Z"),
+    # several `send only` lines add up: a send may go out in any of them
+    ("send only tue 09:00-10:00\nsend only thu 15:00-16:00", T0, "2026-01-01T15:00:00Z"),
+    ("send only tue 09:00-10:00\nsend only thu 15:00-16:00", T0 + 16 * HOUR, "2026-01-06T09:00:00Z"),
+    # hours run to 24:00; a window crossing midnight belongs to the day it starts (Sunday 23:00 to Monday 01:00)
+    ("send only every day 22:00-24:00", T0 + 23 * HOUR, "2026-01-01T23:00:00Z"),
+    ("send only sun-mon 23:00-01:00", T0, "2026-01-04T23:00:00Z"),
+    ("send only sun 23:00-01:00", T0 + 4 * DAY + 30 * 60, "2026-01-05T00:30:00Z"),  # Monday 00:30: Sunday's
+    # quiet hours win over `send only`; quiet hours alone by days
+    ("send only sat-sun 00:00-24:00\nquiet hours sat", T0, "2026-01-04T00:00:00Z"),
+    ("quiet hours thu-sun", T0, "2026-01-05T00:00:00Z"),
+])
+def test_days_lists_ranges_and_several_windows(windows, entered, expected):
+    """language.md, *Send windows and quiet hours*."""
+    assert _first_send(windows, entered) == expected
+
+
+def test_a_decay_crossing_at_the_second_a_held_send_goes_moves_the_lead_after_the_send():
+    """engine.md step 1: "a timer that does not [move the lead] (a send ...) is followed by the stage's
+    thresholds, tested at that instant, so a decay crossing that falls on the same second is not lost"; the
+    send meant earliest goes first; the new stage's on-entry send then waits for the cap."""
+    d = Driver(journey('''journey "t"
+at most 1 message per 1 day
+scoring
+  x +10
+  decay half-life 1 day
+stage a
+  initial
+  on y -> h
+stage h
+  send email "w" on entry
+  send email "d" after 1 hour
+  when score <= 5 -> b
+stage b
+  send email "bw" on entry
+  on z -> c
+stage c
+  final
+'''))
+    d.send("x", T0)
+    d.send("y", T0)  # 10 points; exactly 5 at T0+1d, when the cap frees "d"
+    assert d.rec.due == T0 + DAY
+    d.tick(T0 + 5 * DAY)
+    assert [(a.kind, a.data.get("content") or a.data.get("to"), iso(a.time), a.data.get("deferred_from"))
+            for a in d.actions[3:]] == [
+        ("send", "d", iso(T0 + DAY), iso(T0 + HOUR)),
+        ("stage", "b", iso(T0 + DAY), None),
+        ("send", "bw", iso(T0 + 2 * DAY), iso(T0 + DAY)),
+    ]
+
+
+# -- what a new visit keeps (engine.md, *Re-entry*) ------------------------------------------------------
+
+def test_after_in_journey_counts_from_the_last_entry_on_a_new_visit():
+    """`enrolled` is the re-entering event's time, and `after D in journey` counts from it."""
+    d = Driver(journey('''journey "t"
+re-enter every time
+enroll on s
+stage a
+  initial
+  on ok -> b
+  after 10 days in journey -> exit
+stage b
+  final
+'''))
+    d.send("s", T0)
+    d.send("ok", T0 + DAY)
+    d.send("s", T0 + 5 * DAY)
+    assert d.rec.enrolled == T0 + 5 * DAY
+    d.tick(T0 + 30 * DAY)
+    assert [(a.kind, iso(a.time)) for a in d.actions][-1] == ("exit", iso(T0 + 15 * DAY))
+
+
+def test_a_since_timer_counts_from_the_last_send_of_its_content_whatever_the_visit():
+    """The content received is kept on a new visit, and so is when it was sent: a `since` timer on content that
+    is not sent `every visit` has already run out when the lead comes back."""
+    text = '''journey "t"
+re-enter every time
+enroll on s
+stage a
+  initial
+  send email "hi" on entry{every}
+  on ok -> b
+  after 3 days since "hi" -> exit
+stage b
+  final
+'''
+    d = Driver(journey(text.format(every="")))
+    d.send("s", T0)
+    d.send("ok", T0 + DAY)
+    d.send("s", T0 + 5 * DAY)  # no "hi" again: the timer counts from T0 and is past
+    assert [(a.kind, iso(a.time)) for a in d.last] == [("stage", iso(T0 + 5 * DAY)), ("exit", iso(T0 + 5 * DAY))]
+    again = Driver(journey(text.format(every=" every visit")))
+    again.send("s", T0)
+    again.send("ok", T0 + DAY)
+    again.send("s", T0 + 5 * DAY)  # "hi" again: the timer counts from this send
+    again.tick(T0 + 30 * DAY)
+    assert [(a.kind, iso(a.time)) for a in again.actions][-1] == ("exit", iso(T0 + 8 * DAY))
+
+
+def test_had_is_kept_on_a_new_visit():
+    """"It is never cleared" (engine.md, *Conditions on the lead, and had*): an `unless had` send of a new
+    visit sees the event of an earlier visit."""
+    d = Driver(journey('''journey "t"
+re-enter every time
+enroll on s
+stage a
+  initial
+  send email "x" on entry every visit unless had demo
+  on demo -> b
+stage b
+  final
+'''))
+    d.send("s", T0)
+    d.send("demo", T0 + HOUR)
+    d.send("s", T0 + 5 * DAY)
+    assert d.state == "a" and [iso(a.time) for a in d.of("send")] == [iso(T0)]
