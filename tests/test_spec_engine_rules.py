@@ -152,3 +152,46 @@ stage b
     d.send("demo", T0 + HOUR)
     d.send("s", T0 + 5 * DAY)
     assert d.state == "a" and [iso(a.time) for a in d.of("send")] == [iso(T0)]
+
+
+REENTER_ONCE_PER = '''journey "t"
+{reentry}
+enroll on s
+exit on u
+scoring
+  x +1
+  s +10
+stage a
+  initial
+  on ok -> b
+stage b
+  final
+'''
+
+
+def test_once_per_d_is_counted_at_the_lead_clock_when_the_enrolling_event_is_late():
+    """engine.md, *Re-entry*: "counted at the time the event is applied (the lead's clock if the event is
+    late)"; the new visit starts at that clock."""
+    d = Driver(journey(REENTER_ONCE_PER.format(reentry="re-enter once per 30 days")))
+    d.send("s", T0)
+    d.send("ok", T0 + DAY)
+    d.send("x", T0 + 31 * DAY)  # the lead's clock: T0+31d
+    d.send("s", T0 + 29 * DAY)  # late: applied at T0+31d, 31 days after the last entry
+    assert d.state == "a" and d.rec.enrolled == T0 + 31 * DAY
+    assert [(a.kind, a.data.get("rule"), iso(a.time)) for a in d.last] == [
+        ("stage", "re-entered", iso(T0 + 31 * DAY))]
+
+
+@pytest.mark.parametrize("reentry", ["", "re-enter every time"])
+def test_a_lead_in_a_final_stage_still_takes_points_and_an_exit_rule_leaves_it_there(reentry):
+    """engine.md, *Order within one step*: a non-enrolling event of a finished lead goes through steps 2 to 5:
+    score rules count; an exit rule leaves it where it ended (and bars its return)."""
+    d = Driver(journey(REENTER_ONCE_PER.format(reentry=reentry)))
+    d.send("s", T0)
+    d.send("ok", T0 + DAY)
+    d.send("x", T0 + 2 * DAY)
+    assert d.state == "b" and d.score(T0 + 2 * DAY) == 11
+    d.send("u", T0 + 3 * DAY)
+    assert d.state == "b" and (d.rec.left == "rule" or not reentry)
+    d.send("s", T0 + 40 * DAY)
+    assert d.state == "b"

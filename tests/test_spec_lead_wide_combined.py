@@ -107,3 +107,16 @@ def test_a_priority_is_a_whole_number_0_or_more_and_a_negative_one_is_refused_wi
     assert not loaded.ok
     assert [(d.code, d.span.line) for d in loaded.diagnostics] == [("C001", 2)]
     assert load_text('journey "t"\npriority 0\nstage a\n  initial\n  on x -> b\nstage b\n  final\n').ok
+
+
+def test_a_late_enrolling_event_re_enters_at_the_leads_one_clock_moved_by_another_journey(tmp_path):
+    """engine.md, *Re-entry* ("once per D" counted at the time the event is applied) and *One lead across
+    journeys* ("a late event is applied at that clock in every journey"): beta's event moved the lead's clock
+    to T0+31d, so alpha's late "s" of T0+29d is 31 days after the last entry."""
+    alpha = compiled("alpha", "re-enter once per 30 days\nenroll on s\nstage a\n  initial\n  on ok -> b\n"
+                              "stage b\n  final\n", SHARED)
+    beta = compiled("beta", "enroll on y\nstage s\n  initial\n  on z -> done\nstage done\n  final\n", SHARED)
+    actions, _ = run(tmp_path / "s.db", [alpha, beta], [
+        line("1", "s", T0), line("2", "ok", T0 + DAY), line("3", "y", T0 + 31 * DAY), line("4", "s", T0 + 29 * DAY)])
+    assert [(a["journey"], a["from"], a["to"], a["time"]) for a in actions if a["kind"] == "stage"][-1] == (
+        "alpha", "b", "a", iso(T0 + 31 * DAY))
