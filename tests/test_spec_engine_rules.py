@@ -195,3 +195,43 @@ def test_a_lead_in_a_final_stage_still_takes_points_and_an_exit_rule_leaves_it_t
     assert d.state == "b" and (d.rec.left == "rule" or not reentry)
     d.send("s", T0 + 40 * DAY)
     assert d.state == "b"
+
+
+# -- conditional sends (engine.md, *Conditional sends*) ---------------------------------------------------
+
+CONDITIONAL = '''journey "t"
+{windows}
+stage a
+  initial
+  send email "p" on entry if lead.plan == "pro"
+  on go -> b
+  on z -> c
+stage b
+  send email "p" on entry
+  on z -> c
+stage c
+  final
+'''
+
+
+def test_a_conditional_send_held_by_a_send_window_is_tested_again_when_the_window_opens():
+    """"tested each time the send would go out: ... if a frequency cap or a send window held it, when it is
+    released"."""
+    d = Driver(journey(CONDITIONAL.format(windows="send only weekdays 09:00-17:00")))
+    d.send("s", T0 + 2 * DAY, attributes={"plan": "pro"})  # Saturday: waits for Monday 09:00
+    assert d.rec.due == T0 + 4 * DAY + 9 * HOUR
+    d.send("lead.updated", T0 + 3 * DAY, attributes={"plan": "free"})
+    d.tick(T0 + 9 * DAY)
+    assert d.of("send") == [] and d.rec.due is None
+
+
+def test_a_send_passed_over_is_not_tested_again_in_the_stay_but_another_line_of_it_may_send_it():
+    """"passed over for this visit: ... the content is not marked as sent (a later visit, or another `send`
+    line of it, may send it) ... so it is not tested again before the lead leaves"."""
+    d = Driver(journey(CONDITIONAL.format(windows="")))
+    d.send("s", T0, attributes={"plan": "free"})
+    d.send("lead.updated", T0 + 1, attributes={"plan": "pro"})  # true now, but the line was passed over
+    d.tick(T0 + DAY)
+    assert d.of("send") == []
+    d.send("go", T0 + DAY + 1)
+    assert [(a.data["stage"], a.data["content"]) for a in d.of("send")] == [("b", "p")]
