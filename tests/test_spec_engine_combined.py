@@ -363,3 +363,40 @@ stage b
     assert [a.time for a in d.of("send")] == ([T0 + 4 * DAY] if sent else [])
     assert (d.rec.dates is not None) is sent
 
+
+
+# -- a switch of version and a conditional send passed over ------------------------------------------------
+
+PASSED = '''journey "t"
+stage a
+  initial
+  send email "p" after 1 day{cond}
+  send email "q" after 5 days
+  on go -> b
+stage b
+  on back -> a
+  on done -> c
+stage c
+  final
+'''
+
+
+@pytest.mark.parametrize("cond", ["", ' if lead.plan == "free"'])
+def test_a_send_passed_over_stays_passed_over_in_the_stay_across_a_switch(cond):
+    """engine.md, *What happens to each piece of a record*: `passed` is kept by content id, whatever the new
+    version's condition; a later stay tests the line again."""
+    old = journey(PASSED.format(cond=' if lead.plan == "pro"'))
+    d = Driver(old)
+    d.send("s", T0, attributes={"plan": "free"})
+    d.tick(T0 + 2 * DAY)
+    assert d.of("send") == []
+    new = journey(PASSED.format(cond=cond))
+    rec, actions = switch_lead(old, new, d.rec, "L1", T0 + 3 * DAY)
+    after = Driver(new)
+    after.rec = rec
+    after.tick(T0 + 10 * DAY)
+    assert [(a.data["content"], a.time) for a in actions + after.of("send")] == [("q", T0 + 5 * DAY)]
+    after.send("go", T0 + 11 * DAY)
+    after.send("back", T0 + 12 * DAY)  # a new stay in `a`: the line is tested again and sent
+    after.tick(T0 + 20 * DAY)
+    assert [(a.data["content"], a.time) for a in after.of("send")] == [("q", T0 + 5 * DAY), ("p", T0 + 13 * DAY)]
