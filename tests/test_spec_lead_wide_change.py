@@ -142,9 +142,14 @@ def _plan_then_apply(tmp_path, shared, own_cap):
     return {s.content: iso(s.earliest) for s in shown.retimed}, sent
 
 
-def test_the_plan_says_when_a_re_timed_send_goes_under_the_journeys_own_cap(tmp_path):
-    retimed, sent = _plan_then_apply(tmp_path, None, "at most 1 message per 2 days")
-    assert retimed == {"k-later": iso(T0 + 3 * DAY)} and sent["k-later"] == iso(T0 + 3 * DAY)
+@pytest.mark.parametrize("cap, retimed_to, sent_at", [
+    ("at most 1 message per 2 days", T0 + 3 * DAY, T0 + 3 * DAY),
+    ("at most 1 message per 5 days", None, T0 + 5 * DAY),  # the cap holds it to T0+5d in both versions
+])
+def test_the_plan_says_when_a_re_timed_send_goes_under_the_journeys_own_cap(tmp_path, cap, retimed_to, sent_at):
+    retimed, sent = _plan_then_apply(tmp_path, None, cap)
+    assert retimed == ({} if retimed_to is None else {"k-later": iso(retimed_to)})
+    assert sent["k-later"] == iso(sent_at)
 
 
 @pytest.mark.xfail(strict=True, reason="engine bug: engine.plan.pending_sends derives a send's instant with the "
