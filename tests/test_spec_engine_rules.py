@@ -235,3 +235,33 @@ def test_a_send_passed_over_is_not_tested_again_in_the_stay_but_another_line_of_
     assert d.of("send") == []
     d.send("go", T0 + DAY + 1)
     assert [(a.data["stage"], a.data["content"]) for a in d.of("send")] == [("b", "p")]
+
+
+# -- a date known before the lead enters the stage (engine.md, *Past dates*) -------------------------------
+
+DATED_LATER_STAGE = '''journey "t"
+enroll on registered
+stage a
+  initial
+  on go -> b
+stage b
+  send email "r" 1 day before starts_at of registered{past}
+  send email "r2" 1 hour after starts_at of registered
+  on done -> c
+stage c
+  final
+'''
+
+
+@pytest.mark.parametrize("past, sent", [
+    ("", [("r2", T0 + 5 * DAY + 13 * HOUR)]),
+    (" if past send now", [("r", T0 + 5 * DAY), ("r2", T0 + 5 * DAY + 13 * HOUR)]),
+])
+def test_a_moment_past_at_the_stage_entry_is_skipped_or_sent_at_the_entry(past, sent):
+    """"When that is before the later of "known since" and the stage entry, it is past": the date is known at
+    T0 in another stage; the lead enters `b` at T0+5d, after the moment (T0+4d12h) of "r"."""
+    d = Driver(journey(DATED_LATER_STAGE.format(past=past)))
+    d.send("registered", T0, data={"starts_at": iso(T0 + 5 * DAY + 12 * HOUR)})
+    d.send("go", T0 + 5 * DAY)
+    d.tick(T0 + 10 * DAY)
+    assert d.sends() == sent
