@@ -327,11 +327,10 @@ def test_a_zone_attribute_that_is_no_zone_name_is_ignored(value):
     assert d.rec.zone == "America/New_York" and d.score(T0 + HOUR) == 10
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug: a list or object as the zone attribute raises TypeError "
-                                       "(engine.zones.zone is lru_cached and hashes its argument) instead of "
-                                       "being ignored; the runner keeps the event aside as 'a Coltiva bug'")
 @pytest.mark.parametrize("value", [[], {}, ["Europe/Rome"], {"a": 1}])
 def test_a_zone_attribute_that_is_a_list_or_an_object_is_ignored(value):
+    """It used to raise TypeError (engine.zones.zone hashed its argument for its cache): the runner kept the
+    event aside as a Coltiva bug."""
     d = Driver(journey(ZONED))
     d.send("x", T0, attributes={"tz": "America/New_York"})
     d.send("x", T0 + HOUR, attributes={"tz": value})
