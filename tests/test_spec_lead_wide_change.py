@@ -33,17 +33,20 @@ def _sends(actions):
     return [(a["journey"], a["content"], a["time"], a.get("deferred_from")) for a in actions if a["kind"] == "send"]
 
 
-@pytest.fixture
-def capped_later(tmp_path):
+@pytest.fixture(params=["migrate", "drain"])
+def capped_later(tmp_path, request):
     """Journeys j and k without lead-wide rules; a lead in both gets both hellos at T0; at T0+1h a new version of
-    j adds a cap per lead across journeys (plan, then apply, migrate); a tick runs to T0+10d."""
+    j adds a cap per lead across journeys (plan, then apply; with `drain` the lead stays on j's first version,
+    and "a lead on an older version of a journey obeys them too"); a tick runs to T0+10d."""
     db = tmp_path / "s.db"
     j2 = compiled("j", CAP + BODY.format(p="j"), None)
     run(db, [compiled("j", BODY.format(p="j"), None), compiled("k", BODY.format(p="k"), None)],
         [line("1", "signup", T0)])
     with open_store(db) as store:
-        shown = make_plan(store, j2[0], "migrate", T0 + HOUR)
-        apply_plan(store, j2[0], j2[1], "migrate", shown.hash, T0 + HOUR)
+        shown = make_plan(store, j2[0], request.param, T0 + HOUR)
+        apply_plan(store, j2[0], j2[1], request.param, shown.hash, T0 + HOUR)
+        versions = {journey: version for journey, _, version, *_ in store.dump()["leads"]}
+    assert (versions["j"] == j2[0].version) is (request.param == "migrate")
     with open_store(db) as store:
         Runner(store, store.journeys()).tick(T0 + 10 * DAY)
     return db
