@@ -142,17 +142,20 @@ stage c
     assert d.of("stage")[-1].data["rule"].startswith("a: holding loop ended")
 
 
-def test_at_one_instant_a_timeout_goes_before_a_decay_crossing():
-    """A score of 10 with a half-life of 1 day is exactly 5 one day later: `when score <= 5` and `after 1 day in
-    stage` are due at the same second; the timeout goes first."""
-    d = Driver(journey('''journey "t"
-scoring
+#: 10 points halving every day: exactly 5 one day after `x`; `y` takes the lead to stage `h` (written after it).
+HALVING = '''scoring
   x +10
   decay half-life 1 day
 stage a
   initial
   on y -> h
-stage h
+'''
+
+
+def test_at_one_instant_a_timeout_goes_before_a_decay_crossing():
+    """A score of 10 with a half-life of 1 day is exactly 5 one day later: `when score <= 5` and `after 1 day in
+    stage` are due at the same second; the timeout goes first."""
+    d = Driver(journey('journey "t"\n' + HALVING + '''stage h
   after 1 day in stage -> c
   when score <= 5 -> b
 stage b

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from .engine_helpers import DAY, HOUR, T0, Driver, iso, journey
+from .test_spec_engine_combined import HALVING
 
 # T0, 2026-01-01, is a Thursday; with no `time zone` line every lead is in UTC.
 
@@ -56,15 +57,7 @@ def test_a_decay_crossing_at_the_second_a_held_send_goes_moves_the_lead_after_th
     """engine.md step 1: "a timer that does not [move the lead] (a send ...) is followed by the stage's
     thresholds, tested at that instant, so a decay crossing that falls on the same second is not lost"; the
     send meant earliest goes first; the new stage's on-entry send then waits for the cap."""
-    d = Driver(journey('''journey "t"
-at most 1 message per 1 day
-scoring
-  x +10
-  decay half-life 1 day
-stage a
-  initial
-  on y -> h
-stage h
+    d = Driver(journey('journey "t"\nat most 1 message per 1 day\n' + HALVING + '''stage h
   send email "w" on entry
   send email "d" after 1 hour
   when score <= 5 -> b
