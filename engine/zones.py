@@ -33,10 +33,17 @@ class Window:
     end: int | None    # <= start: the window ends the next day
 
 
-@functools.lru_cache(maxsize=1024)
 def zone(name: object) -> ZoneInfo | None:
-    """The IANA zone of that name, or None for anything that is not one (never an exception)."""
-    if not isinstance(name, str) or not 0 < len(name) <= 64 or not _ZONE_NAME.fullmatch(name):
+    """The IANA zone of that name, or None for anything that is not one (never an exception).
+
+    Only a text reaches the cache: an attribute's value may be a list or an object, which
+    cannot be hashed (it raised TypeError before this test came first)."""
+    return _zone(name) if isinstance(name, str) else None
+
+
+@functools.lru_cache(maxsize=1024)
+def _zone(name: str) -> ZoneInfo | None:
+    if not 0 < len(name) <= 64 or not _ZONE_NAME.fullmatch(name):
         return None
     try:
         return ZoneInfo(name)

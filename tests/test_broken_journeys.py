@@ -1089,6 +1089,22 @@ CASES = [
           initial
           final
         """, "C098", 3, 3, "`lead.company.size` is `company.size` here", "without `lead.`"),
+    ("lead field in lead scoring", """
+        journey "t"
+        lead scoring
+          page.visited where lead.plan == "pro" +5
+        stage a
+          initial
+          final
+        """, "C025", 3, 22, "`lead.plan` is the lead's attribute", "journey's own `scoring`"),
+    ("had in lead scoring", """
+        journey "t"
+        lead scoring
+          page.visited where had demo.requested +5
+        stage a
+          initial
+          final
+        """, "C025", 3, 22, "not the events the lead had", "`had EVENT`"),
     ("send condition on event data", """
         journey "t"
         stage a

@@ -177,6 +177,45 @@ stage done
     assert stages[0]["time"] == iso(T0 + DAY)
 
 
+def test_an_event_that_only_scores_the_lead_moves_its_clock(tmp_path):
+    """docs/engine.md: the lead's clock is the latest instant any journey, *or its lead score*, reached: an event
+    that enrolls the lead nowhere and only gives lead-score points moves it, so a later-arriving older event
+    enrolls the lead at that instant."""
+    journeys = [welcome("nurture", "n-welcome")]
+    actions, _ = run(tmp_path / "s.db", journeys,
+                     [line("e0", "email.clicked", T0), line("e1", "email.clicked", T0 + DAY),
+                      line("e2", "form.submitted", T0 + HOUR)])
+    stages = [a for a in actions if a["kind"] == "stage"]
+    assert [a["time"] for a in stages] == [iso(T0 + DAY)]
+    assert [(j, t) for j, _, t, _ in sends(actions)] == [("nurture", iso(T0 + DAY))]
+
+
+def test_what_an_event_makes_due_at_once_fires_before_the_next_journey_reacts(tmp_path):
+    """docs/engine.md *Time*: a send at a date already past (`if past send now`) fires right after its journey's
+    reaction, before the next journey by priority reacts: so it takes the lead-wide cap's room first."""
+    dated = compiled("dated", """enroll on webinar.registered
+priority 10
+stage s
+  initial
+  send email "d-reminder" 10 minutes before starts_at of webinar.registered if past send now
+  on demo.requested -> done
+stage done
+  final
+""")
+    plain = compiled("plain", """enroll on webinar.registered
+stage s
+  initial
+  send email "p-welcome" on entry
+  on demo.requested -> done
+stage done
+  final
+""")
+    actions, _ = run(tmp_path / "s.db", [plain, dated],
+                     [line("e1", "webinar.registered", T0, {"starts_at": iso(T0 - HOUR)})], tick=T0 + 3 * DAY)
+    assert [(j, c, t) for j, c, t, _ in sends(actions)] == [
+        ("dated", "d-reminder", iso(T0)), ("plain", "p-welcome", iso(T0 + DAY))]
+
+
 # -- one lead score ---------------------------------------------------------------------------------
 
 SCORED = """enroll on form.submitted

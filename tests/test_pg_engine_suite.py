@@ -30,6 +30,8 @@ TESTS = [
         "test_a_held_send_is_cancelled_with_its_stage_not_sent_late",
         "test_explain_says_which_journeys_send_waited_and_why",
         "test_a_late_event_is_applied_at_the_leads_one_clock",
+        "test_an_event_that_only_scores_the_lead_moves_its_clock",
+        "test_what_an_event_makes_due_at_once_fires_before_the_next_journey_reacts",
         "test_points_earned_before_enrollment_count_in_the_lead_score_not_in_the_journeys",
         "test_the_lead_score_counts_each_event_once_however_many_journeys",
         "test_the_lead_score_decays_and_a_threshold_crossed_by_decay_fires_on_a_tick",

@@ -61,6 +61,7 @@ CHECKS = (
     timing.check_timer_cycles,
     lead.check_lead_score_declared,
     lead.check_lead_thresholds_reachable,
+    lead.check_lead_scoring_conditions,
     visits.check_reentry_sends,
     visits.check_every_visit_without_reentry,
     visits.check_reentry_without_enroll,

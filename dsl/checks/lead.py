@@ -9,10 +9,11 @@ score and one cap per lead, not one per journey.
 from __future__ import annotations
 
 from ..diagnostics import Diagnostic, Severity
-from ..model import Journey, ScoreTrigger
+from ..model import Journey, ScoreTrigger, compares, hads, lead_field
 from .liveness import score_bounds, threshold_unreachable
 
-__all__ = ["check_lead_score_declared", "check_lead_thresholds_reachable", "lead_text", "check_lead_agreement"]
+__all__ = ["check_lead_score_declared", "check_lead_thresholds_reachable", "check_lead_scoring_conditions",
+           "lead_text", "check_lead_agreement"]
 
 E = Severity.ERROR
 
@@ -43,6 +44,25 @@ def check_lead_thresholds_reachable(j: Journey):
             way = "up to" if t.upward else "down to"
             yield Diagnostic("C112", E, f"no lead score can go {way} `lead score {t.op} {t.value:g}`", t.span,
                              "the `lead scoring` rules never give such a score; change the threshold or the rules")
+
+
+def check_lead_scoring_conditions(j: Journey):
+    """C025: a `lead scoring` rule reads the event's own fields only.
+
+    The lead score counts from the lead's first event, before any journey keeps the
+    lead's attributes or the events it had, so `lead.FIELD` and `had EVENT` there would
+    read nothing (they were silently false before this check)."""
+    for rule in j.lead_scoring:
+        for c in compares(rule.condition):
+            if lead_field(c.field) is not None:
+                yield Diagnostic("C025", E, f"a `lead scoring` rule reads the event's own fields only: `{c.field}` "
+                                 "is the lead's attribute", c.span,
+                                 "test it in a journey's own `scoring` (which reads the lead), or send the value "
+                                 "in the event's data")
+        for h in hads(rule.condition):
+            yield Diagnostic("C025", E, "a `lead scoring` rule reads the event's own fields only, not the events "
+                             "the lead had", h.span,
+                             "test `had EVENT` in a journey's own `scoring` or in a `where` condition instead")
 
 
 def lead_text(j: Journey) -> str:
