@@ -83,8 +83,8 @@ def replay_together(store: Store, journeys: list[CompiledJourney], lead: str, in
 
     Under lead-wide rules journeys act on each other (one cap, one lead score), so a
     lead is replayed as the runner steps it: `step_lead` and `advance_lead` over the
-    journeys each input reached, with the lead-wide rules of the journeys that run now."""
-    rules = lead_rules(journeys)
+    journeys each input reached, with the lead-wide rules in force at that input: those of the versions
+    that ran then (a switch may add, change or drop them; the runner stepped with the rules of its day)."""
     current = {cj.name: cj.version for cj in journeys}
     known: dict[tuple[str, str], CompiledJourney] = {(cj.name, cj.version): cj for cj in journeys}
 
@@ -99,6 +99,10 @@ def replay_together(store: Store, journeys: list[CompiledJourney], lead: str, in
             switch = json.loads(payload)
             current[switch["journey"]] = switch["from"]
             first.add(switch["journey"])
+    def rules_of(versions: dict[str, str]):
+        return lead_rules([compiled(name, version) for name, version in versions.items()])
+
+    rules = rules_of(current)
     records: dict[str, Lead] = {}
     on: dict[str, str] = {}
     wide = None
@@ -108,6 +112,7 @@ def replay_together(store: Store, journeys: list[CompiledJourney], lead: str, in
             name = switch["journey"]
             if name not in current:
                 continue
+            rules = rules_of({**current, name: switch["to"]})  # the switch itself runs under the new rules
             rec = records.get(name)
             if rec is not None and on[name] != switch["to"] and follows(switch["policy"], rec):
                 records[name], _ = switch_lead(compiled(name, on[name]), compiled(name, switch["to"]), rec, lead,
@@ -137,7 +142,7 @@ def explain_lead(store: Store, lead: str) -> list[Explanation]:
     out = []
     journeys = store.journeys()
     together = None
-    if lead_rules(journeys).active:
+    if lead_rules(journeys).active or store.load_wides([lead]):  # rules now, or rules an earlier version had
         traces: dict[str, list[TraceStep]] = {cj.name: [] for cj in journeys}
         together = replay_together(store, journeys, lead, inputs, traces)
     for cj in journeys:

@@ -67,14 +67,10 @@ def test_a_new_lead_wide_cap_applies_from_the_next_step_and_earlier_sends_do_not
     assert [lead for lead, _ in wide] == ["L1"]
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug: explain replays the whole history under the lead-wide rules "
-                                       "that run now (engine.explain.explain_lead -> replay_together with "
-                                       "lead_rules(store.journeys())), not under those in force at each step: "
-                                       "after a switch that adds a cap, its story is false and it warns that "
-                                       "the store 'may have been edited by hand'")
 def test_explain_replays_a_lead_across_a_switch_that_added_a_lead_wide_cap(capped_later):
     """"It also checks that the replay reproduces the stored record"; "every record is reproduced across any
-    number of switches"."""
+    number of switches". Found by the spec audit: explain replayed the whole history under the rules that run
+    now, so after a switch that added a cap its story was false and it warned of a store edited by hand."""
     with open_store(capped_later) as store:
         explained = explain_lead(store, "L1")
     assert sorted(e.journey for e in explained) == ["j", "k"]
