@@ -253,16 +253,22 @@ class Runner:
         New records go to `pending` and `dirty`, the lead-wide record to `pending_wide`, actions and
         transitions to their lists. The leads must be loaded (`_leads`).
         """
-        stored = {}
+        lead = e.lead
+        cache = self.cache
+        journeys, records, versions = [], {}, {}  # as `_step`, inline: this runs once per event
         for j in self.journeys:
-            key = (j.name, e.lead)
-            old = pending[key] if key in pending else self.cache[key]
+            key = (j.name, lead)
+            old = pending.get(key)
+            if old is None:
+                old = cache[key]
+            cj = j if old is None or old.version == j.version else self.version(j.name, old.version)
+            journeys.append(cj)
+            versions[j.name] = cj.version
             if old is not None:
-                stored[j.name] = old
-        wide = pending_wide.get(e.lead) or self.wides.get(e.lead)
-        result, before, versions = self._step(
-            e.lead, stored, wide, lambda js, recs, w: step_lead(js, self.rules, recs, w, e.lead, e))
-        self._keep(e.lead, result, before, versions, wide, pending, dirty, pending_wide)
+                records[j.name] = old.record
+        wide = pending_wide.get(lead) or self.wides.get(lead)
+        result = step_lead(journeys, self.rules, records, wide, lead, e)
+        self._keep(lead, result, records, versions, wide, pending, dirty, pending_wide)
         collect_actions(result.actions, actions, transitions)
 
     @staticmethod
