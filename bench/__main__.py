@@ -751,7 +751,8 @@ def main(argv=None) -> int:
     if "service" in only:
         console.rule("bench/bench_service.py (coltiva serve under load)")
         sys.stdout.flush()
-        subprocess.run([sys.executable, str(ROOT / "bench" / "bench_service.py")], cwd=ROOT, check=False)
+        subprocess.run([sys.executable, str(ROOT / "bench" / "bench_service.py"), "--repeat", str(max(1, args.repeat))],
+                       cwd=ROOT, check=False)
     return 0
 
 
