@@ -27,8 +27,22 @@ FLINK_PYTHON ?= python3
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,native]'
 	touch $(STAMP)
+
+# The engine's hot path compiled by mypyc (setup.py; engine/__init__.py falls back to the sources if absent or
+# stale), rebuilt when an engine or model source changes (mypyc reads their types). A C compiler and Python's
+# headers come from Debian if missing (~45 s of compiling on 2 cores).
+NATIVE_LIB := engine/native__mypyc$(shell python3 -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
+$(NATIVE_LIB): $(STAMP) setup.py $(wildcard engine/*.py dsl/*.py)
+	@command -v cc >/dev/null 2>&1 && $(PY) -c "import os, sys, sysconfig; \
+	  sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))" || { \
+	  echo "installing build-essential and python3-dev (compiling the engine with mypyc)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq build-essential python3-dev >/dev/null; }
+	$(PY) setup.py -q build_ext --inplace >/dev/null
+	@# the build just matched them to their sources, but an unchanged extension keeps its old time when copied
+	touch engine/*$(suffix $@)
+	$(PY) -c "import engine, sys; sys.exit(engine.NATIVE_WHY)"
 
 $(FLINK_STAMP): pyproject.toml
 	$(FLINK_PYTHON) -m venv $(FLINK_VENV)
@@ -65,7 +79,7 @@ $(NODE_STAMP):
 	npm install --prefix $(NODE_DIR) --no-audit --no-fund --loglevel=error $(NPM_PACKAGES)
 	@touch $@
 
-setup: $(STAMP) system-deps
+setup: $(STAMP) $(NATIVE_LIB) system-deps
 
 demo: setup
 	$(PY) -m coltiva.demo --db $(DB)
@@ -102,4 +116,4 @@ images: setup
 	  $(PY) -m coltiva.cli render $$j -o docs/img/$$n.png || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(FLINK_VENV) .cache *.egg-info .pytest_cache .hypothesis out $(DB) $(DB)-wal $(DB)-shm $(DB).lock
+	rm -rf $(VENV) $(FLINK_VENV) .cache *.egg-info .pytest_cache .hypothesis out $(DB) $(DB)-wal $(DB)-shm $(DB).lock build engine/*.so

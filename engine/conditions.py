@@ -40,7 +40,7 @@ def lookup(data: dict, field: str):
         return data[field]
     if "." not in field:
         return MISSING
-    node = data
+    node: object = data  # a dict, then any JSON value down the path (mypyc checks the declared type)
     for part in field.split("."):
         if not isinstance(node, dict) or part not in node:
             return MISSING

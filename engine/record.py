@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import operator
 from array import array
+from typing import Final
 
 from dsl.model import ACTION_KINDS as INTERNAL_KINDS
 
@@ -29,7 +30,7 @@ ATTRIBUTES_ONLY = "lead.updated"
 
 
 class Lead:
-    __slots__ = (
+    __slots__: Final = (
         "state",     # stage id, or EXITED
         "entered",   # when it entered the current stage (epoch seconds)
         "active",    # its last activity (last event) in this journey
@@ -59,7 +60,7 @@ class Lead:
         "marks",     # per content a `since "..."` timer watches: when it was last sent, or None
     )
     #: The time fields, by name in the stored record's trailing object.
-    TIME_FIELDS = ("zone", "dates", "marks")
+    TIME_FIELDS: Final = ("zone", "dates", "marks")
 
     def __init__(self, state: str, now: int):
         self.state = state
@@ -88,10 +89,10 @@ class Lead:
         self.marks: tuple[int | None, ...] | None = None
 
     def copy(self) -> "Lead":
-        """A shallow copy: `attrs` and `caps` are replaced, never mutated, by the step (copy-on-write)."""
-        new = Lead.__new__(Lead)
-        new.state = self.state
-        new.entered = self.entered
+        """A shallow copy: `attrs` and `caps` are replaced, never mutated, by the step (copy-on-write).
+
+        Built through `__init__` (not `Lead.__new__`): compiled by mypyc, a native class has no other way in."""
+        new = Lead(self.state, self.entered)
         new.active = self.active
         new.score = self.score
         new.score_at = self.score_at
@@ -144,9 +145,11 @@ class Lead:
 
     @classmethod
     def from_list(cls, data: list) -> "Lead":
-        new = cls.__new__(cls)
-        (new.state, new.entered, new.active, new.score, new.score_at, new.fit, new.attrs, new.sent,
-         new.hold, new.hold_at, caps, sends, new.seq, new.due, new.clock) = data[:15]
+        (state, entered, active, score, score_at, fit, attrs, sent, hold, hold_at, caps, sends, seq, due,
+         clock) = data[:15]
+        new = Lead(state, entered)  # through __init__, as `copy`
+        new.active, new.score_at, new.fit, new.sent = active, score_at, fit, sent
+        new.hold, new.hold_at, new.seq, new.due, new.clock = hold, hold_at, seq, due, clock
         new.gone = tuple(data[15]) if len(data) > 15 and data[15] else None
         new.acted = int(data[16]) if len(data) > 16 else 0
         new.enrolled = data[17] if len(data) > 17 else None
@@ -159,8 +162,8 @@ class Lead:
         new.dates = None if dates is None else tuple(None if d is None else (d[0], d[1]) for d in dates)
         marks = time.get("marks")
         new.marks = None if marks is None else tuple(marks)
-        new.score = float(new.score)
-        new.attrs = None if new.attrs is None else tuple(new.attrs)
+        new.score = float(score)
+        new.attrs = None if attrs is None else tuple(attrs)
         new.caps = None if caps is None else tuple(None if c is None else array("q", c) for c in caps)
         new.sends = None if sends is None else array("q", sends)
         return new
@@ -206,7 +209,7 @@ class LeadWide:
         self.clock = now
 
     def copy(self) -> "LeadWide":
-        new = LeadWide.__new__(LeadWide)
+        new = LeadWide(self.clock)  # through __init__, as Lead.copy
         new.score, new.score_at, new.caps = self.score, self.score_at, self.caps
         new.sends, new.senders, new.clock = self.sends, self.senders, self.clock
         return new
@@ -218,8 +221,9 @@ class LeadWide:
 
     @classmethod
     def from_list(cls, data: list) -> "LeadWide":
-        new = cls.__new__(cls)
-        score, new.score_at, caps, sends, senders, new.clock = data[:6]
+        score, score_at, caps, sends, senders, clock = data[:6]
+        new = LeadWide(clock)
+        new.score_at = score_at
         new.score = float(score)
         new.caps = None if caps is None else tuple(None if c is None else array("q", c) for c in caps)
         new.sends = None if sends is None else array("q", sends)

@@ -21,6 +21,8 @@ from __future__ import annotations
 from array import array
 from dataclasses import dataclass
 
+from mypy_extensions import mypyc_attr
+
 from .compiled import ActPlan, DatedSend, EventRule, Hold, Send, Transition
 from .conditions import ATTRS, HAD, MISSING, lookup
 from .events import Event, format_time
@@ -35,6 +37,7 @@ __all__ = ["step_event", "advance", "step_lead", "advance_lead", "LeadStep", "Tr
 MAX_TIMERS_PER_STEP = 100_000
 
 
+@mypyc_attr(native_class=False)  # compiled (mypyc), an exception stays a plain Python class
 class EngineBug(RuntimeError):
     """An invariant broke (e.g. timers that never settle): a bug in Coltiva, not the user's fault."""
 
