@@ -215,13 +215,14 @@ def run_durable(cj, loaded, spec: Spec, workdir: Path, workers: int = 1):
     return elapsed, size, leads_bytes, total, (peak, cache_per_lead), stretches, workers_cpu
 
 
-def durable_floor(done: Path, workdir: Path) -> tuple[int, float, float]:
+def durable_floor(done: Path, workdir: Path) -> tuple[int, float, float, float]:
     """The SQLite floor of a durable run: the rows a finished run wrote, written again with no engine work.
 
     The finished store at `done` gives its input log in order, its outbox, its transitions and its
     final lead records; a fresh store gets them through `Store.write_batch` in batches of BATCH inputs
     (the outbox and transitions rows up to each batch's last event time, an upsert of the record of each
-    lead of the batch), as the durable run commits them. Returns (inputs, wall seconds, CPU seconds)."""
+    lead of the batch), as the durable run commits them. Returns (inputs, wall seconds, CPU seconds, and the
+    floor's own flatness: CPU per input over its last FLAT_SHARE / its first, with the run's rows per batch)."""
     src = sqlite3.connect(done)
     inputs = src.execute("SELECT kind, event_id, lead, time, event, journeys FROM inputs ORDER BY seq").fetchall()
     outbox = src.execute("SELECT key, journey, version, lead, kind, time, data FROM outbox ORDER BY seq").fetchall()
@@ -236,8 +237,10 @@ def durable_floor(done: Path, workdir: Path) -> tuple[int, float, float]:
     store = Store(path)
     gc.collect()
     a = m = 0
+    stretches: list[tuple[int, float, float]] = []
     start, cpu = time.perf_counter(), time.process_time()
     for first in range(0, len(inputs), BATCH):
+        began, began_cpu = time.perf_counter(), time.process_time()
         batch = inputs[first:first + BATCH]
         until = batch[-1][3]
         a_end = a
@@ -249,9 +252,11 @@ def durable_floor(done: Path, workdir: Path) -> tuple[int, float, float]:
         rows = [r for lead in dict.fromkeys(row[2] for row in batch) for r in records.get(lead, ())]
         store.write_batch(inputs=batch, lead_rows=rows, action_rows=outbox[a:a_end], transitions=moves[m:m_end])
         a, m = a_end, m_end
+        stretches.append((len(batch), time.perf_counter() - began, time.process_time() - began_cpu))
     took, used = time.perf_counter() - start, time.process_time() - cpu
     store.close()
-    return len(inputs), took, used
+    _, _, first_cpu, last_cpu = flatness(stretches)
+    return len(inputs), took, used, last_cpu / first_cpu
 
 
 #: The share of a durable run compared for flatness: its first and its last fifth (of the medium
@@ -501,7 +506,7 @@ def main(argv=None) -> int:
     # durable first, so the process's peak RSS is the durable run's
     if "durable" in only or "bytes" in only:
         rates, us, sizes, leads_b, growths, flats, cpus = [], [], [], [], [], [], []
-        floors: list[tuple[float, float, float]] = []  # (floor events/s, floor CPU µs/event, durable / floor)
+        floors: list[tuple[float, float, float, float]] = []  # (events/s, CPU µs/event, durable / floor, flat)
         for r in range(repeat if "durable" in only else 1):
             progress(f"durable run {r + 1}/{repeat}")
             elapsed, size, lb, summary, growth, stretches, _ = run_durable(cj, loaded, spec, workdir)
@@ -516,8 +521,9 @@ def main(argv=None) -> int:
                 notes.append(f"durable: {summary.quarantined} line(s) quarantined (generator bug?)")
             if "durable" in only and spec.events <= SIZES["small"].events:  # the floor holds the run's rows in memory
                 progress(f"SQLite floor {r + 1}/{repeat}")
-                n, floor_wall, floor_cpu = durable_floor(workdir / "bench.db", workdir)
-                floors.append((n / floor_wall, 1e6 * floor_cpu / n, summary.applied / elapsed / (n / floor_wall)))
+                n, floor_wall, floor_cpu, floor_flat = durable_floor(workdir / "bench.db", workdir)
+                floors.append((n / floor_wall, 1e6 * floor_cpu / n, summary.applied / elapsed / (n / floor_wall),
+                               floor_flat))
         durable_rate = statistics.median(rates)
         durable_cpu = statistics.median(cpus)
         if "durable" in only:
@@ -540,6 +546,10 @@ def main(argv=None) -> int:
                                   "{:,.2f}", target=1.25, better="low",
                                   note=f"wall: {statistics.median(f[1] / f[0] for f in flats):,.2f}×; "
                                        "the issue's target is on --size medium (first and last million)"))
+            if floors:  # the same rows alone: how much of the rise is the rows per event (more leads per batch)
+                figures.append(Figure("flat, SQLite floor alone: last / first, CPU per event", "×",
+                                      [f[3] for f in floors], "{:,.2f}", better="low",
+                                      note="the run's own rows, no engine: the late batches touch more leads"))
             large = SIZES["large"]
             figures.append(Figure("large (50M) durable, projected time", "s", [large.events / x for x in rates],
                                   "{:,.0f}", target=600, better="low",
@@ -741,7 +751,8 @@ def main(argv=None) -> int:
     if "service" in only:
         console.rule("bench/bench_service.py (coltiva serve under load)")
         sys.stdout.flush()
-        subprocess.run([sys.executable, str(ROOT / "bench" / "bench_service.py")], cwd=ROOT, check=False)
+        subprocess.run([sys.executable, str(ROOT / "bench" / "bench_service.py"), "--repeat", str(max(1, args.repeat))],
+                       cwd=ROOT, check=False)
     return 0
 
 

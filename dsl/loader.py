@@ -27,7 +27,7 @@ from .source import read_journey_file
 if TYPE_CHECKING:
     from .catalogue import EventCatalogue
 
-__all__ = ["Loaded", "parse_journey", "load_journey", "load_text", "load_sources"]
+__all__ = ["Loaded", "parse_journey", "load_journey", "load_text", "load_sources", "gc_paused"]
 
 
 @dataclass
@@ -204,8 +204,8 @@ def load_sources(sources: dict[str, str], check: bool = True) -> Loaded:
 
 
 @contextlib.contextmanager
-def _gc_paused():
-    """The cyclic garbage collector off while a journey loads (restored as it was).
+def gc_paused():
+    """The cyclic garbage collector off while a journey loads or compiles (restored as it was).
 
     Parsing and building a big journey allocate hundreds of thousands of
     objects and free almost none, so the collector runs again and again over a
@@ -228,7 +228,7 @@ def load_text(text: str, path: str = "<string>", directory: Path | None = None, 
     With `catalogue` (a file), the journey is checked against that event catalogue,
     whatever its own `catalogue` line says.
     """
-    with _gc_paused():
+    with gc_paused():
         return _load_text(text, path, directory, check, files, catalogue)
 
 

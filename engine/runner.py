@@ -27,7 +27,7 @@ from .step import advance_lead, step_lead
 from .store import Store, StoredLead
 
 __all__ = ["Runner", "Summary", "GatheredWrites", "Candidate", "BUILTIN_TYPES", "DEFAULT_BATCH", "collect_actions",
-           "line_batches", "read_batch", "drop_duplicates", "bug_reason", "batch_gc"]
+           "line_batches", "read_batch", "drop_duplicates", "bug_reason", "batch_gc", "ReadLines"]
 
 #: Event types every journey understands: `lead.updated` carries attributes only.
 BUILTIN_TYPES = frozenset({ATTRIBUTES_ONLY})
@@ -71,6 +71,18 @@ class Candidate:
     number: int
 
 
+@dataclass(frozen=True, slots=True)
+class ReadLines:
+    """A request's non-blank lines, (line number, line) as `line_batches` gives them, with what `parse_event`
+    made of each (with the runner's `known_types`): the service reads each line once, when it arrives."""
+
+    lines: list[tuple[int, str | bytes]]
+    parsed: list[Event | Malformed]
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+
 def line_batches(lines: Iterable[str | bytes], size: int) -> Iterator[list[tuple[int, str | bytes]]]:
     """(line number, line) of the non-blank lines, `size` at a time."""
     batch: list[tuple[int, str | bytes]] = []
@@ -86,14 +98,15 @@ def line_batches(lines: Iterable[str | bytes], size: int) -> Iterator[list[tuple
 
 
 def read_batch(batch: list[tuple[int, str | bytes]], source: str, known_types: frozenset[str],
-               catalogue=None) -> tuple[list[Candidate], list[tuple]]:
+               catalogue=None, read: list[Event | Malformed] | None = None) -> tuple[list[Candidate], list[tuple]]:
     """The batch's well-formed events in order, and its malformed lines as quarantine rows.
 
-    With an event catalogue, an event that breaks it is kept aside too."""
+    With an event catalogue, an event that breaks it is kept aside too. `read`: what
+    `parse_event(line, known_types)` already gave for each line of the batch (not parsed again)."""
     candidates: list[Candidate] = []
     quarantine: list[tuple] = []
-    for number, line in batch:
-        parsed = parse_event(line, known_types)
+    for i, (number, line) in enumerate(batch):
+        parsed = parse_event(line, known_types) if read is None else read[i]
         if not isinstance(parsed, Malformed) and catalogue is not None:
             reason = catalogue.problem(parsed.type, parsed.data)
             if reason is not None:
@@ -196,6 +209,15 @@ class Runner:
                 progress(len(batch))
         return total
 
+    def run_read(self, read: ReadLines, source: str = "-") -> Summary:
+        """`run_lines` for lines already parsed (`ReadLines`): the same summary, the same store."""
+        total = Summary()
+        for start in range(0, len(read.lines), self.batch_size):
+            with batch_gc(self.freeze_gc):
+                total.add(self._run_batch(read.lines[start:start + self.batch_size], source,
+                                          read.parsed[start:start + self.batch_size]))
+        return total
+
     def _leads(self, keys: set[tuple[str, str]]) -> None:
         missing: dict[str, list[str]] = {}
         for journey, lead in keys:
@@ -231,16 +253,22 @@ class Runner:
         New records go to `pending` and `dirty`, the lead-wide record to `pending_wide`, actions and
         transitions to their lists. The leads must be loaded (`_leads`).
         """
-        stored = {}
+        lead = e.lead
+        cache = self.cache
+        journeys, records, versions = [], {}, {}  # as `_step`, inline: this runs once per event
         for j in self.journeys:
-            key = (j.name, e.lead)
-            old = pending[key] if key in pending else self.cache[key]
+            key = (j.name, lead)
+            old = pending.get(key)
+            if old is None:
+                old = cache[key]
+            cj = j if old is None or old.version == j.version else self.version(j.name, old.version)
+            journeys.append(cj)
+            versions[j.name] = cj.version
             if old is not None:
-                stored[j.name] = old
-        wide = pending_wide.get(e.lead) or self.wides.get(e.lead)
-        result, before, versions = self._step(
-            e.lead, stored, wide, lambda js, recs, w: step_lead(js, self.rules, recs, w, e.lead, e))
-        self._keep(e.lead, result, before, versions, wide, pending, dirty, pending_wide)
+                records[j.name] = old.record
+        wide = pending_wide.get(lead) or self.wides.get(lead)
+        result = step_lead(journeys, self.rules, records, wide, lead, e)
+        self._keep(lead, result, records, versions, wide, pending, dirty, pending_wide)
         collect_actions(result.actions, actions, transitions)
 
     @staticmethod
@@ -257,9 +285,10 @@ class Runner:
         if result.wide is not None and result.wide is not wide:
             pending_wide[lead] = result.wide
 
-    def _run_batch(self, batch: list[tuple[int, str | bytes]], source: str) -> Summary:
+    def _run_batch(self, batch: list[tuple[int, str | bytes]], source: str,
+                   read: list[Event | Malformed] | None = None) -> Summary:
         summary = Summary(lines=len(batch))
-        candidates, quarantine = read_batch(batch, source, self.known_types, self.catalogue)
+        candidates, quarantine = read_batch(batch, source, self.known_types, self.catalogue, read)
         fresh, summary.duplicates = drop_duplicates(candidates, *_recent(self.store, [c.event.id for c in candidates]))
         self._leads({(j.name, c.event.lead) for j in self.journeys for c in fresh})
         # records change in `pending` and reach the cache only once the batch is committed:
@@ -352,7 +381,7 @@ class Runner:
         collect_actions(result.actions, actions, transitions)
 
     # -- group commit (for the service) ---------------------------------------------
-    def run_requests(self, requests: list[tuple[list, str]]) -> list[Summary]:
+    def run_requests(self, requests: list[tuple[list | ReadLines, str]]) -> list[Summary]:
         """Several requests' lines, each as `run_lines` would step it, committed in ONE transaction.
 
         The service's writer gathers the requests waiting and hands them here: one summary
@@ -363,7 +392,8 @@ class Runner:
         group = _GroupWrites(real)
         self.store = cast(Store, group)  # stands in for the store: same methods, writes gathered
         try:
-            summaries = [self.run_lines(lines, source) for lines, source in requests]
+            summaries = [self.run_read(lines, source) if isinstance(lines, ReadLines) else self.run_lines(lines, source)
+                         for lines, source in requests]
             real.write_batch(**group.merged())
         except BaseException:
             self.cache.clear()

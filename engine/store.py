@@ -35,7 +35,7 @@ from .events import format_time
 from .record import Lead, LeadWide
 
 __all__ = ["Store", "StoredLead", "VersionRow", "DEFAULT_DB", "SCHEMA_VERSION", "DEDUPE_WINDOW", "text_changes",
-           "lead_row", "action_row"]
+           "lead_row", "action_row", "WRITER_CACHE_KIB", "CHECKPOINT_PAGES"]
 
 DEFAULT_DB = "coltiva.db"
 #: Bumped whenever the tables change. Format 1 kept journeys pickled; format 2 keeps them as text;
@@ -48,6 +48,13 @@ MIGRATES_FROM = (1, 2, 3, 4)
 #: How many of the latest input-log entries the duplicate check covers (docs/engine.md, "Duplicates"):
 #: an event is a duplicate when an event with its id is among the last DEDUPE_WINDOW entries of the log.
 DEDUPE_WINDOW = 1_000_000
+
+#: A writer's page cache (KiB; SQLite's default is 2 MiB): the B-trees written in random order (the records,
+#: each lead's last log position, the outbox keys) stay in memory far longer as the store grows.
+WRITER_CACHE_KIB = 65_536
+#: WAL pages written before SQLite copies them back into the file (its default is 1,000): a page rewritten by
+#: many batches (a record's, an index's) is copied back once instead of once per checkpoint.
+CHECKPOINT_PAGES = 10_000
 
 #: The input log (format 4): appended at its end only. `prev` chains a lead's inputs (its last one in
 #: `lead_log`); the inputs of no lead (ticks, switches) have a partial index, kept only for them.
@@ -194,6 +201,9 @@ class Store:
                 self.db = sqlite3.connect(self.path, isolation_level=None)
                 self.db.execute("PRAGMA journal_mode=WAL")
                 self.db.execute("PRAGMA synchronous=NORMAL")
+                # speed only, the meaning of a commit is unchanged (docs/decisions.md, "SQLite's cache and checkpoints")
+                self.db.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
+                self.db.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
             self.format = self.db.execute("PRAGMA user_version").fetchone()[0]
             empty = self.db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0] == 0
         except sqlite3.OperationalError as err:

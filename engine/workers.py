@@ -17,6 +17,7 @@ before anything starts a thread; each opens the store read-only for its leads.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import traceback
@@ -70,27 +71,31 @@ def _worker(conn, path: str, journeys: list[CompiledJourney], batch_size: int, l
 
 def _step(runner: Runner, items: list[tuple]):
     """Step events, each (index, id, lead, type, time, data, attributes) as the main process parsed it, in
-    order: per event (index, bug reason or None, action rows, transitions), the batch's changed records
-    as rows, and its changed lead-wide records as (lead, list). Records reach the worker's cache at once:
-    the main process commits every batch or stops the run."""
+    order: (index, action rows, transitions) of each event that caused any, (index, bug reason) of each
+    event that could not be applied, the batch's changed records as rows, and its changed lead-wide
+    records as (lead, list). An event in neither list was applied and caused nothing: most events cross
+    the pipe back as nothing. Records reach the worker's cache at once: the main process commits every
+    batch or stops the run."""
     events = [(n, Event(*fields)) for n, *fields in items]
     runner._leads({(j.name, e.lead) for j in runner.journeys for _, e in events})
     pending: dict[tuple[str, str], StoredLead] = {}
     dirty: dict = {}
     pending_wide: dict = {}
-    out: list[tuple] = []
+    caused: list[tuple] = []
+    bugs: list[tuple[int, str]] = []
     for n, e in events:
         actions: list = []
         transitions: list = []
         try:
             runner.step_one(e, pending, dirty, actions, transitions, pending_wide)
         except Exception as err:  # kept aside by the main process, as Runner does
-            out.append((n, bug_reason(err), (), ()))
+            bugs.append((n, bug_reason(err)))
             continue
-        out.append((n, None, [action_row(a) for a in actions], transitions))
+        if actions or transitions:
+            caused.append((n, [action_row(a) for a in actions], transitions))
     runner.cache.update(pending)
     runner.wides.update(pending_wide)
-    return out, [lead_row(*row) for row in dirty.values()], _wide_rows(pending_wide)
+    return caused, bugs, [lead_row(*row) for row in dirty.values()], _wide_rows(pending_wide)
 
 
 def _wide_rows(wides: dict) -> list[tuple[str, list]]:
@@ -133,6 +138,8 @@ class ParallelRunner:
         self.count = workers
         self.local = Runner(store, journeys, batch_size)  # known types, the journeys each input reached
         self.batch_size = self.local.batch_size
+        # the owner of a lead, remembered for the leads seen lately (busy leads send most events; a hash each)
+        self._owner = functools.lru_cache(maxsize=1 << 16)(functools.partial(owner, count=workers))
         ctx = multiprocessing.get_context("fork")  # workers inherit the compiled journeys: nothing to rebuild
         self._conns = []
         self._procs = []
@@ -224,9 +231,10 @@ class ParallelRunner:
         def send(read_batch_):
             lines_, fresh, _, _ = read_batch_
             parts: list[list] = [[] for _ in range(self.count)]
+            route = self._owner
             for n, c in enumerate(fresh):
                 e = c.event  # its fields cross the pipe: cheaper than parsing the line again
-                parts[owner(e.lead, self.count)].append((n, e.id, e.lead, e.type, e.time, e.data, e.attributes))
+                parts[route(e.lead)].append((n, e.id, e.lead, e.type, e.time, e.data, e.attributes))
             return read_batch_, self._send("events", parts)
 
         def receive(flying_):
@@ -235,23 +243,28 @@ class ParallelRunner:
 
         def write(ready_):
             (lines_, fresh, quarantine, duplicates), replies = ready_
-            results: list = [None] * len(fresh)
+            caused: list = []
+            bugs: dict[int, str] = {}
             lead_rows: list = []
             wides: list = []
-            for per_event, rows, wide_rows in replies:
-                for item in per_event:
-                    results[item[0]] = item
+            for caused_, bugs_, rows, wide_rows in replies:
+                caused += caused_
+                bugs.update(bugs_)
                 lead_rows += rows
                 wides += [(lead, LeadWide.from_list(w)) for lead, w in wide_rows]
+            caused.sort(key=lambda item: item[0])  # the order of the input, whichever worker stepped each event
             summary = Summary(lines=lines_, duplicates=duplicates)
-            applied: list[Candidate] = []
+            applied: list[Candidate] = fresh
+            if bugs:
+                applied = []
+                for n, c in enumerate(fresh):
+                    if n in bugs:
+                        quarantine.append((source, c.number, bugs[n], c.raw))
+                    else:
+                        applied.append(c)
             actions: list = []
             transitions: list = []
-            for c, (_, bug, action_rows, moves) in zip(fresh, results):
-                if bug is not None:
-                    quarantine.append((source, c.number, bug, c.raw))
-                    continue
-                applied.append(c)
+            for _, action_rows, moves in caused:
                 actions += action_rows
                 transitions += moves
             summary.applied = len(applied)

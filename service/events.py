@@ -29,11 +29,13 @@ from pydantic import (AfterValidator, ConfigDict, Discriminator, Field, StrictIn
                       ValidationError, with_config)
 from typing_extensions import NotRequired, TypedDict
 
-from engine.events import MAX_EVENT_BYTES, MAX_ID_LENGTH, TYPE_PATTERN, parse_time
+from engine.events import MAX_EVENT_BYTES, MAX_ID_LENGTH, TYPE_PATTERN, Malformed, parse_event, parse_time
+from engine.runner import ReadLines
 
 from .errors import ServiceError
 
-__all__ = ["ColtivaEvent", "EventId", "EVENT_ADAPTER", "Problem", "InvalidEvents", "problems", "MAX_PROBLEMS"]
+__all__ = ["ColtivaEvent", "EventId", "EVENT_ADAPTER", "Problem", "InvalidEvents", "problems", "read_events",
+           "MAX_PROBLEMS"]
 
 #: How many problems a 400 lists (the count of all of them is given too).
 MAX_PROBLEMS = 20
@@ -166,10 +168,39 @@ def problems(lines: list[bytes]) -> tuple[list[Problem], int]:
     found: list[Problem] = []
     total = 0
     for number, line in enumerate(lines, 1):
+        if line.strip():
+            total += _keep(found, _line_problems(number, line))
+    return found, total
+
+
+def _keep(found: list[Problem], bad: list[Problem]) -> int:
+    """Add a line's problems to `found` (the first MAX_PROBLEMS of a request are listed); how many it has."""
+    found.extend(bad[:MAX_PROBLEMS - len(found)])
+    return len(bad)
+
+
+def read_events(lines: list[bytes], known_types: frozenset[str]) -> tuple[ReadLines, list[Problem], int]:
+    """A request's lines read once: (each non-blank line with what the engine's reader made of it, the first
+    MAX_PROBLEMS problems, how many there are).
+
+    Each line is read by `parse_event`, the reader of `coltiva run` (what the writer would do),
+    and the writer takes its result as it is: no line is parsed twice. A line the engine reads
+    as an event satisfies the schema (every rule of the schema is one of the reader's: tested
+    on generated lines), so only a line the reader keeps aside is validated with the schema,
+    which tells a line to refuse (400) from one the quarantine keeps, exactly as `problems`.
+    """
+    read = ReadLines([], [])
+    found: list[Problem] = []
+    total = 0
+    for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        bad = _line_problems(number, line)
-        if bad:
-            total += len(bad)
-            found.extend(bad[:MAX_PROBLEMS - len(found)])
-    return found, total
+        parsed = parse_event(line, known_types)
+        if isinstance(parsed, Malformed):
+            bad = _line_problems(number, line)
+            if bad:
+                total += _keep(found, bad)
+                continue
+        read.lines.append((number, line))
+        read.parsed.append(parsed)
+    return read, found, total

@@ -74,6 +74,7 @@ def serve(config: ServiceConfig, open_runner, announce=print) -> None:
     sock = _bind(config.host, config.port)
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on",
+                                           proxy_headers=False,  # no use of the client's address: no rewriting
                                            # uvicorn annotates an int; it hands the value to asyncio.wait_for (a float)
                                            timeout_keep_alive=30,
                                            timeout_graceful_shutdown=config.commit_deadline,  # type: ignore[arg-type]

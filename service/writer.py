@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, cast
 
-from engine.runner import Runner, Summary
+from engine.runner import ReadLines, Runner, Summary
 
 from .clock import MAX_AHEAD_DAYS, check_tick
 from .errors import Busy, ServiceError
@@ -38,7 +38,7 @@ def summary_json(summary: Summary) -> dict:
 
 @dataclass
 class _Events:
-    lines: list[bytes]
+    lines: list[bytes] | ReadLines
     source: str
     future: asyncio.Future = field(repr=False)
     taken: bool = False  # the writer has it in a group: it will be committed even if its request gave up
@@ -91,7 +91,7 @@ class Writer:
         self._executor.shutdown(wait=True)
 
     # -- what requests call --------------------------------------------------------
-    def submit(self, lines: list[bytes], source: str) -> _Events:
+    def submit(self, lines: list[bytes] | ReadLines, source: str) -> _Events:
         """Queue a request's lines; `job.future` gives its Summary once committed. Busy when the queue is full.
 
         A future cancelled before the writer takes its job (the request's deadline passed) drops
@@ -106,7 +106,7 @@ class Writer:
         self._wake.set()
         return job
 
-    async def events(self, lines: list[bytes], source: str) -> Summary:
+    async def events(self, lines: list[bytes] | ReadLines, source: str) -> Summary:
         return await self.submit(lines, source).future
 
     def submit_tick(self, now: int, force: bool = True) -> _Tick:
@@ -126,6 +126,11 @@ class Writer:
     def _opened(self) -> Runner:
         assert self.runner is not None, "start() opens the runner"
         return self.runner
+
+    @property
+    def known_types(self) -> frozenset[str]:
+        """The event types the runner reads (fixed once it is open): what `parse_event` is given for its lines."""
+        return self._opened().known_types
 
     @property
     def depth(self) -> int:

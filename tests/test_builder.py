@@ -61,3 +61,43 @@ def test_loading_pauses_the_garbage_collector_and_restores_it(monkeypatch):
     finally:
         gc.enable() if was else gc.disable()
     assert seen == [False, False]
+
+
+def test_compiling_pauses_the_garbage_collector_and_restores_it(monkeypatch):
+    """compile_journey runs with the collector off, as loading does, and leaves it as it was, even on an error."""
+    import gc
+
+    import engine.compiler
+    from engine.compiler import compile_journey
+
+    loaded = load_text('journey "x"\nstage a\n  initial\n  on go -> b\nstage b\n  final\n', "t.journey")
+    seen = []
+    real = engine.compiler._transition_table
+
+    def spy(journey):
+        seen.append(gc.isenabled())
+        return real(journey)
+
+    monkeypatch.setattr(engine.compiler, "_transition_table", spy)
+    was = gc.isenabled()
+    try:
+        gc.enable()
+        compile_journey(loaded.journey, loaded.diagnostics)
+        assert gc.isenabled()
+        gc.disable()
+        compile_journey(loaded.journey, loaded.diagnostics)
+        assert not gc.isenabled()  # a caller that paused it keeps it paused
+        gc.enable()
+
+        def broken(journey):
+            raise RuntimeError("boom")
+
+        monkeypatch.setattr(engine.compiler, "_transition_table", broken)
+        try:
+            compile_journey(loaded.journey, loaded.diagnostics)
+        except RuntimeError:
+            pass
+        assert gc.isenabled()  # restored when compiling fails
+    finally:
+        gc.enable() if was else gc.disable()
+    assert seen == [False, False]

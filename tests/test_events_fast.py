@@ -140,3 +140,58 @@ def test_the_quick_reading_covers_the_usual_form():
                  "2024-02-29T00:00:00Z", "2026-13-01T00:00:00Z", "2026-00-10T00:00:00Z", "2026-01-00T00:00:00Z",
                  "1969-12-31T23:59:59Z", "1970-01-01T00:00:00Z", "2199-12-31T23:59:59Z", "2026-01-05T9:00:00Z"):
         assert _time(edge) == _slow_time(edge), edge
+
+
+# -- the quick path of parse_event: one typed decode for the usual line ------------------------------------------
+
+_KNOWN = frozenset({"email.opened", "page.visited"})
+# mostly usual values (so that the quick path is taken often), and every kind of doubt
+_ids = st.sampled_from(["e1", "e2", "L-0001", "L-0002"]) | st.sampled_from(
+    ["", "a" * 256, "a" * 257, "tab\tid", "del\x7f", "é", "\u0085x", "a b", 7, True, None, 1.5])
+_types = st.sampled_from(["email.opened", "page.visited"]) | st.sampled_from(
+    ["email.clicked", "bad type", "Email.opened", "x.", 1])
+_times = st.sampled_from(["2026-03-01T09:30:00Z", "2026-01-05T00:00:00Z"]) | st.sampled_from(
+    ["2026-03-01T09:30:00+01:00", "2026-02-30T00:00:00Z", "2026-03-01T09:30:00", "2300-01-01T00:00:00Z", 5,
+     "2026-03-01T24:00:00Z"])
+_fields = st.sampled_from(["data", "attributes"])
+_objects = (st.none() | st.just(Obj()) | st.lists(st.tuples(_keys, _values), max_size=3).map(Obj) | _values)
+
+
+@st.composite
+def event_lines(draw):
+    pairs = [("id", draw(_ids)), ("lead", draw(_ids)), ("type", draw(_types)), ("time", draw(_times))]
+    pairs += draw(st.lists(st.tuples(_fields, _objects), max_size=2))
+    if draw(st.booleans()):
+        field = draw(st.sampled_from(["id", "lead", "type", "time", "extra", "data"]))  # repeated, or unknown
+        pairs.append((field, draw({"id": _ids, "lead": _ids, "type": _types, "time": _times}.get(field, _objects))))
+    pairs = draw(st.permutations(pairs)) if draw(st.booleans()) else pairs
+    spaces = draw(st.sampled_from([("", ""), ("", " "), (" ", " "), ("", "\n")]))
+    return render(Obj(pairs), spaces, draw(st.booleans()))
+
+
+@settings(max_examples=600, deadline=None)
+@given(event_lines(), st.sampled_from([None, _KNOWN]))
+def test_the_quick_path_gives_the_checked_event_or_nothing(line, known_types):
+    quick = events._quick(line, known_types)
+    if quick is None:
+        return
+    checked = events._checked(line, known_types)
+    assert isinstance(checked, Event), (line, checked)
+    assert [repr(getattr(quick, f)) for f in Event.__slots__] == [repr(getattr(checked, f)) for f in Event.__slots__]
+
+
+def test_the_quick_path_takes_the_usual_lines_and_nothing_doubtful():
+    usual = ('{"id":"e1","lead":"L1","type":"email.opened","time":"2026-01-05T09:00:00Z","data":{"c":"x"}}',
+             '{"id":"e2","lead":"L1","type":"page.visited","time":"2026-01-05T09:00:00Z","data":null,'
+             '"attributes":{"company":{"size":250}}}')
+    for line in usual:
+        assert events._quick(line, _KNOWN) is not None, line
+    for doubtful in ('{"id":"e1","id":"e2","lead":"L1","type":"email.opened","time":"2026-01-05T09:00:00Z"}',
+                     '{"id":"e1","lead":"L1","type":"email.opened","time":"2026-01-05T09:00:00Z","x":1}',
+                     '{"id":"e1","lead":"L\\u0001","type":"email.opened","time":"2026-01-05T09:00:00Z"}',
+                     '{"id":7,"lead":"L1","type":"email.opened","time":"2026-01-05T09:00:00Z"}',
+                     '{"id":"e1","lead":"L1","type":"email.clicked","time":"2026-01-05T09:00:00Z"}',
+                     '{"id":"e1","lead":"L1","type":"email.opened","time":"2026-01-05T09:00:00"}',
+                     '{"id":"e1","lead":"L1","type":"email.opened","time":"2026-01-05T09:00:00Z",'
+                     '"data":{"a":1,"a":2}}'):
+        assert events._quick(doubtful, _KNOWN) is None, doubtful

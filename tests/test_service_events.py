@@ -9,7 +9,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from engine.events import MAX_EVENT_BYTES, Event, Malformed, parse_event, parse_time
-from service.events import MAX_PROBLEMS, problems
+from service.events import MAX_PROBLEMS, problems, read_events
 
 from .service_helpers import Server, run_file
 
@@ -149,6 +149,29 @@ def test_field_by_field_the_schema_and_the_engine_agree_exactly(field, data):
     if isinstance(engine, Malformed) and BEYOND_A_SCHEMA.search(engine.reason):
         return  # an Infinity: the engine's reader refuses it; the schema may not see it (`"data": {"x": Infinity}`)
     assert refused == (isinstance(engine, Malformed) or quirk), engine  # otherwise, refused exactly when the engine does
+
+
+def _as_read(parsed):
+    if isinstance(parsed, Malformed):
+        return parsed
+    return (parsed.id, parsed.lead, parsed.type, parsed.time, parsed.data, parsed.attributes)
+
+
+@settings(max_examples=200, deadline=None)
+@given(body=st.lists(lines() | st.sampled_from([b"", b" \t"]), max_size=6))
+@example(body=[b'{"id": 1, "lead": 2, "type": "email.clicked", "time": "2026-03-01T09:30:00Z"}', b"",
+               b'{"id": 3, "lead": 2, "type": "page.visited", "time": "2026-03-01T09:30:00Z", "data": {"n": NaN}}',
+               b'{"id": 4, "lead": "x", "type": "page.visited", "time": "2026-03-01"}'])
+def test_reading_a_request_once_refuses_what_the_schema_refuses_and_gives_the_writer_what_it_would_read(body):
+    """POST /events reads each line once (read_events): it refuses exactly the problems `problems` finds, and
+    hands the writer, for every other non-blank line, what `parse_event` with the journeys' types gives."""
+    read, found, total = read_events(body, KNOWN)
+    assert (found, total) == problems(body)
+    refused = {p.line for p in found} if total == len(found) else None
+    kept = [(n, line) for n, line in enumerate(body, 1) if line.strip()]
+    if refused is not None:  # every problem is listed: the lines kept are exactly the others
+        assert read.lines == [(n, line) for n, line in kept if n not in refused]
+    assert [_as_read(p) for p in read.parsed] == [_as_read(parse_event(line, KNOWN)) for _, line in read.lines]
 
 
 def test_blank_lines_pass_and_an_overlong_line_is_refused_with_its_place():

@@ -6,7 +6,8 @@ from hypothesis import strategies as st
 from coltiva.sample import generate
 from dsl.loader import load_journey
 from engine.compiler import compile_journey
-from engine.runner import Runner
+from engine.events import parse_event
+from engine.runner import ReadLines, Runner
 from engine.store import Store
 
 from .service_helpers import JOURNEY
@@ -22,6 +23,11 @@ def _store():
     return store
 
 
+def _read(lines, known_types) -> ReadLines:
+    numbered = [(n, line) for n, line in enumerate(lines, 1) if line.strip()]
+    return ReadLines(numbered, [parse_event(line, known_types) for _, line in numbered])
+
+
 def _meaning(store):
     dump = store.dump()
     dump["quarantine"] = sorted((reason, raw) for _source, _line, reason, raw in dump["quarantine"])
@@ -30,13 +36,16 @@ def _meaning(store):
 
 @settings(max_examples=30, deadline=None)
 @given(cuts=st.lists(st.integers(0, len(LINES)), max_size=12), groups=st.lists(st.integers(1, 5), max_size=12),
-       batch=st.sampled_from([1, 3, 5000]))
-def test_any_split_into_requests_and_groups_gives_the_store_of_one_run(cuts, groups, batch):
+       batch=st.sampled_from([1, 3, 5000]), read=st.booleans())
+def test_any_split_into_requests_and_groups_gives_the_store_of_one_run(cuts, groups, batch, read):
+    """`read`: the requests' lines come already read (ReadLines), as POST /events gives them to the writer."""
     bounds = sorted({0, len(LINES), *cuts})
     requests = [(LINES[a:b], f"request {n}") for n, (a, b) in enumerate(zip(bounds, bounds[1:]))]
     with _store() as reference, _store() as grouped:
         whole = Runner(reference, [CJ], batch_size=batch).run_lines(LINES, "file")
         runner = Runner(grouped, [CJ], batch_size=batch)
+        if read:
+            requests = [(_read(lines, runner.known_types), source) for lines, source in requests]
         summaries, i = [], 0
         for size in [*groups, len(requests)]:  # the writer takes the waiting requests a group at a time
             summaries += runner.run_requests(requests[i:i + size])

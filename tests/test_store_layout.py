@@ -224,3 +224,22 @@ def test_duplicates_follow_the_window_rule_whatever_the_batch(tmp_path_factory, 
             [go(i, f"L{n % 3}", T0 + n) for n, i in enumerate(ids)])
         assert [i for (i,) in store.db.execute("SELECT event_id FROM inputs ORDER BY seq")] == log
         assert summary.duplicates == len(ids) - len(log)
+
+
+# -- the writer's connection ----------------------------------------------------------------------------
+
+def test_a_writer_keeps_the_documented_commit_with_a_larger_cache_and_rarer_checkpoints(tmp_path):
+    """WAL and synchronous=NORMAL (docs/scaling.md, "Durability"); the cache and the checkpoint interval are speed
+    only (docs/decisions.md, "SQLite's cache and checkpoints"); a reader is left with SQLite's defaults."""
+    from engine.store import CHECKPOINT_PAGES, WRITER_CACHE_KIB
+
+    with Store(tmp_path / "s.db", writer=True) as store:
+        pragma = lambda name: store.db.execute(f"PRAGMA {name}").fetchone()[0]  # noqa: E731
+        assert (pragma("journal_mode"), pragma("synchronous")) == ("wal", 1)
+        assert (pragma("cache_size"), pragma("wal_autocheckpoint")) == (-WRITER_CACHE_KIB, CHECKPOINT_PAGES)
+        store.register(SMALL, {})
+    assert WRITER_CACHE_KIB >= 32_768 and CHECKPOINT_PAGES >= 5_000
+    with Store(tmp_path / "s.db", read_only=True) as store:
+        assert store.db.execute("PRAGMA cache_size").fetchone()[0] == -2000
+    docs = (Path(__file__).parent.parent / "docs" / "decisions.md").read_text()
+    assert "SQLite's cache and checkpoints" in docs and f"{WRITER_CACHE_KIB // 1024} MiB" in docs

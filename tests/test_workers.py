@@ -137,3 +137,29 @@ def test_a_worker_that_dies_stops_the_run_and_leaves_the_last_batch_uncommitted(
     run(tmp_path / "s.db", lines, 2, 50)  # run again: the store ends as if nothing had happened
     run(tmp_path / "one.db", lines, 1, 50)
     assert dump(tmp_path / "s.db") == dump(tmp_path / "one.db")
+
+
+def test_an_event_the_step_fails_on_is_kept_aside_by_workers_as_by_one_process(tmp_path, monkeypatch):
+    """A bug in the step (made here for two events) keeps those events aside in their place, with the same reason,
+    and nothing of theirs is written, with workers as with one process (the workers are forked: they share the fault)."""
+    import engine.runner
+
+    real = engine.runner.step_lead
+    lines = generate(20, 60, 5)
+    events = [line for line in lines if line.startswith('{"id": "lead-')]  # the sample's well-formed events
+    picked = {events[len(events) // 3], events[2 * len(events) // 3]}
+    doomed = {json.loads(line)["id"] for line in picked}
+
+    def faulty(journeys, rules, records, wide, lead, event):
+        if event.id in doomed:
+            raise RuntimeError(f"made to fail on {event.id}")
+        return real(journeys, rules, records, wide, lead, event)
+
+    monkeypatch.setattr(engine.runner, "step_lead", faulty)
+    reference = run(tmp_path / "one.db", lines, 1, 25)
+    summaries = run(tmp_path / "n.db", lines, 2, 25)
+    assert [vars(s) for s in summaries] == [vars(s) for s in reference]
+    one, many = dump(tmp_path / "one.db"), dump(tmp_path / "n.db")
+    assert many == one
+    assert {raw for _, _, reason, raw in one["quarantine"] if "made to fail" in reason} == picked
+    assert reference[0].actions

@@ -13,8 +13,20 @@ from dsl.loader import load_journey
 
 from ..output import err_console, print_diagnostic
 
-__all__ = ["db_option", "db_read_option", "format_option", "partition_option", "workers_option", "compile_files",
-           "parse_when", "open_store", "writing_store", "stepping_runner"]
+__all__ = ["POSITION", "config_options", "db_option", "db_read_option", "format_option", "partition_option",
+           "workers_option", "compile_files", "parse_when", "open_store", "writing_store", "stepping_runner"]
+
+#: An outbox or dead-letter position: what the stores' 64-bit integers hold (the service's `after` has the
+#: same bound), so a larger one is a usage message, not an OverflowError from the database driver.
+POSITION = click.IntRange(0, 2 ** 62)
+
+def config_options(fn, required: bool = True):
+    """`--config coltiva.toml` and `--db` (default: the config's `store`), for the delivery commands."""
+    fn = click.option("--db", default=None, type=click.Path(dir_okay=False),
+                      help="The store (default: `store` in the config, else coltiva.db).")(fn)
+    return click.option("--config", "config_path", required=required, type=click.Path(exists=True, dir_okay=False),
+                        help="coltiva.toml with the [[webhooks]].")(fn)
+
 
 db_option = click.option("--db", default="coltiva.db", show_default=True, type=click.Path(dir_okay=False),
                          help="The store: an SQLite file (created if missing) or a postgresql:// address.")

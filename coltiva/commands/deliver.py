@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import click
 
-__all__ = ["command", "config_options"]
+from ._common import config_options
 
-
-def config_options(fn, required: bool = True):
-    fn = click.option("--db", default=None, type=click.Path(dir_okay=False),
-                      help="The store (default: `store` in the config, else coltiva.db).")(fn)
-    return click.option("--config", "config_path", required=required, type=click.Path(exists=True, dir_okay=False),
-                        help="coltiva.toml with the [[webhooks]].")(fn)
+__all__ = ["command"]
 
 
 @click.command("deliver")

@@ -10,7 +10,7 @@ import click
 from rich.table import Table
 
 from ..output import console
-from .deliver import config_options
+from ._common import POSITION, config_options
 
 __all__ = ["command"]
 
@@ -81,7 +81,7 @@ def dead(config_path, db, destination, fmt):
 
 @command.command("retry")
 @click.argument("destination")
-@click.argument("seq", type=int)
+@click.argument("seq", type=POSITION)
 @config_options
 def retry(destination, seq, config_path, db):
     """Post one dead letter again now; on success it leaves the list."""
@@ -103,7 +103,7 @@ def retry(destination, seq, config_path, db):
 
 @command.command("skip")
 @click.argument("destination")
-@click.argument("seq", type=int, required=False)
+@click.argument("seq", type=POSITION, required=False)
 @config_options
 def skip(destination, seq, config_path, db):
     """Give up an action a destination is retrying (the earliest, or SEQ): it goes to the dead letters and

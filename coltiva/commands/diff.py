@@ -8,7 +8,7 @@ import click
 from rich.markup import escape
 
 from ..output import console, shown
-from .render import draw, format_for, load_or_exit, write_output
+from ._drawing import draw, format_for, load_or_exit, write_output
 
 __all__ = ["command"]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..output import cell, console, json_text, shown
-from .render import write_output
+from ._drawing import write_output
 
 __all__ = ["command"]
 
@@ -16,7 +16,7 @@ def _journey_name(journey: str | None) -> tuple[str | None, object]:
     """A journey named in the store, or a .journey file (its name, and its model for stage order and caps)."""
     if journey is None or not journey.endswith(".journey") or not Path(journey).exists():
         return journey, None
-    from .render import load_or_exit
+    from ._drawing import load_or_exit
 
     loaded = load_or_exit(journey)
     assert loaded.journey is not None  # load_or_exit: a usable journey

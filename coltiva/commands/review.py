@@ -6,7 +6,7 @@ import click
 
 from dsl.errors import ColtivaError
 
-from .render import counts_for, load_or_exit, write_output
+from ._drawing import counts_for, load_or_exit, write_output
 
 __all__ = ["command"]
 
