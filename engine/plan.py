@@ -21,7 +21,7 @@ from .events import format_time
 from .migrate import POLICIES, Moves, follows, moves_between, switch_lead, unmapped_stage
 from .record import DONE, Lead
 from .runner import collect_actions
-from .step import advance
+from .step import advance, advance_lead
 from .store import Store, text_changes
 from .timers import meant_sends, release_time, window_due
 
@@ -102,6 +102,34 @@ def pending_sends(cj: CompiledJourney, rec: Lead) -> dict[str, int]:
     return out
 
 
+#: How many instants a lead's journeys are stepped forward to see when its sends go (a bound, never met by a
+#: stage's own sends: each instant fires at least one timer).
+MAX_SIMULATED_INSTANTS = 1_000
+
+
+def simulated_sends(journeys: list[CompiledJourney], rules, records: dict[str, Lead], wide, lead: str, name: str,
+                    contents: set[str]) -> dict[str, int]:
+    """When each of `contents` goes out in journey `name`, by stepping every journey of the lead forward on its
+    timers alone (no further event): under lead-wide rules a send's instant depends on the other journeys' sends
+    (the cap across journeys, priorities), which no derivation from one record can see. Stops when the lead
+    leaves the stage it is in, when all of `contents` went, or when nothing more is due."""
+    stage = records[name].state if name in records else None
+    out: dict[str, int] = {}
+    for _ in range(MAX_SIMULATED_INSTANTS):
+        due = min((r.due for r in records.values() if r.due is not None), default=None)
+        if due is None or stage is None or contents <= out.keys():
+            break
+        step = advance_lead(journeys, rules, records, wide, lead, due)
+        records, wide = step.records, step.wide
+        for a in step.actions:
+            content = a.data.get("content")
+            if a.journey == name and a.kind == "send" and content in contents and content not in out:
+                out[content] = a.time
+        if records[name].state != stage:
+            break
+    return out
+
+
 def _renamed(moves: Moves, content: str) -> str:
     for was, now in moves.contents:
         if was == content:
@@ -129,7 +157,8 @@ def make_plan(store: Store, new: CompiledJourney, policy: str = "migrate", at: i
     versions: dict[str, CompiledJourney] = {new.version: new}
     # the lead-wide rules of the journeys as they will run (C113 if the new version disagrees with the others)
     rules = lead_rules([new, *(cj for cj in store.journeys() if cj.name != new.name)])
-    wides = store.load_wides([lead for lead, _ in store.leads_of(new.name)]) if rules.active else {}
+    rules_now = lead_rules(store.journeys())
+    wides = store.load_wides([lead for lead, _ in store.leads_of(new.name)]) if rules.active or rules_now.active else {}
     moves_from: dict[str, Moves] = {}
     moved: Counter = Counter()
     cancelled: dict[str, list] = {}
@@ -162,6 +191,14 @@ def make_plan(store: Store, new: CompiledJourney, policy: str = "migrate", at: i
             moved[(version, caught.state, after.state)] += 1
         before = {_renamed(moves, c): due for c, due in pending_sends(old, caught).items()}
         later = pending_sends(new, after)
+        if rules.active or rules_now.active:  # the lead's other journeys decide when its sends go
+            others = {j: s for j, s in store.lead_versions(lead).items() if j != new.name}
+            both = [versions.get(s.version) or store.compiled(j, s.version) for j, s in others.items()]
+            rest = {j: s.record for j, s in others.items()}
+            wide = wides.get(lead)
+            before = {_renamed(moves, c): due for c, due in simulated_sends(
+                [*both, old], rules_now, {**rest, new.name: caught}, wide, lead, new.name, set(before)).items()}
+            later = simulated_sends([*both, new], rules, {**rest, new.name: after}, wide, lead, new.name, set(later))
         later.update({a.data["content"]: a.time for a in at_switch
                       if a.kind == "send" and "edition" not in a.data})
         for content, due in before.items():
