@@ -39,6 +39,7 @@ $(NATIVE_LIB): $(STAMP) setup.py $(wildcard engine/*.py dsl/*.py)
 	  sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))" || { \
 	  echo "installing build-essential and python3-dev (compiling the engine with mypyc)"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq build-essential python3-dev >/dev/null; }
+	rm -f engine/*$(suffix $@)  # new files, never rewritten in place under a running process; none left over
 	$(PY) setup.py -q build_ext --inplace >/dev/null
 	@# the build just matched them to their sources, but an unchanged extension keeps its old time when copied
 	touch engine/*$(suffix $@)

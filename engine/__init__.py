@@ -21,7 +21,7 @@ from typing import Mapping
 __all__ = ["NATIVE_MODULES", "NATIVE_GROUP", "NATIVE", "NATIVE_WHY", "native_problem", "compiled_file"]
 
 #: The modules compiled by mypyc (where it pays: docs/performance.md), each with its source beside it.
-NATIVE_MODULES = ("engine.compiled", "engine.conditions", "engine.record", "engine.timers", "engine.step")
+NATIVE_MODULES = ("engine.conditions", "engine.record", "engine.timers", "engine.step")
 #: mypyc's group: its shared library (the compiled code of every module) is `engine/native__mypyc.*.so`.
 NATIVE_GROUP = "engine.native"
 
@@ -55,13 +55,18 @@ def native_problem(folder: Path, names: tuple[str, ...], library: str,
 
 
 class _Sources:
-    """A meta path finder that loads NATIVE_MODULES from their .py sources, ahead of the compiled files."""
+    """A meta path finder that loads the engine's modules from their .py sources, ahead of compiled files: all of
+    them when the compiled ones must not run, else those not in NATIVE_MODULES (a file left by an older build)."""
 
-    @staticmethod
-    def find_spec(fullname: str, path=None, target=None):
-        if fullname not in NATIVE_MODULES:
+    def __init__(self, native: tuple[str, ...]):
+        self.native = native
+
+    def find_spec(self, fullname: str, path=None, target=None):
+        package, _, name = fullname.rpartition(".")
+        source = _HERE / f"{name}.py"
+        if package != __name__ or fullname in self.native or not source.exists():
             return None
-        return importlib.util.spec_from_file_location(fullname, _HERE / f"{fullname.rpartition('.')[2]}.py")
+        return importlib.util.spec_from_file_location(fullname, source)
 
 
 #: Why the engine runs its hot path from sources (None: compiled, the normal build).
@@ -69,5 +74,4 @@ NATIVE_WHY = native_problem(_HERE, tuple(name.rpartition(".")[2] for name in NAT
                             NATIVE_GROUP.rpartition(".")[2] + "__mypyc")
 #: Whether NATIVE_MODULES are the compiled ones.
 NATIVE = NATIVE_WHY is None
-if not NATIVE:
-    sys.meta_path.insert(0, _Sources())
+sys.meta_path.insert(0, _Sources(NATIVE_MODULES if NATIVE else ()))

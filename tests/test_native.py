@@ -100,3 +100,15 @@ def test_a_source_edited_after_the_build_means_the_sources(tmp_path):
     later = time.time() + 10
     os.utime(tmp_path / "b.py", (later, later))
     assert "b.py is newer" in str(native_problem(tmp_path, ("a", "b"), "group__mypyc", environ={}))
+
+
+def test_a_module_outside_the_native_set_loads_from_its_source():
+    """A compiled file an older build left (a module no longer compiled) never shadows its source."""
+    from engine import _Sources
+
+    spec = _Sources(("engine.step",)).find_spec("engine.compiled")
+    assert spec is not None and str(spec.origin).endswith("compiled.py")
+    assert _Sources(("engine.step",)).find_spec("engine.step") is None  # the compiled one, found the usual way
+    assert _Sources(()).find_spec("engine.nonexistent") is None
+    assert _Sources(()).find_spec("dsl.model") is None
+    assert importlib.import_module("engine.compiled").__file__.endswith("compiled.py")
