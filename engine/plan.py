@@ -9,6 +9,7 @@ that no longer matches, and writes the switch in one transaction.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections import Counter
@@ -156,8 +157,10 @@ def make_plan(store: Store, new: CompiledJourney, policy: str = "migrate", at: i
                 digest=store.digest(new.name))
     versions: dict[str, CompiledJourney] = {new.version: new}
     # the lead-wide rules of the journeys as they will run (C113 if the new version disagrees with the others)
-    rules = lead_rules([new, *(cj for cj in store.journeys() if cj.name != new.name)])
-    rules_now = lead_rules(store.journeys())
+    running = store.journeys()
+    rules = lead_rules([new, *(cj for cj in running if cj.name != new.name)])
+    rules_now = lead_rules(running)
+    other = functools.cache(store.compiled)  # the other journeys' versions, each rebuilt once, not once per lead
     wides = store.load_wides([lead for lead, _ in store.leads_of(new.name)]) if rules.active or rules_now.active else {}
     moves_from: dict[str, Moves] = {}
     moved: Counter = Counter()
@@ -193,7 +196,7 @@ def make_plan(store: Store, new: CompiledJourney, policy: str = "migrate", at: i
         later = pending_sends(new, after)
         if rules.active or rules_now.active:  # the lead's other journeys decide when its sends go
             others = {j: s for j, s in store.lead_versions(lead).items() if j != new.name}
-            both = [versions.get(s.version) or store.compiled(j, s.version) for j, s in others.items()]
+            both = [other(j, s.version) for j, s in others.items()]
             rest = {j: s.record for j, s in others.items()}
             wide = wides.get(lead)
             before = {_renamed(moves, c): due for c, due in simulated_sends(
