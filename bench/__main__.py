@@ -459,6 +459,13 @@ def profile(cj, loaded, spec: Spec, top: int) -> None:
 
 
 # -- main -------------------------------------------------------------------------------------
+def build_name() -> str:
+    """Which engine this run measures: the mypyc build, or the sources (and why)."""
+    import engine
+
+    return "compiled (mypyc)" if engine.NATIVE else f"from sources ({engine.NATIVE_WHY})"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="small")
@@ -496,7 +503,7 @@ def main(argv=None) -> int:
     began = time.perf_counter()
     console.print(f"[bold]Coltiva bench[/bold] — size {args.size}: {spec.leads:,} leads, {spec.events:,} events "
                   f"over {spec.days} days, seed {spec.seed}, {repeat} run(s) per figure; "
-                  f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+                  f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs; engine {build_name()}")
 
     durable_rate = None
     durable_cpu = None  # µs of CPU per event, one process
