@@ -85,9 +85,11 @@ def reference_rate(lines: list[str], workdir: Path) -> Measure:
 
 
 def process_cpu(pid: int) -> float:
-    """Seconds of CPU a process has used (user + system), from /proc."""
+    """Seconds of CPU a process and its live children (the service's writer) have used (user + system), from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    kids = [int(p) for p in children.read_text().split()] if children.exists() else []
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") + sum(process_cpu(k) for k in kids)
 
 
 def split(lines: list[str], clients: int, batch: int) -> list[list[bytes]]:

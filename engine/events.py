@@ -51,6 +51,11 @@ class Event:
     def __repr__(self) -> str:
         return f"Event({self.id!r}, {self.lead!r}, {self.type!r}, {format_time(self.time)})"
 
+    def __reduce__(self):
+        """Pickled as its fields (the service's writer process receives events read by the server): half the
+        cost of the default for a class with slots."""
+        return (Event, (self.id, self.lead, self.type, self.time, self.data, self.attributes))
+
     def to_json(self) -> dict:
         out: dict = {"id": self.id, "lead": self.lead, "type": self.type, "time": format_time(self.time)}
         if self.data:

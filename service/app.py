@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import itertools
 import json
 import logging
+import os
+import signal
 import time
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -37,7 +38,7 @@ from .keys import KeyRing
 from .metrics import CONTENT_TYPE, Metrics
 from .reads import Readers
 from .segment import ValidationError, parse_segment, to_lines, event_schemas
-from .writer import Writer, summary_json
+from .writer import Writer, WriterWork, settle_heap, summary_json
 
 if TYPE_CHECKING:
     from .delivery import Deliverer
@@ -97,9 +98,11 @@ class Service:
     def __init__(self, config: ServiceConfig, open_runner):
         self.config = config
         self.metrics = Metrics()
-        self.writer = Writer(open_runner, queue_lines=config.queue_lines, group_lines=config.group_lines,
-                             cache_leads=config.cache_leads, on_commit=self._committed,
-                             max_ahead_days=config.max_ahead_days)
+        work = WriterWork(open_runner, cache_leads=config.cache_leads, max_ahead_days=config.max_ahead_days)
+        # the writer's process is forked here, before the server starts (docs/service.md, One writer)
+        self.writer = Writer(work, queue_lines=config.queue_lines, group_lines=config.group_lines,
+                             on_commit=self._committed, on_gone=self._writer_gone)
+        self.gone: str | None = None  # why the writer's process ended, if it did
         self.readers = Readers(config.db)
         self.keys = KeyRing(config.keys)
         self.stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
@@ -111,6 +114,14 @@ class Service:
     def _committed(self, requests: int, lines: int, seconds: float) -> None:
         self.metrics.commit_seconds.observe(seconds)
         self.metrics.commit_requests.observe(requests)
+
+    def _writer_gone(self, why: str) -> None:
+        """The writer's process ended under the service (killed, out of memory): stop, so a supervisor restarts
+        it; until then every write answers 503 and nothing is half-written (its transaction died with it)."""
+        if self.gone is None:
+            self.gone = why
+            log.critical("the writer's process ended: stopping", extra={"error": why})
+            os.kill(os.getpid(), signal.SIGTERM)  # uvicorn drains the requests in flight, then the app stops
 
     def count(self, summary) -> None:
         m = self.metrics.events
@@ -134,7 +145,7 @@ class Service:
                 self.config.webhooks, self.readers.run, self.writer.run_sync, metrics=self.metrics,
                 rng=random.Random(self.config.delivery_seed), every=self.config.deliver_every))
             self.delivering = loop.run_in_executor(None, self.deliverer.loop)
-        _settle_heap()
+        settle_heap()
 
     async def stop(self) -> None:
         if self.deliverer is not None and self.delivering is not None:
@@ -150,6 +161,10 @@ class Service:
                 await task
         await self.writer.close()
         self.readers.close()
+
+    def release(self) -> None:
+        """End the writer's process if the app did not (it never started, or stopped on an error)."""
+        self.writer.release()
 
     async def tick(self, now: int, force: bool = True, deadline=None):
         job = self.writer.submit_tick(now, force)
@@ -173,19 +188,6 @@ class Service:
                 await self.tick(now)
             except Exception as err:  # logged; the next tick tries again
                 log.error("tick failed", extra={"error": f"{type(err).__name__}: {err}"})
-
-
-def _settle_heap() -> None:
-    """After start-up, a garbage collector policy for a long-running process that makes many short-lived objects.
-
-    What start-up built (modules, compiled journeys, schemas) lives as long as the process: frozen, the
-    collector never scans it again. Young collections run every 50,000 new objects instead of 700: each
-    request makes thousands, nearly all freed by reference counting, so the default threshold spent about
-    a tenth of the server's CPU looking for cycles that were not there (docs/service.md, Throughput).
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
 
 
 # -- every request: its log line and metric, its limits -------------------------------------
@@ -389,8 +391,7 @@ def create_app(svc: Service) -> FastAPI:
             async with asyncio.timeout(svc.config.commit_deadline):
                 return await asyncio.shield(job.future)
         except TimeoutError:
-            job.future.cancel()
-            if not job.taken:
+            if svc.writer.give_up(job):
                 raise ServiceError("not committed within the deadline, and dropped: nothing of it was kept; "
                                    "send it again", 503) from None
             raise ServiceError("not committed within the deadline: it may still be; retry the same events "
@@ -501,7 +502,7 @@ def create_app(svc: Service) -> FastAPI:
     async def metrics():
         m = svc.metrics
         m.queue_depth.set(svc.writer.depth)
-        m.queue_lines.set(svc.writer.pending_lines)
+        m.queue_lines.set(svc.writer.pending_lines)  # what `queue_lines` bounds: taken or not, not answered yet
         for kind, count in svc.writer.cached.items():
             m.cached.labels(kind).set(count)
         m.due_leads.set(await run_in_threadpool(svc.readers.due_leads))

@@ -302,7 +302,7 @@ class Deliverer:
         for name in touched:
             statements += self._move_offset(self._dests[name])
         if statements:
-            self.write(lambda s: _write(s, statements))
+            self.write(functools.partial(_write, statements=statements))
 
     def _dispatch_all(self) -> float | None:
         now = self.clock()
@@ -329,7 +329,7 @@ class Deliverer:
             if not d.queue:  # nothing for this destination so far: the offset follows the cursor
                 statements = self._move_offset(d)
                 if statements:
-                    self.write(lambda s: _write(s, statements))
+                    self.write(functools.partial(_write, statements=statements))
 
     def _dispatch(self, d: _Destination, now: float) -> float | None:
         """Send each lead's first action not done, unless its lead is busy or its retry is not due yet."""
@@ -446,7 +446,7 @@ class Deliverer:
             return f"no action at outbox position {seq}"
         error = self._call(hook, seq, action, 1)
         if error is None:
-            self.write(lambda s: forget_dead(s, destination, seq))
+            self.write(functools.partial(forget_dead, destination=destination, seq=seq))
         return error
 
     def close(self) -> None:

@@ -17,6 +17,7 @@ import time
 from .app import Service, create_app
 from .config import ServiceConfig
 from .errors import ConfigError
+from .writer import WriterGone
 
 __all__ = ["serve", "JsonFormatter", "setup_logging"]
 
@@ -62,11 +63,20 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def serve(config: ServiceConfig, open_runner, announce=print) -> None:
-    """Run until SIGTERM/SIGINT. `open_runner` builds the writing Runner on the writer's thread."""
+    """Run until SIGTERM/SIGINT. `open_runner` builds the writing Runner where the writer works."""
+    setup_logging()
+    svc = Service(config, open_runner)  # forks the writer's process: before any thread or socket of the server
+    try:
+        _run(svc, config, announce)
+    finally:
+        svc.release()
+    if svc.gone:
+        raise WriterGone(f"stopped: the writer's process ended ({svc.gone})")
+
+
+def _run(svc: Service, config: ServiceConfig, announce) -> None:
     import uvicorn
 
-    setup_logging()
-    svc = Service(config, open_runner)
     if not config.loopback and not svc.keys.active:
         raise ConfigError(f"listening on {config.host} (beyond this machine) needs API keys: "
                           "create one with `coltiva keys create NAME --scope ...` and pass --keys")

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -52,10 +53,18 @@ class Server:
         self.proc.stdout.close()
         return code
 
+    def children(self) -> list[int]:
+        """The server's child processes now (its writer), from /proc."""
+        path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        return [int(p) for p in path.read_text().split()] if path.exists() else []
+
     def kill(self) -> None:
+        """SIGKILL the server, as a crash: its writer's process must end with it (it holds the store's lock)."""
+        children = self.children()
         os.kill(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=60)
         self.proc.stdout.close()
+        wait_gone(children)
 
     def logs(self) -> list[dict]:
         return [json.loads(line) for line in self.log.read_text().splitlines() if line.startswith("{")]
@@ -221,3 +230,19 @@ class Receiver:
     def delivered(self, path: str | None = None) -> list[dict]:
         with self.lock:
             return [c for c in self.calls if c.get("answered") == 200 and (path is None or c["path"] == path)]
+
+
+def wait_gone(pids: list[int]) -> None:
+    """Wait until these processes have ended (a server's writer, after the server was killed)."""
+    deadline = time.monotonic() + 20
+    while any(_alive(pid) for pid in pids):
+        assert time.monotonic() < deadline, f"the writer's process outlived the server: {pids}"
+        time.sleep(0.01)
+
+
+def _alive(pid: int) -> bool:
+    """A process that exists and is not a zombie (an orphan is reaped by init: gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False

@@ -12,7 +12,7 @@ from coltiva.sample import generate
 from engine.events import Event, parse_event
 from engine.store import Store
 
-from .service_helpers import Server, by_lead, coltiva, run_file, same_meaning
+from .service_helpers import Server, by_lead, coltiva, run_file, same_meaning, wait_gone
 
 CLIENTS = 50
 TICK = "2026-06-01T00:00:00Z"
@@ -98,6 +98,8 @@ def test_sigkill_mid_load_then_resend_what_was_not_acknowledged(tmp_path):
     acked = [0] * CLIENTS
     refused: set = set()
     server = Server(tmp_path).start()
+    writer = server.children()
+    assert len(writer) == 1, "the writer works in a process of its own (docs/service.md)"
     killed = threading.Event()
 
     def kill():
@@ -109,6 +111,7 @@ def test_sigkill_mid_load_then_resend_what_was_not_acknowledged(tmp_path):
     assert killed.is_set()
     server.proc.wait(timeout=60)
     server.proc.stdout.close()
+    wait_gone(writer)  # the kernel ends the writer with the server: its transaction in flight is rolled back
     assert sum(acked) < sum(len(b) for b in batches), "the kill came after everything was acknowledged"
     # 2xx means committed: every event of every acknowledged batch is in the store the kill left
     with Store(server.db) as store:
