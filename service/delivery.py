@@ -204,7 +204,7 @@ def _load(store: Store, hook: Webhook) -> _Destination:
 class Deliverer:
     """Delivers every destination's actions. `read(fn)` and `write(fn)` run fn(store) where the caller allows:
 
-    in the service, reads on a read connection and writes on the one writer's thread;
+    in the service, reads on a read connection and writes in the one writer's process;
     from `coltiva deliver`, both on the command's own writing store. Calls run on a pool
     of threads (one per call in flight); everything else, on the thread that runs
     `loop` or `pass_once`.

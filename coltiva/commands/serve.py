@@ -59,7 +59,7 @@ def command(journeys, config_path, db, host, port, keys_path, clock, tick_every,
     with writing_store(compiled, config.db):
         pass  # registers the journeys (a changed one is refused here, with its diff) and checks the lock
 
-    def open_runner():  # on the writer's thread: SQLite connections belong to the thread that opened them
+    def open_runner():  # in the writer's process, where every write to the store happens
         store = open_store(config.db, must_exist=False, writer=True)
         for cj, sources in compiled:
             store.register(cj, sources)
