@@ -124,7 +124,7 @@ class WriterWork:
         return {"lead": len(runner.cache), "lead_wide": len(runner.wides)}
 
 
-_CALLS = {"open", "call", "close"}  # and "commit" and "tick", which carry a slot (_child)
+_CALLS = {"open", "tick", "call", "close"}  # and "commit", gathered; "commit" and "tick" carry a slot (_child)
 
 #: Each write waiting for its answer has a slot in memory shared with the writer's process: WAITING
 #: until the writer takes it (TAKEN) or its request gives up first (GIVEN_UP), decided under one
@@ -327,12 +327,12 @@ def _child(sock: socket.socket, servers_end: socket.socket, work: WriterWork, pa
                 if not take([slot])[0]:
                     conn.send(_frame((DROPPED, None)))
                     continue
-                name, args = "tick", (now, force)
+                args = (now, force)
         except (EOFError, OSError):  # the server is gone without a word
             work.close()
             return
         try:
-            if name not in _CALLS and name != "tick":
+            if name not in _CALLS:
                 raise ValueError(f"no call {name!r}")
             answer = ("ok", getattr(work, name)(*args))
         except BaseException as err:  # answered: the server raises it for the request(s) concerned
