@@ -41,10 +41,11 @@ DEFAULT_DB = "coltiva.db"
 #: Bumped whenever the tables change. Format 1 kept journeys pickled; format 2 keeps them as text;
 #: format 3 logs changes of version as `switch` inputs and lets a record remember content a version dropped;
 #: format 4 drops the input log's two indexes in random order (event id, lead) for a per-lead chain;
-#: format 5 adds each lead's lead-wide record (`lead_wide`: lead score, sends across journeys, clock).
-SCHEMA_VERSION = 5
+#: format 5 adds each lead's lead-wide record (`lead_wide`: lead score, sends across journeys, clock);
+#: format 6 drops the outbox's unique index on the action key (keys are unique by construction).
+SCHEMA_VERSION = 6
 #: Older formats this one migrates from when a writer opens the store (readers read them as they are).
-MIGRATES_FROM = (1, 2, 3, 4)
+MIGRATES_FROM = (1, 2, 3, 4, 5)
 #: How many of the latest input-log entries the duplicate check covers (docs/engine.md, "Duplicates"):
 #: an event is a duplicate when an event with its id is among the last DEDUPE_WINDOW entries of the log.
 DEDUPE_WINDOW = 1_000_000
@@ -55,6 +56,17 @@ WRITER_CACHE_KIB = 65_536
 #: WAL pages written before SQLite copies them back into the file (its default is 1,000): a page rewritten by
 #: many batches (a record's, an index's) is copied back once instead of once per checkpoint.
 CHECKPOINT_PAGES = 10_000
+
+#: A record written by a step: a lead never changes version by stepping (it runs on the version it is on;
+#: a new lead starts on the current one), so an existing row keeps its version, and the version index is
+#: left alone (an INSERT OR REPLACE deleted and re-inserted the row in all three of the table's B-trees).
+LEADS_STEPPED = ("INSERT INTO leads (journey, lead, version, state, due, record) VALUES (?, ?, ?, ?, ?, ?) "
+                 "ON CONFLICT (journey, lead) DO UPDATE SET state = excluded.state, due = excluded.due, "
+                 "record = excluded.record")
+#: A record written by a switch of version (`write_switch`): the one writer that moves leads between versions.
+LEADS_SWITCHED = ("INSERT INTO leads (journey, lead, version, state, due, record) VALUES (?, ?, ?, ?, ?, ?) "
+                  "ON CONFLICT (journey, lead) DO UPDATE SET version = excluded.version, state = excluded.state, "
+                  "due = excluded.due, record = excluded.record")
 
 #: The input log (format 4): appended at its end only. `prev` chains a lead's inputs (its last one in
 #: `lead_log`); the inputs of no lead (ticks, switches) have a partial index, kept only for them.
@@ -75,6 +87,19 @@ CREATE TABLE IF NOT EXISTS lead_log (
     last INTEGER NOT NULL
 ) WITHOUT ROWID;
 """
+
+#: The outbox (format 6): appended in order; no index on the key, which is unique by construction (the lead,
+#: the journey's version, the rule and the lead's own action counter) and which no read looks up.
+OUTBOX = """CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY,
+    key TEXT NOT NULL,
+    journey TEXT NOT NULL,
+    version TEXT NOT NULL,
+    lead TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    time INTEGER NOT NULL,
+    data TEXT NOT NULL
+)"""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS journeys (
@@ -109,16 +134,7 @@ CREATE TABLE IF NOT EXISTS lead_wide (
     lead TEXT PRIMARY KEY,
     record TEXT NOT NULL
 ) WITHOUT ROWID;
-""" + INPUT_LOG + """CREATE TABLE IF NOT EXISTS outbox (
-    seq INTEGER PRIMARY KEY,
-    key TEXT NOT NULL UNIQUE,
-    journey TEXT NOT NULL,
-    version TEXT NOT NULL,
-    lead TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    time INTEGER NOT NULL,
-    data TEXT NOT NULL
-);
+""" + INPUT_LOG + OUTBOX + """;
 CREATE TABLE IF NOT EXISTS quarantine (
     seq INTEGER PRIMARY KEY,
     source TEXT NOT NULL,
@@ -308,6 +324,8 @@ class Store:
             self._migrate_to_4()
         # 4 -> 5 adds the table `lead_wide` (the caller's SCHEMA creates it): a lead of an older store has
         # no lead-wide record yet; its first step under lead-wide rules makes one at the lead's latest time
+        if self._outbox_key_indexed():
+            self._migrate_to_6()
 
     def _migrate_to_4(self) -> None:
         """Format 4: the input log without its indexes on event id and lead, each lead's inputs chained.
@@ -331,6 +349,31 @@ class Store:
                        "WHERE lead IS NOT NULL GROUP BY lead")
             db.execute("DROP TABLE inputs_format3")
             db.execute("PRAGMA user_version = 4")
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+    def _outbox_key_indexed(self) -> bool:
+        """Whether the outbox still has the unique index on its key that formats 1 to 5 kept."""
+        return any(unique for _, _, unique, *_ in self.db.execute("PRAGMA index_list(outbox)"))
+
+    def _migrate_to_6(self) -> None:
+        """Format 6: the outbox without its unique index on the key (docs/decisions.md, "Store format 6").
+
+        SQLite cannot drop a column's UNIQUE constraint, so the table is copied once, in order,
+        positions (`seq`) kept: delivery offsets still point at the same actions. One transaction.
+        """
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("ALTER TABLE outbox RENAME TO outbox_format5")
+            db.execute(OUTBOX)
+            db.execute("INSERT INTO outbox (seq, key, journey, version, lead, kind, time, data) "
+                       "SELECT seq, key, journey, version, lead, kind, time, data FROM outbox_format5 ORDER BY seq")
+            db.execute("DROP TABLE outbox_format5")
+            db.execute("PRAGMA user_version = 6")
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
@@ -416,7 +459,7 @@ class Store:
             db.execute("INSERT INTO journey_log (name, version, applied_at, command, policy, note) "
                        "VALUES (?, ?, ?, ?, ?, ?)", (cj.name, cj.version, applied_at, command, policy, note))
             logged = self._write(inputs=[switch] if switch else [], leads=leads, actions=actions,
-                                 transitions=transitions)
+                                 transitions=transitions, switched=True)
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
@@ -601,18 +644,18 @@ class Store:
         self._remember(logged)
 
     def _write(self, *, inputs=(), quarantine=(), leads=(), actions=(), transitions=(), lead_rows=(),
-               action_rows=(), wides=()) -> list[tuple[int, str | None]]:
-        """The rows of one batch, inside the caller's transaction; (position, event id) of each input logged."""
+               action_rows=(), wides=(), switched: bool = False) -> list[tuple[int, str | None]]:
+        """The rows of one batch, inside the caller's transaction; (position, event id) of each input logged.
+
+        Only a switch (`switched`) moves leads to another version; a batch's rows keep theirs."""
         db = self.db
         logged = self._log(list(inputs))
         db.executemany("INSERT OR REPLACE INTO lead_wide (lead, record) VALUES (?, ?)",
                        [(lead, json.dumps(w.to_list(), separators=(",", ":"))) for lead, w in wides])
         db.executemany(
             "INSERT OR IGNORE INTO quarantine (source, line_no, reason, raw) VALUES (?, ?, ?, ?)", quarantine)
-        db.executemany(
-            "INSERT OR REPLACE INTO leads (journey, lead, version, state, due, record) VALUES (?, ?, ?, ?, ?, ?)",
-            [*(lead_row(*row) for row in leads), *lead_rows],
-        )
+        db.executemany(LEADS_SWITCHED if switched else LEADS_STEPPED,
+                       [*(lead_row(*row) for row in leads), *lead_rows])
         db.executemany(
             "INSERT INTO outbox (key, journey, version, lead, kind, time, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
             [*map(action_row, actions), *action_rows],

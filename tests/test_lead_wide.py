@@ -340,7 +340,7 @@ def test_older_stores_open_and_gain_the_lead_wide_table(tmp_path):
         with Store(path, read_only=True) as old:  # a reader reads it as it is
             assert old.format < SCHEMA_VERSION and old.load_wides(["L1"]) == {} and old.dump()["lead_wide"] == []
         with Store(path, writer=True) as store:
-            assert store.format == SCHEMA_VERSION == 5
+            assert store.format == SCHEMA_VERSION == 6
             assert store.db.execute("SELECT lead FROM lead_wide").fetchall() == []
             assert store.db.execute("SELECT journey, lead, record FROM leads ORDER BY 1, 2").fetchall() == leads_before
         # and runs on, with lead-wide rules, in place

@@ -211,5 +211,5 @@ def test_a_format_2_store_opens_and_is_marked_current(tmp_path):
     with Store(db, read_only=True) as store:
         assert store.format == 2 and "lead-0003" in [lead for lead, _ in store.leads_of("Demand generation (B2B)")]
     with Store(db, writer=True) as store:
-        assert store.format == SCHEMA_VERSION == 5
+        assert store.format == SCHEMA_VERSION == 6
     assert meaning(db) == before

@@ -93,7 +93,7 @@ def test_a_writer_migrates_format_3_keeping_every_meaning_and_every_explanation(
     explanations = explained(path, leads)
     assert all(c for rows in explanations.values() for *_, c in rows)
     with Store(path, writer=True) as store:
-        assert store.format == SCHEMA_VERSION == 5
+        assert store.format == SCHEMA_VERSION == 6
         assert store.dump() == before
         assert {lead: store.lead_inputs(lead) for lead in leads} == inputs_before
         assert indexes(store.db, "inputs") == {"inputs_global": True}  # no index in random order left
@@ -126,6 +126,80 @@ def test_a_failed_migration_leaves_the_old_format_whole(tmp_path):
     assert con.execute("PRAGMA user_version").fetchone()[0] == 3
     assert "inputs_by_lead" in indexes(con, "inputs")
     con.close()
+
+
+def format_5(path) -> None:
+    """Turn a store into format 5 as it was: the same tables, the outbox with its unique index on the key."""
+    con = sqlite3.connect(path)
+    con.executescript("""
+        ALTER TABLE outbox RENAME TO outbox_now;
+        CREATE TABLE outbox (seq INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, journey TEXT NOT NULL,
+            version TEXT NOT NULL, lead TEXT NOT NULL, kind TEXT NOT NULL, time INTEGER NOT NULL, data TEXT NOT NULL);
+        INSERT INTO outbox SELECT * FROM outbox_now;
+        DROP TABLE outbox_now;
+        PRAGMA user_version = 5;
+    """)
+    con.close()
+
+
+def lines_of(start: int, stop: int) -> list[str]:
+    return [go(f"e{i}", f"L{i % 7}", T0 + i * 3600) for i in range(start, stop)]
+
+
+def test_a_writer_migrates_format_5_to_an_outbox_without_a_key_index_and_runs_on_as_if_it_never_stopped(tmp_path):
+    old, fresh = tmp_path / "old.db", tmp_path / "fresh.db"
+    for path in (old, fresh):
+        with Store(path) as store:
+            store.register(SMALL, {})
+            Runner(store, [SMALL]).run_lines(lines_of(0, 40))
+    format_5(old)
+    with Store(old, read_only=True) as store:  # a reader reads format 5 as it is
+        assert store.format == 5 and any(unique for _, _, unique, *_ in store.db.execute("PRAGMA index_list(outbox)"))
+        before = store.dump()
+        actions_before = list(store.actions())
+    assert actions_before and len({a["key"] for _, a in actions_before}) == len(actions_before)
+    with Store(old, writer=True) as store:
+        assert store.format == SCHEMA_VERSION == 6
+        assert indexes(store.db, "outbox") == {}  # the outbox is appended in order and read by position only
+        assert store.dump() == before and list(store.actions()) == actions_before  # positions kept
+    for path in (old, fresh):
+        with Store(path) as store:
+            Runner(store, [SMALL]).run_lines(lines_of(40, 80))
+            Runner(store, [SMALL]).tick(T0 + 30 * DAY)
+    with Store(old, read_only=True) as a, Store(fresh, read_only=True) as b:
+        assert a.dump() == b.dump()
+
+
+def test_a_failed_migration_to_format_6_leaves_format_5_whole(tmp_path):
+    path = tmp_path / "s.db"
+    with Store(path) as store:
+        store.register(SMALL, {})
+        Runner(store, [SMALL]).run_lines(lines_of(0, 10))
+    format_5(path)
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE outbox_format5 (x)")  # in the way of the migration's own copy
+    con.commit()
+    con.close()
+    with pytest.raises(sqlite3.Error):
+        Store(path, writer=True)
+    with Store(path, read_only=True) as store:
+        assert store.format == 5 and len(list(store.actions())) > 0
+        assert any(unique for _, _, unique, *_ in store.db.execute("PRAGMA index_list(outbox)"))
+
+
+def test_a_step_writes_its_record_without_touching_the_version_index_a_switch_moves_it(tmp_path):
+    """A batch upserts state, due and record only: a lead stays on its version (docs/decisions.md,
+    "Store format 6"); only a switch of version writes the version."""
+    from engine.store import LEADS_STEPPED, LEADS_SWITCHED
+
+    assert "version = excluded.version" not in LEADS_STEPPED and "version = excluded.version" in LEADS_SWITCHED
+    with Store(tmp_path / "s.db") as store:
+        store.register(SMALL, {})
+        Runner(store, [SMALL]).run_lines(lines_of(0, 10))
+        store.db.execute("UPDATE leads SET version = 'old' WHERE lead = 'L1'")  # as a lead drained on an old one
+        rows = [("window", "L1", SMALL.version, "b", None, "[]")]
+        store.write_batch(lead_rows=rows)
+        assert store.db.execute("SELECT version, state FROM leads WHERE lead = 'L1'").fetchone() == ("old", "b")
 
 
 # -- the layout ------------------------------------------------------------------------------------
