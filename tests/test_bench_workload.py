@@ -58,3 +58,27 @@ def test_the_journey_knows_every_generated_type():
     loaded = load_journey(Path(__file__).resolve().parent.parent / "journeys" / "demand_generation.journey")
     known = loaded.journey.event_types() | BUILTIN_TYPES
     assert {e.type for e in events(SPEC)} <= set(known)
+
+
+def test_bench_store_replays_a_runs_rows_in_either_layout(tmp_path):
+    """bench/bench_store.py writes a finished run's rows again, all of them, per statement; format5 is the
+    old layout (a unique index on the outbox key), format6 the store's own."""
+    from bench.__main__ import load_cj
+    from bench.bench_store import fresh, replay
+    from engine.runner import Runner
+    from engine.store import Store
+
+    loaded, cj = load_cj()
+    done = tmp_path / "done.db"
+    with Store(done) as store:
+        store.register(cj, loaded.sources)
+        Runner(store, [cj]).run_lines(list(json_lines(Spec(200, 12_000))))
+        counts = {t: store.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("inputs", "outbox")}
+    for layout, unique in (("format5", True), ("format6", False)):
+        rows = replay(done, layout, 5_000)
+        assert [int(r["inputs_done"]) for r in rows] == [5_000, 10_000, 12_000]
+        assert all(r["all"] > 0 for r in rows)
+        db = fresh(tmp_path / f"{layout}.db", layout)
+        assert any(u for _, _, u, *_ in db.execute("PRAGMA index_list(outbox)")) is unique
+        db.close()
+    assert counts["inputs"] == 12_000 and counts["outbox"] > 0
