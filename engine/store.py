@@ -357,7 +357,7 @@ class Store:
 
     def _outbox_key_indexed(self) -> bool:
         """Whether the outbox still has the unique index on its key that formats 1 to 5 kept."""
-        return any(unique for _, _, unique, *_ in self.db.execute("PRAGMA index_list(outbox)"))
+        return any(origin == "u" for _, _, _, origin, _ in self.db.execute("PRAGMA index_list(outbox)"))
 
     def _migrate_to_6(self) -> None:
         """Format 6: the outbox without its unique index on the key (docs/decisions.md, "Store format 6").
