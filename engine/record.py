@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import operator
 from array import array
-from typing import Final
+from sys import intern
+from typing import Final, TypeVar, cast
 
 from dsl.model import ACTION_KINDS as INTERNAL_KINDS
 
-__all__ = ["Lead", "LeadWide", "Action", "OUTBOX_KINDS", "EXITED", "NOT_ENROLLED", "WAITING", "DONE", "ATTRIBUTES_ONLY"]
+__all__ = ["Lead", "LeadWide", "Action", "shared", "OUTBOX_KINDS", "EXITED", "NOT_ENROLLED", "WAITING", "DONE",
+           "ATTRIBUTES_ONLY"]
 
 #: The machine state of a lead that left the journey (unsubscribed, `-> exit`).
 EXITED = "exit"
@@ -27,6 +29,15 @@ OUTBOX_KINDS = ("stage", "send", "handoff", "exit") + INTERNAL_KINDS
 DONE = frozenset({EXITED, NOT_ENROLLED})
 #: The event type that only carries attributes: it never enrolls a lead and is not activity.
 ATTRIBUTES_ONLY = "lead.updated"
+
+
+_T = TypeVar("_T")
+
+
+def shared(value: _T) -> _T:
+    """A string value kept by many records (a stage id, a job title, a country) as one object for all of them:
+    records decoded from the store or built from events would otherwise each hold a copy (~50-60 B each)."""
+    return cast(_T, intern(cast(str, value))) if type(value) is str else value
 
 
 class Lead:
@@ -147,7 +158,7 @@ class Lead:
     def from_list(cls, data: list) -> "Lead":
         (state, entered, active, score, score_at, fit, attrs, sent, hold, hold_at, caps, sends, seq, due,
          clock) = data[:15]
-        new = Lead(state, entered)  # through __init__, as `copy`
+        new = Lead(intern(state), entered)  # through __init__, as `copy`
         new.active, new.score_at, new.fit, new.sent = active, score_at, fit, sent
         new.hold, new.hold_at, new.seq, new.due, new.clock = hold, hold_at, seq, due, clock
         new.gone = tuple(data[15]) if len(data) > 15 and data[15] else None
@@ -157,13 +168,14 @@ class Lead:
         new.had = int(data[19]) if len(data) > 19 else 0
         new.passed = int(data[20]) if len(data) > 20 else 0
         time = data[21] if len(data) > 21 and isinstance(data[21], dict) else {}
-        new.zone = time.get("zone")
+        found = time.get("zone")
+        new.zone = None if found is None else intern(found)
         dates = time.get("dates")
         new.dates = None if dates is None else tuple(None if d is None else (d[0], d[1]) for d in dates)
         marks = time.get("marks")
         new.marks = None if marks is None else tuple(marks)
         new.score = float(score)
-        new.attrs = None if attrs is None else tuple(attrs)
+        new.attrs = None if attrs is None else tuple([shared(value) for value in attrs])
         new.caps = None if caps is None else tuple(None if c is None else array("q", c) for c in caps)
         new.sends = None if sends is None else array("q", sends)
         return new

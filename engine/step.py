@@ -26,7 +26,7 @@ from mypy_extensions import mypyc_attr
 from .compiled import ActPlan, DatedSend, EventRule, Hold, Send, Transition
 from .conditions import ATTRS, HAD, MISSING, lookup
 from .events import Event, format_time
-from .record import ATTRIBUTES_ONLY, DONE, EXITED, NOT_ENROLLED, WAITING, Action, Lead, LeadWide
+from .record import ATTRIBUTES_ONLY, DONE, EXITED, NOT_ENROLLED, WAITING, Action, Lead, LeadWide, shared
 from .timers import (ACT, CROSSING, HOLD_END, HOLD_SEND, SEND, TIMEOUT, Timer, behaviour_at, lead_release,
                      lead_score_at, lead_zone, next_timer, release_time, score_at, window_due)
 from .zones import local_text, parse_date, zone
@@ -460,7 +460,7 @@ def _update_fit(cj, rec: Lead, attributes: dict | None) -> bool:
     if all(value is MISSING for value in incoming):
         return False
     old = rec.attrs or (None,) * len(cj.fit_fields)
-    attrs = tuple(kept if new is MISSING else new for kept, new in zip(old, incoming))
+    attrs = tuple(kept if new is MISSING else shared(new) for kept, new in zip(old, incoming))
     rec.attrs = attrs
     view = {name: value for name, value in zip(cj.fit_fields, attrs) if value is not None}
     fit = sum(f.points for f in cj.fit_rules if f.predicate(view))
@@ -477,7 +477,7 @@ def _update_time(ctx: Context, event: Event) -> None:
         value = lookup(attributes, cj.zone_field)
         if value is not MISSING and value != rec.zone:
             if zone(value) is not None:
-                rec.zone = value
+                rec.zone = shared(value)
                 ctx.note(f"time zone: {value}")
             else:
                 ctx.note(f"time zone {str(value)[:80]!r} is not an IANA zone name: kept "

@@ -46,3 +46,27 @@ def test_a_record_equals_its_stored_copy_and_differs_when_a_field_does(a):
     changed = a.copy()
     changed.seq += 1
     assert changed != a
+
+
+def test_records_decoded_apart_share_their_stage_id_attribute_strings_and_zone():
+    """Stage ids, attribute values and zones repeat across leads: a record decoded from the store holds the
+    one shared string, not a copy each (docs/performance.md, bytes per lead)."""
+    text = json.dumps(["shown_interest", 1, 1, 0.0, 1, 0, [250, "Head of Growth", "IT", None], 0, 0, None, None,
+                       None, 0, None, 1, None, 0, None, None, 0, 0, {"zone": "Europe/Rome"}])
+    a, b = (Lead.from_list(json.loads("".join(list(text)))) for _ in range(2))
+    assert a == b and a.state is b.state and a.zone is b.zone
+    assert a.attrs is not None and b.attrs is not None
+    assert all(x is y for x, y in zip(a.attrs, b.attrs))
+
+
+def test_leads_stepped_on_events_parsed_apart_share_their_attribute_strings():
+    from bench.__main__ import load_cj
+    from engine.events import parse_event
+    from engine.step import step_event
+
+    _, cj = load_cj()
+    line = ('{"id":"%s","lead":"%s","type":"page.visited","time":"2026-01-05T09:00:00Z","data":{"path":"/"},'
+            '"attributes":{"company":{"size":250},"job":{"title":"Head of Growth"},"country":"IT"}}')
+    recs = [step_event(cj, None, lead, parse_event(line % (f"e-{lead}", lead)))[0] for lead in ("L1", "L2")]
+    assert recs[0].attrs is not None and recs[1].attrs is not None and "Head of Growth" in recs[0].attrs
+    assert all(x is y for x, y in zip(recs[0].attrs, recs[1].attrs))
