@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+from sys import intern
 import re
 from contextlib import contextmanager
 from typing import Any
@@ -299,9 +300,9 @@ class PgStore:
 
     # -- leads -------------------------------------------------------------------
     def load_leads(self, journey: str, leads: list[str]) -> dict[str, StoredLead]:
-        return {lead: StoredLead(version, Lead.from_list(json.loads(record))) for lead, version, record in self._q(
-            f"SELECT lead, version, record FROM leads WHERE journey = %s AND lead IN ({_IDS})",
-            (journey, _id_list(leads)))}
+        rows = self._q(f"SELECT lead, version, record FROM leads WHERE journey = %s AND lead IN ({_IDS})",
+                       (journey, _id_list(leads)))
+        return {lead: StoredLead(intern(version), Lead.from_list(json.loads(record))) for lead, version, record in rows}
 
     @property
     def has_lead_wide(self) -> bool:

@@ -16,6 +16,7 @@ import contextlib
 import functools
 import gc
 import json
+from sys import intern
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, cast
@@ -367,7 +368,7 @@ class Runner:
                 continue
             leads.append(lead)
             if (journey, lead) not in self.cache:
-                self.cache[(journey, lead)] = StoredLead(version, Lead.from_list(json.loads(stored)))
+                self.cache[(journey, lead)] = StoredLead(intern(version), Lead.from_list(json.loads(stored)))
         return list(dict.fromkeys(leads))
 
     def advance_one(self, lead: str, now: int, pending: dict[tuple[str, str], StoredLead], dirty: list,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import difflib
 import fcntl
 import json
+from sys import intern
 import os
 import sqlite3
 import stat
@@ -515,7 +516,7 @@ class Store:
         """(lead, StoredLead) of every lead of a journey, in lead order: what a plan reads."""
         for lead, version, record in self.db.execute(
                 "SELECT lead, version, record FROM leads WHERE journey = ? ORDER BY lead", (name,)):
-            yield lead, StoredLead(version, Lead.from_list(json.loads(record)))
+            yield lead, StoredLead(intern(version), Lead.from_list(json.loads(record)))
 
     def digest(self, name: str) -> str:
         """A hash of everything a plan for `name` reads: its leads, the log's end, the journey's history."""
@@ -550,7 +551,7 @@ class Store:
             for lead, version, record in self.db.execute(
                 f"SELECT lead, version, record FROM leads WHERE journey = ? AND lead IN ({marks})", (journey, *chunk)
             ):
-                found[lead] = StoredLead(version, Lead.from_list(json.loads(record)))
+                found[lead] = StoredLead(intern(version), Lead.from_list(json.loads(record)))
         return found
 
     @property
@@ -758,7 +759,7 @@ class Store:
 
     def lead_versions(self, lead: str) -> dict[str, StoredLead]:
         """The lead's record in each journey, with the version it is on."""
-        return {j: StoredLead(v, Lead.from_list(json.loads(r))) for j, v, r in self.db.execute(
+        return {j: StoredLead(intern(v), Lead.from_list(json.loads(r))) for j, v, r in self.db.execute(
             "SELECT journey, version, record FROM leads WHERE lead = ?", (lead,))}
 
     def lead_journeys(self, lead: str) -> list[tuple[str, Lead]]:

@@ -70,3 +70,17 @@ def test_leads_stepped_on_events_parsed_apart_share_their_attribute_strings():
     recs = [step_event(cj, None, lead, parse_event(line % (f"e-{lead}", lead)))[0] for lead in ("L1", "L2")]
     assert recs[0].attrs is not None and recs[1].attrs is not None and "Head of Growth" in recs[0].attrs
     assert all(x is y for x, y in zip(recs[0].attrs, recs[1].attrs))
+
+
+def test_leads_loaded_from_the_store_share_their_version_string(tmp_path):
+    from bench.__main__ import load_cj
+    from engine.runner import Runner
+    from engine.store import Store
+
+    loaded, cj = load_cj()
+    line = '{"id":"e-%s","lead":"%s","type":"page.visited","time":"2026-01-05T09:00:00Z","data":{"path":"/"}}'
+    with Store(tmp_path / "s.db") as store:
+        store.register(cj, loaded.sources)
+        Runner(store, [cj]).run_lines([line % (k, k) for k in ("L1", "L2")])
+        found = store.load_leads(cj.name, ["L1", "L2"])
+    assert found["L1"].version == cj.version and found["L1"].version is found["L2"].version
