@@ -15,6 +15,7 @@ checked against the ids of the last DEDUPE_WINDOW entries, held in memory.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import fcntl
 import json
@@ -23,6 +24,7 @@ import os
 import sqlite3
 import stat
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -314,6 +316,20 @@ class Store:
     def __exit__(self, *exc):
         self.close()
 
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: committed when the block ends, rolled back when it raises."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+            db.execute("COMMIT")
+        except BaseException:
+            # SQLite may have rolled back already (a full disk does): the real error is the one to show
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
     # -- older formats ------------------------------------------------------------
     def _migrate(self) -> None:
         """Step by step to the current format, each step one transaction."""
@@ -335,9 +351,7 @@ class Store:
         previous input) computed by a window function; `lead_log` gets each lead's
         last input. One transaction: all or nothing.
         """
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction() as db:
             db.execute("ALTER TABLE inputs RENAME TO inputs_format3")
             db.execute("DROP INDEX IF EXISTS inputs_by_lead")
             for statement in INPUT_LOG.split(";"):
@@ -350,11 +364,6 @@ class Store:
                        "WHERE lead IS NOT NULL GROUP BY lead")
             db.execute("DROP TABLE inputs_format3")
             db.execute("PRAGMA user_version = 4")
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
 
     def _outbox_key_indexed(self) -> bool:
         """Whether the outbox still has the unique index on its key that formats 1 to 5 kept."""
@@ -366,20 +375,13 @@ class Store:
         SQLite cannot drop a column's UNIQUE constraint, so the table is copied once, in order,
         positions (`seq`) kept: delivery offsets still point at the same actions. One transaction.
         """
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction() as db:
             db.execute("ALTER TABLE outbox RENAME TO outbox_format5")
             db.execute(OUTBOX)
             db.execute("INSERT INTO outbox (seq, key, journey, version, lead, kind, time, data) "
                        "SELECT seq, key, journey, version, lead, kind, time, data FROM outbox_format5 ORDER BY seq")
             db.execute("DROP TABLE outbox_format5")
             db.execute("PRAGMA user_version = 6")
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
 
     def _migrate_1_to_2(self) -> None:
         """Format 1 kept each journey as a pickle beside its sources; rebuild it from the sources, as text.
@@ -388,28 +390,22 @@ class Store:
         run with, which rebuilds the same model. One transaction: all or nothing.
         """
         rows = self.db.execute("SELECT seq, name, version, sources FROM journeys ORDER BY seq").fetchall()
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            self.db.execute("ALTER TABLE journeys RENAME TO journeys_format1")
+        with self._transaction() as db:
+            db.execute("ALTER TABLE journeys RENAME TO journeys_format1")
             for statement in SCHEMA.split("CREATE TABLE IF NOT EXISTS leads")[0].split(";"):
                 if statement.strip():  # one by one: executescript would commit the transaction first
-                    self.db.execute(statement)
+                    db.execute(statement)
             for seq, name, old_version, sources in rows:
                 text = _rebuilt_text(name, json.loads(sources))
                 version = version_of(text)
-                self.db.execute("INSERT OR IGNORE INTO journeys (seq, name, version, text, sources) "
-                                "VALUES (?, ?, ?, ?, ?)", (seq, name, version, text, sources))
-                self.db.execute("INSERT INTO journey_log (name, version, command, note) VALUES (?, ?, ?, ?)",
-                                (name, version, "migrate", f"store format 1 (version {old_version})"))
-                self.db.execute("UPDATE leads SET version = ? WHERE journey = ? AND version = ?",
-                                (version, name, old_version))
-            self.db.execute("DROP TABLE journeys_format1")
-            self.db.execute("PRAGMA user_version = 2")
-            self.db.execute("COMMIT")
-        except BaseException:
-            if self.db.in_transaction:
-                self.db.execute("ROLLBACK")
-            raise
+                db.execute("INSERT OR IGNORE INTO journeys (seq, name, version, text, sources) "
+                           "VALUES (?, ?, ?, ?, ?)", (seq, name, version, text, sources))
+                db.execute("INSERT INTO journey_log (name, version, command, note) VALUES (?, ?, ?, ?)",
+                           (name, version, "migrate", f"store format 1 (version {old_version})"))
+                db.execute("UPDATE leads SET version = ? WHERE journey = ? AND version = ?",
+                           (version, name, old_version))
+            db.execute("DROP TABLE journeys_format1")
+            db.execute("PRAGMA user_version = 2")
 
     # -- journeys ----------------------------------------------------------------
     def register(self, cj: CompiledJourney, sources: dict[str, str], command: str = "run",
@@ -449,9 +445,7 @@ class Store:
                      policy: str | None, note: str | None, switch: tuple | None, leads=(), actions=(),
                      transitions=()) -> None:
         """A version becomes current, with what it does to the leads, in one transaction: all or nothing."""
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction() as db:
             db.execute(
                 "INSERT INTO journeys (name, version, text, sources) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (name, version) DO UPDATE SET sources = excluded.sources",
@@ -461,11 +455,6 @@ class Store:
                        "VALUES (?, ?, ?, ?, ?, ?)", (cj.name, cj.version, applied_at, command, policy, note))
             logged = self._write(inputs=[switch] if switch else [], leads=leads, actions=actions,
                                  transitions=transitions, switched=True)
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
         self._remember(logged)
 
     def last_input_time(self) -> int:
@@ -631,17 +620,9 @@ class Store:
         `lead_rows` and `action_rows` are records and actions already encoded (`lead_row`,
         `action_row`), as worker processes send them; they are written after `leads` and `actions`.
         """
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction():
             logged = self._write(inputs=inputs, quarantine=quarantine, leads=leads, actions=actions,
                                  transitions=transitions, lead_rows=lead_rows, action_rows=action_rows, wides=wides)
-            db.execute("COMMIT")
-        except BaseException:
-            # SQLite may have rolled back already (a full disk does): the real error is the one to show
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
         self._remember(logged)
 
     def _write(self, *, inputs=(), quarantine=(), leads=(), actions=(), transitions=(), lead_rows=(),
