@@ -17,9 +17,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from sys import intern
 import re
 from contextlib import contextmanager
+from sys import intern
 from typing import Any
 
 from dsl.errors import StoreError

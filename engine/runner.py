@@ -16,9 +16,9 @@ import contextlib
 import functools
 import gc
 import json
-from sys import intern
 from collections import Counter
 from dataclasses import dataclass, field
+from sys import intern
 from typing import Iterable, Iterator, cast
 
 from .compiler import CompiledJourney, lead_rules

@@ -19,7 +19,6 @@ import contextlib
 import difflib
 import fcntl
 import json
-from sys import intern
 import os
 import sqlite3
 import stat
@@ -27,6 +26,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from sys import intern
 from urllib.parse import quote
 
 from dsl.errors import StoreError
