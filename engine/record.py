@@ -7,15 +7,17 @@ are derived from the record (`engine.timers`), so nothing can fall out of sync.
 
 from __future__ import annotations
 
+import json
 import operator
+import struct
 from array import array
 from sys import intern
 from typing import Final, TypeVar, cast
 
 from dsl.model import ACTION_KINDS as INTERNAL_KINDS
 
-__all__ = ["Lead", "LeadWide", "Action", "shared", "OUTBOX_KINDS", "EXITED", "NOT_ENROLLED", "WAITING", "DONE",
-           "ATTRIBUTES_ONLY"]
+__all__ = ["Lead", "LeadWide", "Action", "Strings", "shared", "pack", "unpack", "OUTBOX_KINDS", "EXITED",
+           "NOT_ENROLLED", "WAITING", "DONE", "ATTRIBUTES_ONLY"]
 
 #: The machine state of a lead that left the journey (unsubscribed, `-> exit`).
 EXITED = "exit"
@@ -274,3 +276,319 @@ class Action:
 
     def __repr__(self) -> str:
         return f"Action({self.kind}, {self.lead}, {self.key})"
+
+
+# -- the packed record ---------------------------------------------------------------------------
+# A lead waiting for its next event is kept by a runner as one `bytes` object (`pack`), not as a `Lead`
+# with its tuples and arrays: ~170 B instead of ~660 B, and nothing for the garbage collector to scan. It
+# exists only in memory (the store keeps `to_list`'s JSON), so its layout may change between releases:
+# a header (layout, score, clock), then 32-bit words: times as offsets from the clock, strings as their
+# place in the runner's `Strings`, bit sets in 31-bit words. A record the words cannot hold exactly (a
+# time 68 years from its clock, an attribute that is a float or a list, a full string table) is kept as
+# the JSON of `to_list` instead: `unpack(pack(r))` is always `r` (tests/test_record_pack.py).
+# docs/decisions.md, "The packed record".
+
+#: The first byte of a packed record: its layout.
+PACKED_JSON: Final = 0
+PACKED_BINARY: Final = 1
+
+#: layout, how many words follow, score, clock; then the words, then the times of caps and sends as 64-bit
+#: integers (their arrays' own bytes: copied, never converted one by one)
+_HEAD: Final = struct.Struct("<BxHdq")
+_HEAD_SIZE: Final = 20
+#: a time that is None
+_NO_TIME: Final = -(1 << 31)
+#: an optional part that is absent (None)
+_ABSENT: Final = -1
+_WORD: Final = 0x7FFFFFFF
+
+# an attribute value's tag
+_NONE: Final = 0
+_STR: Final = 1
+_INT: Final = 2
+_BOOL: Final = 3
+
+
+class _Unpackable(Exception):
+    """A record the words cannot hold exactly: it is kept as JSON."""
+
+
+#: The layout of n words, by n (struct converts a list of ints twice as fast as array does).
+_LAYOUTS: dict[int, struct.Struct] = {}
+
+
+def _layout(count: int) -> struct.Struct:
+    found = _LAYOUTS.get(count)
+    if found is None:
+        found = _LAYOUTS[count] = struct.Struct(f"<{count}i")
+    return found
+
+
+class Strings:
+    """The strings a runner's packed records name (stage ids, attribute values, zones, contents), each once.
+
+    A runner's own, like its cache: a record is unpacked with the table it was packed with. Its
+    characters are bounded (`room`): past that, records with new strings are packed as JSON."""
+
+    __slots__ = ("items", "places", "room")
+
+    def __init__(self, room: int = 1 << 24):
+        self.items: list[str] = []
+        self.places: dict[str, int] = {}
+        self.room = room
+
+    def place(self, value: object) -> int:
+        if type(value) is not str:
+            raise _Unpackable
+        text = cast(str, value)
+        found = self.places.get(text)
+        if found is not None:
+            return found
+        if len(text) > self.room:
+            raise _Unpackable
+        self.room -= len(text)
+        text = intern(text)
+        self.places[text] = len(self.items)
+        self.items.append(text)
+        return len(self.items) - 1
+
+
+def pack(rec: Lead, strings: Strings) -> bytes:
+    """`rec` as one `bytes` object; `unpack` with the same `strings` gives it back, equal field for field."""
+    try:
+        return _pack_binary(rec, strings)
+    except (_Unpackable, OverflowError, struct.error):
+        return bytes([PACKED_JSON]) + json.dumps(rec.to_list(), separators=(",", ":")).encode()
+
+
+def unpack(data: bytes, strings: Strings) -> Lead:
+    """The record `pack` packed."""
+    if data[0] == PACKED_JSON:
+        return Lead.from_list(json.loads(data[1:]))
+    return _unpack_binary(data, strings)
+
+
+def _int(value: object) -> int:
+    if type(value) is not int:
+        raise _Unpackable  # a float or a bool where an int is kept: JSON tells them apart
+    return cast(int, value)
+
+
+def _time(value: object, clock: int) -> int:
+    if value is None:
+        return _NO_TIME
+    offset = _int(value) - clock
+    if offset == _NO_TIME:
+        raise _Unpackable
+    return offset
+
+
+def _bits(parts: list[int], value: object) -> int:
+    """A bit set (a non-negative int of any size) as 31-bit words, lowest first, onto `parts`: how many."""
+    bits = _int(value)
+    if bits < 0:
+        raise _Unpackable
+    count = 0
+    while bits:
+        parts.append(bits & _WORD)
+        bits >>= 31
+        count += 1
+    if count > 127:
+        raise _Unpackable  # 3,937 bits: the count must fit its byte of one word
+    return count
+
+
+def _times(words: list[int], blocks: list[bytes], values: array) -> None:
+    if values.typecode != "q":
+        raise _Unpackable
+    words.append(len(values))
+    blocks.append(values.tobytes())
+
+
+def _pack_binary(rec: Lead, strings: Strings) -> bytes:
+    clock = _int(rec.clock)
+    score = rec.score
+    if type(score) is not float:
+        raise _Unpackable
+    words = [strings.place(rec.state), _time(rec.entered, clock), _time(rec.active, clock),
+             _time(rec.score_at, clock), _int(rec.fit), _int(rec.hold), _time(rec.hold_at, clock), _int(rec.seq),
+             _time(rec.due, clock), _time(rec.enrolled, clock)]
+    # the four bit sets: one word with the number of words of each (a byte each), then their words
+    parts: list[int] = []
+    sizes = _bits(parts, rec.sent)
+    sizes |= _bits(parts, rec.acted) << 8
+    sizes |= _bits(parts, rec.had) << 16
+    sizes |= _bits(parts, rec.passed) << 24
+    words.append(sizes)
+    words.extend(parts)
+    if rec.attrs is None:
+        words.append(_ABSENT)
+    else:
+        # how many, a word of tags for each 15 values (2 bits each), then a word per value
+        count = len(rec.attrs)
+        tags = [0] * ((count + 14) // 15)
+        values: list[int] = []
+        for n, value in enumerate(rec.attrs):
+            kind = type(value)
+            if value is None:
+                tag, word = _NONE, 0
+            elif kind is str:
+                tag, word = _STR, strings.place(value)
+            elif kind is int:
+                tag, word = _INT, cast(int, value)  # beyond 32 bits: struct.error, JSON
+            elif kind is bool:
+                tag, word = _BOOL, 1 if value else 0
+            else:
+                raise _Unpackable  # a float, a list or an object: JSON keeps it as it is
+            tags[n // 15] |= tag << (2 * (n % 15))
+            values.append(word)
+        words.append(count)
+        words.extend(tags)
+        words.extend(values)
+    blocks: list[bytes] = []
+    if rec.caps is None:
+        words.append(_ABSENT)
+    else:
+        words.append(len(rec.caps))
+        for cap in rec.caps:
+            if cap is None:
+                words.append(_ABSENT)
+            else:
+                _times(words, blocks, cap)
+    if rec.sends is None:
+        words.append(_ABSENT)
+    else:
+        _times(words, blocks, rec.sends)
+    # the parts most records lack come last, and absent parts at the end are not written
+    last = (5 if rec.marks is not None else 4 if rec.dates is not None else 3 if rec.gone is not None
+            else 2 if rec.zone is not None else 1 if rec.left is not None else 0)
+    if last >= 1:
+        words.append(_ABSENT if rec.left is None else strings.place(rec.left))
+    if last >= 2:
+        words.append(_ABSENT if rec.zone is None else strings.place(rec.zone))
+    if last < 3:
+        pass
+    elif rec.gone is None:
+        words.append(_ABSENT)
+    else:
+        words.append(len(rec.gone))
+        for content in rec.gone:
+            words.append(strings.place(content))
+    if last < 4:
+        pass
+    elif rec.dates is None:
+        words.append(_ABSENT)
+    else:
+        words.append(len(rec.dates))
+        for known in rec.dates:
+            if known is None:
+                words.append(_ABSENT)
+            else:
+                words.append(1)
+                words.append(_time(known[0], clock))
+                words.append(_time(known[1], clock))
+    if rec.marks is not None:
+        words.append(len(rec.marks))
+        for mark in rec.marks:
+            words.append(_time(mark, clock))
+    return b"".join([_HEAD.pack(PACKED_BINARY, len(words), score, clock), _layout(len(words)).pack(*words),
+                     *blocks])
+
+
+def _unpack_binary(data: bytes, strings: Strings) -> Lead:
+    _, count, score, clock = _HEAD.unpack_from(data, 0)
+    words: tuple[int, ...] = _layout(count).unpack_from(data, _HEAD_SIZE)
+    block = _HEAD_SIZE + 4 * count  # where the times of caps and sends start
+    names = strings.items
+    rec = Lead(names[words[0]], clock + words[1])
+    rec.active, rec.score_at, rec.score, rec.clock = clock + words[2], clock + words[3], score, clock
+    rec.fit, rec.hold, rec.seq = words[4], words[5], words[7]
+    rec.hold_at = None if words[6] == _NO_TIME else clock + words[6]
+    rec.due = None if words[8] == _NO_TIME else clock + words[8]
+    rec.enrolled = None if words[9] == _NO_TIME else clock + words[9]
+    sizes = words[10]
+    at = 11
+    bits: list[int] = []
+    for shift in (0, 8, 16, 24):
+        count = (sizes >> shift) & 255
+        value = 0
+        for k in range(count):
+            value |= words[at + k] << (31 * k)
+        bits.append(value)
+        at += count
+    rec.sent, rec.acted, rec.had, rec.passed = bits[0], bits[1], bits[2], bits[3]
+    count = words[at]
+    at += 1
+    if count != _ABSENT:
+        attrs: list = []
+        tags = at
+        at += (count + 14) // 15
+        for n in range(count):
+            tag = (words[tags + n // 15] >> (2 * (n % 15))) & 3
+            value = words[at]
+            at += 1
+            if tag == _STR:
+                attrs.append(names[value])
+            elif tag == _INT:
+                attrs.append(value)
+            elif tag == _BOOL:
+                attrs.append(value == 1)
+            else:
+                attrs.append(None)
+        rec.attrs = tuple(attrs)
+    count = words[at]
+    at += 1
+    if count != _ABSENT:
+        caps: list[array | None] = []
+        for _ in range(count):
+            size = words[at]
+            at += 1
+            if size == _ABSENT:
+                caps.append(None)
+            else:
+                caps.append(array("q", data[block:block + 8 * size]))
+                block += 8 * size
+        rec.caps = tuple(caps)
+    count = words[at]
+    at += 1
+    if count != _ABSENT:
+        rec.sends = array("q", data[block:block + 8 * count])
+    end = len(words)
+    if at == end:
+        return rec
+    place = words[at]
+    rec.left = None if place == _ABSENT else names[place]
+    at += 1
+    if at == end:
+        return rec
+    place = words[at]
+    rec.zone = None if place == _ABSENT else names[place]
+    at += 1
+    if at == end:
+        return rec
+    count = words[at]
+    at += 1
+    if count != _ABSENT:
+        rec.gone = tuple([names[place] for place in words[at:at + count]])
+        at += count
+    if at == end:
+        return rec
+    count = words[at]
+    at += 1
+    if count != _ABSENT:
+        dates: list[tuple[int, int] | None] = []
+        for _ in range(count):
+            if words[at] == _ABSENT:
+                dates.append(None)
+                at += 1
+            else:
+                dates.append((clock + words[at + 1], clock + words[at + 2]))
+                at += 3
+        rec.dates = tuple(dates)
+    if at == end:
+        return rec
+    count = words[at]
+    at += 1
+    if count != _ABSENT:
+        rec.marks = tuple([None if t == _NO_TIME else clock + t for t in words[at:at + count]])
+    return rec

@@ -23,7 +23,7 @@ from typing import Iterable, Iterator, cast
 
 from .compiler import CompiledJourney, lead_rules
 from .events import Event, Malformed, parse_event
-from .record import ATTRIBUTES_ONLY, Lead, LeadWide
+from .record import ATTRIBUTES_ONLY, Lead, LeadWide, Strings, pack, unpack
 from .step import advance_lead, step_lead
 from .store import Store, StoredLead
 
@@ -182,7 +182,11 @@ class Runner:
         self.versions: dict[str, dict[str, CompiledJourney]] = {j.name: {j.version: j} for j in journeys}
         older = [self.version(name, version) for name, version in store.versions_in_use() if name in self.versions]
         self.known_types = frozenset().union(*(j.event_types for j in journeys + older)) | BUILTIN_TYPES
-        self.cache: dict[tuple[str, str], StoredLead | None] = {}
+        # the leads read or stepped so far, by (journey, lead): a record on its journey's current version is kept
+        # packed (engine.record.pack, ~160 B instead of ~660 B), one on an older version as a StoredLead
+        self.cache: dict[tuple[str, str], bytes | StoredLead | None] = {}
+        self.current = {j.name: j.version for j in journeys}
+        self.strings = Strings()  # the strings the packed records name
         # the lead-wide rules (one lead score, one cap per lead) and each lead's lead-wide record
         self.rules = lead_rules(journeys)
         self.wides: dict[str, LeadWide | None] = {}
@@ -227,12 +231,31 @@ class Runner:
         for journey, leads in missing.items():
             found = self.store.load_leads(journey, leads)
             for lead in leads:
-                self.cache[(journey, lead)] = found.get(lead)
+                self.cache[(journey, lead)] = self._packed(journey, found.get(lead))
         if self.rules.active:
             wanted = sorted({lead for _, lead in keys if lead not in self.wides})
             found_wide = self.store.load_wides(wanted) if wanted else {}
             for lead in wanted:
                 self.wides[lead] = found_wide.get(lead)
+
+    def _packed(self, journey: str, stored: StoredLead | None) -> bytes | StoredLead | None:
+        """How the cache keeps a record: packed when it is on the journey's current version."""
+        if stored is None or stored.version != self.current[journey]:
+            return stored
+        return pack(stored.record, self.strings)
+
+    def cached(self, journey: str, lead: str) -> StoredLead | None:
+        """The cache's record of a lead (loaded by `_leads`), unpacked: a fresh Lead, the caller's to keep."""
+        held = self.cache.get((journey, lead))
+        if type(held) is bytes:
+            return StoredLead(self.current[journey], unpack(held, self.strings))
+        return cast("StoredLead | None", held)
+
+    def hold(self, pending: dict[tuple[str, str], StoredLead]) -> None:
+        """The records of a committed batch into the cache."""
+        cache, current, strings = self.cache, self.current, self.strings
+        for key, stored in pending.items():
+            cache[key] = pack(stored.record, strings) if stored.version == current[key[0]] else stored
 
     def _step(self, lead: str, stored: dict[str, StoredLead], wide: LeadWide | None, step):
         """Step a lead in every journey (each record on its own version); the versions of the results."""
@@ -261,7 +284,13 @@ class Runner:
             key = (j.name, lead)
             old = pending.get(key)
             if old is None:
-                old = cache[key]
+                held = cache[key]
+                if type(held) is bytes:  # packed: on the journey's current version
+                    journeys.append(j)
+                    versions[j.name] = j.version
+                    records[j.name] = unpack(held, self.strings)
+                    continue
+                old = cast("StoredLead | None", held)
             cj = j if old is None or old.version == j.version else self.version(j.name, old.version)
             journeys.append(cj)
             versions[j.name] = cj.version
@@ -314,7 +343,7 @@ class Runner:
         inputs = [("event", c.event.id, c.event.lead, c.event.time, c.raw, self.reached) for c in applied]
         self.store.write_batch(inputs=inputs, quarantine=quarantine, leads=dirty.values(), actions=actions,
                                transitions=transitions, **self._wide_rows(pending_wide))
-        self.cache.update(pending)
+        self.hold(pending)
         self.wides.update(pending_wide)
         return summary
 
@@ -353,7 +382,7 @@ class Runner:
         inputs = [("tick", None, None, now, None, self.reached)] if first else []
         self.store.write_batch(inputs=inputs, leads=dirty, actions=actions, transitions=transitions,
                                **self._wide_rows(pending_wide))
-        self.cache.update(pending)
+        self.hold(pending)
         self.wides.update(pending_wide)
         if progress:
             progress(len(chunk))
@@ -368,13 +397,14 @@ class Runner:
                 continue
             leads.append(lead)
             if (journey, lead) not in self.cache:
-                self.cache[(journey, lead)] = StoredLead(intern(version), Lead.from_list(json.loads(stored)))
+                self.cache[(journey, lead)] = self._packed(
+                    journey, StoredLead(intern(version), Lead.from_list(json.loads(stored))))
         return list(dict.fromkeys(leads))
 
     def advance_one(self, lead: str, now: int, pending: dict[tuple[str, str], StoredLead], dirty: list,
                     actions: list, transitions: list, pending_wide: dict[str, LeadWide]) -> None:
         """Fire what is due by `now` for one lead, in all its journeys at once. The lead must be loaded (`_leads`)."""
-        stored = {j.name: s for j in self.journeys if (s := self.cache.get((j.name, lead))) is not None}
+        stored = {j.name: s for j in self.journeys if (s := self.cached(j.name, lead)) is not None}
         wide = self.wides.get(lead)
         result, before, versions = self._step(
             lead, stored, wide, lambda js, recs, w: advance_lead(js, self.rules, recs, w, lead, now))

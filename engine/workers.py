@@ -93,7 +93,7 @@ def _step(runner: Runner, items: list[tuple]):
             continue
         if actions or transitions:
             caused.append((n, [action_row(a) for a in actions], transitions))
-    runner.cache.update(pending)
+    runner.hold(pending)
     runner.wides.update(pending_wide)
     return caused, bugs, [lead_row(*row) for row in dirty.values()], _wide_rows(pending_wide)
 
@@ -114,7 +114,7 @@ def _advance(runner: Runner, now: int, items: list[tuple[int, str]]):
         transitions: list = []
         pending_wide: dict = {}
         runner.advance_one(lead, now, pending, dirty, actions, transitions, pending_wide)
-        runner.cache.update(pending)
+        runner.hold(pending)
         runner.wides.update(pending_wide)
         out.append((n, [lead_row(*row) for row in dirty], _wide_rows(pending_wide),
                     [action_row(a) for a in actions], transitions))
