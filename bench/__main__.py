@@ -501,6 +501,11 @@ def main(argv=None) -> int:
         profile(cj, loaded, Spec(max(1, n // 50), n, 180, args.seed), 30)
         return 0
 
+    if args.workdir is not None:
+        try:
+            Path(args.workdir).mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            parser.error(f"--workdir {args.workdir}: {err.strerror}")
     tmp_ctx = tempfile.TemporaryDirectory(prefix="coltiva-bench-", dir=args.workdir)
     workdir = Path(tmp_ctx.name)
     figures: list[Figure | str] = []
