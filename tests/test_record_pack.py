@@ -63,6 +63,14 @@ def stored_form(rec: Lead) -> str:
     return json.dumps(rec.to_list())
 
 
+def assert_packs_as(rec: Lead, layout: int, strings: Strings | None = None) -> None:
+    """`rec` packs in `layout` and unpacks to its very stored form."""
+    strings = strings or Strings()
+    packed = pack(rec, strings)
+    assert packed[0] == layout
+    assert stored_form(unpack(packed, strings)) == stored_form(rec)
+
+
 @settings(max_examples=600, deadline=None)
 @given(leads())
 def test_unpack_gives_back_every_record_exactly(rec):
@@ -75,10 +83,7 @@ def test_unpack_gives_back_every_record_exactly(rec):
 @settings(max_examples=300, deadline=None)
 @given(leads(near=True))
 def test_a_record_within_the_layout_is_packed_binary(rec):
-    strings = Strings()
-    packed = pack(rec, strings)
-    assert packed[0] == PACKED_BINARY
-    assert stored_form(unpack(packed, strings)) == stored_form(rec)
+    assert_packs_as(rec, PACKED_BINARY)
 
 
 def test_what_the_layout_cannot_hold_is_packed_as_json():
@@ -97,20 +102,14 @@ def test_what_the_layout_cannot_hold_is_packed_as_json():
         except TypeError:  # the compiled record refuses a float where an int is kept: nothing to pack
             assert engine.NATIVE
             continue
-        strings = Strings(room=50)
-        packed = pack(odd, strings)
-        assert packed[0] == PACKED_JSON
-        assert stored_form(unpack(packed, strings)) == stored_form(odd)
+        assert_packs_as(odd, PACKED_JSON, Strings(room=50))
 
 
 def test_big_bit_sets_many_attributes_and_a_lone_surrogate_stay_binary():
     rec = Lead("\udc80", CLOCK)
     rec.sent, rec.passed = (1 << 3000) | 5, 1 << 31
     rec.attrs = tuple([None, "a", -(1 << 31), True, False, (1 << 31) - 1] * 7)  # 42: three words of tags
-    strings = Strings()
-    packed = pack(rec, strings)
-    assert packed[0] == PACKED_BINARY
-    assert stored_form(unpack(packed, strings)) == stored_form(rec)
+    assert_packs_as(rec, PACKED_BINARY)
 
 
 def test_a_packed_record_is_a_fraction_of_the_record():
