@@ -324,15 +324,21 @@ def _layout(count: int) -> struct.Struct:
     return found
 
 
+#: What one more string costs a `Strings` table besides its characters: the string object, its list slot and
+#: its dict entry (~100 B for a short one).
+_STRING_COST: Final = 100
+
+
 class Strings:
     """The strings a runner's packed records name (stage ids, attribute values, zones, contents), each once.
 
-    A runner's own, like its cache: a record is unpacked with the table it was packed with. Its
-    characters are bounded (`room`): past that, records with new strings are packed as JSON."""
+    A runner's own, like its cache: a record is unpacked with the table it was packed with. It is
+    bounded (`room`, in bytes: each string's characters plus `_STRING_COST`): past that, records with
+    new strings are packed as JSON, so hostile attribute values cannot grow it without end."""
 
     __slots__ = ("items", "places", "room")
 
-    def __init__(self, room: int = 1 << 24):
+    def __init__(self, room: int = 64 << 20):
         self.items: list[str] = []
         self.places: dict[str, int] = {}
         self.room = room
@@ -344,9 +350,10 @@ class Strings:
         found = self.places.get(text)
         if found is not None:
             return found
-        if len(text) > self.room:
+        cost = len(text) + _STRING_COST
+        if cost > self.room:
             raise _Unpackable
-        self.room -= len(text)
+        self.room -= cost
         text = intern(text)
         self.places[text] = len(self.items)
         self.items.append(text)
@@ -386,15 +393,13 @@ def _time(value: object, clock: int) -> int:
 def _bits(parts: list[int], value: object) -> int:
     """A bit set (a non-negative int of any size) as 31-bit words, lowest first, onto `parts`: how many."""
     bits = _int(value)
-    if bits < 0:
-        raise _Unpackable
+    if bits < 0 or bits.bit_length() > 127 * 31:
+        raise _Unpackable  # 3,937 bits: the count must fit its byte of one word
     count = 0
     while bits:
         parts.append(bits & _WORD)
         bits >>= 31
         count += 1
-    if count > 127:
-        raise _Unpackable  # 3,937 bits: the count must fit its byte of one word
     return count
 
 
@@ -410,8 +415,8 @@ def _pack_binary(rec: Lead, strings: Strings) -> bytes:
     score = rec.score
     if type(score) is not float:
         raise _Unpackable
-    words = [strings.place(rec.state), _time(rec.entered, clock), _time(rec.active, clock),
-             _time(rec.score_at, clock), _int(rec.fit), _int(rec.hold), _time(rec.hold_at, clock), _int(rec.seq),
+    words = [strings.place(rec.state), _time(_int(rec.entered), clock), _time(_int(rec.active), clock),
+             _time(_int(rec.score_at), clock), _int(rec.fit), _int(rec.hold), _time(rec.hold_at, clock), _int(rec.seq),
              _time(rec.due, clock), _time(rec.enrolled, clock)]
     # the four bit sets: one word with the number of words of each (a byte each), then their words
     parts: list[int] = []
