@@ -8,7 +8,7 @@ without bound, every diagram can be drawn. Each is generous for a real journey
 
 from __future__ import annotations
 
-__all__ = ["MAX_FILE_BYTES", "MAX_NESTING", "MAX_NAME", "MAX_TEXT", "MAX_VALUE"]
+__all__ = ["MAX_FILE_BYTES", "MAX_NESTING", "MAX_NAME", "MAX_TEXT", "MAX_VALUE", "MAX_REMEMBERED"]
 
 #: The largest journey file read, main file or include: 1 MiB (C020, or "cannot read").
 MAX_FILE_BYTES = 1024 * 1024
@@ -20,3 +20,7 @@ MAX_NAME = 100
 MAX_TEXT = 500
 #: The longest text compared in a condition (each value of a list, a pattern) or include path (C063).
 MAX_VALUE = 1000
+#: The most things of one kind a lead's record remembers one bit each for (C064): the contents a journey sends
+#: (sent, never twice), a stage's delayed internal actions, the event types `had` conditions name. A bit set is
+#: stored as a JSON number, and Python reads and writes numbers of at most 4,300 digits (~14,000 bits).
+MAX_REMEMBERED = 10_000

@@ -785,6 +785,12 @@ CASES = [
           initial
           final
         """, "C062", 3, 4 + 16 * 11 + 16 * 12, "nested too deeply", "`a and (b and c)` is `a and b and c`"),
+    # ---- limits: what a lead remembers (C064) ----------------------------------
+    ("more contents than a lead can remember",
+     'journey "t"\nstage a\n  initial\n' + "".join(f'  send email "c{k}" on entry\n' for k in range(10_001))
+     + "  final\n",
+     "C064", 10_004, 3, "the journey sends 10,001 different contents; a journey may send at most 10,000",
+     "split it into several journeys"),
     # ---- limits: lengths (C063) -----------------------------------------------
     ("stage label too long", 'journey "t"\nstage a "' + "L" * 501 + '"\n  initial\n  final\n',
      "C063", 2, 1, "a stage label is at most 500 characters long; this one has 501", "shorten it"),

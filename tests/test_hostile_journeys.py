@@ -25,13 +25,16 @@ from dsl.checks.logic import contains, disjoint, never_true, threshold_interval
 from dsl.checks.names import TYPO_CANDIDATES, check_event_typos
 from dsl.errors import JourneyError, SourceError
 from dsl.formatter import format_text
-from dsl.limits import MAX_FILE_BYTES, MAX_NAME, MAX_NESTING, MAX_TEXT, MAX_VALUE
+from dsl.limits import MAX_FILE_BYTES, MAX_NAME, MAX_NESTING, MAX_REMEMBERED, MAX_TEXT, MAX_VALUE
 from dsl.loader import parse_journey
 from dsl.model import (AllOf, AnyOf, Compare, Duration, EventTrigger, Had, Journey, Not, ScoreRule, ScoreTrigger, Stage,
                        TimeTrigger)
 from dsl.source import read_journey_file
+from engine.store import Store
 
 from . import strategies as gen
+from .engine_helpers import journey, run_store
+from .engine_helpers import line as event_line
 
 ROOT = Path(__file__).resolve().parent.parent
 COLTIVA = Path(sys.executable).parent / "coltiva"
@@ -360,3 +363,29 @@ def test_a_stage_whose_texts_are_all_at_their_limits_still_renders(tmp_path):
         done = subprocess.run([sys.executable, "-m", "coltiva.cli", "render", str(journey), "-o",
                                str(tmp_path / f"out.{suffix}")], capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
+
+
+def _many_sends(n: int) -> str:
+    sends = "".join(f'  send email "c{k}" on entry\n' for k in range(n))
+    return f'journey "many"\nstage a\n  initial\n{sends}  on go -> b\nstage b\n  final\n'
+
+
+def test_a_journey_sending_more_contents_than_a_record_can_remember_is_c064(tmp_path):
+    """A lead remembers one bit per content sent; 15,000 would make a number the store cannot write or read
+    back (Python's 4,300-digit bound): `coltiva run` stopped with a ValueError before the check."""
+    at_limit = load_text(_many_sends(MAX_REMEMBERED))
+    assert at_limit.ok, [str(d) for d in at_limit.diagnostics][:2]
+    loaded = load_text(_many_sends(MAX_REMEMBERED + 1))
+    [d] = [d for d in loaded.diagnostics if d.code == "C064"]
+    assert not loaded.ok and (d.span.line, d.span.column) == (MAX_REMEMBERED + 4, 3)
+    assert f"{MAX_REMEMBERED + 1:,} different contents" in d.message and "split" in d.hint
+
+
+def test_a_lead_at_the_limit_of_contents_is_stored_and_read_back(tmp_path):
+    """At MAX_REMEMBERED contents, a lead sent the last one is written and read back by the store."""
+    cj = journey(_many_sends(MAX_REMEMBERED))
+    lines = [event_line("1", "go", "2026-01-01T00:00:00Z")]
+    run_store(tmp_path / "s.db", [(cj, {"many.journey": _many_sends(MAX_REMEMBERED)})], lines)
+    with Store(tmp_path / "s.db") as store:
+        [stored] = store.load_leads(cj.name, ["L1"]).values()
+    assert stored.record.sent == (1 << MAX_REMEMBERED) - 1

@@ -37,6 +37,7 @@ CHECKS = (
     names.check_regexes,
     names.check_lead_conditions,
     names.check_lengths,
+    names.check_remembered,
     graph.check_unreachable,
     graph.check_dead_ends,
     graph.check_stuck,

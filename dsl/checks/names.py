@@ -6,7 +6,7 @@ import difflib
 from collections import Counter
 
 from ..diagnostics import Diagnostic, Severity
-from ..limits import MAX_NAME, MAX_TEXT, MAX_VALUE
+from ..limits import MAX_NAME, MAX_REMEMBERED, MAX_TEXT, MAX_VALUE
 from ..patterns import PatternError, compile_pattern
 from ..model import (
     EXIT,
@@ -24,6 +24,7 @@ from ..model import (
 
 __all__ = [
     "did_you_mean",
+    "check_remembered",
     "check_has_stages",
     "check_duplicate_stages",
     "check_initial_stage",
@@ -423,3 +424,28 @@ def check_lengths(j: Journey):
         if len(text) > limit:
             yield Diagnostic("C063", E, f"{what} is at most {limit:,} characters long; this one has {len(text):,}",
                              span, hint)
+
+
+def check_remembered(j: Journey):
+    """A lead's record keeps a bit per content sent, per delayed internal action of its stage and per event
+    type `had` names: past MAX_REMEMBERED of one kind, the record could not be stored (C064)."""
+    contents: dict[str, object] = {}
+    for s in j.stages:
+        for send in s.sends:
+            contents.setdefault(send.content, send.span)
+        if s.hold is not None:
+            contents.setdefault(s.hold.content, s.hold.span)
+        delayed = [act for act in s.actions if act.after is not None]
+        if len(delayed) > MAX_REMEMBERED:
+            yield Diagnostic("C064", E, f"stage `{s.id}` has {len(delayed):,} delayed internal actions; "
+                             f"a stage may have at most {MAX_REMEMBERED:,}", delayed[MAX_REMEMBERED].span,
+                             "split the stage, or take the actions on entry")
+    if len(contents) > MAX_REMEMBERED:
+        span = list(contents.values())[MAX_REMEMBERED]
+        yield Diagnostic("C064", E, f"the journey sends {len(contents):,} different contents; a journey may send "
+                         f"at most {MAX_REMEMBERED:,}", span,  # type: ignore[arg-type]
+                         "split it into several journeys (each lead remembers what each journey sent)")
+    had = list(dict.fromkeys(h.event for c in j.conditions() for h in hads(c)))
+    if len(had) > MAX_REMEMBERED:
+        yield Diagnostic("C064", E, f"`had` conditions name {len(had):,} event types; at most {MAX_REMEMBERED:,} "
+                         "may be named", j.span, "name fewer event types in `had` conditions")
