@@ -791,6 +791,15 @@ CASES = [
      + "  final\n",
      "C064", 10_004, 3, "the journey sends 10,001 different contents; a journey may send at most 10,000",
      "split it into several journeys"),
+    ("more delayed actions than a lead can remember",
+     'journey "t"\nstage a\n  initial\n' + "".join(f'  tag "t{k}" after {k + 1} minutes\n' for k in range(10_001))
+     + "  final\n",
+     "C064", 10_004, 3, "stage `a` has 10,001 delayed internal actions; a stage may have at most 10,000",
+     "take the actions on entry"),
+    ("more had event types than a lead can remember",
+     'journey "t"\nstage a\n  initial\n' + "".join(f"  on go where had e{k}.x -> b\n" for k in range(10_001))
+     + "stage b\n  final\n",
+     "C064", 10_004, 15, "`had` conditions name 10,001 event types; at most 10,000 may be named", "name fewer"),
     # ---- limits: lengths (C063) -----------------------------------------------
     ("stage label too long", 'journey "t"\nstage a "' + "L" * 501 + '"\n  initial\n  final\n',
      "C063", 2, 1, "a stage label is at most 500 characters long; this one has 501", "shorten it"),

@@ -445,7 +445,11 @@ def check_remembered(j: Journey):
         yield Diagnostic("C064", E, f"the journey sends {len(contents):,} different contents; a journey may send "
                          f"at most {MAX_REMEMBERED:,}", span,  # type: ignore[arg-type]
                          "split it into several journeys (each lead remembers what each journey sent)")
-    had = list(dict.fromkeys(h.event for c in j.conditions() for h in hads(c)))
+    had: dict[str, Span] = {}
+    for c in j.conditions():
+        for h in hads(c):
+            had.setdefault(h.event, h.span)
     if len(had) > MAX_REMEMBERED:
         yield Diagnostic("C064", E, f"`had` conditions name {len(had):,} event types; at most {MAX_REMEMBERED:,} "
-                         "may be named", j.span, "name fewer event types in `had` conditions")
+                         "may be named", list(had.values())[MAX_REMEMBERED], "name fewer event types in `had` "
+                         "conditions")
