@@ -396,9 +396,8 @@ class Runner:
             if journey not in self.versions:
                 continue
             leads.append(lead)
-            if (journey, lead) not in self.cache:
-                self.cache[(journey, lead)] = self._packed(
-                    journey, StoredLead(intern(version), Lead.from_list(json.loads(stored))))
+            if (journey, lead) not in self.cache:  # unpacked: the tick steps it next (its commit packs it)
+                self.cache[(journey, lead)] = StoredLead(intern(version), Lead.from_list(json.loads(stored)))
         return list(dict.fromkeys(leads))
 
     def advance_one(self, lead: str, now: int, pending: dict[tuple[str, str], StoredLead], dirty: list,
