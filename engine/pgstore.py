@@ -19,14 +19,13 @@ import hashlib
 import json
 import re
 from contextlib import contextmanager
-from sys import intern
 from typing import Any
 
 from dsl.errors import StoreError
 
 from .compiler import CompiledJourney
 from .partition import WHOLE, Partition, lead_hash
-from .record import Lead, LeadWide
+from .record import LeadWide
 from .store import Store, StoredLead, VersionRow, _changed_message, _rebuild, action_row, lead_row
 
 __all__ = ["PgStore", "COPY_FROM", "FORMAT"]
@@ -302,7 +301,7 @@ class PgStore:
     def load_leads(self, journey: str, leads: list[str]) -> dict[str, StoredLead]:
         rows = self._q(f"SELECT lead, version, record FROM leads WHERE journey = %s AND lead IN ({_IDS})",
                        (journey, _id_list(leads)))
-        return {lead: StoredLead(intern(version), Lead.from_list(json.loads(record))) for lead, version, record in rows}
+        return {lead: StoredLead.decode(version, record) for lead, version, record in rows}
 
     @property
     def has_lead_wide(self) -> bool:

@@ -18,7 +18,6 @@ import gc
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from sys import intern
 from typing import Iterable, Iterator, cast
 
 from .compiler import CompiledJourney, lead_rules
@@ -253,9 +252,8 @@ class Runner:
 
     def hold(self, pending: dict[tuple[str, str], StoredLead]) -> None:
         """The records of a committed batch into the cache."""
-        cache, current, strings = self.cache, self.current, self.strings
         for key, stored in pending.items():
-            cache[key] = pack(stored.record, strings) if stored.version == current[key[0]] else stored
+            self.cache[key] = self._packed(key[0], stored)
 
     def _step(self, lead: str, stored: dict[str, StoredLead], wide: LeadWide | None, step):
         """Step a lead in every journey (each record on its own version); the versions of the results."""
@@ -397,7 +395,7 @@ class Runner:
                 continue
             leads.append(lead)
             if (journey, lead) not in self.cache:  # unpacked: the tick steps it next (its commit packs it)
-                self.cache[(journey, lead)] = StoredLead(intern(version), Lead.from_list(json.loads(stored)))
+                self.cache[(journey, lead)] = StoredLead.decode(version, stored)
         return list(dict.fromkeys(leads))
 
     def advance_one(self, lead: str, now: int, pending: dict[tuple[str, str], StoredLead], dirty: list,

@@ -169,6 +169,11 @@ class StoredLead:
     version: str
     record: Lead
 
+    @classmethod
+    def decode(cls, version: str, record: str) -> "StoredLead":
+        """A `leads` row's version and record text (both stores): the version string shared by every lead on it."""
+        return cls(intern(version), Lead.from_list(json.loads(record)))
+
 
 @dataclass(frozen=True, slots=True)
 class VersionRow:
@@ -505,7 +510,7 @@ class Store:
         """(lead, StoredLead) of every lead of a journey, in lead order: what a plan reads."""
         for lead, version, record in self.db.execute(
                 "SELECT lead, version, record FROM leads WHERE journey = ? ORDER BY lead", (name,)):
-            yield lead, StoredLead(intern(version), Lead.from_list(json.loads(record)))
+            yield lead, StoredLead.decode(version, record)
 
     def digest(self, name: str) -> str:
         """A hash of everything a plan for `name` reads: its leads, the log's end, the journey's history."""
@@ -540,7 +545,7 @@ class Store:
             for lead, version, record in self.db.execute(
                 f"SELECT lead, version, record FROM leads WHERE journey = ? AND lead IN ({marks})", (journey, *chunk)
             ):
-                found[lead] = StoredLead(intern(version), Lead.from_list(json.loads(record)))
+                found[lead] = StoredLead.decode(version, record)
         return found
 
     @property
@@ -740,7 +745,7 @@ class Store:
 
     def lead_versions(self, lead: str) -> dict[str, StoredLead]:
         """The lead's record in each journey, with the version it is on."""
-        return {j: StoredLead(intern(v), Lead.from_list(json.loads(r))) for j, v, r in self.db.execute(
+        return {j: StoredLead.decode(v, r) for j, v, r in self.db.execute(
             "SELECT journey, version, record FROM leads WHERE lead = ?", (lead,))}
 
     def lead_journeys(self, lead: str) -> list[tuple[str, Lead]]:
