@@ -24,6 +24,7 @@ from typing import Any
 from dsl.errors import StoreError
 
 from .compiler import CompiledJourney
+from .jsontext import compact, parse
 from .partition import WHOLE, Partition, lead_hash
 from .record import LeadWide
 from .store import Store, StoredLead, VersionRow, _changed_message, _rebuild, action_row, lead_row
@@ -310,7 +311,7 @@ class PgStore:
     def load_wides(self, leads: list[str]) -> dict[str, LeadWide]:
         if not self.has_lead_wide:
             return {}
-        return {lead: LeadWide.from_list(json.loads(record)) for lead, record in self._q(
+        return {lead: LeadWide.from_list(parse(record)) for lead, record in self._q(
             f"SELECT lead, record FROM lead_wide WHERE lead IN ({_IDS})", (_id_list(leads),))}
 
     def due_leads(self, now: int) -> list[tuple[str, str, str, str]]:
@@ -378,7 +379,7 @@ class PgStore:
         """
         records = _no_nul([(*lead_row(j, lead, v, rec), lead_hash(lead)) for j, lead, v, rec in _last_per_key(leads)],
                           _RECORD_TEXT)
-        wide_rows = _no_nul([(lead, json.dumps(w.to_list(), separators=(",", ":"))) for lead, w in wides], (0,))
+        wide_rows = _no_nul([(lead, compact(w.to_list())) for lead, w in wides], (0,))
         p = self.partition
         part = (None, None) if p.whole else (p.index, p.count)
         logs = {

@@ -35,6 +35,7 @@ from dsl.loader import load_sources, load_text
 
 from .compiler import CompiledJourney, compile_journey, version_of
 from .events import format_time
+from .jsontext import compact, compact_text, parse
 from .record import Lead, LeadWide
 
 __all__ = ["Store", "StoredLead", "VersionRow", "DEFAULT_DB", "SCHEMA_VERSION", "DEDUPE_WINDOW", "text_changes",
@@ -172,7 +173,7 @@ class StoredLead:
     @classmethod
     def decode(cls, version: str, record: str) -> "StoredLead":
         """A `leads` row's version and record text (both stores): the version string shared by every lead on it."""
-        return cls(intern(version), Lead.from_list(json.loads(record)))
+        return cls(intern(version), Lead.from_list(parse(record)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -562,7 +563,7 @@ class Store:
             chunk = leads[start:start + 500]
             marks = ",".join("?" * len(chunk))
             for lead, record in self.db.execute(f"SELECT lead, record FROM lead_wide WHERE lead IN ({marks})", chunk):
-                found[lead] = LeadWide.from_list(json.loads(record))
+                found[lead] = LeadWide.from_list(parse(record))
         return found
 
     def due_leads(self, now: int) -> list[tuple[str, str, str, str]]:
@@ -638,7 +639,7 @@ class Store:
         db = self.db
         logged = self._log(list(inputs))
         db.executemany("INSERT OR REPLACE INTO lead_wide (lead, record) VALUES (?, ?)",
-                       [(lead, json.dumps(w.to_list(), separators=(",", ":"))) for lead, w in wides])
+                       [(lead, compact(w.to_list())) for lead, w in wides])
         db.executemany(
             "INSERT OR IGNORE INTO quarantine (source, line_no, reason, raw) VALUES (?, ?, ?, ?)", quarantine)
         db.executemany(LEADS_SWITCHED if switched else LEADS_STEPPED,
@@ -749,7 +750,7 @@ class Store:
             "SELECT journey, version, record FROM leads WHERE lead = ?", (lead,))}
 
     def lead_journeys(self, lead: str) -> list[tuple[str, Lead]]:
-        return [(j, Lead.from_list(json.loads(r)))
+        return [(j, Lead.from_list(parse(r)))
                 for j, r in self.db.execute("SELECT journey, record FROM leads WHERE lead = ?", (lead,))]
 
     def dump(self) -> dict:
@@ -797,13 +798,12 @@ class Store:
 
 def lead_row(journey: str, lead: str, version: str, rec: Lead) -> tuple:
     """A record as the `leads` table keeps it: (journey, lead, version, state, due, record as JSON)."""
-    return (journey, lead, version, rec.state, rec.due, json.dumps(rec.to_list(), separators=(",", ":")))
+    return (journey, lead, version, rec.state, rec.due, compact(rec.to_list()))
 
 
 def action_row(a) -> tuple:
     """An action as the outbox keeps it: (key, journey, version, lead, kind, time, data as JSON)."""
-    return (a.key, a.journey, a.version, a.lead, a.kind, a.time,
-            json.dumps(a.data, ensure_ascii=False, separators=(",", ":")))
+    return (a.key, a.journey, a.version, a.lead, a.kind, a.time, compact_text(a.data))
 
 
 def _holder(path: str) -> str:

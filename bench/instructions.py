@@ -1,0 +1,224 @@
+"""Instructions, not seconds: the engine's work against its floor, counted by valgrind (callgrind).
+
+    .venv/bin/python -m bench.instructions                  # tick and durable
+    .venv/bin/python -m bench.instructions --only tick
+
+A shared machine moves wall and CPU times by ±30 % from one run to the next
+(docs/performance.md); a count of executed instructions does not move at all
+(±0.1 % here, with PYTHONHASHSEED fixed). So a change to the hot path can be
+judged on one run of this, where timings need many alternated runs.
+
+Each figure is a difference of two runs of the same child process under
+callgrind: one does the setup only (imports, the journey, the store), the
+other the setup and the work; the difference is the work. The floors are
+those of `python -m bench` (bench.tick_floor, bench.durable_floor): the same
+rows read and written by the same store code with no engine work. Ratios of
+instructions are not ratios of time (SQLite's time is also in system calls
+and the page cache, which callgrind does not count), so the targets stay in
+`python -m bench`; this is the instrument for the steps between.
+
+Needs valgrind (Debian's `valgrind`); without it, says so and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+__all__ = ["main"]
+
+SECTIONS = ("tick", "durable")
+TICK_LEADS = 100_000  # 1 % due: 1,000 leads
+DURABLE_EVENTS = 20_000
+_COLLECTED = re.compile(r"Collected : (\d+)")
+
+
+# -- the child: setup, then (maybe) the work ----------------------------------------------------
+def _child(section: str, part: str, workdir: Path) -> None:
+    from bench.__main__ import BATCH, _fresh_copy, load_cj
+    from engine.runner import Runner
+    from engine.store import Store
+
+    loaded, cj = load_cj()
+    if section == "tick":
+        now = int((workdir / "tick-T").read_text()) - 2
+        path = workdir / "tick-run.db"
+        _fresh_copy(workdir / "tick-base.db", path)
+        store = Store(path)
+        if part.startswith("floor"):
+            rows = _tick_rows(workdir / "tick-done.db", workdir / "tick-base.db", now)
+            gc.collect()
+            if part == "floor":
+                leads = [lead for _, lead, _, _ in store.due_leads(now)]
+                empty: tuple[list, list, list] = ([], [], [])
+                for first in range(0, max(len(leads), 1), BATCH):
+                    written = [rows[1].get(lead, empty) for lead in leads[first:first + BATCH]]
+                    store.write_batch(inputs=rows[0] if first == 0 else (),
+                                      lead_rows=[r for w in written for r in w[0]],
+                                      action_rows=[r for w in written for r in w[1]],
+                                      transitions=[r for w in written for r in w[2]])
+        else:
+            runner = Runner(store, [cj], BATCH)
+            gc.collect()
+            if part == "work":
+                runner.tick(now)
+        store.close()
+    else:
+        path = workdir / "durable-run.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(path) + suffix).unlink(missing_ok=True)
+        store = Store(path)
+        if part.startswith("floor"):
+            batches = _durable_rows(workdir / "durable-done.db")
+            gc.collect()
+            if part == "floor":
+                for batch in batches:
+                    store.write_batch(**batch)
+        else:
+            store.register(cj, loaded.sources)
+            lines = (workdir / "durable.jsonl").read_text().splitlines()
+            runner = Runner(store, [cj], BATCH, freeze_gc=True)
+            gc.collect()
+            if part == "work":
+                runner.run_lines(lines, "bench")
+        store.close()
+
+
+def _tick_rows(done: Path, base: Path, now: int):
+    """The rows a tick at `now` wrote (its input; per lead, its record, outbox and transitions rows)."""
+    source = sqlite3.connect(base)
+    due = {lead for (lead,) in source.execute("SELECT lead FROM leads WHERE due IS NOT NULL AND due <= ?", (now,))}
+    source.close()
+    db = sqlite3.connect(done)
+    by_lead: dict[str, tuple[list, list, list]] = {}
+    for row in db.execute("SELECT journey, lead, version, state, due, record FROM leads"):
+        if row[1] in due:
+            by_lead.setdefault(row[1], ([], [], []))[0].append(row)
+    for row in db.execute("SELECT key, journey, version, lead, kind, time, data FROM outbox ORDER BY seq"):
+        by_lead.setdefault(row[3], ([], [], []))[1].append(row)
+    for row in db.execute("SELECT journey, lead, src, dst, time, rule FROM transitions ORDER BY seq"):
+        by_lead.setdefault(row[1], ([], [], []))[2].append(row)
+    tick = db.execute("SELECT kind, event_id, lead, time, event, journeys FROM inputs ORDER BY seq").fetchall()
+    db.close()
+    return tick, by_lead
+
+
+def _durable_rows(done: Path) -> list[dict]:
+    """A durable run's rows in its batches, as bench.durable_floor writes them (with the journey's row)."""
+    from bench.__main__ import BATCH
+
+    src = sqlite3.connect(done)
+    inputs = src.execute("SELECT kind, event_id, lead, time, event, journeys FROM inputs ORDER BY seq").fetchall()
+    outbox = src.execute("SELECT key, journey, version, lead, kind, time, data FROM outbox ORDER BY seq").fetchall()
+    moves = src.execute("SELECT journey, lead, src, dst, time, rule FROM transitions ORDER BY seq").fetchall()
+    records: dict[str, list[tuple]] = {}
+    for row in src.execute("SELECT journey, lead, version, state, due, record FROM leads"):
+        records.setdefault(row[1], []).append(row)
+    src.close()
+    out, a, m = [], 0, 0
+    for first in range(0, len(inputs), BATCH):
+        batch = inputs[first:first + BATCH]
+        until = batch[-1][3]
+        a_end, m_end = a, m
+        while a_end < len(outbox) and outbox[a_end][5] <= until:
+            a_end += 1
+        while m_end < len(moves) and moves[m_end][4] <= until:
+            m_end += 1
+        rows = [r for lead in dict.fromkeys(row[2] for row in batch) for r in records.get(lead, ())]
+        out.append({"inputs": batch, "lead_rows": rows, "action_rows": outbox[a:a_end],
+                    "transitions": moves[m:m_end]})
+        a, m = a_end, m_end
+    return out
+
+
+# -- the parent: prepare, count, report ---------------------------------------------------------
+def _prepare(section: str, workdir: Path) -> int:
+    """The stores and inputs the children read; the number of units of work (due leads, events)."""
+    from bench.__main__ import BATCH, _fresh_copy, build_tick_store, load_cj
+    from bench.workload import SIZES, json_lines
+    from engine.runner import Runner
+    from engine.store import Store
+
+    loaded, cj = load_cj()
+    if section == "tick":
+        base = workdir / "tick-base.db"
+        now = build_tick_store(cj, base, TICK_LEADS) - 2
+        (workdir / "tick-T").write_text(str(now + 2))
+        _fresh_copy(base, workdir / "tick-done.db")
+        store = Store(workdir / "tick-done.db")
+        ticked = Runner(store, [cj], BATCH).tick(now).ticked_leads
+        store.close()
+        return ticked
+    lines: list[str] = []
+    for line in json_lines(SIZES["small"]):
+        if len(lines) == DURABLE_EVENTS:
+            break
+        lines.append(line)
+    (workdir / "durable.jsonl").write_text("\n".join(lines) + "\n")
+    store = Store(workdir / "durable-done.db")
+    store.register(cj, loaded.sources)
+    applied = Runner(store, [cj], BATCH).run_lines(lines, "bench").applied
+    store.close()
+    return applied
+
+
+def _count(section: str, part: str, workdir: Path) -> int:
+    """Instructions callgrind counted in one child run."""
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    out = subprocess.run(
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={workdir / 'callgrind.out'}",
+         sys.executable, "-m", "bench.instructions", "--child", section, part, str(workdir)],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    found = _COLLECTED.search(out.stderr)
+    if out.returncode != 0 or found is None:
+        raise SystemExit(f"{section} {part}: the child failed under valgrind:\n{out.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def measure(section: str, workdir: Path) -> dict[str, float]:
+    units = _prepare(section, workdir)
+    work = _count(section, "work", workdir) - _count(section, "setup", workdir)
+    floor = _count(section, "floor", workdir) - _count(section, "floor-setup", workdir)
+    return {"units": units, "work": work / units, "floor": floor / units, "ratio": work / floor}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"sections, of {', '.join(SECTIONS)}")
+    parser.add_argument("--child", nargs=3, metavar=("SECTION", "PART", "DIR"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        section, part, workdir = args.child
+        _child(section, part, Path(workdir))
+        return 0
+    wanted = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = [s for s in wanted if s not in SECTIONS]
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(unknown)}; known: {', '.join(SECTIONS)}")
+    if shutil.which("valgrind") is None:
+        print("valgrind is not installed (Debian: apt-get install valgrind): no instruction counts", file=sys.stderr)
+        return 2
+    units = {"tick": f"due lead ({TICK_LEADS:,}-lead store, 1 % due)",
+             "durable": f"event (the small workload's first {DURABLE_EVENTS:,}, Runner.run_lines)"}
+    for section in wanted:
+        with tempfile.TemporaryDirectory(prefix="coltiva-ir-") as tmp:
+            r = measure(section, Path(tmp))
+        print(f"{section}: {r['work']:,.0f} instructions per {units[section]}; floor {r['floor']:,.0f}; "
+              f"{r['ratio']:.2f}× the floor ({r['units']:,} units)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

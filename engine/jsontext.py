@@ -1,0 +1,63 @@
+"""The JSON text of stored records and actions: `json.dumps` / `json.loads`, byte for byte, without their set-up.
+
+`json.dumps(obj, separators=(",", ":"))` builds a `JSONEncoder` and a C encoder
+on every call (about two thirds of its cost on a lead record), and `json.loads`
+checks its argument's type and a BOM before it scans. The store encodes every
+record it writes and every action, and decodes every record it reads, so
+these run once per event and once per due lead. Here the C encoder and scanner
+are built once. The text is exactly what `json.dumps` with the same options
+writes (tests/test_jsontext.py), so stores are unchanged.
+
+No check for reference cycles: what is encoded here is a record's `to_list()`
+or an action's data, made of JSON values read or built by the engine, which
+cannot refer to themselves.
+"""
+
+from __future__ import annotations
+
+import json
+from json import encoder as _encoder, scanner as _scanner
+from typing import Any, Callable
+
+__all__ = ["compact", "compact_text", "parse"]
+
+
+def _unknown(obj: Any) -> Any:
+    raise TypeError(f"Object of type {obj.__class__.__name__} is not JSON serializable")
+
+
+def _encoder_for(ensure_ascii: bool) -> Callable[[Any], str]:
+    """`json.dumps(obj, ensure_ascii=..., separators=(",", ":"))`, with its C encoder built once."""
+    make = getattr(_encoder, "c_make_encoder", None)  # CPython's C encoder (not in the type stubs)
+    if make is None:  # no C accelerator (not CPython): the standard path
+        return json.JSONEncoder(ensure_ascii=ensure_ascii, separators=(",", ":")).encode
+    strings = _encoder.encode_basestring_ascii if ensure_ascii else _encoder.encode_basestring
+    # (markers, default, encoder, indent, key separator, item separator, sort_keys, skipkeys, allow_nan)
+    run = make(None, _unknown, strings, None, ":", ",", False, False, True)
+
+    def encode(obj: Any) -> str:
+        return "".join(run(obj, 0))
+
+    return encode
+
+
+#: `json.dumps(obj, separators=(",", ":"))`: ASCII text (a record, a lead-wide record).
+compact: Callable[[Any], str] = _encoder_for(ensure_ascii=True)
+#: `json.dumps(obj, ensure_ascii=False, separators=(",", ":"))`: an action's data.
+compact_text: Callable[[Any], str] = _encoder_for(ensure_ascii=False)
+
+_scan = _scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]  # the stubs name the class
+
+
+def parse(text: str) -> Any:
+    """`json.loads(text)` for text this module wrote (one value, no spaces around it); any other text is
+    handed to `json.loads`, which raises its usual error or reads it."""
+    if type(text) is not str:
+        return json.loads(text)
+    try:
+        value, end = _scan(text, 0)
+    except StopIteration:
+        return json.loads(text)
+    if end != len(text):
+        return json.loads(text)
+    return value
