@@ -319,6 +319,8 @@ def by_priority(journeys) -> list:
 
     The order depends on nothing else (not the order given or stored), so a run is the same however it is split.
     """
+    if len(journeys) == 1:  # most leads, every step: no sort
+        return list(journeys)
     return sorted(journeys, key=lambda cj: (-cj.priority, cj.name))
 def _had_bits(journey: Journey) -> dict[str, int]:
     """A bit per event type that a `had` condition names, in order of first mention."""

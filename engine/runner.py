@@ -243,41 +243,17 @@ class Runner:
             return stored
         return pack(stored.record, self.strings)
 
-    def cached(self, journey: str, lead: str) -> StoredLead | None:
-        """The cache's record of a lead (loaded by `_leads`), unpacked: a fresh Lead, the caller's to keep."""
-        held = self.cache.get((journey, lead))
-        if type(held) is bytes:
-            return StoredLead(self.current[journey], unpack(held, self.strings))
-        return cast("StoredLead | None", held)
-
     def hold(self, pending: dict[tuple[str, str], StoredLead]) -> None:
         """The records of a committed batch into the cache."""
         for key, stored in pending.items():
             self.cache[key] = self._packed(key[0], stored)
 
-    def _step(self, lead: str, stored: dict[str, StoredLead], wide: LeadWide | None, step):
-        """Step a lead in every journey (each record on its own version); the versions of the results."""
-        journeys, records, versions = [], {}, {}
-        for j in self.journeys:
-            old = stored.get(j.name)
-            cj = j if old is None else self.version(j.name, old.version)
-            journeys.append(cj)
-            versions[j.name] = cj.version
-            if old is not None:
-                records[j.name] = old.record
-        return step(journeys, records, wide), records, versions
-
-    def step_one(self, e: Event, pending: dict[tuple[str, str], StoredLead], dirty: dict[tuple[str, str], tuple],
-                 actions: list, transitions: list, pending_wide: dict[str, LeadWide]) -> None:
-        """Step one event through every journey at once (engine.step.step_lead): all or none (an exception
-        changes nothing).
-
-        New records go to `pending` and `dirty`, the lead-wide record to `pending_wide`, actions and
-        transitions to their lists. The leads must be loaded (`_leads`).
-        """
-        lead = e.lead
+    def _gather(self, lead: str, pending: dict[tuple[str, str], StoredLead]) -> tuple[list, dict, dict]:
+        """A lead's records to step (from `pending`, a batch's records not committed yet, else the cache,
+        unpacked: fresh objects, the caller's to change), the compiled version each is on, and their
+        versions: (journeys, records by journey, versions by journey). The lead must be loaded (`_leads`)."""
         cache = self.cache
-        journeys, records, versions = [], {}, {}  # as `_step`, inline: this runs once per event
+        journeys, records, versions = [], {}, {}
         for j in self.journeys:
             key = (j.name, lead)
             old = pending.get(key)
@@ -294,6 +270,18 @@ class Runner:
             versions[j.name] = cj.version
             if old is not None:
                 records[j.name] = old.record
+        return journeys, records, versions
+
+    def step_one(self, e: Event, pending: dict[tuple[str, str], StoredLead], dirty: dict[tuple[str, str], tuple],
+                 actions: list, transitions: list, pending_wide: dict[str, LeadWide]) -> None:
+        """Step one event through every journey at once (engine.step.step_lead): all or none (an exception
+        changes nothing).
+
+        New records go to `pending` and `dirty`, the lead-wide record to `pending_wide`, actions and
+        transitions to their lists. The leads must be loaded (`_leads`).
+        """
+        lead = e.lead
+        journeys, records, versions = self._gather(lead, pending)
         wide = pending_wide.get(lead) or self.wides.get(lead)
         result = step_lead(journeys, self.rules, records, wide, lead, e)
         self._keep(lead, result, records, versions, wide, pending, dirty, pending_wide)
@@ -401,11 +389,10 @@ class Runner:
     def advance_one(self, lead: str, now: int, pending: dict[tuple[str, str], StoredLead], dirty: list,
                     actions: list, transitions: list, pending_wide: dict[str, LeadWide]) -> None:
         """Fire what is due by `now` for one lead, in all its journeys at once. The lead must be loaded (`_leads`)."""
-        stored = {j.name: s for j in self.journeys if (s := self.cached(j.name, lead)) is not None}
+        journeys, records, versions = self._gather(lead, pending)
         wide = self.wides.get(lead)
-        result, before, versions = self._step(
-            lead, stored, wide, lambda js, recs, w: advance_lead(js, self.rules, recs, w, lead, now))
-        self._keep(lead, result, before, versions, wide, pending, dirty, pending_wide)
+        result = advance_lead(journeys, self.rules, records, wide, lead, now)
+        self._keep(lead, result, records, versions, wide, pending, dirty, pending_wide)
         collect_actions(result.actions, actions, transitions)
 
     # -- group commit (for the service) ---------------------------------------------

@@ -810,42 +810,56 @@ def _live(order, records: dict[str, Lead], lead: str, traces, wide, rules) -> li
     return live
 
 
-def _fire_all(live: list[Context], until: int, actions: list) -> None:
+def _fire_all(live: list[Context], until: int, actions: list, settled: dict[str, Timer | None] | None = None,
+              fired: set[str] | None = None) -> None:
     """Every timer due by `until` in every journey, earliest first; at one instant, in priority order.
 
     Only journeys with something due by `until` at the start can fire: a send of one
     journey only delays the others (the lead-wide cap), and the lead score does not
-    change between events."""
+    change between events. With `settled`, the next timer of each journey that could
+    fire, as found once nothing more was due (what `_settle` would derive again), by
+    journey name; with `fired`, the names of the journeys that fired a timer."""
     pending = [ctx for ctx in live if ctx.rec.due is not None and ctx.rec.due <= until]
     for _ in range(MAX_TIMERS_PER_STEP):
         best = best_at = None
         best_timer: Timer | None = None
+        found: dict[str, Timer | None] = {}
         for ctx in pending:
             if ctx.rec.state == EXITED:
                 continue
             timer = ctx.timer()
+            found[ctx.cj.name] = timer
             if timer is None or timer.due > until:
                 continue
             at = timer.due if timer.due > ctx.rec.clock else ctx.rec.clock
             if best is None or best_at is None or at < best_at:
                 best, best_at, best_timer = ctx, at, timer
         if best is None or best_timer is None:
+            if settled is not None:
+                settled.update(found)
             return
         mark = len(best.actions)
         _fire_timer(best, best_timer)
+        if fired is not None:
+            fired.add(best.cj.name)
         actions.extend(best.actions[mark:])
     raise EngineBug("timers did not settle within one step")
 
 
-def _settle(order, records: dict[str, Lead], wide, rules) -> None:
-    """Each record's cached due time, derived again: a send in one journey may move another's (the lead cap)."""
+def _settle(order, records: dict[str, Lead], wide, rules, settled: dict[str, Timer | None] | None = None) -> None:
+    """Each record's cached due time, derived again: a send in one journey may move another's (the lead cap).
+
+    `settled`: timers already derived from the records as they are now (by `_fire_all`), by journey name."""
     for cj in order:
         rec = records.get(cj.name)
         if rec is None or rec.state not in cj.stages:
             if rec is not None and rec.state in DONE and rec.due is not None:
                 rec.due = None  # a copy a timer just took out (a stored record that left is due nothing)
             continue
-        timer = next_timer(cj, rec, wide, rules)
+        if settled is not None and cj.name in settled:
+            timer = settled[cj.name]
+        else:
+            timer = next_timer(cj, rec, wide, rules)
         rec.due = None if timer is None else timer.due
 
 
@@ -913,9 +927,11 @@ def advance_lead(journeys, rules, records: dict[str, Lead], wide: LeadWide | Non
     out = dict(records)
     wide = _wide_for(rules, wide, records, now if not records else min(r.clock for r in records.values()))
     actions: list[Action] = []
-    _fire_all(_live(order, out, lead, traces, wide, rules), now, actions)
-    _settle(order, out, wide, rules)
+    settled: dict[str, Timer | None] = {}
+    fired: set[str] = set()
+    _fire_all(_live(order, out, lead, traces, wide, rules), now, actions, settled, fired)
+    _settle(order, out, wide, rules, settled)
     for name, rec in out.items():  # unchanged records stay the objects they were: nothing to write
-        if rec is not records[name] and rec == records[name]:
-            out[name] = records[name]
+        if name not in fired and rec is not records[name] and rec == records[name]:
+            out[name] = records[name]  # (a record that fired a timer changed: else the timer would fire forever)
     return LeadStep(out, wide, actions)

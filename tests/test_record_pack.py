@@ -153,7 +153,8 @@ def test_a_runner_keeps_leads_packed_and_steps_them_as_before(tmp_path):
                       line("2", "email.opened", "2026-01-01T00:00:00Z", lead="b")])
     held = runner.cache[(cj.name, "a")]
     assert isinstance(held, bytes)
-    assert runner.cached(cj.name, "a") == StoredLead(cj.version, store.load_leads(cj.name, ["a"])["a"].record)
+    _, records, versions = runner._gather("a", {})
+    assert StoredLead(versions[cj.name], records[cj.name]) == store.load_leads(cj.name, ["a"])["a"]
     older = StoredLead("an-older-version", unpack(held, runner.strings))
     runner.hold({(cj.name, "a"): older})
     assert runner.cache[(cj.name, "a")] is older
