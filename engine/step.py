@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from array import array
 from dataclasses import dataclass
+from typing import Callable
 
 from mypy_extensions import mypyc_attr
 
@@ -100,6 +101,8 @@ class Context:
         self.event: Event | None = None
         self.view: dict = {}  # what the conditions of this step read: the event's data (+ the lead, see _view)
         self.actions: list[Action] = []
+        # explain's trace, or None (a run): the trace's texts are made only under `if ctx.trace is not None`,
+        # as an f-string costs as much as a small step of its own
         self.trace: list[TraceStep] | None = trace
         self.entry: _Open | None = None
         self.prev: str | None = None
@@ -163,7 +166,8 @@ class Callbacks:
             pending = [s.content for s in plan.sends if not rec.sent & s.bit]
             pending += [d.content for d in plan.dated if not rec.sent & d.bit]
             if pending:
-                ctx.note(f"cancelled (stage left before they were sent): {', '.join(pending)}")
+                if ctx.trace is not None:
+                    ctx.note(f"cancelled (stage left before they were sent): {', '.join(pending)}")
 
     def on_enter(self, ctx: Context) -> None:
         rec = ctx.rec
@@ -174,7 +178,8 @@ class Callbacks:
         rec.passed = 0  # conditional sends are tested again on each visit
         rec.acted = 0
         ctx.emit("stage", f"stage:{plan.id}", {"from": ctx.prev, "to": plan.id, "rule": ctx.trigger})
-        ctx.note(f"entered {plan.id}")
+        if ctx.trace is not None:
+            ctx.note(f"entered {plan.id}")
         if plan.handoff:
             ctx.emit("handoff", f"handoff:{plan.id}", {"stage": plan.id, "score": round(ctx.score_now(), 2)})
         for act in plan.acts:
@@ -230,7 +235,8 @@ def _note_held(ctx: Context, held: str, what: str) -> None:
         ctx.note(f"deferred by the send window: {what} waits until "
                  f"{local_text(opens, lead_zone(ctx.cj, ctx.rec))} ({_window_words(ctx)})")
     else:
-        ctx.note(f"deferred by {_held_by(ctx)}: {what} waits")
+        if ctx.trace is not None:
+            ctx.note(f"deferred by {_held_by(ctx)}: {what} waits")
 
 
 def _record_send(ctx: Context) -> None:
@@ -283,9 +289,11 @@ def _deferral(ctx: Context, meant: int | None) -> dict:
     if cj.windows and window_due(cj, rec, base) > base:
         by.append("the send window")
     if not by:  # the lead's clock was already past the moment (a late event, or a date already past)
-        ctx.note(f"sent late: it was meant for {format_time(meant)}")
+        if ctx.trace is not None:
+            ctx.note(f"sent late: it was meant for {format_time(meant)}")
         return {"deferred_from": format_time(meant)}
-    ctx.note(f"sent late: {' and '.join(by)} held it since {format_time(meant)}")
+    if ctx.trace is not None:
+        ctx.note(f"sent late: {' and '.join(by)} held it since {format_time(meant)}")
     out = {"deferred_from": format_time(meant)}
     if "the send window" in by:
         out["held_by"] = "frequency cap and send window" if len(by) > 1 else "send window"
@@ -333,12 +341,14 @@ def _try_send(ctx: Context, send: Send | DatedSend, meant: int | None = None) ->
     rec = ctx.rec
     bit, kind, content = send.bit, send.kind, send.content
     if rec.sent & bit:
-        ctx.note(f"not sent again: {kind} {content!r} was already sent")
+        if ctx.trace is not None:
+            ctx.note(f"not sent again: {kind} {content!r} was already sent")
         return
     test = ctx.cj.stages[rec.state].tests.get(bit)
     if test is not None and test.predicate(_view(ctx.cj, rec, None)) == test.unless:
         rec.passed |= bit
-        ctx.note(f"not sent: {kind} {content!r} ({test.text} says no; passed over for this visit)")
+        if ctx.trace is not None:
+            ctx.note(f"not sent: {kind} {content!r} ({test.text} says no; passed over for this visit)")
         return
     held = _held(ctx)
     if held is not None:
@@ -356,7 +366,8 @@ def _fire(ctx: Context, transition: Transition) -> None:
     exit and entry callbacks. Its condition was evaluated once, by the step; the Machine has none."""
     ctx.trigger = transition.rule
     ctx.fired = transition
-    ctx.note(f"rule fired: {transition.rule}")
+    if ctx.trace is not None:
+        ctx.note(f"rule fired: {transition.rule}")
     ctx.cj.machine.events[transition.id].trigger(ctx.rec, ctx)
 
 
@@ -407,18 +418,21 @@ def _fire_timer(ctx: Context, timer: Timer) -> None:
         wide.clock = ctx.time
     if order == SEND:
         assert isinstance(what, (Send, DatedSend))
-        ctx.begin(f"timer: send {what.kind} {what.content!r}")
+        if ctx.trace is not None:
+            ctx.begin(f"timer: send {what.kind} {what.content!r}")
         _try_send(ctx, what, timer.meant)
         if not rec.sent & what.bit and not rec.passed & what.bit and _held(ctx) is None:
             raise EngineBug(f"send of {what.content!r} neither sent nor deferred")
     elif order == ACT:
         assert isinstance(what, ActPlan)
-        ctx.begin(f"timer: {what.kind} of {rec.state}")
+        if ctx.trace is not None:
+            ctx.begin(f"timer: {what.kind} of {rec.state}")
         rec.acted |= what.bit
         _act(ctx, what)
     elif order == HOLD_SEND:
         assert isinstance(what, Hold)
-        ctx.begin(f"timer: holding loop of {rec.state} ({rec.hold + 1}/{what.times})")
+        if ctx.trace is not None:
+            ctx.begin(f"timer: holding loop of {rec.state} ({rec.hold + 1}/{what.times})")
         held = _held(ctx)
         if held is None:
             late = _deferral(ctx, timer.meant)
@@ -434,12 +448,14 @@ def _fire_timer(ctx: Context, timer: Timer) -> None:
             _note_held(ctx, held, f"{cj.name}'s holding-loop {what.kind} {what.content!r}")
     elif order == HOLD_END:
         assert isinstance(what, Transition)
-        ctx.begin(f"timer: holding loop of {rec.state} ran out")
+        if ctx.trace is not None:
+            ctx.begin(f"timer: holding loop of {rec.state} ran out")
         _fire(ctx, what)
         _cascade(ctx)
     elif order == TIMEOUT:
         assert isinstance(what, Transition)
-        ctx.begin(f"timer: {what.rule}")
+        if ctx.trace is not None:
+            ctx.begin(f"timer: {what.rule}")
         _fire(ctx, what)
         _cascade(ctx)
     elif order == CROSSING:
@@ -478,7 +494,8 @@ def _update_time(ctx: Context, event: Event) -> None:
         if value is not MISSING and value != rec.zone:
             if zone(value) is not None:
                 rec.zone = shared(value)
-                ctx.note(f"time zone: {value}")
+                if ctx.trace is not None:
+                    ctx.note(f"time zone: {value}")
             else:
                 ctx.note(f"time zone {str(value)[:80]!r} is not an IANA zone name: kept "
                          f"{rec.zone or cj.zone_default}")
@@ -497,26 +514,31 @@ def _update_time(ctx: Context, event: Event) -> None:
         when = parse_date(value, lead_zone(cj, rec))
         where = f"{name} of {etype or 'lead'}"
         if when is None:
-            ctx.note(f"{where} {str(value)[:80]!r} is not a date (ISO 8601): ignored")
+            if ctx.trace is not None:
+                ctx.note(f"{where} {str(value)[:80]!r} is not a date (ISO 8601): ignored")
             continue
         known = dates[slot]
         if known is None or known[0] != when:
             dates[slot] = (when, ctx.time)
             changed = True
-            ctx.note(f"{where} is {format_time(when)}")
+            if ctx.trace is not None:
+                ctx.note(f"{where} is {format_time(when)}")
     if changed:
         rec.dates = tuple(dates)
 
 
 def _apply_score(ctx: Context, event: Event) -> bool:
     """Add the points of every matching rule whose cap allows it; True if the score changed."""
-    return _score_event(ctx.cj, ctx.rec, ctx.time, event.type, ctx.view, ctx.note, ctx.rec.fit)
+    return _score_event(ctx.cj, ctx.rec, ctx.time, event.type, ctx.view,
+                        None if ctx.trace is None else ctx.note, ctx.rec.fit)
 
 
-def _score_event(rules, rec, t: int, event_type: str, view: dict, note, fit: int = 0) -> bool:
+def _score_event(rules, rec, t: int, event_type: str, view: dict, note: Callable[[str], None] | None,
+                 fit: int = 0) -> bool:
     """The points of an event on a score (a journey's, on its record; or the lead's, on its LeadWide).
 
-    `view`: what the rules' conditions read (the event's data; for a journey, the lead too)."""
+    `view`: what the rules' conditions read (the event's data; for a journey, the lead too); `note`: where
+    the trace's notes go (None: no trace, no text made)."""
     table = rules.score_rules.get(event_type)
     if not table:
         return False
@@ -530,7 +552,8 @@ def _score_event(rules, rec, t: int, event_type: str, view: dict, note, fit: int
             horizon = t - rule.cap_seconds
             hits = array("q", [x for x in old if x > horizon]) if old else array("q")
             if len(hits) >= rule.cap_count:
-                note(f"capped: {rule.rule}")
+                if note is not None:
+                    note(f"capped: {rule.rule}")
                 continue
             hits.append(t)
             caps: list[array | None] = list(rec.caps) if rec.caps else [None] * rules.cap_slots
@@ -540,7 +563,8 @@ def _score_event(rules, rec, t: int, event_type: str, view: dict, note, fit: int
         rec.score = (fit + behaviour_at(rules, rec, t)) - fit + rule.points
         rec.score_at = t
         scored = True
-        note(f"scored: {rule.rule}")
+        if note is not None:
+            note(f"scored: {rule.rule}")
     return scored
 
 
@@ -636,15 +660,19 @@ def _enroll(cj, lead: str, event: Event, trace, waiting: Lead | None = None, wid
         rec.zone, rec.dates = waiting.zone, waiting.dates
     ctx = Context(cj, rec, lead, at, trace, wide, rules)
     if exiting:
-        ctx.begin(f"event {event.id}: {event.type}")
+        if ctx.trace is not None:
+            ctx.begin(f"event {event.id}: {event.type}")
         ctx.note("an exit event before enrollment: the lead is never enrolled")
         ctx.end()
         return rec, []
-    ctx.begin(f"event {event.id}: {event.type} (enrolls the lead)")
+    if ctx.trace is not None:
+        ctx.begin(f"event {event.id}: {event.type} (enrolls the lead)")
     if at > event.time:
-        ctx.note(f"late by {_span_of(at - event.time)}: applied at the lead's clock ({format_time(at)})")
+        if ctx.trace is not None:
+            ctx.note(f"late by {_span_of(at - event.time)}: applied at the lead's clock ({format_time(at)})")
     if waiting is not None:
-        ctx.note(f"attributes received before enrollment give {rec.fit:g} fit points")
+        if ctx.trace is not None:
+            ctx.note(f"attributes received before enrollment give {rec.fit:g} fit points")
     _start_visit(ctx, event, "enrolled")
     ctx.end()
     timer = _fire_now(ctx)
@@ -720,9 +748,11 @@ def _on_event(ctx: Context, event: Event, notes=()) -> Timer | None:
     lead's next timer after it."""
     rec, t = ctx.rec, event.time
     returning = _returns(ctx.cj, rec, event)
-    ctx.begin(f"event {event.id}: {event.type}" + (" (the lead re-enters)" if returning else ""))
+    if ctx.trace is not None:
+        ctx.begin(f"event {event.id}: {event.type}" + (" (the lead re-enters)" if returning else ""))
     if t < ctx.time:
-        ctx.note(f"late by {_span_of(ctx.time - t)}: applied at the lead's clock ({format_time(ctx.time)})")
+        if ctx.trace is not None:
+            ctx.note(f"late by {_span_of(ctx.time - t)}: applied at the lead's clock ({format_time(ctx.time)})")
     for note in notes:
         ctx.note(note)
     rec.clock = ctx.time
@@ -886,7 +916,9 @@ def step_lead(journeys, rules, records: dict[str, Lead], wide: LeadWide | None, 
     if wide is not None:
         if t > wide.clock:
             wide.clock = t
-        if _score_event(rules, wide, wide.clock, event.type, event.data, lead_notes.append):
+        tracing = traces is not None
+        if _score_event(rules, wide, wide.clock, event.type, event.data, lead_notes.append if tracing else None) \
+                and tracing:
             lead_notes.append(f"lead score now {_shown(behaviour_at(rules, wide, wide.clock))}")
     for cj in order:
         rec = out.get(cj.name)

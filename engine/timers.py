@@ -24,16 +24,32 @@ __all__ = ["next_timer", "score_at", "lead_score_at", "holds", "release_time", "
 SEND, ACT, HOLD_SEND, HOLD_END, TIMEOUT, CROSSING = range(6)
 
 
-class Timer(NamedTuple):
+class Timer:
     """What is due next for a lead: at `due` (for a send: meant for `meant`, held by a cap or a window).
 
     `what` by `order`: SEND the Send or DatedSend, ACT the ActPlan, HOLD_SEND the
-    Hold, HOLD_END / TIMEOUT / CROSSING the Transition (for CROSSING, the threshold's)."""
+    Hold, HOLD_END / TIMEOUT / CROSSING the Transition (for CROSSING, the threshold's).
+    A plain class, not a named tuple: compiled, it is made without a Python call, and
+    every step derives two or three of them (docs/decisions.md, "One transition table")."""
 
-    due: int
-    order: int
-    what: Union[Send, DatedSend, ActPlan, Hold, Transition]
-    meant: int
+    __slots__ = ("due", "order", "what", "meant")
+
+    def __init__(self, due: int, order: int, what: Union[Send, DatedSend, ActPlan, Hold, Transition],
+                 meant: int) -> None:
+        self.due = due
+        self.order = order
+        self.what = what
+        self.meant = meant
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, Timer) and self.due == other.due and self.order == other.order
+                and self.what == other.what and self.meant == other.meant)
+
+    def __hash__(self) -> int:
+        return hash((self.due, self.order, self.meant))
+
+    def __repr__(self) -> str:
+        return f"Timer(due={self.due}, order={self.order}, what={self.what!r}, meant={self.meant})"
 
 
 class Meant(NamedTuple):
@@ -97,7 +113,14 @@ def window_due(cj, rec: Lead, t: int) -> int:
 
 
 def meant_sends(cj, plan, rec: Lead) -> Iterator[Meant]:
-    """Each send of the stage still to come, with when it is meant to go.
+    """Each send of the stage still to come, with when it is meant to go (`_meant`, named)."""
+    for meant, send in _meant(cj, plan, rec):
+        yield Meant(meant, send)
+
+
+def _meant(cj, plan, rec: Lead) -> Iterator[tuple[int, Union[Send, DatedSend]]]:
+    """Each send of the stage still to come, with when it is meant to go: (meant, send) as plain pairs, which
+    compiled code makes without a Python call (`meant_sends` names them).
 
     A send at a date counts from the date once known; a moment already past when
     it became known (or when the lead entered the stage) is skipped or sent at
@@ -105,7 +128,7 @@ def meant_sends(cj, plan, rec: Lead) -> Iterator[Meant]:
     done = rec.sent | rec.passed  # sent, or a conditional send passed over in this visit
     for send in plan.sends:
         if not done & send.bit:
-            yield Meant(rec.entered + send.offset, send)
+            yield rec.entered + send.offset, send
     if not plan.dated or rec.dates is None:
         return
     for d in plan.dated:
@@ -118,7 +141,7 @@ def meant_sends(cj, plan, rec: Lead) -> Iterator[Meant]:
             if d.past == "skip":
                 continue
             meant = start
-        yield Meant(meant, d)
+        yield meant, d
 
 
 def holds(op: str, score: float, value: float) -> bool:
@@ -224,7 +247,7 @@ def next_timer(cj, rec: Lead, wide=None, rules=None) -> Timer | None:
         held = lead_release(rules, wide)
         if held is not None and (release is None or held > release):
             release = held
-    for meant, send in meant_sends(cj, plan, rec):
+    for meant, send in _meant(cj, plan, rec):
         due = meant
         if release is not None and release > due:
             due = release

@@ -126,7 +126,7 @@ def test_every_crossing_instant_is_the_first_second_the_threshold_holds():
         rec.state, rec.score, rec.score_at, rec.clock = "problem", float(points), T0, T0
         timer = next_timer(cj, rec)
         assert timer is not None
-        due = timer[0]
+        due = timer.due
         assert holds("<", score_at(cj, rec, due), 10) and not holds("<", score_at(cj, rec, due - 1), 10), points
 
 
