@@ -912,6 +912,9 @@ def step_lead(journeys, rules, records: dict[str, Lead], wide: LeadWide | None, 
     live = {ctx.cj.name: ctx for ctx in _live(order, out, lead, traces, wide, rules)}
     _fire_all(list(live.values()), event.time, actions)
     t = event.time
+    # the timer each journey's reaction ends with is its record's next one, unless a later journey's send
+    # moves it (the lead-wide cap): without lead-wide rules, journeys meet in no timer, and _settle keeps them
+    settled: dict[str, Timer | None] | None = {} if wide is None else None
     lead_notes: list[str] = []
     if wide is not None:
         if t > wide.clock:
@@ -940,9 +943,11 @@ def step_lead(journeys, rules, records: dict[str, Lead], wide: LeadWide | None, 
         if wide is not None and wide.clock > ctx.time:
             ctx.time = wide.clock
         mark = len(ctx.actions)
-        _on_event(ctx, event, lead_notes)
+        timer = _on_event(ctx, event, lead_notes)
+        if settled is not None:
+            settled[cj.name] = timer
         actions.extend(ctx.actions[mark:])
-    _settle(order, out, wide, rules)
+    _settle(order, out, wide, rules, settled)
     return LeadStep(out, wide, actions)
 
 

@@ -104,6 +104,33 @@ def test_the_deferred_send_is_due_when_the_cap_allows_it(tmp_path):
     assert sends(actions)[1][:3] == ("onboarding", "o-welcome", iso(T0 + DAY))
 
 
+def test_a_send_of_a_later_journey_moves_the_due_time_of_one_that_reacted_before_it(tmp_path):
+    """The stored due time is the next timer exactly, also when a lower-priority journey's send fills the
+    lead-wide cap after a higher one reacted to the same event: the higher one's send waits for the cap."""
+    waits = """enroll on form.submitted
+priority 5
+stage s
+  initial
+  send email "a-news" after 1 hour
+  on demo.requested -> done
+stage done
+  final
+"""
+    sends_now = """enroll on webinar.attended
+stage s
+  initial
+  send email "b-welcome" on entry
+  on demo.requested -> done
+stage done
+  final
+"""
+    journeys = [compiled("ahigh", waits), compiled("blow", sends_now)]
+    _, dumped = run(tmp_path / "s.db", journeys, [line("e1", "form.submitted", T0),
+                                                  line("e2", "webinar.attended", T0 + 600)])
+    due = {journey: d for journey, _, _, _, d, _ in dumped["leads"]}
+    assert due == {"ahigh": T0 + 600 + DAY, "blow": None}  # not T0 + 1 hour: that send is held by then
+
+
 def test_higher_priority_sends_first_whatever_the_names_and_the_order_given(tmp_path):
     for n, order in enumerate([(0, 1), (1, 0)]):
         pair = [welcome("aaa", "a-welcome", priority=1), welcome("zzz", "z-welcome", priority=5)]
