@@ -26,7 +26,6 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from sys import intern
 from urllib.parse import quote
 
 from dsl.errors import StoreError
@@ -36,7 +35,7 @@ from dsl.loader import load_sources, load_text
 from .compiler import CompiledJourney, compile_journey, version_of
 from .events import format_time
 from .jsontext import compact, compact_text, parse
-from .record import Lead, LeadWide
+from .record import Lead, LeadWide, StoredLead
 
 __all__ = ["Store", "StoredLead", "VersionRow", "DEFAULT_DB", "SCHEMA_VERSION", "DEDUPE_WINDOW", "text_changes",
            "lead_row", "action_row", "WRITER_CACHE_KIB", "CHECKPOINT_PAGES"]
@@ -161,19 +160,6 @@ CREATE TABLE IF NOT EXISTS transitions (
 #: Writers held by this process, by (device, inode): a second writer of the same file is refused
 #: without opening it again (closing any descriptor of a file drops SQLite's POSIX locks on it).
 _HELD: dict[tuple[int, int], str] = {}
-
-
-@dataclass(frozen=True, slots=True)
-class StoredLead:
-    """A lead's record with the journey version it runs on (leads in flight may drain on an older one)."""
-
-    version: str
-    record: Lead
-
-    @classmethod
-    def decode(cls, version: str, record: str) -> "StoredLead":
-        """A `leads` row's version and record text (both stores): the version string shared by every lead on it."""
-        return cls(intern(version), Lead.from_list(parse(record)))
 
 
 @dataclass(frozen=True, slots=True)
