@@ -228,6 +228,28 @@ def durable_floor(done: Path, workdir: Path) -> tuple[int, float, float, float]:
     (the outbox and transitions rows up to each batch's last event time, an upsert of the record of each
     lead of the batch), as the durable run commits them. Returns (inputs, wall seconds, CPU seconds, and the
     floor's own flatness: CPU per input over its last FLAT_SHARE / its first, with the run's rows per batch)."""
+    batches = floor_batches(done)
+    path = workdir / "floor.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    store = Store(path)
+    gc.collect()
+    stretches: list[tuple[int, float, float]] = []
+    start, cpu = time.perf_counter(), time.process_time()
+    for batch in batches:
+        began, began_cpu = time.perf_counter(), time.process_time()
+        store.write_batch(**batch)
+        stretches.append((len(batch["inputs"]), time.perf_counter() - began, time.process_time() - began_cpu))
+    took, used = time.perf_counter() - start, time.process_time() - cpu
+    store.close()
+    _, _, first_cpu, last_cpu = flatness(stretches)
+    return sum(len(b["inputs"]) for b in batches), took, used, last_cpu / first_cpu
+
+
+def floor_batches(done: Path) -> list[dict]:
+    """A finished durable run's rows in the batches its commits wrote, as `Store.write_batch` arguments: its
+    input log in order; the outbox and transitions rows up to each batch's last event time; the final
+    record of each lead of the batch (an upsert, as the run commits them)."""
     src = sqlite3.connect(done)
     inputs = src.execute("SELECT kind, event_id, lead, time, event, journeys FROM inputs ORDER BY seq").fetchall()
     outbox = src.execute("SELECT key, journey, version, lead, kind, time, data FROM outbox ORDER BY seq").fetchall()
@@ -236,32 +258,19 @@ def durable_floor(done: Path, workdir: Path) -> tuple[int, float, float, float]:
     for row in src.execute("SELECT journey, lead, version, state, due, record FROM leads"):
         records.setdefault(row[1], []).append(row)
     src.close()
-    path = workdir / "floor.db"
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(path) + suffix).unlink(missing_ok=True)
-    store = Store(path)
-    gc.collect()
-    a = m = 0
-    stretches: list[tuple[int, float, float]] = []
-    start, cpu = time.perf_counter(), time.process_time()
+    out, a, m = [], 0, 0
     for first in range(0, len(inputs), BATCH):
-        began, began_cpu = time.perf_counter(), time.process_time()
         batch = inputs[first:first + BATCH]
         until = batch[-1][3]
-        a_end = a
+        a_end, m_end = a, m
         while a_end < len(outbox) and outbox[a_end][5] <= until:
             a_end += 1
-        m_end = m
         while m_end < len(moves) and moves[m_end][4] <= until:
             m_end += 1
         rows = [r for lead in dict.fromkeys(row[2] for row in batch) for r in records.get(lead, ())]
-        store.write_batch(inputs=batch, lead_rows=rows, action_rows=outbox[a:a_end], transitions=moves[m:m_end])
+        out.append({"inputs": batch, "lead_rows": rows, "action_rows": outbox[a:a_end], "transitions": moves[m:m_end]})
         a, m = a_end, m_end
-        stretches.append((len(batch), time.perf_counter() - began, time.process_time() - began_cpu))
-    took, used = time.perf_counter() - start, time.process_time() - cpu
-    store.close()
-    _, _, first_cpu, last_cpu = flatness(stretches)
-    return len(inputs), took, used, last_cpu / first_cpu
+    return out
 
 
 #: The share of a durable run compared for flatness: its first and its last fifth (of the medium
@@ -357,41 +366,53 @@ def run_tick(cj, base: Path, workdir: Path, now: int):
     return elapsed, summary.ticked_leads
 
 
+def tick_rows(base: Path, done: Path, now: int) -> tuple[list[tuple], dict[str, tuple[list, list, list]]]:
+    """What a tick at `now` wrote to `done` (a copy of `base` it ran on): its input row, and per lead due in
+    `base` its record, outbox and transitions rows."""
+    source = sqlite3.connect(base)
+    due = {lead for (lead,) in source.execute("SELECT lead FROM leads WHERE due IS NOT NULL AND due <= ?", (now,))}
+    source.close()
+    db = sqlite3.connect(done)
+    by_lead: dict[str, tuple[list, list, list]] = {}
+    for row in db.execute("SELECT journey, lead, version, state, due, record FROM leads"):
+        if row[1] in due:
+            by_lead.setdefault(row[1], ([], [], []))[0].append(row)
+    for row in db.execute("SELECT key, journey, version, lead, kind, time, data FROM outbox ORDER BY seq"):
+        by_lead.setdefault(row[3], ([], [], []))[1].append(row)
+    for row in db.execute("SELECT journey, lead, src, dst, time, rule FROM transitions ORDER BY seq"):
+        by_lead.setdefault(row[1], ([], [], []))[2].append(row)
+    tick = db.execute("SELECT kind, event_id, lead, time, event, journeys FROM inputs ORDER BY seq").fetchall()
+    db.close()
+    return tick, by_lead
+
+
 def tick_floor(base: Path, workdir: Path, now: int) -> float:
     """The floor of a tick: read the due rows (the same indexed query) and write what the tick wrote.
 
     The tick's store (`tick.db`, left by `run_tick` at `now`) gives the rows it wrote: the due leads'
     new records, its outbox and transitions rows and its one input; they are written to a fresh copy
     of the base store in transactions of BATCH leads, with no engine work. Seconds, wall."""
-    source = sqlite3.connect(base)
-    due = {lead for (lead,) in source.execute("SELECT lead FROM leads WHERE due IS NOT NULL AND due <= ?", (now,))}
-    source.close()
-    done = sqlite3.connect(workdir / "tick.db")
-    by_lead: dict[str, tuple[list, list, list]] = {}
-    for row in done.execute("SELECT journey, lead, version, state, due, record FROM leads"):
-        if row[1] in due:
-            by_lead.setdefault(row[1], ([], [], []))[0].append(row)
-    for row in done.execute("SELECT key, journey, version, lead, kind, time, data FROM outbox ORDER BY seq"):
-        by_lead.setdefault(row[3], ([], [], []))[1].append(row)
-    for row in done.execute("SELECT journey, lead, src, dst, time, rule FROM transitions ORDER BY seq"):
-        by_lead.setdefault(row[1], ([], [], []))[2].append(row)
-    tick = done.execute("SELECT kind, event_id, lead, time, event, journeys FROM inputs ORDER BY seq").fetchall()
-    done.close()
+    tick, by_lead = tick_rows(base, workdir / "tick.db", now)
     path = workdir / "tick-floor.db"
     _fresh_copy(base, path)
     store = Store(path)
-    empty: tuple[list, list, list] = ([], [], [])
     gc.collect()
     start = time.perf_counter()
+    write_tick_rows(store, now, tick, by_lead)
+    elapsed = time.perf_counter() - start
+    store.close()
+    return elapsed
+
+
+def write_tick_rows(store: Store, now: int, tick: list[tuple], by_lead: dict[str, tuple[list, list, list]]) -> None:
+    """A tick's floor: the due leads read (the tick's own query) and `tick_rows` written, BATCH leads a commit."""
+    empty: tuple[list, list, list] = ([], [], [])
     leads = [lead for _, lead, _, _ in store.due_leads(now)]
     for first in range(0, max(len(leads), 1), BATCH):
         written = [by_lead.get(lead, empty) for lead in leads[first:first + BATCH]]
         store.write_batch(inputs=tick if first == 0 else (), lead_rows=[r for w in written for r in w[0]],
                           action_rows=[r for w in written for r in w[1]],
                           transitions=[r for w in written for r in w[2]])
-    elapsed = time.perf_counter() - start
-    store.close()
-    return elapsed
 
 
 # -- language ---------------------------------------------------------------------------------

@@ -27,7 +27,6 @@ import gc
 import os
 import re
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -47,7 +46,7 @@ _COLLECTED = re.compile(r"Collected : (\d+)")
 
 # -- the child: setup, then (maybe) the work ----------------------------------------------------
 def _child(section: str, part: str, workdir: Path) -> None:
-    from bench.__main__ import BATCH, _fresh_copy, load_cj
+    from bench.__main__ import BATCH, _fresh_copy, floor_batches, load_cj, tick_rows, write_tick_rows
     from engine.runner import Runner
     from engine.store import Store
 
@@ -58,17 +57,10 @@ def _child(section: str, part: str, workdir: Path) -> None:
         _fresh_copy(workdir / "tick-base.db", path)
         store = Store(path)
         if part.startswith("floor"):
-            rows = _tick_rows(workdir / "tick-done.db", workdir / "tick-base.db", now)
+            tick, by_lead = tick_rows(workdir / "tick-base.db", workdir / "tick-done.db", now)
             gc.collect()
             if part == "floor":
-                leads = [lead for _, lead, _, _ in store.due_leads(now)]
-                empty: tuple[list, list, list] = ([], [], [])
-                for first in range(0, max(len(leads), 1), BATCH):
-                    written = [rows[1].get(lead, empty) for lead in leads[first:first + BATCH]]
-                    store.write_batch(inputs=rows[0] if first == 0 else (),
-                                      lead_rows=[r for w in written for r in w[0]],
-                                      action_rows=[r for w in written for r in w[1]],
-                                      transitions=[r for w in written for r in w[2]])
+                write_tick_rows(store, now, tick, by_lead)
         else:
             runner = Runner(store, [cj], BATCH)
             gc.collect()
@@ -81,7 +73,7 @@ def _child(section: str, part: str, workdir: Path) -> None:
             Path(str(path) + suffix).unlink(missing_ok=True)
         store = Store(path)
         if part.startswith("floor"):
-            batches = _durable_rows(workdir / "durable-done.db")
+            batches = floor_batches(workdir / "durable-done.db")
             gc.collect()
             if part == "floor":
                 for batch in batches:
@@ -94,53 +86,6 @@ def _child(section: str, part: str, workdir: Path) -> None:
             if part == "work":
                 runner.run_lines(lines, "bench")
         store.close()
-
-
-def _tick_rows(done: Path, base: Path, now: int):
-    """The rows a tick at `now` wrote (its input; per lead, its record, outbox and transitions rows)."""
-    source = sqlite3.connect(base)
-    due = {lead for (lead,) in source.execute("SELECT lead FROM leads WHERE due IS NOT NULL AND due <= ?", (now,))}
-    source.close()
-    db = sqlite3.connect(done)
-    by_lead: dict[str, tuple[list, list, list]] = {}
-    for row in db.execute("SELECT journey, lead, version, state, due, record FROM leads"):
-        if row[1] in due:
-            by_lead.setdefault(row[1], ([], [], []))[0].append(row)
-    for row in db.execute("SELECT key, journey, version, lead, kind, time, data FROM outbox ORDER BY seq"):
-        by_lead.setdefault(row[3], ([], [], []))[1].append(row)
-    for row in db.execute("SELECT journey, lead, src, dst, time, rule FROM transitions ORDER BY seq"):
-        by_lead.setdefault(row[1], ([], [], []))[2].append(row)
-    tick = db.execute("SELECT kind, event_id, lead, time, event, journeys FROM inputs ORDER BY seq").fetchall()
-    db.close()
-    return tick, by_lead
-
-
-def _durable_rows(done: Path) -> list[dict]:
-    """A durable run's rows in its batches, as bench.durable_floor writes them (with the journey's row)."""
-    from bench.__main__ import BATCH
-
-    src = sqlite3.connect(done)
-    inputs = src.execute("SELECT kind, event_id, lead, time, event, journeys FROM inputs ORDER BY seq").fetchall()
-    outbox = src.execute("SELECT key, journey, version, lead, kind, time, data FROM outbox ORDER BY seq").fetchall()
-    moves = src.execute("SELECT journey, lead, src, dst, time, rule FROM transitions ORDER BY seq").fetchall()
-    records: dict[str, list[tuple]] = {}
-    for row in src.execute("SELECT journey, lead, version, state, due, record FROM leads"):
-        records.setdefault(row[1], []).append(row)
-    src.close()
-    out, a, m = [], 0, 0
-    for first in range(0, len(inputs), BATCH):
-        batch = inputs[first:first + BATCH]
-        until = batch[-1][3]
-        a_end, m_end = a, m
-        while a_end < len(outbox) and outbox[a_end][5] <= until:
-            a_end += 1
-        while m_end < len(moves) and moves[m_end][4] <= until:
-            m_end += 1
-        rows = [r for lead in dict.fromkeys(row[2] for row in batch) for r in records.get(lead, ())]
-        out.append({"inputs": batch, "lead_rows": rows, "action_rows": outbox[a:a_end],
-                    "transitions": moves[m:m_end]})
-        a, m = a_end, m_end
-    return out
 
 
 # -- the parent: prepare, count, report ---------------------------------------------------------
