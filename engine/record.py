@@ -7,7 +7,6 @@ are derived from the record (`engine.timers`), so nothing can fall out of sync.
 
 from __future__ import annotations
 
-import json
 import operator
 import struct
 from array import array
@@ -16,7 +15,7 @@ from typing import Final, TypeVar, cast
 
 from dsl.model import ACTION_KINDS as INTERNAL_KINDS
 
-from .jsontext import parse
+from .jsontext import compact, parse
 
 __all__ = ["Lead", "LeadWide", "StoredLead", "Action", "Strings", "shared", "pack", "unpack", "OUTBOX_KINDS", "EXITED",
            "NOT_ENROLLED", "WAITING", "DONE", "ATTRIBUTES_ONLY"]
@@ -392,13 +391,13 @@ def pack(rec: Lead, strings: Strings) -> bytes:
     try:
         return _pack_binary(rec, strings)
     except (_Unpackable, OverflowError, struct.error):
-        return bytes([PACKED_JSON]) + json.dumps(rec.to_list(), separators=(",", ":")).encode()
+        return bytes([PACKED_JSON]) + compact(rec.to_list()).encode()
 
 
 def unpack(data: bytes, strings: Strings) -> Lead:
     """The record `pack` packed."""
     if data[0] == PACKED_JSON:
-        return Lead.from_list(json.loads(data[1:]))
+        return Lead.from_list(parse(data[1:].decode()))
     return _unpack_binary(data, strings)
 
 

@@ -166,8 +166,7 @@ class Callbacks:
             pending = [s.content for s in plan.sends if not rec.sent & s.bit]
             pending += [d.content for d in plan.dated if not rec.sent & d.bit]
             if pending:
-                if ctx.trace is not None:
-                    ctx.note(f"cancelled (stage left before they were sent): {', '.join(pending)}")
+                ctx.note(f"cancelled (stage left before they were sent): {', '.join(pending)}")
 
     def on_enter(self, ctx: Context) -> None:
         rec = ctx.rec
@@ -234,9 +233,8 @@ def _note_held(ctx: Context, held: str, what: str) -> None:
         opens = window_due(ctx.cj, ctx.rec, ctx.time)
         ctx.note(f"deferred by the send window: {what} waits until "
                  f"{local_text(opens, lead_zone(ctx.cj, ctx.rec))} ({_window_words(ctx)})")
-    else:
-        if ctx.trace is not None:
-            ctx.note(f"deferred by {_held_by(ctx)}: {what} waits")
+    elif ctx.trace is not None:
+        ctx.note(f"deferred by {_held_by(ctx)}: {what} waits")
 
 
 def _record_send(ctx: Context) -> None:
@@ -667,12 +665,10 @@ def _enroll(cj, lead: str, event: Event, trace, waiting: Lead | None = None, wid
         return rec, []
     if ctx.trace is not None:
         ctx.begin(f"event {event.id}: {event.type} (enrolls the lead)")
-    if at > event.time:
-        if ctx.trace is not None:
-            ctx.note(f"late by {_span_of(at - event.time)}: applied at the lead's clock ({format_time(at)})")
-    if waiting is not None:
-        if ctx.trace is not None:
-            ctx.note(f"attributes received before enrollment give {rec.fit:g} fit points")
+    if at > event.time and ctx.trace is not None:
+        ctx.note(f"late by {_span_of(at - event.time)}: applied at the lead's clock ({format_time(at)})")
+    if waiting is not None and ctx.trace is not None:
+        ctx.note(f"attributes received before enrollment give {rec.fit:g} fit points")
     _start_visit(ctx, event, "enrolled")
     ctx.end()
     timer = _fire_now(ctx)
@@ -750,9 +746,8 @@ def _on_event(ctx: Context, event: Event, notes=()) -> Timer | None:
     returning = _returns(ctx.cj, rec, event)
     if ctx.trace is not None:
         ctx.begin(f"event {event.id}: {event.type}" + (" (the lead re-enters)" if returning else ""))
-    if t < ctx.time:
-        if ctx.trace is not None:
-            ctx.note(f"late by {_span_of(ctx.time - t)}: applied at the lead's clock ({format_time(ctx.time)})")
+    if t < ctx.time and ctx.trace is not None:
+        ctx.note(f"late by {_span_of(ctx.time - t)}: applied at the lead's clock ({format_time(ctx.time)})")
     for note in notes:
         ctx.note(note)
     rec.clock = ctx.time
@@ -853,19 +848,20 @@ def _fire_all(live: list[Context], until: int, actions: list, settled: dict[str,
     for _ in range(MAX_TIMERS_PER_STEP):
         best = best_at = None
         best_timer: Timer | None = None
-        found: dict[str, Timer | None] = {}
+        found: dict[str, Timer | None] | None = None if settled is None else {}
         for ctx in pending:
             if ctx.rec.state == EXITED:
                 continue
             timer = ctx.timer()
-            found[ctx.cj.name] = timer
+            if found is not None:
+                found[ctx.cj.name] = timer
             if timer is None or timer.due > until:
                 continue
             at = timer.due if timer.due > ctx.rec.clock else ctx.rec.clock
             if best is None or best_at is None or at < best_at:
                 best, best_at, best_timer = ctx, at, timer
         if best is None or best_timer is None:
-            if settled is not None:
+            if settled is not None and found is not None:
                 settled.update(found)
             return
         mark = len(best.actions)
