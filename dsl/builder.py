@@ -6,13 +6,14 @@ import dataclasses
 import functools
 from collections.abc import Callable
 
-from lark import Token, Tree
+from lark import Lark, Token, Tree
 
 from . import model as m
 from .comments import comment_start
 from .diagnostics import Diagnostic, Severity
+from .fastparse import fast_build
 
-__all__ = ["build_journey", "decode_string", "encode_string"]
+__all__ = ["build_journey", "build_text", "decode_string", "encode_string"]
 
 
 def decode_string(token: str) -> str:
@@ -86,21 +87,27 @@ class _Builder:
         The parser has bounded the nesting (C062), so the recursion is shallow.
         """
         children = [self.build(c) if isinstance(c, Tree) else c for c in tree.children]
-        method = self._methods.get(tree.data)
-        if method is None:
-            method = self._methods[tree.data] = getattr(self, tree.data, None) or functools.partial(
-                self._unknown, tree.data)
-        return method(tree.meta, children)
+        meta = tree.meta
+        return self.method(tree.data)(None if meta.empty else (meta.line, meta.column, meta.end_line,
+                                                               meta.end_column), children)
+
+    def method(self, rule: str) -> Callable:
+        """The method of a rule (or alias): called with the node's position and its built children."""
+        found = self._methods.get(rule)
+        if found is None:
+            found = self._methods[rule] = getattr(self, rule, None) or functools.partial(self._unknown, rule)
+        return found
 
     @staticmethod
     def _unknown(data, meta, children):
-        return Tree(data, children, meta)
+        return Tree(data, children)
 
     # -- helpers -------------------------------------------------------------
-    def _span(self, meta) -> m.Span:
-        if getattr(meta, "empty", True):
+    def _span(self, meta: tuple[int, int, int, int] | None) -> m.Span:
+        """A node's span from its position (line, column, end line, end column), None: it has none."""
+        if meta is None:
             return m.Span(self.path, 0, 0, 0, 0)
-        return m.Span(self.path, meta.line, meta.column, meta.end_line, meta.end_column)
+        return m.Span(self.path, *meta)
 
     def _tok_span(self, tok: Token) -> m.Span:
         # lark's stubs say Optional; tokens from our parser always carry their positions
@@ -533,8 +540,21 @@ class _Builder:
 def build_journey(tree: Tree, path: str, text: str = "") -> tuple[m.Journey, list[Diagnostic]]:
     """Build the model of one file (includes not yet resolved)."""
     builder = _Builder(path, text)
-    items = builder.build(tree)
-    diagnostics = builder.diagnostics
+    return _assemble(builder.build(tree), builder.diagnostics, path)
+
+
+def build_text(parser: Lark, source: str, path: str, text: str = "") -> tuple[m.Journey, list[Diagnostic]] | None:
+    """The model of one file, built while the fast loop parses `source` (`dsl.fastparse.fast_build`): the
+    same as `build_journey` on its tree, without making the tree. None where the loop gives up."""
+    builder = _Builder(path, text)
+    items = fast_build(parser, source, builder.method)
+    if items is None:
+        return None
+    return _assemble(items, builder.diagnostics, path)
+
+
+def _assemble(items: list, diagnostics: list[Diagnostic], path: str) -> tuple[m.Journey, list[Diagnostic]]:
+    """The journey from its top-level items (what `start` gave), in the order written."""
     name = None
     header_span = m.Span(path, 1, 1, 1, 1)
     stages, scoring, fit, exits, enrollments, caps, contents, includes, moves, goals = ([] for _ in range(10))

@@ -23,14 +23,16 @@ from __future__ import annotations
 import functools
 import importlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Optional
 
 from lark import Lark, Token, Tree
 from lark.parse_tree_builder import maybe_create_child_filter
 from lark.parsers.lalr_analysis import Shift
 from lark.tree import Meta
 
-__all__ = ["fast_parse"]
+__all__ = ["fast_parse", "fast_build", "Method"]
 
 # The standard library's regular-expression parser (what `re.compile` reads a pattern with).
 _sre = importlib.import_module("re._parser")
@@ -102,6 +104,7 @@ class _Rule:
     keep: tuple[tuple[int, bool], ...] | None  # (child index, inline its children); None: keep all
     expand1: bool                              # `?rule`: a single child replaces the node
     unit: bool                                 # `?rule: x`: Lark gives x back untouched (see _run)
+    inline: bool                               # `_rule`: its children go into its parent's (fast_build)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +156,11 @@ def _read_tables(parser: Lark) -> _Tables | None:
             keep=tuple(child_filter.args[0]) if child_filter is not None else None,
             expand1=bool(options.expand1 and not rule.alias),
             unit=bool(options.expand1 and not rule.alias and child_filter is None and len(rule.expansion) == 1),
+            inline=not rule.alias and rule.origin.name.startswith("_"),
         )
+        if rules[rule].inline and rules[rule].expand1:
+            return None  # `?_rule`: Lark inlines the children of its one child; fast_build does not
+
     actions = {
         state: {str(symbol): (action is Shift, rules[arg] if action is not Shift else arg)
                 for symbol, (action, arg) in row.items()}
@@ -270,21 +277,113 @@ def _reduce(rule, children):  # (_Rule, list) -> Tree | Token; untyped: Meta's c
     return res
 
 
+def _positioned(value) -> bool:
+    """Whether a tree-mode stack value has a position (a token always has)."""
+    return type(value) is Token or not value._meta.empty
+
+
+def _whole_tree(value) -> Tree | None:
+    return value if type(value) is Tree else None
+
+
 def fast_parse(parser: Lark, text: str) -> Tree | None:
     """The tree `parser.parse(text)` gives, or None wherever Lark would raise (then let Lark raise it)."""
     tables = _tables(parser)
     if tables is None:
         return None
     try:
-        return _run(tables, text)
+        return _run(tables, text, _reduce, _positioned, _whole_tree)
     except (KeyError, IndexError, AttributeError, TypeError):
         return None  # anything unexpected: Lark decides, and says why
 
 
-def _run(t, text):  # (_Tables, str) -> Tree | None
+#: What a rule's method is called with: its position (line, column, end line, end column; None when it
+#: has none) and its children (tokens, and what its child rules' methods gave).
+Method = Callable[[Optional[tuple[int, int, int, int]], list], object]
+
+
+def fast_build(parser: Lark, text: str, methods: Callable[[str], Method]) -> list | None:
+    """What `start`'s method gives when each rule's method is called as the rule is reduced, or None
+    wherever Lark would raise.
+
+    The same as building the tree `fast_parse` gives bottom-up (each node's method called with its
+    position and its built children, a `_rule`'s children given to its parent, a `?rule` of one child
+    that child), without making the tree: each reduction calls its rule's method at once. `methods(name)`
+    is the method of the rule (or alias) `name`. The methods must not fail on a tree Lark accepts; a
+    KeyError, IndexError, AttributeError or TypeError makes this give None, as for text that does not parse.
+    """
+    tables = _tables(parser)
+    if tables is None:
+        return None
+    try:
+        return _run(tables, text, _builder(methods), None, _whole_built)
+    except (KeyError, IndexError, AttributeError, TypeError):
+        return None
+
+
+def _whole_built(entry):
+    return entry[0] if type(entry) is tuple else None
+
+
+def _builder(methods: Callable[[str], Method]):
+    """fast_build's reduction: `_reduce`'s child filter and positions, a method call instead of a Tree.
+
+    The stack holds tokens as they are and each reduced rule as (value, line, column, end line, end
+    column) of what Lark's `meta.container_*` would be (None, None, None, None: no position)."""
+    found: dict[str, Method] = {}
+
+    def reduce(rule, children):
+        keep = rule.keep
+        if keep is None:
+            kept = children
+        else:
+            kept = []
+            for i, inline in keep:
+                if inline:  # a `_rule`'s value: its kept children, as they were on the stack
+                    if kept:
+                        kept += children[i][0]
+                    else:
+                        kept = children[i][0]  # taken over, as Lark does: a list `x*` grows in place
+                else:
+                    kept.append(children[i])
+        for c in children:  # the first child that has a position
+            if type(c) is Token:
+                line, column = c.line, c.column
+                break
+            if c[1] is not None:
+                line, column = c[1], c[2]
+                break
+        else:
+            line = column = end_line = end_column = None
+        if line is not None:
+            for c in reversed(children):  # the last one
+                if type(c) is Token:
+                    end_line, end_column = c.end_line, c.end_column
+                    break
+                if c[1] is not None:
+                    end_line, end_column = c[3], c[4]
+                    break
+        if rule.expand1 and len(kept) == 1:
+            only = kept[0]
+            if type(only) is Token:
+                return only
+            return (only[0], line, column, end_line, end_column) if line is not None else only
+        if rule.inline:
+            return (kept, line, column, end_line, end_column)
+        method = found.get(rule.data)
+        if method is None:
+            method = found[rule.data] = methods(rule.data)
+        value = method(None if line is None else (line, column, end_line, end_column),
+                       [c if type(c) is Token else c[0] for c in kept])
+        return (value, line, column, end_line, end_column)
+
+    return reduce
+
+
+def _run(t, text, reduce, positioned, whole):  # (_Tables, str, ...) -> the root's value | None
     actions, scanners, ignore, newline = t.actions, t.scanners, t.ignore, t.newline
     nl_type, indent_type, dedent_type, tab_len, end_state = t.nl, t.indent, t.dedent, t.tab_len, t.end
-    reduce, token = _reduce, _token
+    token = _token
     states = [t.start]
     values: list = []
     levels = [0]
@@ -339,7 +438,7 @@ def _run(t, text):  # (_Tables, str) -> Tree | None
                     states.append(arg)
                     values.append(tok)
                     break
-                if arg.unit and (type(values[-1]) is Token or not values[-1]._meta.empty):
+                if arg.unit and (positioned is None or positioned(values[-1])):
                     # `?rule: x` (a fourth of all reductions): Lark returns x, and its positions would
                     # be set from x itself, so x stays on the stack as it is
                     del states[-1]
@@ -355,6 +454,5 @@ def _run(t, text):  # (_Tables, str) -> Tree | None
                 goto = actions[states[-1]][arg.origin][1]
                 states.append(goto)
                 if goto == end_state:  # only `start` leads there, reduced on `$END`: the tree is whole
-                    tree = values[-1]
-                    return tree if ended and type(tree) is Tree else None
+                    return whole(values[-1]) if ended else None
     return None  # `$END` was shifted: Lark asserts this never happens

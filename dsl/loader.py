@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import model as m
-from .builder import build_journey
+from .builder import build_journey, build_text
 from .comments import collect_comments
 from .diagnostics import Diagnostic, Severity, has_errors, sort_key
 from .errors import SourceError
 from .limits import MAX_FILE_BYTES, MAX_VALUE
-from .parser import parse_text
+from .parser import grammar_parser, may_nest_too_deep, parse_text, source_text
 from .source import read_journey_file
 
 if TYPE_CHECKING:
@@ -58,13 +58,25 @@ class Loaded:
 
 
 def parse_journey(text: str, path: str = "<string>") -> tuple[m.Journey | None, list[Diagnostic]]:
-    """One file's model as written (includes unresolved), with its syntax diagnostics."""
-    tree, diagnostics = parse_text(text, path)
-    if tree is None:
-        return None, diagnostics
-    journey, more = build_journey(tree, path, text)
+    """One file's model as written (includes unresolved), with its syntax diagnostics.
+
+    Text that parses is built as it is parsed (`build_text`), without a syntax tree; text with a
+    syntax error, or that may nest too deep (C062 is found on the tree), goes through the tree.
+    """
+    built = None
+    source = source_text(text)
+    if not may_nest_too_deep(source):
+        built = build_text(grammar_parser(), source, path, text)
+    if built is not None:
+        journey, diagnostics = built
+    else:
+        tree, diagnostics = parse_text(text, path)
+        if tree is None:
+            return None, diagnostics
+        journey, more = build_journey(tree, path, text)
+        diagnostics += more
     journey = dataclasses.replace(journey, comments=tuple(collect_comments(text)))
-    return journey, diagnostics + more
+    return journey, diagnostics
 
 
 def _merge(base: m.Journey, part: m.Journey) -> m.Journey:

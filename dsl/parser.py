@@ -28,7 +28,7 @@ from .fastparse import fast_parse
 from .limits import MAX_NESTING
 from .model import Span
 
-__all__ = ["parse_text", "grammar_parser", "MAX_SYNTAX_ERRORS"]
+__all__ = ["parse_text", "source_text", "may_nest_too_deep", "grammar_parser", "MAX_SYNTAX_ERRORS"]
 
 MAX_SYNTAX_ERRORS = 20
 
@@ -553,6 +553,11 @@ def _indent(text: str) -> int:
     return len(text) - len(text.lstrip())
 
 
+def source_text(text: str) -> str:
+    """The text the parser reads: its lines joined by `\n`, with a `\n` at the end (so `\r\n` is read as `\n`)."""
+    return "\n".join(text.splitlines()) + "\n"
+
+
 def parse_text(text: str, path: str = "<string>") -> tuple[Tree | None, list[Diagnostic]]:
     """Parse one file. Returns the tree (None on syntax errors) and every syntax error."""
     if not text.endswith("\n"):
@@ -575,7 +580,7 @@ def parse_text(text: str, path: str = "<string>") -> tuple[Tree | None, list[Dia
             diagnostics.append(diag)
             _blank(work, diag.span.line)
             continue
-        if _may_nest_too_deep(source):
+        if may_nest_too_deep(source):
             diagnostics += _too_deep(tree, path, original)
         return (tree if not diagnostics else None), diagnostics
     return None, diagnostics
@@ -585,7 +590,7 @@ def parse_text(text: str, path: str = "<string>") -> tuple[Tree | None, list[Dia
 _NESTING = frozenset({"not_", "all_of", "any_of"})
 
 
-def _may_nest_too_deep(text: str) -> bool:
+def may_nest_too_deep(text: str) -> bool:
     """Whether any statement may nest deeper than MAX_NESTING; False is a proof that none does.
 
     Each level is a node of its own with a word of its own (`not`, `and`, `or`) on the

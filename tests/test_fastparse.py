@@ -4,6 +4,11 @@ Exactly: the same node names and children, every token with the same type,
 text and eight positions, every node's `meta` with the same fields (including
 Lark's `container_*`). Gives up: on text Lark refuses, the loop returns None
 (and `parse_text` lets Lark raise its own error), never a different tree.
+
+The same loop building the model as it parses (`dsl.builder.build_text`) gives
+exactly the model `build_journey` builds from Lark's tree: every field of every
+node, spans included (they are left out of the model's `==`), and the same
+diagnostics in the same order; and gives up wherever Lark raises.
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ from lark.exceptions import UnexpectedInput
 from lark.indenter import DedentError
 
 from bench.bench_language import generate, long_journeys
+import dataclasses
+
+from dsl.builder import build_journey, build_text
 from dsl.fastparse import _may_start_with, fast_parse
 from dsl.formatter import format_journey
 from dsl.parser import grammar_parser
@@ -53,6 +61,29 @@ def _difference(a, b, where: str = "tree") -> str | None:
     return None
 
 
+def _model_difference(a, b, where: str = "journey") -> str | None:
+    """Where two models differ, every field compared (spans too, which the model's `==` skips)."""
+    if type(a) is not type(b):
+        return f"{where}: {type(a).__name__} vs {type(b).__name__}"
+    if dataclasses.is_dataclass(a):
+        for f in dataclasses.fields(a):
+            found = _model_difference(getattr(a, f.name), getattr(b, f.name), f"{where}.{f.name}")
+            if found:
+                return found
+        return None
+    if isinstance(a, (tuple, list)):
+        if len(a) != len(b):
+            return f"{where}: {len(a)} vs {len(b)} items"
+        for i, (x, y) in enumerate(zip(a, b)):
+            found = _model_difference(x, y, f"{where}[{i}]")
+            if found:
+                return found
+        return None
+    if isinstance(a, Token) and (a.type, a.line, a.column) != (b.type, b.line, b.column):
+        return f"{where}: token {a!r} {a.type} {a.line}:{a.column} vs {b.type} {b.line}:{b.column}"
+    return None if a == b else f"{where}: {a!r} vs {b!r}"
+
+
 def _lark(text: str):
     """Lark's tree, or the exception Lark raises."""
     try:
@@ -70,6 +101,13 @@ def _assert_same_or_refused(text: str) -> None:
     else:
         assert isinstance(got, Tree), f"the fast loop gave up on text Lark parses\n---\n{text}"
         assert _difference(expected, got) is None, f"{_difference(expected, got)}\n---\n{text}"
+    built = build_text(grammar_parser(), text, "t.journey", text)
+    if isinstance(expected, Exception):
+        assert built is None, f"Lark raised {expected!r}, the fast loop built a model\n---\n{text}"
+    else:
+        assert built is not None, f"the fast loop gave up building text Lark parses\n---\n{text}"
+        want = build_journey(expected, "t.journey", text)
+        assert _model_difference(want, built) is None, f"{_model_difference(want, built)}\n---\n{text}"
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
@@ -147,20 +185,20 @@ def _nested(draw, depth: int) -> str:
 
 @given(st.integers(28, 36).flatmap(_nested))
 def test_skipping_the_nesting_walk_never_hides_c062(condition):
-    from dsl.parser import _may_nest_too_deep, _too_deep
+    from dsl.parser import may_nest_too_deep, _too_deep
 
     text = f"exit on x where {condition}\n"
     tree = grammar_parser().parse(text)
     found = _too_deep(tree, "t.journey", text.splitlines())
-    assert found == [] or _may_nest_too_deep(text)
+    assert found == [] or may_nest_too_deep(text)
 
 
 def test_the_nesting_bound_is_tight_enough_to_skip_ordinary_journeys():
-    from dsl.parser import _may_nest_too_deep
+    from dsl.parser import may_nest_too_deep
 
-    assert not _may_nest_too_deep(generate(1000))
-    assert _may_nest_too_deep("exit on x where " + "not " * 33 + "f is set\n")
-    assert not _may_nest_too_deep("exit on x where " + "not " * 32 + "f is set\n")
+    assert not may_nest_too_deep(generate(1000))
+    assert may_nest_too_deep("exit on x where " + "not " * 33 + "f is set\n")
+    assert not may_nest_too_deep("exit on x where " + "not " * 32 + "f is set\n")
 
 
 def test_a_parser_of_another_shape_is_left_to_lark():
