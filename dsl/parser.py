@@ -601,7 +601,11 @@ def may_nest_too_deep(text: str) -> bool:
     def words(s: str) -> int:
         return s.count("and") + s.count("or") + s.count("not")
 
-    return words(text) > MAX_NESTING and any(words(line) > MAX_NESTING for line in text.split("\n"))
+    # no two of these words overlap (none ends with what another starts with), so each takes two characters
+    # at least: a line shorter than that for MAX_NESTING + 1 of them holds too few (most lines: not counted)
+    shortest = 2 * (MAX_NESTING + 1)
+    return words(text) > MAX_NESTING and any(len(line) >= shortest and words(line) > MAX_NESTING
+                                             for line in text.split("\n"))
 
 
 def _too_deep(tree: Tree, path: str, lines: list[str]) -> list[Diagnostic]:

@@ -258,6 +258,26 @@ def test_trap_is_reported_once_per_group():
     assert found == ["C042"]
 
 
+def test_a_loop_with_a_way_to_exit_is_not_a_trap():
+    """`-> exit` leaves the journey: a loop of stages one of which has it is not a trap (C042)."""
+    text = """
+        journey "t"
+        stage a
+          initial
+          on x -> b
+          on q -> out
+        stage b
+          on y -> c
+        stage c
+          on z -> b
+          on email.unsubscribed -> exit
+        stage out
+          final
+        """
+    assert codes(text) == []
+    assert "C042" in codes(text.replace("on email.unsubscribed -> exit", "on email.unsubscribed -> c"))
+
+
 def test_hold_leaving_the_journey_is_a_way_out():
     assert codes("""
         journey "t"

@@ -199,6 +199,9 @@ def test_the_nesting_bound_is_tight_enough_to_skip_ordinary_journeys():
     assert not may_nest_too_deep(generate(1000))
     assert may_nest_too_deep("exit on x where " + "not " * 33 + "f is set\n")
     assert not may_nest_too_deep("exit on x where " + "not " * 32 + "f is set\n")
+    # the shortest line with 33 of the words (they never overlap): not passed over as too short
+    assert may_nest_too_deep("or" * 33 + "\n" + "x\n")
+    assert not may_nest_too_deep("or" * 32 + "\n" + "x\n")
 
 
 def test_a_parser_of_another_shape_is_left_to_lark():

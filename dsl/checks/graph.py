@@ -77,11 +77,26 @@ def _has_ways(s: Stage) -> bool:
     return bool(s.triggers) or s.hold is not None
 
 
+_live: list = []
+
+
+def _live_graph(j: Journey) -> tuple[nx.DiGraph, set[str]]:
+    """The live stage graph and what the first stage reaches in it (itself included; every stage when there
+    is no first stage), made once per journey: check_unreachable and check_traps read the same ones."""
+    if _live and _live[0] is j:
+        return _live[1], _live[2]
+    g = stage_graph(j)
+    start = j.initial
+    reached = nx.descendants(g, start.id) | {start.id} if start is not None else {s.id for s in j.stages}
+    _live[:] = [j, g, reached]
+    return g, reached
+
+
 def check_unreachable(j: Journey):
     start = j.initial
     if start is None:
         return
-    reached = nx.descendants(stage_graph(j), start.id) | {start.id}
+    _, reached = _live_graph(j)
     for s in j.stages:
         if s.id not in reached:
             yield Diagnostic("C040", E, f"no lead can ever reach stage `{s.id}`", s.id_span,
@@ -115,13 +130,17 @@ def check_stuck(j: Journey):
 
 def check_traps(j: Journey):
     """A group of stages that lead only to each other, with no final stage and no exit among them."""
-    g = stage_graph(j)
-    g.remove_node(EXIT)
+    g, reached = _live_graph(j)
     order = {s.id: n for n, s in enumerate(j.stages)}
+    if EXIT in order:  # a stage named `exit` (C024): the node is both; leave it out, as before that error
+        g = g.copy()
+        g.remove_node(EXIT)
+        start = j.initial
+        reached = nx.descendants(g, start.id) | {start.id} if start is not None else set(order)
     finals = {s.id for s in j.stages if s.final}
-    exits = {s.id for s in j.stages if EXIT in live_targets(j, s)}
-    start = j.initial
-    reached = nx.descendants(g, start.id) | {start.id} if start is not None else set(order)
+    # `exit` stays in the graph: it has no way out, so it is a group of its own (passed over below as a
+    # node with no way out), and a group with a way to it has a way out of the group
+    exits = {s.id for s in j.stages if EXIT in live_targets(j, s)} if EXIT in order else set()
     for group in nx.strongly_connected_components(g):
         if group & finals or group & exits or not group & reached:
             continue

@@ -144,10 +144,27 @@ def disjoint(a: Condition | None, b: Condition | None) -> bool:
 MAX_PAIRS = 100_000
 
 
+#: never_true's answers, by condition: id -> (the condition, the answer); the condition is held, so its id is not
+#: reused while it is here. C058 and the liveness of every trigger ask about the same conditions.
+_never: dict[int, tuple[Condition, bool]] = {}
+MAX_NEVER = 8192
+
+
 def never_true(c: Condition | None) -> bool:
     """True only if no input can satisfy the condition (e.g. `plan == "a" and plan == "b"`)."""
     if c is None or isinstance(c, (Compare, Not, Had)):
         return False
+    held = _never.get(id(c))
+    if held is not None and held[0] is c:
+        return held[1]
+    found = _never_true(c)
+    if len(_never) >= MAX_NEVER:
+        _never.clear()
+    _never[id(c)] = (c, found)
+    return found
+
+
+def _never_true(c: AllOf | AnyOf) -> bool:
     if isinstance(c, AnyOf):
         return all(never_true(p) for p in c.parts)
     parts = c.parts
@@ -156,14 +173,16 @@ def never_true(c: Condition | None) -> bool:
     return any(disjoint(parts[i], parts[k]) for i, k in _candidate_pairs(parts))
 
 
-def _reach(c: Condition, fields: set, shapes: set, negated: set) -> None:
+def _reach(c: Condition, fields: set, shapes: set | None, negated: set) -> None:
     """What `disjoint` can meet below `c` (through `and` and `or`, never inside `not`).
 
     `fields`: the fields compared (two comparisons exclude each other only on one
-    field); `shapes`: every condition as written; `negated`: what a `not` negates
-    (`not x` excludes `x`). An empty `and`/`or` may meet anything: field `*`.
+    field); `shapes`: every condition as written (None: not wanted, nothing is
+    negated); `negated`: what a `not` negates (`not x` excludes `x`). An empty
+    `and`/`or` may meet anything: field `*`.
     """
-    shapes.add(repr(c))
+    if shapes is not None:
+        shapes.add(repr(c))
     if isinstance(c, Compare):
         fields.add(c.field)
     elif isinstance(c, Had):
@@ -189,12 +208,17 @@ def _candidate_pairs(parts: tuple[Condition, ...]):
     by_negated: dict[str, list[int]] = {}
     for i, p in enumerate(parts):
         fields: set = set()
-        shapes: set = set()
         negated: set = set()
-        _reach(p, fields, shapes, negated)
-        for key, index in ((fields, by_field), (shapes, by_shape), (negated, by_negated)):
+        _reach(p, fields, None, negated)
+        for key, index in ((fields, by_field), (negated, by_negated)):
             for k in key:
                 index.setdefault(k, []).append(i)
+    if by_negated:  # the shapes are only matched against what a `not` negates (repr: ~20 % of the checks)
+        for i, p in enumerate(parts):
+            shapes: set = set()
+            _reach(p, set(), shapes, set())
+            for k in shapes:
+                by_shape.setdefault(k, []).append(i)
     wild = by_field.pop("*", [])
     seen: set[tuple[int, int]] = set()
 
