@@ -117,6 +117,7 @@ class _Tables:
     end: int
     ignore: frozenset
     newline: frozenset
+    dropped: frozenset            # token types at no kept position of any rule (fast_build stacks their positions)
     nl: str
     indent: str
     dedent: str
@@ -146,9 +147,12 @@ def _read_tables(parser: Lark) -> _Tables | None:
             or any(isinstance(key, str) for key in lalr.callbacks)):
         return None  # not LALR + contextual lexer + an indenter without brackets, or terminal callbacks
     rules: dict = {}
+    kept: set[str] = set()
     for rule in lalr.callbacks:
         options = rule.options
         child_filter = maybe_create_child_filter(rule.expansion, options.keep_all_tokens, False, [])
+        kept.update(rule.expansion[i].name for i in (
+            range(len(rule.expansion)) if child_filter is None else (i for i, _ in child_filter.args[0])))
         rules[rule] = _Rule(
             data=rule.alias or options.template_source or rule.origin.name,
             size=len(rule.expansion),
@@ -175,9 +179,10 @@ def _read_tables(parser: Lark) -> _Tables | None:
     root = lexer.root_lexer
     scanners = _Scanners(lexer.lexers, spaces)
     ignore, newline = root.ignore_types, root.newline_types
+    terminals = {t.name for t in parser.terminals} | {postlex.INDENT_type, postlex.DEDENT_type, "$END"}
     return _Tables(actions, scanners, table.start_states["start"], table.end_states["start"],
-                   frozenset(ignore), frozenset(newline), postlex.NL_type, postlex.INDENT_type,
-                   postlex.DEDENT_type, postlex.tab_len)
+                   frozenset(ignore), frozenset(newline), frozenset(terminals - kept), postlex.NL_type,
+                   postlex.INDENT_type, postlex.DEDENT_type, postlex.tab_len)
 
 
 class _Scanners(dict):
@@ -316,7 +321,7 @@ def fast_build(parser: Lark, text: str, methods: Callable[[str], Method]) -> lis
     if tables is None:
         return None
     try:
-        return _run(tables, text, _builder(methods), None, _whole_built)
+        return _run(tables, text, _builder(methods), None, _whole_built, tables.dropped)
     except (KeyError, IndexError, AttributeError, TypeError):
         return None
 
@@ -380,21 +385,28 @@ def _builder(methods: Callable[[str], Method]):
     return reduce
 
 
-def _run(t, text, reduce, positioned, whole):  # (_Tables, str, ...) -> the root's value | None
+def _run(t, text, reduce, positioned, whole, dropped=frozenset()):  # (_Tables, str, ...) -> the root's value | None
+    """The loop. `dropped`: token types that no rule keeps, stacked as (None, line, column, end line, end column)
+    instead of a `Token` (fast_build: their positions count, nothing else does; over half of all tokens)."""
     actions, scanners, ignore, newline = t.actions, t.scanners, t.ignore, t.newline
     nl_type, indent_type, dedent_type, tab_len, end_state = t.nl, t.indent, t.dedent, t.tab_len, t.end
     token = _token
+
+    def make(type_, value, start, line, column, end_line, end_column, end):
+        if type_ in dropped:
+            return (None, line, column, end_line, end_column)
+        return token(type_, value, start, line, column, end_line, end_column, end)
+
     states = [t.start]
     values: list = []
     levels = [0]
     pos, line, line_start, size = 0, 1, 0, len(text)
-    last = None  # the last token the lexer gave (the indenter's end-of-file dedents borrow its position)
+    last = None  # the last token's positions (the indenter's end-of-file dedents borrow them)
     ended = False
     while not ended:
         if pos >= size:  # the end: close the open blocks, then `$END`
-            batch: tuple | list = [token(dedent_type, "", last.start_pos, last.line, last.column, last.end_line,
-                                         last.end_column, last.end_pos) for _ in levels[1:]]
-            batch.append(token("$END", "", 0, 1, 1, 1, 1, 0))
+            batch: tuple | list = [(dedent_type, make(dedent_type, "", *last)) for _ in levels[1:]]
+            batch.append(("$END", make("$END", "", 0, 1, 1, 1, 1, 0)))
             ended = True
         else:
             match, keywords = scanners[states[-1]]
@@ -415,23 +427,28 @@ def _run(t, text, reduce, positioned, whole):  # (_Tables, str, ...) -> the root
             end_column = end - line_start + 1
             if type_ in keywords:
                 type_ = keywords[type_](value) or type_
-            last = tok = token(type_, value, start, start_line, column, line, end_column, end)
-            batch = (tok,)
+            last = (start, start_line, column, line, end_column, end)
+            if type_ in dropped:
+                tok = (None, start_line, column, line, end_column)
+            else:
+                tok = token(type_, value, start, start_line, column, line, end_column, end)
+            batch = ((type_, tok),)
             if type_ == nl_type:  # the indenter: blocks open and close after a newline
                 spaces = value.rsplit("\n", 1)[1]
                 indent = spaces.count(" ") + spaces.count("\t") * tab_len
                 if indent > levels[-1]:
                     levels.append(indent)
-                    batch = (tok, token(indent_type, spaces, start, start_line, column, line, end_column, end))
+                    batch = ((type_, tok),
+                             (indent_type, make(indent_type, spaces, start, start_line, column, line, end_column, end)))
                 elif indent < levels[-1]:
-                    batch = [tok]
+                    batch = [(type_, tok)]
                     while indent < levels[-1]:
                         levels.pop()
-                        batch.append(token(dedent_type, spaces, start, start_line, column, line, end_column, end))
+                        batch.append((dedent_type, make(dedent_type, spaces, start, start_line, column, line,
+                                                        end_column, end)))
                     if indent != levels[-1]:
                         return None  # Lark's DedentError
-        for tok in batch:  # Lark's ParserState.feed_token: reductions, then the shift
-            type_ = tok.type
+        for type_, tok in batch:  # Lark's ParserState.feed_token: reductions, then the shift
             while True:
                 shift, arg = actions[states[-1]][type_]
                 if shift:

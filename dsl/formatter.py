@@ -349,8 +349,11 @@ def _attach(journey: m.Journey, keys: set[tuple]) -> tuple[dict, dict, list[m.Co
 def format_journey(journey: m.Journey) -> str:
     """The canonical text of one file's model (as `parse_journey` gives it), comments kept."""
     blocks = _blocks(journey)
-    keys = {line.key for block in blocks for line in block}
-    leading, trailing, tail = _attach(journey, keys)
+    leading: dict[tuple, list[m.Comment]] = {}
+    trailing: dict[tuple, m.Comment] = {}
+    tail: list[m.Comment] = []
+    if journey.comments:  # none in a canonical text: nothing to attach (a fifth of making one)
+        leading, trailing, tail = _attach(journey, {line.key for block in blocks for line in block})
     out: list[str] = []
     for block in blocks:
         if out:
