@@ -65,7 +65,7 @@ def _child(section: str, part: str, workdir: Path) -> None:
             runner = Runner(store, [cj], BATCH)
             gc.collect()
             if part == "work":
-                runner.tick(now)
+                runner.tick(now, keep=False)  # as `coltiva tick` (and python -m bench) runs it
         store.close()
     else:
         path = workdir / "durable-run.db"

@@ -339,20 +339,28 @@ class Runner:
         return {"wides": list(wides.items())} if wides else {}
 
     # -- time --------------------------------------------------------------------
-    def tick(self, now: int, progress=None) -> Summary:
+    def tick(self, now: int, progress=None, keep: bool = True) -> Summary:
         """Fire everything due up to `now`; only leads with something due are read.
 
         A lead is advanced in all its journeys at once (engine.step.advance_lead): a send in
-        one journey may hold another's under the lead-wide cap."""
+        one journey may hold another's under the lead-wide cap. `keep=False`: the records the
+        tick wrote are not kept in the cache (a process that stops after the tick, `coltiva
+        tick`, would pack each for nothing; a later step reads it from the store again)."""
         total = Summary()
         leads = self.due_leads(now)
         first = True
         for start in range(0, max(len(leads), 1), self.batch_size):
             with batch_gc(self.freeze_gc):
-                first = self._tick_chunk(leads[start:start + self.batch_size], now, first, total, progress)
+                first = self._tick_chunk(leads[start:start + self.batch_size], now, first, total, progress, keep)
         return total
 
-    def _tick_chunk(self, chunk: list[str], now: int, first: bool, total: Summary, progress) -> bool:
+    def forget(self, keys) -> None:
+        """The records of `keys` out of the cache: the next step reads them from the store."""
+        for key in keys:
+            self.cache.pop(key, None)
+
+    def _tick_chunk(self, chunk: list[str], now: int, first: bool, total: Summary, progress,
+                    keep: bool = True) -> bool:
         """One transaction of a tick: the chunk's leads advanced and written (the tick's input with the first)."""
         self._leads({(j.name, lead) for j in self.journeys for lead in chunk})
         dirty: list = []
@@ -368,7 +376,10 @@ class Runner:
         inputs = [("tick", None, None, now, None, self.reached)] if first else []
         self.store.write_batch(inputs=inputs, leads=dirty, actions=actions, transitions=transitions,
                                **self._wide_rows(pending_wide))
-        self.hold(pending)
+        if keep:
+            self.hold(pending)
+        else:
+            self.forget(pending)
         self.wides.update(pending_wide)
         if progress:
             progress(len(chunk))

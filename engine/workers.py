@@ -102,9 +102,9 @@ def _wide_rows(wides: dict) -> list[tuple[str, list]]:
     return [(lead, w.to_list()) for lead, w in wides.items()]
 
 
-def _advance(runner: Runner, now: int, items: list[tuple[int, str]]):
+def _advance(runner: Runner, now: int, items: list[tuple[int, str]], keep: bool = True):
     """Fire what is due for (index, lead) items, each lead in all its journeys at once: per item (index,
-    record rows, lead-wide rows, action rows, transitions)."""
+    record rows, lead-wide rows, action rows, transitions). `keep`: as `Runner.tick`'s."""
     runner._leads({(j.name, lead) for j in runner.journeys for _, lead in items})
     out = []
     for n, lead in items:
@@ -114,7 +114,10 @@ def _advance(runner: Runner, now: int, items: list[tuple[int, str]]):
         transitions: list = []
         pending_wide: dict = {}
         runner.advance_one(lead, now, pending, dirty, actions, transitions, pending_wide)
-        runner.hold(pending)
+        if keep:
+            runner.hold(pending)
+        else:
+            runner.forget(pending)
         runner.wides.update(pending_wide)
         out.append((n, [lead_row(*row) for row in dirty], _wide_rows(pending_wide),
                     [action_row(a) for a in actions], transitions))
@@ -177,13 +180,13 @@ class ParallelRunner:
         self.close()
 
     # -- talking to the workers --------------------------------------------------
-    def _send(self, kind: str, parts: list[list], now: int | None = None) -> list[int]:
+    def _send(self, kind: str, parts: list[list], now: int | None = None, keep: bool = True) -> list[int]:
         """Send each worker its part (none to a worker with nothing to do); the workers asked."""
         asked = []
         for k, part in enumerate(parts):
             if part:
                 try:
-                    self._conns[k].send((kind, part if now is None else (now, part)))
+                    self._conns[k].send((kind, part if now is None else (now, part, keep)))
                 except OSError:  # its end of the pipe is closed: it is gone
                     raise self._stopped(k) from None
                 asked.append(k)
@@ -293,7 +296,7 @@ class ParallelRunner:
         return total
 
     # -- time --------------------------------------------------------------------
-    def tick(self, now: int, progress=None) -> Summary:
+    def tick(self, now: int, progress=None, keep: bool = True) -> Summary:
         """As `Runner.tick`: only the leads with something due, each stepped by its owner in all its journeys."""
         total = Summary()
         leads = list(dict.fromkeys(lead for journey, lead, _, _ in self.store.due_leads(now)
@@ -305,7 +308,7 @@ class ParallelRunner:
             for n, lead in enumerate(chunk):
                 parts[owner(lead, self.count)].append((n, lead))
             results: list = [None] * len(chunk)
-            for reply in self._receive(self._send("tick", parts, now)):
+            for reply in self._receive(self._send("tick", parts, now, keep)):
                 for item in reply:
                     results[item[0]] = item
             lead_rows, wides, actions, transitions = [], [], [], []

@@ -86,6 +86,31 @@ def test_any_event_file_gives_the_same_store_with_workers(tmp_path_factory, lead
     assert dump(base / "n.db") == dump(base / "one.db")
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_tick_that_keeps_nothing_leaves_no_stale_record_behind(tmp_path, workers):
+    """`tick(keep=False)` (what `coltiva tick` runs) drops the records it wrote from the cache: events and ticks
+    that follow in the same process step from the store's records, exactly as when the tick keeps them."""
+    lines = generate(30, 90, 4)
+    parts = [lines[:len(lines) // 3], lines[len(lines) // 3:2 * len(lines) // 3], lines[2 * len(lines) // 3:]]
+    ticks = [T0 + 20 * DAY, T0 + 50 * DAY, T0 + 400 * DAY]
+    summaries = {}
+    for keep in (True, False):
+        with store_at(tmp_path / f"{keep}.db") as store:
+            runner = Runner(store, COMPILED, batch_size=25) if workers == 1 else ParallelRunner(
+                store, COMPILED, workers, batch_size=25)
+            try:
+                done = []
+                for part, moment in zip(parts, ticks):
+                    done += [runner.run_lines(part, "events.jsonl"), runner.tick(moment, keep=keep)]
+            finally:
+                if workers > 1:
+                    runner.close()
+        summaries[keep] = [vars(s) for s in done]
+    assert sum(s["ticked_leads"] for s in summaries[True]) > 20
+    assert summaries[False] == summaries[True]
+    assert dump(tmp_path / "False.db") == dump(tmp_path / "True.db")
+
+
 def test_a_worker_continues_a_store_one_process_began_and_the_other_way(tmp_path):
     lines = generate(30, 60, 3)
     half = len(lines) // 2

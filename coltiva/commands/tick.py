@@ -36,5 +36,5 @@ def command(now, db, dry_run, force, max_ahead, partition, workers):
             summary = preview_tick(store, store.journeys(), moment)
         else:
             with stepping_runner(store, store.journeys(), workers) as runner:
-                summary = runner.tick(moment)
+                summary = runner.tick(moment, keep=False)  # the process stops after it: nothing to keep
     print_summary(summary, f"tick to {now}" + (" (dry run: nothing written)" if dry_run else ""))
