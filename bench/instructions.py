@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.instructions                  # tick and durable
     .venv/bin/python -m bench.instructions --only tick
+    .venv/bin/python -m bench.instructions --only language  # the 1,000-stage journey loaded and compiled
 
 A shared machine moves wall and CPU times by ±30 % from one run to the next
 (docs/performance.md); a count of executed instructions does not move at all
@@ -12,7 +13,10 @@ Each figure is a difference of two runs of the same child process under
 callgrind: one does the setup only (imports, the journey, the store), the
 other the setup and the work; the difference is the work. The floors are
 those of `python -m bench` (bench.tick_floor, bench.durable_floor): the same
-rows read and written by the same store code with no engine work. Ratios of
+rows read and written by the same store code with no engine work. The
+language section has no floor (its target is a time): it counts loading
+(`load_text`: parse, model, checks) and compiling `bench_language.py`'s
+1,000-stage journey once, in a process that has loaded it once before. Ratios of
 instructions are not ratios of time (SQLite's time is also in system calls
 and the page cache, which callgrind does not count), so the targets stay in
 `python -m bench`; this is the instrument for the steps between.
@@ -38,14 +42,36 @@ if str(ROOT) not in sys.path:
 
 __all__ = ["main"]
 
-SECTIONS = ("tick", "durable")
+SECTIONS = ("tick", "durable", "language")
+LANGUAGE_STAGES = 1000
 TICK_LEADS = 100_000  # 1 % due: 1,000 leads
 DURABLE_EVENTS = 20_000
 _COLLECTED = re.compile(r"Collected : (\d+)")
 
 
 # -- the child: setup, then (maybe) the work ----------------------------------------------------
+def _language_child(part: str) -> None:
+    """Setup: the journey's text, loaded and compiled once (the parser built, every import done); then
+    `load`: loaded once more, or `all`: loaded and compiled once more."""
+    from bench.bench_language import generate
+    from dsl.loader import load_text
+    from engine.compiler import compile_journey
+
+    text = generate(LANGUAGE_STAGES)
+    loaded = load_text(text, "generated.journey", ROOT)
+    compile_journey(loaded.journey, loaded.diagnostics)
+    del loaded
+    gc.collect()
+    if part in ("load", "all"):
+        again = load_text(text, "generated.journey", ROOT)
+        if part == "all":
+            compile_journey(again.journey, again.diagnostics)
+
+
 def _child(section: str, part: str, workdir: Path) -> None:
+    if section == "language":
+        _language_child(part)
+        return
     from bench.__main__ import BATCH, _fresh_copy, floor_batches, load_cj, tick_rows, write_tick_rows
     from engine.runner import Runner
     from engine.store import Store
@@ -139,6 +165,13 @@ def measure(section: str, workdir: Path) -> dict[str, float]:
     return {"units": units, "work": work / units, "floor": floor / units, "ratio": work / floor}
 
 
+def measure_language(workdir: Path) -> dict[str, float]:
+    setup = _count("language", "setup", workdir)
+    load = _count("language", "load", workdir) - setup
+    both = _count("language", "all", workdir) - setup
+    return {"load": load, "compile": both - load, "total": both}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"sections, of {', '.join(SECTIONS)}")
@@ -158,6 +191,12 @@ def main(argv: list[str] | None = None) -> int:
     units = {"tick": f"due lead ({TICK_LEADS:,}-lead store, 1 % due)",
              "durable": f"event (the small workload's first {DURABLE_EVENTS:,}, Runner.run_lines)"}
     for section in wanted:
+        if section == "language":
+            with tempfile.TemporaryDirectory(prefix="coltiva-ir-") as tmp:
+                lang = measure_language(Path(tmp))
+            print(f"language: {lang['total']:,.0f} instructions to load and compile the {LANGUAGE_STAGES:,}-stage "
+                  f"journey (load_text {lang['load']:,.0f}, compile_journey {lang['compile']:,.0f})", flush=True)
+            continue
         with tempfile.TemporaryDirectory(prefix="coltiva-ir-") as tmp:
             r = measure(section, Path(tmp))
         print(f"{section}: {r['work']:,.0f} instructions per {units[section]}; floor {r['floor']:,.0f}; "

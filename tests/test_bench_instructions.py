@@ -25,3 +25,15 @@ def test_the_count_is_read_from_callgrinds_summary_line():
     stderr = "==1991== Events    : Ir\n==1991== Collected : 2547281811\n==1991==\n==1991== I   refs:      2,547,281,811\n"
     found = instructions._COLLECTED.search(stderr)
     assert found is not None and int(found.group(1)) == 2_547_281_811
+
+
+def test_the_language_section_counts_loading_and_compiling_apart(monkeypatch, tmp_path):
+    counts = {"setup": 1_000, "load": 1_600, "all": 1_900}
+    monkeypatch.setattr(instructions, "_count", lambda section, part, workdir: counts[part])
+    assert instructions.measure_language(tmp_path) == {"load": 600, "compile": 300, "total": 900}
+
+
+def test_the_language_child_runs_each_part():
+    """The child's parts run as they would under valgrind (here without it): setup, load once more, and compile."""
+    for part in ("setup", "load", "all"):
+        instructions._child("language", part, instructions.ROOT)
