@@ -61,11 +61,11 @@ def stage_graph(j: Journey, live: bool = True) -> nx.DiGraph:
     known = {s.id for s in j.stages}
     g.add_nodes_from(known)
     g.add_node(EXIT)
+    edges = []
     for s in j.stages:
         targets = live_targets(j, s) if live else s.targets() + goal_targets(j, s, live=False)
-        for target in targets:
-            if (target == EXIT or target in known) and target != s.id:
-                g.add_edge(s.id, target)
+        edges += [(s.id, target) for target in targets if (target == EXIT or target in known) and target != s.id]
+    g.add_edges_from(edges)  # one call, not one per way
     return g
 
 
