@@ -70,6 +70,10 @@ def _days(text: str) -> tuple[int, ...]:
     return tuple(sorted(out))
 
 
+#: A Span from its five fields, without the named tuple's `__new__` (a Python call): one per node built.
+_new_span = tuple.__new__
+
+
 class _Builder:
     """One method per grammar rule, named after it, taking (meta, children) with the children already built."""
 
@@ -107,11 +111,11 @@ class _Builder:
         """A node's span from its position (line, column, end line, end column), None: it has none."""
         if meta is None:
             return m.Span(self.path, 0, 0, 0, 0)
-        return m.Span(self.path, *meta)
+        return _new_span(m.Span, (self.path, *meta))
 
     def _tok_span(self, tok: Token) -> m.Span:
-        # lark's stubs say Optional; tokens from our parser always carry their positions
-        return m.Span(self.path, tok.line, tok.column, tok.end_line, tok.end_column)  # type: ignore[arg-type]
+        # tokens from our parser always carry their positions
+        return _new_span(m.Span, (self.path, tok.line, tok.column, tok.end_line, tok.end_column))
 
     @staticmethod
     def _tokens(children, kind=None):
