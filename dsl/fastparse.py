@@ -344,6 +344,8 @@ def _builder(methods: Callable[[str], Method]):
     found: dict[str, Method] = {}
 
     def reduce(rule, children):
+        # `_reduce`'s child filter, on stack entries (written out again: a helper shared by both would
+        # be one more call per reduction, ~47,000 for 1,000 stages)
         keep = rule.keep
         if keep is None:
             kept = children
