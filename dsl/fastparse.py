@@ -407,6 +407,7 @@ def _run(t, text, reduce, positioned, whole, dropped=frozenset()):  # (_Tables, 
 
     states = [t.start]
     values: list = []
+    push_state, push_value = states.append, values.append
     levels = [0]
     pos, line, line_start, size = 0, 1, 0, len(text)
     last = None  # the last token's positions (the indenter's end-of-file dedents borrow them)
@@ -460,8 +461,8 @@ def _run(t, text, reduce, positioned, whole, dropped=frozenset()):  # (_Tables, 
             while True:
                 shift, arg = actions[states[-1]][type_]
                 if shift:
-                    states.append(arg)
-                    values.append(tok)
+                    push_state(arg)
+                    push_value(tok)
                     break
                 if arg.unit and (positioned is None or positioned(values[-1])):
                     # `?rule: x` (a fourth of all reductions): Lark returns x, and its positions would
@@ -475,9 +476,9 @@ def _run(t, text, reduce, positioned, whole, dropped=frozenset()):  # (_Tables, 
                         del values[-n:]
                     else:
                         children = []
-                    values.append(reduce(arg, children))
+                    push_value(reduce(arg, children))
                 goto = actions[states[-1]][arg.origin][1]
-                states.append(goto)
+                push_state(goto)
                 if goto == end_state:  # only `start` leads there, reduced on `$END`: the tree is whole
                     return whole(values[-1]) if ended else None
     return None  # `$END` was shifted: Lark asserts this never happens

@@ -85,13 +85,17 @@ def earlier_of_event(s: Stage, i: int) -> list:
     conditions, so a stage with thousands of triggers of one event would cost
     millions of them; past MAX_EARLIER, a finding may be missed, never made up.
     """
+    memo = _per_stage(s).setdefault("earlier", {})
+    if i in memo:
+        return memo[i]
     later = s.triggers[i]
     found: dict[int, EventTrigger] = {}
     for event in later.events:  # type: ignore[union-attr]
         for k, t in triggers_by_kind(s).get(("event", event), ())[:MAX_EARLIER]:
             if k < i:
                 found.setdefault(k, t)
-    return sorted(found.items(), key=lambda kt: kt[0])
+    memo[i] = sorted(found.items(), key=lambda kt: kt[0])
+    return memo[i]
 
 
 def _covering(t: EventTrigger, rules, takes) -> object | None:
@@ -117,8 +121,11 @@ def shadowing_event(s: Stage, i: int) -> EventTrigger | None:
     later = s.triggers[i]
     if not isinstance(later, EventTrigger):
         return None
-    earlier = [t for _, t in earlier_of_event(s, i)]
-    return _covering(later, earlier, lambda e: implies(later.condition, e.condition))  # type: ignore[return-value]
+    memo = _per_stage(s).setdefault("shadowing", {})
+    if i not in memo:  # asked by the liveness of every way and by C044 alike
+        earlier = [t for _, t in earlier_of_event(s, i)]
+        memo[i] = _covering(later, earlier, lambda e: implies(later.condition, e.condition))
+    return memo[i]
 
 
 def shadowing_exit(j: Journey, t) -> object | None:
