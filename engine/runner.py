@@ -243,8 +243,13 @@ class Runner:
             return stored
         return pack(stored.record, self.strings)
 
-    def hold(self, pending: dict[tuple[str, str], StoredLead]) -> None:
-        """The records of a committed batch into the cache."""
+    def hold(self, pending: dict[tuple[str, str], StoredLead], keep: bool = True) -> None:
+        """The records of a committed batch into the cache; `keep=False`: out of it (the next step that
+        needs one reads it from the store)."""
+        if not keep:
+            for key in pending:
+                self.cache.pop(key, None)
+            return
         for key, stored in pending.items():
             self.cache[key] = self._packed(key[0], stored)
 
@@ -354,11 +359,6 @@ class Runner:
                 first = self._tick_chunk(leads[start:start + self.batch_size], now, first, total, progress, keep)
         return total
 
-    def forget(self, keys) -> None:
-        """The records of `keys` out of the cache: the next step reads them from the store."""
-        for key in keys:
-            self.cache.pop(key, None)
-
     def _tick_chunk(self, chunk: list[str], now: int, first: bool, total: Summary, progress,
                     keep: bool = True) -> bool:
         """One transaction of a tick: the chunk's leads advanced and written (the tick's input with the first)."""
@@ -376,10 +376,7 @@ class Runner:
         inputs = [("tick", None, None, now, None, self.reached)] if first else []
         self.store.write_batch(inputs=inputs, leads=dirty, actions=actions, transitions=transitions,
                                **self._wide_rows(pending_wide))
-        if keep:
-            self.hold(pending)
-        else:
-            self.forget(pending)
+        self.hold(pending, keep)
         self.wides.update(pending_wide)
         if progress:
             progress(len(chunk))

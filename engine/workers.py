@@ -114,10 +114,7 @@ def _advance(runner: Runner, now: int, items: list[tuple[int, str]], keep: bool 
         transitions: list = []
         pending_wide: dict = {}
         runner.advance_one(lead, now, pending, dirty, actions, transitions, pending_wide)
-        if keep:
-            runner.hold(pending)
-        else:
-            runner.forget(pending)
+        runner.hold(pending, keep)
         runner.wides.update(pending_wide)
         out.append((n, [lead_row(*row) for row in dirty], _wide_rows(pending_wide),
                     [action_row(a) for a in actions], transitions))

@@ -12,7 +12,7 @@ import bisect
 import math
 
 from ..model import EventTrigger, Journey, ScoreTrigger, Stage, TimeTrigger
-from .logic import contains, implies, never_true, threshold_interval
+from .logic import ByIdentity, contains, implies, never_true, threshold_interval
 
 __all__ = [
     "HOLD",
@@ -39,20 +39,14 @@ HOLD = -1
 #: The earlier triggers of the same event that C044 and C045 compare a trigger with, at most.
 MAX_EARLIER = 64
 
-#: What the pairwise checks computed, by stage: id -> (the stage, its facts). The stage is held, so its id is
-#: not reused while it is here; emptied when it holds more than MAX_MEMO stages (a long-lived process).
-_memo: dict[int, tuple[Stage, dict]] = {}
-MAX_MEMO = 4096
+#: What the pairwise checks computed, by stage.
+_memo = ByIdentity(4096)
 
 
 def _per_stage(s: Stage) -> dict:
     """What the pairwise checks computed for this stage (each check walks every stage: computed once, not per check)."""
-    held = _memo.get(id(s))
-    if held is None or held[0] is not s:
-        if len(_memo) >= MAX_MEMO:
-            _memo.clear()
-        held = _memo[id(s)] = (s, {})
-    return held[1]
+    facts = _memo.get(s)
+    return facts if isinstance(facts, dict) else _memo.put(s, {})
 
 
 def triggers_by_kind(s: Stage) -> dict:

@@ -16,7 +16,7 @@ from typing import TypeGuard
 
 from ..model import AllOf, AnyOf, Compare, Condition, Had, Not, ScoreTrigger
 
-__all__ = ["disjoint", "implies", "never_true", "Interval", "threshold_interval", "intersect", "contains"]
+__all__ = ["ByIdentity", "disjoint", "implies", "never_true", "Interval", "threshold_interval", "intersect", "contains"]
 
 Interval = tuple[float, bool, float, bool]  # low, low_closed, high, high_closed
 
@@ -144,24 +144,39 @@ def disjoint(a: Condition | None, b: Condition | None) -> bool:
 MAX_PAIRS = 100_000
 
 
-#: never_true's answers, by condition: id -> (the condition, the answer); the condition is held, so its id is not
-#: reused while it is here. C058 and the liveness of every trigger ask about the same conditions.
-_never: dict[int, tuple[Condition, bool]] = {}
-MAX_NEVER = 8192
+class ByIdentity:
+    """What the checks computed about an immutable model node, kept by the node's identity.
+
+    Several checks ask the same question about the same node; each answer is computed once.
+    The node is held beside its answer, so its id is not reused while it is here; past `limit`
+    nodes everything is dropped (a long-lived process loads journey after journey).
+    """
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self._held: dict[int, tuple[object, object]] = {}
+
+    def get(self, node: object, missing: object = None) -> object:
+        held = self._held.get(id(node))
+        return held[1] if held is not None and held[0] is node else missing
+
+    def put(self, node: object, value):
+        if len(self._held) >= self.limit:
+            self._held.clear()
+        self._held[id(node)] = (node, value)
+        return value
+
+
+#: never_true's answers: C058 and the liveness of every trigger ask about the same conditions.
+_never = ByIdentity(8192)
 
 
 def never_true(c: Condition | None) -> bool:
     """True only if no input can satisfy the condition (e.g. `plan == "a" and plan == "b"`)."""
     if c is None or isinstance(c, (Compare, Not, Had)):
         return False
-    held = _never.get(id(c))
-    if held is not None and held[0] is c:
-        return held[1]
-    found = _never_true(c)
-    if len(_never) >= MAX_NEVER:
-        _never.clear()
-    _never[id(c)] = (c, found)
-    return found
+    found = _never.get(c)
+    return found if isinstance(found, bool) else _never.put(c, _never_true(c))
 
 
 def _never_true(c: AllOf | AnyOf) -> bool:
