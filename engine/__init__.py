@@ -21,7 +21,7 @@ from typing import Mapping
 __all__ = ["NATIVE_MODULES", "NATIVE_GROUP", "NATIVE", "NATIVE_WHY", "native_problem", "compiled_file"]
 
 #: The modules compiled by mypyc (where it pays: docs/performance.md), each with its source beside it.
-NATIVE_MODULES = ("engine.conditions", "engine.record", "engine.timers", "engine.step")
+NATIVE_MODULES = ("engine.conditions", "engine.record", "engine.compiled", "engine.timers", "engine.step")
 #: mypyc's group: its shared library (the compiled code of every module) is `engine/native__mypyc.*.so`.
 NATIVE_GROUP = "engine.native"
 

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from dsl.catalogue import EventCatalogue
 
 __all__ = ["CompiledJourney", "EXIT_RULE", "GOAL_RULE", "LeadRules",
-           "lead_rules", "NO_LEAD_RULES", "by_priority", "compile_journey", "journey_version", "version_of",
+           "lead_rules", "NO_LEAD_RULES", "compile_journey", "journey_version", "version_of",
            "THRESHOLD_TESTS"]
 
 #: How the rule of an `exit` action begins (then which rule, with its line): readers such as the counts
@@ -314,14 +314,6 @@ def lead_rules(journeys) -> LeadRules:
     )
 
 
-def by_priority(journeys) -> list:
-    """Journeys in the order they act on one lead at one instant: higher `priority` first, then by name.
-
-    The order depends on nothing else (not the order given or stored), so a run is the same however it is split.
-    """
-    if len(journeys) == 1:  # most leads, every step: no sort
-        return list(journeys)
-    return sorted(journeys, key=lambda cj: (-cj.priority, cj.name))
 @dataclass(frozen=True)
 class _Walked:
     """What the compiler reads from every condition of the journey, walked once (a walk of 1,000 stages' ~3 ms)."""

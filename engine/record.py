@@ -15,6 +15,7 @@ from typing import Final, TypeVar, cast
 
 from dsl.model import ACTION_KINDS as INTERNAL_KINDS
 
+from .events import format_time
 from .jsontext import compact, parse
 
 __all__ = ["Lead", "LeadWide", "StoredLead", "Action", "Strings", "shared", "pack", "unpack", "OUTBOX_KINDS", "EXITED",
@@ -292,8 +293,6 @@ class Action:
         self.data = data
 
     def to_json(self) -> dict:
-        from .events import format_time
-
         return {"key": self.key, "kind": self.kind, "journey": self.journey, "version": self.version,
                 "lead": self.lead, "time": format_time(self.time), **self.data}
 

@@ -24,7 +24,7 @@ from typing import Callable
 
 from mypy_extensions import mypyc_attr
 
-from .compiled import ActPlan, DatedSend, EventRule, Hold, Send, Transition
+from .compiled import ActPlan, DatedSend, EventRule, Hold, ScorePlan, Send, StagePlan, Transition
 from .conditions import ATTRS, HAD, MISSING, lookup
 from .events import Event, format_time
 from .record import ATTRIBUTES_ONLY, DONE, EXITED, NOT_ENROLLED, WAITING, Action, Lead, LeadWide, shared
@@ -33,7 +33,7 @@ from .timers import (ACT, CROSSING, HOLD_END, HOLD_SEND, SEND, TIMEOUT, Timer, b
 from .zones import local_text, parse_date, zone
 
 __all__ = ["step_event", "advance", "step_lead", "advance_lead", "LeadStep", "TraceStep", "Callbacks", "EngineBug",
-           "MAX_CASCADE", "MAX_TIMERS_PER_STEP"]
+           "by_priority", "MAX_CASCADE", "MAX_TIMERS_PER_STEP"]
 
 MAX_TIMERS_PER_STEP = 100_000
 
@@ -41,6 +41,18 @@ MAX_TIMERS_PER_STEP = 100_000
 @mypyc_attr(native_class=False)  # compiled (mypyc), an exception stays a plain Python class
 class EngineBug(RuntimeError):
     """An invariant broke (e.g. timers that never settle): a bug in Coltiva, not the user's fault."""
+
+
+def by_priority(journeys) -> list:
+    """Journeys in the order they act on one lead at one instant: higher `priority` first, then by name.
+
+    The order depends on nothing else (not the order given or stored), so a run is the same however it is
+    split. (Here, not in the compiler: a compiled module that imports inside a function pays the import,
+    ~8,000 instructions, on every call, and the step calls this once per event.)
+    """
+    if len(journeys) == 1:  # most leads, every step: no sort
+        return list(journeys)
+    return sorted(journeys, key=lambda cj: (-cj.priority, cj.name))
 
 
 def MAX_CASCADE(cj) -> int:
@@ -162,7 +174,7 @@ class Callbacks:
         rec = ctx.rec
         ctx.prev = rec.state
         if ctx.trace is not None:
-            plan = self.cj.stages[rec.state]
+            plan: StagePlan = self.cj.stages[rec.state]
             pending = [s.content for s in plan.sends if not rec.sent & s.bit]
             pending += [d.content for d in plan.dated if not rec.sent & d.bit]
             if pending:
@@ -170,7 +182,7 @@ class Callbacks:
 
     def on_enter(self, ctx: Context) -> None:
         rec = ctx.rec
-        plan = self.cj.stages[rec.state]
+        plan: StagePlan = self.cj.stages[rec.state]
         rec.entered = ctx.time
         rec.hold = 0
         rec.hold_at = None
@@ -342,7 +354,8 @@ def _try_send(ctx: Context, send: Send | DatedSend, meant: int | None = None) ->
         if ctx.trace is not None:
             ctx.note(f"not sent again: {kind} {content!r} was already sent")
         return
-    test = ctx.cj.stages[rec.state].tests.get(bit)
+    plan: StagePlan = ctx.cj.stages[rec.state]
+    test = plan.tests.get(bit)
     if test is not None and test.predicate(_view(ctx.cj, rec, None)) == test.unless:
         rec.passed |= bit
         if ctx.trace is not None:
@@ -373,7 +386,8 @@ def _thresholds(ctx: Context) -> bool:
     rec = ctx.rec
     if rec.state == EXITED:
         return False
-    thresholds = ctx.cj.stages[rec.state].thresholds
+    plan: StagePlan = ctx.cj.stages[rec.state]
+    thresholds = plan.thresholds
     if not thresholds:
         return False
     score = ctx.score_now()
@@ -537,7 +551,7 @@ def _score_event(rules, rec, t: int, event_type: str, view: dict, note: Callable
 
     `view`: what the rules' conditions read (the event's data; for a journey, the lead too); `note`: where
     the trace's notes go (None: no trace, no text made)."""
-    table = rules.score_rules.get(event_type)
+    table: tuple[ScorePlan, ...] | None = rules.score_rules.get(event_type)
     if not table:
         return False
     scored = False
@@ -578,9 +592,10 @@ def _transitions(ctx: Context, event: Event) -> None:
     """Goals first (a goal to the lead's own stage is passed over), else the stage's triggers; then thresholds."""
     cj, rec = ctx.cj, ctx.rec
     fired = False
-    plan = cj.stages[rec.state]
+    plan: StagePlan = cj.stages[rec.state]
     if not plan.final:
-        for goal in cj.goals.get(event.type, ()):
+        goals: tuple[EventRule, ...] = cj.goals.get(event.type, ())
+        for goal in goals:
             transition = goal.transition
             assert transition is not None
             if transition.target != rec.state and goal.predicate(ctx.view):
@@ -603,7 +618,7 @@ def _react(ctx: Context, event: Event) -> None:
     ctx.event = event
     _remember(cj, rec, event)
     ctx.view = _view(cj, rec, event)
-    plan = cj.stages[rec.state]
+    plan: StagePlan = cj.stages[rec.state]
     rule = _first_match(cj.exit_rules, event, ctx.view)
     if rule is not None:
         if not plan.final:
@@ -899,8 +914,6 @@ def step_lead(journeys, rules, records: dict[str, Lead], wide: LeadWide | None, 
     instant higher priority first; then the lead score takes the event's points; then each
     journey reacts to the event, higher priority first (by_priority). Records in `records` are
     never changed: changed ones are new objects in the result."""
-    from .compiler import by_priority
-
     order = by_priority(journeys)
     out = dict(records)
     wide = _wide_for(rules, wide, records, event.time)
@@ -952,8 +965,6 @@ def advance_lead(journeys, rules, records: dict[str, Lead], wide: LeadWide | Non
     """Fire everything due up to `now` in every journey of the lead (a tick), in the order `step_lead` fires timers.
 
     A lead with nothing due is returned as it was (the same objects); so is each record nothing changed."""
-    from .compiler import by_priority
-
     if not any(r.due is not None and r.due <= now for r in records.values()):
         return LeadStep(records, wide, [])
     order = by_priority(journeys)

@@ -10,9 +10,9 @@ something due.
 from __future__ import annotations
 
 import math
-from typing import Iterator, NamedTuple, Union
+from typing import Iterator, NamedTuple, Union, cast
 
-from .compiled import THRESHOLD_TESTS, ActPlan, DatedSend, Hold, Send, Transition
+from .compiled import THRESHOLD_TESTS, ActPlan, DatedSend, Hold, Send, StagePlan, Transition
 from .record import Lead, LeadWide
 from .zones import UTC, next_open, zone
 
@@ -118,7 +118,7 @@ def meant_sends(cj, plan, rec: Lead) -> Iterator[Meant]:
         yield Meant(meant, send)
 
 
-def _meant(cj, plan, rec: Lead) -> Iterator[tuple[int, Union[Send, DatedSend]]]:
+def _meant(cj, plan: StagePlan, rec: Lead) -> Iterator[tuple[int, Union[Send, DatedSend]]]:
     """Each send of the stage still to come, with when it is meant to go: (meant, send) as plain pairs, which
     compiled code makes without a Python call (`meant_sends` names them).
 
@@ -237,7 +237,7 @@ def next_timer(cj, rec: Lead, wide=None, rules=None) -> Timer | None:
     say so. Delayed internal actions come right after content sends."""
     if rec.state not in cj.stages:
         return None  # left, never enrolled, or waiting to enroll: no stage, nothing due
-    plan = cj.stages[rec.state]
+    plan: StagePlan = cj.stages[rec.state]
     # the best so far, as plain variables: this runs on every step, tuples per comparison cost
     due_b: int | None = None
     meant_b = order_b = 0  # read only once due_b is set
@@ -265,14 +265,14 @@ def next_timer(cj, rec: Lead, wide=None, rules=None) -> Timer | None:
     if hold is not None:
         what: Hold | Transition
         if rec.hold < hold.times:
-            meant = due = idle_since + hold.stall if rec.hold == 0 else rec.hold_at + hold.every
+            meant = due = idle_since + hold.stall if rec.hold == 0 else cast(int, rec.hold_at) + hold.every
             if release is not None and release > due:
                 due = release
             if cj.windows:
                 due = window_due(cj, rec, due)
             order, what = HOLD_SEND, hold
         else:
-            meant = due = rec.hold_at + hold.every
+            meant = due = cast(int, rec.hold_at) + hold.every  # set by the loop's sends
             order, what = HOLD_END, hold.transition
         if due_b is None or (due, meant, order) < (due_b, meant_b, order_b):
             due_b, meant_b, order_b, what_b = due, meant, order, what
