@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass, field
-from typing import Callable, Literal, NamedTuple
+from typing import Any, Callable, Literal, NamedTuple
+
+from transitions import Machine
+
+from dsl.catalogue import EventCatalogue
+from dsl.model import Journey
 
 from .conditions import Predicate
+from .zones import Window
 
 __all__ = ["Transition", "TransitionKind", "Send", "DatedSend", "SendTest", "ActPlan", "EventRule", "Threshold",
            "Timeout", "SinceTimer", "Hold", "ScorePlan", "FitPlan", "Cap", "Anchor", "Reentry", "StagePlan",
-           "THRESHOLD_TESTS"]
+           "CompiledJourney", "THRESHOLD_TESTS"]
 
 #: What makes a transition fire: an event trigger of its stage, a score threshold, a timer (`after N idle`,
 #: `in stage`, `in journey`), a timer since a send, the end of a holding loop, a journey-level goal, an exit rule.
@@ -204,3 +210,46 @@ class StagePlan:
     since: tuple[SinceTimer, ...] = ()
     tests: dict[int, SendTest] = field(default_factory=dict)  # content bit -> its test, for `if`/`unless` sends
     acts: tuple[ActPlan, ...] = ()                      # internal actions, in the order written
+
+
+@dataclass(slots=True)
+class CompiledJourney:
+    """One journey version, compiled: the plan every lead on that version is stepped with (engine.step)."""
+
+    name: str
+    version: str
+    journey: Journey
+    text: str                               # the canonical text: what the store keeps, what `version` hashes
+    machine: Machine                        # built from `transitions`, one Machine transition per row
+    transitions: tuple[Transition, ...]     # the transition table: every way a lead moves, each once
+    initial: str
+    stages: dict[str, StagePlan]
+    content_bits: dict[str, int]
+    score_rules: dict[str, tuple[ScorePlan, ...]]   # by event type, in declaration order
+    exit_rules: dict[str, tuple[EventRule, ...]]    # by event type, in declaration order
+    enroll_rules: dict[str, tuple[EventRule, ...]] | None
+    goals: dict[str, tuple[EventRule, ...]]         # by event type, in declaration order
+    had_bits: dict[str, int]                # event types `had` conditions name -> their bit in `Lead.had`
+    reads_lead: bool                        # some condition reads the lead (`lead.FIELD`, `had`): views carry it
+    fit_rules: tuple[FitPlan, ...]
+    fit_fields: tuple[str, ...]             # attributes kept: fit fields, then `lead.` fields, in declaration order
+    fit_empty: int                          # the fit points of a lead whose profile holds none of those fields
+    half_life: int | None
+    caps: tuple[Cap, ...]
+    cap_slots: int                          # how many score rules have a cap
+    event_types: frozenset[str]
+    callbacks: Any = None                   # engine.step.Callbacks, bound at compile time
+    zone_default: str = "UTC"               # the zone of a lead without a valid zone attribute
+    zone_field: str | None = None           # the attribute that holds a lead's zone
+    windows: tuple[Window, ...] = ()        # each `send only` / `quiet hours` line
+    anchors: tuple[Anchor, ...] = ()        # per date slot
+    marks: tuple[str, ...] = ()             # content ids `since "..."` timers count from, per mark slot
+    uses_enrolled: bool = False             # a timer counts `in journey`: records keep their enrollment
+    reentry: Reentry = Reentry("once")
+    again_bits: int = 0                     # content of `send ... every visit` lines: forgotten on re-entry
+    catalogue: EventCatalogue | None = None  # the event catalogue it was checked against, if any
+    rules: dict[str, str] = field(default_factory=dict)  # transition id or "score#i" -> the rule with its line
+    priority: int = 0                       # `priority N`: who goes first when journeys send at once
+
+    def stage_ids(self) -> list[str]:
+        return [s.id for s in self.journey.stages]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 from dataclasses import dataclass, field
 
 from transitions import Machine
@@ -25,15 +25,12 @@ from dsl.loader import gc_paused
 from dsl.model import (EXIT, EventTrigger, HoldLoop, Journey, ScoreRule, ScoreTrigger, Stage, TimeTrigger, compares,
                        hads, lead_field)
 
-from .compiled import (ActPlan, Anchor, Cap, DatedSend, EventRule, FitPlan, Hold, Reentry, ScorePlan, Send,
-                       SendTest, SinceTimer, StagePlan, THRESHOLD_TESTS, Threshold, Timeout, Transition,
-                       TransitionKind)
+from .compiled import (ActPlan, Anchor, Cap, CompiledJourney, DatedSend, EventRule, FitPlan, Hold, Reentry,
+                       ScorePlan, Send, SendTest, SinceTimer, StagePlan, THRESHOLD_TESTS, Threshold, Timeout,
+                       Transition, TransitionKind)
 from .conditions import compile_condition
 from .record import EXITED
 from .zones import Window
-
-if TYPE_CHECKING:
-    from dsl.catalogue import EventCatalogue
 
 __all__ = ["CompiledJourney", "EXIT_RULE", "GOAL_RULE", "LeadRules",
            "lead_rules", "NO_LEAD_RULES", "compile_journey", "journey_version", "version_of",
@@ -54,49 +51,6 @@ def _act_data(act) -> tuple:
         return (("field", act.to), ("value", act.value))
     name = {"task": "title", "tag": "tag", "add_to_list": "list", "webhook": "webhook"}[act.kind]
     return ((name, act.value),)
-
-
-@dataclass(slots=True)
-class CompiledJourney:
-    """One journey version, compiled: the plan every lead on that version is stepped with (engine.step)."""
-
-    name: str
-    version: str
-    journey: Journey
-    text: str                               # the canonical text: what the store keeps, what `version` hashes
-    machine: Machine                        # built from `transitions`, one Machine transition per row
-    transitions: tuple[Transition, ...]     # the transition table: every way a lead moves, each once
-    initial: str
-    stages: dict[str, StagePlan]
-    content_bits: dict[str, int]
-    score_rules: dict[str, tuple[ScorePlan, ...]]   # by event type, in declaration order
-    exit_rules: dict[str, tuple[EventRule, ...]]    # by event type, in declaration order
-    enroll_rules: dict[str, tuple[EventRule, ...]] | None
-    goals: dict[str, tuple[EventRule, ...]]         # by event type, in declaration order
-    had_bits: dict[str, int]                # event types `had` conditions name -> their bit in `Lead.had`
-    reads_lead: bool                        # some condition reads the lead (`lead.FIELD`, `had`): views carry it
-    fit_rules: tuple[FitPlan, ...]
-    fit_fields: tuple[str, ...]             # attributes kept: fit fields, then `lead.` fields, in declaration order
-    fit_empty: int                          # the fit points of a lead whose profile holds none of those fields
-    half_life: int | None
-    caps: tuple[Cap, ...]
-    cap_slots: int                          # how many score rules have a cap
-    event_types: frozenset[str]
-    callbacks: object = None                # engine.step.Callbacks, bound at compile time
-    zone_default: str = "UTC"               # the zone of a lead without a valid zone attribute
-    zone_field: str | None = None           # the attribute that holds a lead's zone
-    windows: tuple[Window, ...] = ()        # each `send only` / `quiet hours` line
-    anchors: tuple[Anchor, ...] = ()        # per date slot
-    marks: tuple[str, ...] = ()             # content ids `since "..."` timers count from, per mark slot
-    uses_enrolled: bool = False             # a timer counts `in journey`: records keep their enrollment
-    reentry: Reentry = Reentry("once")
-    again_bits: int = 0                     # content of `send ... every visit` lines: forgotten on re-entry
-    catalogue: EventCatalogue | None = None  # the event catalogue it was checked against, if any
-    rules: dict[str, str] = field(default_factory=dict)  # transition id or "score#i" -> the rule with its line
-    priority: int = 0                       # `priority N`: who goes first when journeys send at once
-
-    def stage_ids(self) -> list[str]:
-        return [s.id for s in self.journey.stages]
 
 
 def journey_version(journey: Journey) -> str:

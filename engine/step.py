@@ -20,11 +20,11 @@ from __future__ import annotations
 
 from array import array
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, cast
 
 from mypy_extensions import mypyc_attr
 
-from .compiled import ActPlan, DatedSend, EventRule, Hold, ScorePlan, Send, StagePlan, Transition
+from .compiled import ActPlan, CompiledJourney, DatedSend, EventRule, Hold, ScorePlan, Send, StagePlan, Transition
 from .conditions import ATTRS, HAD, MISSING, lookup
 from .events import Event, format_time
 from .record import ATTRIBUTES_ONLY, DONE, EXITED, NOT_ENROLLED, WAITING, Action, Lead, LeadWide, shared
@@ -55,7 +55,7 @@ def by_priority(journeys) -> list:
     return sorted(journeys, key=lambda cj: (-cj.priority, cj.name))
 
 
-def MAX_CASCADE(cj) -> int:
+def MAX_CASCADE(cj: CompiledJourney) -> int:
     return len(cj.stages) + 1
 
 
@@ -103,7 +103,8 @@ class Context:
     __slots__ = ("cj", "rec", "lead", "time", "event", "view", "actions", "trace", "entry", "prev", "trigger",
                  "fired", "wide", "rules")
 
-    def __init__(self, cj, rec: Lead, lead: str, time: int, trace, wide: LeadWide | None = None, rules=None):
+    def __init__(self, cj: CompiledJourney, rec: Lead, lead: str, time: int, trace, wide: LeadWide | None = None,
+                 rules=None):
         self.cj = cj
         self.rec = rec
         self.lead = lead
@@ -167,7 +168,7 @@ class Context:
 class Callbacks:
     """Entry and exit callbacks of the journey's Machine; they receive the step Context."""
 
-    def bind(self, cj) -> None:
+    def bind(self, cj: CompiledJourney) -> None:
         self.cj = cj
 
     def on_exit(self, ctx: Context) -> None:
@@ -310,7 +311,7 @@ def _deferral(ctx: Context, meant: int | None) -> dict:
     return out
 
 
-def _attributes(cj, rec: Lead | None, attributes: dict | None) -> dict:
+def _attributes(cj: CompiledJourney, rec: Lead | None, attributes: dict | None) -> dict:
     """The lead's attributes as `lead.` conditions read them: those kept, overlaid with `attributes`."""
     kept = rec.attrs if rec is not None and rec.attrs is not None else (None,) * len(cj.fit_fields)
     out = {}
@@ -324,11 +325,11 @@ def _attributes(cj, rec: Lead | None, attributes: dict | None) -> dict:
     return out
 
 
-def _had(cj, rec: Lead) -> frozenset:
+def _had(cj: CompiledJourney, rec: Lead) -> frozenset:
     return frozenset(event for event, bit in cj.had_bits.items() if rec.had & bit) if rec.had else frozenset()
 
 
-def _view(cj, rec: Lead | None, event: Event | None) -> dict:
+def _view(cj: CompiledJourney, rec: Lead | None, event: Event | None) -> dict:
     """What conditions read: the event's data, and when the journey has conditions on the lead, its
     attributes (this event's included) and the event types it has had (this event included)."""
     data = event.data if event is not None else {}
@@ -340,7 +341,7 @@ def _view(cj, rec: Lead | None, event: Event | None) -> dict:
     return view
 
 
-def _remember(cj, rec: Lead, event: Event) -> None:
+def _remember(cj: CompiledJourney, rec: Lead, event: Event) -> None:
     """An event of a type some `had` condition names is remembered (one bit per type, nothing more)."""
     bit = cj.had_bits.get(event.type)
     if bit is not None:
@@ -480,7 +481,7 @@ def _fire_timer(ctx: Context, timer: Timer) -> None:
     ctx.end()
 
 
-def _update_fit(cj, rec: Lead, attributes: dict | None) -> bool:
+def _update_fit(cj: CompiledJourney, rec: Lead, attributes: dict | None) -> bool:
     """Keep the attribute values fit rules read (a tuple by field); True if fit points changed."""
     if not attributes or not cj.fit_fields:
         return False
@@ -640,8 +641,8 @@ def _react(ctx: Context, event: Event) -> None:
     _transitions(ctx, event)
 
 
-def _enroll(cj, lead: str, event: Event, trace, waiting: Lead | None = None, wide: LeadWide | None = None,
-            rules=None):
+def _enroll(cj: CompiledJourney, lead: str, event: Event, trace, waiting: Lead | None = None,
+            wide: LeadWide | None = None, rules=None):
     """A lead not in the journey yet: enroll it, remember an exit, or keep its attributes waiting.
 
     With a lead-wide record, the lead's clock is its time: a late event enrolls it at that clock."""
@@ -691,7 +692,7 @@ def _enroll(cj, lead: str, event: Event, trace, waiting: Lead | None = None, wid
     return rec, ctx.actions
 
 
-def _finished(cj, rec: Lead) -> bool:
+def _finished(cj: CompiledJourney, rec: Lead) -> bool:
     """In a final stage, or out by a way the journey wrote (`-> exit`), and no exit rule met since."""
     if rec.left == "rule":
         return False
@@ -701,7 +702,7 @@ def _finished(cj, rec: Lead) -> bool:
     return plan is not None and plan.final
 
 
-def _returns(cj, rec: Lead, event: Event) -> bool:
+def _returns(cj: CompiledJourney, rec: Lead, event: Event) -> bool:
     """Whether this event brings a finished lead back into the journey (docs/engine.md, Re-entry)."""
     mode, window = cj.reentry.mode, cj.reentry.seconds
     if mode == "once" or not _finished(cj, rec) or event.type == ATTRIBUTES_ONLY:
@@ -740,11 +741,11 @@ def _start_visit(ctx: Context, event: Event, trigger: str) -> None:
     _update_time(ctx, event)
     _apply_score(ctx, event)
     ctx.trigger = trigger
-    cj.callbacks.on_enter(ctx)
+    cast(Callbacks, cj.callbacks).on_enter(ctx)  # compiled.py cannot name the class; typed here, a native call
     _transitions(ctx, event)
 
 
-def _bar_return(cj, rec: Lead, event: Event) -> Lead:
+def _bar_return(cj: CompiledJourney, rec: Lead, event: Event) -> Lead:
     """A lead that left by a way out and now meets an exit rule (an unsubscribe) never comes back."""
     if rec.state == EXITED and rec.left == "way" and _first_match(cj.exit_rules, event,
                                                                    _view(cj, rec, event)) is not None:
@@ -783,7 +784,7 @@ def _fire_now(ctx: Context) -> Timer | None:
     return timer
 
 
-def step_event(cj, rec: Lead | None, lead: str, event: Event, trace: list | None = None):
+def step_event(cj: CompiledJourney, rec: Lead | None, lead: str, event: Event, trace: list | None = None):
     """Apply one event to one lead: returns (new record or None if not enrolled, actions)."""
     if rec is None or rec.state == WAITING:
         return _enroll(cj, lead, event, trace, rec)
@@ -804,7 +805,7 @@ def step_event(cj, rec: Lead | None, lead: str, event: Event, trace: list | None
     return rec, ctx.actions
 
 
-def advance(cj, rec: Lead, lead: str, now: int, trace: list | None = None):
+def advance(cj: CompiledJourney, rec: Lead, lead: str, now: int, trace: list | None = None):
     """Fire everything due up to `now` (a tick). A lead with nothing due is returned unchanged."""
     if rec.due is None or rec.due > now:
         return rec, []

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Iterator, NamedTuple, Union, cast
 
-from .compiled import THRESHOLD_TESTS, ActPlan, DatedSend, Hold, Send, StagePlan, Transition
+from .compiled import THRESHOLD_TESTS, ActPlan, CompiledJourney, DatedSend, Hold, Send, StagePlan, Transition
 from .record import Lead, LeadWide
 from .zones import UTC, next_open, zone
 
@@ -75,7 +75,7 @@ def lead_score_at(rules, wide, t: int) -> float:
     return 0.0 if wide is None else behaviour_at(rules, wide, t)
 
 
-def release_time(cj, rec: Lead) -> int | None:
+def release_time(cj: CompiledJourney, rec: Lead) -> int | None:
     """The earliest time the frequency caps allow another send (None: no cap is full)."""
     return _release(cj.caps, rec.sends)
 
@@ -97,12 +97,12 @@ def _release(caps, recent) -> int | None:
     return release
 
 
-def lead_zone(cj, rec: Lead):
+def lead_zone(cj: CompiledJourney, rec: Lead):
     """The lead's zone: its valid zone attribute, else the journey's default (engine.zones.zone)."""
     return (rec.zone is not None and zone(rec.zone)) or zone(cj.zone_default) or UTC
 
 
-def window_due(cj, rec: Lead, t: int) -> int:
+def window_due(cj: CompiledJourney, rec: Lead, t: int) -> int:
     """When a send due at `t` may go out: the first open instant of the journey's windows, in the lead's zone.
 
     Never before the lead's clock: a send is never decided in the lead's past, so
@@ -112,13 +112,13 @@ def window_due(cj, rec: Lead, t: int) -> int:
     return next_open(cj.windows, lead_zone(cj, rec), t if t > rec.clock else rec.clock)
 
 
-def meant_sends(cj, plan, rec: Lead) -> Iterator[Meant]:
+def meant_sends(cj: CompiledJourney, plan, rec: Lead) -> Iterator[Meant]:
     """Each send of the stage still to come, with when it is meant to go (`_meant`, named)."""
     for meant, send in _meant(cj, plan, rec):
         yield Meant(meant, send)
 
 
-def _meant(cj, plan: StagePlan, rec: Lead) -> Iterator[tuple[int, Union[Send, DatedSend]]]:
+def _meant(cj: CompiledJourney, plan: StagePlan, rec: Lead) -> Iterator[tuple[int, Union[Send, DatedSend]]]:
     """Each send of the stage still to come, with when it is meant to go: (meant, send) as plain pairs, which
     compiled code makes without a Python call (`meant_sends` names them).
 
@@ -227,7 +227,7 @@ class _LeadView:
         self.score, self.score_at, self.fit, self.clock = wide.score, wide.score_at, 0, clock
 
 
-def next_timer(cj, rec: Lead, wide=None, rules=None) -> Timer | None:
+def next_timer(cj: CompiledJourney, rec: Lead, wide=None, rules=None) -> Timer | None:
     """The earliest thing due, or None.
 
     Ties at one instant go to what was meant earliest (sends held by the
