@@ -55,6 +55,20 @@ def test_the_engine_in_use_is_the_one_this_run_asked_for():
             assert _compiled(module), f"{name} is not the compiled module: {module.__file__}"
 
 
+def test_the_plan_the_step_reads_is_made_of_native_classes():
+    """The step reads the compiled journey, its stage plans and rules on every event: compiled, they are native
+    classes (fields at fixed offsets; mypyc lists them in `__mypyc_attrs__`), not Python classes read by
+    generic lookup."""
+    from engine.compiled import CompiledJourney, EventRule, ScorePlan, Send, StagePlan, Transition
+    from engine.record import Lead
+    from engine.step import Context
+
+    for cls in (CompiledJourney, StagePlan, Transition, EventRule, ScorePlan, Send, Lead, Context):
+        native = hasattr(cls, "__mypyc_attrs__")
+        assert native != PURE, f"{cls.__name__} is {'' if native else 'not '}a native class"
+    assert importlib.import_module("engine.compiler").CompiledJourney is CompiledJourney  # one class, re-exported
+
+
 def test_key_tests_pass_on_the_sources():
     """Deselected in the subprocess it starts (KEY_SELECTION), so it never runs itself again."""
     env = {**os.environ, "COLTIVA_PURE": "1"}
