@@ -561,9 +561,15 @@ def _score_event(rules, rec, t: int, event_type: str, view: dict, note: Callable
             continue
         if rule.cap_count is not None:
             assert rule.slot is not None and rule.cap_seconds is not None
-            old = rec.caps[rule.slot] if rec.caps else None
+            old: array | None = rec.caps[rule.slot] if rec.caps else None
             horizon = t - rule.cap_seconds
-            hits = array("q", [x for x in old if x > horizon]) if old else array("q")
+            if old:  # the hits still inside the window: a suffix, as hits are appended at the lead's clock
+                first, n = 0, len(old)
+                while first < n and old[first] <= horizon:
+                    first += 1
+                hits = old[first:]  # a new array: the record being replaced is never changed
+            else:
+                hits = array("q")
             if len(hits) >= rule.cap_count:
                 if note is not None:
                     note(f"capped: {rule.rule}")
