@@ -10,9 +10,10 @@ something due.
 from __future__ import annotations
 
 import math
+from array import array
 from typing import Iterator, NamedTuple, Union, cast
 
-from .compiled import THRESHOLD_TESTS, ActPlan, CompiledJourney, DatedSend, Hold, Send, StagePlan, Transition
+from .compiled import THRESHOLD_TESTS, ActPlan, Cap, CompiledJourney, DatedSend, Hold, Send, StagePlan, Transition
 from .record import Lead, LeadWide
 from .zones import UTC, next_open, zone
 
@@ -85,7 +86,7 @@ def lead_release(rules, wide) -> int | None:
     return None if wide is None else _release(rules.caps, wide.sends)
 
 
-def _release(caps, recent) -> int | None:
+def _release(caps: tuple[Cap, ...], recent: array | None) -> int | None:
     if not caps or not recent:
         return None
     release = None
