@@ -48,6 +48,14 @@ def test_parse_is_json_loads(value):
         assert _same(parse(text), json.loads(text))
 
 
+@pytest.mark.parametrize("value", ["\ud800", ["a\udfffb", {"\udc00": 1}], float("nan"), [float("inf"), -1e400]])
+def test_parse_reads_what_only_python_writes(value):
+    """Lone surrogates (written raw by compact_text, escaped by compact), NaN and the infinities: msgspec's
+    decoder refuses them, `json.loads` reads them, and so does `parse`."""
+    for text in (compact(value), compact_text(value), "1E400"):
+        assert _same(parse(text), json.loads(text)), text
+
+
 @pytest.mark.parametrize("text", ["", "[1,", "[1] x", "{\"a\":}", "nul", "[1]]", "\ufeff[1]"])
 def test_parse_refuses_what_json_loads_refuses(text):
     with pytest.raises(json.JSONDecodeError) as expected:
