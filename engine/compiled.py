@@ -1,9 +1,11 @@
-"""The parts of a compiled journey: named, frozen records the step and the timers read by attribute.
+"""A compiled journey (`CompiledJourney`) and its parts: named records the step and the timers read by attribute.
 
 engine.compiler builds them once per journey version; nothing here changes after
 that, so one plan is shared by every lead of that version. The transition table
 (`Transition`) is the one place a transition exists: the `transitions` Machine
-gets one transition per row, and the step fires rows.
+gets one transition per row, and the step fires rows. mypyc compiles this module
+with the step (engine.NATIVE_MODULES): the classes are native, and the step, which
+names them in its annotations, reads each field at a fixed offset.
 """
 
 from __future__ import annotations
